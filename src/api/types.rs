@@ -1,0 +1,259 @@
+//! Docker Engine API types (the subset moor serves), shared by the server and moor's CLI.
+//! Field names are Docker's (PascalCase); unknown fields are tolerated.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /containers/create` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    /// Image name (`host` for the process runtime).
+    pub image: String,
+    /// Command arguments.
+    pub cmd: Option<Vec<String>>,
+    /// Entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE` environment.
+    pub env: Option<Vec<String>>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// `UID[:GID]`.
+    pub user: Option<String>,
+    /// Labels.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// TTY (not supported yet: must be false).
+    pub tty: bool,
+    /// Whether stdin is attached (not supported yet).
+    pub open_stdin: bool,
+    /// Stop signal, e.g. `SIGTERM`.
+    pub stop_signal: Option<String>,
+    /// Seconds to wait after the stop signal.
+    pub stop_timeout: Option<u32>,
+    /// Host-side options.
+    pub host_config: Option<HostConfig>,
+}
+
+/// Docker's HostConfig subset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--restart`.
+    pub restart_policy: Option<RestartPolicy>,
+    /// `--log-driver` / `--log-opt`.
+    pub log_config: Option<LogConfig>,
+    /// `--network`.
+    pub network_mode: Option<String>,
+    /// `--runtime`.
+    pub runtime: Option<String>,
+}
+
+/// Docker's RestartPolicy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    /// `no`, `on-failure`, `always`, `unless-stopped` (empty = `no`).
+    pub name: String,
+    /// For `on-failure`.
+    pub maximum_retry_count: u32,
+}
+
+/// Docker's LogConfig.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    /// Always `json-file` in moor.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Driver options.
+    pub config: BTreeMap<String, String>,
+}
+
+/// `POST /containers/create` answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateResponse {
+    /// The new container's id.
+    pub id: String,
+    /// Always present, usually empty.
+    pub warnings: Vec<String>,
+}
+
+/// `GET /containers/{id}/json` answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerInspect {
+    /// 64 hex.
+    pub id: String,
+    /// RFC 3339 nanoseconds.
+    pub created: String,
+    /// argv[0].
+    pub path: String,
+    /// argv[1..].
+    pub args: Vec<String>,
+    /// The state.
+    pub state: ContainerState,
+    /// Image id or name.
+    pub image: String,
+    /// `/name`.
+    pub name: String,
+    /// Restarts by policy.
+    pub restart_count: u32,
+    /// Storage driver name.
+    pub driver: String,
+    /// Always `linux`.
+    pub platform: String,
+    /// The json-file log path.
+    pub log_path: String,
+    /// Host-side options.
+    pub host_config: HostConfig,
+    /// The container's config.
+    pub config: ContainerConfig,
+    /// moor's own facts (shim, runtime, orphan reason).
+    pub moor: MoorDetails,
+}
+
+/// Docker's ContainerState.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerState {
+    /// created, running, paused, restarting, removing, exited, dead.
+    pub status: String,
+    /// Whether it runs.
+    pub running: bool,
+    /// Always false for now.
+    pub paused: bool,
+    /// Whether a restart policy is about to start it again.
+    pub restarting: bool,
+    /// Killed by the OOM killer.
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    /// Whether removal failed.
+    pub dead: bool,
+    /// Host pid of its process, 0 when not running.
+    pub pid: i32,
+    /// Exit code (128+signal for a signal).
+    pub exit_code: i32,
+    /// Why it ended abnormally, empty if not.
+    pub error: String,
+    /// RFC 3339 nanoseconds, `0001-01-01T00:00:00Z` when never.
+    pub started_at: String,
+    /// RFC 3339 nanoseconds, `0001-01-01T00:00:00Z` when never.
+    pub finished_at: String,
+}
+
+/// Docker's container Config subset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerConfig {
+    /// Hostname.
+    pub hostname: String,
+    /// User.
+    pub user: String,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Cmd.
+    pub cmd: Vec<String>,
+    /// Entrypoint (null when unset).
+    pub entrypoint: Option<Vec<String>>,
+    /// The image name used.
+    pub image: String,
+    /// Working directory.
+    pub working_dir: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Stop signal.
+    pub stop_signal: String,
+    /// Stop timeout in seconds.
+    pub stop_timeout: Option<u32>,
+    /// TTY.
+    pub tty: bool,
+}
+
+/// moor's own fields in inspect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MoorDetails {
+    /// The state machine's state name (created, starting, running, stopping, exited, removing, orphaned).
+    pub state: String,
+    /// The runtime (`process` or `runc`).
+    pub runtime: String,
+    /// The shim's pid while one runs, else 0.
+    pub shim_pid: i32,
+    /// Why the container is an orphan, empty if it is not.
+    pub orphan_reason: String,
+}
+
+/// `GET /containers/json` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerSummary {
+    /// 64 hex.
+    pub id: String,
+    /// `["/name"]`.
+    pub names: Vec<String>,
+    /// Image name.
+    pub image: String,
+    /// Image id.
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    /// The command line, joined by spaces.
+    pub command: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Docker's status word (running, exited...).
+    pub state: String,
+    /// Human text: `Up 5 seconds`, `Exited (0) 3 seconds ago`.
+    pub status: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `POST /containers/{id}/wait` answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WaitResponse {
+    /// The exit code.
+    pub status_code: i64,
+    /// Set when waiting failed.
+    pub error: Option<WaitError>,
+}
+
+/// The error inside a [`WaitResponse`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WaitError {
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Every error answer: `{"message": "..."}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Docker's text.
+    pub message: String,
+}
+
+/// `GET /version` answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Version {
+    /// moor's version.
+    pub version: String,
+    /// Highest API version served.
+    pub api_version: String,
+    /// Lowest API version served.
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    /// `linux`.
+    pub os: String,
+    /// e.g. `amd64`.
+    pub arch: String,
+    /// Kernel release.
+    pub kernel_version: String,
+}

@@ -1,0 +1,1 @@
+//! The `moor` command line: argument parsing and one module per command.

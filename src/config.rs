@@ -1,0 +1,1 @@
+//! daemon.json: Docker's names and format where they exist.

@@ -1,0 +1,1 @@
+//! The daemon: the Supervisor actor, one Container actor per container, the reconciler.

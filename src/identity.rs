@@ -1,0 +1,1 @@
+//! Process identity: (pid, start time, boot id), checked before anything is signalled, and pidfds.

@@ -1,0 +1,14 @@
+//! moor: a container supervisor whose containers never notice the daemon going away.
+//!
+//! The daemon (`daemon`, `api`, `config`, `runtime`), the CLI (`cli`) and the shim
+//! (`shim`, `identity`) live in this crate; the state machine and its store in `moor-state`.
+//! The shim's modules use std, libc, nix and serde only.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod identity;
+pub mod paths;
+pub mod runtime;
+pub mod shim;

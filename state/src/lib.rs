@@ -1,0 +1,16 @@
+//! moor's container state: the pure state machine (`machine`, `event`, `record`,
+//! `reconcile`) and the sled store that persists it (`store`, `schema`).
+//!
+//! Everything but `store` and `schema` is free of I/O: the daemon and
+//! `moor admin inspect` call the same functions and get the same answers.
+
+pub mod event;
+pub mod machine;
+pub mod reconcile;
+pub mod record;
+pub mod schema;
+pub mod store;
+
+pub use event::Event;
+pub use machine::{transition, Run, State, TransitionError};
+pub use record::{ContainerRecord, ContainerSpec, Exit, ProcessIdentity, Timestamp};

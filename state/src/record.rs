@@ -1,0 +1,145 @@
+//! The persisted container record and the value types it is made of.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::machine::State;
+
+/// A point in time, always UTC; serialized as RFC 3339 with nanoseconds.
+pub type Timestamp = DateTime<Utc>;
+
+/// Version of [`ContainerRecord`]'s on-disk shape; bumped with a migration in `schema`.
+pub const RECORD_VERSION: u32 = 1;
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exit {
+    /// It called exit(2) with this code.
+    Code(i32),
+    /// It was killed by this signal number.
+    Signal(i32),
+}
+
+impl Exit {
+    /// The exit code Docker reports: the code, or 128 + signal.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// A process as moor records it: a pid is never trusted alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    /// The process id in the host pid namespace.
+    pub pid: i32,
+    /// Field 22 of /proc/PID/stat (clock ticks after boot): tells a reused pid apart.
+    pub start_time: u64,
+    /// /proc/sys/kernel/random/boot_id at the time it was recorded: tells a reboot apart.
+    pub boot_id: String,
+}
+
+/// Which runtime runs the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// A plain process on the host, no isolation (development and non-root use).
+    #[default]
+    Process,
+    /// An OCI container run by runc.
+    Runc,
+}
+
+/// Docker's restart policy names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart (Docker's default).
+    #[default]
+    No,
+    /// Restart when the exit code is not 0, at most `max_retries` times (0 = no limit).
+    OnFailure { max_retries: u32 },
+    /// Always restart, also after a daemon restart.
+    Always,
+    /// Like `always`, but not after the user stopped it.
+    UnlessStopped,
+}
+
+/// What the user asked for at create time; never changed afterwards (but by rename).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The image name as the user gave it (`host` for the process runtime).
+    pub image: String,
+    /// Command arguments (Docker's Cmd).
+    pub cmd: Vec<String>,
+    /// Entrypoint, prepended to `cmd` when set.
+    pub entrypoint: Vec<String>,
+    /// Environment as `KEY=VALUE` strings.
+    pub env: Vec<String>,
+    /// Working directory; empty means the runtime's default (`/`).
+    pub working_dir: String,
+    /// `UID[:GID]` or empty for the runtime's default.
+    pub user: String,
+    /// Free-form labels.
+    pub labels: BTreeMap<String, String>,
+    /// Hostname; empty means the short id.
+    pub hostname: String,
+    /// Signal sent by `stop`, e.g. `SIGTERM` (empty = SIGTERM).
+    pub stop_signal: String,
+    /// Seconds between the stop signal and SIGKILL (None = daemon default, 10 s).
+    pub stop_timeout: Option<u32>,
+    /// Remove the container once it exits (`--rm`).
+    pub auto_remove: bool,
+    /// When to start it again after it exits.
+    pub restart_policy: RestartPolicy,
+    /// The runtime it was created for; a daemon with another default still runs it with this one.
+    pub runtime: RuntimeKind,
+    /// Log driver options (`max-size`, `max-file`...), Docker's `--log-opt`.
+    pub log_opts: BTreeMap<String, String>,
+}
+
+impl ContainerSpec {
+    /// The argv the runtime executes: entrypoint then cmd.
+    pub fn argv(&self) -> Vec<String> {
+        self.entrypoint.iter().chain(self.cmd.iter()).cloned().collect()
+    }
+}
+
+/// One container, as stored in the `containers` tree (and, at create, in its own directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// Shape version of this record ([`RECORD_VERSION`]).
+    pub version: u32,
+    /// 64 lowercase hex digits.
+    pub id: String,
+    /// Unique name, without Docker's leading `/`.
+    pub name: String,
+    /// What the user asked for.
+    pub spec: ContainerSpec,
+    /// Where the container is in its life; changed only through [`crate::transition`].
+    pub state: State,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// How many times moor started it again by its restart policy.
+    pub restart_count: u32,
+}
+
+impl ContainerRecord {
+    /// A freshly created record, in state `Created`.
+    pub fn new(id: String, name: String, spec: ContainerSpec, created_at: Timestamp) -> Self {
+        ContainerRecord {
+            version: RECORD_VERSION,
+            id,
+            name,
+            spec,
+            state: State::Created,
+            created_at,
+            restart_count: 0,
+        }
+    }
+}
