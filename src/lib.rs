@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fsutil;
 pub mod identity;
 pub mod paths;
 pub mod runtime;

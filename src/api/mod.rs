@@ -1,3 +1,7 @@
 //! The Docker Engine API subset moor serves on its unix socket.
 
+pub mod convert;
+pub mod error;
+pub mod routes;
+pub mod server;
 pub mod types;

@@ -1,8 +1,37 @@
 //! The daemon: the Supervisor actor, one Container actor per container, the reconciler.
+//!
+//! Start-up order: take the root's lock, open the store (moving a broken one aside and
+//! rebuilding it), reconcile, then serve the API. Shutdown: with live-restore the
+//! daemon just exits; without, every container is stopped and its exit recorded first.
 
+pub mod container;
+pub mod error;
+pub mod layout;
+pub mod messages;
+#[allow(unsafe_code)]
+pub mod pidwatch;
+pub mod reconciler;
+pub mod signal;
+pub mod supervisor;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use actix::prelude::*;
+use moor_state::store::{Store, StoreError};
+use moor_state::ContainerSpec;
+use nix::fcntl::{Flock, FlockArg};
 use thiserror::Error;
+use tracing::{error, info, warn};
+
+use crate::config::{self, ConfigError, DaemonConfig};
+use crate::paths::Paths;
+use layout::Layout;
+use messages::{ShutDown, Summarize};
+use supervisor::Supervisor;
 
 /// How `moor daemon` was asked to run (command line over daemon.json over defaults).
 #[derive(Debug, Clone, Default)]
@@ -22,12 +51,249 @@ pub struct Options {
 /// Why the daemon could not run.
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    /// Placeholder until the daemon lands.
-    #[error("the daemon is not built yet")]
-    NotBuilt,
+    /// daemon.json is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A directory or file of the daemon could not be prepared.
+    #[error("{what} {path}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another daemon holds the root.
+    #[error("another moor daemon (pid {pid}) is using {root}; stop it first")]
+    Locked {
+        /// Its pid, as written in the lock file.
+        pid: String,
+        /// The root.
+        root: PathBuf,
+    },
+    /// The store cannot be opened or rebuilt.
+    #[error("open the store")]
+    Store(#[from] StoreError),
+}
+
+/// What every actor shares: the store, the layout and the settings.
+pub struct Shared {
+    /// The sled store (the index of containers).
+    pub store: Store,
+    /// Where things are.
+    pub layout: Layout,
+    /// daemon.json as loaded at start.
+    pub config: DaemonConfig,
+}
+
+impl Shared {
+    fn log_opt<'a>(&'a self, spec: &'a ContainerSpec, key: &str) -> Option<&'a str> {
+        spec.log_opts
+            .get(key)
+            .or_else(|| self.config.log_opts.get(key))
+            .map(String::as_str)
+    }
+
+    /// The container's `max-size` log option in bytes (its own, else the daemon's).
+    pub fn log_max_size(&self, spec: &ContainerSpec) -> Option<u64> {
+        self.log_opt(spec, "max-size").and_then(parse_size)
+    }
+
+    /// The container's `max-file` log option (its own, else the daemon's; default 1).
+    pub fn log_max_file(&self, spec: &ContainerSpec) -> u32 {
+        self.log_opt(spec, "max-file")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+    }
+}
+
+/// Parses a size such as `10m`, `512k`, `1g` or `1024` (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (digits, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn io_err(
+    what: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let path = path.to_path_buf();
+    move |source| DaemonError::Io { what, path, source }
+}
+
+/// Resolves paths: command line, then daemon.json, then the defaults for this user.
+fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
+    let defaults = Paths::default_for_current_user();
+    let config_path = opts.config.clone().unwrap_or(defaults.config);
+    let loaded = config::load(&config_path)?;
+    for key in &loaded.ignored_keys {
+        warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
+    }
+    let config = loaded.config;
+    let root = opts
+        .root
+        .clone()
+        .or_else(|| config.data_root.clone())
+        .unwrap_or(defaults.root);
+    let run_dir = opts
+        .run_dir
+        .clone()
+        .or_else(|| config.exec_root.clone())
+        .unwrap_or(defaults.run_dir);
+    let socket = opts
+        .socket
+        .clone()
+        .unwrap_or_else(|| run_dir.join("moor.sock"));
+    let layout = Layout {
+        root,
+        run_dir,
+        socket,
+        shim_bin: Layout::default_shim_bin(),
+    };
+    Ok((layout, config))
+}
+
+/// Takes the root's lock file so a second daemon fails at once.
+fn lock_root(layout: &Layout) -> Result<Flock<File>, DaemonError> {
+    let path = layout.lock_file();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, _)| {
+        DaemonError::Locked {
+            pid: std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            root: layout.root.clone(),
+        }
+    })?;
+    lock.set_len(0).map_err(io_err("write", &path))?;
+    write!(lock, "{}", std::process::id()).map_err(io_err("write", &path))?;
+    Ok(lock)
+}
+
+fn open_store(layout: &Layout) -> Result<Store, DaemonError> {
+    let (store, moved) = Store::open_or_move_aside(&layout.store())?;
+    if let Some(aside) = moved {
+        error!(moved_to = %aside.display(), "the store could not be opened: moved aside, rebuilding from spec files");
+        let n = reconciler::rebuild(&store, layout);
+        warn!(restored = n, "store rebuilt from spec files");
+    }
+    Ok(store)
+}
+
+fn prepare_dirs(layout: &Layout) -> Result<(), DaemonError> {
+    for dir in [
+        layout.root.clone(),
+        layout.root.join("containers"),
+        layout.run_containers(),
+    ] {
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    }
+    if let Some(parent) = layout.socket.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    }
+    Ok(())
+}
+
+/// Binds the API socket, replacing a stale one, mode 0660.
+fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListener, DaemonError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_err("remove stale socket", path)(e))
+        }
+        _ => {}
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err("bind", path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(io_err("chmod", path))?;
+    Ok(listener)
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
-pub fn run(_opts: Options) -> Result<(), DaemonError> {
-    Err(DaemonError::NotBuilt)
+pub fn run(opts: Options) -> Result<(), DaemonError> {
+    let (layout, config) = resolve(&opts)?;
+    prepare_dirs(&layout)?;
+    let _lock = lock_root(&layout)?;
+    let store = open_store(&layout)?;
+    let shared = Arc::new(Shared {
+        store,
+        layout,
+        config,
+    });
+    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.live_restore, "starting");
+    let recovered = reconciler::reconcile(&shared);
+    let signals = signal_channel()?;
+    let system = System::new();
+    let result = system.block_on(serve(shared.clone(), recovered, signals));
+    let _ = std::fs::remove_file(&shared.layout.socket);
+    info!("stopped");
+    result
+}
+
+/// SIGTERM, SIGINT and SIGHUP, delivered on a channel by a signal-hook thread.
+fn signal_channel() -> Result<tokio::sync::mpsc::UnboundedReceiver<i32>, DaemonError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(io_err("install signal handlers", std::path::Path::new("-")))?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(io_err("spawn signal thread", std::path::Path::new("-")))?;
+    Ok(rx)
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    recovered: Vec<moor_state::ContainerRecord>,
+    mut signals: tokio::sync::mpsc::UnboundedReceiver<i32>,
+) -> Result<(), DaemonError> {
+    let supervisor = Supervisor::new(shared.clone(), recovered).start();
+    let listener = bind_socket(&shared.layout.socket)?;
+    let server = crate::api::server::serve(listener, supervisor.clone(), shared.clone())
+        .map_err(io_err("serve", &shared.layout.socket))?;
+    let handle = server.handle();
+    let server_task = actix_rt::spawn(server);
+    let summary = supervisor.send(Summarize).await.unwrap_or_default();
+    info!(socket = %shared.layout.socket.display(), running = summary.running, stopped = summary.stopped, orphaned = summary.orphaned, "API serving");
+    loop {
+        match signals.recv().await {
+            Some(libc::SIGHUP) => info!("SIGHUP: configuration reload is not supported yet"),
+            Some(sig) => {
+                info!(signal = sig, "shutting down");
+                break;
+            }
+            None => break,
+        }
+    }
+    handle.stop(false).await;
+    let _ = server_task.await;
+    let live_restore = shared.config.live_restore;
+    let _ = supervisor
+        .send(ShutDown {
+            live_restore,
+            timeout_secs: shared.config.shutdown_timeout,
+        })
+        .await;
+    Ok(())
 }

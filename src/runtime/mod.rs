@@ -1,1 +1,291 @@
-//! Runtimes: how the daemon starts a shim for a container and reads what it reports.
+//! Runtimes: how the daemon starts a shim for a container and reads what the shim
+//! left in the run directory. The daemon never becomes the container's parent: it
+//! spawns `moor-shim`, whose first process exits at once after detaching.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use moor_state::reconcile::{Liveness, ObservedExit};
+use moor_state::{Exit, ProcessIdentity, Run};
+use thiserror::Error;
+use tokio::io::AsyncReadExt;
+
+use crate::identity;
+use crate::shim::protocol::{
+    self, ExitKind, ExitStatus, Identity, Report, RuntimeSpec, ShimSpec, Started,
+};
+
+/// Why a shim could not be started or its files read.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// Writing the shim's spec or clearing old run files failed.
+    #[error("prepare run directory {dir}")]
+    Prepare {
+        /// The container's run directory.
+        dir: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The shim binary could not be executed.
+    #[error("spawn shim {bin}")]
+    Spawn {
+        /// The shim binary.
+        bin: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The shim exited without a report line.
+    #[error("the shim exited without reporting (see {log})")]
+    NoReport {
+        /// The shim's own log.
+        log: PathBuf,
+    },
+    /// A run file is not valid JSON of a known shape.
+    #[error("read {path}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The parse failure.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A run file could not be read.
+    #[error("read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: io::Error,
+    },
+    /// A timestamp written by the shim is not RFC 3339.
+    #[error("bad timestamp {value:?} in {path}")]
+    Time {
+        /// The file.
+        path: PathBuf,
+        /// The text.
+        value: String,
+    },
+}
+
+/// What the shim said once it knew how the start went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// The process runs.
+    Started(Run),
+    /// It could not start: Docker's code and the reason.
+    Failed {
+        /// 126, 127 or 128.
+        code: i32,
+        /// The reason.
+        error: String,
+    },
+}
+
+/// Converts the shim's identity to the store's.
+pub fn to_identity(i: &Identity) -> ProcessIdentity {
+    ProcessIdentity {
+        pid: i.pid,
+        start_time: i.start_time,
+        boot_id: i.boot_id.clone(),
+    }
+}
+
+/// Converts the store's identity to the shim's.
+pub fn from_identity(i: &ProcessIdentity) -> Identity {
+    Identity {
+        pid: i.pid,
+        start_time: i.start_time,
+        boot_id: i.boot_id.clone(),
+    }
+}
+
+/// Checks a recorded identity against /proc.
+pub fn liveness(i: &ProcessIdentity) -> Liveness {
+    match identity::check(&from_identity(i)) {
+        identity::Check::Alive => Liveness::Alive,
+        identity::Check::Gone => Liveness::Gone,
+        identity::Check::Reused => Liveness::Reused,
+    }
+}
+
+fn parse_time(path: &Path, value: &str) -> Result<DateTime<Utc>, RuntimeError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| RuntimeError::Time {
+            path: path.into(),
+            value: value.into(),
+        })
+}
+
+fn to_run(path: &Path, s: &Started) -> Result<Run, RuntimeError> {
+    Ok(Run {
+        shim: to_identity(&s.shim),
+        process: to_identity(&s.process),
+        started_at: parse_time(path, &s.started_at)?,
+    })
+}
+
+/// Starts `shim_bin` for the container whose run directory is `dir` and waits for its report.
+pub async fn start_shim(
+    shim_bin: &Path,
+    dir: &Path,
+    spec: &ShimSpec,
+) -> Result<StartOutcome, RuntimeError> {
+    let prepare = |source| RuntimeError::Prepare {
+        dir: dir.into(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(prepare)?;
+    for stale in [protocol::STARTED_FILE, protocol::EXIT_FILE] {
+        match std::fs::remove_file(dir.join(stale)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(prepare(e)),
+            _ => {}
+        }
+    }
+    let json = serde_json::to_vec_pretty(spec).expect("a shim spec serializes");
+    crate::fsutil::write_atomic(&dir.join(protocol::SPEC_FILE), &json).map_err(prepare)?;
+
+    let mut child = tokio::process::Command::new(shim_bin)
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|source| RuntimeError::Spawn {
+            bin: shim_bin.into(),
+            source,
+        })?;
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        // EOF comes when the detached shim has reported and closed its stdout.
+        stdout
+            .read_to_string(&mut out)
+            .await
+            .map_err(|source| RuntimeError::Read {
+                path: dir.join("<shim stdout>"),
+                source,
+            })?;
+    }
+    // The spawned process exits right after detaching: reap it.
+    let _ = child.wait().await;
+    let line = out.lines().next().ok_or_else(|| RuntimeError::NoReport {
+        log: dir.join(protocol::SHIM_LOG_FILE),
+    })?;
+    let report: Report = serde_json::from_str(line).map_err(|source| RuntimeError::Decode {
+        path: dir.join("<shim report>"),
+        source,
+    })?;
+    Ok(match report {
+        Report::Started(s) => StartOutcome::Started(to_run(&dir.join(protocol::STARTED_FILE), &s)?),
+        Report::Failed { code, error } => StartOutcome::Failed { code, error },
+    })
+}
+
+/// What the run directory says about the last run, as read (missing files are `None`).
+#[derive(Debug, Clone, Default)]
+pub struct RunFiles {
+    /// started.json, when present and of a readable protocol.
+    pub started: Option<Run>,
+    /// exit.json, when present and of a readable protocol.
+    pub exit: Option<ObservedExit>,
+    /// Set when a file has a protocol version this daemon cannot read.
+    pub unsupported_protocol: Option<u32>,
+    /// The start error the shim recorded, if the start failed.
+    pub start_error: Option<String>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RuntimeError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| RuntimeError::Decode {
+                    path: path.into(),
+                    source,
+                })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RuntimeError::Read {
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
+fn readable(version: u32) -> bool {
+    (protocol::OLDEST_READABLE_PROTOCOL..=protocol::PROTOCOL).contains(&version)
+}
+
+/// Converts the shim's exit kind.
+pub fn to_exit(kind: ExitKind) -> Exit {
+    match kind {
+        ExitKind::Code(c) => Exit::Code(c),
+        ExitKind::Signal(s) => Exit::Signal(s),
+    }
+}
+
+/// Reads started.json and exit.json of one container's run directory.
+pub fn read_run_files(dir: &Path) -> Result<RunFiles, RuntimeError> {
+    let mut files = RunFiles::default();
+    let started_path = dir.join(protocol::STARTED_FILE);
+    if let Some(s) = read_json::<Started>(&started_path)? {
+        if readable(s.protocol) {
+            files.started = Some(to_run(&started_path, &s)?);
+        } else {
+            files.unsupported_protocol = Some(s.protocol);
+        }
+    }
+    let exit_path = dir.join(protocol::EXIT_FILE);
+    if let Some(e) = read_json::<ExitStatus>(&exit_path)? {
+        if readable(e.protocol) {
+            files.exit = Some(ObservedExit {
+                exit: to_exit(e.exit),
+                at: parse_time(&exit_path, &e.finished_at)?,
+            });
+            files.start_error = e.start_error;
+        } else {
+            files.unsupported_protocol = Some(e.protocol);
+        }
+    }
+    Ok(files)
+}
+
+/// Builds the shim spec of a process-runtime container.
+pub fn process_spec(
+    id: &str,
+    spec: &moor_state::ContainerSpec,
+    log_path: PathBuf,
+    log_max_size: Option<u64>,
+    log_max_file: u32,
+) -> ShimSpec {
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!(
+            "PATH={}",
+            std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into())
+        ));
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) && !spec.hostname.is_empty() {
+        env.push(format!("HOSTNAME={}", spec.hostname));
+    }
+    ShimSpec {
+        protocol: protocol::PROTOCOL,
+        id: id.into(),
+        runtime: RuntimeSpec::Process {
+            argv: spec.argv(),
+            env,
+            cwd: spec.working_dir.clone(),
+        },
+        log_path,
+        log_max_size,
+        log_max_file,
+    }
+}
+
+/// Docker's default PATH inside a container.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

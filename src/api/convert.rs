@@ -1,0 +1,216 @@
+//! Records to Docker's JSON shapes: ContainerInspect and ContainerSummary.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use moor_state::record::RestartPolicy as Policy;
+use moor_state::{ContainerRecord, State};
+
+use crate::api::types::*;
+use crate::daemon::container::exit_code;
+use crate::daemon::layout::Layout;
+
+/// Go's zero time, as Docker prints never-set times.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano), or Go's zero time.
+pub fn go_time(t: Option<DateTime<Utc>>) -> String {
+    let Some(t) = t else {
+        return ZERO_TIME.into();
+    };
+    let s = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    match s.split_once('.') {
+        Some((head, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{head}Z")
+            } else {
+                format!("{head}.{digits}Z")
+            }
+        }
+        None => s,
+    }
+}
+
+/// Go's `units.HumanDuration`, as `docker ps` prints ages.
+pub fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds();
+    let minutes = d.num_minutes();
+    let hours = d.num_hours();
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours.abs_diff(1) == 0 && minutes < 90 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", hours / 24 / 365)
+    }
+}
+
+fn policy(p: Policy) -> RestartPolicy {
+    let (name, n) = match p {
+        Policy::No => ("no", 0),
+        Policy::OnFailure { max_retries } => ("on-failure", max_retries),
+        Policy::Always => ("always", 0),
+        Policy::UnlessStopped => ("unless-stopped", 0),
+    };
+    RestartPolicy {
+        name: name.into(),
+        maximum_retry_count: n,
+    }
+}
+
+fn runtime_name(rec: &ContainerRecord) -> &'static str {
+    match rec.spec.runtime {
+        moor_state::record::RuntimeKind::Process => "process",
+        moor_state::record::RuntimeKind::Runc => "runc",
+    }
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
+    let argv = rec.spec.argv();
+    let state = &rec.state;
+    let (error, finished_at) = match state {
+        State::Exited {
+            error, finished_at, ..
+        } => (error.clone(), Some(*finished_at)),
+        State::Orphaned { reason, .. } => (format!("orphaned: {reason}"), None),
+        _ => (String::new(), None),
+    };
+    let running = matches!(
+        state,
+        State::Running(_) | State::Stopping(_) | State::Orphaned { run: Some(_), .. }
+    );
+    let (orphan_reason, shim_pid) = match state {
+        State::Orphaned { reason, run } => (reason.clone(), run.as_ref().map_or(0, |r| r.shim.pid)),
+        other => (String::new(), other.run().map_or(0, |r| r.shim.pid)),
+    };
+    ContainerInspect {
+        id: rec.id.clone(),
+        created: go_time(Some(rec.created_at)),
+        path: argv.first().cloned().unwrap_or_default(),
+        args: argv.iter().skip(1).cloned().collect(),
+        state: ContainerState {
+            status: state.docker_status().into(),
+            running,
+            paused: false,
+            restarting: false,
+            oom_killed: false,
+            dead: false,
+            pid: if running {
+                state.run().map_or(0, |r| r.process.pid)
+            } else {
+                0
+            },
+            exit_code: exit_code(state) as i32,
+            error,
+            started_at: go_time(state.started_at()),
+            finished_at: go_time(finished_at),
+        },
+        image: rec.spec.image.clone(),
+        name: format!("/{}", rec.name),
+        restart_count: rec.restart_count,
+        driver: "none".into(),
+        platform: "linux".into(),
+        log_path: layout.log_path(&rec.id).display().to_string(),
+        host_config: HostConfig {
+            auto_remove: rec.spec.auto_remove,
+            restart_policy: Some(policy(rec.spec.restart_policy)),
+            log_config: Some(LogConfig {
+                kind: "json-file".into(),
+                config: rec.spec.log_opts.clone(),
+            }),
+            network_mode: Some("host".into()),
+            runtime: Some(runtime_name(rec).into()),
+        },
+        config: ContainerConfig {
+            hostname: rec.spec.hostname.clone(),
+            user: rec.spec.user.clone(),
+            env: rec.spec.env.clone(),
+            cmd: rec.spec.cmd.clone(),
+            entrypoint: (!rec.spec.entrypoint.is_empty()).then(|| rec.spec.entrypoint.clone()),
+            image: rec.spec.image.clone(),
+            working_dir: rec.spec.working_dir.clone(),
+            labels: rec.spec.labels.clone(),
+            stop_signal: rec.spec.stop_signal.clone(),
+            stop_timeout: rec.spec.stop_timeout,
+            tty: false,
+        },
+        moor: MoorDetails {
+            state: state.name().into(),
+            runtime: runtime_name(rec).into(),
+            shim_pid,
+            orphan_reason,
+        },
+    }
+}
+
+/// `GET /containers/json` entry.
+pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
+    let status = match &rec.state {
+        State::Created | State::Starting => "Created".to_string(),
+        State::Running(run) | State::Stopping(run) => {
+            format!("Up {}", human_duration(now - run.started_at))
+        }
+        State::Orphaned { .. } => "Up (orphaned)".to_string(),
+        State::Exited { finished_at, .. } => format!(
+            "Exited ({}) {} ago",
+            exit_code(&rec.state),
+            human_duration(now - *finished_at)
+        ),
+        State::Removing => "Removal In Progress".to_string(),
+    };
+    ContainerSummary {
+        id: rec.id.clone(),
+        names: vec![format!("/{}", rec.name)],
+        image: rec.spec.image.clone(),
+        image_id: String::new(),
+        command: rec.spec.argv().join(" "),
+        created: rec.created_at.timestamp(),
+        state: rec.state.docker_status().into(),
+        status,
+        labels: rec.spec.labels.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn go_time_trims_like_rfc3339nano() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap();
+        assert_eq!(go_time(Some(t)), "2026-11-27T16:00:00Z");
+        let t = t + chrono::Duration::nanoseconds(123_450_000);
+        assert_eq!(go_time(Some(t)), "2026-11-27T16:00:00.12345Z");
+        assert_eq!(go_time(None), ZERO_TIME);
+    }
+
+    #[test]
+    fn human_duration_matches_go_units() {
+        let d = chrono::Duration::seconds;
+        assert_eq!(human_duration(d(0)), "Less than a second");
+        assert_eq!(human_duration(d(1)), "1 second");
+        assert_eq!(human_duration(d(59)), "59 seconds");
+        assert_eq!(human_duration(d(60)), "About a minute");
+        assert_eq!(human_duration(d(600)), "10 minutes");
+        assert_eq!(human_duration(d(3600)), "About an hour");
+        assert_eq!(human_duration(d(3 * 3600)), "3 hours");
+        assert_eq!(human_duration(d(3 * 86400)), "3 days");
+    }
+}

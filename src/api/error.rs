@@ -1,0 +1,116 @@
+//! `ApiError`: the one place errors become Docker's status codes and `{"message": ...}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use moor_state::TransitionError;
+use thiserror::Error;
+
+use crate::api::types::ErrorBody;
+use crate::daemon::error::ContainerError;
+
+/// An API failure, rendered as Docker renders it.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// Anything the daemon's actors reported.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// The request body is not valid JSON of the expected shape.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A query parameter has a value that cannot be used.
+    #[error("invalid value {value:?} for query parameter {name:?}")]
+    Query {
+        /// The parameter.
+        name: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// `kill` or `stop` with a signal that does not exist.
+    #[error("Invalid signal: {0}")]
+    InvalidSignal(String),
+    /// Neither Cmd nor Entrypoint.
+    #[error("No command specified")]
+    NoCommand,
+    /// An image moor does not have.
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// A create option moor does not implement yet.
+    #[error("{option} is not supported by moor yet")]
+    Unsupported {
+        /// The option.
+        option: &'static str,
+    },
+    /// Removal of a running container without force.
+    #[error("cannot remove container \"/{name}\": container is running: stop the container before removing or force remove")]
+    RemoveRunning {
+        /// Its name.
+        name: String,
+    },
+    /// Kill of a container that does not run.
+    #[error("Container {id} is not running")]
+    NotRunning {
+        /// Its id.
+        id: String,
+    },
+    /// Start of a running container, stop of a stopped one: Docker answers 304.
+    #[error("not modified")]
+    NotModified,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Container(e) => container_status(e),
+            ApiError::Json(_)
+            | ApiError::Query { .. }
+            | ApiError::InvalidSignal(_)
+            | ApiError::NoCommand
+            | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
+            ApiError::RemoveRunning { .. } | ApiError::NotRunning { .. } => StatusCode::CONFLICT,
+            ApiError::NotModified => StatusCode::NOT_MODIFIED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status == StatusCode::NOT_MODIFIED {
+            return HttpResponse::NotModified().finish();
+        }
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        HttpResponse::build(status)
+            .insert_header(("Content-Type", "application/json"))
+            .body(
+                serde_json::to_string(&ErrorBody {
+                    message: self.to_string(),
+                })
+                .expect("an error body serializes"),
+            )
+    }
+}
+
+fn container_status(e: &ContainerError) -> StatusCode {
+    match e {
+        ContainerError::NotFound(_) => StatusCode::NOT_FOUND,
+        ContainerError::Ambiguous(_)
+        | ContainerError::InvalidName(_)
+        | ContainerError::BadRequest(_)
+        | ContainerError::StartFailed { .. } => StatusCode::BAD_REQUEST,
+        ContainerError::NameInUse { .. } | ContainerError::Signal { .. } => StatusCode::CONFLICT,
+        ContainerError::Transition(t) => match t {
+            TransitionError::AlreadyRunning | TransitionError::NotRunning => {
+                StatusCode::NOT_MODIFIED
+            }
+            TransitionError::RunningCannotRemove
+            | TransitionError::BeingRemoved
+            | TransitionError::Orphaned { .. }
+            | TransitionError::Invalid { .. } => StatusCode::CONFLICT,
+        },
+        ContainerError::Store(_)
+        | ContainerError::Runtime(_)
+        | ContainerError::Io { .. }
+        | ContainerError::Mailbox(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}

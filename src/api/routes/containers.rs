@@ -1,0 +1,391 @@
+//! `/containers/...`: create, list, inspect, start, stop, restart, kill, wait, rename, delete.
+
+use std::collections::BTreeMap;
+
+use actix::Addr;
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use moor_state::record::{RestartPolicy as Policy, RuntimeKind};
+use moor_state::{ContainerSpec, TransitionError};
+
+use crate::api::convert;
+use crate::api::error::ApiError;
+use crate::api::routes::{flag, number, Query};
+use crate::api::server::ApiState;
+use crate::api::types::{CreateRequest, CreateResponse, WaitError, WaitResponse};
+use crate::daemon::container::ContainerActor;
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::*;
+use crate::daemon::signal::parse_signal;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/containers/create", web::post().to(create))
+        .route("/containers/json", web::get().to(list))
+        .route("/containers/{id}/json", web::get().to(inspect))
+        .route("/containers/{id}/start", web::post().to(start))
+        .route("/containers/{id}/stop", web::post().to(stop))
+        .route("/containers/{id}/restart", web::post().to(restart))
+        .route("/containers/{id}/kill", web::post().to(kill))
+        .route("/containers/{id}/wait", web::post().to(wait))
+        .route("/containers/{id}/rename", web::post().to(rename))
+        .route("/containers/{id}", web::delete().to(remove));
+}
+
+type Data = web::Data<ApiState>;
+type Id = web::Path<(String,)>;
+
+/// The image name the process runtime runs: the host's own filesystem.
+pub const HOST_IMAGE: &str = "host";
+
+async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
+    Ok(state
+        .supervisor
+        .send(ResolveContainer(key.to_string()))
+        .await
+        .map_err(ContainerError::from)??)
+}
+
+fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy, ApiError> {
+    let Some(p) = p else { return Ok(Policy::No) };
+    match p.name.as_str() {
+        "" | "no" => Ok(Policy::No),
+        "always" => Ok(Policy::Always),
+        "unless-stopped" => Ok(Policy::UnlessStopped),
+        "on-failure" => Ok(Policy::OnFailure {
+            max_retries: p.maximum_retry_count,
+        }),
+        other => Err(ApiError::Query {
+            name: "RestartPolicy.Name",
+            value: other.into(),
+        }),
+    }
+}
+
+/// Turns a Docker create request into a container spec, or says what is wrong with it.
+pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
+    if req.image.is_empty() {
+        return Err(ApiError::Query {
+            name: "Image",
+            value: String::new(),
+        });
+    }
+    if req.image != HOST_IMAGE {
+        return Err(ApiError::NoSuchImage(req.image));
+    }
+    if req.tty {
+        return Err(ApiError::Unsupported { option: "Tty" });
+    }
+    let cmd = req.cmd.unwrap_or_default();
+    let entrypoint = req.entrypoint.unwrap_or_default();
+    if cmd.is_empty() && entrypoint.is_empty() {
+        return Err(ApiError::NoCommand);
+    }
+    let host = req.host_config.unwrap_or_default();
+    if let Some(sig) = req.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        parse_signal(sig).ok_or_else(|| ApiError::InvalidSignal(sig.into()))?;
+    }
+    let mut log_opts = BTreeMap::new();
+    if let Some(lc) = host.log_config.as_ref() {
+        if !matches!(lc.kind.as_str(), "" | "json-file") {
+            return Err(ApiError::Unsupported {
+                option: "a log driver other than json-file",
+            });
+        }
+        log_opts = lc.config.clone();
+    }
+    match host.runtime.as_deref() {
+        None | Some("") | Some("process") => {}
+        Some(_) => {
+            return Err(ApiError::Unsupported {
+                option: "HostConfig.Runtime",
+            })
+        }
+    }
+    Ok(ContainerSpec {
+        image: req.image,
+        cmd,
+        entrypoint,
+        env: req.env.unwrap_or_default(),
+        working_dir: req.working_dir.unwrap_or_default(),
+        user: req.user.unwrap_or_default(),
+        labels: req.labels.unwrap_or_default(),
+        hostname: req.hostname.unwrap_or_default(),
+        stop_signal: req.stop_signal.unwrap_or_default(),
+        stop_timeout: req.stop_timeout,
+        auto_remove: host.auto_remove,
+        restart_policy: restart_policy(host.restart_policy.as_ref())?,
+        runtime: RuntimeKind::Process,
+        log_opts,
+    })
+}
+
+async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let req: CreateRequest = serde_json::from_slice(&body)?;
+    let spec = to_spec(req)?;
+    let name = q.get("name").filter(|n| !n.is_empty()).cloned();
+    let id = state
+        .supervisor
+        .send(CreateContainer { name, spec })
+        .await
+        .map_err(ContainerError::from)??;
+    Ok(HttpResponse::Created().json(CreateResponse {
+        id,
+        warnings: Vec::new(),
+    }))
+}
+
+/// Docker's list filters, in either JSON shape: `{"name":["x"]}` or `{"name":{"x":true}}`.
+fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let v: serde_json::Value = serde_json::from_str(raw)?;
+    let bad = || ApiError::Query {
+        name: "filters",
+        value: raw.clone(),
+    };
+    let obj = v.as_object().ok_or_else(bad)?;
+    let mut out = BTreeMap::new();
+    for (k, vals) in obj {
+        let list: Vec<String> = match vals {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map(String::from).ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            _ => return Err(bad()),
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+fn matches_filters(rec: &moor_state::ContainerRecord, f: &BTreeMap<String, Vec<String>>) -> bool {
+    f.iter().all(|(key, vals)| {
+        vals.iter().any(|v| match key.as_str() {
+            "id" => rec.id.starts_with(v.as_str()),
+            "name" => rec.name.contains(v.trim_start_matches('/')),
+            "status" => rec.state.docker_status() == v,
+            "ancestor" => rec.spec.image == *v,
+            "exited" => {
+                matches!(rec.state, moor_state::State::Exited { .. })
+                    && crate::daemon::container::exit_code(&rec.state).to_string() == *v
+            }
+            "label" => match v.split_once('=') {
+                Some((k, val)) => rec.spec.labels.get(k).is_some_and(|x| x == val),
+                None => rec.spec.labels.contains_key(v.as_str()),
+            },
+            _ => false,
+        })
+    })
+}
+
+async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
+    let all = flag(&q, "all", false)?;
+    let limit: Option<i64> = number(&q, "limit")?;
+    let filters = parse_filters(q.get("filters"))?;
+    let mut records = state
+        .supervisor
+        .send(ListContainers)
+        .await
+        .map_err(ContainerError::from)??;
+    records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let now = Utc::now();
+    let mut out: Vec<_> = records
+        .iter()
+        .filter(|r| all || r.state.docker_status() == "running" || filters.contains_key("status"))
+        .filter(|r| matches_filters(r, &filters))
+        .map(|r| convert::summary(r, now))
+        .collect();
+    if let Some(n) = limit.filter(|n| *n > 0) {
+        out.truncate(n as usize);
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn inspect(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
+    let (_, addr) = resolve(&state, &path.0).await?;
+    let rec = addr
+        .send(InspectContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    Ok(HttpResponse::Ok().json(convert::inspect(&rec, &state.shared.layout)))
+}
+
+/// Maps "already in that state" to Docker's 304.
+fn not_modified(e: ContainerError) -> ApiError {
+    match e {
+        ContainerError::Transition(
+            TransitionError::AlreadyRunning | TransitionError::NotRunning,
+        ) => ApiError::NotModified,
+        other => other.into(),
+    }
+}
+
+async fn start(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
+    let (_, addr) = resolve(&state, &path.0).await?;
+    addr.send(StartContainer)
+        .await
+        .map_err(ContainerError::from)?
+        .map_err(not_modified)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn stop(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
+    let (_, addr) = resolve(&state, &path.0).await?;
+    let timeout_secs = number(&q, "t")?;
+    addr.send(StopContainer { timeout_secs })
+        .await
+        .map_err(ContainerError::from)?
+        .map_err(not_modified)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn restart(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
+    let (_, addr) = resolve(&state, &path.0).await?;
+    let timeout_secs = number(&q, "t")?;
+    match addr
+        .send(StopContainer { timeout_secs })
+        .await
+        .map_err(ContainerError::from)?
+    {
+        Ok(()) | Err(ContainerError::Transition(TransitionError::NotRunning)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    addr.send(StartContainer)
+        .await
+        .map_err(ContainerError::from)??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn kill(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
+    let (id, addr) = resolve(&state, &path.0).await?;
+    let signal = match q.get("signal").filter(|s| !s.is_empty()) {
+        None => libc::SIGKILL,
+        Some(s) => parse_signal(s).ok_or_else(|| ApiError::InvalidSignal(s.clone()))?,
+    };
+    match addr
+        .send(KillContainer { signal })
+        .await
+        .map_err(ContainerError::from)?
+    {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(ContainerError::Transition(TransitionError::NotRunning)) => {
+            Err(ApiError::NotRunning { id })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn wait(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
+    let (_, addr) = resolve(&state, &path.0).await?;
+    let condition = match q.get("condition").map(String::as_str) {
+        None | Some("") | Some("not-running") => WaitCondition::NotRunning,
+        Some("next-exit") => WaitCondition::NextExit,
+        Some("removed") => WaitCondition::Removed,
+        Some(other) => {
+            return Err(ApiError::Query {
+                name: "condition",
+                value: other.into(),
+            })
+        }
+    };
+    let rx = addr
+        .send(WaitContainer(condition))
+        .await
+        .map_err(ContainerError::from)?;
+    // Headers go out at once: the docker CLI sends wait before start and blocks on them.
+    let body = futures_util::stream::once(async move {
+        let answer = match rx.await {
+            Ok(Ok(code)) => WaitResponse {
+                status_code: code,
+                error: None,
+            },
+            Ok(Err(message)) => WaitResponse {
+                status_code: 255,
+                error: Some(WaitError { message }),
+            },
+            Err(_) => WaitResponse {
+                status_code: 255,
+                error: Some(WaitError {
+                    message: "the daemon stopped while waiting".into(),
+                }),
+            },
+        };
+        let mut bytes = serde_json::to_vec(&answer).expect("a wait answer serializes");
+        bytes.push(b'\n');
+        Ok::<_, actix_web::Error>(web::Bytes::from(bytes))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(body))
+}
+
+async fn rename(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
+    let new_name = q.get("name").cloned().unwrap_or_default();
+    state
+        .supervisor
+        .send(RenameContainer {
+            target: path.0.clone(),
+            new_name,
+        })
+        .await
+        .map_err(ContainerError::from)??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
+    let (_, addr) = resolve(&state, &path.0).await?;
+    let force = flag(&q, "force", false)?;
+    let rec = addr
+        .send(InspectContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    match addr
+        .send(RemoveContainer { force })
+        .await
+        .map_err(ContainerError::from)?
+    {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(ContainerError::Transition(TransitionError::RunningCannotRemove)) => {
+            Err(ApiError::RemoveRunning { name: rec.name })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(cmd: &[&str]) -> CreateRequest {
+        CreateRequest {
+            image: HOST_IMAGE.into(),
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn create_needs_a_command() {
+        assert!(matches!(to_spec(req(&[])), Err(ApiError::NoCommand)));
+        assert_eq!(to_spec(req(&["true"])).unwrap().cmd, vec!["true"]);
+    }
+
+    #[test]
+    fn unknown_image_is_named() {
+        let mut r = req(&["true"]);
+        r.image = "busybox".into();
+        let e = to_spec(r).unwrap_err();
+        assert_eq!(e.to_string(), "No such image: busybox");
+    }
+
+    #[test]
+    fn filters_accept_both_shapes() {
+        let a = parse_filters(Some(&r#"{"name":["web"]}"#.to_string())).unwrap();
+        let b = parse_filters(Some(&r#"{"name":{"web":true}}"#.to_string())).unwrap();
+        assert_eq!(a, b);
+        assert!(parse_filters(Some(&"[1]".to_string())).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! `/_ping`, `/version`, `/info`.
+
+use actix_web::{web, HttpResponse};
+
+use crate::api::server::ApiState;
+use crate::api::types::Version;
+use crate::daemon::messages::Summarize;
+
+/// Highest Docker API version served.
+pub const API_VERSION: &str = "1.44";
+/// Lowest Docker API version served.
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/_ping", web::get().to(ping))
+        .route("/_ping", web::head().to(ping))
+        .route("/version", web::get().to(version))
+        .route("/info", web::get().to(info));
+}
+
+async fn ping() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Api-Version", API_VERSION))
+        .insert_header(("OSType", "linux"))
+        .insert_header(("Docker-Experimental", "false"))
+        .insert_header(("Cache-Control", "no-cache, no-store, must-revalidate"))
+        .insert_header(("Pragma", "no-cache"))
+        .content_type("text/plain; charset=utf-8")
+        .body("OK")
+}
+
+fn kernel_version() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+async fn version() -> HttpResponse {
+    HttpResponse::Ok().json(Version {
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: API_VERSION.into(),
+        min_api_version: MIN_API_VERSION.into(),
+        os: "linux".into(),
+        arch: arch().into(),
+        kernel_version: kernel_version(),
+    })
+}
+
+async fn info(state: web::Data<ApiState>) -> HttpResponse {
+    let s = state.supervisor.send(Summarize).await.unwrap_or_default();
+    let shared = &state.shared;
+    HttpResponse::Ok().json(serde_json::json!({
+        "Containers": s.running + s.stopped + s.orphaned,
+        "ContainersRunning": s.running + s.orphaned,
+        "ContainersPaused": 0,
+        "ContainersStopped": s.stopped,
+        "Images": 0,
+        "Driver": "none",
+        "LoggingDriver": "json-file",
+        "KernelVersion": kernel_version(),
+        "OperatingSystem": "linux",
+        "OSType": "linux",
+        "Architecture": std::env::consts::ARCH,
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "DockerRootDir": shared.layout.root,
+        "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "LiveRestoreEnabled": shared.config.live_restore,
+        "DefaultRuntime": "process",
+        "Runtimes": {"process": {"path": shared.layout.shim_bin}},
+    }))
+}

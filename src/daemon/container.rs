@@ -1,0 +1,431 @@
+//! The Container actor: one per container, the only writer of its record. Every
+//! handler runs the transition, persists it (flushed), then acts ("write the
+//! intent, then act"); a start awaits its shim atomically so operations on one
+//! container never interleave.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use moor_state::{transition, ContainerRecord, Event, State};
+use tokio::sync::oneshot;
+use tracing::{info, warn, Span};
+
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::*;
+use crate::daemon::pidwatch;
+use crate::daemon::signal::parse_signal;
+use crate::daemon::Shared;
+use crate::identity::PidFd;
+use crate::runtime::{self, StartOutcome};
+
+/// Docker's default stop timeout, in seconds.
+pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
+
+/// One container's actor.
+pub struct ContainerActor {
+    /// The record as last persisted.
+    record: ContainerRecord,
+    /// Store, layout and daemon settings.
+    shared: Arc<Shared>,
+    /// Told when the container is removed.
+    supervisor: Recipient<ContainerRemoved>,
+    /// Clients waiting for an exit or the removal.
+    waiters: Vec<(WaitCondition, oneshot::Sender<WaitOutcome>)>,
+    /// The span every log line of this container is in.
+    span: Span,
+}
+
+impl ContainerActor {
+    /// An actor for a record (created, recovered or reconciled).
+    pub fn new(
+        record: ContainerRecord,
+        shared: Arc<Shared>,
+        supervisor: Recipient<ContainerRemoved>,
+    ) -> Self {
+        let span = tracing::info_span!("container", container_id = %short(&record.id));
+        ContainerActor {
+            record,
+            shared,
+            supervisor,
+            waiters: Vec::new(),
+            span,
+        }
+    }
+
+    /// Runs the transition and persists it before anything acts on it.
+    fn apply(&mut self, event: Event) -> Result<(), ContainerError> {
+        let event_name = event.name();
+        let next = transition(&self.record.state, event)?;
+        let mut rec = self.record.clone();
+        rec.state = next;
+        self.shared.store.put(&rec)?;
+        info!(parent: &self.span, event = event_name, from = self.record.state.name(), to = rec.state.name(), "state changed");
+        self.record = rec;
+        Ok(())
+    }
+
+    /// The exit code Docker reports for the current state.
+    fn exit_code(&self) -> i64 {
+        exit_code(&self.record.state)
+    }
+
+    /// Watches the shim's pidfd; `ShimExited` arrives when it ends.
+    fn watch(&mut self, ctx: &mut Context<Self>) {
+        let Some(run) = self.record.state.run() else {
+            return;
+        };
+        match PidFd::open_verified(&runtime::from_identity(&run.shim)) {
+            Ok(fd) => {
+                let span = self.span.clone();
+                let fut = async move {
+                    if let Err(e) = pidwatch::exited(fd).await {
+                        warn!(parent: &span, error = %e, "cannot poll the shim's pidfd");
+                    }
+                };
+                ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.notify(ShimExited)));
+            }
+            Err(e) => {
+                info!(parent: &self.span, error = %e, "shim already gone");
+                ctx.notify(ShimExited);
+            }
+        }
+    }
+
+    fn after_start(
+        &mut self,
+        outcome: Result<StartOutcome, runtime::RuntimeError>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ContainerError> {
+        match outcome {
+            Ok(StartOutcome::Started(run)) => {
+                let pid = run.process.pid;
+                self.apply(Event::Started(run))?;
+                info!(parent: &self.span, pid, "started");
+                self.watch(ctx);
+                Ok(())
+            }
+            Ok(StartOutcome::Failed { code, error }) => {
+                self.fail_start(code, error.clone(), ctx)?;
+                Err(ContainerError::StartFailed { code, error })
+            }
+            Err(e) => {
+                self.fail_start(128, e.to_string(), ctx)?;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn fail_start(
+        &mut self,
+        code: i32,
+        error: String,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ContainerError> {
+        warn!(parent: &self.span, code, error = %error, "start failed");
+        let at = Utc::now();
+        self.apply(Event::StartFailed { code, error, at })?;
+        self.after_exit(ctx);
+        Ok(())
+    }
+
+    /// Answers waiters and applies `--rm` once the process ended.
+    fn after_exit(&mut self, ctx: &mut Context<Self>) {
+        let code = self.exit_code();
+        let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|(c, _)| *c != WaitCondition::Removed);
+        self.waiters = keep;
+        for (_, tx) in done {
+            let _ = tx.send(Ok(code));
+        }
+        if self.record.spec.auto_remove {
+            if let Err(e) = self.remove_now(ctx) {
+                warn!(parent: &self.span, error = %e, "auto-remove failed");
+            }
+        }
+    }
+
+    /// Removes a container that does not run: state, files, record, then the actor.
+    fn remove_now(&mut self, ctx: &mut Context<Self>) -> Result<(), ContainerError> {
+        self.apply(Event::RemoveRequested)?;
+        let id = self.record.id.clone();
+        remove_files(&self.shared, &id)?;
+        self.shared.store.remove(&id)?;
+        info!(parent: &self.span, "removed");
+        let code = self.exit_code();
+        for (_, tx) in self.waiters.drain(..) {
+            let _ = tx.send(Ok(code));
+        }
+        let span = self.span.clone();
+        ctx.spawn(
+            self.supervisor
+                .send(ContainerRemoved { id })
+                .into_actor(self)
+                .map(move |res, _, ctx| {
+                    if let Err(e) = res {
+                        warn!(parent: &span, error = %e, "supervisor gone");
+                    }
+                    ctx.stop();
+                }),
+        );
+        Ok(())
+    }
+
+    /// Opens a verified pidfd on the container's process.
+    fn process_pidfd(&self) -> Result<PidFd, ContainerError> {
+        let run = self.record.state.signal_target()?;
+        PidFd::open_verified(&runtime::from_identity(&run.process)).map_err(|source| {
+            ContainerError::Signal {
+                id: self.record.id.clone(),
+                source,
+            }
+        })
+    }
+
+    fn next_exit(&mut self) -> oneshot::Receiver<WaitOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push((WaitCondition::NextExit, tx));
+        rx
+    }
+}
+
+/// The exit code Docker reports for a state: 0 until it exits, 255 when unknown.
+pub fn exit_code(state: &State) -> i64 {
+    match state {
+        State::Exited { exit: Some(e), .. } => i64::from(e.code()),
+        State::Exited { exit: None, .. } => 255,
+        _ => 0,
+    }
+}
+
+/// Deletes a container's run directory and persistent directory.
+pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
+    for dir in [
+        shared.layout.run_container_dir(id),
+        shared.layout.container_dir(id),
+    ] {
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ContainerError::Io {
+                    what: "remove",
+                    path: dir,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The first 12 characters of an id, as Docker shows it.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+impl Actor for ContainerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A resumed container is watched again.
+        if matches!(self.record.state, State::Running(_) | State::Stopping(_)) {
+            self.watch(ctx);
+        }
+    }
+}
+
+impl Handler<StartContainer> for ContainerActor {
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
+
+    fn handle(&mut self, _: StartContainer, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.apply(Event::StartRequested) {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        let layout = &self.shared.layout;
+        let id = self.record.id.clone();
+        let dir = layout.run_container_dir(&id);
+        let spec = runtime::process_spec(
+            &id,
+            &self.record.spec,
+            layout.log_path(&id),
+            self.shared.log_max_size(&self.record.spec),
+            self.shared.log_max_file(&self.record.spec),
+        );
+        let bin = layout.shim_bin.clone();
+        let fut = async move { runtime::start_shim(&bin, &dir, &spec).await };
+        AtomicResponse::new(Box::pin(
+            fut.into_actor(self)
+                .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
+        ))
+    }
+}
+
+impl Handler<ShimExited> for ContainerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ShimExited, ctx: &mut Context<Self>) {
+        if self.record.state.run().is_none() {
+            return;
+        }
+        let dir = self.shared.layout.run_container_dir(&self.record.id);
+        let now = Utc::now();
+        let event = match runtime::read_run_files(&dir) {
+            Ok(files) => match files.exit {
+                Some(e) => Event::Exited {
+                    exit: e.exit,
+                    at: e.at,
+                },
+                None => Event::Lost {
+                    reason: "the shim exited without writing an exit status".into(),
+                    at: now,
+                },
+            },
+            Err(e) => Event::Lost {
+                reason: format!("the shim's exit status is unreadable: {e}"),
+                at: now,
+            },
+        };
+        match self.apply(event) {
+            Ok(()) => {
+                info!(parent: &self.span, exit_code = self.exit_code(), "exited");
+                self.after_exit(ctx);
+            }
+            Err(e) => warn!(parent: &self.span, error = %e, "exit not recorded"),
+        }
+    }
+}
+
+impl Handler<StopContainer> for ContainerActor {
+    type Result = ResponseFuture<Result<(), ContainerError>>;
+
+    fn handle(&mut self, msg: StopContainer, _: &mut Context<Self>) -> Self::Result {
+        let prepared: Result<_, ContainerError> = (|| {
+            let pidfd = self.process_pidfd()?;
+            self.apply(Event::StopRequested)?;
+            let signal = match self.record.spec.stop_signal.as_str() {
+                "" => libc::SIGTERM,
+                s => parse_signal(s).unwrap_or(libc::SIGTERM),
+            };
+            pidfd
+                .send_signal(signal)
+                .map_err(|source| ContainerError::Signal {
+                    id: self.record.id.clone(),
+                    source,
+                })?;
+            Ok((pidfd, self.next_exit()))
+        })();
+        let timeout = msg
+            .timeout_secs
+            .or(self.record.spec.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let span = self.span.clone();
+        Box::pin(async move {
+            let (pidfd, mut rx) = prepared?;
+            let waited = tokio::time::timeout(Duration::from_secs(timeout.into()), &mut rx).await;
+            if waited.is_err() {
+                info!(parent: &span, timeout, "stop timeout: sending SIGKILL");
+                // The pidfd still names the same process: a reused pid cannot be hit.
+                let _ = pidfd.send_signal(libc::SIGKILL);
+                let _ = rx.await;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Handler<KillContainer> for ContainerActor {
+    type Result = Result<(), ContainerError>;
+
+    fn handle(&mut self, msg: KillContainer, _: &mut Context<Self>) -> Self::Result {
+        let pidfd = self.process_pidfd()?;
+        info!(parent: &self.span, signal = msg.signal, "kill");
+        pidfd
+            .send_signal(msg.signal)
+            .map_err(|source| ContainerError::Signal {
+                id: self.record.id.clone(),
+                source,
+            })
+    }
+}
+
+impl Handler<RemoveContainer> for ContainerActor {
+    type Result = ResponseActFuture<Self, Result<(), ContainerError>>;
+
+    fn handle(&mut self, msg: RemoveContainer, ctx: &mut Context<Self>) -> Self::Result {
+        let running = matches!(
+            self.record.state,
+            State::Running(_) | State::Stopping(_) | State::Starting
+        );
+        if !(running && msg.force) {
+            return Box::pin(fut::ready(self.remove_now(ctx)));
+        }
+        let killed = self.process_pidfd().and_then(|pidfd| {
+            pidfd
+                .send_signal(libc::SIGKILL)
+                .map_err(|source| ContainerError::Signal {
+                    id: self.record.id.clone(),
+                    source,
+                })
+        });
+        let rx = self.next_exit();
+        Box::pin(
+            async move {
+                killed?;
+                let _ = rx.await;
+                Ok(())
+            }
+            .into_actor(self)
+            .map(|res: Result<(), ContainerError>, act, ctx| {
+                res?;
+                // `--rm` may already have removed it when the exit arrived.
+                if matches!(act.record.state, State::Removing) {
+                    return Ok(());
+                }
+                act.remove_now(ctx)
+            }),
+        )
+    }
+}
+
+impl Handler<WaitContainer> for ContainerActor {
+    type Result = MessageResult<WaitContainer>;
+
+    fn handle(&mut self, msg: WaitContainer, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        let running = matches!(
+            self.record.state,
+            State::Running(_) | State::Stopping(_) | State::Starting
+        );
+        if msg.0 == WaitCondition::NotRunning && !running {
+            let _ = tx.send(Ok(self.exit_code()));
+        } else {
+            self.waiters.push((msg.0, tx));
+        }
+        MessageResult(rx)
+    }
+}
+
+impl Handler<InspectContainer> for ContainerActor {
+    type Result = MessageResult<InspectContainer>;
+
+    fn handle(&mut self, _: InspectContainer, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.record.clone())
+    }
+}
+
+impl Handler<RenameContainer> for ContainerActor {
+    type Result = Result<(), ContainerError>;
+
+    fn handle(&mut self, msg: RenameContainer, _: &mut Context<Self>) -> Self::Result {
+        crate::daemon::supervisor::validate_name(&msg.new_name)?;
+        self.shared
+            .store
+            .rename(&self.record.id, &msg.new_name)
+            .map_err(crate::daemon::supervisor::name_conflict)?;
+        info!(parent: &self.span, from = %self.record.name, to = %msg.new_name, "renamed");
+        self.record.name = msg.new_name;
+        crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
+    }
+}

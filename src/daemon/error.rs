@@ -1,0 +1,72 @@
+//! Errors of the daemon's actors; the API maps them to Docker's status codes.
+
+use moor_state::store::StoreError;
+use moor_state::TransitionError;
+use thiserror::Error;
+
+use crate::runtime::RuntimeError;
+
+/// Why a container operation failed.
+#[derive(Debug, Error)]
+pub enum ContainerError {
+    /// No container has this id, name or prefix.
+    #[error("No such container: {0}")]
+    NotFound(String),
+    /// An id prefix matches several containers.
+    #[error("multiple containers match the prefix {0:?}: use more characters")]
+    Ambiguous(String),
+    /// The name is taken.
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// The holder.
+        id: String,
+    },
+    /// The name is not a valid container name.
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    /// The request is not valid (bad parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The state machine refused the request.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Starting or reading the shim failed.
+    #[error("runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    /// The process could not be started (exit code 126/127/128 recorded).
+    #[error("failed to start container: {error}")]
+    StartFailed {
+        /// Docker's code.
+        code: i32,
+        /// Why.
+        error: String,
+    },
+    /// A signal could not be delivered.
+    #[error("cannot signal container {id}: {source}")]
+    Signal {
+        /// The container.
+        id: String,
+        /// Why.
+        #[source]
+        source: crate::identity::IdentityError,
+    },
+    /// A file of the container could not be written or removed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The actor is gone (daemon shutting down).
+    #[error("the daemon is shutting down")]
+    Mailbox(#[from] actix::MailboxError),
+}

@@ -1,0 +1,131 @@
+//! Messages between the API, the Supervisor and the Container actors: commands are
+//! imperative, reports past tense.
+
+use actix::prelude::*;
+use moor_state::{ContainerRecord, ContainerSpec};
+use tokio::sync::oneshot;
+
+use crate::daemon::container::ContainerActor;
+use crate::daemon::error::ContainerError;
+
+/// Create a container (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<String, ContainerError>")]
+pub struct CreateContainer {
+    /// The requested name, or `None` for a generated one.
+    pub name: Option<String>,
+    /// What to run.
+    pub spec: ContainerSpec,
+}
+
+/// Find a container by full id, name, or unique id prefix (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<(String, Addr<ContainerActor>), ContainerError>")]
+pub struct ResolveContainer(pub String);
+
+/// All records (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<ContainerRecord>, ContainerError>")]
+pub struct ListContainers;
+
+/// Rename a container (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct RenameContainer {
+    /// Name or id.
+    pub target: String,
+    /// The new name.
+    pub new_name: String,
+}
+
+/// A container actor finished removing its container (Supervisor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ContainerRemoved {
+    /// Its id.
+    pub id: String,
+}
+
+/// Stop every container (live-restore off) or none (on), then answer (Supervisor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutDown {
+    /// Whether containers keep running.
+    pub live_restore: bool,
+    /// Upper bound for each container's stop timeout.
+    pub timeout_secs: Option<u32>,
+}
+
+/// Counts for the start-up summary and STATUS (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Summary")]
+pub struct Summarize;
+
+/// Container counts by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, MessageResponse)]
+pub struct Summary {
+    /// Running (or stopping).
+    pub running: usize,
+    /// Exited or created.
+    pub stopped: usize,
+    /// Orphaned.
+    pub orphaned: usize,
+}
+
+/// Start the container (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct StartContainer;
+
+/// Stop it: its stop signal, then SIGKILL after the timeout; answers once it exited (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct StopContainer {
+    /// Seconds before SIGKILL; `None` = the container's own stop timeout.
+    pub timeout_secs: Option<u32>,
+}
+
+/// Send a signal to its process (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct KillContainer {
+    /// The signal number.
+    pub signal: i32,
+}
+
+/// Remove it (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct RemoveContainer {
+    /// Kill it first when it runs.
+    pub force: bool,
+}
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Until it is not running (at once if it is not).
+    NotRunning,
+    /// Until its next exit.
+    NextExit,
+    /// Until it is removed.
+    Removed,
+}
+
+/// The end of a wait: the exit code, or why waiting failed.
+pub type WaitOutcome = Result<i64, String>;
+
+/// Register a waiter (Container): answers at once with the receiver.
+#[derive(Message)]
+#[rtype(result = "oneshot::Receiver<WaitOutcome>")]
+pub struct WaitContainer(pub WaitCondition);
+
+/// The current record (Container).
+#[derive(Message)]
+#[rtype(result = "ContainerRecord")]
+pub struct InspectContainer;
+
+/// The shim's pidfd became readable: the shim exited (Container, internal).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShimExited;

@@ -1,0 +1,188 @@
+//! The reconciler: at start-up, before the API serves, every recovered record is
+//! observed on the host, classified by the pure `moor_state::reconcile::classify`,
+//! and the resulting event applied through the state machine and persisted.
+//! Orphans are listed, never killed.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use chrono::Utc;
+use moor_state::reconcile::{classify, Class, Observation, ObservedRun};
+use moor_state::store::Store;
+use moor_state::{transition, ContainerRecord};
+use tracing::{error, info, warn};
+
+use crate::daemon::container::{remove_files, short};
+use crate::daemon::layout::Layout;
+use crate::daemon::Shared;
+use crate::runtime;
+
+/// What the host shows for one container's run directory.
+pub fn observe(layout: &Layout, id: &str) -> Observation {
+    let dir = layout.run_container_dir(id);
+    let now = Utc::now();
+    let files = match runtime::read_run_files(&dir) {
+        Ok(f) => f,
+        Err(e) => {
+            warn!(container_id = %short(id), error = %e, "unreadable run files: treated as absent");
+            runtime::RunFiles::default()
+        }
+    };
+    Observation {
+        started: files.started.map(|run| ObservedRun {
+            shim: runtime::liveness(&run.shim),
+            process: runtime::liveness(&run.process),
+            run,
+        }),
+        exit: files.exit,
+        unsupported_protocol: files.unsupported_protocol,
+        now,
+    }
+}
+
+/// Counts of the classes, for the summary line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Resumed.
+    pub resumed: usize,
+    /// Exited while the daemon was down.
+    pub exited: usize,
+    /// Lost (exit unknown).
+    pub lost: usize,
+    /// Orphaned.
+    pub orphaned: usize,
+    /// Removals finished.
+    pub removed: usize,
+    /// Unchanged.
+    pub unchanged: usize,
+}
+
+/// Reconciles every record in the store; returns the records that stay, updated.
+pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
+    let (records, bad) = match shared.store.list_with_errors() {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "cannot list the store");
+            (Vec::new(), Vec::new())
+        }
+    };
+    for (id, e) in bad {
+        error!(container_id = %short(&id), error = %e, "record unreadable: left as it is");
+    }
+    let mut tally = Tally::default();
+    let mut kept = Vec::new();
+    for mut record in records {
+        let obs = observe(&shared.layout, &record.id);
+        let class = classify(&record.state, &obs);
+        count(&mut tally, &class);
+        info!(container_id = %short(&record.id), name = %record.name, class = class.name(), state = record.state.name(), "reconciled");
+        match &class {
+            Class::FinishRemoval => {
+                if let Err(e) = remove_files(shared, &record.id)
+                    .and_then(|()| shared.store.remove(&record.id).map_err(Into::into))
+                {
+                    error!(container_id = %short(&record.id), error = %e, "removal not finished");
+                    kept.push(record);
+                }
+                continue;
+            }
+            Class::Orphan { reason, .. } => {
+                warn!(container_id = %short(&record.id), reason = %reason, "orphan: left running, see `moor admin orphans`");
+            }
+            _ => {}
+        }
+        if let Some(event) = class.event(obs.now) {
+            match transition(&record.state, event) {
+                Ok(next) => {
+                    record.state = next;
+                    if let Err(e) = shared.store.put(&record) {
+                        error!(container_id = %short(&record.id), error = %e, "cannot persist the reconciled state");
+                    }
+                }
+                Err(e) => {
+                    error!(container_id = %short(&record.id), error = %e, "reconciled event refused")
+                }
+            }
+        }
+        kept.push(record);
+    }
+    report_unknown_run_dirs(&shared.layout, &kept);
+    info!(
+        resumed = tally.resumed,
+        exited_while_down = tally.exited,
+        lost = tally.lost,
+        orphaned = tally.orphaned,
+        removed = tally.removed,
+        unchanged = tally.unchanged,
+        "reconciler finished"
+    );
+    kept
+}
+
+fn count(t: &mut Tally, class: &Class) {
+    match class {
+        Class::Resume(_) => t.resumed += 1,
+        Class::ExitedWhileDown(_) => t.exited += 1,
+        Class::Lost { .. } => t.lost += 1,
+        Class::Orphan { .. } => t.orphaned += 1,
+        Class::FinishRemoval => t.removed += 1,
+        Class::Unchanged => t.unchanged += 1,
+    }
+}
+
+/// Logs run directories that no record claims: their shims are never killed.
+fn report_unknown_run_dirs(layout: &Layout, kept: &[ContainerRecord]) {
+    let known: HashSet<&str> = kept.iter().map(|r| r.id.as_str()).collect();
+    let Ok(entries) = std::fs::read_dir(layout.run_containers()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if known.contains(name.as_str()) {
+            continue;
+        }
+        let alive = runtime::read_run_files(&entry.path())
+            .ok()
+            .and_then(|f| f.started)
+            .is_some_and(|run| runtime::liveness(&run.process).is_alive());
+        if alive {
+            warn!(container_id = %short(&name), "orphan: a live container has no record; left running");
+        }
+    }
+}
+
+/// Rebuilds an empty store from the spec files under `<root>/containers/`.
+/// Returns how many records were restored.
+pub fn rebuild(store: &Store, layout: &Layout) -> usize {
+    let dir = layout.root.join("containers");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut restored = 0;
+    for entry in entries.flatten() {
+        let path = entry.path().join(crate::daemon::layout::SPEC_FILE);
+        match read_spec(&path) {
+            Ok(record) => match store.create(&record) {
+                Ok(()) => restored += 1,
+                Err(e) => error!(path = %path.display(), error = %e, "cannot restore record"),
+            },
+            Err(e) => error!(path = %path.display(), error = %e, "spec file unreadable: skipped"),
+        }
+    }
+    restored
+}
+
+/// Why a spec file could not be used for a rebuild.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecFileError {
+    /// It could not be read.
+    #[error("read: {0}")]
+    Read(#[from] std::io::Error),
+    /// It is not a record.
+    #[error("decode: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+fn read_spec(path: &Path) -> Result<ContainerRecord, SpecFileError> {
+    Ok(serde_json::from_slice(&std::fs::read(path)?)?)
+}

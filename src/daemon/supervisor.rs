@@ -1,0 +1,250 @@
+//! The Supervisor actor: owns ids and names, creates containers and finds them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::Utc;
+use futures_util::future::join_all;
+use moor_state::store::StoreError;
+use moor_state::{ContainerRecord, State};
+use rand::Rng;
+use tracing::info;
+
+use crate::daemon::container::ContainerActor;
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::*;
+use crate::daemon::Shared;
+
+/// Owns the registry of container actors.
+pub struct Supervisor {
+    /// Store, layout and settings.
+    shared: Arc<Shared>,
+    /// Live actors by full id.
+    containers: HashMap<String, Addr<ContainerActor>>,
+    /// Records to start actors for once the supervisor runs (from the reconciler).
+    recovered: Vec<ContainerRecord>,
+}
+
+impl Supervisor {
+    /// A supervisor that starts one actor per recovered record.
+    pub fn new(shared: Arc<Shared>, recovered: Vec<ContainerRecord>) -> Self {
+        Supervisor {
+            shared,
+            containers: HashMap::new(),
+            recovered,
+        }
+    }
+
+    fn spawn(&mut self, record: ContainerRecord, ctx: &mut Context<Self>) {
+        let id = record.id.clone();
+        let actor = ContainerActor::new(record, self.shared.clone(), ctx.address().recipient());
+        self.containers.insert(id, actor.start());
+    }
+
+    fn resolve(&self, key: &str) -> Result<(String, Addr<ContainerActor>), ContainerError> {
+        let key = key.strip_prefix('/').unwrap_or(key);
+        if let Some(addr) = self.containers.get(key) {
+            return Ok((key.to_string(), addr.clone()));
+        }
+        if let Some(id) = self.shared.store.id_by_name(key)? {
+            if let Some(addr) = self.containers.get(&id) {
+                return Ok((id, addr.clone()));
+            }
+        }
+        let mut matches = self
+            .containers
+            .iter()
+            .filter(|(id, _)| !key.is_empty() && id.starts_with(key));
+        match (matches.next(), matches.next()) {
+            (Some((id, addr)), None) => Ok((id.clone(), addr.clone())),
+            (Some(_), Some(_)) => Err(ContainerError::Ambiguous(key.into())),
+            (None, _) => Err(ContainerError::NotFound(key.into())),
+        }
+    }
+}
+
+/// Checks a container name as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn validate_name(name: &str) -> Result<(), ContainerError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if first_ok && rest_ok && name.len() >= 2 {
+        Ok(())
+    } else {
+        Err(ContainerError::InvalidName(name.into()))
+    }
+}
+
+/// Maps the store's name conflict to Docker's message.
+pub fn name_conflict(e: StoreError) -> ContainerError {
+    match e {
+        StoreError::NameInUse { name, id } => ContainerError::NameInUse { name, id },
+        other => ContainerError::Store(other),
+    }
+}
+
+/// Writes the container's spec file (its record at create) atomically.
+pub fn write_spec_file(shared: &Shared, rec: &ContainerRecord) -> Result<(), ContainerError> {
+    let dir = shared.layout.container_dir(&rec.id);
+    let io = |what, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| ContainerError::Io { what, path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let mut at_create = rec.clone();
+    at_create.state = State::Created;
+    let json = serde_json::to_vec_pretty(&at_create).expect("a record serializes");
+    let path = shared.layout.spec_file(&rec.id);
+    crate::fsutil::write_atomic(&path, &json).map_err(io("write", &path))
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nifty", "proud", "quiet", "sharp", "tender", "vivid", "wise", "zen",
+];
+const NOUNS: &[&str] = &[
+    "anchor", "buoy", "cove", "dock", "harbor", "jetty", "keel", "lagoon", "mast", "pier", "quay",
+    "reef", "sail", "tide", "wharf",
+];
+
+fn generated_name() -> String {
+    let mut rng = rand::thread_rng();
+    format!(
+        "{}_{}{}",
+        ADJECTIVES[rng.gen_range(0..ADJECTIVES.len())],
+        NOUNS[rng.gen_range(0..NOUNS.len())],
+        rng.gen_range(0..100)
+    )
+}
+
+fn new_id() -> String {
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        for record in std::mem::take(&mut self.recovered) {
+            self.spawn(record, ctx);
+        }
+    }
+}
+
+impl Handler<CreateContainer> for Supervisor {
+    type Result = Result<String, ContainerError>;
+
+    fn handle(&mut self, msg: CreateContainer, ctx: &mut Context<Self>) -> Self::Result {
+        let name = match msg.name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(&n).to_string();
+                validate_name(&n)?;
+                n
+            }
+            None => generated_name(),
+        };
+        if let Some(holder) = self.shared.store.id_by_name(&name)? {
+            return Err(ContainerError::NameInUse { name, id: holder });
+        }
+        let id = new_id();
+        let record = ContainerRecord::new(id.clone(), name, msg.spec, Utc::now());
+        write_spec_file(&self.shared, &record)?;
+        if let Err(e) = self.shared.store.create(&record) {
+            let _ = std::fs::remove_dir_all(self.shared.layout.container_dir(&id));
+            return Err(name_conflict(e));
+        }
+        info!(container_id = %&id[..12], name = %record.name, "created");
+        self.spawn(record, ctx);
+        Ok(id)
+    }
+}
+
+impl Handler<ResolveContainer> for Supervisor {
+    type Result = Result<(String, Addr<ContainerActor>), ContainerError>;
+
+    fn handle(&mut self, msg: ResolveContainer, _: &mut Context<Self>) -> Self::Result {
+        self.resolve(&msg.0)
+    }
+}
+
+impl Handler<ListContainers> for Supervisor {
+    type Result = Result<Vec<ContainerRecord>, ContainerError>;
+
+    fn handle(&mut self, _: ListContainers, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.shared.store.list()?)
+    }
+}
+
+impl Handler<RenameContainer> for Supervisor {
+    type Result = ResponseFuture<Result<(), ContainerError>>;
+
+    fn handle(&mut self, msg: RenameContainer, _: &mut Context<Self>) -> Self::Result {
+        let resolved = self.resolve(&msg.target);
+        Box::pin(async move {
+            let (_, addr) = resolved?;
+            addr.send(msg).await?
+        })
+    }
+}
+
+impl Handler<ContainerRemoved> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ContainerRemoved, _: &mut Context<Self>) {
+        self.containers.remove(&msg.id);
+    }
+}
+
+impl Handler<Summarize> for Supervisor {
+    type Result = Summary;
+
+    fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Summary {
+        summarize(&self.shared.store.list().unwrap_or_default())
+    }
+}
+
+/// Counts records by state.
+pub fn summarize(records: &[ContainerRecord]) -> Summary {
+    let mut s = Summary::default();
+    for r in records {
+        match r.state {
+            State::Running(_) | State::Stopping(_) | State::Starting => s.running += 1,
+            State::Orphaned { .. } => s.orphaned += 1,
+            State::Created | State::Exited { .. } | State::Removing => s.stopped += 1,
+        }
+    }
+    s
+}
+
+impl Handler<ShutDown> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: ShutDown, _: &mut Context<Self>) -> Self::Result {
+        if msg.live_restore {
+            info!(
+                containers = self.containers.len(),
+                "live-restore: containers keep running"
+            );
+            return Box::pin(async {});
+        }
+        let timeout = msg.timeout_secs;
+        let stops: Vec<_> = self
+            .containers
+            .values()
+            .map(|addr| {
+                addr.send(StopContainer {
+                    timeout_secs: timeout,
+                })
+            })
+            .collect();
+        info!(
+            containers = stops.len(),
+            "live-restore off: stopping every container"
+        );
+        Box::pin(async move {
+            join_all(stops).await;
+        })
+    }
+}
