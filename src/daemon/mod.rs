@@ -73,6 +73,12 @@ pub enum DaemonError {
         /// The root.
         root: PathBuf,
     },
+    /// A runtime this build cannot run containers with.
+    #[error("runtime {name:?} is not available: this build runs containers with the \"process\" runtime only")]
+    UnsupportedRuntime {
+        /// The runtime asked for.
+        name: String,
+    },
     /// The store cannot be opened or rebuilt.
     #[error("open the store")]
     Store(#[from] StoreError),
@@ -139,6 +145,14 @@ fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
         warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
     }
     let config = loaded.config;
+    let runtime = opts
+        .runtime
+        .clone()
+        .or_else(|| config.default_runtime.clone())
+        .unwrap_or_else(|| "process".into());
+    if runtime != "process" {
+        return Err(DaemonError::UnsupportedRuntime { name: runtime });
+    }
     let root = opts
         .root
         .clone()

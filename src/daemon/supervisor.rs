@@ -151,6 +151,16 @@ impl Handler<CreateContainer> for Supervisor {
         let id = new_id();
         let record = ContainerRecord::new(id.clone(), name, msg.spec, Utc::now());
         write_spec_file(&self.shared, &record)?;
+        // The log exists from create on, so `logs -f` can open it before the start.
+        let log = self.shared.layout.log_path(&id);
+        if let Err(source) = std::fs::File::create(&log) {
+            let _ = std::fs::remove_dir_all(self.shared.layout.container_dir(&id));
+            return Err(ContainerError::Io {
+                what: "create",
+                path: log,
+                source,
+            });
+        }
         if let Err(e) = self.shared.store.create(&record) {
             let _ = std::fs::remove_dir_all(self.shared.layout.container_dir(&id));
             return Err(name_conflict(e));

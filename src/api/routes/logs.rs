@@ -17,7 +17,10 @@ use crate::api::error::ApiError;
 use crate::api::routes::{flag, Query};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
-use crate::daemon::messages::{ResolveContainer, WaitCondition, WaitContainer, WaitOutcome};
+use crate::daemon::messages::{
+    InspectContainer, ResolveContainer, WaitCondition, WaitContainer, WaitOutcome,
+};
+use moor_state::State;
 
 /// Registers the route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -149,19 +152,34 @@ async fn logs(
             value: "you must choose at least one stream".into(),
         });
     }
-    let done = if flag(&q, "follow", false)? {
+    let follow = flag(&q, "follow", false)?;
+    let rec = addr
+        .send(InspectContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    let done = if follow {
+        // A container that never ran is followed through its next run.
+        let condition = match rec.state {
+            State::Created => WaitCondition::NextExit,
+            _ => WaitCondition::NotRunning,
+        };
         Some(
-            addr.send(WaitContainer(WaitCondition::NotRunning))
+            addr.send(WaitContainer(condition))
                 .await
                 .map_err(ContainerError::from)?,
         )
     } else {
         None
     };
+    // Opened before answering: a `--rm` container's log may be unlinked right after it ends.
+    let path = state.shared.layout.log_path(&id);
+    let file = tokio::fs::File::open(&path).await.ok();
     let (tx, rx) = mpsc::channel::<web::Bytes>(32);
-    actix_rt::spawn(pump(state.shared.layout.log_path(&id), opts, done, tx));
+    actix_rt::spawn(pump(path, file, opts, done, tx));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, actix_web::Error>(b), rx))
     });
     Ok(HttpResponse::Ok()
         .content_type("application/vnd.docker.multiplexed-stream")
@@ -182,20 +200,13 @@ fn when(q: &Query, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError
 /// (or, following, until the container stopped and the rest was read).
 async fn pump(
     path: PathBuf,
+    file: Option<tokio::fs::File>,
     opts: LogOptions,
     mut done: Option<oneshot::Receiver<WaitOutcome>>,
     tx: mpsc::Sender<web::Bytes>,
 ) {
-    let mut file = loop {
-        match tokio::fs::File::open(&path).await {
-            Ok(f) => break f,
-            Err(_) if done.is_some() && !tx.is_closed() => {
-                if wait_step(&mut done).await {
-                    return;
-                }
-            }
-            Err(_) => return,
-        }
+    let Some(mut file) = file else {
+        return;
     };
     if let Some(n) = opts.tail {
         let p = path.clone();
