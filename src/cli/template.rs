@@ -12,10 +12,10 @@ use thiserror::Error;
 pub enum TemplateError {
     /// The template text is not a valid Go template.
     #[error("template parsing error")]
-    Parse(#[source] gtmpl::error::ParseError),
+    Parse(#[source] Box<gtmpl::error::ParseError>),
     /// Evaluating it over a container failed.
     #[error("template: executing")]
-    Exec(#[source] gtmpl::error::ExecError),
+    Exec(#[source] Box<gtmpl::error::ExecError>),
 }
 
 /// A parsed template, ready to render containers.
@@ -29,7 +29,9 @@ impl Format {
     pub fn parse(text: &str) -> Result<Format, TemplateError> {
         let mut template = Template::default();
         template.add_func("json", json_func);
-        template.parse(text).map_err(TemplateError::Parse)?;
+        template
+            .parse(text)
+            .map_err(|error| TemplateError::Parse(Box::new(error)))?;
         Ok(Format { template })
     }
 
@@ -37,7 +39,7 @@ impl Format {
     pub fn render(&self, data: &serde_json::Value) -> Result<String, TemplateError> {
         self.template
             .render(&Context::from(to_gtmpl(data)))
-            .map_err(TemplateError::Exec)
+            .map_err(|error| TemplateError::Exec(Box::new(error)))
     }
 }
 
