@@ -1,0 +1,569 @@
+//! The command line, parsed with clap's derive API: doc comments become `--help` text.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::api::types::{CreateRequest, HostConfig, LogConfig, RestartPolicy};
+use crate::paths::Paths;
+
+/// moor: a container supervisor whose containers never notice the daemon going away.
+#[derive(Debug, Parser)]
+#[command(name = "moor", version, propagate_version = true)]
+pub struct Cli {
+    /// Daemon socket to connect to (unix://PATH).
+    #[arg(short = 'H', long, global = true, env = "MOOR_HOST", default_value_t = default_host())]
+    pub host: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `unix://` plus the default socket of the current user.
+pub fn default_host() -> String {
+    format!(
+        "unix://{}",
+        Paths::default_for_current_user().socket.display()
+    )
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the moor daemon in the foreground.
+    Daemon(DaemonArgs),
+    /// Create and start a container.
+    Run(RunArgs),
+    /// Create a container without starting it.
+    Create(CreateArgs),
+    /// Start one or more stopped containers.
+    Start(StartArgs),
+    /// Stop one or more running containers.
+    Stop(StopArgs),
+    /// Send a signal to one or more running containers.
+    Kill(KillArgs),
+    /// Restart one or more containers.
+    Restart(StopArgs),
+    /// Remove one or more containers.
+    Rm(RmArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(NamesArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Show low-level information on containers.
+    Inspect(InspectArgs),
+    /// Fetch the logs of a container.
+    Logs(LogsArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
+    /// Show the moor version information.
+    Version,
+}
+
+impl Command {
+    /// The exit code for an error the command itself could not get past: 125 for `run` and
+    /// `create` (docker's "the daemon failed" code, apart from the container's own codes),
+    /// 1 otherwise.
+    pub fn failure_code(&self) -> i32 {
+        match self {
+            Command::Run(_) | Command::Create(_) => 125,
+            _ => 1,
+        }
+    }
+}
+
+/// The runtimes the daemon can default to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeName {
+    /// A plain process, no isolation (development, tests, non-root).
+    Process,
+    /// runc on an OCI bundle.
+    Runc,
+}
+
+/// `moor daemon` options; each overrides daemon.json, which overrides the defaults.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// State root (sled store, container directories, logs).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Run directory (shim files, exit files, socket).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// API socket path.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// daemon.json path.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Default runtime for new containers.
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeName>,
+}
+
+impl DaemonArgs {
+    /// The daemon's options from these arguments.
+    pub fn to_options(&self) -> crate::daemon::Options {
+        crate::daemon::Options {
+            root: self.root.clone(),
+            run_dir: self.run_dir.clone(),
+            socket: self.socket.clone(),
+            config: self.config.clone(),
+            runtime: self.runtime.map(|runtime| match runtime {
+                RuntimeName::Process => "process".to_string(),
+                RuntimeName::Runc => "runc".to_string(),
+            }),
+        }
+    }
+}
+
+/// The container options `run` and `create` share.
+#[derive(Debug, Args)]
+pub struct ContainerOpts {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to copy it from this environment).
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file, one KEY=VALUE a line.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User name or UID[:GID].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Overwrite the image's default entrypoint.
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Set a label (KEY=VALUE).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Restart policy: no, always, unless-stopped, on-failure[:MAX-RETRIES].
+    #[arg(long, value_name = "POLICY", value_parser = parse_restart)]
+    pub restart: Option<RestartPolicy>,
+    /// Signal to stop the container.
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait after the stop signal before killing the container.
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<u32>,
+    /// Log driver option (KEY=VALUE), e.g. max-size=10m.
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// Container host name.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Runtime for this container (process or runc).
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Image to run (`host` for the process runtime).
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Command and its arguments.
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub cmd: Vec<String>,
+}
+
+/// `moor run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// The container.
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+/// `moor create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The container.
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+/// `moor start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Follow the container's output and exit with its code.
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Containers (names or ids).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub names: Vec<String>,
+}
+
+/// `moor stop` and `moor restart`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container.
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        value_name = "SECONDS"
+    )]
+    pub timeout: Option<i64>,
+    /// Containers (names or ids).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub names: Vec<String>,
+}
+
+/// `moor kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send.
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    /// Containers (names or ids).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub names: Vec<String>,
+}
+
+/// `moor rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill a running container before removing it.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Containers (names or ids).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub names: Vec<String>,
+}
+
+/// A command taking only container names.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// Containers (names or ids).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub names: Vec<String>,
+}
+
+/// `moor ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Filter output (KEY=VALUE), e.g. name=web, status=exited, label=k=v.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+}
+
+/// `moor inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format the output with a Go template, e.g. '{{.State.Pid}}'.
+    #[arg(short = 'f', long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    /// Containers (names or ids).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub names: Vec<String>,
+}
+
+/// `moor logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs, or `all`.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<String>,
+    /// Show timestamps.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Show logs since a timestamp (RFC 3339 or unix) or a relative time (e.g. 42m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// The container (name or id).
+    #[arg(value_name = "CONTAINER")]
+    pub name: String,
+}
+
+/// `moor rename`.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The container's current name or id.
+    #[arg(value_name = "CONTAINER")]
+    pub old: String,
+    /// Its new name.
+    #[arg(value_name = "NEW_NAME")]
+    pub new: String,
+}
+
+/// Parses `no`, `always`, `unless-stopped` and `on-failure[:N]` as docker does.
+pub fn parse_restart(text: &str) -> Result<RestartPolicy, String> {
+    let (name, count) = match text.split_once(':') {
+        Some((name, count)) => (name, Some(count)),
+        None => (text, None),
+    };
+    let maximum_retry_count = match count {
+        None => 0,
+        Some(count) => count
+            .parse::<u32>()
+            .map_err(|_| format!("maximum retry count must be a number: {count:?}"))?,
+    };
+    match name {
+        "no" | "always" | "unless-stopped" if count.is_some() => Err(format!(
+            "maximum retry count cannot be used with restart policy '{name}'"
+        )),
+        "no" | "always" | "unless-stopped" | "on-failure" => Ok(RestartPolicy {
+            name: name.to_string(),
+            maximum_retry_count,
+        }),
+        _ => Err(format!("invalid restart policy '{name}'")),
+    }
+}
+
+/// One `-e` value: `KEY=VALUE` as is, `KEY` alone with this environment's value when set
+/// (docker keeps the bare `KEY` otherwise).
+pub fn resolve_env<F>(entry: &str, lookup: F) -> String
+where
+    F: Fn(&str) -> Option<String>,
+{
+    if entry.contains('=') {
+        return entry.to_string();
+    }
+    match lookup(entry) {
+        Some(value) => format!("{entry}={value}"),
+        None => entry.to_string(),
+    }
+}
+
+/// An env file's entries: blank lines and `#` comments skipped, a `KEY` alone taken from
+/// this environment or dropped when unset (docker's rules).
+pub fn parse_env_file<F>(text: &str, lookup: F) -> Vec<String>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    text.lines()
+        .map(str::trim_start)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| match line.contains('=') {
+            true => Some(line.to_string()),
+            false => lookup(line.trim_end()).map(|value| format!("{}={value}", line.trim_end())),
+        })
+        .collect()
+}
+
+/// `KEY=VALUE` entries as a map; a bare `KEY` gets an empty value.
+pub fn parse_key_values(entries: &[String]) -> BTreeMap<String, String> {
+    entries
+        .iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((key, value)) => (key.to_string(), value.to_string()),
+            None => (entry.clone(), String::new()),
+        })
+        .collect()
+}
+
+impl ContainerOpts {
+    /// The `POST /containers/create` body for these options.
+    pub fn to_request(&self) -> anyhow::Result<CreateRequest> {
+        let restart_policy = self.restart.clone();
+        if self.rm
+            && restart_policy
+                .as_ref()
+                .is_some_and(|policy| policy.name != "no")
+        {
+            bail!("conflicting options: cannot specify both --restart and --rm");
+        }
+        let lookup = |key: &str| std::env::var(key).ok();
+        let mut env = Vec::new();
+        for file in &self.env_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("read env file {}", file.display()))?;
+            env.extend(parse_env_file(&text, lookup));
+        }
+        env.extend(self.env.iter().map(|entry| resolve_env(entry, lookup)));
+        Ok(CreateRequest {
+            image: self.image.clone(),
+            cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
+            entrypoint: self.entrypoint.as_ref().map(|entry| vec![entry.clone()]),
+            env: (!env.is_empty()).then_some(env),
+            working_dir: self.workdir.clone(),
+            user: self.user.clone(),
+            labels: (!self.label.is_empty()).then(|| parse_key_values(&self.label)),
+            hostname: self.hostname.clone(),
+            tty: false,
+            open_stdin: false,
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            host_config: Some(HostConfig {
+                auto_remove: self.rm,
+                restart_policy,
+                log_config: Some(LogConfig {
+                    kind: "json-file".to_string(),
+                    config: parse_key_values(&self.log_opt),
+                }),
+                network_mode: None,
+                runtime: self.runtime.clone(),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["moor", "--host", "unix:///tmp/x.sock"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("arguments parse")
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match parse(args).command {
+            Command::Run(run) => run,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!(parse_restart("always").unwrap().name, "always");
+        assert_eq!(parse_restart("no").unwrap().maximum_retry_count, 0);
+        let on_failure = parse_restart("on-failure:5").unwrap();
+        assert_eq!(
+            (on_failure.name.as_str(), on_failure.maximum_retry_count),
+            ("on-failure", 5)
+        );
+        assert_eq!(parse_restart("on-failure").unwrap().maximum_retry_count, 0);
+        assert!(parse_restart("always:3").is_err());
+        assert!(parse_restart("on-failure:x").is_err());
+        assert!(parse_restart("sometimes").is_err());
+    }
+
+    #[test]
+    fn trailing_command_keeps_its_hyphens() {
+        let run = run_args(&["run", "--rm", "host", "sh", "-c", "echo -n x"]);
+        assert!(run.opts.rm);
+        assert!(!run.detach);
+        assert_eq!(run.opts.image, "host");
+        assert_eq!(run.opts.cmd, ["sh", "-c", "echo -n x"]);
+    }
+
+    #[test]
+    fn flags_after_the_image_belong_to_the_command() {
+        let run = run_args(&["run", "-d", "host", "ls", "-d", "--rm"]);
+        assert!(run.detach);
+        assert!(!run.opts.rm);
+        assert_eq!(run.opts.cmd, ["ls", "-d", "--rm"]);
+    }
+
+    #[test]
+    fn env_without_value_comes_from_the_environment() {
+        let lookup = |key: &str| (key == "HOME").then(|| "/root".to_string());
+        assert_eq!(resolve_env("A=b=c", lookup), "A=b=c");
+        assert_eq!(resolve_env("HOME", lookup), "HOME=/root");
+        assert_eq!(resolve_env("UNSET", lookup), "UNSET");
+    }
+
+    #[test]
+    fn env_file_rules() {
+        let lookup = |key: &str| (key == "FROM_ENV").then(|| "v".to_string());
+        let text = "# comment\n\nA=1\n  B=two words\nFROM_ENV\nMISSING\n";
+        assert_eq!(
+            parse_env_file(text, lookup),
+            ["A=1", "B=two words", "FROM_ENV=v"]
+        );
+    }
+
+    #[test]
+    fn create_request_from_flags() {
+        let run = run_args(&[
+            "run",
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "--label",
+            "k=v",
+            "--restart",
+            "on-failure:2",
+            "--log-opt",
+            "max-size=1m",
+            "--stop-timeout",
+            "3",
+            "-w",
+            "/tmp",
+            "host",
+            "sleep",
+            "9",
+        ]);
+        let request = run.opts.to_request().unwrap();
+        assert_eq!(run.opts.name.as_deref(), Some("web"));
+        assert_eq!(request.env.unwrap(), ["A=1"]);
+        assert_eq!(request.labels.unwrap()["k"], "v");
+        assert_eq!(request.working_dir.as_deref(), Some("/tmp"));
+        assert_eq!(request.stop_timeout, Some(3));
+        let host = request.host_config.unwrap();
+        let restart = host.restart_policy.unwrap();
+        assert_eq!(
+            (restart.name.as_str(), restart.maximum_retry_count),
+            ("on-failure", 2)
+        );
+        let log = host.log_config.unwrap();
+        assert_eq!(log.kind, "json-file");
+        assert_eq!(log.config["max-size"], "1m");
+        assert_eq!(request.cmd.unwrap(), ["sleep", "9"]);
+    }
+
+    #[test]
+    fn rm_conflicts_with_a_restart_policy() {
+        let run = run_args(&["run", "--rm", "--restart", "always", "host", "true"]);
+        assert!(run.opts.to_request().is_err());
+        let run = run_args(&["run", "--rm", "--restart", "no", "host", "true"]);
+        assert!(
+            run.opts
+                .to_request()
+                .unwrap()
+                .host_config
+                .unwrap()
+                .auto_remove
+        );
+    }
+
+    #[test]
+    fn daemon_options() {
+        let cli = parse(&["daemon", "--root", "/r", "--runtime", "process"]);
+        let Command::Daemon(daemon) = cli.command else {
+            panic!("not daemon");
+        };
+        let opts = daemon.to_options();
+        assert_eq!(opts.root, Some(PathBuf::from("/r")));
+        assert_eq!(opts.runtime.as_deref(), Some("process"));
+        assert!(opts.socket.is_none());
+    }
+
+    #[test]
+    fn every_subcommand_has_help() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{} has no help", sub.get_name());
+        }
+    }
+}

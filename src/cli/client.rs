@@ -1,0 +1,494 @@
+//! A blocking HTTP/1.1 client for the daemon's Docker Engine API over its unix socket.
+//!
+//! hyper's legacy pooled client with hyperlocal's connector runs on a current-thread tokio
+//! runtime that this struct owns; every call blocks on it, so commands stay plain sequential
+//! code. Streaming bodies (`logs -f`, `wait`) are read chunk by chunk.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::http::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyperlocal::{UnixClientExt, UnixConnector};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+use crate::api::types::ErrorBody;
+
+/// The API version every path is prefixed with, as the docker CLI does.
+pub const API_VERSION: &str = "1.44";
+
+/// How long [`Client::post_pending`] waits for the answer's headers before going on: the daemon
+/// sends them as soon as the wait is registered, as Docker's does.
+const PENDING_HEADERS_GRACE: Duration = Duration::from_millis(250);
+
+/// Why a call to the daemon failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// `--host` is not a `unix://` address.
+    #[error("invalid host {host:?}: only unix://PATH is supported")]
+    InvalidHost {
+        /// What was given.
+        host: String,
+    },
+    /// The tokio runtime could not be built.
+    #[error("start the client runtime")]
+    Runtime(#[source] std::io::Error),
+    /// The socket is missing or nobody listens on it.
+    #[error("Cannot connect to the moor daemon at {host}: is the daemon running?")]
+    Connect {
+        /// The `unix://` address tried.
+        host: String,
+        /// The io error below hyper's.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The request could not be sent or its answer not received.
+    #[error("{method} {path}: request failed")]
+    Request {
+        /// The method.
+        method: Method,
+        /// The path (with its query).
+        path: String,
+        /// hyper's error.
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The request could not be built (an invalid path).
+    #[error("build request for {path}")]
+    Build {
+        /// The path.
+        path: String,
+        /// http's error.
+        #[source]
+        source: hyper::http::Error,
+    },
+    /// The answer's body broke off.
+    #[error("read the answer to {path}")]
+    Body {
+        /// The path.
+        path: String,
+        /// hyper's error.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The daemon answered with an error status; `message` is its text.
+    #[error("{message}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The daemon's message (`{"message": ...}`).
+        message: String,
+    },
+    /// The answer was not the JSON expected.
+    #[error("decode the answer to {path}")]
+    Decode {
+        /// The path.
+        path: String,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A request body could not be serialized.
+    #[error("encode the request to {path}")]
+    Encode {
+        /// The path.
+        path: String,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A background request's task died.
+    #[error("background request to {path} was lost")]
+    Join {
+        /// The path.
+        path: String,
+        /// tokio's error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status of an API error, if this is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to the daemon.
+pub struct Client {
+    /// The `unix://` address, for messages.
+    host: String,
+    /// The socket path.
+    socket: PathBuf,
+    /// Drives every request; current-thread, owned here.
+    runtime: Runtime,
+    /// hyper's pooled client over hyperlocal's unix connector.
+    http: HyperClient<UnixConnector, Full<Bytes>>,
+}
+
+/// An answer body read as it arrives.
+pub struct BodyStream<'c> {
+    /// The client whose runtime drives the body.
+    client: &'c Client,
+    /// The path, for errors.
+    path: String,
+    /// The body.
+    body: Incoming,
+}
+
+/// A request sent in the background whose answer is collected later ([`Client::finish`]).
+pub struct Pending {
+    /// The path, for errors.
+    path: String,
+    /// The answer, or the task still collecting it.
+    answer: PendingAnswer,
+}
+
+/// Where a [`Pending`] answer is.
+enum PendingAnswer {
+    /// Still coming: the task collecting it.
+    Running(JoinHandle<Result<Bytes, ClientError>>),
+    /// Already here.
+    Done(Bytes),
+}
+
+impl Client {
+    /// A client for `host` (`unix://PATH`); nothing is connected yet.
+    pub fn new(host: &str) -> Result<Client, ClientError> {
+        let path = host
+            .strip_prefix("unix://")
+            .filter(|path| !path.is_empty())
+            .ok_or_else(|| ClientError::InvalidHost {
+                host: host.to_string(),
+            })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ClientError::Runtime)?;
+        // The pool spawns its connection tasks, so it must be built inside the runtime.
+        let http = runtime.block_on(async { HyperClient::unix() });
+        Ok(Client {
+            host: host.to_string(),
+            socket: PathBuf::from(path),
+            runtime,
+            http,
+        })
+    }
+
+    /// `GET path` decoded as JSON.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let body = self.call(Method::GET, path, None)?;
+        decode(path, &body)
+    }
+
+    /// `GET path` as raw bytes (for `inspect`, which prints the daemon's JSON as it is).
+    pub fn get_raw(&self, path: &str) -> Result<Bytes, ClientError> {
+        self.call(Method::GET, path, None)
+    }
+
+    /// `POST path` without a body, the answer decoded as JSON.
+    pub fn post_answer<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let answer = self.call(Method::POST, path, None)?;
+        decode(path, &answer)
+    }
+
+    /// `POST path` with a JSON body, the answer decoded as JSON.
+    pub fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|source| ClientError::Encode {
+            path: path.to_string(),
+            source,
+        })?;
+        let answer = self.call(Method::POST, path, Some(Bytes::from(json)))?;
+        decode(path, &answer)
+    }
+
+    /// `POST path` without a body, the answer ignored (204, or 304 for "already so").
+    pub fn post_empty(&self, path: &str) -> Result<(), ClientError> {
+        self.call(Method::POST, path, None).map(drop)
+    }
+
+    /// `DELETE path`, the answer ignored.
+    pub fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.call(Method::DELETE, path, None).map(drop)
+    }
+
+    /// `GET path`, the body to be read as it arrives.
+    pub fn get_stream(&self, path: &str) -> Result<BodyStream<'_>, ClientError> {
+        let response = self.runtime.block_on(self.send(Method::GET, path, None))?;
+        let response = self.runtime.block_on(check_status(response, path))?;
+        Ok(BodyStream {
+            client: self,
+            path: path.to_string(),
+            body: response.into_body(),
+        })
+    }
+
+    /// `POST path` sent in the background; returns once the answer's headers arrived (the
+    /// daemon registered the request) or a short grace period passed. Collect the answer with
+    /// [`Client::finish`]. `run --rm` registers its wait this way before starting.
+    pub fn post_pending(&self, path: &str) -> Result<Pending, ClientError> {
+        let (headers_tx, headers_rx) = tokio::sync::oneshot::channel::<()>();
+        let request = self.send(Method::POST, path, None);
+        let owned_path = path.to_string();
+        let task = self.runtime.spawn(async move {
+            let response = request.await?;
+            let _ = headers_tx.send(());
+            let response = check_status(response, &owned_path).await?;
+            collect(response.into_body(), &owned_path).await
+        });
+        self.runtime.block_on(async {
+            let _ = tokio::time::timeout(PENDING_HEADERS_GRACE, headers_rx).await;
+        });
+        if !task.is_finished() {
+            return Ok(Pending {
+                path: path.to_string(),
+                answer: PendingAnswer::Running(task),
+            });
+        }
+        // It ended already: an error (no daemon, no such container) is reported before the
+        // caller goes on; an answer is kept for `finish`.
+        let body = self.join(path, task)?;
+        Ok(Pending {
+            path: path.to_string(),
+            answer: PendingAnswer::Done(body),
+        })
+    }
+
+    /// The answer of a [`Pending`] request, decoded as JSON.
+    pub fn finish<T: DeserializeOwned>(&self, pending: Pending) -> Result<T, ClientError> {
+        let path = pending.path.clone();
+        let body = self.finish_raw(pending)?;
+        decode(&path, &body)
+    }
+
+    /// The answer of a [`Pending`] request as bytes.
+    fn finish_raw(&self, pending: Pending) -> Result<Bytes, ClientError> {
+        match pending.answer {
+            PendingAnswer::Running(task) => self.join(&pending.path, task),
+            PendingAnswer::Done(body) => Ok(body),
+        }
+    }
+
+    /// Waits for a background request's task.
+    fn join(
+        &self,
+        path: &str,
+        task: JoinHandle<Result<Bytes, ClientError>>,
+    ) -> Result<Bytes, ClientError> {
+        self.runtime
+            .block_on(task)
+            .map_err(|source| ClientError::Join {
+                path: path.to_string(),
+                source,
+            })?
+    }
+
+    /// One request, its whole answer collected; error statuses become [`ClientError::Api`].
+    fn call(&self, method: Method, path: &str, body: Option<Bytes>) -> Result<Bytes, ClientError> {
+        self.runtime.block_on(async {
+            let response = self.send(method, path, body).await?;
+            let response = check_status(response, path).await?;
+            collect(response.into_body(), path).await
+        })
+    }
+
+    /// Builds and sends a request; the future resolves with the answer's head.
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> impl std::future::Future<Output = Result<Response<Incoming>, ClientError>> + Send + 'static
+    {
+        let full_path = format!("/v{API_VERSION}{path}");
+        let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, &full_path).into();
+        let mut builder = Request::builder().method(method.clone()).uri(uri);
+        if body.is_some() {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        let request = builder.body(Full::new(body.unwrap_or_default()));
+        let http = self.http.clone();
+        let host = self.host.clone();
+        let path = path.to_string();
+        async move {
+            let request = request.map_err(|source| ClientError::Build {
+                path: path.clone(),
+                source,
+            })?;
+            http.request(request)
+                .await
+                .map_err(|source| match connect_cause(&source) {
+                    Some(cause) => ClientError::Connect {
+                        host,
+                        source: cause,
+                    },
+                    None => ClientError::Request {
+                        method,
+                        path,
+                        source,
+                    },
+                })
+        }
+    }
+}
+
+impl BodyStream<'_> {
+    /// The next piece of the body, `None` at its end.
+    pub fn next_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        loop {
+            let frame = self.client.runtime.block_on(self.body.frame());
+            match frame {
+                None => return Ok(None),
+                Some(Err(source)) => {
+                    return Err(ClientError::Body {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The io error under a failed connection, copied out of hyper's error chain.
+fn connect_cause(error: &hyper_util::client::legacy::Error) -> Option<std::io::Error> {
+    if !error.is_connect() {
+        return None;
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            return Some(match io.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(io.kind(), io.to_string()),
+            });
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// Turns an error status into [`ClientError::Api`] with the daemon's message.
+async fn check_status(
+    response: Response<Incoming>,
+    path: &str,
+) -> Result<Response<Incoming>, ClientError> {
+    let status = response.status();
+    if status.as_u16() < 400 {
+        return Ok(response);
+    }
+    let body = collect(response.into_body(), path).await?;
+    Err(ClientError::Api {
+        status: status.as_u16(),
+        message: error_message(status, &body),
+    })
+}
+
+/// The message of an error answer: `{"message": ...}`, else the text, else the status.
+fn error_message(status: StatusCode, body: &[u8]) -> String {
+    if let Ok(error) = serde_json::from_slice::<ErrorBody>(body) {
+        return error.message;
+    }
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    match text.is_empty() {
+        true => status.to_string(),
+        false => text,
+    }
+}
+
+/// The whole body.
+async fn collect(body: Incoming, path: &str) -> Result<Bytes, ClientError> {
+    body.collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|source| ClientError::Body {
+            path: path.to_string(),
+            source,
+        })
+}
+
+/// Decodes a JSON answer.
+fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|source| ClientError::Decode {
+        path: path.to_string(),
+        source,
+    })
+}
+
+/// Percent-encodes a path segment or query value (RFC 3986 unreserved characters stay).
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(encode("web-1_a.b~"), "web-1_a.b~");
+        assert_eq!(
+            encode("{\"name\":[\"x\"]}"),
+            "%7B%22name%22%3A%5B%22x%22%5D%7D"
+        );
+        assert_eq!(encode("a b/é"), "a%20b%2F%C3%A9");
+    }
+
+    #[test]
+    fn error_messages() {
+        let json = br#"{"message":"No such container: x"}"#;
+        assert_eq!(
+            error_message(StatusCode::NOT_FOUND, json),
+            "No such container: x"
+        );
+        assert_eq!(error_message(StatusCode::BAD_REQUEST, b" oops \n"), "oops");
+        assert_eq!(error_message(StatusCode::NOT_FOUND, b""), "404 Not Found");
+    }
+
+    #[test]
+    fn only_unix_hosts() {
+        assert!(matches!(
+            Client::new("tcp://1.2.3.4:2375"),
+            Err(ClientError::InvalidHost { .. })
+        ));
+        assert!(Client::new("unix://").is_err());
+    }
+
+    #[test]
+    fn missing_socket_is_a_connect_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = format!("unix://{}/none.sock", dir.path().display());
+        let client = Client::new(&host).unwrap();
+        let error = client.get::<serde_json::Value>("/version").unwrap_err();
+        assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
+        assert!(error.to_string().contains("is the daemon running?"));
+    }
+}

@@ -1,0 +1,235 @@
+//! Output formatting shared by commands: docker's human durations, its tables, Go's
+//! `strconv.Quote` and `json.Indent`.
+
+use std::time::Duration;
+
+/// Go's `units.HumanDuration` (github.com/docker/go-units), thresholds copied.
+pub fn human_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if seconds < 1 {
+        return "Less than a second".to_string();
+    }
+    if seconds == 1 {
+        return "1 second".to_string();
+    }
+    if seconds < 60 {
+        return format!("{seconds} seconds");
+    }
+    let minutes = seconds / 60;
+    if minutes == 1 {
+        return "About a minute".to_string();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    // Go rounds to the nearest hour here (half away from zero).
+    let hours = (duration.as_secs_f64() / 3600.0).round() as u64;
+    if hours == 1 {
+        return "About an hour".to_string();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", seconds / 3600 / 24 / 365)
+}
+
+/// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
+pub fn ellipsis(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Go's `strconv.Quote` for the characters a command line holds.
+pub fn go_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A table as docker's tabwriter lays it out (minimum width 10, padding 3); the last
+/// column is not padded.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| {
+            let widest = rows
+                .iter()
+                .filter_map(|row| row.get(column))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0);
+            (widest + 3).max(10)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if column + 1 < row.len() {
+                let pad = widths[column] - cell.chars().count();
+                line.extend(std::iter::repeat(' ').take(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Go's `json.Indent` with no prefix: re-indents valid JSON text keeping its key order;
+/// empty arrays and objects stay `[]` and `{}`.
+pub fn indent_json(json: &str, indent: &str) -> String {
+    let mut out = String::with_capacity(json.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut need_newline = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c.is_ascii_whitespace() {
+            continue;
+        }
+        if need_newline && c != ']' && c != '}' {
+            need_newline = false;
+            depth += 1;
+            newline(&mut out, indent, depth);
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                need_newline = true;
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, indent, depth);
+            }
+            ':' => out.push_str(": "),
+            ']' | '}' => {
+                if need_newline {
+                    need_newline = false;
+                } else {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, indent, depth);
+                }
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A newline and `depth` indents.
+fn newline(out: &mut String, indent: &str, depth: usize) {
+    out.push('\n');
+    for _ in 0..depth {
+        out.push_str(indent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn human_durations_follow_go_units() {
+        assert_eq!(
+            human_duration(Duration::from_millis(400)),
+            "Less than a second"
+        );
+        assert_eq!(human_duration(secs(1)), "1 second");
+        assert_eq!(human_duration(secs(5)), "5 seconds");
+        assert_eq!(human_duration(secs(59)), "59 seconds");
+        assert_eq!(human_duration(secs(60)), "About a minute");
+        assert_eq!(human_duration(secs(119)), "About a minute");
+        assert_eq!(human_duration(secs(120)), "2 minutes");
+        assert_eq!(human_duration(secs(59 * 60)), "59 minutes");
+        assert_eq!(human_duration(secs(60 * 60)), "About an hour");
+        assert_eq!(human_duration(secs(89 * 60)), "About an hour");
+        assert_eq!(human_duration(secs(90 * 60)), "2 hours");
+        assert_eq!(human_duration(secs(47 * 3600)), "47 hours");
+        assert_eq!(human_duration(secs(48 * 3600)), "2 days");
+        assert_eq!(human_duration(secs(14 * 24 * 3600)), "2 weeks");
+        assert_eq!(human_duration(secs(60 * 24 * 3600)), "2 months");
+        assert_eq!(human_duration(secs(730 * 24 * 3600)), "2 years");
+    }
+
+    #[test]
+    fn ellipsis_and_quote() {
+        assert_eq!(go_quote(&ellipsis("sleep 1000", 20)), "\"sleep 1000\"");
+        let long = "sh -c 'while true; do sleep 1; done'";
+        assert_eq!(ellipsis(long, 20), "sh -c 'while true; …");
+        assert_eq!(ellipsis(long, 20).chars().count(), 20);
+        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+    }
+
+    #[test]
+    fn table_pads_like_tabwriter() {
+        let rows = vec![
+            vec![
+                "CONTAINER ID".to_string(),
+                "IMAGE".to_string(),
+                "NAMES".to_string(),
+            ],
+            vec![
+                "0123456789ab".to_string(),
+                "host".to_string(),
+                "web".to_string(),
+            ],
+        ];
+        assert_eq!(
+            table(&rows),
+            "CONTAINER ID   IMAGE     NAMES\n0123456789ab   host      web\n"
+        );
+    }
+
+    #[test]
+    fn indent_keeps_order_and_empty_containers() {
+        let json = r#"[{"Id":"x","Args":[],"State":{"Pid":12,"Ok":true},"L":{},"S":"a,{[\"]"}]"#;
+        let expected = "[\n    {\n        \"Id\": \"x\",\n        \"Args\": [],\n        \"State\": {\n            \"Pid\": 12,\n            \"Ok\": true\n        },\n        \"L\": {},\n        \"S\": \"a,{[\\\"]\"\n    }\n]";
+        assert_eq!(indent_json(json, "    "), expected);
+    }
+}
