@@ -10,6 +10,7 @@ pub mod reconcile;
 pub mod record;
 pub mod schema;
 pub mod store;
+mod witness;
 
 pub use event::Event;
 pub use machine::{transition, Run, State, TransitionError};

@@ -222,7 +222,10 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
 
         // Reports that do not fit the state: a stale or duplicate report.
         (S::Created | S::Running(_) | S::Stopping(_) | S::Exited { .. }, e @ E::Started(_))
-        | (S::Created | S::Running(_) | S::Stopping(_) | S::Exited { .. }, e @ E::StartFailed { .. })
+        | (
+            S::Created | S::Running(_) | S::Stopping(_) | S::Exited { .. },
+            e @ E::StartFailed { .. },
+        )
         | (S::Exited { .. }, e @ E::Exited { .. })
         | (S::Created | S::Exited { .. }, e @ E::Lost { .. })
         | (S::Exited { .. } | S::Orphaned { .. }, e @ E::Resumed(_))

@@ -106,7 +106,11 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     /// The argv the runtime executes: entrypoint then cmd.
     pub fn argv(&self) -> Vec<String> {
-        self.entrypoint.iter().chain(self.cmd.iter()).cloned().collect()
+        self.entrypoint
+            .iter()
+            .chain(self.cmd.iter())
+            .cloned()
+            .collect()
     }
 }
 
