@@ -4,6 +4,7 @@
 //! Everything but `store` and `schema` is free of I/O: the daemon and
 //! `moor admin inspect` call the same functions and get the same answers.
 
+mod aside;
 pub mod event;
 pub mod machine;
 pub mod reconcile;

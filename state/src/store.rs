@@ -5,7 +5,6 @@
 //! A store sled cannot read is moved aside, never deleted ([`Store::open_or_move_aside`]),
 //! so the daemon can rebuild it from the per-container spec files.
 
-use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,6 +16,8 @@ use sled::transaction::{
 use sled::Tree;
 use thiserror::Error;
 
+use crate::aside;
+pub use crate::aside::OPENED_BY_SLED;
 use crate::record::{ContainerRecord, RECORD_VERSION};
 use crate::schema;
 use crate::witness;
@@ -280,32 +281,6 @@ fn bump_seq(meta: &TransactionalTree) -> ConflictableTransactionResult<u64, Stor
     Ok(seq)
 }
 
-/// `<path>.corrupt-<UTC timestamp>`, with a counter if that exists already.
-fn aside_path(path: &Path) -> Result<PathBuf, StoreError> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let Some(file_name) = path.file_name() else {
-        return Err(StoreError::MoveAside {
-            from: path.to_path_buf(),
-            to: PathBuf::new(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "store path has no file name"),
-        });
-    };
-    let mut n = 1u32;
-    loop {
-        let mut name = OsString::from(file_name);
-        name.push(format!(".corrupt-{stamp}"));
-        if n > 1 {
-            name.push(format!("-{n}"));
-        }
-        let to = path.with_file_name(name);
-        // rename(2) would replace an empty directory: never reuse a name.
-        if !to.exists() {
-            return Ok(to);
-        }
-        n += 1;
-    }
-}
-
 /// The container store. Cheap to share by reference; sled handles concurrency.
 #[derive(Debug)]
 pub struct Store {
@@ -361,19 +336,17 @@ impl Store {
         })
     }
 
-    /// Opens the store; if its contents are unreadable, renames the directory to
-    /// `<path>.corrupt-<UTC timestamp>` (never deletes it), opens a fresh one and
-    /// returns where the old one went. Any other error (locked, schema too new) is returned.
+    /// Opens the store; if its contents are unreadable, moves it to
+    /// `<path>.corrupt-<UTC timestamp>` (never deletes it: the files as found, and the
+    /// directory sled opened inside as `opened-by-sled`), opens a fresh one and returns
+    /// where the old one went. Any other error (locked, schema too new) is returned.
     pub fn open_or_move_aside(path: &Path) -> Result<(Store, Option<PathBuf>), StoreError> {
+        // sled rewrites a garbled log while opening it: keep the files as found.
+        let found = aside::capture(path);
         match Store::open(path) {
             Ok(store) => Ok((store, None)),
             Err(e) if e.is_corruption() => {
-                let to = aside_path(path)?;
-                std::fs::rename(path, &to).map_err(|source| StoreError::MoveAside {
-                    from: path.to_path_buf(),
-                    to: to.clone(),
-                    source,
-                })?;
+                let to = aside::move_aside(path, found.as_ref())?;
                 let store = Store::open(path).map_err(|source| StoreError::Fresh {
                     path: path.to_path_buf(),
                     moved_to: to.clone(),
