@@ -4,12 +4,14 @@
 //! Everything but `store` and `schema` is free of I/O: the daemon and
 //! `moor admin inspect` call the same functions and get the same answers.
 
+mod aside;
 pub mod event;
 pub mod machine;
 pub mod reconcile;
 pub mod record;
 pub mod schema;
 pub mod store;
+mod witness;
 
 pub use event::Event;
 pub use machine::{transition, Run, State, TransitionError};

@@ -187,7 +187,8 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
         (S::Running(run) | S::Stopping(run), E::Lost { reason, at }) => {
             Ok(exited(Some(run), None, reason, at))
         }
-        (S::Starting, E::Lost { reason, at }) => Ok(exited(None, None, reason, at)),
+        // Created: a record rebuilt from its spec file whose run is gone.
+        (S::Created | S::Starting, E::Lost { reason, at }) => Ok(exited(None, None, reason, at)),
         (S::Orphaned { run, .. }, E::Lost { reason, at }) => {
             Ok(exited(run.as_ref(), None, reason, at))
         }
@@ -199,9 +200,11 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
         }
 
         // The reconciler.
-        (S::Created | S::Starting | S::Running(_) | S::Stopping(_), E::Resumed(run)) => {
-            Ok(S::Running(run))
-        }
+        // An orphan whose shim this daemon can read again (e.g. after an upgrade) is resumed.
+        (
+            S::Created | S::Starting | S::Running(_) | S::Stopping(_) | S::Orphaned { .. },
+            E::Resumed(run),
+        ) => Ok(S::Running(run)),
         (
             S::Created | S::Starting | S::Running(_) | S::Stopping(_) | S::Exited { .. },
             E::Orphaned { reason, run },
@@ -227,12 +230,278 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
             e @ E::StartFailed { .. },
         )
         | (S::Exited { .. }, e @ E::Exited { .. })
-        | (S::Created | S::Exited { .. }, e @ E::Lost { .. })
-        | (S::Exited { .. } | S::Orphaned { .. }, e @ E::Resumed(_))
+        | (S::Exited { .. }, e @ E::Lost { .. })
+        | (S::Exited { .. }, e @ E::Resumed(_))
         | (
             S::Created | S::Starting | S::Running(_) | S::Stopping(_) | S::Exited { .. },
             e @ E::Adopted(_),
         )
         | (S::Orphaned { .. }, e @ (E::Started(_) | E::StartFailed { .. })) => Err(invalid(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Utc.timestamp_opt(1_700_000_000 + secs, 123_456_789)
+            .unwrap()
+    }
+
+    fn run(pid: i32) -> Run {
+        let id = |pid| ProcessIdentity {
+            pid,
+            start_time: 1000 + pid as u64,
+            boot_id: "boot-a".into(),
+        };
+        Run {
+            shim: id(pid - 1),
+            process: id(pid),
+            started_at: at(i64::from(pid)),
+        }
+    }
+
+    fn states() -> Vec<State> {
+        vec![
+            State::Created,
+            State::Starting,
+            State::Running(run(10)),
+            State::Stopping(run(10)),
+            State::Exited {
+                exit: Some(Exit::Code(3)),
+                error: String::new(),
+                started_at: Some(at(10)),
+                finished_at: at(20),
+            },
+            State::Removing,
+            State::Orphaned {
+                reason: "unknown shim".into(),
+                run: Some(run(10)),
+            },
+        ]
+    }
+
+    fn events() -> Vec<Event> {
+        vec![
+            Event::StartRequested,
+            Event::Started(run(30)),
+            Event::StartFailed {
+                code: 127,
+                error: "not found".into(),
+                at: at(31),
+            },
+            Event::StopRequested,
+            Event::Exited {
+                exit: Exit::Signal(9),
+                at: at(32),
+            },
+            Event::Lost {
+                reason: "gone".into(),
+                at: at(33),
+            },
+            Event::RemoveRequested,
+            Event::Resumed(run(40)),
+            Event::Orphaned {
+                reason: "why".into(),
+                run: None,
+            },
+            Event::Adopted(run(50)),
+        ]
+    }
+
+    /// The resulting state's name, or the error's kind.
+    fn outcome(r: Result<State, TransitionError>) -> &'static str {
+        match r {
+            Ok(s) => s.name(),
+            Err(TransitionError::AlreadyRunning) => "E:already-running",
+            Err(TransitionError::NotRunning) => "E:not-running",
+            Err(TransitionError::RunningCannotRemove) => "E:running-cannot-remove",
+            Err(TransitionError::BeingRemoved) => "E:being-removed",
+            Err(TransitionError::Orphaned { .. }) => "E:orphaned",
+            Err(TransitionError::Invalid { .. }) => "E:invalid",
+        }
+    }
+
+    /// Rows: states in `states()` order; columns: events in `events()` order
+    /// (start, started, start-failed, stop, exited, lost, remove, resumed, orphaned, adopted).
+    const TABLE: [[&str; 10]; 7] = {
+        const I: &str = "E:invalid";
+        const AR: &str = "E:already-running";
+        const NR: &str = "E:not-running";
+        const RC: &str = "E:running-cannot-remove";
+        const BR: &str = "E:being-removed";
+        const OR: &str = "E:orphaned";
+        [
+            // created
+            [
+                "starting", I, I, NR, "exited", "exited", "removing", "running", "orphaned", I,
+            ],
+            // starting
+            [
+                AR, "running", "exited", NR, "exited", "exited", RC, "running", "orphaned", I,
+            ],
+            // running
+            [
+                AR, I, I, "stopping", "exited", "exited", RC, "running", "orphaned", I,
+            ],
+            // stopping
+            [
+                AR, I, I, "stopping", "exited", "exited", RC, "running", "orphaned", I,
+            ],
+            // exited
+            ["starting", I, I, NR, I, I, "removing", I, "orphaned", I],
+            // removing
+            [BR, I, I, BR, I, I, "removing", I, I, I],
+            // orphaned
+            [
+                OR, I, I, OR, "exited", "exited", OR, "running", "orphaned", "running",
+            ],
+        ]
+    };
+
+    #[test]
+    fn every_state_event_pair_matches_the_table() {
+        let mut mismatches = Vec::new();
+        for (state, row) in states().iter().zip(TABLE) {
+            for (event, want) in events().into_iter().zip(row) {
+                let name = event.name();
+                let got = outcome(transition(state, event));
+                if got != want {
+                    mismatches.push(format!("{} + {name}: got {got}, want {want}", state.name()));
+                }
+            }
+        }
+        assert!(mismatches.is_empty(), "{mismatches:#?}");
+    }
+
+    #[test]
+    fn invalid_names_state_and_event() {
+        let err = transition(&State::Removing, Event::Adopted(run(5))).unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::Invalid {
+                state: "removing",
+                event: "adopted"
+            }
+        );
+    }
+
+    #[test]
+    fn exit_keeps_started_at_of_the_run() {
+        for s in [State::Running(run(10)), State::Stopping(run(10))] {
+            let ev = Event::Exited {
+                exit: Exit::Code(0),
+                at: at(99),
+            };
+            match transition(&s, ev).unwrap() {
+                State::Exited {
+                    exit,
+                    started_at,
+                    finished_at,
+                    error,
+                } => {
+                    assert_eq!(exit, Some(Exit::Code(0)));
+                    assert_eq!(started_at, Some(at(10)));
+                    assert_eq!(finished_at, at(99));
+                    assert!(error.is_empty());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn lost_gives_no_exit_and_the_reason() {
+        let ev = Event::Lost {
+            reason: "host rebooted".into(),
+            at: at(77),
+        };
+        let s = transition(&State::Running(run(10)), ev).unwrap();
+        assert_eq!(
+            s,
+            State::Exited {
+                exit: None,
+                error: "host rebooted".into(),
+                started_at: Some(at(10)),
+                finished_at: at(77),
+            }
+        );
+        assert_eq!(s.started_at(), Some(at(10)));
+    }
+
+    #[test]
+    fn stop_keeps_the_run() {
+        let s = transition(&State::Running(run(10)), Event::StopRequested).unwrap();
+        assert_eq!(s, State::Stopping(run(10)));
+        assert_eq!(s.signal_target(), Ok(&run(10)));
+    }
+
+    #[test]
+    fn start_failed_has_the_code_and_no_start() {
+        let ev = Event::StartFailed {
+            code: 126,
+            error: "not executable".into(),
+            at: at(5),
+        };
+        match transition(&State::Starting, ev).unwrap() {
+            State::Exited {
+                exit, started_at, ..
+            } => {
+                assert_eq!(exit.map(Exit::code), Some(126));
+                assert_eq!(started_at, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn remove_of_running_is_refused() {
+        let r = transition(&State::Running(run(10)), Event::RemoveRequested);
+        assert_eq!(r, Err(TransitionError::RunningCannotRemove));
+    }
+
+    #[test]
+    fn orphan_refusal_carries_its_reason() {
+        let s = State::Orphaned {
+            reason: "protocol 9".into(),
+            run: None,
+        };
+        let r = transition(&s, Event::StartRequested);
+        assert_eq!(
+            r,
+            Err(TransitionError::Orphaned {
+                reason: "protocol 9".into()
+            })
+        );
+        assert!(matches!(
+            s.signal_target(),
+            Err(TransitionError::Orphaned { .. })
+        ));
+    }
+
+    #[test]
+    fn adopt_and_resume_keep_the_given_run() {
+        let o = State::Orphaned {
+            reason: "r".into(),
+            run: Some(run(10)),
+        };
+        assert_eq!(
+            transition(&o, Event::Adopted(run(10))),
+            Ok(State::Running(run(10)))
+        );
+        assert_eq!(
+            transition(&State::Starting, Event::Resumed(run(12))),
+            Ok(State::Running(run(12)))
+        );
+        assert_eq!(State::Running(run(12)).started_at(), Some(at(12)));
+    }
+
+    #[test]
+    fn exit_codes_follow_docker() {
+        assert_eq!(Exit::Code(3).code(), 3);
+        assert_eq!(Exit::Signal(9).code(), 137);
     }
 }

@@ -192,3 +192,269 @@ fn classify_without_run(state: &State, exit: Option<ObservedExit>) -> Class {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::machine::transition;
+    use crate::record::ProcessIdentity;
+
+    fn at(secs: i64) -> Timestamp {
+        Utc.timestamp_opt(1_700_000_000 + secs, 42).unwrap()
+    }
+
+    fn run() -> Run {
+        let id = |pid: i32, start_time| ProcessIdentity {
+            pid,
+            start_time,
+            boot_id: "b0".into(),
+        };
+        Run {
+            shim: id(100, 5000),
+            process: id(101, 5001),
+            started_at: at(1),
+        }
+    }
+
+    fn obs(shim: Liveness, process: Liveness, exit: Option<ObservedExit>) -> Observation {
+        Observation {
+            started: Some(ObservedRun {
+                run: run(),
+                shim,
+                process,
+            }),
+            exit,
+            unsupported_protocol: None,
+            now: at(500),
+        }
+    }
+
+    fn no_run(exit: Option<ObservedExit>) -> Observation {
+        Observation {
+            started: None,
+            exit,
+            unsupported_protocol: None,
+            now: at(500),
+        }
+    }
+
+    fn exit_file() -> Option<ObservedExit> {
+        Some(ObservedExit {
+            exit: Exit::Code(7),
+            at: at(300),
+        })
+    }
+
+    fn exited() -> State {
+        State::Exited {
+            exit: Some(Exit::Code(0)),
+            error: String::new(),
+            started_at: Some(at(1)),
+            finished_at: at(2),
+        }
+    }
+
+    use Liveness::{Alive, Gone, Reused};
+
+    #[test]
+    fn resume_when_shim_and_process_alive() {
+        let c = classify(&State::Running(run()), &obs(Alive, Alive, None));
+        assert_eq!(c, Class::Resume(run()));
+        let s = transition(&State::Running(run()), c.event(at(500)).unwrap()).unwrap();
+        assert_eq!(s.run().unwrap().process.pid, 101);
+        assert_eq!(s.started_at(), Some(at(1)));
+    }
+
+    #[test]
+    fn exited_while_down_uses_the_exit_file() {
+        let c = classify(&State::Running(run()), &obs(Gone, Gone, exit_file()));
+        assert_eq!(c, Class::ExitedWhileDown(exit_file().unwrap()));
+        let s = transition(&State::Running(run()), c.event(at(500)).unwrap()).unwrap();
+        assert_eq!(
+            s,
+            State::Exited {
+                exit: Some(Exit::Code(7)),
+                error: String::new(),
+                started_at: Some(at(1)),
+                finished_at: at(300),
+            }
+        );
+        // Without a started file too (shim wrote the exit, then the run dir lost `started`).
+        let c = classify(&State::Stopping(run()), &no_run(exit_file()));
+        assert_eq!(c.name(), "exited-while-down");
+    }
+
+    #[test]
+    fn lost_when_nothing_alive_and_no_exit_file() {
+        let c = classify(&State::Running(run()), &obs(Gone, Gone, None));
+        assert_eq!(c.name(), "lost");
+        let ev = c.event(at(500)).unwrap();
+        let s = transition(&State::Running(run()), ev).unwrap();
+        assert!(
+            matches!(s, State::Exited { exit: None, finished_at, .. } if finished_at == at(500))
+        );
+        // After a reboot the run dir is empty.
+        let c = classify(&State::Running(run()), &no_run(None));
+        assert_eq!(c.name(), "lost");
+    }
+
+    #[test]
+    fn orphan_when_shim_gone_and_process_alive() {
+        let c = classify(&State::Running(run()), &obs(Gone, Alive, None));
+        assert!(
+            matches!(&c, Class::Orphan { run: Some(r), .. } if *r == run()),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn orphan_for_unsupported_protocol_even_when_alive() {
+        let mut o = obs(Alive, Alive, None);
+        o.unsupported_protocol = Some(9);
+        let c = classify(&State::Running(run()), &o);
+        match &c {
+            Class::Orphan { reason, run: r } => {
+                assert!(reason.contains('9'), "{reason}");
+                assert_eq!(r.as_ref(), Some(&run()));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing recorded as running and no run: nothing to orphan.
+        let mut o = no_run(None);
+        o.unsupported_protocol = Some(9);
+        assert_eq!(classify(&exited(), &o), Class::Unchanged);
+    }
+
+    #[test]
+    fn orphan_when_an_exited_record_has_a_live_process() {
+        let c = classify(&exited(), &obs(Gone, Alive, None));
+        assert_eq!(c.name(), "orphan");
+    }
+
+    #[test]
+    fn finish_removal_whatever_is_observed() {
+        for o in [obs(Alive, Alive, None), no_run(exit_file())] {
+            assert_eq!(classify(&State::Removing, &o), Class::FinishRemoval);
+        }
+        assert_eq!(Class::FinishRemoval.event(at(1)), None);
+    }
+
+    #[test]
+    fn unchanged_for_created_and_exited_without_a_live_process() {
+        assert_eq!(classify(&State::Created, &no_run(None)), Class::Unchanged);
+        assert_eq!(classify(&exited(), &no_run(exit_file())), Class::Unchanged);
+        assert_eq!(
+            classify(&exited(), &obs(Gone, Gone, None)),
+            Class::Unchanged
+        );
+        assert_eq!(Class::Unchanged.event(at(1)), None);
+    }
+
+    #[test]
+    fn reused_process_pid_is_never_alive() {
+        // Shim gone, process pid reused: lost (or exited with a file), never resumed or orphaned.
+        let c = classify(&State::Running(run()), &obs(Gone, Reused, None));
+        match &c {
+            Class::Lost { reason } => assert!(reason.contains("reused"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let c = classify(&State::Running(run()), &obs(Reused, Reused, exit_file()));
+        assert_eq!(c.name(), "exited-while-down");
+        // An exited record with a reused pid is not a live process to orphan.
+        assert_eq!(
+            classify(&exited(), &obs(Gone, Reused, None)),
+            Class::Unchanged
+        );
+        assert_eq!(
+            classify(&exited(), &obs(Reused, Reused, None)),
+            Class::Unchanged
+        );
+    }
+
+    #[test]
+    fn reused_shim_pid_is_not_a_live_shim() {
+        // Shim pid reused while the process runs: nobody collects its exit, so orphan.
+        let c = classify(&State::Running(run()), &obs(Reused, Alive, None));
+        assert_eq!(c.name(), "orphan");
+        let c = classify(&State::Running(run()), &obs(Reused, Gone, None));
+        assert_eq!(c.name(), "lost");
+    }
+
+    #[test]
+    fn live_shim_is_resumed_even_if_its_process_just_ended() {
+        // The shim reaped it (so the pid may be reused) and will report the exit itself.
+        for p in [Gone, Reused] {
+            let c = classify(&State::Running(run()), &obs(Alive, p, None));
+            assert_eq!(c, Class::Resume(run()));
+        }
+    }
+
+    fn all_states() -> Vec<State> {
+        vec![
+            State::Created,
+            State::Starting,
+            State::Running(run()),
+            State::Stopping(run()),
+            exited(),
+            State::Removing,
+            State::Orphaned {
+                reason: "r".into(),
+                run: Some(run()),
+            },
+            State::Orphaned {
+                reason: "r".into(),
+                run: None,
+            },
+        ]
+    }
+
+    fn all_observations() -> Vec<Observation> {
+        let mut out = Vec::new();
+        for unsupported in [None, Some(3)] {
+            for exit in [None, exit_file()] {
+                let mut o = no_run(exit);
+                o.unsupported_protocol = unsupported;
+                out.push(o);
+                for shim in [Alive, Gone, Reused] {
+                    for process in [Alive, Gone, Reused] {
+                        let mut o = obs(shim, process, exit);
+                        o.unsupported_protocol = unsupported;
+                        out.push(o);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_class_event_is_a_valid_transition() {
+        let mut bad = Vec::new();
+        for state in all_states() {
+            for o in all_observations() {
+                let class = classify(&state, &o);
+                if let Some(ev) = class.event(o.now) {
+                    if let Err(e) = transition(&state, ev) {
+                        bad.push(format!("{} / {o:?} -> {}: {e}", state.name(), class.name()));
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    #[test]
+    fn nothing_but_an_alive_shim_resumes() {
+        for state in all_states() {
+            for o in all_observations() {
+                if let Class::Resume(_) = classify(&state, &o) {
+                    let started = o.started.as_ref().unwrap();
+                    assert_eq!(started.shim, Alive, "{state:?} {o:?}");
+                    assert_eq!(o.unsupported_protocol, None);
+                }
+            }
+        }
+    }
+}
