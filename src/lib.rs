@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+#[allow(unsafe_code)]
 pub mod identity;
 pub mod paths;
 pub mod runtime;
