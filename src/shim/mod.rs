@@ -24,16 +24,16 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::identity::{self, IdentityError};
-use daemonize::{DaemonizeError, Role};
-use exit_file::ExitFileError;
-use log_writer::{FileSink, LogWriter};
-use protocol::{
+use self::daemonize::{DaemonizeError, Role};
+use self::exit_file::ExitFileError;
+use self::log_writer::{FileSink, LogWriter};
+use self::protocol::{
     ExitKind, ExitStatus, Report, ShimSpec, Started, EXIT_FILE, OLDEST_READABLE_PROTOCOL, PROTOCOL,
     SPEC_FILE, STARTED_FILE,
 };
-use reaper::ReaperError;
-use spawn::SpawnError;
+use self::reaper::ReaperError;
+use self::spawn::SpawnError;
+use crate::identity::{self, IdentityError};
 
 /// Exit code for a start that failed before the container could run.
 const START_FAILED: i32 = 128;

@@ -137,9 +137,9 @@ pub fn supervise<S: LogSink>(
         if signalled {
             drain_signalfd(sfd);
             if let Some(exit) = reap(pid)? {
-                for i in 0..STREAMS.len() {
+                for (i, stream) in STREAMS.into_iter().enumerate() {
                     outputs.read(i, READS_AFTER_EXIT, log);
-                    log.finish(STREAMS[i], Timestamp::now());
+                    log.finish(stream, Timestamp::now());
                 }
                 log.flush();
                 return Ok(exit);
