@@ -1,4 +1,353 @@
 //! moor-shim: detaches, starts the container process, drains its output into the log,
 //! reaps it and writes its exit status. std, libc, nix and serde only: no async runtime.
+//!
+//! The order of [`run`], after the spawned process has read `shim.json`:
+//! detach (double fork, setsid, stdio, subreaper) → block SIGCHLD → open the log → start the
+//! container → `started.json` → report line on stdout → stdout to /dev/null → main loop
+//! (output to the log, reap) → `exit.json` → exit. A start that fails writes `exit.json`
+//! with `start_error` and reports `Failed` instead.
 
+pub mod clock;
+#[allow(unsafe_code)]
+pub mod daemonize;
+pub mod exit_file;
+pub mod log_writer;
 pub mod protocol;
+#[allow(unsafe_code)]
+pub mod reaper;
+#[allow(unsafe_code)]
+pub mod spawn;
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use self::daemonize::{DaemonizeError, Role};
+use self::exit_file::ExitFileError;
+use self::log_writer::{FileSink, LogWriter};
+use self::protocol::{
+    ExitKind, ExitStatus, Report, ShimSpec, Started, EXIT_FILE, OLDEST_READABLE_PROTOCOL, PROTOCOL,
+    SPEC_FILE, STARTED_FILE,
+};
+use self::reaper::ReaperError;
+use self::spawn::SpawnError;
+use crate::identity::{self, IdentityError};
+
+/// Exit code for a start that failed before the container could run.
+const START_FAILED: i32 = 128;
+
+/// What can stop the shim.
+#[derive(Debug)]
+pub enum ShimError {
+    /// The run directory or `shim.json` cannot be read.
+    ReadSpec {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// `shim.json` is not a valid spec.
+    ParseSpec {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// `shim.json` was written for a protocol this shim does not speak.
+    Protocol {
+        /// The spec's protocol (0 if absent).
+        found: u64,
+    },
+    /// Detaching failed.
+    Daemonize(DaemonizeError),
+    /// The log file cannot be opened.
+    OpenLog {
+        /// The log file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The container could not be started.
+    Spawn(SpawnError),
+    /// The shim or the container could not be identified.
+    Identity(IdentityError),
+    /// `started.json` or `exit.json` could not be written.
+    File(ExitFileError),
+    /// The main loop failed.
+    Reaper(ReaperError),
+}
+
+impl fmt::Display for ShimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShimError::ReadSpec { path, .. } => write!(f, "read {}", path.display()),
+            ShimError::ParseSpec { path, .. } => write!(f, "parse {}", path.display()),
+            ShimError::Protocol { found } => write!(
+                f,
+                "shim.json protocol {found} is not supported (this shim reads \
+                 {OLDEST_READABLE_PROTOCOL}..={PROTOCOL})"
+            ),
+            ShimError::Daemonize(_) => write!(f, "detach"),
+            ShimError::OpenLog { path, .. } => write!(f, "open log {}", path.display()),
+            ShimError::Spawn(_) => write!(f, "start container"),
+            ShimError::Identity(_) => write!(f, "identify process"),
+            ShimError::File(_) => write!(f, "write run file"),
+            ShimError::Reaper(_) => write!(f, "supervise"),
+        }
+    }
+}
+
+impl std::error::Error for ShimError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ShimError::ReadSpec { source, .. } | ShimError::OpenLog { source, .. } => Some(source),
+            ShimError::ParseSpec { source, .. } => Some(source),
+            ShimError::Protocol { .. } => None,
+            ShimError::Daemonize(e) => Some(e),
+            ShimError::Spawn(e) => Some(e),
+            ShimError::Identity(e) => Some(e),
+            ShimError::File(e) => Some(e),
+            ShimError::Reaper(e) => Some(e),
+        }
+    }
+}
+
+/// An error and its sources, joined with ": ".
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// The whole shim, for `moor-shim <container-run-dir>`; returns the process exit code.
+pub fn run(dir: &Path) -> i32 {
+    let dir = match fs::canonicalize(dir) {
+        Ok(dir) => dir,
+        Err(source) => {
+            let err = ShimError::ReadSpec {
+                path: dir.to_owned(),
+                source,
+            };
+            report(&Report::Failed {
+                code: START_FAILED,
+                error: chain(&err),
+            });
+            return 1;
+        }
+    };
+    let spec = match read_spec(&dir) {
+        Ok(spec) => spec,
+        Err(err) => {
+            fail(&dir, START_FAILED, &chain(&err));
+            return 1;
+        }
+    };
+    match daemonize::detach(&dir) {
+        Ok(Role::Exit) => return 0,
+        Ok(Role::Shim) => {}
+        Err(err) => {
+            fail(&dir, START_FAILED, &chain(&ShimError::Daemonize(err)));
+            return 1;
+        }
+    }
+    match serve(&dir, &spec) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("moor-shim: {}", chain(&err));
+            1
+        }
+    }
+}
+
+/// Reads `shim.json`, checking its protocol before its shape.
+pub fn read_spec(dir: &Path) -> Result<ShimSpec, ShimError> {
+    let path = dir.join(SPEC_FILE);
+    let text = fs::read(&path).map_err(|source| ShimError::ReadSpec {
+        path: path.clone(),
+        source,
+    })?;
+    let parse = |source| ShimError::ParseSpec {
+        path: path.clone(),
+        source,
+    };
+    let value: serde_json::Value = serde_json::from_slice(&text).map_err(parse)?;
+    let found = value.get("protocol").and_then(|p| p.as_u64()).unwrap_or(0);
+    if found < u64::from(OLDEST_READABLE_PROTOCOL) || found > u64::from(PROTOCOL) {
+        return Err(ShimError::Protocol { found });
+    }
+    serde_json::from_value(value).map_err(parse)
+}
+
+/// The detached shim: start, report, supervise, record the exit.
+fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
+    let Running {
+        record,
+        child,
+        sfd,
+        mut log,
+    } = match start(dir, spec) {
+        Ok(running) => running,
+        Err((code, err)) => {
+            fail(dir, code, &chain(&err));
+            return Ok(());
+        }
+    };
+    report(&Report::Started(record));
+    release_stdout();
+    let exit = reaper::supervise(child.pid, &sfd, child.stdout, child.stderr, &mut log)
+        .map_err(ShimError::Reaper)?;
+    let status = ExitStatus {
+        protocol: PROTOCOL,
+        exit,
+        finished_at: clock::now_fixed(),
+        start_error: None,
+    };
+    exit_file::write_json(dir, EXIT_FILE, &status).map_err(ShimError::File)
+}
+
+/// What a successful start hands to the main loop.
+struct Running {
+    /// The content of `started.json`, for the report.
+    record: Started,
+    /// The container's pid and output pipes.
+    child: spawn::Spawned,
+    /// SIGCHLD, blocked since before the start.
+    sfd: nix::sys::signalfd::SignalFd,
+    /// The opened log.
+    log: LogWriter<FileSink>,
+}
+
+/// Everything up to `started.json`; on error, the Docker exit code to report with it.
+fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
+    let other = |e| (START_FAILED, e);
+    let sfd = reaper::block_sigchld()
+        .map_err(ShimError::Reaper)
+        .map_err(other)?;
+    let sink = FileSink::open(&spec.log_path, spec.log_max_file)
+        .map_err(|source| ShimError::OpenLog {
+            path: spec.log_path.clone(),
+            source,
+        })
+        .map_err(other)?;
+    let child = spawn::start(spec, dir).map_err(|e| (e.exit_code(), ShimError::Spawn(e)))?;
+    let record = identity::identify(nix::unistd::getpid().as_raw())
+        .and_then(|shim| {
+            Ok(Started {
+                protocol: PROTOCOL,
+                shim,
+                process: identity::identify(child.pid)?,
+                started_at: clock::now_fixed(),
+            })
+        })
+        .map_err(ShimError::Identity)
+        .and_then(|record| {
+            exit_file::write_json(dir, STARTED_FILE, &record).map_err(ShimError::File)?;
+            Ok(record)
+        });
+    match record {
+        Ok(record) => Ok(Running {
+            record,
+            child,
+            sfd,
+            log: LogWriter::new(sink, spec.log_max_size),
+        }),
+        Err(err) => {
+            // Never leave a process running that nobody was told about.
+            let pid = nix::unistd::Pid::from_raw(child.pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Err((START_FAILED, err))
+        }
+    }
+}
+
+/// A failed start: `exit.json` with the error (when the directory allows), then the report.
+fn fail(dir: &Path, code: i32, error: &str) {
+    let status = ExitStatus {
+        protocol: PROTOCOL,
+        exit: ExitKind::Code(code),
+        finished_at: clock::now_fixed(),
+        start_error: Some(error.to_owned()),
+    };
+    if let Err(e) = exit_file::write_json(dir, EXIT_FILE, &status) {
+        eprintln!("moor-shim: {}", chain(&e));
+    }
+    report(&Report::Failed {
+        code,
+        error: error.to_owned(),
+    });
+}
+
+/// Writes the one report line on stdout. A daemon that went away (EPIPE; SIGPIPE is ignored
+/// by the Rust runtime) is not an error: the files carry the same facts.
+fn report(report: &Report) {
+    let mut line = match serde_json::to_vec(report) {
+        Ok(line) => line,
+        Err(e) => {
+            eprintln!("moor-shim: encode report: {e}");
+            return;
+        }
+    };
+    line.push(b'\n');
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
+        eprintln!("moor-shim: write report: {e}");
+    }
+}
+
+/// Points stdout at /dev/null, closing the report pipe: the daemon sees EOF.
+fn release_stdout() {
+    let result = OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .and_then(|null| {
+            nix::unistd::dup2(null.as_raw_fd(), libc::STDOUT_FILENO)
+                .map(drop)
+                .map_err(io::Error::from)
+        });
+    if let Err(e) = result {
+        eprintln!("moor-shim: release stdout: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_protocol_is_refused_before_parsing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(
+            dir.path().join(SPEC_FILE),
+            r#"{"protocol": 7, "new": true}"#,
+        )
+        .expect("write");
+        match read_spec(dir.path()) {
+            Err(ShimError::Protocol { found: 7 }) => {}
+            other => panic!("expected Protocol, got {other:?}"),
+        }
+        fs::write(dir.path().join(SPEC_FILE), r#"{"protocol": 1}"#).expect("write");
+        assert!(matches!(
+            read_spec(dir.path()),
+            Err(ShimError::ParseSpec { .. })
+        ));
+    }
+
+    #[test]
+    fn chain_joins_sources() {
+        let err = ShimError::Spawn(SpawnError::Pipe {
+            source: nix::errno::Errno::EMFILE,
+        });
+        assert_eq!(
+            chain(&err),
+            "start container: create output pipe: EMFILE: Too many open files"
+        );
+    }
+}

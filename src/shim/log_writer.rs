@@ -1,0 +1,533 @@
+//! The container's output as Docker json-file records, byte-compatible with Docker's driver.
+//!
+//! One line per record: `{"log":"<text>","stream":"stdout","time":"<RFC3339Nano>"}\n`, the
+//! text escaped exactly as Docker's `jsonlog.ffjsonWriteJSONBytesAsString` does (`<`, `>`, `&`
+//! and control bytes as `\u00XX`, only `\n`, `\r`, `\\` and `\"` as short escapes, each byte of
+//! invalid UTF-8 as `\ufffd`, U+2028/U+2029 escaped). Each stream is split on `\n`; a record
+//! is at most 16 KiB (Docker's copier buffer), longer lines become several records and only
+//! the last one ends in `\n`. Records are batched: one write(2) per poll iteration. A failing
+//! write never blocks the container: the bytes are counted as dropped and reported in a
+//! record on the stderr stream once writing works again.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::clock::{self, Timestamp};
+
+/// The most bytes one record's `log` holds (including its trailing `\n`).
+pub const MAX_RECORD: usize = 16 * 1024;
+
+/// Which of the container's output streams a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// File descriptor 1.
+    Stdout,
+    /// File descriptor 2.
+    Stderr,
+}
+
+impl Stream {
+    /// The `stream` value Docker writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+}
+
+/// Where encoded records go: the log file, or a fake in tests.
+pub trait LogSink {
+    /// Appends all of `buf`, or fails leaving the sink as it was.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Bytes in the current file.
+    fn size(&self) -> u64;
+    /// Moves the current file aside (keeping the configured number) and starts an empty one.
+    fn rotate(&mut self) -> io::Result<()>;
+}
+
+/// The json-file log on disk, rotated like Docker's: `id-json.log`, `.1`, `.2`...
+#[derive(Debug)]
+pub struct FileSink {
+    /// The current file's path; rotated files get `.N` appended.
+    path: PathBuf,
+    /// The current file, opened O_APPEND.
+    file: File,
+    /// Its size, to decide when to rotate without a stat per write.
+    size: u64,
+    /// How many files to keep in all (the current one included).
+    max_file: u32,
+}
+
+impl FileSink {
+    /// Opens (creating it and its parent directories) the log at `path`, mode 0640.
+    pub fn open(path: &Path, max_file: u32) -> io::Result<FileSink> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
+        Ok(FileSink {
+            path: path.to_owned(),
+            file,
+            size,
+            max_file,
+        })
+    }
+
+    fn numbered(&self, n: u32) -> PathBuf {
+        let mut name = OsString::from(self.path.as_os_str());
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+}
+
+fn ignore_not_found(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+impl LogSink for FileSink {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut written = 0;
+        while written < buf.len() {
+            match self.file.write(&buf[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Cut a half-written batch off so the file stays one record per line.
+                    if written > 0 {
+                        let _ = self.file.set_len(self.size);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.max_file <= 1 {
+            // Nothing to keep: start over in the same file, as Docker does.
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let oldest = self.max_file - 1;
+        ignore_not_found(fs::remove_file(self.numbered(oldest)))?;
+        for n in (1..oldest).rev() {
+            ignore_not_found(fs::rename(self.numbered(n), self.numbered(n + 1)))?;
+        }
+        fs::rename(&self.path, self.numbered(1))?;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// Turns the two output streams into json-file records and writes them in batches.
+#[derive(Debug)]
+pub struct LogWriter<S> {
+    /// Where batches go.
+    sink: S,
+    /// Rotate before the file would exceed this many bytes (None: never).
+    max_size: Option<u64>,
+    /// Encoded records not written yet (written by [`LogWriter::flush`]).
+    batch: Vec<u8>,
+    /// Output bytes (before encoding) in `batch`, for drop accounting.
+    batch_output: u64,
+    /// Per stream ([`Stream::index`]): bytes of a line whose `\n` has not arrived yet.
+    pending: [Vec<u8>; 2],
+    /// Output bytes lost to failed writes since the last successful one.
+    dropped: u64,
+    /// The error of the last failed write, reported with `dropped`.
+    last_error: Option<String>,
+}
+
+impl<S: LogSink> LogWriter<S> {
+    /// A writer into `sink`, rotating at `max_size` bytes.
+    pub fn new(sink: S, max_size: Option<u64>) -> LogWriter<S> {
+        LogWriter {
+            sink,
+            max_size,
+            batch: Vec::new(),
+            batch_output: 0,
+            pending: [Vec::new(), Vec::new()],
+            dropped: 0,
+            last_error: None,
+        }
+    }
+
+    /// The sink (tests look at what was written).
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Output bytes dropped since the last successful write.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Takes output read from `stream` at `time`: every complete line (and every full 16 KiB
+    /// piece of a longer one) becomes a record in the batch; the rest waits for more.
+    pub fn push(&mut self, stream: Stream, data: &[u8], time: Timestamp) {
+        let mut pending = std::mem::take(&mut self.pending[stream.index()]);
+        pending.extend_from_slice(data);
+        let time = clock::go_rfc3339_nano(time);
+        let mut start = 0;
+        loop {
+            let rest = &pending[start..];
+            let window = &rest[..rest.len().min(MAX_RECORD)];
+            let len = match window.iter().position(|&b| b == b'\n') {
+                Some(nl) => nl + 1,
+                None if rest.len() >= MAX_RECORD => MAX_RECORD,
+                None => break,
+            };
+            self.add_record(stream, &rest[..len], &time);
+            start += len;
+        }
+        pending.drain(..start);
+        self.pending[stream.index()] = pending;
+    }
+
+    /// The stream ended (EOF, or the process exited): its partial line becomes a record
+    /// without `\n`.
+    pub fn finish(&mut self, stream: Stream, time: Timestamp) {
+        let pending = std::mem::take(&mut self.pending[stream.index()]);
+        if !pending.is_empty() {
+            self.add_record(stream, &pending, &clock::go_rfc3339_nano(time));
+        }
+    }
+
+    /// Writes the batch in one append. On failure the batch is dropped (counted), so the
+    /// caller can keep draining the container's pipes.
+    pub fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut out = Vec::new();
+        if self.dropped > 0 {
+            let notice = format!(
+                "moor-shim: dropped {} bytes of output: {}\n",
+                self.dropped,
+                self.last_error.as_deref().unwrap_or("write failed")
+            );
+            encode(
+                &mut out,
+                Stream::Stderr,
+                notice.as_bytes(),
+                &clock::go_rfc3339_nano(Timestamp::now()),
+            );
+        }
+        out.extend_from_slice(&self.batch);
+        match self.sink.append(&out) {
+            Ok(()) => {
+                self.dropped = 0;
+                self.last_error = None;
+            }
+            Err(e) => {
+                self.dropped += self.batch_output;
+                self.last_error = Some(e.to_string());
+            }
+        }
+        self.batch.clear();
+        self.batch_output = 0;
+    }
+
+    fn add_record(&mut self, stream: Stream, log: &[u8], time: &str) {
+        let mut line = Vec::with_capacity(log.len() + 64);
+        encode(&mut line, stream, log, time);
+        if let Some(max) = self.max_size {
+            if self.sink.size() + (self.batch.len() + line.len()) as u64 > max {
+                self.flush();
+                if self.sink.size() > 0 {
+                    if let Err(e) = self.sink.rotate() {
+                        eprintln!("moor-shim: rotate log: {e}");
+                    }
+                }
+            }
+        }
+        self.batch.extend_from_slice(&line);
+        self.batch_output += log.len() as u64;
+    }
+}
+
+/// Appends one record line (with its final `\n`) to `out`, in Docker's field order.
+fn encode(out: &mut Vec<u8>, stream: Stream, log: &[u8], time: &str) {
+    out.extend_from_slice(b"{\"log\":");
+    escape(out, log);
+    out.extend_from_slice(b",\"stream\":\"");
+    out.extend_from_slice(stream.name().as_bytes());
+    out.extend_from_slice(b"\",\"time\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// Docker's `ffjsonWriteJSONBytesAsString`: a quoted JSON string from arbitrary bytes.
+fn escape(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for chunk in s.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' | '"' => out.extend_from_slice(&[b'\\', c as u8]),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\u{0}'..='\u{1f}' | '<' | '>' | '&' => {
+                    let b = c as u8;
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xf)]);
+                }
+                '\u{2028}' => out.extend_from_slice(b"\\u2028"),
+                '\u{2029}' => out.extend_from_slice(b"\\u2029"),
+                c => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        for _ in chunk.invalid() {
+            out.extend_from_slice(b"\\ufffd");
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An in-memory sink that fails while `fail` is set.
+    #[derive(Default)]
+    struct MemSink {
+        files: Vec<Vec<u8>>,
+        current: Vec<u8>,
+        fail: bool,
+    }
+
+    impl LogSink for MemSink {
+        fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+            if self.fail {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.current.extend_from_slice(buf);
+            Ok(())
+        }
+        fn size(&self) -> u64 {
+            self.current.len() as u64
+        }
+        fn rotate(&mut self) -> io::Result<()> {
+            self.files.push(std::mem::take(&mut self.current));
+            Ok(())
+        }
+    }
+
+    const T: Timestamp = Timestamp {
+        secs: 0,
+        nanos: 5_000,
+    };
+
+    fn lines(sink: &MemSink) -> Vec<serde_json::Value> {
+        String::from_utf8(sink.current.clone())
+            .expect("utf8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect()
+    }
+
+    fn escaped(s: &[u8]) -> String {
+        let mut out = Vec::new();
+        escape(&mut out, s);
+        String::from_utf8(out).expect("escaped is ascii or utf8")
+    }
+
+    #[test]
+    fn record_bytes_match_docker() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        w.push(Stream::Stdout, b"hi <b>&\t\"x\"\\\n", T);
+        w.flush();
+        assert_eq!(
+            String::from_utf8(w.sink().current.clone()).expect("utf8"),
+            "{\"log\":\"hi \\u003cb\\u003e\\u0026\\u0009\\\"x\\\"\\\\\\n\",\
+             \"stream\":\"stdout\",\"time\":\"1970-01-01T00:00:00.000005Z\"}\n"
+        );
+    }
+
+    #[test]
+    fn escaping_of_unicode_and_invalid_bytes() {
+        assert_eq!(
+            escaped("é\u{2028}\u{2029}\r\u{7f}".as_bytes()),
+            "\"é\\u2028\\u2029\\r\u{7f}\""
+        );
+        // Each invalid byte is one U+FFFD escape, as Go's utf8.DecodeRune reports them.
+        assert_eq!(escaped(b"a\xe2\x82b\xff"), "\"a\\ufffd\\ufffdb\\ufffd\"");
+        let parsed: String = serde_json::from_str(&escaped(b"\x01<>&")).expect("valid json");
+        assert_eq!(parsed, "\u{1}<>&");
+    }
+
+    #[test]
+    fn splits_lines_and_streams() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        w.push(Stream::Stdout, b"one\ntw", T);
+        w.push(Stream::Stderr, b"err\n", T);
+        w.push(Stream::Stdout, b"o\n\n", T);
+        w.flush();
+        let got: Vec<(String, String)> = lines(w.sink())
+            .iter()
+            .map(|v| {
+                (
+                    v["log"].as_str().expect("log").into(),
+                    v["stream"].as_str().expect("stream").into(),
+                )
+            })
+            .collect();
+        let want = [
+            ("one\n", "stdout"),
+            ("err\n", "stderr"),
+            ("two\n", "stdout"),
+            ("\n", "stdout"),
+        ];
+        assert_eq!(got, want.map(|(l, s)| (l.to_owned(), s.to_owned())));
+    }
+
+    #[test]
+    fn long_line_is_split_at_16_kib() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        let mut data = vec![b'x'; MAX_RECORD * 2 + 10];
+        data.push(b'\n');
+        w.push(Stream::Stdout, &data[..100], T);
+        w.push(Stream::Stdout, &data[100..], T);
+        w.flush();
+        let logs: Vec<String> = lines(w.sink())
+            .iter()
+            .map(|v| v["log"].as_str().expect("log").into())
+            .collect();
+        assert_eq!(logs.len(), 3);
+        assert_eq!(logs[0].len(), MAX_RECORD);
+        assert!(!logs[0].ends_with('\n'));
+        assert_eq!(logs[1].len(), MAX_RECORD);
+        assert_eq!(logs[2], format!("{}\n", "x".repeat(10)));
+        // A line that fits with its newline is one record.
+        let mut w = LogWriter::new(MemSink::default(), None);
+        let mut fits = vec![b'y'; MAX_RECORD - 1];
+        fits.push(b'\n');
+        w.push(Stream::Stderr, &fits, T);
+        w.flush();
+        assert_eq!(lines(w.sink()).len(), 1);
+    }
+
+    #[test]
+    fn partial_line_waits_then_is_flushed_at_end() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        w.push(Stream::Stdout, b"no newline", T);
+        w.flush();
+        assert!(w.sink().current.is_empty());
+        w.finish(Stream::Stdout, T);
+        w.finish(Stream::Stderr, T);
+        w.flush();
+        let got = lines(w.sink());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["log"], "no newline");
+    }
+
+    #[test]
+    fn rotates_before_exceeding_max_size() {
+        let one_record = {
+            let mut v = Vec::new();
+            encode(
+                &mut v,
+                Stream::Stdout,
+                b"0123456789\n",
+                &clock::go_rfc3339_nano(T),
+            );
+            v.len() as u64
+        };
+        let mut w = LogWriter::new(MemSink::default(), Some(one_record * 2));
+        for _ in 0..5 {
+            w.push(Stream::Stdout, b"0123456789\n", T);
+        }
+        w.flush();
+        let sink = w.sink();
+        assert_eq!(sink.files.len(), 2);
+        assert!(sink.files.iter().all(|f| f.len() as u64 == one_record * 2));
+        assert_eq!(sink.current.len() as u64, one_record);
+    }
+
+    #[test]
+    fn file_sink_keeps_max_file_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/c-json.log");
+        let mut sink = FileSink::open(&path, 3).expect("open");
+        for round in 0..4u8 {
+            sink.append(&[b'a' + round, b'\n']).expect("append");
+            sink.rotate().expect("rotate");
+        }
+        sink.append(b"e\n").expect("append");
+        let read = |p: PathBuf| fs::read_to_string(p).expect("read");
+        assert_eq!(read(path.clone()), "e\n");
+        assert_eq!(read(sink.numbered(1)), "d\n");
+        assert_eq!(read(sink.numbered(2)), "c\n");
+        assert!(!sink.numbered(3).exists());
+        // max_file 1: truncate in place.
+        let mut single = FileSink::open(&dir.path().join("one.log"), 1).expect("open");
+        single.append(b"x\n").expect("append");
+        single.rotate().expect("rotate");
+        single.append(b"y\n").expect("append");
+        assert_eq!(read(dir.path().join("one.log")), "y\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+
+    #[test]
+    fn failed_writes_are_counted_and_reported() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        w.sink.fail = true;
+        w.push(Stream::Stdout, b"lost one\n", T);
+        w.flush();
+        w.push(Stream::Stderr, b"lost two\n", T);
+        w.flush();
+        assert_eq!(w.dropped(), 18);
+        w.sink.fail = false;
+        w.push(Stream::Stdout, b"kept\n", T);
+        w.flush();
+        assert_eq!(w.dropped(), 0);
+        let got = lines(w.sink());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["stream"], "stderr");
+        let notice = got[0]["log"].as_str().expect("log");
+        assert!(
+            notice.starts_with("moor-shim: dropped 18 bytes of output: "),
+            "{notice}"
+        );
+        assert!(notice.ends_with('\n'));
+        assert_eq!(got[1]["log"], "kept\n");
+    }
+}

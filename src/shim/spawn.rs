@@ -1,0 +1,380 @@
+//! Starting the container: a plain process, or `runc run --detach`, with the shim's pipes as
+//! its stdout and stderr and /dev/null as its stdin.
+//!
+//! A plain process is started with std's `Command` (fork + exec, with its CLOEXEC error pipe
+//! carrying exec's errno back, the signal mask and SIGPIPE reset in the child) plus one
+//! `pre_exec` step, `setsid`, so the process has its own session and process group and a
+//! signal to its group never hits the shim. argv[0] is resolved here against the PATH of the
+//! container's environment, not the shim's, before anything forks.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::unistd::{access, pipe2, AccessFlags};
+
+use super::protocol::{RuntimeSpec, ShimSpec};
+
+/// The PATH used when neither the container's environment nor the shim has one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where runc writes the container init's pid.
+pub const PID_FILE: &str = "init.pid";
+
+/// A started container.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The container's init process, a child of the shim.
+    pub pid: i32,
+    /// Read end of its stdout pipe (non-blocking).
+    pub stdout: File,
+    /// Read end of its stderr pipe (non-blocking).
+    pub stderr: File,
+}
+
+/// The container could not be started.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The runtime spec has an empty argv.
+    EmptyArgv,
+    /// argv[0] was found in no PATH directory.
+    NotFound {
+        /// argv[0].
+        program: String,
+    },
+    /// argv[0] was found but is not executable.
+    PermissionDenied {
+        /// argv[0].
+        program: String,
+    },
+    /// The working directory is not a directory.
+    Cwd {
+        /// The requested directory.
+        cwd: String,
+        /// Why it cannot be used.
+        source: io::Error,
+    },
+    /// exec (or a step just before it) failed in the child.
+    Exec {
+        /// argv[0].
+        program: String,
+        /// The child's errno.
+        source: io::Error,
+    },
+    /// A pipe for the container's output could not be made.
+    Pipe {
+        /// The errno.
+        source: Errno,
+    },
+    /// runc could not be run at all.
+    RuncSpawn {
+        /// The runc binary.
+        runc: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// runc ran and failed.
+    RuncFailed {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// runc succeeded but its pid file is unreadable.
+    PidFile {
+        /// The pid file.
+        path: PathBuf,
+        /// The error (InvalidData: not a pid).
+        source: io::Error,
+    },
+}
+
+impl SpawnError {
+    /// Docker's exit code for a failed start: 127 not found, 126 not executable, 128 other.
+    pub fn exit_code(&self) -> i32 {
+        let errno = match self {
+            SpawnError::NotFound { .. } => return 127,
+            SpawnError::PermissionDenied { .. } => return 126,
+            SpawnError::Exec { source, .. } => source.raw_os_error(),
+            _ => None,
+        };
+        match errno {
+            Some(libc::ENOENT) => 127,
+            Some(libc::EACCES) | Some(libc::EPERM) => 126,
+            _ => 128,
+        }
+    }
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::EmptyArgv => write!(f, "no command given"),
+            SpawnError::NotFound { program } => {
+                write!(f, "exec: \"{program}\": executable file not found in $PATH")
+            }
+            SpawnError::PermissionDenied { program } => {
+                write!(f, "exec: \"{program}\": permission denied")
+            }
+            SpawnError::Cwd { cwd, .. } => write!(f, "chdir to cwd (\"{cwd}\")"),
+            SpawnError::Exec { program, .. } => write!(f, "exec: \"{program}\""),
+            SpawnError::Pipe { .. } => write!(f, "create output pipe"),
+            SpawnError::RuncSpawn { runc, .. } => write!(f, "run {}", runc.display()),
+            SpawnError::RuncFailed { status, stderr } => {
+                write!(f, "runc run: {status}: {}", stderr.trim())
+            }
+            SpawnError::PidFile { path, .. } => write!(f, "read {}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::Cwd { source, .. }
+            | SpawnError::Exec { source, .. }
+            | SpawnError::RuncSpawn { source, .. }
+            | SpawnError::PidFile { source, .. } => Some(source),
+            SpawnError::Pipe { source } => Some(source),
+            SpawnError::EmptyArgv
+            | SpawnError::NotFound { .. }
+            | SpawnError::PermissionDenied { .. }
+            | SpawnError::RuncFailed { .. } => None,
+        }
+    }
+}
+
+/// Starts what `spec` describes; `dir` is the run directory (runc's pid file goes there).
+pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
+    let (out_r, out_w) = output_pipe()?;
+    let (err_r, err_w) = output_pipe()?;
+    let pid = match &spec.runtime {
+        RuntimeSpec::Process { argv, env, cwd } => start_process(argv, env, cwd, out_w, err_w)?,
+        RuntimeSpec::Runc { runc, root, bundle } => {
+            let args = RuncRun {
+                runc,
+                root,
+                bundle,
+                id: &spec.id,
+                pid_file: &dir.join(PID_FILE),
+            };
+            let mut err_r = &err_r;
+            start_runc(&args, out_w, err_w, &mut err_r)?
+        }
+    };
+    Ok(Spawned {
+        pid,
+        stdout: out_r,
+        stderr: err_r,
+    })
+}
+
+/// A pipe whose read end (the shim's) is non-blocking; both ends close on exec.
+fn output_pipe() -> Result<(File, OwnedFd), SpawnError> {
+    let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|source| SpawnError::Pipe { source })?;
+    fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .map_err(|source| SpawnError::Pipe { source })?;
+    Ok((File::from(r), w))
+}
+
+fn start_process(
+    argv: &[String],
+    env: &[String],
+    cwd: &str,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> Result<i32, SpawnError> {
+    let program = argv.first().ok_or(SpawnError::EmptyArgv)?;
+    let vars: Vec<(&str, &str)> = env.iter().filter_map(|kv| kv.split_once('=')).collect();
+    let path_var = vars
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == "PATH")
+        .map(|(_, v)| v.to_string())
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_else(|| DEFAULT_PATH.to_owned());
+    let resolved = resolve(program, &path_var)?;
+    let cwd = if cwd.is_empty() { "/" } else { cwd };
+    match fs::metadata(cwd) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(SpawnError::Cwd {
+                cwd: cwd.to_owned(),
+                source: io::Error::from_raw_os_error(libc::ENOTDIR),
+            })
+        }
+        Err(source) => {
+            return Err(SpawnError::Cwd {
+                cwd: cwd.to_owned(),
+                source,
+            })
+        }
+    }
+    let mut cmd = Command::new(&resolved);
+    cmd.arg0(program)
+        .args(&argv[1..])
+        .env_clear()
+        .envs(vars)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr));
+    // SAFETY: the closure runs in the forked child between fork and exec, where only
+    // async-signal-safe calls are allowed: it calls setsid(2) (async-signal-safe) and maps
+    // its errno into an io::Error without allocating (a raw OS error).
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+    }
+    let child = cmd.spawn().map_err(|source| SpawnError::Exec {
+        program: program.clone(),
+        source,
+    })?;
+    // The Child is dropped without waiting: the shim reaps with waitpid(-1).
+    i32::try_from(child.id()).map_err(|_| SpawnError::Exec {
+        program: program.clone(),
+        source: io::Error::from_raw_os_error(libc::EOVERFLOW),
+    })
+}
+
+/// execvp's search, done before fork: the first executable regular file named `program` in
+/// `path`; EACCES when only non-executable ones exist. A name with a `/` is used as is.
+fn resolve(program: &str, path: &str) -> Result<PathBuf, SpawnError> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    if program.is_empty() {
+        return Err(SpawnError::NotFound {
+            program: program.to_owned(),
+        });
+    }
+    let mut denied = false;
+    for dir in path.split(':') {
+        let candidate = Path::new(if dir.is_empty() { "." } else { dir }).join(program);
+        match fs::metadata(&candidate) {
+            Ok(m) if m.is_file() => {
+                if access(&candidate, AccessFlags::X_OK).is_ok() {
+                    return Ok(candidate);
+                }
+                denied = true;
+            }
+            _ => {}
+        }
+    }
+    let program = program.to_owned();
+    Err(if denied {
+        SpawnError::PermissionDenied { program }
+    } else {
+        SpawnError::NotFound { program }
+    })
+}
+
+/// The arguments of one `runc run --detach`.
+struct RuncRun<'a> {
+    /// The runc binary.
+    runc: &'a Path,
+    /// `--root`.
+    root: &'a Path,
+    /// `--bundle`.
+    bundle: &'a Path,
+    /// The container id.
+    id: &'a str,
+    /// `--pid-file`.
+    pid_file: &'a Path,
+}
+
+/// Runs runc with the shim's pipes as its (and so the container's) stdout and stderr, waits
+/// for it, and reads the init's pid. Once runc exits, the init is re-parented to the shim
+/// (the subreaper). On failure runc's stderr is read back from the pipe.
+fn start_runc(
+    args: &RuncRun<'_>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    stderr_reader: &mut impl Read,
+) -> Result<i32, SpawnError> {
+    let _ = fs::remove_file(args.pid_file);
+    let status = Command::new(args.runc)
+        .arg("--root")
+        .arg(args.root)
+        .args(["run", "--detach", "--pid-file"])
+        .arg(args.pid_file)
+        .arg("--bundle")
+        .arg(args.bundle)
+        .arg(OsStr::new(args.id))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .status()
+        .map_err(|source| SpawnError::RuncSpawn {
+            runc: args.runc.to_owned(),
+            source,
+        })?;
+    if !status.success() {
+        let mut text = Vec::new();
+        // Non-blocking: takes what runc wrote, stops at EAGAIN (WouldBlock) or EOF.
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stderr_reader.read(&mut buf) {
+            text.extend_from_slice(&buf[..n]);
+        }
+        return Err(SpawnError::RuncFailed {
+            status,
+            stderr: String::from_utf8_lossy(&text).into_owned(),
+        });
+    }
+    let pid_err = |source| SpawnError::PidFile {
+        path: args.pid_file.to_owned(),
+        source,
+    };
+    let text = fs::read_to_string(args.pid_file).map_err(pid_err)?;
+    text.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|&pid| pid > 1)
+        .ok_or_else(|| pid_err(io::Error::new(io::ErrorKind::InvalidData, text.trim())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn resolve_uses_the_given_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = dir.path().join("tool");
+        fs::write(&exe, "#!/bin/sh\n").expect("write");
+        let path = format!("/nonexistent:{}", dir.path().display());
+        // Present but not executable: EACCES, code 126.
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = resolve("tool", &path).expect_err("not executable");
+        assert_eq!(err.exit_code(), 126);
+        assert_eq!(err.to_string(), "exec: \"tool\": permission denied");
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(resolve("tool", &path).expect("found"), exe);
+        let err = resolve("tool", "/nonexistent").expect_err("missing");
+        assert_eq!(err.exit_code(), 127);
+        assert_eq!(
+            err.to_string(),
+            "exec: \"tool\": executable file not found in $PATH"
+        );
+        assert_eq!(resolve("./x/y", "").expect("as is"), PathBuf::from("./x/y"));
+    }
+
+    #[test]
+    fn exec_errno_maps_to_docker_codes() {
+        let exec = |errno| SpawnError::Exec {
+            program: "p".into(),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        assert_eq!(exec(libc::ENOENT).exit_code(), 127);
+        assert_eq!(exec(libc::EACCES).exit_code(), 126);
+        assert_eq!(exec(libc::ENOEXEC).exit_code(), 128);
+        assert_eq!(SpawnError::EmptyArgv.exit_code(), 128);
+    }
+}
