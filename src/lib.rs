@@ -8,11 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-<<<<<<< HEAD
-pub mod fsutil;
-=======
 #[allow(unsafe_code)]
->>>>>>> shim
 pub mod identity;
 pub mod paths;
 pub mod runtime;

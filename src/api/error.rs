@@ -111,6 +111,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::Store(_)
         | ContainerError::Runtime(_)
         | ContainerError::Io { .. }
+        | ContainerError::SpecFile(_)
         | ContainerError::Mailbox(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

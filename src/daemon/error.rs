@@ -66,6 +66,9 @@ pub enum ContainerError {
         #[source]
         source: std::io::Error,
     },
+    /// The container's spec file could not be written.
+    #[error("write the spec file")]
+    SpecFile(#[source] crate::shim::exit_file::ExitFileError),
     /// The actor is gone (daemon shutting down).
     #[error("the daemon is shutting down")]
     Mailbox(#[from] actix::MailboxError),

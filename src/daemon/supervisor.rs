@@ -94,9 +94,8 @@ pub fn write_spec_file(shared: &Shared, rec: &ContainerRecord) -> Result<(), Con
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let mut at_create = rec.clone();
     at_create.state = State::Created;
-    let json = serde_json::to_vec_pretty(&at_create).expect("a record serializes");
-    let path = shared.layout.spec_file(&rec.id);
-    crate::fsutil::write_atomic(&path, &json).map_err(io("write", &path))
+    crate::shim::exit_file::write_json(&dir, crate::daemon::layout::SPEC_FILE, &at_create)
+        .map_err(ContainerError::SpecFile)
 }
 
 const ADJECTIVES: &[&str] = &[

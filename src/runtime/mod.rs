@@ -12,6 +12,7 @@ use thiserror::Error;
 use tokio::io::AsyncReadExt;
 
 use crate::identity;
+use crate::shim::exit_file;
 use crate::shim::protocol::{
     self, ExitKind, ExitStatus, Identity, Report, RuntimeSpec, ShimSpec, Started,
 };
@@ -28,6 +29,9 @@ pub enum RuntimeError {
         #[source]
         source: io::Error,
     },
+    /// The shim's spec file could not be written.
+    #[error("write the shim spec")]
+    WriteSpec(#[source] exit_file::ExitFileError),
     /// The shim binary could not be executed.
     #[error("spawn shim {bin}")]
     Spawn {
@@ -106,9 +110,14 @@ pub fn from_identity(i: &ProcessIdentity) -> Identity {
 /// Checks a recorded identity against /proc.
 pub fn liveness(i: &ProcessIdentity) -> Liveness {
     match identity::check(&from_identity(i)) {
-        identity::Check::Alive => Liveness::Alive,
-        identity::Check::Gone => Liveness::Gone,
-        identity::Check::Reused => Liveness::Reused,
+        Ok(identity::Check::Alive) => Liveness::Alive,
+        Ok(identity::Check::Gone) => Liveness::Gone,
+        Ok(identity::Check::Reused) => Liveness::Reused,
+        Err(e) => {
+            // Unknown is treated like a stranger: never resumed, never signalled.
+            tracing::warn!(pid = i.pid, error = %e, "cannot check a process identity");
+            Liveness::Reused
+        }
     }
 }
 
@@ -146,8 +155,7 @@ pub async fn start_shim(
             _ => {}
         }
     }
-    let json = serde_json::to_vec_pretty(spec).expect("a shim spec serializes");
-    crate::fsutil::write_atomic(&dir.join(protocol::SPEC_FILE), &json).map_err(prepare)?;
+    exit_file::write_json(dir, protocol::SPEC_FILE, spec).map_err(RuntimeError::WriteSpec)?;
 
     let mut child = tokio::process::Command::new(shim_bin)
         .arg(dir)

@@ -190,7 +190,7 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
         .send(ListContainers)
         .await
         .map_err(ContainerError::from)??;
-    records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     let now = Utc::now();
     let mut out: Vec<_> = records
         .iter()
