@@ -149,12 +149,12 @@ impl ContainerActor {
 
     /// Removes a container that does not run: state, files, record, then the actor.
     fn remove_now(&mut self, ctx: &mut Context<Self>) -> Result<(), ContainerError> {
+        let code = self.exit_code();
         self.apply(Event::RemoveRequested)?;
         let id = self.record.id.clone();
         remove_files(&self.shared, &id)?;
         self.shared.store.remove(&id)?;
         info!(parent: &self.span, "removed");
-        let code = self.exit_code();
         for (_, tx) in self.waiters.drain(..) {
             let _ = tx.send(Ok(code));
         }

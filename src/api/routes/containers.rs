@@ -33,7 +33,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 type Data = web::Data<ApiState>;
-type Id = web::Path<(String,)>;
+/// The `{id}` segment (the versioned scope adds `{version}` before it).
+#[derive(serde::Deserialize)]
+pub struct IdPath {
+    /// Container id, name or id prefix.
+    pub id: String,
+}
+
+type Id = web::Path<IdPath>;
 
 /// The image name the process runtime runs: the host's own filesystem.
 pub const HOST_IMAGE: &str = "host";
@@ -205,7 +212,7 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
 }
 
 async fn inspect(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
-    let (_, addr) = resolve(&state, &path.0).await?;
+    let (_, addr) = resolve(&state, &path.id).await?;
     let rec = addr
         .send(InspectContainer)
         .await
@@ -224,7 +231,7 @@ fn not_modified(e: ContainerError) -> ApiError {
 }
 
 async fn start(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
-    let (_, addr) = resolve(&state, &path.0).await?;
+    let (_, addr) = resolve(&state, &path.id).await?;
     addr.send(StartContainer)
         .await
         .map_err(ContainerError::from)?
@@ -233,7 +240,7 @@ async fn start(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
 }
 
 async fn stop(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
-    let (_, addr) = resolve(&state, &path.0).await?;
+    let (_, addr) = resolve(&state, &path.id).await?;
     let timeout_secs = number(&q, "t")?;
     addr.send(StopContainer { timeout_secs })
         .await
@@ -243,7 +250,7 @@ async fn stop(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError>
 }
 
 async fn restart(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
-    let (_, addr) = resolve(&state, &path.0).await?;
+    let (_, addr) = resolve(&state, &path.id).await?;
     let timeout_secs = number(&q, "t")?;
     match addr
         .send(StopContainer { timeout_secs })
@@ -260,7 +267,7 @@ async fn restart(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErr
 }
 
 async fn kill(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
-    let (id, addr) = resolve(&state, &path.0).await?;
+    let (id, addr) = resolve(&state, &path.id).await?;
     let signal = match q.get("signal").filter(|s| !s.is_empty()) {
         None => libc::SIGKILL,
         Some(s) => parse_signal(s).ok_or_else(|| ApiError::InvalidSignal(s.clone()))?,
@@ -279,7 +286,7 @@ async fn kill(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError>
 }
 
 async fn wait(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
-    let (_, addr) = resolve(&state, &path.0).await?;
+    let (_, addr) = resolve(&state, &path.id).await?;
     let condition = match q.get("condition").map(String::as_str) {
         None | Some("") | Some("not-running") => WaitCondition::NotRunning,
         Some("next-exit") => WaitCondition::NextExit,
@@ -327,7 +334,7 @@ async fn rename(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
     state
         .supervisor
         .send(RenameContainer {
-            target: path.0.clone(),
+            target: path.id.clone(),
             new_name,
         })
         .await
@@ -336,7 +343,7 @@ async fn rename(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
 }
 
 async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
-    let (_, addr) = resolve(&state, &path.0).await?;
+    let (_, addr) = resolve(&state, &path.id).await?;
     let force = flag(&q, "force", false)?;
     let rec = addr
         .send(InspectContainer)

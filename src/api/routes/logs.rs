@@ -124,12 +124,12 @@ pub fn tail_offset(path: &Path, n: u64) -> std::io::Result<u64> {
 
 async fn logs(
     state: web::Data<ApiState>,
-    path: web::Path<(String,)>,
+    path: web::Path<crate::api::routes::containers::IdPath>,
     q: Query,
 ) -> Result<HttpResponse, ApiError> {
     let (id, addr) = state
         .supervisor
-        .send(ResolveContainer(path.0.clone()))
+        .send(ResolveContainer(path.id.clone()))
         .await
         .map_err(ContainerError::from)??;
     let opts = LogOptions {
@@ -177,9 +177,7 @@ async fn logs(
     let (tx, rx) = mpsc::channel::<web::Bytes>(32);
     actix_rt::spawn(pump(path, file, opts, done, tx));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, actix_web::Error>(b), rx))
+        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
     });
     Ok(HttpResponse::Ok()
         .content_type("application/vnd.docker.multiplexed-stream")

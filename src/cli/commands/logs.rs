@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 
 use super::container_path;
 use crate::cli::args::LogsArgs;
-use crate::cli::client::{encode, Client};
+use crate::cli::client::{encode, BodyStream, Client};
 use crate::cli::demux::copy_stream;
 
 /// Prints the container's logs.
@@ -33,22 +33,24 @@ pub fn execute(client: &Client, args: &LogsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Follows a container's output from the start until it stops (what `run` and `start -a`
-/// show while attach is not there).
-pub fn follow_output(client: &Client, name: &str) -> anyhow::Result<()> {
-    copy_logs(
-        client,
-        &container_path(name, "/logs?follow=1&stdout=1&stderr=1"),
-    )
+/// Opens a container's output, followed until it stops (what `run` and `start -a`
+/// show while attach is not there). Opened before the start, so nothing is missed even
+/// when a `--rm` container ends and is removed at once.
+pub fn open_output<'c>(client: &'c Client, name: &str) -> anyhow::Result<BodyStream<'c>> {
+    Ok(client.get_stream(&container_path(name, "/logs?follow=1&stdout=1&stderr=1"))?)
 }
 
-/// Streams one logs answer to stdout and stderr.
-fn copy_logs(client: &Client, path: &str) -> anyhow::Result<()> {
-    let mut stream = client.get_stream(path)?;
+/// Copies an opened output stream to our stdout and stderr.
+pub fn copy_output(mut stream: BodyStream<'_>) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     copy_stream(&mut stream, &mut out, &mut err).context("copy the container's output")?;
     Ok(())
+}
+
+/// Streams one logs answer to stdout and stderr.
+fn copy_logs(client: &Client, path: &str) -> anyhow::Result<()> {
+    copy_output(client.get_stream(path)?)
 }
 
 /// `--since` as the API's `SECONDS.NANOS`: a Go duration (`42m`, `1h30m`) counts back from

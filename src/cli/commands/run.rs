@@ -21,23 +21,12 @@ pub fn execute(client: &Client, args: &RunArgs) -> anyhow::Result<i32> {
         true => Some(client.post_pending(&container_path(&id, "/wait?condition=removed"))?),
         false => None,
     };
+    let output = super::logs::open_output(client, &id)?;
     client.post_empty(&start_path)?;
-    match super::logs::follow_output(client, &id) {
-        // A short-lived --rm container may be gone before its logs are asked for.
-        Err(error) if args.opts.rm && is_not_found(&error) => {}
-        other => other?,
-    }
+    super::logs::copy_output(output)?;
     let answer: WaitResponse = match removal {
         Some(pending) => client.finish(pending)?,
         None => client.post_answer(&container_path(&id, "/wait"))?,
     };
     super::wait::exit_code(answer)
-}
-
-/// Whether the daemon answered 404.
-fn is_not_found(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<crate::cli::client::ClientError>())
-        .any(|cause| cause.status() == Some(404))
 }

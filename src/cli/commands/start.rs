@@ -18,6 +18,6 @@ pub fn execute(client: &Client, args: &StartArgs) -> anyhow::Result<i32> {
         bail!("you cannot start and attach multiple containers at once");
     };
     client.post_empty(&container_path(name, "/start"))?;
-    super::logs::follow_output(client, name)?;
+    super::logs::copy_output(super::logs::open_output(client, name)?)?;
     super::wait::wait_exit(client, name)
 }
