@@ -1,7 +1,7 @@
 //! `moor`: the daemon (`moor daemon`) and the client commands. Thin: parse, initialize
 //! tracing for the daemon only, call the library, turn its answer into an exit code.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 use moor::cli::args::{Cli, Command};
@@ -25,11 +25,13 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Logs to stderr, filtered by RUST_LOG (default `info`).
+/// Logs to stderr, filtered by RUST_LOG (default `info`); colors only on a terminal.
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color)
         .init();
 }
