@@ -63,7 +63,7 @@ fn cli_create_start_stop_restart_rm() {
     );
     assert_eq!(d.inspect_field("web", "{{.State.Status}}"), "exited");
     assert_eq!(d.inspect_field("web", "{{.State.ExitCode}}"), "143");
-    assert_eq!(d.cli_ok(&["wait", "web"]).trim(), "143");
+    assert_eq!(d.wait_code("web"), "143");
     let finished = d.inspect_field("web", "{{.State.FinishedAt}}");
     assert!(is_docker_time(&finished), "FinishedAt {finished:?}");
     assert!(parse_time(&finished) >= parse_time(&started_at));
@@ -232,7 +232,15 @@ fn run_rm_attached_prints_output_exits_with_the_code_and_removes() {
 fn wait_and_kill_report_exit_codes() {
     let d = Daemon::start(LIVE_RESTORE_OFF);
     d.run_detached(&["--name", "five", "host", "sh", "-c", "exit 5"]);
-    assert_eq!(d.cli_ok(&["wait", "five"]).trim(), "5");
+    assert_eq!(d.wait_code("five"), "5");
+    // Like `docker wait`: the code is printed; the command itself succeeds.
+    let out = d.cli(&["wait", "five"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "wait exits 0: {}",
+        describe(&out)
+    );
     assert_eq!(d.inspect_field("five", "{{.State.ExitCode}}"), "5");
     assert_eq!(d.inspect_field("five", "{{.State.Status}}"), "exited");
 
@@ -240,7 +248,7 @@ fn wait_and_kill_report_exit_codes() {
     let pid = pid_of(&d, "k");
     let start_time = proc_start_time(pid).expect("the container's process runs");
     d.cli_ok(&["kill", "-s", "KILL", "k"]);
-    assert_eq!(d.cli_ok(&["wait", "k"]).trim(), "137");
+    assert_eq!(d.wait_code("k"), "137");
     assert_eq!(d.inspect_field("k", "{{.State.ExitCode}}"), "137");
     assert!(!process_is(pid, start_time));
 }
@@ -249,7 +257,7 @@ fn wait_and_kill_report_exit_codes() {
 fn logs_after_exit() {
     let d = Daemon::start(LIVE_RESTORE_OFF);
     let id = d.run_detached(&["--name", "io", "host", "sh", "-c", "echo out; echo err >&2"]);
-    assert_eq!(d.cli_ok(&["wait", "io"]).trim(), "0");
+    assert_eq!(d.wait_code("io"), "0");
     let out = d.cli(&["logs", "io"]);
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(
@@ -278,7 +286,7 @@ fn logs_after_exit() {
     );
 
     d.run_detached(&["--name", "five", "host", "seq", "1", "5"]);
-    assert_eq!(d.cli_ok(&["wait", "five"]).trim(), "0");
+    assert_eq!(d.wait_code("five"), "0");
     assert_eq!(d.cli_ok(&["logs", "five"]), "1\n2\n3\n4\n5\n");
     assert_eq!(d.cli_ok(&["logs", "--tail", "2", "five"]), "4\n5\n");
     let stamped = d.cli_ok(&["logs", "-t", "five"]);

@@ -54,7 +54,7 @@ fn corrupt_store_is_moved_aside_and_rebuilt() {
     let mut d = Daemon::start(LIVE_RESTORE_ON);
     let keep_id = d.run_detached(&["--name", "keep", "host", "sleep", "1000"]);
     let five_id = d.run_detached(&["--name", "five", "host", "sh", "-c", "exit 5"]);
-    assert_eq!(d.cli_ok(&["wait", "five"]).trim(), "5");
+    assert_eq!(d.wait_code("five"), "5");
     let pid: i32 = d
         .inspect_field("keep", "{{.State.Pid}}")
         .parse()

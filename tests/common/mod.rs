@@ -7,14 +7,17 @@
 //! files, by pid and only after checking /proc/PID/stat's start time: never by name.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod http;
+
+pub use http::{ping, raw_request, HttpResponse};
 
 use chrono::{DateTime, Utc};
 use nix::sys::signal::{kill, Signal};
@@ -53,31 +56,8 @@ pub struct Daemon {
     starts: u32,
     /// Extra processes (pid, start time) the test asked to be killed on drop.
     tracked: RefCell<Vec<(i32, u64)>>,
-}
-
-/// One answer of the raw HTTP API.
-#[derive(Debug)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// The body, de-chunked.
-    pub body: String,
-}
-
-impl HttpResponse {
-    /// The body as JSON; panics with the body when it is not.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {}", self.body))
-    }
-
-    /// Docker's error text: the body's `message`.
-    pub fn message(&self) -> String {
-        self.json()["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
+    /// Set once a panic message carried the daemon's output, so drop does not repeat it.
+    output_shown: Cell<bool>,
 }
 
 impl Daemon {
@@ -93,6 +73,7 @@ impl Daemon {
             child: None,
             starts: 0,
             tracked: RefCell::new(Vec::new()),
+            output_shown: Cell::new(false),
         };
         fs::write(daemon.config_path(), config_json).expect("write daemon.json");
         daemon.spawn();
@@ -143,6 +124,12 @@ impl Daemon {
         text[start..].to_string()
     }
 
+    /// [`Daemon::output`] for a panic message (drop then does not print it again).
+    fn shown_output(&self) -> String {
+        self.output_shown.set(true);
+        self.output()
+    }
+
     /// A container's run directory: `<run>/containers/<id>`.
     pub fn container_run_dir(&self, id: &str) -> PathBuf {
         self.run_dir().join("containers").join(id)
@@ -190,6 +177,8 @@ impl Daemon {
             .arg(self.config_path())
             .args(["--runtime", "process"])
             .env_remove("MOOR_HOST")
+            .env("MOOR_SHIM", MOOR_SHIM)
+            .env("NO_COLOR", "1")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("info,moor=debug".into()),
@@ -213,7 +202,7 @@ impl Daemon {
                 panic!(
                     "moor daemon exited early ({status}) before serving /_ping on {}; its output:\n{}",
                     self.socket().display(),
-                    self.output()
+                    self.shown_output()
                 );
             }
             if ping(&self.socket()) {
@@ -223,7 +212,7 @@ impl Daemon {
                 panic!(
                     "moor daemon did not answer /_ping on {} within {READY_DEADLINE:?}; its output:\n{}",
                     self.socket().display(),
-                    self.output()
+                    self.shown_output()
                 );
             }
             thread::sleep(POLL);
@@ -241,14 +230,14 @@ impl Daemon {
             Some(status) if status.success() => {}
             Some(status) => panic!(
                 "moor daemon exited with {status} after SIGTERM (want 0); its output:\n{}",
-                self.output()
+                self.shown_output()
             ),
             None => {
                 signal(child.id() as i32, Signal::SIGKILL);
                 let _ = child.wait();
                 panic!(
                     "moor daemon did not exit within {EXIT_DEADLINE:?} of SIGTERM; its output:\n{}",
-                    self.output()
+                    self.shown_output()
                 );
             }
         }
@@ -304,10 +293,9 @@ impl Daemon {
         let output = self.cli(args);
         assert!(
             output.status.success(),
-            "`moor {}` failed\n{}\ndaemon output:\n{}",
+            "`moor {}` failed\n{}",
             args.join(" "),
-            describe(&output),
-            self.output()
+            describe(&output)
         );
         String::from_utf8(output.stdout).expect("CLI stdout is UTF-8")
     }
@@ -336,6 +324,19 @@ impl Daemon {
         id
     }
 
+    /// `moor wait NAME`: the exit code it prints. Its own exit status is checked in
+    /// daemon_api.rs only (Docker's is 0), so that other tests do not depend on it.
+    pub fn wait_code(&self, name: &str) -> String {
+        let output = self.cli(&["wait", name]);
+        let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        assert!(
+            code.parse::<i32>().is_ok(),
+            "`moor wait {name}` printed no exit code\n{}",
+            describe(&output)
+        );
+        code
+    }
+
     /// `moor inspect -f TEMPLATE NAME`, trimmed.
     pub fn inspect_field(&self, name: &str, template: &str) -> String {
         self.cli_ok(&["inspect", "-f", template, name])
@@ -352,15 +353,19 @@ impl Daemon {
 
     /// One raw HTTP/1.0 request on the socket.
     pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
-        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: moor\r\n");
-        if let Some(body) = body {
+        let body = body.unwrap_or_default();
+        // Content-Length even when empty: actix refuses an HTTP/1.0 POST without one.
+        let mut request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: moor\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !body.is_empty() {
             request.push_str("Content-Type: application/json\r\n");
-            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         request.push_str("\r\n");
-        request.push_str(body.unwrap_or_default());
+        request.push_str(body);
         raw_request(&self.socket(), &request, HTTP_DEADLINE)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}\ndaemon output:\n{}", self.output()))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     fn kill_recorded_processes(&self) {
@@ -396,7 +401,7 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
         self.kill_recorded_processes();
-        if thread::panicking() {
+        if thread::panicking() && !self.output_shown.get() {
             eprintln!(
                 "----- moor daemon output ({}) -----\n{}",
                 self.output_path().display(),
@@ -533,60 +538,4 @@ fn read_all(file: &mut File) -> Vec<u8> {
     file.seek(SeekFrom::Start(0)).expect("rewind output file");
     file.read_to_end(&mut bytes).expect("read output file");
     bytes
-}
-
-fn ping(socket: &Path) -> bool {
-    let request = "GET /_ping HTTP/1.0\r\n\r\n";
-    matches!(
-        raw_request(socket, request, Duration::from_secs(2)),
-        Ok(HttpResponse { status: 200, ref body }) if body == "OK"
-    )
-}
-
-pub fn raw_request(
-    socket: &Path,
-    request: &str,
-    timeout: Duration,
-) -> std::io::Result<HttpResponse> {
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let bad = |what: &str| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {text:?}"))
-    };
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status code"))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(body).ok_or_else(|| bad("bad chunked body"))?
-    } else {
-        body.to_string()
-    };
-    Ok(HttpResponse { status, body })
-}
-
-fn dechunk(mut body: &str) -> Option<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.push_str(rest.get(..size)?);
-        body = rest.get(size..)?.strip_prefix("\r\n")?;
-    }
 }
