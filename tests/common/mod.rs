@@ -1,0 +1,541 @@
+//! Integration-test harness: one `moor daemon` per test, in its own temp directory, driven
+//! through the real `moor` CLI and the raw HTTP API on its unix socket.
+//!
+//! Everything a test creates lives under one `/tmp/moor-XXXXXX` directory (short, so the
+//! socket path stays far below the 108-byte limit). On drop the harness kills the daemon
+//! and every shim and container process recorded in the run directory's `started.json`
+//! files, by pid and only after checking /proc/PID/stat's start time: never by name.
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+mod http;
+
+pub use http::{ping, raw_request, HttpResponse};
+
+use chrono::{DateTime, Utc};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The `moor` binary under test.
+pub const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+/// The `moor-shim` binary built with it (passed to the daemon as `MOOR_SHIM`).
+pub const MOOR_SHIM: &str = env!("CARGO_BIN_EXE_moor-shim");
+/// daemon.json with live restore on.
+pub const LIVE_RESTORE_ON: &str = r#"{"live-restore": true}"#;
+/// daemon.json with nothing set: live restore off (Docker's default).
+pub const LIVE_RESTORE_OFF: &str = "{}";
+/// Docker's value for a time that was never set.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+/// How long the daemon may take to serve `/_ping` after it was started.
+pub const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the daemon may take to exit after SIGTERM (live restore off stops containers).
+pub const EXIT_DEADLINE: Duration = Duration::from_secs(30);
+/// How long one CLI call may take before the harness kills it.
+pub const CLI_DEADLINE: Duration = Duration::from_secs(60);
+/// Read/write timeout of one raw HTTP request.
+pub const HTTP_DEADLINE: Duration = Duration::from_secs(30);
+/// The polling period of [`wait_for`].
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// A `moor daemon` on private directories; see the module header.
+pub struct Daemon {
+    /// Holds root, run dir, socket, daemon.json and the daemon's output; removed on drop.
+    dir: TempDir,
+    /// The daemon process while it runs.
+    child: Option<Child>,
+    /// How many times the daemon was started, for the headers in its output file.
+    starts: u32,
+    /// Extra processes (pid, start time) the test asked to be killed on drop.
+    tracked: RefCell<Vec<(i32, u64)>>,
+    /// Set once a panic message carried the daemon's output, so drop does not repeat it.
+    output_shown: Cell<bool>,
+}
+
+impl Daemon {
+    /// Creates fresh directories, writes `config_json` as daemon.json and starts the daemon;
+    /// returns once `/_ping` answers OK.
+    pub fn start(config_json: &str) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("moor-")
+            .tempdir_in("/tmp")
+            .expect("create the test's temp dir in /tmp");
+        let mut daemon = Daemon {
+            dir,
+            child: None,
+            starts: 0,
+            tracked: RefCell::new(Vec::new()),
+            output_shown: Cell::new(false),
+        };
+        fs::write(daemon.config_path(), config_json).expect("write daemon.json");
+        daemon.spawn();
+        daemon
+    }
+
+    /// Starts the daemon again on the same directories and daemon.json.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "restart() while the daemon still runs"
+        );
+        self.spawn();
+    }
+
+    /// The state root (`--root`).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// The run directory (`--run-dir`).
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// The API socket (`--socket`).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("moor.sock")
+    }
+
+    /// daemon.json (`--config`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.json")
+    }
+
+    /// Where the daemon's stdout and stderr go (appended across restarts).
+    pub fn output_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.out")
+    }
+
+    /// Everything the daemon printed so far (the last 16 KiB).
+    pub fn output(&self) -> String {
+        let text = fs::read_to_string(self.output_path()).unwrap_or_default();
+        let cut = text.len().saturating_sub(16 * 1024);
+        let start = (cut..=text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        text[start..].to_string()
+    }
+
+    /// [`Daemon::output`] for a panic message (drop then does not print it again).
+    fn shown_output(&self) -> String {
+        self.output_shown.set(true);
+        self.output()
+    }
+
+    /// A container's run directory: `<run>/containers/<id>`.
+    pub fn container_run_dir(&self, id: &str) -> PathBuf {
+        self.run_dir().join("containers").join(id)
+    }
+
+    /// A container's state directory: `<root>/containers/<id>`.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root().join("containers").join(id)
+    }
+
+    /// The container's `started.json`, parsed; panics when missing or not JSON.
+    pub fn started_json(&self, id: &str) -> Value {
+        let path = self.container_run_dir(id).join("started.json");
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+    }
+
+    /// Asks the harness to kill this process (if it is still the same one) on drop.
+    pub fn track(&self, pid: i32, start_time: u64) {
+        self.tracked.borrow_mut().push((pid, start_time));
+    }
+
+    fn spawn(&mut self) {
+        for dir in [self.root(), self.run_dir()] {
+            fs::create_dir_all(&dir).expect("create root and run dir");
+        }
+        self.starts += 1;
+        let mut out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.output_path())
+            .expect("open the daemon's output file");
+        writeln!(out, "===== moor daemon start #{} =====", self.starts).expect("write header");
+        let err = out.try_clone().expect("clone the output file");
+        let child = Command::new(MOOR)
+            .arg("daemon")
+            .arg("--root")
+            .arg(self.root())
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["--runtime", "process"])
+            .env_remove("MOOR_HOST")
+            .env("MOOR_SHIM", MOOR_SHIM)
+            .env("NO_COLOR", "1")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("info,moor=debug".into()),
+            )
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {MOOR} daemon: {e}"));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            let child = self.child.as_mut().expect("daemon child");
+            if let Some(status) = child.try_wait().expect("try_wait on the daemon") {
+                self.child = None;
+                panic!(
+                    "moor daemon exited early ({status}) before serving /_ping on {}; its output:\n{}",
+                    self.socket().display(),
+                    self.shown_output()
+                );
+            }
+            if ping(&self.socket()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "moor daemon did not answer /_ping on {} within {READY_DEADLINE:?}; its output:\n{}",
+                    self.socket().display(),
+                    self.shown_output()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; panics unless it exits 0 in time.
+    pub fn stop_term(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .expect("stop_term() while the daemon is not running");
+        signal(child.id() as i32, Signal::SIGTERM);
+        match wait_child(&mut child, EXIT_DEADLINE) {
+            Some(status) if status.success() => {}
+            Some(status) => panic!(
+                "moor daemon exited with {status} after SIGTERM (want 0); its output:\n{}",
+                self.shown_output()
+            ),
+            None => {
+                signal(child.id() as i32, Signal::SIGKILL);
+                let _ = child.wait();
+                panic!(
+                    "moor daemon did not exit within {EXIT_DEADLINE:?} of SIGTERM; its output:\n{}",
+                    self.shown_output()
+                );
+            }
+        }
+    }
+
+    /// Kills the daemon with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .expect("kill9() while the daemon is not running");
+        signal(child.id() as i32, Signal::SIGKILL);
+        child.wait().expect("reap the daemon");
+    }
+
+    /// Runs `moor --host unix://<socket> ARGS`, killing it after [`CLI_DEADLINE`].
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut stdout = tempfile::tempfile().expect("CLI stdout file");
+        let mut stderr = tempfile::tempfile().expect("CLI stderr file");
+        let host = format!("unix://{}", self.socket().display());
+        let mut child = Command::new(MOOR)
+            .arg("--host")
+            .arg(&host)
+            .args(args)
+            .env_remove("MOOR_HOST")
+            .stdin(Stdio::null())
+            .stdout(stdout.try_clone().expect("clone stdout file"))
+            .stderr(stderr.try_clone().expect("clone stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {MOOR} {args:?}: {e}"));
+        let status = wait_child(&mut child, CLI_DEADLINE);
+        if status.is_none() {
+            signal(child.id() as i32, Signal::SIGKILL);
+            let _ = child.wait();
+        }
+        let output = Output {
+            status: status.unwrap_or_default(),
+            stdout: read_all(&mut stdout),
+            stderr: read_all(&mut stderr),
+        };
+        if status.is_none() {
+            panic!(
+                "`moor {}` did not finish within {CLI_DEADLINE:?}\n{}",
+                args.join(" "),
+                describe(&output)
+            );
+        }
+        output
+    }
+
+    /// Runs the CLI, panics unless it exits 0, returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "`moor {}` failed\n{}",
+            args.join(" "),
+            describe(&output)
+        );
+        String::from_utf8(output.stdout).expect("CLI stdout is UTF-8")
+    }
+
+    /// Runs the CLI, panics if it exits 0, returns its output.
+    pub fn cli_fail(&self, args: &[&str]) -> Output {
+        let output = self.cli(args);
+        assert!(
+            !output.status.success(),
+            "`moor {}` succeeded but should have failed\n{}",
+            args.join(" "),
+            describe(&output)
+        );
+        output
+    }
+
+    /// `moor run -d ARGS`: returns the printed id, checked to be 64 hex digits.
+    pub fn run_detached(&self, args: &[&str]) -> String {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        let id = self.cli_ok(&all).trim().to_string();
+        assert!(
+            is_container_id(&id),
+            "`moor run -d` printed {id:?}, not a 64-hex id"
+        );
+        id
+    }
+
+    /// `moor wait NAME`: the exit code it prints. Its own exit status is checked in
+    /// daemon_api.rs only (Docker's is 0), so that other tests do not depend on it.
+    pub fn wait_code(&self, name: &str) -> String {
+        let output = self.cli(&["wait", name]);
+        let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        assert!(
+            code.parse::<i32>().is_ok(),
+            "`moor wait {name}` printed no exit code\n{}",
+            describe(&output)
+        );
+        code
+    }
+
+    /// `moor inspect -f TEMPLATE NAME`, trimmed.
+    pub fn inspect_field(&self, name: &str, template: &str) -> String {
+        self.cli_ok(&["inspect", "-f", template, name])
+            .trim()
+            .to_string()
+    }
+
+    /// The container's inspect object from the raw API (`GET /v1.44/containers/NAME/json`).
+    pub fn inspect_json(&self, name: &str) -> Value {
+        let response = self.http("GET", &format!("/v1.44/containers/{name}/json"), None);
+        assert_eq!(response.status, 200, "inspect {name}: {}", response.body);
+        response.json()
+    }
+
+    /// One raw HTTP/1.0 request on the socket.
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+        let body = body.unwrap_or_default();
+        // Content-Length even when empty: actix refuses an HTTP/1.0 POST without one.
+        let mut request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: moor\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !body.is_empty() {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        raw_request(&self.socket(), &request, HTTP_DEADLINE)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn kill_recorded_processes(&self) {
+        let mut victims: Vec<(i32, u64)> = self.tracked.borrow().clone();
+        let containers = self.run_dir().join("containers");
+        for entry in fs::read_dir(&containers).into_iter().flatten().flatten() {
+            let path = entry.path().join("started.json");
+            let Some(started) = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            else {
+                continue;
+            };
+            // The container first, then its shim (which then has nothing left to reap).
+            for key in ["process", "shim"] {
+                let pid = started[key]["pid"].as_i64();
+                let start_time = started[key]["start_time"].as_u64();
+                if let (Some(pid), Some(start_time)) = (pid, start_time) {
+                    victims.push((pid as i32, start_time));
+                }
+            }
+        }
+        for (pid, start_time) in victims {
+            kill_if_same(pid, start_time, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id() as i32, Signal::SIGKILL);
+            let _ = child.wait();
+        }
+        self.kill_recorded_processes();
+        if thread::panicking() && !self.output_shown.get() {
+            eprintln!(
+                "----- moor daemon output ({}) -----\n{}",
+                self.output_path().display(),
+                self.output()
+            );
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds (true) or `deadline` passed (false).
+pub fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Whether `pid` names a live process (a zombie counts as dead).
+pub fn pid_alive(pid: i32) -> bool {
+    matches!(proc_stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
+}
+
+/// Field 22 of /proc/PID/stat (start time in clock ticks after boot), if the pid exists.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|(_, start_time)| start_time)
+}
+
+/// Whether `pid` is alive and is the process that started at `start_time`.
+pub fn process_is(pid: i32, start_time: u64) -> bool {
+    pid_alive(pid) && proc_start_time(pid) == Some(start_time)
+}
+
+/// Sends `sig` to `pid` only if it is still the process that started at `start_time`.
+pub fn kill_if_same(pid: i32, start_time: u64, sig: Signal) -> bool {
+    if pid <= 1 || proc_start_time(pid) != Some(start_time) {
+        return false;
+    }
+    kill(Pid::from_raw(pid), sig).is_ok()
+}
+
+/// Parses an RFC 3339 time as the API prints it; panics with the text when it does not parse.
+pub fn parse_time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not an RFC 3339 time: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// Whether `text` is a Docker time: RFC 3339, UTC (`Z`), with a fraction of 1 to 9 digits.
+pub fn is_docker_time(text: &str) -> bool {
+    let Some(rest) = text.strip_suffix('Z') else {
+        return false;
+    };
+    let Some((_, fraction)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    (1..=9).contains(&fraction.len())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+        && DateTime::parse_from_rfc3339(text).is_ok()
+}
+
+/// Whether `text` is a container id: 64 lowercase hex digits.
+pub fn is_container_id(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Writes `value` to `path` atomically (temp file, then rename), as the shim does.
+pub fn write_json_atomically(path: &Path, value: &Value) {
+    let tmp = path.with_extension("json.test-tmp");
+    fs::write(&tmp, serde_json::to_vec(value).expect("serialize JSON")).expect("write temp file");
+    fs::rename(&tmp, path).expect("rename over the original");
+}
+
+/// An [`Output`] as text for failure messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        truncate(&String::from_utf8_lossy(&output.stdout)),
+        truncate(&String::from_utf8_lossy(&output.stderr))
+    )
+}
+
+fn truncate(text: &str) -> String {
+    if text.len() <= 4096 {
+        return text.to_string();
+    }
+    let end = (0..=4096)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    format!("{}... ({} bytes)", &text[..end], text.len())
+}
+
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let start_time = fields.get(22 - 3)?.parse().ok()?;
+    Some((state, start_time))
+}
+
+fn signal(pid: i32, sig: Signal) {
+    if pid > 1 {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
+
+fn wait_child(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+fn read_all(file: &mut File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).expect("rewind output file");
+    file.read_to_end(&mut bytes).expect("read output file");
+    bytes
+}

@@ -1,0 +1,113 @@
+//! A store that cannot be opened is moved aside and rebuilt from each container's
+//! config.v2.json plus the run directory: running containers are resumed, exited ones keep
+//! the code from their exit file, and both keep their names.
+
+mod common;
+
+use common::*;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// Overwrites the middle half of every regular file under `dir` with garbage, keeping sizes.
+fn garble(dir: &Path) -> usize {
+    let mut garbled = 0;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("directory entry").path();
+            let meta = fs::symlink_metadata(&path).expect("metadata");
+            if meta.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !meta.is_file() || meta.len() == 0 {
+                continue;
+            }
+            let len = meta.len();
+            let (start, count) = (len / 4, (len / 2).max(1));
+            let garbage: Vec<u8> = (0..count)
+                .map(|_| {
+                    // xorshift64: never all zeros, never the same byte twice in a row for long.
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 24) as u8
+                })
+                .collect();
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("open to garble");
+            file.write_all_at(&garbage, start).expect("garble");
+            file.sync_all().expect("sync");
+            assert_eq!(fs::metadata(&path).expect("metadata").len(), len);
+            garbled += 1;
+        }
+    }
+    garbled
+}
+
+#[test]
+fn corrupt_store_is_moved_aside_and_rebuilt() {
+    let mut d = Daemon::start(LIVE_RESTORE_ON);
+    let keep_id = d.run_detached(&["--name", "keep", "host", "sleep", "1000"]);
+    let five_id = d.run_detached(&["--name", "five", "host", "sh", "-c", "exit 5"]);
+    assert_eq!(d.wait_code("five"), "5");
+    let pid: i32 = d
+        .inspect_field("keep", "{{.State.Pid}}")
+        .parse()
+        .expect("Pid");
+    let start_time = proc_start_time(pid).expect("the container's process runs");
+    let started_at = d.inspect_field("keep", "{{.State.StartedAt}}");
+    for id in [&keep_id, &five_id] {
+        let spec = d.container_dir(id).join("config.v2.json");
+        assert!(spec.is_file(), "{} missing", spec.display());
+    }
+    d.kill9();
+
+    let store = d.root().join("moor.db");
+    assert!(
+        garble(&store) > 0,
+        "nothing to garble under {}",
+        store.display()
+    );
+    d.restart();
+
+    let aside: Vec<String> = fs::read_dir(d.root())
+        .expect("read root")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("moor.db.corrupt-"))
+        .collect();
+    assert_eq!(
+        aside.len(),
+        1,
+        "want one moor.db.corrupt-* in the root, got {aside:?}"
+    );
+    assert!(store.exists(), "a new store must be built");
+
+    let check = |d: &Daemon| {
+        assert_eq!(d.inspect_field("keep", "{{.Id}}"), keep_id);
+        assert_eq!(d.inspect_field("keep", "{{.State.Status}}"), "running");
+        assert_eq!(d.inspect_field("keep", "{{.State.Pid}}"), pid.to_string());
+        assert_eq!(d.inspect_field("keep", "{{.State.StartedAt}}"), started_at);
+        assert!(
+            process_is(pid, start_time),
+            "the running container was disturbed"
+        );
+        assert_eq!(d.inspect_field("five", "{{.Id}}"), five_id);
+        assert_eq!(d.inspect_field("five", "{{.State.Status}}"), "exited");
+        assert_eq!(d.inspect_field("five", "{{.State.ExitCode}}"), "5");
+        let listed = d.cli_ok(&["ps", "-a"]);
+        assert!(
+            listed.contains("keep") && listed.contains("five"),
+            "{listed}"
+        );
+    };
+    check(&d);
+    // The rebuilt store is a real store: it survives the next restart.
+    d.stop_term();
+    d.restart();
+    check(&d);
+}
