@@ -239,8 +239,8 @@ mod tests {
 
     #[test]
     fn syntax_error_names_line_and_column() {
-        let e = parse(Path::new("d.json"), "{\n  \"live-restore\": tru\n}").unwrap_err();
-        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = parse(Path::new("d.json"), "{\n  \"live-restore\": true,,\n}").unwrap_err();
+        assert!(e.to_string().contains("line 2 column"), "{e}");
     }
 
     #[test]

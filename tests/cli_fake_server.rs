@@ -275,8 +275,8 @@ fn run_follows_output_and_exits_with_the_code() {
         daemon.lines(),
         [
             "POST /v1.44/containers/create?name=web".to_string(),
-            format!("POST {prefix}/start"),
             format!("GET {prefix}/logs?follow=1&stdout=1&stderr=1"),
+            format!("POST {prefix}/start"),
             format!("POST {prefix}/wait"),
         ]
     );
@@ -296,7 +296,11 @@ fn run_rm_waits_for_removal_before_starting() {
     let lines = daemon.lines();
     let prefix = format!("/v1.44/containers/{ID}");
     assert_eq!(lines[1], format!("POST {prefix}/wait?condition=removed"));
-    assert_eq!(lines[2], format!("POST {prefix}/start"));
+    assert_eq!(
+        lines[2],
+        format!("GET {prefix}/logs?follow=1&stdout=1&stderr=1")
+    );
+    assert_eq!(lines[3], format!("POST {prefix}/start"));
     let create: serde_json::Value =
         serde_json::from_str(&daemon.body_of("POST /v1.44/containers/create")).unwrap();
     assert_eq!(create["HostConfig"]["AutoRemove"], true);

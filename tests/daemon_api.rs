@@ -244,12 +244,12 @@ fn wait_and_kill_report_exit_codes() {
     assert_eq!(d.inspect_field("five", "{{.State.ExitCode}}"), "5");
     assert_eq!(d.inspect_field("five", "{{.State.Status}}"), "exited");
 
-    d.run_detached(&["--name", "k", "host", "sleep", "1000"]);
-    let pid = pid_of(&d, "k");
+    d.run_detached(&["--name", "kk", "host", "sleep", "1000"]);
+    let pid = pid_of(&d, "kk");
     let start_time = proc_start_time(pid).expect("the container's process runs");
-    d.cli_ok(&["kill", "-s", "KILL", "k"]);
-    assert_eq!(d.wait_code("k"), "137");
-    assert_eq!(d.inspect_field("k", "{{.State.ExitCode}}"), "137");
+    d.cli_ok(&["kill", "-s", "KILL", "kk"]);
+    assert_eq!(d.wait_code("kk"), "137");
+    assert_eq!(d.inspect_field("kk", "{{.State.ExitCode}}"), "137");
     assert!(!process_is(pid, start_time));
 }
 

@@ -29,7 +29,7 @@ pub fn serve(
         App::new()
             .app_data(state.clone())
             .app_data(web::JsonConfig::default().limit(1 << 20))
-            .service(web::scope("/v{version}").configure(routes::configure))
+            .service(web::scope("/v{version:[0-9]+(\\.[0-9]+)?}").configure(routes::configure))
             .configure(routes::configure)
     })
     .workers(2)

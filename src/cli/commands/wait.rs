@@ -8,28 +8,20 @@ use crate::cli::args::NamesArgs;
 use crate::cli::client::Client;
 use crate::cli::error_line;
 
-/// Waits for each container in turn and prints its code; the exit code is the last
-/// container's, or 1 if any wait failed.
+/// Waits for each container in turn and prints its code; like `docker wait`, the exit
+/// code is 0, or 1 if any wait failed.
 pub fn execute(client: &Client, args: &NamesArgs) -> i32 {
     let mut failed = false;
-    let mut last = 0;
     for name in &args.names {
         match wait_exit(client, name) {
-            Ok(code) => {
-                println!("{code}");
-                last = code;
-            }
+            Ok(code) => println!("{code}"),
             Err(error) => {
                 eprintln!("{}", error_line(&error));
                 failed = true;
             }
         }
     }
-    if failed {
-        1
-    } else {
-        last
-    }
+    i32::from(failed)
 }
 
 /// Waits until the container is not running; its exit code.
