@@ -6,6 +6,7 @@
 
 mod aside;
 pub mod event;
+pub mod image;
 pub mod machine;
 pub mod reconcile;
 pub mod record;

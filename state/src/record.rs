@@ -101,6 +101,24 @@ pub struct ContainerSpec {
     pub runtime: RuntimeKind,
     /// Log driver options (`max-size`, `max-file`...), Docker's `--log-opt`.
     pub log_opts: BTreeMap<String, String>,
+    /// The image's id (64 hex) resolved at create: a later re-tag never changes the rootfs.
+    #[serde(default)]
+    pub image_id: String,
+    /// Memory limit in bytes (Docker's HostConfig.Memory; 0 = none).
+    #[serde(default)]
+    pub memory: i64,
+    /// CPU limit in billionths of a CPU (HostConfig.NanoCpus; 0 = none).
+    #[serde(default)]
+    pub nano_cpus: i64,
+    /// Maximum number of tasks in the container (HostConfig.PidsLimit; None or <= 0 = none).
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    /// Mount the root filesystem read-only (`--read-only`).
+    #[serde(default)]
+    pub read_only: bool,
+    /// `none` (own netns, loopback only; the default) or `host`.
+    #[serde(default)]
+    pub network_mode: String,
 }
 
 impl ContainerSpec {
