@@ -52,6 +52,20 @@ pub enum ApiError {
         /// Its id.
         id: String,
     },
+    /// The image store failed.
+    #[error("image store: {0}")]
+    ImageStore(#[from] moor_state::image::ImageStoreError),
+    /// An import failed (a refused archive is the client's fault).
+    #[error("{}", crate::runtime::chain(.0))]
+    Image(#[from] crate::image::ImageError),
+    /// Removal of an image a container uses.
+    #[error("conflict: unable to remove image {name} (must force) - image is being used by container {container}")]
+    ImageInUse {
+        /// The image as named in the request.
+        name: String,
+        /// The first container using it.
+        container: String,
+    },
     /// Start of a running container, stop of a stopped one: Docker answers 304.
     #[error("not modified")]
     NotModified,
@@ -67,6 +81,9 @@ impl ResponseError for ApiError {
             | ApiError::NoCommand
             | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
+            ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
+            ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+            ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RemoveRunning { .. } | ApiError::NotRunning { .. } => StatusCode::CONFLICT,
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
         }

@@ -51,6 +51,14 @@ pub struct HostConfig {
     pub network_mode: Option<String>,
     /// `--runtime`.
     pub runtime: Option<String>,
+    /// `--memory` in bytes (0 = no limit).
+    pub memory: i64,
+    /// `--cpus` in billionths of a CPU (0 = no limit).
+    pub nano_cpus: i64,
+    /// `--pids-limit` (None, 0 or -1 = no limit).
+    pub pids_limit: Option<i64>,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
 }
 
 /// Docker's RestartPolicy.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
+use moor_state::record::RuntimeKind;
 use moor_state::{transition, ContainerRecord, Event, State};
 use tokio::sync::oneshot;
 use tracing::{info, warn, Span};
@@ -111,7 +112,7 @@ impl ContainerActor {
                 Err(ContainerError::StartFailed { code, error })
             }
             Err(e) => {
-                self.fail_start(128, e.to_string(), ctx)?;
+                self.fail_start(128, runtime::chain(&e), ctx)?;
                 Err(e.into())
             }
         }
@@ -200,8 +201,10 @@ pub fn exit_code(state: &State) -> i64 {
     }
 }
 
-/// Deletes a container's run directory and persistent directory.
+/// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
 pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
+    runtime::runc::remove(shared.runc.as_ref(), &shared.layout, id)
+        .map_err(runtime::RuntimeError::from)?;
     for dir in [
         shared.layout.run_container_dir(id),
         shared.layout.container_dir(id),
@@ -246,15 +249,26 @@ impl Handler<StartContainer> for ContainerActor {
         let layout = &self.shared.layout;
         let id = self.record.id.clone();
         let dir = layout.run_container_dir(&id);
-        let spec = runtime::process_spec(
-            &id,
-            &self.record.spec,
+        let log = (
             layout.log_path(&id),
             self.shared.log_max_size(&self.record.spec),
             self.shared.log_max_file(&self.record.spec),
         );
+        let spec = match (self.record.spec.runtime, &self.shared.runc) {
+            (RuntimeKind::Process, _) => Ok(runtime::process_spec(
+                &id,
+                &self.record.spec,
+                log.0,
+                log.1,
+                log.2,
+            )),
+            (RuntimeKind::Runc, Some(runc)) => runc
+                .prepare(layout, &id, &self.record.spec, log)
+                .map_err(runtime::RuntimeError::from),
+            (RuntimeKind::Runc, None) => Err(runtime::RuntimeError::NoRunc),
+        };
         let bin = layout.shim_bin.clone();
-        let fut = async move { runtime::start_shim(&bin, &dir, &spec).await };
+        let fut = async move { runtime::start_shim(&bin, &dir, &spec?).await };
         AtomicResponse::new(Box::pin(
             fut.into_actor(self)
                 .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
@@ -291,6 +305,11 @@ impl Handler<ShimExited> for ContainerActor {
             Ok(()) => {
                 info!(parent: &self.span, exit_code = self.exit_code(), "exited");
                 self.after_exit(ctx);
+                if !matches!(self.record.state, State::Removing) {
+                    // After the waiters got their answer: off the path the user waits on.
+                    let shared = &self.shared;
+                    runtime::runc::release(shared.runc.as_ref(), &shared.layout, &self.record.id);
+                }
             }
             Err(e) => warn!(parent: &self.span, error = %e, "exit not recorded"),
         }

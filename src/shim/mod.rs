@@ -208,6 +208,7 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         exit,
         finished_at: clock::now_fixed(),
         start_error: None,
+        oom_killed: oom_killed(spec),
     };
     exit_file::write_json(dir, EXIT_FILE, &status).map_err(ShimError::File)
 }
@@ -268,6 +269,28 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
     }
 }
 
+/// Whether the container's memory cgroup counted an OOM kill: the `oom_kill N` line of
+/// `memory.oom_control` (cgroup v1) or `memory.events` (v2). Read before `runc delete`
+/// removes the cgroup.
+fn oom_killed(spec: &ShimSpec) -> bool {
+    let protocol::RuntimeSpec::Runc {
+        memory_cgroup: Some(dir),
+        ..
+    } = &spec.runtime
+    else {
+        return false;
+    };
+    ["memory.oom_control", "memory.events"].iter().any(|f| {
+        fs::read_to_string(dir.join(f)).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    })
+}
+
 /// A failed start: `exit.json` with the error (when the directory allows), then the report.
 fn fail(dir: &Path, code: i32, error: &str) {
     let status = ExitStatus {
@@ -275,6 +298,7 @@ fn fail(dir: &Path, code: i32, error: &str) {
         exit: ExitKind::Code(code),
         finished_at: clock::now_fixed(),
         start_error: Some(error.to_owned()),
+        oom_killed: false,
     };
     if let Err(e) = exit_file::write_json(dir, EXIT_FILE, &status) {
         eprintln!("moor-shim: {}", chain(&e));

@@ -59,6 +59,9 @@ pub enum RuntimeSpec {
         root: PathBuf,
         /// The OCI bundle directory (config.json and rootfs).
         bundle: PathBuf,
+        /// The container's memory cgroup directory, read after the exit for OOM kills.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory_cgroup: Option<PathBuf>,
     },
 }
 
@@ -120,6 +123,9 @@ pub struct ExitStatus {
     /// Set when the process could not be started; `exit` is then 126, 127 or 128.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_error: Option<String>,
+    /// Set when the kernel's OOM killer killed a process of the container (Docker's OOMKilled).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// The one line the shim writes to its stdout pipe once it knows how the start went.

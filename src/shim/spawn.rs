@@ -156,7 +156,9 @@ pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
     let (err_r, err_w) = output_pipe()?;
     let pid = match &spec.runtime {
         RuntimeSpec::Process { argv, env, cwd } => start_process(argv, env, cwd, out_w, err_w)?,
-        RuntimeSpec::Runc { runc, root, bundle } => {
+        RuntimeSpec::Runc {
+            runc, root, bundle, ..
+        } => {
             let args = RuncRun {
                 runc,
                 root,

@@ -69,17 +69,41 @@ fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy
     }
 }
 
+/// The runtime a create request gets: `host` without a runtime asked is the process runtime.
+fn runtime_of(req: &CreateRequest, default: RuntimeKind) -> Result<RuntimeKind, ApiError> {
+    let asked = req.host_config.as_ref().and_then(|h| h.runtime.as_deref());
+    match asked {
+        None | Some("") if req.image == HOST_IMAGE => Ok(RuntimeKind::Process),
+        None | Some("") => Ok(default),
+        Some("process") => Ok(RuntimeKind::Process),
+        Some("runc") => Ok(RuntimeKind::Runc),
+        Some(_) => Err(ApiError::Unsupported {
+            option: "HostConfig.Runtime",
+        }),
+    }
+}
+
 /// Turns a Docker create request into a container spec, or says what is wrong with it.
-pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
+/// `find_image` maps an image name or id to the id of an imported image.
+pub fn to_spec(
+    req: CreateRequest,
+    default_runtime: RuntimeKind,
+    find_image: impl FnOnce(&str) -> Result<Option<String>, ApiError>,
+) -> Result<ContainerSpec, ApiError> {
     if req.image.is_empty() {
         return Err(ApiError::Query {
             name: "Image",
             value: String::new(),
         });
     }
-    if req.image != HOST_IMAGE {
-        return Err(ApiError::NoSuchImage(req.image));
-    }
+    let runtime = runtime_of(&req, default_runtime)?;
+    let image_id = match runtime {
+        RuntimeKind::Process if req.image == HOST_IMAGE => String::new(),
+        RuntimeKind::Process => return Err(ApiError::NoSuchImage(req.image)),
+        RuntimeKind::Runc => {
+            find_image(&req.image)?.ok_or_else(|| ApiError::NoSuchImage(req.image.clone()))?
+        }
+    };
     if req.tty {
         return Err(ApiError::Unsupported { option: "Tty" });
     }
@@ -101,13 +125,25 @@ pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
         }
         log_opts = lc.config.clone();
     }
-    match host.runtime.as_deref() {
-        None | Some("") | Some("process") => {}
+    let network_mode = match host.network_mode.as_deref() {
+        None | Some("" | "default" | "none") => "none",
+        Some("host") => "host",
         Some(_) => {
             return Err(ApiError::Unsupported {
-                option: "HostConfig.Runtime",
+                option: "a network mode other than none and host",
             })
         }
+    };
+    let limited = host.memory != 0 || host.nano_cpus != 0 || host.pids_limit.unwrap_or(0) > 0;
+    if runtime == RuntimeKind::Process && (limited || host.readonly_rootfs) {
+        return Err(ApiError::Unsupported {
+            option: "resource limits and --read-only with the process runtime",
+        });
+    }
+    if host.memory < 0 || host.nano_cpus < 0 {
+        return Err(ApiError::Unsupported {
+            option: "a negative memory or CPU limit",
+        });
     }
     Ok(ContainerSpec {
         image: req.image,
@@ -122,14 +158,28 @@ pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
         stop_timeout: req.stop_timeout,
         auto_remove: host.auto_remove,
         restart_policy: restart_policy(host.restart_policy.as_ref())?,
-        runtime: RuntimeKind::Process,
+        runtime,
         log_opts,
+        image_id,
+        memory: host.memory,
+        nano_cpus: host.nano_cpus,
+        pids_limit: host.pids_limit.filter(|l| *l > 0),
+        read_only: host.readonly_rootfs,
+        network_mode: if runtime == RuntimeKind::Runc {
+            network_mode.into()
+        } else {
+            String::new()
+        },
     })
 }
 
 async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req: CreateRequest = serde_json::from_slice(&body)?;
-    let spec = to_spec(req)?;
+    let shared = &state.shared;
+    let spec = to_spec(req, shared.default_runtime, |name| {
+        let images = shared.store.images().map_err(ContainerError::from)?;
+        Ok(images.resolve(name)?.map(|img| img.id))
+    })?;
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
     let id = state
         .supervisor
@@ -376,15 +426,21 @@ mod tests {
 
     #[test]
     fn create_needs_a_command() {
-        assert!(matches!(to_spec(req(&[])), Err(ApiError::NoCommand)));
-        assert_eq!(to_spec(req(&["true"])).unwrap().cmd, vec!["true"]);
+        let spec = |r| to_spec(r, RuntimeKind::Runc, |_| Ok(None));
+        assert!(matches!(spec(req(&[])), Err(ApiError::NoCommand)));
+        assert_eq!(spec(req(&["true"])).unwrap().cmd, vec!["true"]);
     }
 
     #[test]
     fn unknown_image_is_named() {
         let mut r = req(&["true"]);
         r.image = "busybox".into();
-        let e = to_spec(r).unwrap_err();
+        let e = to_spec(r.clone(), RuntimeKind::Runc, |_| Ok(None)).unwrap_err();
+        assert_eq!(e.to_string(), "No such image: busybox");
+        let found = |_: &str| Ok(Some("ab".repeat(32)));
+        let spec = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
+        assert_eq!((spec.runtime, spec.network_mode.as_str()), (RuntimeKind::Runc, "none"));
+        let e = to_spec(r, RuntimeKind::Process, found).unwrap_err();
         assert_eq!(e.to_string(), "No such image: busybox");
     }
 

@@ -1,6 +1,7 @@
 //! Route table: one module per resource.
 
 pub mod containers;
+pub mod images;
 pub mod logs;
 pub mod system;
 
@@ -14,6 +15,7 @@ use crate::api::error::ApiError;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     containers::configure(cfg);
+    images::configure(cfg);
     logs::configure(cfg);
 }
 
