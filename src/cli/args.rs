@@ -58,8 +58,41 @@ pub enum Command {
     Logs(LogsArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Manage images: import, ls, rm, inspect.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Show the moor version information.
     Version,
+}
+
+/// `moor image ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import a root filesystem tarball (plain, gzip or zstd) as an image.
+    Import {
+        /// The tarball, or `-` for stdin.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// The image's name, REPOSITORY[:TAG].
+        #[arg(value_name = "NAME[:TAG]")]
+        name: Option<String>,
+    },
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Remove images.
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Images (names or ids).
+        #[arg(required = true, value_name = "IMAGE")]
+        names: Vec<String>,
+    },
+    /// Show images in JSON.
+    Inspect {
+        /// Images (names or ids).
+        #[arg(required = true, value_name = "IMAGE")]
+        names: Vec<String>,
+    },
 }
 
 impl Command {

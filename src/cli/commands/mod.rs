@@ -1,6 +1,7 @@
 //! One module per `moor` command (youki's layout), plus what several share.
 
 pub mod create;
+pub mod image;
 pub mod daemon;
 pub mod inspect;
 pub mod kill;
