@@ -48,7 +48,10 @@ fn run_rm_is_isolated_in_the_image() {
     let no_cmd = d.cli_fail(&["run", "--rm", "bb"]);
     assert!(String::from_utf8_lossy(&no_cmd.stderr).contains("No command specified"));
     let images = d.cli_ok(&["image", "ls"]);
-    assert!(images.contains("bb") && images.contains("latest"), "{images}");
+    assert!(
+        images.contains("bb") && images.contains("latest"),
+        "{images}"
+    );
     let id = d.run_detached(&["bb", "true"]);
     assert_eq!(d.wait_code(&id), "0");
     let rm = d.cli_fail(&["image", "rm", "bb"]);
@@ -104,6 +107,7 @@ fn init_killed_while_the_daemon_is_down() {
     d.restart();
     assert_eq!(d.inspect_field(&id, "{{.State.ExitCode}}"), "137");
     assert_eq!(d.inspect_field(&id, "{{.State.Status}}"), "exited");
+    assert_clean(&d);
     d.cli_ok(&["rm", &id]);
     assert_clean(&d);
 }
@@ -117,9 +121,12 @@ fn limits_memory_oom_and_pids() {
     assert_eq!(d.inspect_field(&id, "{{.State.OOMKilled}}"), "true");
     let forks = "for i in $(seq 1 12); do sleep 5 & done; wait; echo done";
     let out = d.cli(&["run", "--rm", "--pids-limit", "10", "bb", "sh", "-c", forks]);
-    let text = String::from_utf8_lossy(&out.stderr).to_string()
-        + &String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("can't fork") || text.contains("Resource"), "{text}");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("can't fork") || text.contains("Resource"),
+        "{text}"
+    );
     d.cli_ok(&["rm", &id]);
     assert_clean(&d);
 }
@@ -177,7 +184,11 @@ fn twenty_removed_containers_leave_nothing() {
     assert_clean(&d);
     for id in &ids {
         assert!(!d.container_run_dir(id).exists());
-        assert!(!std::path::Path::new("/sys/fs/cgroup/memory/moor").join(id).exists());
-        assert!(!std::path::Path::new("/sys/fs/cgroup/pids/moor").join(id).exists());
+        assert!(!std::path::Path::new("/sys/fs/cgroup/memory/moor")
+            .join(id)
+            .exists());
+        assert!(!std::path::Path::new("/sys/fs/cgroup/pids/moor")
+            .join(id)
+            .exists());
     }
 }

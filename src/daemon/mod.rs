@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use moor_state::store::{Store, StoreError};
 use moor_state::record::RuntimeKind;
+use moor_state::store::{Store, StoreError};
 use moor_state::ContainerSpec;
 use nix::fcntl::{Flock, FlockArg};
 use thiserror::Error;
@@ -85,7 +85,9 @@ pub enum DaemonError {
     #[error("the runc runtime needs root; run as root or use --runtime process")]
     RuncNeedsRoot,
     /// runc is the default runtime but its binary is missing.
-    #[error("runc not found ({where_}): install it (apt-get install runc) or use --runtime process")]
+    #[error(
+        "runc not found ({where_}): install it (apt-get install runc) or use --runtime process"
+    )]
     RuncMissing {
         /// Where it was looked for.
         where_: String,
@@ -281,7 +283,10 @@ fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListene
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
     let (layout, config) = resolve(&opts)?;
-    let asked = opts.runtime.clone().or_else(|| config.default_runtime.clone());
+    let asked = opts
+        .runtime
+        .clone()
+        .or_else(|| config.default_runtime.clone());
     let is_root = nix::unistd::geteuid().is_root();
     let (default_runtime, runc) =
         choose_runtime(asked.as_deref(), &config, &layout.run_dir, is_root)?;

@@ -168,13 +168,11 @@ impl HashingFile {
     /// Appends a chunk.
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), ImageError> {
         self.hasher.update(chunk);
-        self.file
-            .write_all(chunk)
-            .map_err(|source| ImageError::Io {
-                what: "write",
-                path: self.path.clone(),
-                source,
-            })
+        self.file.write_all(chunk).map_err(|source| ImageError::Io {
+            what: "write",
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Closes the file; returns the sha256 as 64 lowercase hex digits.

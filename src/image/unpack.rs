@@ -196,8 +196,16 @@ mod tests {
         b.into_inner().expect("finish tar")
     }
 
-    fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+    fn header() -> tar::Header {
         let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        h
+    }
+
+    fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut h = header();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_entry_type(EntryType::Regular);
@@ -208,7 +216,7 @@ mod tests {
     }
 
     fn symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
-        let mut h = tar::Header::new_gnu();
+        let mut h = header();
         h.set_entry_type(EntryType::Symlink);
         h.set_size(0);
         b.append_link(&mut h, path, target).expect("append link");

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use moor_state::ContainerSpec;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxCapabilitiesBuilder, LinuxResourcesBuilder, ProcessBuilder,
-    RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 use oci_spec::OciSpecError;
 use thiserror::Error;
@@ -106,12 +106,11 @@ pub fn build(id: &str, spec: &ContainerSpec, cgroups_path: &str) -> Result<Spec,
         .user(UserBuilder::default().uid(uid).gid(gid).build()?)
         .no_new_privileges(false)
         .build()?;
-    let mut resources = LinuxResourcesBuilder::default().devices(vec![
-        LinuxDeviceCgroupBuilder::default()
+    let mut resources =
+        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
             .allow(false)
             .access("rwm")
-            .build()?,
-    ]);
+            .build()?]);
     if spec.memory > 0 {
         // Swap limited to the same value: an over-limit container is killed, not swapped.
         resources = resources.memory(
@@ -204,8 +203,8 @@ mod tests {
             network_mode: "host".into(),
             ..spec
         };
-        let ns = serde_json::to_value(build(&id, &host, "/m").expect("build"))
-            .expect("json")["linux"]["namespaces"]
+        let ns = serde_json::to_value(build(&id, &host, "/m").expect("build")).expect("json")
+            ["linux"]["namespaces"]
             .to_string();
         assert!(!ns.contains("network"), "{ns}");
         assert!(matches!(parse_user("bob"), Err(BundleError::User(_))));

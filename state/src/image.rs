@@ -168,9 +168,9 @@ impl ImageStore {
 
     /// Removes one name from an image; returns the record left (possibly untagged).
     pub fn untag(&self, id: &str, name: &str) -> Result<ImageRecord, ImageStoreError> {
-        let mut rec = self.get(id)?.ok_or_else(|| ImageStoreError::NoSuchImage {
-            id: id.to_string(),
-        })?;
+        let mut rec = self
+            .get(id)?
+            .ok_or_else(|| ImageStoreError::NoSuchImage { id: id.to_string() })?;
         let name = normalize_name(name);
         rec.repo_tags.retain(|t| *t != name);
         self.tree
@@ -218,8 +218,14 @@ mod tests {
         s.add(&image("b"), Some("bb")).expect("add b");
         let a = s.get(&a.id).expect("get").expect("a");
         assert_eq!(a.repo_tags, vec!["bb:1".to_string()]);
-        assert_eq!(s.resolve("bb").expect("resolve").expect("b").id, image("b").id);
-        assert_eq!(s.resolve("sha256:aaaa").expect("resolve").expect("a").id, a.id);
+        assert_eq!(
+            s.resolve("bb").expect("resolve").expect("b").id,
+            image("b").id
+        );
+        assert_eq!(
+            s.resolve("sha256:aaaa").expect("resolve").expect("a").id,
+            a.id
+        );
         assert!(s.resolve("nothing").expect("resolve").is_none());
         s.untag(&a.id, "bb:1").expect("untag");
         s.remove(&a.id).expect("remove");

@@ -10,6 +10,7 @@ pub mod image;
 pub mod machine;
 pub mod reconcile;
 pub mod record;
+pub mod restart;
 pub mod schema;
 pub mod store;
 mod witness;

@@ -98,6 +98,11 @@ impl Daemon {
         self.spawn();
     }
 
+    /// The running daemon's pid, if one runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     /// The state root (`--root`).
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")

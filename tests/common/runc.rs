@@ -26,7 +26,9 @@ pub fn skip_reason() -> Option<String> {
     }
     for bin in ["/bin/busybox", "/usr/sbin/runc"] {
         if !Path::new(bin).exists() && which(bin).is_none() {
-            return Some(format!("{bin} is missing: apt-get install busybox-static runc"));
+            return Some(format!(
+                "{bin} is missing: apt-get install busybox-static runc"
+            ));
         }
     }
     None

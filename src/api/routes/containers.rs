@@ -292,10 +292,13 @@ async fn start(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
 async fn stop(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let timeout_secs = number(&q, "t")?;
-    addr.send(StopContainer { timeout_secs })
-        .await
-        .map_err(ContainerError::from)?
-        .map_err(not_modified)?;
+    addr.send(StopContainer {
+        timeout_secs,
+        by: StopBy::User,
+    })
+    .await
+    .map_err(ContainerError::from)?
+    .map_err(not_modified)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -303,7 +306,10 @@ async fn restart(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErr
     let (_, addr) = resolve(&state, &path.id).await?;
     let timeout_secs = number(&q, "t")?;
     match addr
-        .send(StopContainer { timeout_secs })
+        .send(StopContainer {
+            timeout_secs,
+            by: StopBy::User,
+        })
         .await
         .map_err(ContainerError::from)?
     {
@@ -439,7 +445,10 @@ mod tests {
         assert_eq!(e.to_string(), "No such image: busybox");
         let found = |_: &str| Ok(Some("ab".repeat(32)));
         let spec = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
-        assert_eq!((spec.runtime, spec.network_mode.as_str()), (RuntimeKind::Runc, "none"));
+        assert_eq!(
+            (spec.runtime, spec.network_mode.as_str()),
+            (RuntimeKind::Runc, "none")
+        );
         let e = to_spec(r, RuntimeKind::Process, found).unwrap_err();
         assert_eq!(e.to_string(), "No such image: busybox");
     }

@@ -122,11 +122,7 @@ fn import_name(q: &Query) -> Option<String> {
     })
 }
 
-async fn create(
-    state: Data,
-    q: Query,
-    mut body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+async fn create(state: Data, q: Query, mut body: web::Payload) -> Result<HttpResponse, ApiError> {
     if q.get("fromSrc").map(String::as_str) != Some("-") {
         return Err(ApiError::Unsupported {
             option: "pulling images (only `fromSrc=-` imports are)",

@@ -129,7 +129,10 @@ fn human_size(bytes: u64) -> String {
         text[..text.len().min(4)].to_string()
     };
     let digits = if digits.contains('.') {
-        digits.trim_end_matches('0').trim_end_matches('.').to_string()
+        digits
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else {
         digits
     };

@@ -1,8 +1,8 @@
 //! One module per `moor` command (youki's layout), plus what several share.
 
 pub mod create;
-pub mod image;
 pub mod daemon;
+pub mod image;
 pub mod inspect;
 pub mod kill;
 pub mod logs;
