@@ -27,7 +27,7 @@ pub struct CreateRequest {
     pub hostname: Option<String>,
     /// TTY (not supported yet: must be false).
     pub tty: bool,
-    /// Whether stdin is attached (not supported yet).
+    /// Keep stdin open for attached clients (`-i`).
     pub open_stdin: bool,
     /// Stop signal, e.g. `SIGTERM`.
     pub stop_signal: Option<String>,

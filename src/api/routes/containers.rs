@@ -124,6 +124,7 @@ pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
         restart_policy: restart_policy(host.restart_policy.as_ref())?,
         runtime: RuntimeKind::Process,
         log_opts,
+        open_stdin: req.open_stdin,
     })
 }
 
