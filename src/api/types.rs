@@ -212,6 +212,12 @@ pub struct ContainerSummary {
     pub status: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Bytes written by the container (`size=1` only; 0 for the process runtime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    /// Bytes of its root filesystem (`size=1` only; 0 for the process runtime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
 }
 
 /// `POST /containers/{id}/wait` answer.
