@@ -208,6 +208,49 @@ fn top_and_prune() {
     d.docker_ok(&["rm", "-f", "tree"]);
 }
 
+/// Unix seconds now, for `--since`/`--until`.
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// `docker events --since --until` as `ACTION NAME` lines.
+fn events(d: &Daemon, since: i64, until: i64, filter: &[&str]) -> Vec<String> {
+    let (since, until) = (since.to_string(), until.to_string());
+    let mut args = vec!["events", "--since", &since, "--until", &until];
+    args.extend_from_slice(filter);
+    args.extend_from_slice(&["--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
+    d.docker_ok(&args).lines().map(String::from).collect()
+}
+
+#[test]
+fn events_since_until() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let t0 = unix_now() - 1;
+    d.docker_ok(&["run", "--rm", "--name", "brief", "host", "true"]);
+    d.docker_ok(&["run", "-d", "--name", "long", "host", "sleep", "1000"]);
+    d.docker_ok(&["rename", "long", "longer"]);
+    d.docker_ok(&["kill", "longer"]);
+    d.docker_ok(&["wait", "longer"]);
+    let t1 = unix_now() + 1;
+    let got = events(&d, t0, t1, &[]);
+    let want = [
+        "create brief",
+        "start brief",
+        "die brief",
+        "destroy brief",
+        "create long",
+        "start long",
+        "rename longer",
+        "kill longer",
+        "die longer",
+    ];
+    assert_eq!(got, want);
+    let dies = events(&d, t0, t1, &["--filter", "event=die"]);
+    assert_eq!(dies, ["die brief", "die longer"]);
+    assert!(events(&d, t0 - 100, t0 - 50, &[]).is_empty());
+    d.docker_ok(&["rm", "longer"]);
+}
+
 #[test]
 fn started_at_survives_a_daemon_restart() {
     let mut d = Daemon::start(LIVE_RESTORE_ON);
@@ -218,8 +261,13 @@ fn started_at_survives_a_daemon_restart() {
         "{{ .State.StartedAt }} {{ .State.Pid }}",
         "seed",
     ]);
+    let t0 = unix_now() - 1;
     d.stop_term();
     d.restart();
+    assert_eq!(
+        events(&d, t0, unix_now() + 1, &["--filter", "event=restore"]),
+        ["restore seed"]
+    );
     let after = d.docker_ok(&[
         "inspect",
         "-f",

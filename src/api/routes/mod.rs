@@ -2,6 +2,7 @@
 
 pub mod compat;
 pub mod containers;
+pub mod events;
 pub mod logs;
 pub mod system;
 
@@ -18,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     compat::configure(cfg);
     containers::configure(cfg);
     logs::configure(cfg);
+    events::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.
