@@ -6,6 +6,7 @@
 
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod layout;
 pub mod messages;
 #[allow(unsafe_code)]
@@ -92,6 +93,8 @@ pub struct Shared {
     pub layout: Layout,
     /// daemon.json as loaded at start.
     pub config: DaemonConfig,
+    /// Docker events for `GET /events`.
+    pub events: events::EventBus,
 }
 
 impl Shared {
@@ -247,6 +250,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         store,
         layout,
         config,
+        events: events::EventBus::default(),
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);
