@@ -77,6 +77,11 @@ impl ContainerActor {
         Ok(())
     }
 
+    /// Publishes a Docker event about this container.
+    fn emit(&self, action: &'static str, extra: &[(&str, String)]) {
+        emit(&self.shared, &self.record, action, extra);
+    }
+
     /// The exit code Docker reports for the current state.
     fn exit_code(&self) -> i64 {
         exit_code(&self.record.state)
@@ -114,6 +119,7 @@ impl ContainerActor {
                 let pid = run.process.pid;
                 self.apply(Event::Started(run))?;
                 info!(parent: &self.span, pid, "started");
+                self.emit("start", &[]);
                 self.watch(ctx);
                 Ok(())
             }
@@ -137,6 +143,7 @@ impl ContainerActor {
         warn!(parent: &self.span, code, error = %error, "start failed");
         let at = Utc::now();
         self.apply(Event::StartFailed { code, error, at })?;
+        self.emit("die", &[("exitCode", code.to_string())]);
         self.after_exit(ctx);
         Ok(())
     }
@@ -233,6 +240,7 @@ impl ContainerActor {
         remove_files(&self.shared, &id)?;
         self.shared.store.remove(&id)?;
         info!(parent: &self.span, "removed");
+        self.emit("destroy", &[]);
         for (_, tx) in self.waiters.drain(..) {
             let _ = tx.send(Ok(code));
         }
@@ -278,6 +286,24 @@ pub fn exit_code(state: &State) -> i64 {
     }
 }
 
+/// Publishes a Docker event about `rec` on the daemon's bus.
+pub fn emit(
+    shared: &Shared,
+    rec: &ContainerRecord,
+    action: &'static str,
+    extra: &[(&str, String)],
+) {
+    shared
+        .events
+        .publish(crate::daemon::events::DockerEvent::container(
+            action,
+            &rec.id,
+            &rec.name,
+            &rec.spec.image,
+            extra,
+        ));
+}
+
 /// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
 pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
     runtime::runc::remove(shared.runc.as_ref(), &shared.layout, id)
@@ -311,6 +337,7 @@ impl Actor for ContainerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // A resumed container is watched again.
         if matches!(self.record.state, State::Running(_) | State::Stopping(_)) {
+            self.emit("restore", &[]);
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
             info!(parent: &self.span, "restart policy: starting at daemon start");
@@ -384,6 +411,7 @@ impl Handler<ShimExited> for ContainerActor {
         match self.apply(event) {
             Ok(()) => {
                 info!(parent: &self.span, exit_code = self.exit_code(), "exited");
+                self.emit("die", &[("exitCode", self.exit_code().to_string())]);
                 self.after_exit(ctx);
                 if !matches!(self.record.state, State::Removing) {
                     // After the waiters got their answer: off the path the user waits on.
@@ -433,6 +461,7 @@ impl Handler<StopContainer> for ContainerActor {
             .or(self.record.spec.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let span = self.span.clone();
+        let (shared, record) = (self.shared.clone(), self.record.clone());
         Box::pin(async move {
             let (pidfd, mut rx) = prepared?;
             let waited = tokio::time::timeout(Duration::from_secs(timeout.into()), &mut rx).await;
@@ -442,6 +471,7 @@ impl Handler<StopContainer> for ContainerActor {
                 let _ = pidfd.send_signal(libc::SIGKILL);
                 let _ = rx.await;
             }
+            emit(&shared, &record, "stop", &[]);
             Ok(())
         })
     }
@@ -458,7 +488,9 @@ impl Handler<KillContainer> for ContainerActor {
             .map_err(|source| ContainerError::Signal {
                 id: self.record.id.clone(),
                 source,
-            })
+            })?;
+        self.emit("kill", &[("signal", msg.signal.to_string())]);
+        Ok(())
     }
 }
 
@@ -540,7 +572,8 @@ impl Handler<RenameContainer> for ContainerActor {
             .rename(&self.record.id, &msg.new_name)
             .map_err(crate::daemon::supervisor::name_conflict)?;
         info!(parent: &self.span, from = %self.record.name, to = %msg.new_name, "renamed");
-        self.record.name = msg.new_name;
+        let old = std::mem::replace(&mut self.record.name, msg.new_name);
+        self.emit("rename", &[("oldName", format!("/{old}"))]);
         crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod layout;
 pub mod messages;
 #[allow(unsafe_code)]
@@ -109,6 +110,8 @@ pub struct Shared {
     pub default_runtime: RuntimeKind,
     /// runc and its state directory, when the daemon runs as root and runc was found.
     pub runc: Option<Runc>,
+    /// Docker events for `GET /events`.
+    pub events: events::EventBus,
 }
 
 impl Shared {
@@ -299,6 +302,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         config,
         default_runtime,
         runc,
+        events: events::EventBus::default(),
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);

@@ -143,6 +143,7 @@ impl Runc {
             log_path,
             log_max_size,
             log_max_file,
+            open_stdin: spec.open_stdin,
         })
     }
 

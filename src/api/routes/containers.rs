@@ -45,7 +45,7 @@ type Id = web::Path<IdPath>;
 /// The image name the process runtime runs: the host's own filesystem.
 pub const HOST_IMAGE: &str = "host";
 
-async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
+pub async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
     Ok(state
         .supervisor
         .send(ResolveContainer(key.to_string()))
@@ -105,7 +105,7 @@ pub fn to_spec(
         }
     };
     if req.tty {
-        return Err(ApiError::Unsupported { option: "Tty" });
+        return Err(ApiError::Tty);
     }
     let cmd = req.cmd.unwrap_or_default();
     let entrypoint = req.entrypoint.unwrap_or_default();
@@ -160,6 +160,7 @@ pub fn to_spec(
         restart_policy: restart_policy(host.restart_policy.as_ref())?,
         runtime,
         log_opts,
+        open_stdin: req.open_stdin,
         image_id,
         memory: host.memory,
         nano_cpus: host.nano_cpus,
@@ -193,7 +194,7 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
 }
 
 /// Docker's list filters, in either JSON shape: `{"name":["x"]}` or `{"name":{"x":true}}`.
-fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+pub fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(BTreeMap::new());
     };
@@ -218,7 +219,10 @@ fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, 
     Ok(out)
 }
 
-fn matches_filters(rec: &moor_state::ContainerRecord, f: &BTreeMap<String, Vec<String>>) -> bool {
+pub fn matches_filters(
+    rec: &moor_state::ContainerRecord,
+    f: &BTreeMap<String, Vec<String>>,
+) -> bool {
     f.iter().all(|(key, vals)| {
         vals.iter().any(|v| match key.as_str() {
             "id" => rec.id.starts_with(v.as_str()),
@@ -240,6 +244,7 @@ fn matches_filters(rec: &moor_state::ContainerRecord, f: &BTreeMap<String, Vec<S
 
 async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     let all = flag(&q, "all", false)?;
+    let size = flag(&q, "size", false)?;
     let limit: Option<i64> = number(&q, "limit")?;
     let filters = parse_filters(q.get("filters"))?;
     let mut records = state
@@ -254,6 +259,12 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
         .filter(|r| all || r.state.docker_status() == "running" || filters.contains_key("status"))
         .filter(|r| matches_filters(r, &filters))
         .map(|r| convert::summary(r, now))
+        .map(|mut s| {
+            if size {
+                (s.size_rw, s.size_root_fs) = (Some(0), Some(0));
+            }
+            s
+        })
         .collect();
     if let Some(n) = limit.filter(|n| *n > 0) {
         out.truncate(n as usize);
@@ -401,6 +412,8 @@ async fn rename(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
 async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let force = flag(&q, "force", false)?;
+    // moor has no volumes: `v` is validated and has nothing to remove.
+    flag(&q, "v", false)?;
     let rec = addr
         .send(InspectContainer)
         .await
