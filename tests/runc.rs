@@ -45,6 +45,11 @@ fn run_rm_is_isolated_in_the_image() {
     assert_eq!(lines[0], "1", "{out}");
     assert_eq!(lines[1].len(), 12, "hostname is the short id: {out}");
     assert!(lines.contains(&"bin") && !lines.contains(&"home"), "{out}");
+    let missing = d.cli(&["create", "bb", "no-such-program"]);
+    let missing = String::from_utf8_lossy(&missing.stdout).trim().to_string();
+    d.cli_fail(&["start", &missing]);
+    assert_clean(&d);
+    d.cli_ok(&["rm", &missing]);
     let no_cmd = d.cli_fail(&["run", "--rm", "bb"]);
     assert!(String::from_utf8_lossy(&no_cmd.stderr).contains("No command specified"));
     let images = d.cli_ok(&["image", "ls"]);

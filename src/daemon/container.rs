@@ -145,6 +145,11 @@ impl ContainerActor {
         self.apply(Event::StartFailed { code, error, at })?;
         self.emit("die", &[("exitCode", code.to_string())]);
         self.after_exit(ctx);
+        if !matches!(self.record.state, State::Removing) {
+            // A runc start that failed leaves no mount or runc state behind.
+            let shared = &self.shared;
+            runtime::runc::release(shared.runc.as_ref(), &shared.layout, &self.record.id);
+        }
         Ok(())
     }
 
