@@ -8,9 +8,11 @@ pub mod container;
 pub mod error;
 pub mod layout;
 pub mod messages;
+pub mod notify;
 #[allow(unsafe_code)]
 pub mod pidwatch;
 pub mod reconciler;
+pub mod reload;
 pub mod signal;
 pub mod supervisor;
 
@@ -90,21 +92,21 @@ pub struct Shared {
     pub store: Store,
     /// Where things are.
     pub layout: Layout,
-    /// daemon.json as loaded at start.
-    pub config: DaemonConfig,
+    /// daemon.json as loaded at start, with its reloadable part swapped on SIGHUP.
+    pub config: reload::ConfigCell,
 }
 
 impl Shared {
-    fn log_opt<'a>(&'a self, spec: &'a ContainerSpec, key: &str) -> Option<&'a str> {
+    fn log_opt(&self, spec: &ContainerSpec, key: &str) -> Option<String> {
         spec.log_opts
             .get(key)
-            .or_else(|| self.config.log_opts.get(key))
-            .map(String::as_str)
+            .cloned()
+            .or_else(|| self.config.get().log_opts.get(key).cloned())
     }
 
     /// The container's `max-size` log option in bytes (its own, else the daemon's).
     pub fn log_max_size(&self, spec: &ContainerSpec) -> Option<u64> {
-        self.log_opt(spec, "max-size").and_then(parse_size)
+        self.log_opt(spec, "max-size").as_deref().and_then(parse_size)
     }
 
     /// The container's `max-file` log option (its own, else the daemon's; default 1).
@@ -139,8 +141,7 @@ fn io_err(
 /// Resolves paths: command line, then daemon.json, then the defaults for this user.
 fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
     let defaults = Paths::default_for_current_user();
-    let config_path = opts.config.clone().unwrap_or(defaults.config);
-    let loaded = config::load(&config_path)?;
+    let loaded = config::load(&config_path(opts))?;
     for key in &loaded.ignored_keys {
         warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
     }
@@ -174,6 +175,20 @@ fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
         shim_bin: Layout::default_shim_bin(),
     };
     Ok((layout, config))
+}
+
+/// daemon.json: the command line's, else this user's default.
+pub fn config_path(opts: &Options) -> PathBuf {
+    opts.config
+        .clone()
+        .unwrap_or_else(|| Paths::default_for_current_user().config)
+}
+
+/// Checks daemon.json and the options as a start would, without starting (`--validate`).
+/// Returns the Docker options that would be ignored.
+pub fn validate(opts: &Options) -> Result<Vec<String>, DaemonError> {
+    resolve(opts)?;
+    Ok(config::load(&config_path(opts))?.ignored_keys)
 }
 
 /// Takes the root's lock file so a second daemon fails at once.
@@ -240,15 +255,16 @@ fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListene
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
     let (layout, config) = resolve(&opts)?;
+    crate::logging::apply_config(&config);
     prepare_dirs(&layout)?;
     let _lock = lock_root(&layout)?;
     let store = open_store(&layout)?;
     let shared = Arc::new(Shared {
         store,
         layout,
-        config,
+        config: reload::ConfigCell::new(config, config_path(&opts)),
     });
-    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.live_restore, "starting");
+    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);
     let signals = signal_channel()?;
     let system = System::new();
@@ -290,9 +306,11 @@ async fn serve(
     let server_task = actix_rt::spawn(server);
     let summary = supervisor.send(Summarize).await.unwrap_or_default();
     info!(socket = %shared.layout.socket.display(), running = summary.running, stopped = summary.stopped, orphaned = summary.orphaned, "API serving");
+    notify::ready(&notify::current_status(&shared, &supervisor).await);
+    notify::spawn_keeper(shared.clone(), supervisor.clone());
     loop {
         match signals.recv().await {
-            Some(libc::SIGHUP) => info!("SIGHUP: configuration reload is not supported yet"),
+            Some(libc::SIGHUP) => reload::on_sighup(&shared, &supervisor).await,
             Some(sig) => {
                 info!(signal = sig, "shutting down");
                 break;
@@ -300,13 +318,18 @@ async fn serve(
             None => break,
         }
     }
+    let config = shared.config.get();
+    notify::stopping(if config.live_restore {
+        "stopping; live-restore on: containers keep running"
+    } else {
+        "stopping every container"
+    });
     handle.stop(false).await;
     let _ = server_task.await;
-    let live_restore = shared.config.live_restore;
     let _ = supervisor
         .send(ShutDown {
-            live_restore,
-            timeout_secs: shared.config.shutdown_timeout,
+            live_restore: config.live_restore,
+            timeout_secs: config.shutdown_timeout,
         })
         .await;
     Ok(())
