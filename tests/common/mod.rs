@@ -243,6 +243,16 @@ impl Daemon {
         }
     }
 
+    /// The daemon's pid while it runs.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("the daemon is not running").id() as i32
+    }
+
+    /// Sends `sig` to the running daemon (SIGHUP to reload, for instance).
+    pub fn send(&self, sig: Signal) {
+        signal(self.pid(), sig);
+    }
+
     /// Kills the daemon with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
         let mut child = self
