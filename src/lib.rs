@@ -4,6 +4,7 @@
 //! (`shim`, `identity`) live in this crate; the state machine and its store in `moor-state`.
 //! The shim's modules use std, libc, nix and serde only.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;

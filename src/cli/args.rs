@@ -60,6 +60,9 @@ pub enum Command {
     Rename(RenameArgs),
     /// Show the moor version information.
     Version,
+    /// Administer the store and orphans; works with the daemon down.
+    #[command(subcommand_required = true)]
+    Admin(crate::cli::commands::admin::AdminArgs),
 }
 
 impl Command {

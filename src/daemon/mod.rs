@@ -191,6 +191,11 @@ pub fn validate(opts: &Options) -> Result<Vec<String>, DaemonError> {
     Ok(config::load(&config_path(opts))?.ignored_keys)
 }
 
+/// Where the daemon with these options keeps things (for `moor admin`).
+pub fn layout(opts: &Options) -> Result<Layout, DaemonError> {
+    resolve(opts).map(|(layout, _)| layout)
+}
+
 /// Takes the root's lock file so a second daemon fails at once.
 fn lock_root(layout: &Layout) -> Result<Flock<File>, DaemonError> {
     let path = layout.lock_file();

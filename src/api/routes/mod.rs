@@ -1,5 +1,6 @@
 //! Route table: one module per resource.
 
+pub mod admin;
 pub mod containers;
 pub mod logs;
 pub mod system;
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     containers::configure(cfg);
     logs::configure(cfg);
+    admin::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.
