@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
+use moor_state::restart::{self, Occasion};
 use moor_state::{transition, ContainerRecord, Event, State};
 use tokio::sync::oneshot;
 use tracing::{info, warn, Span};
@@ -35,6 +36,12 @@ pub struct ContainerActor {
     waiters: Vec<(WaitCondition, oneshot::Sender<WaitOutcome>)>,
     /// The span every log line of this container is in.
     span: Span,
+    /// A restart the policy scheduled, cancelled by a user's stop or remove.
+    pending_restart: Option<SpawnHandle>,
+    /// Restarts in a row without a long run in between (the back-off exponent).
+    consecutive_restarts: u32,
+    /// Set while the daemon stops it at shutdown: its exit starts nothing.
+    suppress_restart: bool,
 }
 
 impl ContainerActor {
@@ -51,6 +58,9 @@ impl ContainerActor {
             supervisor,
             waiters: Vec::new(),
             span,
+            pending_restart: None,
+            consecutive_restarts: 0,
+            suppress_restart: false,
         }
     }
 
@@ -144,7 +154,63 @@ impl ContainerActor {
             if let Err(e) = self.remove_now(ctx) {
                 warn!(parent: &self.span, error = %e, "auto-remove failed");
             }
+            return;
         }
+        if !self.suppress_restart && restart::should_restart(&self.record, Occasion::Exited) {
+            let ran_for = match &self.record.state {
+                State::Exited {
+                    started_at: Some(started),
+                    finished_at,
+                    ..
+                } => (*finished_at - *started).to_std().unwrap_or_default(),
+                _ => Duration::ZERO,
+            };
+            if ran_for >= restart::RESET_AFTER {
+                self.consecutive_restarts = 0;
+            }
+            let delay = restart::delay(self.consecutive_restarts, ran_for);
+            self.consecutive_restarts += 1;
+            info!(parent: &self.span, delay_ms = delay.as_millis() as u64, "restart policy: restarting");
+            self.pending_restart = Some(ctx.notify_later(RestartByPolicy, delay));
+        }
+    }
+
+    /// Persists the user's intent about restart policies.
+    fn set_manually_stopped(&mut self, stopped: bool) -> Result<(), ContainerError> {
+        if self.record.manually_stopped == stopped {
+            return Ok(());
+        }
+        let mut rec = self.record.clone();
+        rec.manually_stopped = stopped;
+        if !stopped {
+            rec.restart_count = 0;
+        }
+        self.shared.store.put(&rec)?;
+        self.record = rec;
+        Ok(())
+    }
+
+    /// Starts the process: the transition, then the shim, atomically for this actor.
+    fn start(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        if let Err(e) = self.apply(Event::StartRequested) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let layout = &self.shared.layout;
+        let id = self.record.id.clone();
+        let dir = layout.run_container_dir(&id);
+        let spec = runtime::process_spec(
+            &id,
+            &self.record.spec,
+            layout.log_path(&id),
+            self.shared.log_max_size(&self.record.spec),
+            self.shared.log_max_file(&self.record.spec),
+        );
+        let bin = layout.shim_bin.clone();
+        let fut = async move { runtime::start_shim(&bin, &dir, &spec).await };
+        Box::pin(
+            fut.into_actor(self)
+                .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
+        )
     }
 
     /// Removes a container that does not run: state, files, record, then the actor.
@@ -232,6 +298,9 @@ impl Actor for ContainerActor {
         // A resumed container is watched again.
         if matches!(self.record.state, State::Running(_) | State::Stopping(_)) {
             self.watch(ctx);
+        } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
+            info!(parent: &self.span, "restart policy: starting at daemon start");
+            ctx.notify(RestartByPolicy);
         }
     }
 }
@@ -239,26 +308,37 @@ impl Actor for ContainerActor {
 impl Handler<StartContainer> for ContainerActor {
     type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
-    fn handle(&mut self, _: StartContainer, _: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = self.apply(Event::StartRequested) {
+    fn handle(&mut self, _: StartContainer, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(handle) = self.pending_restart.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Err(e) = self.set_manually_stopped(false) {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        let layout = &self.shared.layout;
-        let id = self.record.id.clone();
-        let dir = layout.run_container_dir(&id);
-        let spec = runtime::process_spec(
-            &id,
-            &self.record.spec,
-            layout.log_path(&id),
-            self.shared.log_max_size(&self.record.spec),
-            self.shared.log_max_file(&self.record.spec),
-        );
-        let bin = layout.shim_bin.clone();
-        let fut = async move { runtime::start_shim(&bin, &dir, &spec).await };
-        AtomicResponse::new(Box::pin(
-            fut.into_actor(self)
-                .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
-        ))
+        self.consecutive_restarts = 0;
+        self.suppress_restart = false;
+        AtomicResponse::new(self.start())
+    }
+}
+
+impl Handler<RestartByPolicy> for ContainerActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: RestartByPolicy, _: &mut Context<Self>) -> Self::Result {
+        self.pending_restart = None;
+        let mut rec = self.record.clone();
+        rec.restart_count += 1;
+        if let Err(e) = self.shared.store.put(&rec) {
+            warn!(parent: &self.span, error = %e, "restart not recorded");
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        }
+        self.record = rec;
+        let span = self.span.clone();
+        AtomicResponse::new(Box::pin(self.start().map(move |res, _, _| {
+            if let Err(e) = res {
+                warn!(parent: &span, error = %e, "restart by policy failed");
+            }
+        })))
     }
 }
 
@@ -300,7 +380,20 @@ impl Handler<ShimExited> for ContainerActor {
 impl Handler<StopContainer> for ContainerActor {
     type Result = ResponseFuture<Result<(), ContainerError>>;
 
-    fn handle(&mut self, msg: StopContainer, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: StopContainer, ctx: &mut Context<Self>) -> Self::Result {
+        let cancelled = self.pending_restart.take().map(|h| ctx.cancel_future(h));
+        match msg.by {
+            StopBy::User => {
+                if let Err(e) = self.set_manually_stopped(true) {
+                    return Box::pin(async move { Err(e) });
+                }
+            }
+            StopBy::DaemonShutdown => self.suppress_restart = true,
+        }
+        if cancelled.is_some() && self.record.state.run().is_none() {
+            info!(parent: &self.span, "pending restart cancelled");
+            return Box::pin(async { Ok(()) });
+        }
         let prepared: Result<_, ContainerError> = (|| {
             let pidfd = self.process_pidfd()?;
             self.apply(Event::StopRequested)?;
@@ -354,6 +447,9 @@ impl Handler<RemoveContainer> for ContainerActor {
     type Result = ResponseActFuture<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, msg: RemoveContainer, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(handle) = self.pending_restart.take() {
+            ctx.cancel_future(handle);
+        }
         let running = matches!(
             self.record.state,
             State::Running(_) | State::Stopping(_) | State::Starting

@@ -245,6 +245,7 @@ impl Handler<ShutDown> for Supervisor {
             .map(|addr| {
                 addr.send(StopContainer {
                     timeout_secs: timeout,
+                    by: StopBy::DaemonShutdown,
                 })
             })
             .collect();

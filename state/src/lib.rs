@@ -9,6 +9,7 @@ pub mod event;
 pub mod machine;
 pub mod reconcile;
 pub mod record;
+pub mod restart;
 pub mod schema;
 pub mod store;
 mod witness;

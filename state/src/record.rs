@@ -131,6 +131,10 @@ pub struct ContainerRecord {
     pub created_at: Timestamp,
     /// How many times moor started it again by its restart policy.
     pub restart_count: u32,
+    /// Set when a user stopped it, cleared when a user starts it: `unless-stopped`
+    /// does not bring it back, and no policy restarts it until then.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 impl ContainerRecord {
@@ -144,6 +148,7 @@ impl ContainerRecord {
             state: State::Created,
             created_at,
             restart_count: 0,
+            manually_stopped: false,
         }
     }
 }

@@ -242,10 +242,13 @@ async fn start(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
 async fn stop(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let timeout_secs = number(&q, "t")?;
-    addr.send(StopContainer { timeout_secs })
-        .await
-        .map_err(ContainerError::from)?
-        .map_err(not_modified)?;
+    addr.send(StopContainer {
+        timeout_secs,
+        by: StopBy::User,
+    })
+    .await
+    .map_err(ContainerError::from)?
+    .map_err(not_modified)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -253,7 +256,10 @@ async fn restart(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErr
     let (_, addr) = resolve(&state, &path.id).await?;
     let timeout_secs = number(&q, "t")?;
     match addr
-        .send(StopContainer { timeout_secs })
+        .send(StopContainer {
+            timeout_secs,
+            by: StopBy::User,
+        })
         .await
         .map_err(ContainerError::from)?
     {
