@@ -93,7 +93,8 @@ pub fn init(cli_level: Option<&str>) {
     let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let journal = stderr_is_journal();
-    let color = !journal && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color =
+        !journal && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let journal_layer = journal.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -132,7 +133,9 @@ pub fn apply_config(config: &DaemonConfig) {
                 tracing::warn!(error = %e, "cannot change the log level");
             }
         }
-        Err(e) => tracing::warn!(level = %level, error = %e, "daemon.json: invalid log-level: kept the current one"),
+        Err(e) => {
+            tracing::warn!(level = %level, error = %e, "daemon.json: invalid log-level: kept the current one")
+        }
     }
 }
 

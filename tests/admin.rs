@@ -72,24 +72,32 @@ fn admin_inspect_predicts_what_the_next_start_does() {
     let (pid, st) = ident(&d, &ids[1], "process");
     let (shim, shim_st) = ident(&d, &ids[1], "shim");
     assert!(kill_if_same(pid, st, Signal::SIGTERM));
-    assert!(wait_for(Duration::from_secs(10), || !process_is(shim, shim_st)));
+    assert!(wait_for(Duration::from_secs(10), || !process_is(
+        shim, shim_st
+    )));
     // lost: shim and process killed, the shim's state gone.
     let (pid, st) = ident(&d, &ids[2], "process");
     let (shim, shim_st) = ident(&d, &ids[2], "shim");
     assert!(kill_if_same(shim, shim_st, Signal::SIGKILL));
     assert!(kill_if_same(pid, st, Signal::SIGKILL));
-    assert!(wait_for(Duration::from_secs(10), || !pid_alive(pid) && !process_is(shim, shim_st)));
+    assert!(wait_for(Duration::from_secs(10), || !pid_alive(pid)
+        && !process_is(shim, shim_st)));
     std::fs::remove_file(d.container_run_dir(&ids[2]).join("started.json")).unwrap();
     // orphan: the shim alone killed, the process left running.
     let (orphan_pid, orphan_st) = ident(&d, &ids[3], "process");
     let (shim, shim_st) = ident(&d, &ids[3], "shim");
     d.track(orphan_pid, orphan_st);
     assert!(kill_if_same(shim, shim_st, Signal::SIGKILL));
-    assert!(wait_for(Duration::from_secs(10), || !process_is(shim, shim_st)));
+    assert!(wait_for(Duration::from_secs(10), || !process_is(
+        shim, shim_st
+    )));
 
     let (found, source) = predictions(&d);
     assert!(source.contains("source: the store"), "{source}");
-    let classes: Vec<(&str, &str)> = found.iter().map(|(n, c, _)| (n.as_str(), c.as_str())).collect();
+    let classes: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(n, c, _)| (n.as_str(), c.as_str()))
+        .collect();
     assert_eq!(
         classes,
         vec![
@@ -104,13 +112,22 @@ fn admin_inspect_predicts_what_the_next_start_does() {
     assert_eq!(found[3].2["shim"], "gone");
     let orphans = admin(&d, &["orphans"]);
     let text = String::from_utf8_lossy(&orphans.stdout);
-    assert!(text.contains("d-orphan") && !text.contains("a-resume"), "{text}");
+    assert!(
+        text.contains("d-orphan") && !text.contains("a-resume"),
+        "{text}"
+    );
 
     d.restart();
     assert_eq!(d.inspect_field("a-resume", "{{.State.Status}}"), "running");
     assert_eq!(d.inspect_field("a-resume", "{{.State.Pid}}"), resume_pid);
-    assert_eq!(d.inspect_field("a-resume", "{{.State.StartedAt}}"), resume_started);
-    assert_eq!(d.inspect_field("b-exited", "{{.State.Status}} {{.State.ExitCode}}"), "exited 143");
+    assert_eq!(
+        d.inspect_field("a-resume", "{{.State.StartedAt}}"),
+        resume_started
+    );
+    assert_eq!(
+        d.inspect_field("b-exited", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 143"
+    );
     assert_eq!(d.inspect_field("c-lost", "{{.Moor.State}}"), "exited");
     assert_eq!(d.inspect_field("d-orphan", "{{.Moor.State}}"), "orphaned");
     assert!(process_is(orphan_pid, orphan_st), "the orphan was killed");
@@ -126,20 +143,30 @@ fn admin_inspect_predicts_what_the_next_start_does() {
     d.stop_term();
     let adopt = admin(&d, &["adopt", "d-orphan"]);
     assert!(!adopt.status.success(), "{}", describe(&adopt));
-    assert!(String::from_utf8_lossy(&adopt.stderr).contains("kill-orphan"), "{}", describe(&adopt));
+    assert!(
+        String::from_utf8_lossy(&adopt.stderr).contains("kill-orphan"),
+        "{}",
+        describe(&adopt)
+    );
     let kill = admin(&d, &["kill-orphan", "d-orphan"]);
     assert!(kill.status.success(), "{}", describe(&kill));
     assert!(!process_is(orphan_pid, orphan_st));
     let check = admin(&d, &["check"]);
     assert!(check.status.success(), "{}", describe(&check));
     d.restart();
-    assert_eq!(d.inspect_field("d-orphan", "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    assert_eq!(
+        d.inspect_field("d-orphan", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
 }
 
 #[test]
 fn admin_check_reports_a_missing_spec_file() {
     let mut d = Daemon::start(LIVE_RESTORE_OFF);
-    let id = d.cli_ok(&["create", "--name", "cc", "host", "true"]).trim().to_string();
+    let id = d
+        .cli_ok(&["create", "--name", "cc", "host", "true"])
+        .trim()
+        .to_string();
     d.stop_term();
     let ok = admin(&d, &["check"]);
     assert!(ok.status.success(), "{}", describe(&ok));

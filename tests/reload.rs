@@ -25,7 +25,8 @@ fn reload(d: &Daemon, config: &str, expect_in_log: &str) {
     let before = d.output().matches(expect_in_log).count();
     d.send(Signal::SIGHUP);
     assert!(
-        wait_for(READY_DEADLINE, || d.output().matches(expect_in_log).count() > before),
+        wait_for(READY_DEADLINE, || d.output().matches(expect_in_log).count()
+            > before),
         "no {expect_in_log:?} after SIGHUP; output:\n{}",
         d.output()
     );
@@ -69,11 +70,18 @@ fn an_invalid_file_on_reload_keeps_the_old_configuration() {
     assert!(live_restore(&d), "a bad file changed the configuration");
     // Still serving, with the old settings: live-restore stays on.
     let id = d.run_detached(&["--name", "web", "host", "sleep", "1000"]);
-    reload(&d, r#"{"live-restor": false}"#, "configuration reload failed");
+    reload(
+        &d,
+        r#"{"live-restor": false}"#,
+        "configuration reload failed",
+    );
     assert!(d.output().contains("did you mean"), "{}", d.output());
     let (pid, start_time) = process(&d, &id);
     d.stop_term();
-    assert!(process_is(pid, start_time), "the old live-restore was not kept");
+    assert!(
+        process_is(pid, start_time),
+        "the old live-restore was not kept"
+    );
 }
 
 #[test]

@@ -76,7 +76,11 @@ impl SdBox {
             .arg(bin_dir)
             .output()
             .expect("run systemd-box up");
-        assert!(out.status.success(), "systemd-box up failed: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "systemd-box up failed: {}",
+            text(&out)
+        );
         SdBox {
             dir,
             scratch,
@@ -133,7 +137,10 @@ impl SdBox {
             "ExecStart={MOOR} daemon --root {s}/root --run-dir {s}/run --config {s}/daemon.json --runtime process"
         );
         let unit = shipped.replace("ExecStart=/usr/local/bin/moor daemon", &exec);
-        assert_ne!(unit, shipped, "the shipped unit has no ExecStart to replace");
+        assert_ne!(
+            unit, shipped,
+            "the shipped unit has no ExecStart to replace"
+        );
         let path = self.dir.with_file_name(UNIT);
         std::fs::write(&path, unit).unwrap();
         let out = Command::new(tool())
@@ -209,13 +216,21 @@ fn systemd_service_lifecycle_keeps_containers() {
     let b = SdBox::up();
     b.write_config(r#"{"live-restore": true}"#);
     b.install_unit();
-    for (prop, want) in [("KillMode", "process"), ("Delegate", "yes"), ("Type", "notify")] {
+    for (prop, want) in [
+        ("KillMode", "process"),
+        ("Delegate", "yes"),
+        ("Type", "notify"),
+    ] {
         assert_eq!(b.show(prop), want, "{prop}");
     }
 
     // start: READY=1 only once the API serves, so `run` works right after `systemctl start`.
     b.ok(&["systemctl", "start", UNIT]);
-    assert!(b.show("StatusText").ends_with("live-restore on"), "{}", b.show("StatusText"));
+    assert!(
+        b.show("StatusText").ends_with("live-restore on"),
+        "{}",
+        b.show("StatusText")
+    );
     b.moor(&["run", "-d", "--name", "web", "host", "sleep", "1000"]);
     let (pid, started) = b.pid_started("web");
     let st = b.start_time(&pid).expect("container alive");
@@ -226,19 +241,29 @@ fn systemd_service_lifecycle_keeps_containers() {
     b.ok(&["systemctl", "reload", UNIT]);
     assert_eq!(b.show("MainPID"), main1);
     let status = b.show("StatusText");
-    assert!(status.starts_with("1 running, 0 exited, 0 orphaned"), "{status}");
+    assert!(
+        status.starts_with("1 running, 0 exited, 0 orphaned"),
+        "{status}"
+    );
     assert_eq!(b.start_time(&pid).as_deref(), Some(st.as_str()));
 
     // restart with live-restore on: a new daemon finds the same pid and StartedAt.
     b.ok(&["systemctl", "restart", UNIT]);
     assert_ne!(b.show("MainPID"), main1);
     assert_eq!(b.pid_started("web"), (pid.clone(), started.clone()));
-    assert_eq!(b.moor(&["inspect", "-f", "{{.State.Status}}", "web"]), "running");
+    assert_eq!(
+        b.moor(&["inspect", "-f", "{{.State.Status}}", "web"]),
+        "running"
+    );
 
     // stop: the daemon goes, the container stays.
     b.ok(&["systemctl", "stop", UNIT]);
     assert_eq!(b.show("ActiveState"), "inactive");
-    assert_eq!(b.start_time(&pid).as_deref(), Some(st.as_str()), "container died with the daemon");
+    assert_eq!(
+        b.start_time(&pid).as_deref(),
+        Some(st.as_str()),
+        "container died with the daemon"
+    );
 
     // SIGKILL of the daemon alone, then start: resumed.
     b.ok(&["systemctl", "start", UNIT]);
@@ -256,10 +281,23 @@ fn systemd_service_lifecycle_keeps_containers() {
     // live-restore switched off by a reload: stop now stops the container and records its exit.
     b.write_config("{}");
     b.ok(&["systemctl", "reload", UNIT]);
-    assert!(b.show("StatusText").ends_with("live-restore off"), "{}", b.show("StatusText"));
+    assert!(
+        b.show("StatusText").ends_with("live-restore off"),
+        "{}",
+        b.show("StatusText")
+    );
     b.ok(&["systemctl", "stop", UNIT]);
-    assert_eq!(b.start_time(&pid), None, "container survived a stop without live-restore");
+    assert_eq!(
+        b.start_time(&pid),
+        None,
+        "container survived a stop without live-restore"
+    );
     b.ok(&["systemctl", "start", UNIT]);
-    let state = b.moor(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "web"]);
+    let state = b.moor(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "web",
+    ]);
     assert_eq!(state, "exited 143");
 }

@@ -35,8 +35,14 @@ pub fn check(store: &Store, layout: &Layout) -> Vec<String> {
             Vec::new()
         }
     };
-    let by_name: HashMap<&str, &str> = names.iter().map(|(n, i)| (n.as_str(), i.as_str())).collect();
-    let by_id: HashMap<&str, &str> = records.iter().map(|r| (r.id.as_str(), r.name.as_str())).collect();
+    let by_name: HashMap<&str, &str> = names
+        .iter()
+        .map(|(n, i)| (n.as_str(), i.as_str()))
+        .collect();
+    let by_id: HashMap<&str, &str> = records
+        .iter()
+        .map(|r| (r.id.as_str(), r.name.as_str()))
+        .collect();
     for (name, id) in &names {
         match by_id.get(id.as_str()) {
             None => problems.push(format!("name {name:?} points at {id}, which has no record")),
@@ -48,10 +54,17 @@ pub fn check(store: &Store, layout: &Layout) -> Vec<String> {
     }
     for rec in &records {
         if by_name.get(rec.name.as_str()) != Some(&rec.id.as_str()) {
-            problems.push(format!("record {} is named {:?}, but the name index does not point at it", rec.id, rec.name));
+            problems.push(format!(
+                "record {} is named {:?}, but the name index does not point at it",
+                rec.id, rec.name
+            ));
         }
         if !layout.spec_file(&rec.id).exists() {
-            problems.push(format!("record {} has no spec file {}", rec.id, layout.spec_file(&rec.id).display()));
+            problems.push(format!(
+                "record {} has no spec file {}",
+                rec.id,
+                layout.spec_file(&rec.id).display()
+            ));
         }
     }
     problems

@@ -158,7 +158,15 @@ fn pid_cell(pid: Option<i32>, l: Option<Liveness>) -> String {
 /// The reports as an aligned table.
 pub fn table(reports: &[ContainerReport]) -> String {
     let head = [
-        "CONTAINER ID", "NAME", "STATE", "PID", "SHIM", "EXIT FILE", "LOG", "NEXT START", "REASON",
+        "CONTAINER ID",
+        "NAME",
+        "STATE",
+        "PID",
+        "SHIM",
+        "EXIT FILE",
+        "LOG",
+        "NEXT START",
+        "REASON",
     ];
     let rows: Vec<[String; 9]> = reports
         .iter()
@@ -219,10 +227,13 @@ mod tests {
             next_start: "orphan".into(),
             reason: "shim gone".into(),
         };
-        let t = table(&[r.clone()]);
+        let t = table(std::slice::from_ref(&r));
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("CONTAINER ID   NAME"), "{t}");
-        assert!(lines[1].contains("42 (alive)") && lines[1].contains("41 (gone)"), "{t}");
+        assert!(
+            lines[1].contains("42 (alive)") && lines[1].contains("41 (gone)"),
+            "{t}"
+        );
         assert!(r.is_orphan());
         assert!(matches(&r, "web") && matches(&r, "aaa") && !matches(&r, ""));
     }

@@ -173,7 +173,11 @@ impl Direct {
     }
 
     /// Applies `event` through the state machine and persists the result.
-    pub fn apply(&self, mut rec: ContainerRecord, event: Event) -> Result<ContainerRecord, AdminError> {
+    pub fn apply(
+        &self,
+        mut rec: ContainerRecord,
+        event: Event,
+    ) -> Result<ContainerRecord, AdminError> {
         rec.state = transition(&rec.state, event).map_err(|source| AdminError::Transition {
             id: rec.id.clone(),
             source,

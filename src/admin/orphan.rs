@@ -63,11 +63,16 @@ pub fn adopt(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminError> 
 fn orphan_run(direct: &Direct, rec: &ContainerRecord) -> Result<moor_state::Run, AdminError> {
     let obs = observe(&direct.layout, &rec.id);
     let class = classify(&rec.state, &obs);
-    let orphaned = matches!(rec.state, State::Orphaned { .. }) || matches!(class, Class::Orphan { .. });
+    let orphaned =
+        matches!(rec.state, State::Orphaned { .. }) || matches!(class, Class::Orphan { .. });
     if !orphaned {
         return Err(refused(
             &rec.id,
-            format!("not an orphan (state {}; the next start does: {})", rec.state.name(), class.name()),
+            format!(
+                "not an orphan (state {}; the next start does: {})",
+                rec.state.name(),
+                class.name()
+            ),
         ));
     }
     rec.state
@@ -102,7 +107,10 @@ pub fn kill_orphan(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminE
         return Err(refused(&rec.id, "the process survived SIGKILL"));
     }
     let event = match observe(&direct.layout, &rec.id).exit {
-        Some(e) => Event::Exited { exit: e.exit, at: e.at },
+        Some(e) => Event::Exited {
+            exit: e.exit,
+            at: e.at,
+        },
         None => Event::Exited {
             exit: Exit::Signal(libc::SIGKILL),
             at: Utc::now(),

@@ -106,7 +106,9 @@ impl Shared {
 
     /// The container's `max-size` log option in bytes (its own, else the daemon's).
     pub fn log_max_size(&self, spec: &ContainerSpec) -> Option<u64> {
-        self.log_opt(spec, "max-size").as_deref().and_then(parse_size)
+        self.log_opt(spec, "max-size")
+            .as_deref()
+            .and_then(parse_size)
     }
 
     /// The container's `max-file` log option (its own, else the daemon's; default 1).

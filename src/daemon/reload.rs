@@ -122,7 +122,10 @@ pub async fn on_sighup(shared: &Arc<Shared>, supervisor: &Addr<Supervisor>) {
                 warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
             }
             for key in &reloaded.kept {
-                warn!(option = key, "daemon.json: {key} changed: not reloadable, takes effect after a restart");
+                warn!(
+                    option = key,
+                    "daemon.json: {key} changed: not reloadable, takes effect after a restart"
+                );
             }
             let after = cell.get();
             crate::logging::apply_config(&after);

@@ -16,6 +16,8 @@ async fn reports(state: web::Data<ApiState>) -> HttpResponse {
     let found = web::block(move || inspect::reports(&shared.store, &shared.layout, &[])).await;
     match found {
         Ok(reports) => HttpResponse::Ok().json(reports),
-        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"message": e.to_string()})),
+        Err(e) => {
+            HttpResponse::InternalServerError().json(serde_json::json!({"message": e.to_string()}))
+        }
     }
 }

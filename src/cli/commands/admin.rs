@@ -84,7 +84,10 @@ fn layout(args: &AdminArgs) -> anyhow::Result<Layout> {
 fn reports(host: &str, layout: &Layout, keys: &[String]) -> anyhow::Result<Vec<ContainerReport>> {
     match Access::open(layout)? {
         Access::Direct(direct) => {
-            eprintln!("source: the store at {} (no daemon running)", direct.layout.store().display());
+            eprintln!(
+                "source: the store at {} (no daemon running)",
+                direct.layout.store().display()
+            );
             Ok(inspect::reports(&direct.store, &direct.layout, keys))
         }
         Access::Daemon(pid) => {
