@@ -59,6 +59,7 @@ pub struct Tally {
 
 /// Reconciles every record in the store; returns the records that stay, updated.
 pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
+    let began = std::time::Instant::now();
     let (records, bad) = match shared.store.list_with_errors() {
         Ok(r) => r,
         Err(e) => {
@@ -93,6 +94,8 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
         }
         if let Some(event) = class.event(obs.now) {
             match transition(&record.state, event) {
+                // A resumed run that is already recorded needs no write.
+                Ok(next) if next == record.state => {}
                 Ok(next) => {
                     record.state = next;
                     if let Err(e) = shared.store.put(&record) {
@@ -114,6 +117,7 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
         orphaned = tally.orphaned,
         removed = tally.removed,
         unchanged = tally.unchanged,
+        elapsed_ms = began.elapsed().as_secs_f64() * 1000.0,
         "reconciler finished"
     );
     kept

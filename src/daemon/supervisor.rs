@@ -142,7 +142,11 @@ impl Handler<CreateContainer> for Supervisor {
                 validate_name(&n)?;
                 n
             }
-            None => generated_name(),
+            // Generated names collide (27,000 of them): draw again while one is taken.
+            None => (0..100)
+                .map(|_| generated_name())
+                .find(|n| matches!(self.shared.store.id_by_name(n), Ok(None)))
+                .unwrap_or_else(|| format!("{}_{}", generated_name(), &new_id()[..6])),
         };
         if let Some(holder) = self.shared.store.id_by_name(&name)? {
             return Err(ContainerError::NameInUse { name, id: holder });

@@ -89,6 +89,11 @@ impl Daemon {
         self.spawn();
     }
 
+    /// The running daemon's pid, if one runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     /// The state root (`--root`).
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
@@ -243,14 +248,9 @@ impl Daemon {
         }
     }
 
-    /// The daemon's pid while it runs.
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("the daemon is not running").id() as i32
-    }
-
     /// Sends `sig` to the running daemon (SIGHUP to reload, for instance).
     pub fn send(&self, sig: Signal) {
-        signal(self.pid(), sig);
+        signal(self.pid().expect("the daemon is not running"), sig);
     }
 
     /// Kills the daemon with SIGKILL and reaps it.
