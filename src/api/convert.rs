@@ -184,6 +184,8 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         state: rec.state.docker_status().into(),
         status,
         labels: rec.spec.labels.clone(),
+        size_rw: None,
+        size_root_fs: None,
     }
 }
 

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// `kill` or `stop` with a signal that does not exist.
     #[error("Invalid signal: {0}")]
     InvalidSignal(String),
+    /// `Tty: true` (`-t`).
+    #[error("moor does not support TTY yet")]
+    Tty,
     /// Neither Cmd nor Entrypoint.
     #[error("No command specified")]
     NoCommand,
@@ -52,6 +55,19 @@ pub enum ApiError {
         /// Its id.
         id: String,
     },
+    /// `top` could not run ps.
+    #[error("cannot run ps")]
+    Ps {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `top`: ps printed no PID column.
+    #[error("ps {args}: no PID column in its output")]
+    PsOutput {
+        /// The ps arguments.
+        args: String,
+    },
     /// Start of a running container, stop of a stopped one: Docker answers 304.
     #[error("not modified")]
     NotModified,
@@ -65,10 +81,13 @@ impl ResponseError for ApiError {
             | ApiError::Query { .. }
             | ApiError::InvalidSignal(_)
             | ApiError::NoCommand
+            | ApiError::Tty
             | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
             ApiError::RemoveRunning { .. } | ApiError::NotRunning { .. } => StatusCode::CONFLICT,
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
+            ApiError::Ps { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::PsOutput { .. } => StatusCode::BAD_REQUEST,
         }
     }
 

@@ -76,6 +76,11 @@ impl ContainerActor {
         Ok(())
     }
 
+    /// Publishes a Docker event about this container.
+    fn emit(&self, action: &'static str, extra: &[(&str, String)]) {
+        emit(&self.shared, &self.record, action, extra);
+    }
+
     /// The exit code Docker reports for the current state.
     fn exit_code(&self) -> i64 {
         exit_code(&self.record.state)
@@ -113,6 +118,7 @@ impl ContainerActor {
                 let pid = run.process.pid;
                 self.apply(Event::Started(run))?;
                 info!(parent: &self.span, pid, "started");
+                self.emit("start", &[]);
                 self.watch(ctx);
                 Ok(())
             }
@@ -136,6 +142,7 @@ impl ContainerActor {
         warn!(parent: &self.span, code, error = %error, "start failed");
         let at = Utc::now();
         self.apply(Event::StartFailed { code, error, at })?;
+        self.emit("die", &[("exitCode", code.to_string())]);
         self.after_exit(ctx);
         Ok(())
     }
@@ -221,6 +228,7 @@ impl ContainerActor {
         remove_files(&self.shared, &id)?;
         self.shared.store.remove(&id)?;
         info!(parent: &self.span, "removed");
+        self.emit("destroy", &[]);
         for (_, tx) in self.waiters.drain(..) {
             let _ = tx.send(Ok(code));
         }
@@ -266,6 +274,24 @@ pub fn exit_code(state: &State) -> i64 {
     }
 }
 
+/// Publishes a Docker event about `rec` on the daemon's bus.
+pub fn emit(
+    shared: &Shared,
+    rec: &ContainerRecord,
+    action: &'static str,
+    extra: &[(&str, String)],
+) {
+    shared
+        .events
+        .publish(crate::daemon::events::DockerEvent::container(
+            action,
+            &rec.id,
+            &rec.name,
+            &rec.spec.image,
+            extra,
+        ));
+}
+
 /// Deletes a container's run directory and persistent directory.
 pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
     for dir in [
@@ -297,6 +323,7 @@ impl Actor for ContainerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // A resumed container is watched again.
         if matches!(self.record.state, State::Running(_) | State::Stopping(_)) {
+            self.emit("restore", &[]);
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
             info!(parent: &self.span, "restart policy: starting at daemon start");
@@ -370,6 +397,7 @@ impl Handler<ShimExited> for ContainerActor {
         match self.apply(event) {
             Ok(()) => {
                 info!(parent: &self.span, exit_code = self.exit_code(), "exited");
+                self.emit("die", &[("exitCode", self.exit_code().to_string())]);
                 self.after_exit(ctx);
             }
             Err(e) => warn!(parent: &self.span, error = %e, "exit not recorded"),
@@ -414,6 +442,7 @@ impl Handler<StopContainer> for ContainerActor {
             .or(self.record.spec.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let span = self.span.clone();
+        let (shared, record) = (self.shared.clone(), self.record.clone());
         Box::pin(async move {
             let (pidfd, mut rx) = prepared?;
             let waited = tokio::time::timeout(Duration::from_secs(timeout.into()), &mut rx).await;
@@ -423,6 +452,7 @@ impl Handler<StopContainer> for ContainerActor {
                 let _ = pidfd.send_signal(libc::SIGKILL);
                 let _ = rx.await;
             }
+            emit(&shared, &record, "stop", &[]);
             Ok(())
         })
     }
@@ -439,7 +469,9 @@ impl Handler<KillContainer> for ContainerActor {
             .map_err(|source| ContainerError::Signal {
                 id: self.record.id.clone(),
                 source,
-            })
+            })?;
+        self.emit("kill", &[("signal", msg.signal.to_string())]);
+        Ok(())
     }
 }
 
@@ -521,7 +553,8 @@ impl Handler<RenameContainer> for ContainerActor {
             .rename(&self.record.id, &msg.new_name)
             .map_err(crate::daemon::supervisor::name_conflict)?;
         info!(parent: &self.span, from = %self.record.name, to = %msg.new_name, "renamed");
-        self.record.name = msg.new_name;
+        let old = std::mem::replace(&mut self.record.name, msg.new_name);
+        self.emit("rename", &[("oldName", format!("/{old}"))]);
         crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
     }
 }

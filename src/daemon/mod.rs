@@ -6,6 +6,7 @@
 
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod layout;
 pub mod messages;
 pub mod notify;
@@ -94,6 +95,8 @@ pub struct Shared {
     pub layout: Layout,
     /// daemon.json as loaded at start, with its reloadable part swapped on SIGHUP.
     pub config: reload::ConfigCell,
+    /// Docker events for `GET /events`.
+    pub events: events::EventBus,
 }
 
 impl Shared {
@@ -270,6 +273,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         store,
         layout,
         config: reload::ConfigCell::new(config, config_path(&opts)),
+        events: events::EventBus::default(),
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);

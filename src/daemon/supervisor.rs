@@ -169,6 +169,7 @@ impl Handler<CreateContainer> for Supervisor {
             return Err(name_conflict(e));
         }
         info!(container_id = %&id[..12], name = %record.name, "created");
+        crate::daemon::container::emit(&self.shared, &record, "create", &[]);
         self.spawn(record, ctx);
         Ok(id)
     }

@@ -296,6 +296,7 @@ pub fn process_spec(
         log_path,
         log_max_size,
         log_max_file,
+        open_stdin: spec.open_stdin,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod reaper;
 #[allow(unsafe_code)]
 pub mod spawn;
+pub mod stdin;
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -69,6 +70,13 @@ pub enum ShimError {
         /// The error.
         source: io::Error,
     },
+    /// The stdin FIFO cannot be made or opened.
+    OpenStdin {
+        /// The FIFO.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
     /// The container could not be started.
     Spawn(SpawnError),
     /// The shim or the container could not be identified.
@@ -91,6 +99,7 @@ impl fmt::Display for ShimError {
             ),
             ShimError::Daemonize(_) => write!(f, "detach"),
             ShimError::OpenLog { path, .. } => write!(f, "open log {}", path.display()),
+            ShimError::OpenStdin { path, .. } => write!(f, "open stdin fifo {}", path.display()),
             ShimError::Spawn(_) => write!(f, "start container"),
             ShimError::Identity(_) => write!(f, "identify process"),
             ShimError::File(_) => write!(f, "write run file"),
@@ -102,7 +111,9 @@ impl fmt::Display for ShimError {
 impl std::error::Error for ShimError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ShimError::ReadSpec { source, .. } | ShimError::OpenLog { source, .. } => Some(source),
+            ShimError::ReadSpec { source, .. }
+            | ShimError::OpenLog { source, .. }
+            | ShimError::OpenStdin { source, .. } => Some(source),
             ShimError::ParseSpec { source, .. } => Some(source),
             ShimError::Protocol { .. } => None,
             ShimError::Daemonize(e) => Some(e),
@@ -192,6 +203,7 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         child,
         sfd,
         mut log,
+        stdin_fifo,
     } = match start(dir, spec) {
         Ok(running) => running,
         Err((code, err)) => {
@@ -201,8 +213,16 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
     };
     report(&Report::Started(record));
     release_stdout();
-    let exit = reaper::supervise(child.pid, &sfd, child.stdout, child.stderr, &mut log)
-        .map_err(ShimError::Reaper)?;
+    let forward = match (stdin_fifo, child.stdin) {
+        (Some(fifo), Some(pipe)) => Some(stdin::StdinForward::new(fifo, pipe)),
+        _ => None,
+    };
+    let outputs = reaper::Streams {
+        stdout: child.stdout,
+        stderr: child.stderr,
+        stdin: forward,
+    };
+    let exit = reaper::supervise(child.pid, &sfd, outputs, &mut log).map_err(ShimError::Reaper)?;
     let status = ExitStatus {
         protocol: PROTOCOL,
         exit,
@@ -222,6 +242,8 @@ struct Running {
     sfd: nix::sys::signalfd::SignalFd,
     /// The opened log.
     log: LogWriter<FileSink>,
+    /// The read end of the stdin FIFO, when stdin is open.
+    stdin_fifo: Option<fs::File>,
 }
 
 /// Everything up to `started.json`; on error, the Docker exit code to report with it.
@@ -236,6 +258,19 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
             source,
         })
         .map_err(other)?;
+    // The FIFO exists and is read before the container starts: a writer that can open it
+    // knows the shim is there.
+    let stdin_fifo = if spec.open_stdin {
+        let fifo = stdin::open_fifo(dir)
+            .map_err(|source| ShimError::OpenStdin {
+                path: dir.join(protocol::STDIN_FIFO),
+                source,
+            })
+            .map_err(other)?;
+        Some(fifo)
+    } else {
+        None
+    };
     let child = spawn::start(spec, dir).map_err(|e| (e.exit_code(), ShimError::Spawn(e)))?;
     let record = identity::identify(nix::unistd::getpid().as_raw())
         .and_then(|shim| {
@@ -257,6 +292,7 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
             child,
             sfd,
             log: LogWriter::new(sink, spec.log_max_size),
+            stdin_fifo,
         }),
         Err(err) => {
             // Never leave a process running that nobody was told about.

@@ -101,6 +101,9 @@ pub struct ContainerSpec {
     pub runtime: RuntimeKind,
     /// Log driver options (`max-size`, `max-file`...), Docker's `--log-opt`.
     pub log_opts: BTreeMap<String, String>,
+    /// Keep a stdin the shim feeds from attached clients (Docker's OpenStdin, `-i`).
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 impl ContainerSpec {

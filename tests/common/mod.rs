@@ -15,6 +15,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod docker;
 mod http;
 
 pub use http::{ping, raw_request, HttpResponse};

@@ -45,7 +45,7 @@ type Id = web::Path<IdPath>;
 /// The image name the process runtime runs: the host's own filesystem.
 pub const HOST_IMAGE: &str = "host";
 
-async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
+pub async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
     Ok(state
         .supervisor
         .send(ResolveContainer(key.to_string()))
@@ -81,7 +81,7 @@ pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
         return Err(ApiError::NoSuchImage(req.image));
     }
     if req.tty {
-        return Err(ApiError::Unsupported { option: "Tty" });
+        return Err(ApiError::Tty);
     }
     let cmd = req.cmd.unwrap_or_default();
     let entrypoint = req.entrypoint.unwrap_or_default();
@@ -124,6 +124,7 @@ pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
         restart_policy: restart_policy(host.restart_policy.as_ref())?,
         runtime: RuntimeKind::Process,
         log_opts,
+        open_stdin: req.open_stdin,
     })
 }
 
@@ -143,7 +144,7 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
 }
 
 /// Docker's list filters, in either JSON shape: `{"name":["x"]}` or `{"name":{"x":true}}`.
-fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+pub fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(BTreeMap::new());
     };
@@ -168,7 +169,10 @@ fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, 
     Ok(out)
 }
 
-fn matches_filters(rec: &moor_state::ContainerRecord, f: &BTreeMap<String, Vec<String>>) -> bool {
+pub fn matches_filters(
+    rec: &moor_state::ContainerRecord,
+    f: &BTreeMap<String, Vec<String>>,
+) -> bool {
     f.iter().all(|(key, vals)| {
         vals.iter().any(|v| match key.as_str() {
             "id" => rec.id.starts_with(v.as_str()),
@@ -190,6 +194,7 @@ fn matches_filters(rec: &moor_state::ContainerRecord, f: &BTreeMap<String, Vec<S
 
 async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     let all = flag(&q, "all", false)?;
+    let size = flag(&q, "size", false)?;
     let limit: Option<i64> = number(&q, "limit")?;
     let filters = parse_filters(q.get("filters"))?;
     let mut records = state
@@ -204,6 +209,12 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
         .filter(|r| all || r.state.docker_status() == "running" || filters.contains_key("status"))
         .filter(|r| matches_filters(r, &filters))
         .map(|r| convert::summary(r, now))
+        .map(|mut s| {
+            if size {
+                (s.size_rw, s.size_root_fs) = (Some(0), Some(0));
+            }
+            s
+        })
         .collect();
     if let Some(n) = limit.filter(|n| *n > 0) {
         out.truncate(n as usize);
@@ -351,6 +362,8 @@ async fn rename(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
 async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let force = flag(&q, "force", false)?;
+    // moor has no volumes: `v` is validated and has nothing to remove.
+    flag(&q, "v", false)?;
     let rec = addr
         .send(InspectContainer)
         .await

@@ -196,7 +196,7 @@ fn when(q: &Query, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError
 
 /// Reads the log from the requested position and sends frames until the end
 /// (or, following, until the container stopped and the rest was read).
-async fn pump(
+pub async fn pump(
     path: PathBuf,
     file: Option<tokio::fs::File>,
     opts: LogOptions,

@@ -1,7 +1,9 @@
 //! Route table: one module per resource.
 
 pub mod admin;
+pub mod compat;
 pub mod containers;
+pub mod events;
 pub mod logs;
 pub mod system;
 
@@ -14,8 +16,11 @@ use crate::api::error::ApiError;
 /// Registers every route (called for the versioned scope and for the root).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
+    // Before containers: `/containers/prune` must not be taken for `/containers/{id}`.
+    compat::configure(cfg);
     containers::configure(cfg);
     logs::configure(cfg);
+    events::configure(cfg);
     admin::configure(cfg);
 }
 
