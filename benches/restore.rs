@@ -79,7 +79,10 @@ fn kill9(mut c: Child) {
 fn id_of(answer: &str) -> String {
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(body).expect("create answer");
-    v["Id"].as_str().expect("an id").to_string()
+    match v["Id"].as_str() {
+        Some(id) => id.to_string(),
+        None => panic!("create failed: {answer}"),
+    }
 }
 
 /// Kills every container and shim the run dir records, by pid (bench clean-up).
@@ -109,6 +112,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("restore: run with `cargo bench --bench restore [-- N]`");
+        return;
+    }
     let n: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())

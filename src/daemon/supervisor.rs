@@ -42,6 +42,20 @@ impl Supervisor {
         self.containers.insert(id, actor.start());
     }
 
+    /// A generated name nobody holds (Docker retries too; a long tail gets a number).
+    fn free_generated_name(&self) -> Result<String, ContainerError> {
+        for attempt in 0..64 {
+            let mut name = generated_name();
+            if attempt >= 8 {
+                name.push_str(&rand::thread_rng().gen_range(0..1_000_000).to_string());
+            }
+            if self.shared.store.id_by_name(&name)?.is_none() {
+                return Ok(name);
+            }
+        }
+        Ok(format!("moor_{}", &new_id()[..16]))
+    }
+
     fn resolve(&self, key: &str) -> Result<(String, Addr<ContainerActor>), ContainerError> {
         let key = key.strip_prefix('/').unwrap_or(key);
         if let Some(addr) = self.containers.get(key) {
@@ -140,17 +154,16 @@ impl Handler<CreateContainer> for Supervisor {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(&n).to_string();
                 validate_name(&n)?;
+                if let Some(holder) = self.shared.store.id_by_name(&n)? {
+                    return Err(ContainerError::NameInUse {
+                        name: n,
+                        id: holder,
+                    });
+                }
                 n
             }
-            // Generated names collide (27,000 of them): draw again while one is taken.
-            None => (0..100)
-                .map(|_| generated_name())
-                .find(|n| matches!(self.shared.store.id_by_name(n), Ok(None)))
-                .unwrap_or_else(|| format!("{}_{}", generated_name(), &new_id()[..6])),
+            None => self.free_generated_name()?,
         };
-        if let Some(holder) = self.shared.store.id_by_name(&name)? {
-            return Err(ContainerError::NameInUse { name, id: holder });
-        }
         let id = new_id();
         let record = ContainerRecord::new(id.clone(), name, msg.spec, Utc::now());
         write_spec_file(&self.shared, &record)?;
