@@ -4,6 +4,7 @@
 //! (`shim`, `identity`) live in this crate; the state machine and its store in `moor-state`.
 //! The shim's modules use std, libc, nix and serde only.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod daemon;
 #[allow(unsafe_code)]
 pub mod identity;
 pub mod image;
+pub mod logging;
 pub mod paths;
 pub mod runtime;
 pub mod shim;

@@ -179,7 +179,11 @@ pub async fn start_shim(
     }
     exit_file::write_json(dir, protocol::SPEC_FILE, spec).map_err(RuntimeError::WriteSpec)?;
 
-    let mut child = tokio::process::Command::new(shim_bin)
+    let mut command = tokio::process::Command::new(shim_bin);
+    for var in crate::daemon::notify::MANAGER_ENV {
+        command.env_remove(var);
+    }
+    let mut child = command
         .arg(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -258,6 +258,11 @@ impl Daemon {
         }
     }
 
+    /// Sends `sig` to the running daemon (SIGHUP to reload, for instance).
+    pub fn send(&self, sig: Signal) {
+        signal(self.pid().expect("the daemon is not running"), sig);
+    }
+
     /// Kills the daemon with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
         let mut child = self
