@@ -24,15 +24,26 @@ fn daemon(config: &str) -> Option<Daemon> {
     Some(d)
 }
 
-/// No overlay mount, runc state or bundle of this daemon is left.
-fn assert_clean(d: &Daemon) {
+/// What of this daemon's runtime state is left: overlay mounts and runc state.
+fn leftovers(d: &Daemon) -> (Vec<String>, Vec<std::ffi::OsString>) {
     let base = d.root().parent().expect("test dir").to_path_buf();
-    assert_eq!(mounts_under(&base), Vec::<String>::new(), "mounts left");
     let runc_root = d.run_dir().join("runc");
     let left: Vec<_> = std::fs::read_dir(&runc_root)
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    assert!(left.is_empty(), "runc state left: {left:?}");
+    (mounts_under(&base), left)
+}
+
+/// No overlay mount, runc state or bundle of this daemon is left once the background
+/// clean-up of removals is done.
+fn assert_clean(d: &Daemon) {
+    wait_for(Duration::from_secs(10), || {
+        let (mounts, state) = leftovers(d);
+        mounts.is_empty() && state.is_empty()
+    });
+    let (mounts, state) = leftovers(d);
+    assert_eq!(mounts, Vec::<String>::new(), "mounts left");
+    assert!(state.is_empty(), "runc state left: {state:?}");
 }
 
 #[test]
@@ -188,7 +199,8 @@ fn twenty_removed_containers_leave_nothing() {
     d.cli_ok(&args);
     assert_clean(&d);
     for id in &ids {
-        assert!(!d.container_run_dir(id).exists());
+        let gone = || !d.container_run_dir(id).exists() && !d.container_dir(id).exists();
+        assert!(wait_for(Duration::from_secs(10), gone));
         assert!(!std::path::Path::new("/sys/fs/cgroup/memory/moor")
             .join(id)
             .exists());

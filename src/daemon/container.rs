@@ -14,6 +14,7 @@ use moor_state::{transition, ContainerRecord, Event, State};
 use tokio::sync::oneshot;
 use tracing::{info, warn, Span};
 
+use crate::daemon::cleanup;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
 use crate::daemon::pidwatch;
@@ -237,13 +238,15 @@ impl ContainerActor {
         )
     }
 
-    /// Removes a container that does not run: state, files, record, then the actor.
+    /// Removes a container that does not run: state, spec file, record, then the actor; the
+    /// runtime's clean-up and the files go in the background (see `cleanup`).
     fn remove_now(&mut self, ctx: &mut Context<Self>) -> Result<(), ContainerError> {
         let code = self.exit_code();
         self.apply(Event::RemoveRequested)?;
         let id = self.record.id.clone();
-        remove_files(&self.shared, &id)?;
+        cleanup::forget_spec(&self.shared.layout, &id)?;
         self.shared.store.remove(&id)?;
+        cleanup::spawn_remove_files(self.shared.clone(), id.clone());
         info!(parent: &self.span, "removed");
         self.emit("destroy", &[]);
         for (_, tx) in self.waiters.drain(..) {

@@ -4,6 +4,7 @@
 //! rebuilding it), reconcile, then serve the API. Shutdown: with live-restore the
 //! daemon just exits; without, every container is stopped and its exit recorded first.
 
+pub mod cleanup;
 pub mod container;
 pub mod error;
 pub mod events;

@@ -67,8 +67,10 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
             (Vec::new(), Vec::new())
         }
     };
+    let mut keep: HashSet<String> = HashSet::new();
     for (id, e) in bad {
         error!(container_id = %short(&id), error = %e, "record unreadable: left as it is");
+        keep.insert(id);
     }
     let mut tally = Tally::default();
     let mut kept = Vec::new();
@@ -113,7 +115,8 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
         }
         kept.push(record);
     }
-    report_unknown_run_dirs(&shared.layout, &kept);
+    keep.extend(kept.iter().map(|r| r.id.clone()));
+    crate::daemon::cleanup::sweep(shared, &keep);
     info!(
         resumed = tally.resumed,
         exited_while_down = tally.exited,
@@ -135,27 +138,6 @@ fn count(t: &mut Tally, class: &Class) {
         Class::Orphan { .. } => t.orphaned += 1,
         Class::FinishRemoval => t.removed += 1,
         Class::Unchanged => t.unchanged += 1,
-    }
-}
-
-/// Logs run directories that no record claims: their shims are never killed.
-fn report_unknown_run_dirs(layout: &Layout, kept: &[ContainerRecord]) {
-    let known: HashSet<&str> = kept.iter().map(|r| r.id.as_str()).collect();
-    let Ok(entries) = std::fs::read_dir(layout.run_containers()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if known.contains(name.as_str()) {
-            continue;
-        }
-        let alive = runtime::read_run_files(&entry.path())
-            .ok()
-            .and_then(|f| f.started)
-            .is_some_and(|run| runtime::liveness(&run.process).is_alive());
-        if alive {
-            warn!(container_id = %short(&name), "orphan: a live container has no record; left running");
-        }
     }
 }
 

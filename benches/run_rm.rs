@@ -1,0 +1,213 @@
+//! `moor run --rm IMAGE true` end to end (the CLI process, with the daemon on runc and a
+//! busybox image), against a bare `runc run` of an equivalent bundle, interleaved in the same
+//! run. Target: within 1.25x of runc (docker: 5-8x). Root only.
+//! `cargo bench --bench run_rm [-- N]` (default 30). Figures go into BENCHMARKS.md.
+
+#[allow(dead_code)]
+#[path = "../tests/common/runc.rs"]
+mod runc;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+const SHIM: &str = env!("CARGO_BIN_EXE_moor-shim");
+
+/// The daemon, killed and reaped on every path out (panics included), then the runc state
+/// and mounts it may have left cleaned.
+struct DaemonGuard {
+    /// The daemon process.
+    child: Child,
+    /// The bench's temp dir.
+    base: PathBuf,
+}
+
+impl DaemonGuard {
+    fn start(base: &Path) -> DaemonGuard {
+        std::fs::write(base.join("daemon.json"), "{}").expect("write daemon.json");
+        let child = Command::new(MOOR)
+            .arg("daemon")
+            .arg("--root")
+            .arg(base.join("root"))
+            .arg("--run-dir")
+            .arg(base.join("run"))
+            .arg("--socket")
+            .arg(base.join("s.sock"))
+            .arg("--config")
+            .arg(base.join("daemon.json"))
+            .args(["--runtime", "runc"])
+            .env("MOOR_SHIM", SHIM)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moor daemon");
+        let guard = DaemonGuard {
+            child,
+            base: base.into(),
+        };
+        let t0 = Instant::now();
+        while !ping(&base.join("s.sock")) {
+            assert!(t0.elapsed() < Duration::from_secs(30), "daemon never ready");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        guard
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.base.join("s.sock").display())
+    }
+
+    /// Runs the CLI; panics unless it succeeds. Returns its stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(MOOR)
+            .arg("--host")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run moor");
+        assert!(
+            out.status.success(),
+            "moor {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        runc::clean_up(&self.base.join("run"), &self.base);
+    }
+}
+
+fn ping(sock: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return false;
+    };
+    let mut out = String::new();
+    write!(s, "GET /_ping HTTP/1.0\r\n\r\n").is_ok()
+        && s.read_to_string(&mut out).is_ok()
+        && out.ends_with("OK")
+}
+
+/// A bundle for bare runc: the config.json moor generated for a busybox container (read
+/// while one runs), with `true` as its process and its own cgroup, and the image unpacked.
+fn runc_bundle(d: &DaemonGuard, tar: &[u8], dir: &Path) {
+    let id = d.cli(&["run", "-d", "bb", "sleep", "1000"]).trim().to_string();
+    let config = d.base.join("run/containers").join(&id).join("bundle/config.json");
+    let text = std::fs::read_to_string(&config).expect("moor's config.json");
+    d.cli(&["rm", "-f", &id]);
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("config.json");
+    v["process"]["args"] = serde_json::json!(["true"]);
+    v["process"]["terminal"] = serde_json::json!(false);
+    v["root"]["path"] = serde_json::json!("rootfs");
+    v["linux"]["cgroupsPath"] = serde_json::json!(format!("/moor-bench/{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("rootfs")).expect("mkdir rootfs");
+    tar::Archive::new(tar)
+        .unpack(dir.join("rootfs"))
+        .expect("unpack busybox");
+    std::fs::write(dir.join("config.json"), v.to_string()).expect("write config.json");
+}
+
+fn time(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn");
+    let elapsed = t.elapsed();
+    assert!(status.success(), "{cmd:?}: {status}");
+    elapsed
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Median, 10th and 90th percentile.
+fn summary(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+    v.sort();
+    let at = |p: usize| v[(v.len() - 1) * p / 100];
+    (at(50), at(10), at(90))
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("run_rm: run with `cargo bench --bench run_rm [-- N]`");
+        return;
+    }
+    if let Some(reason) = runc::skip_reason() {
+        println!("run_rm: skipped: {reason}");
+        return;
+    }
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(30);
+    let tmp = tempfile::Builder::new()
+        .prefix("moor-bench-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let base = tmp.path();
+    let tar = runc::busybox_tar();
+    std::fs::write(base.join("bb.tar"), &tar).expect("write bb.tar");
+    let d = DaemonGuard::start(base);
+    d.cli(&["image", "import", &base.join("bb.tar").to_string_lossy(), "bb"]);
+    let bundle = base.join("bundle");
+    runc_bundle(&d, &tar, &bundle);
+
+    let host = d.host();
+    let mut moor_run = || time(Command::new(MOOR).args(["--host", &host, "run", "--rm", "bb", "true"]));
+    let runc_root = base.join("runc-root");
+    let mut count = 0;
+    let mut runc_run = || {
+        count += 1;
+        time(
+            Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["run", &format!("bench-{count}")])
+                .current_dir(&bundle),
+        )
+    };
+    // Warm-up (page cache, first cgroup creation), then interleaved so that load from
+    // elsewhere on the machine hits both alike.
+    for _ in 0..3 {
+        moor_run();
+        runc_run();
+    }
+    let (mut m, mut r) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        m.push(moor_run());
+        r.push(runc_run());
+    }
+    let (mm, m10, m90) = summary(m);
+    let (rm, r10, r90) = summary(r);
+    println!("runs: {n} each, interleaved");
+    println!(
+        "runc run (baseline): median {:.1} ms (p10 {:.1}, p90 {:.1})",
+        ms(rm),
+        ms(r10),
+        ms(r90)
+    );
+    println!(
+        "moor run --rm bb true: median {:.1} ms (p10 {:.1}, p90 {:.1})",
+        ms(mm),
+        ms(m10),
+        ms(m90)
+    );
+    println!(
+        "ratio: {:.2}x (target 1.25x)",
+        mm.as_secs_f64() / rm.as_secs_f64()
+    );
+    drop(d);
+}

@@ -1,0 +1,169 @@
+//! Memory of idle shims: 20 containers (process runtime, `sleep`), the average VmRSS and PSS
+//! (/proc/PID/smaps_rollup) of their shims, with the daemon's own in the same run as the
+//! comparison. Target: shim RSS under 1 MiB (containerd-shim-runc-v2: 13 MiB).
+//! `cargo bench --bench shim_rss [-- N]` (default 20). Figures go into BENCHMARKS.md.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+const SHIM: &str = env!("CARGO_BIN_EXE_moor-shim");
+
+/// The daemon; on every path out (panics included) it is killed and reaped, and the
+/// containers and shims its run dir records are killed by pid.
+struct DaemonGuard {
+    /// The daemon process.
+    child: Child,
+    /// The bench's temp dir.
+    base: PathBuf,
+}
+
+impl DaemonGuard {
+    fn start(base: &Path) -> DaemonGuard {
+        std::fs::write(base.join("daemon.json"), "{}").expect("write daemon.json");
+        let child = Command::new(MOOR)
+            .arg("daemon")
+            .arg("--root")
+            .arg(base.join("root"))
+            .arg("--run-dir")
+            .arg(base.join("run"))
+            .arg("--socket")
+            .arg(base.join("s.sock"))
+            .arg("--config")
+            .arg(base.join("daemon.json"))
+            .env("MOOR_SHIM", SHIM)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moor daemon");
+        let guard = DaemonGuard {
+            child,
+            base: base.into(),
+        };
+        let t0 = Instant::now();
+        while !guard
+            .request("GET", "/_ping", "")
+            .is_some_and(|r| r.ends_with("OK"))
+        {
+            assert!(t0.elapsed() < Duration::from_secs(30), "daemon never ready");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        guard
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> Option<String> {
+        let mut s = UnixStream::connect(self.base.join("s.sock")).ok()?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// The (shim, process) pids of every container the run dir records.
+    fn pids(&self) -> Vec<(i32, i32)> {
+        let Ok(entries) = std::fs::read_dir(self.base.join("run/containers")) else {
+            return Vec::new();
+        };
+        let mut pids = Vec::new();
+        for e in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path().join("started.json")) else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if let (Some(shim), Some(process)) =
+                (v["shim"]["pid"].as_i64(), v["process"]["pid"].as_i64())
+            {
+                pids.push((shim as i32, process as i32));
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for (shim, process) in self.pids() {
+            for pid in [process, shim] {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// A `Key:   N kB` field of a /proc file, in KiB.
+fn kib(path: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} in {path}"))
+}
+
+/// VmRSS and PSS of a process, in KiB.
+fn memory(pid: i32) -> (u64, u64) {
+    (
+        kib(&format!("/proc/{pid}/status"), "VmRSS:"),
+        kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:"),
+    )
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("shim_rss: run with `cargo bench --bench shim_rss [-- N]`");
+        return;
+    }
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(20);
+    let tmp = tempfile::Builder::new()
+        .prefix("moor-bench-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let d = DaemonGuard::start(tmp.path());
+    let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
+    for _ in 0..n {
+        let answer = d.request("POST", "/containers/create", body).expect("create");
+        let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(json).expect("create answer");
+        let id = v["Id"].as_str().unwrap_or_else(|| panic!("create: {answer}"));
+        let started = d
+            .request("POST", &format!("/containers/{id}/start"), "")
+            .expect("start");
+        assert!(started.starts_with("HTTP/1.0 204") || started.starts_with("HTTP/1.1 204"), "{started}");
+    }
+    // Idle: let the shims settle in their main loop.
+    std::thread::sleep(Duration::from_millis(500));
+    let pids = d.pids();
+    assert_eq!(pids.len(), n, "every shim recorded");
+    let (mut rss, mut pss) = (0, 0);
+    for (shim, _) in &pids {
+        let (r, p) = memory(*shim);
+        rss += r;
+        pss += p;
+    }
+    let (drss, dpss) = memory(d.child.id() as i32);
+    println!("idle shims: {n} (process runtime, sleep)");
+    println!(
+        "shim: VmRSS {} KiB, PSS {} KiB (average)",
+        rss / n as u64,
+        pss / n as u64
+    );
+    println!("daemon (comparison): VmRSS {drss} KiB, PSS {dpss} KiB");
+    println!("target: shim VmRSS under 1024 KiB (containerd-shim-runc-v2: 13 MiB)");
+    drop(d);
+}

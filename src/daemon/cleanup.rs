@@ -1,0 +1,94 @@
+//! Removal off the path the user waits on. A removal first drops what makes the container
+//! exist (its spec file, so a store rebuild cannot bring it back, then its record and name:
+//! the `removed` wait fires there), and leaves the runtime's clean-up (`runc delete`, the
+//! rootfs unmount, the run and state directories) to a background thread.
+//!
+//! Crash-safe: if the daemon dies before the thread is done, the leftovers belong to no
+//! record, and [`sweep`] removes them at the next start, before the API serves.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::daemon::container::{remove_files, short};
+use crate::daemon::error::ContainerError;
+use crate::daemon::layout::Layout;
+use crate::daemon::Shared;
+use crate::runtime;
+
+/// Removes the spec file, the step that must come before the record goes: a store rebuilt
+/// from spec files must not resurrect a removed container.
+pub fn forget_spec(layout: &Layout, id: &str) -> Result<(), ContainerError> {
+    let path = layout.spec_file(id);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ContainerError::Io {
+            what: "remove",
+            path,
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs [`remove_files`] for `id` on a background thread; a failure is logged and the
+/// next start's [`sweep`] retries it.
+pub fn spawn_remove_files(shared: Arc<Shared>, id: String) {
+    let spawned = std::thread::Builder::new()
+        .name("moor-cleanup".into())
+        .spawn(move || {
+            if let Err(e) = remove_files(&shared, &id) {
+                warn!(container_id = %short(&id), error = %e, "clean-up after removal failed: retried at the next start");
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start a clean-up thread: retried at the next start");
+    }
+}
+
+/// The container ids that have a directory under `dir`.
+fn ids_under(dir: PathBuf) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Cleans the leftovers of removed containers: run and state directories that no record
+/// claims (`keep`: the records kept, and ids whose record is unreadable). A run directory
+/// whose container process is alive is an orphan: reported, never touched.
+pub fn sweep(shared: &Shared, keep: &HashSet<String>) -> usize {
+    let layout = &shared.layout;
+    let mut ids: Vec<String> = ids_under(layout.run_containers());
+    ids.extend(ids_under(layout.root.join("containers")));
+    ids.sort();
+    ids.dedup();
+    let mut cleaned = 0;
+    for id in ids.iter().filter(|id| !keep.contains(*id)) {
+        let alive = runtime::read_run_files(&layout.run_container_dir(id))
+            .ok()
+            .and_then(|f| f.started)
+            .is_some_and(|run| runtime::liveness(&run.process).is_alive());
+        if alive {
+            warn!(container_id = %short(id), "orphan: a live container has no record; left running");
+            continue;
+        }
+        if layout.spec_file(id).exists() {
+            // A spec without a record: never a finished removal (those drop the spec first).
+            warn!(container_id = %short(id), "a container directory with a spec but no record: left as it is");
+            continue;
+        }
+        match remove_files(shared, id) {
+            Ok(()) => cleaned += 1,
+            Err(e) => warn!(container_id = %short(id), error = %e, "leftovers of a removed container not cleaned"),
+        }
+    }
+    if cleaned > 0 {
+        info!(cleaned, "cleaned the leftovers of removed containers");
+    }
+    cleaned
+}
