@@ -18,6 +18,8 @@ pub mod reaper;
 #[allow(unsafe_code)]
 pub mod spawn;
 pub mod stdin;
+#[allow(unsafe_code)]
+pub mod trim;
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -213,6 +215,9 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
     };
     report(&Report::Started(record));
     release_stdout();
+    // Off the start path: the daemon has its answer. The idle loop needs little of what the
+    // start touched.
+    trim::trim();
     let forward = match (stdin_fifo, child.stdin) {
         (Some(fifo), Some(pipe)) => Some(stdin::StdinForward::new(fifo, pipe)),
         _ => None,
