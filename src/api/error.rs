@@ -52,6 +52,9 @@ pub enum ApiError {
         /// Its id.
         id: String,
     },
+    /// A container's log could not be read.
+    #[error(transparent)]
+    Logs(#[from] crate::logs::LogsError),
     /// Start of a running container, stop of a stopped one: Docker answers 304.
     #[error("not modified")]
     NotModified,
@@ -69,6 +72,8 @@ impl ResponseError for ApiError {
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
             ApiError::RemoveRunning { .. } | ApiError::NotRunning { .. } => StatusCode::CONFLICT,
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
+            ApiError::Logs(crate::logs::LogsError::Time { .. }) => StatusCode::BAD_REQUEST,
+            ApiError::Logs(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
