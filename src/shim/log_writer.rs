@@ -7,7 +7,9 @@
 //! is at most 16 KiB (Docker's copier buffer), longer lines become several records and only
 //! the last one ends in `\n`. Records are batched: one write(2) per poll iteration. A failing
 //! write never blocks the container: the bytes are counted as dropped and reported in a
-//! record on the stderr stream once writing works again.
+//! record on the stderr stream once writing works again. So that the report is written even
+//! on a disk that stays full, [`FileSink`] keeps a small reserve file next to the log and
+//! deletes it to make room for the last report when the shim ends ([`LogWriter::close`]).
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -19,6 +21,9 @@ use super::clock::{self, Timestamp};
 
 /// The most bytes one record's `log` holds (including its trailing `\n`).
 pub const MAX_RECORD: usize = 16 * 1024;
+
+/// Size of the reserve file, room for a few drop reports on a full disk.
+pub const RESERVE_SIZE: usize = 4096;
 
 /// Which of the container's output streams a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +59,10 @@ pub trait LogSink {
     fn size(&self) -> u64;
     /// Moves the current file aside (keeping the configured number) and starts an empty one.
     fn rotate(&mut self) -> io::Result<()>;
+    /// Frees the space kept for a last drop report; false when there was none.
+    fn release_reserve(&mut self) -> bool {
+        false
+    }
 }
 
 /// The json-file log on disk, rotated like Docker's: `id-json.log`, `.1`, `.2`...
@@ -67,6 +76,8 @@ pub struct FileSink {
     size: u64,
     /// How many files to keep in all (the current one included).
     max_file: u32,
+    /// `.<name>.reserve` next to the log while it exists (see the module header).
+    reserve: Option<PathBuf>,
 }
 
 impl FileSink {
@@ -82,13 +93,36 @@ impl FileSink {
             file,
             size,
             max_file,
+            reserve: make_reserve(path),
         })
+    }
+
+    /// Removes the reserve file (the shim is done writing).
+    pub fn remove_reserve(&mut self) {
+        if let Some(reserve) = self.reserve.take() {
+            let _ = fs::remove_file(reserve);
+        }
     }
 
     fn numbered(&self, n: u32) -> PathBuf {
         let mut name = OsString::from(self.path.as_os_str());
         name.push(format!(".{n}"));
         PathBuf::from(name)
+    }
+}
+
+/// Writes the reserve file next to `path`; `None` if it cannot (no space already).
+fn make_reserve(path: &Path) -> Option<PathBuf> {
+    let mut name = OsString::from(".");
+    name.push(path.file_name()?);
+    name.push(".reserve");
+    let reserve = path.with_file_name(name);
+    match fs::write(&reserve, [0u8; RESERVE_SIZE]) {
+        Ok(()) => Some(reserve),
+        Err(_) => {
+            let _ = fs::remove_file(&reserve);
+            None
+        }
     }
 }
 
@@ -149,6 +183,13 @@ impl LogSink for FileSink {
         self.size = 0;
         Ok(())
     }
+
+    fn release_reserve(&mut self) -> bool {
+        match self.reserve.take() {
+            Some(reserve) => fs::remove_file(reserve).is_ok(),
+            None => false,
+        }
+    }
 }
 
 /// Turns the two output streams into json-file records and writes them in batches.
@@ -168,6 +209,8 @@ pub struct LogWriter<S> {
     dropped: u64,
     /// The error of the last failed write, reported with `dropped`.
     last_error: Option<String>,
+    /// A record moved out of `batch` while the file rotates (kept to reuse its allocation).
+    spill: Vec<u8>,
 }
 
 impl<S: LogSink> LogWriter<S> {
@@ -181,12 +224,18 @@ impl<S: LogSink> LogWriter<S> {
             pending: [Vec::new(), Vec::new()],
             dropped: 0,
             last_error: None,
+            spill: Vec::new(),
         }
     }
 
     /// The sink (tests look at what was written).
     pub fn sink(&self) -> &S {
         &self.sink
+    }
+
+    /// The sink, to tidy it up at the end.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     /// Output bytes dropped since the last successful write.
@@ -231,22 +280,14 @@ impl<S: LogSink> LogWriter<S> {
         if self.batch.is_empty() {
             return;
         }
-        let mut out = Vec::new();
-        if self.dropped > 0 {
-            let notice = format!(
-                "moor-shim: dropped {} bytes of output: {}\n",
-                self.dropped,
-                self.last_error.as_deref().unwrap_or("write failed")
-            );
-            encode(
-                &mut out,
-                Stream::Stderr,
-                notice.as_bytes(),
-                &clock::go_rfc3339_nano(Timestamp::now()),
-            );
-        }
-        out.extend_from_slice(&self.batch);
-        match self.sink.append(&out) {
+        let result = if self.dropped > 0 {
+            let mut out = self.notice();
+            out.extend_from_slice(&self.batch);
+            self.sink.append(&out)
+        } else {
+            self.sink.append(&self.batch)
+        };
+        match result {
             Ok(()) => {
                 self.dropped = 0;
                 self.last_error = None;
@@ -260,20 +301,59 @@ impl<S: LogSink> LogWriter<S> {
         self.batch_output = 0;
     }
 
+    /// The end: flushes, then makes sure a pending drop report is written, using the
+    /// sink's reserve when the disk is still full.
+    pub fn close(&mut self) {
+        self.flush();
+        if self.dropped == 0 {
+            return;
+        }
+        let notice = self.notice();
+        let written = self.sink.append(&notice).is_ok()
+            || (self.sink.release_reserve() && self.sink.append(&notice).is_ok());
+        if written {
+            self.dropped = 0;
+            self.last_error = None;
+        } else {
+            eprintln!("moor-shim: could not report {} dropped bytes", self.dropped);
+        }
+    }
+
+    /// The drop report record.
+    fn notice(&self) -> Vec<u8> {
+        let text = format!(
+            "moor-shim: dropped {} bytes of output: {}\n",
+            self.dropped,
+            self.last_error.as_deref().unwrap_or("write failed")
+        );
+        let mut out = Vec::with_capacity(text.len() + 128);
+        encode(
+            &mut out,
+            Stream::Stderr,
+            text.as_bytes(),
+            &clock::go_rfc3339_nano(Timestamp::now()),
+        );
+        out
+    }
+
     fn add_record(&mut self, stream: Stream, log: &[u8], time: &str) {
-        let mut line = Vec::with_capacity(log.len() + 64);
-        encode(&mut line, stream, log, time);
+        let mark = self.batch.len();
+        encode(&mut self.batch, stream, log, time);
         if let Some(max) = self.max_size {
-            if self.sink.size() + (self.batch.len() + line.len()) as u64 > max {
+            if self.sink.size() + self.batch.len() as u64 > max {
+                // The new record starts the next file: set it aside, write the rest, rotate.
+                self.spill.clear();
+                self.spill.extend_from_slice(&self.batch[mark..]);
+                self.batch.truncate(mark);
                 self.flush();
                 if self.sink.size() > 0 {
                     if let Err(e) = self.sink.rotate() {
                         eprintln!("moor-shim: rotate log: {e}");
                     }
                 }
+                self.batch.extend_from_slice(&self.spill);
             }
         }
-        self.batch.extend_from_slice(&line);
         self.batch_output += log.len() as u64;
     }
 }
@@ -291,28 +371,9 @@ fn encode(out: &mut Vec<u8>, stream: Stream, log: &[u8], time: &str) {
 
 /// Docker's `ffjsonWriteJSONBytesAsString`: a quoted JSON string from arbitrary bytes.
 fn escape(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     for chunk in s.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' | '"' => out.extend_from_slice(&[b'\\', c as u8]),
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\u{0}'..='\u{1f}' | '<' | '>' | '&' => {
-                    let b = c as u8;
-                    out.extend_from_slice(b"\\u00");
-                    out.push(HEX[usize::from(b >> 4)]);
-                    out.push(HEX[usize::from(b & 0xf)]);
-                }
-                '\u{2028}' => out.extend_from_slice(b"\\u2028"),
-                '\u{2029}' => out.extend_from_slice(b"\\u2029"),
-                c => {
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-            }
-        }
+        escape_valid(out, chunk.valid().as_bytes());
         for _ in chunk.invalid() {
             out.extend_from_slice(b"\\ufffd");
         }
@@ -320,16 +381,62 @@ fn escape(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
+/// Escapes valid UTF-8, copying runs of bytes that need no escape in one go.
+fn escape_valid(out: &mut Vec<u8>, v: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    let mut i = 0;
+    while i < v.len() {
+        let b = v[i];
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'"' => b"\\\"",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            0..=0x1f | b'<' | b'>' | b'&' => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            // U+2028 and U+2029 (E2 80 A8/A9) are escaped too.
+            0xe2 if v.get(i + 1) == Some(&0x80) && matches!(v.get(i + 2), Some(0xa8 | 0xa9)) => {
+                out.extend_from_slice(&v[start..i]);
+                out.extend_from_slice(if v[i + 2] == 0xa8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
+                i += 3;
+                start = i;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&v[start..i]);
+        out.extend_from_slice(escaped);
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&v[start..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// An in-memory sink that fails while `fail` is set.
+    /// An in-memory sink that fails while `fail` is set; releasing its reserve ends that.
     #[derive(Default)]
     struct MemSink {
         files: Vec<Vec<u8>>,
         current: Vec<u8>,
         fail: bool,
+        reserve: bool,
     }
 
     impl LogSink for MemSink {
@@ -346,6 +453,11 @@ mod tests {
         fn rotate(&mut self) -> io::Result<()> {
             self.files.push(std::mem::take(&mut self.current));
             Ok(())
+        }
+        fn release_reserve(&mut self) -> bool {
+            let had = std::mem::take(&mut self.reserve);
+            self.fail &= !had;
+            had
         }
     }
 
@@ -529,5 +641,33 @@ mod tests {
         );
         assert!(notice.ends_with('\n'));
         assert_eq!(got[1]["log"], "kept\n");
+    }
+
+    #[test]
+    fn close_reports_drops_on_a_disk_that_stays_full() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        w.sink.fail = true;
+        w.sink.reserve = true;
+        w.push(Stream::Stdout, b"lost\n", T);
+        w.close();
+        assert_eq!(w.dropped(), 0);
+        let got = lines(w.sink());
+        assert_eq!(got.len(), 1);
+        assert!(got[0]["log"]
+            .as_str()
+            .expect("log")
+            .starts_with("moor-shim: dropped 5 bytes of output: "));
+    }
+
+    #[test]
+    fn file_sink_reserve_is_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c-json.log");
+        let mut sink = FileSink::open(&path, 1).expect("open");
+        let reserve = dir.path().join(".c-json.log.reserve");
+        assert_eq!(fs::metadata(&reserve).expect("reserve").len(), RESERVE_SIZE as u64);
+        assert!(sink.release_reserve());
+        assert!(!reserve.exists());
+        assert!(!sink.release_reserve());
     }
 }

@@ -203,6 +203,9 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
     release_stdout();
     let exit = reaper::supervise(child.pid, &sfd, child.stdout, child.stderr, &mut log)
         .map_err(ShimError::Reaper)?;
+    // Before exit.json: a reader following the log stops once the container has exited.
+    log.close();
+    log.sink_mut().remove_reserve();
     let status = ExitStatus {
         protocol: PROTOCOL,
         exit,
