@@ -1,9 +1,7 @@
 //! The container's output as Docker json-file records, byte-compatible with Docker's driver.
 //!
-//! One line per record: `{"log":"<text>","stream":"stdout","time":"<RFC3339Nano>"}\n`, the
-//! text escaped exactly as Docker's `jsonlog.ffjsonWriteJSONBytesAsString` does (`<`, `>`, `&`
-//! and control bytes as `\u00XX`, only `\n`, `\r`, `\\` and `\"` as short escapes, each byte of
-//! invalid UTF-8 as `\ufffd`, U+2028/U+2029 escaped). Each stream is split on `\n`; a record
+//! One line per record: `{"log":"<text>","stream":"stdout","time":"<RFC3339Nano>"}\n`, encoded
+//! by [`super::record`] exactly as Docker's driver does. Each stream is split on `\n`; a record
 //! is at most 16 KiB (Docker's copier buffer), longer lines become several records and only
 //! the last one ends in `\n`. Records are batched: one write(2) per poll iteration. A failing
 //! write never blocks the container: the bytes are counted as dropped and reported in a
@@ -18,6 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::clock::{self, Timestamp};
+use super::record::{encode, find_newline};
 
 /// The most bytes one record's `log` holds (including its trailing `\n`).
 pub const MAX_RECORD: usize = 16 * 1024;
@@ -253,7 +252,7 @@ impl<S: LogSink> LogWriter<S> {
         loop {
             let rest = &pending[start..];
             let window = &rest[..rest.len().min(MAX_RECORD)];
-            let len = match window.iter().position(|&b| b == b'\n') {
+            let len = match find_newline(window) {
                 Some(nl) => nl + 1,
                 None if rest.len() >= MAX_RECORD => MAX_RECORD,
                 None => break,
@@ -358,74 +357,6 @@ impl<S: LogSink> LogWriter<S> {
     }
 }
 
-/// Appends one record line (with its final `\n`) to `out`, in Docker's field order.
-fn encode(out: &mut Vec<u8>, stream: Stream, log: &[u8], time: &str) {
-    out.extend_from_slice(b"{\"log\":");
-    escape(out, log);
-    out.extend_from_slice(b",\"stream\":\"");
-    out.extend_from_slice(stream.name().as_bytes());
-    out.extend_from_slice(b"\",\"time\":\"");
-    out.extend_from_slice(time.as_bytes());
-    out.extend_from_slice(b"\"}\n");
-}
-
-/// Docker's `ffjsonWriteJSONBytesAsString`: a quoted JSON string from arbitrary bytes.
-fn escape(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'"');
-    for chunk in s.utf8_chunks() {
-        escape_valid(out, chunk.valid().as_bytes());
-        for _ in chunk.invalid() {
-            out.extend_from_slice(b"\\ufffd");
-        }
-    }
-    out.push(b'"');
-}
-
-/// Escapes valid UTF-8, copying runs of bytes that need no escape in one go.
-fn escape_valid(out: &mut Vec<u8>, v: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut start = 0;
-    let mut i = 0;
-    while i < v.len() {
-        let b = v[i];
-        let escaped: &[u8] = match b {
-            b'\\' => b"\\\\",
-            b'"' => b"\\\"",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            0..=0x1f | b'<' | b'>' | b'&' => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ],
-            // U+2028 and U+2029 (E2 80 A8/A9) are escaped too.
-            0xe2 if v.get(i + 1) == Some(&0x80) && matches!(v.get(i + 2), Some(0xa8 | 0xa9)) => {
-                out.extend_from_slice(&v[start..i]);
-                out.extend_from_slice(if v[i + 2] == 0xa8 {
-                    b"\\u2028"
-                } else {
-                    b"\\u2029"
-                });
-                i += 3;
-                start = i;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&v[start..i]);
-        out.extend_from_slice(escaped);
-        i += 1;
-        start = i;
-    }
-    out.extend_from_slice(&v[start..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,12 +405,6 @@ mod tests {
             .collect()
     }
 
-    fn escaped(s: &[u8]) -> String {
-        let mut out = Vec::new();
-        escape(&mut out, s);
-        String::from_utf8(out).expect("escaped is ascii or utf8")
-    }
-
     #[test]
     fn record_bytes_match_docker() {
         let mut w = LogWriter::new(MemSink::default(), None);
@@ -490,18 +415,6 @@ mod tests {
             "{\"log\":\"hi \\u003cb\\u003e\\u0026\\u0009\\\"x\\\"\\\\\\n\",\
              \"stream\":\"stdout\",\"time\":\"1970-01-01T00:00:00.000005Z\"}\n"
         );
-    }
-
-    #[test]
-    fn escaping_of_unicode_and_invalid_bytes() {
-        assert_eq!(
-            escaped("é\u{2028}\u{2029}\r\u{7f}".as_bytes()),
-            "\"é\\u2028\\u2029\\r\u{7f}\""
-        );
-        // Each invalid byte is one U+FFFD escape, as Go's utf8.DecodeRune reports them.
-        assert_eq!(escaped(b"a\xe2\x82b\xff"), "\"a\\ufffd\\ufffdb\\ufffd\"");
-        let parsed: String = serde_json::from_str(&escaped(b"\x01<>&")).expect("valid json");
-        assert_eq!(parsed, "\u{1}<>&");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod daemonize;
 pub mod exit_file;
 pub mod log_writer;
 pub mod protocol;
+pub mod record;
 #[allow(unsafe_code)]
 pub mod reaper;
 #[allow(unsafe_code)]

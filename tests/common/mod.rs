@@ -243,6 +243,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's pid while it runs.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     /// Kills the daemon with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
         let mut child = self
