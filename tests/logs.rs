@@ -189,7 +189,13 @@ fn a_full_disk_drops_output_visibly_and_never_blocks() {
         v["log"].as_str().expect("log").contains("No space left"),
         "{v}"
     );
-    assert!(d.cli_ok(&["logs", "full"]).starts_with("0123456789"));
+    let shown = d.cli_ok(&["logs", "full"]);
+    assert!(
+        shown.starts_with("0123456789"),
+        "{:?} from a log starting {:?}",
+        &shown[..shown.len().min(200)],
+        &log[..log.len().min(300)]
+    );
     // The daemon and the other container are fine.
     assert_eq!(d.inspect_field(&other, "{{.State.Status}}"), "running");
     d.cli_ok(&["kill", &other]);
@@ -202,8 +208,8 @@ fn a_full_disk_drops_output_visibly_and_never_blocks() {
 fn follow_delivers_new_lines_within_100ms_and_ends_with_the_container() {
     let d = Daemon::start(LIVE_RESTORE_OFF);
     let script = "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done";
-    d.run_detached(&["--name", "f", "host", "sh", "-c", script]);
-    let mut cli = Cli::spawn(&d, &["logs", "-f", "-t", "f"], Stdio::piped());
+    d.run_detached(&["--name", "follow", "host", "sh", "-c", script]);
+    let mut cli = Cli::spawn(&d, &["logs", "-f", "-t", "follow"], Stdio::piped());
     let stdout = cli.0.stdout.take().expect("stdout");
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines() {

@@ -11,6 +11,7 @@ pub mod clock;
 #[allow(unsafe_code)]
 pub mod daemonize;
 pub mod exit_file;
+pub mod log_file;
 pub mod log_writer;
 pub mod protocol;
 pub mod record;
