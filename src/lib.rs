@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 #[allow(unsafe_code)]
 pub mod identity;
+pub mod image;
 pub mod logs;
 pub mod paths;
 pub mod runtime;

@@ -58,7 +58,10 @@ fn output_flows_while_the_daemon_is_dead() {
     let id = d.run_detached(&["--name", "seq", "host", "seq", "1", &LINES.to_string()]);
     d.kill9();
     let exited = wait_for(Duration::from_secs(5), || exit_json(&d, &id).is_some());
-    assert!(exited, "the container must finish within 5 s with no daemon");
+    assert!(
+        exited,
+        "the container must finish within 5 s with no daemon"
+    );
     let exit = exit_json(&d, &id).expect("exit.json");
     assert_eq!(exit["exit"]["code"], 0, "{exit}");
     d.restart();
@@ -218,7 +221,10 @@ fn follow_delivers_new_lines_within_100ms_and_ends_with_the_container() {
         let (time, text) = line.split_once(' ').expect("timestamp, space, text");
         let written = parse_time(time);
         let late = (arrived - written).to_std().unwrap_or_default();
-        assert!(late < Duration::from_millis(100), "{text:?} came {late:?} late");
+        assert!(
+            late < Duration::from_millis(100),
+            "{text:?} came {late:?} late"
+        );
         lines.push(text.to_string());
     }
     let want: Vec<String> = (1..=8).map(|i| format!("line {i}")).collect();
@@ -263,7 +269,11 @@ fn streaming_a_large_log_does_not_grow_the_daemon() {
     d.cli_ok(&["logs", "--tail", "1000", "big"]);
     let before = vm_rss_kib(pid);
     let out = tempfile::tempfile().expect("temp file");
-    let mut cli = Cli::spawn(&d, &["logs", "big"], Stdio::from(out.try_clone().expect("clone")));
+    let mut cli = Cli::spawn(
+        &d,
+        &["logs", "big"],
+        Stdio::from(out.try_clone().expect("clone")),
+    );
     let mut peak = before;
     while cli.0.try_wait().expect("try_wait").is_none() {
         peak = peak.max(vm_rss_kib(pid));

@@ -95,6 +95,7 @@ fn start_spec(
         log_path: dir.path().join("logs/c-json.log"),
         log_max_size: None,
         log_max_file: 1,
+        open_stdin: false,
     };
     tweak(&mut spec);
     fs::write(

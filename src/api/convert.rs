@@ -109,7 +109,9 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
             running,
             paused: false,
             restarting: false,
-            oom_killed: false,
+            oom_killed: matches!(state, State::Exited { .. })
+                && crate::runtime::read_run_files(&layout.run_container_dir(&rec.id))
+                    .is_ok_and(|f| f.oom_killed),
             dead: false,
             pid: if running {
                 state.run().map_or(0, |r| r.process.pid)
@@ -121,10 +123,18 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
             started_at: go_time(state.started_at()),
             finished_at: go_time(finished_at),
         },
-        image: rec.spec.image.clone(),
+        image: if rec.spec.image_id.is_empty() {
+            rec.spec.image.clone()
+        } else {
+            format!("sha256:{}", rec.spec.image_id)
+        },
         name: format!("/{}", rec.name),
         restart_count: rec.restart_count,
-        driver: "none".into(),
+        driver: if rec.spec.image_id.is_empty() {
+            "none".into()
+        } else {
+            "overlay".into()
+        },
         platform: "linux".into(),
         log_path: layout.log_path(&rec.id).display().to_string(),
         host_config: HostConfig {
@@ -134,8 +144,18 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
                 kind: "json-file".into(),
                 config: rec.spec.log_opts.clone(),
             }),
-            network_mode: Some("host".into()),
+            network_mode: Some(match rec.spec.runtime {
+                moor_state::record::RuntimeKind::Process => "host".into(),
+                moor_state::record::RuntimeKind::Runc if rec.spec.network_mode.is_empty() => {
+                    "none".into()
+                }
+                moor_state::record::RuntimeKind::Runc => rec.spec.network_mode.clone(),
+            }),
             runtime: Some(runtime_name(rec).into()),
+            memory: rec.spec.memory,
+            nano_cpus: rec.spec.nano_cpus,
+            pids_limit: rec.spec.pids_limit,
+            readonly_rootfs: rec.spec.read_only,
         },
         config: ContainerConfig {
             hostname: rec.spec.hostname.clone(),
@@ -184,6 +204,8 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         state: rec.state.docker_status().into(),
         status,
         labels: rec.spec.labels.clone(),
+        size_rw: None,
+        size_root_fs: None,
     }
 }
 

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// `kill` or `stop` with a signal that does not exist.
     #[error("Invalid signal: {0}")]
     InvalidSignal(String),
+    /// `Tty: true` (`-t`).
+    #[error("moor does not support TTY yet")]
+    Tty,
     /// Neither Cmd nor Entrypoint.
     #[error("No command specified")]
     NoCommand,
@@ -52,6 +55,33 @@ pub enum ApiError {
         /// Its id.
         id: String,
     },
+    /// The image store failed.
+    #[error("image store: {0}")]
+    ImageStore(#[from] moor_state::image::ImageStoreError),
+    /// An import failed (a refused archive is the client's fault).
+    #[error("{}", crate::runtime::chain(.0))]
+    Image(#[from] crate::image::ImageError),
+    /// Removal of an image a container uses.
+    #[error("conflict: unable to remove image {name} (must force) - image is being used by container {container}")]
+    ImageInUse {
+        /// The image as named in the request.
+        name: String,
+        /// The first container using it.
+        container: String,
+    },
+    /// `top` could not run ps.
+    #[error("cannot run ps")]
+    Ps {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `top`: ps printed no PID column.
+    #[error("ps {args}: no PID column in its output")]
+    PsOutput {
+        /// The ps arguments.
+        args: String,
+    },
     /// A container's log could not be read.
     #[error(transparent)]
     Logs(#[from] crate::logs::LogsError),
@@ -68,10 +98,16 @@ impl ResponseError for ApiError {
             | ApiError::Query { .. }
             | ApiError::InvalidSignal(_)
             | ApiError::NoCommand
+            | ApiError::Tty
             | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
+            ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
+            ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+            ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RemoveRunning { .. } | ApiError::NotRunning { .. } => StatusCode::CONFLICT,
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
+            ApiError::Ps { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::PsOutput { .. } => StatusCode::BAD_REQUEST,
             ApiError::Logs(crate::logs::LogsError::Time { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Logs(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

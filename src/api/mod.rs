@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod hijack;
 pub mod routes;
 pub mod server;
 pub mod types;

@@ -1,11 +1,22 @@
-//! The HTTP server on the unix socket: actix-web, every route under `/v{version}` and unversioned.
+//! The HTTP server on the unix socket. An actix-server listener hands every new connection
+//! to [`route`]: it peeks at the first request head without consuming it; a Docker hijack
+//! (`POST /containers/{id}/attach`) is served raw by [`crate::api::hijack`], everything else
+//! goes to the one actix-web `App` (every route under `/v{version}` and unversioned)
+//! through actix-http's HTTP/1 service. Why actix-web alone cannot serve the hijack:
+//! DESIGN.md, "Docker attach on actix-web".
 
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_http::{HttpService, Protocol};
+use actix_rt::net::UnixStream;
+use actix_service::{fn_factory, fn_service, map_config, Service, ServiceFactory};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::{web, App};
 
+use crate::api::hijack;
 use crate::api::routes;
 use crate::daemon::supervisor::Supervisor;
 use crate::daemon::Shared;
@@ -25,16 +36,72 @@ pub fn serve(
     shared: Arc<Shared>,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(ApiState { supervisor, shared });
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(web::JsonConfig::default().limit(1 << 20))
-            .service(web::scope("/v{version:[0-9]+(\\.[0-9]+)?}").configure(routes::configure))
-            .configure(routes::configure)
+    Ok(actix_server::Server::build()
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen_uds("moor-api", listener, move || connections(state.clone()))?
+        .run())
+}
+
+/// The actix-web application: the whole API but the raw hijack.
+fn app(
+    state: web::Data<ApiState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(web::JsonConfig::default().limit(1 << 20))
+        .service(web::scope("/v{version:[0-9]+(\\.[0-9]+)?}").configure(routes::configure))
+        .configure(routes::configure)
+}
+
+/// One worker's connection service: the HTTP/1 service is built once per worker.
+fn connections(
+    state: web::Data<ApiState>,
+) -> impl ServiceFactory<UnixStream, Config = (), Response = (), Error = (), InitError = ()> {
+    fn_factory(move || {
+        let state = state.clone();
+        let http = HttpService::build()
+            .client_request_timeout(Duration::from_secs(30))
+            .finish(map_config(app(state.clone()), |_| AppConfig::default()));
+        async move {
+            let h1 = Rc::new(http.new_service(()).await.map_err(|e| {
+                tracing::error!(error = ?e, "cannot build the HTTP service");
+            })?);
+            Ok::<_, ()>(fn_service(move |io: UnixStream| {
+                let h1 = h1.clone();
+                let state = state.clone();
+                async move {
+                    route(io, h1, state).await;
+                    Ok::<_, ()>(())
+                }
+            }))
+        }
     })
-    .workers(2)
-    .disable_signals()
-    .shutdown_timeout(1)
-    .listen_uds(listener)?
-    .run())
+}
+
+/// Serves one connection: a hijack raw, anything else through actix-http.
+async fn route<S>(io: UnixStream, h1: Rc<S>, state: web::Data<ApiState>)
+where
+    S: Service<(UnixStream, Protocol, Option<std::net::SocketAddr>)>,
+    S::Error: std::fmt::Debug,
+{
+    match hijack::peek(&io).await {
+        Ok(hijack::Peeked::Attach(head)) => hijack::attach(io, head, state).await,
+        Ok(hijack::Peeked::Other) => {
+            if let Err(e) = h1.call((io, Protocol::Http1, None)).await {
+                tracing::debug!(error = ?e, "connection ended with an error");
+            }
+        }
+        Ok(hijack::Peeked::Closed) => {}
+        Err(e) => tracing::debug!(error = %e, "cannot read a request head"),
+    }
 }

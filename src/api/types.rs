@@ -27,7 +27,7 @@ pub struct CreateRequest {
     pub hostname: Option<String>,
     /// TTY (not supported yet: must be false).
     pub tty: bool,
-    /// Whether stdin is attached (not supported yet).
+    /// Keep stdin open for attached clients (`-i`).
     pub open_stdin: bool,
     /// Stop signal, e.g. `SIGTERM`.
     pub stop_signal: Option<String>,
@@ -51,6 +51,14 @@ pub struct HostConfig {
     pub network_mode: Option<String>,
     /// `--runtime`.
     pub runtime: Option<String>,
+    /// `--memory` in bytes (0 = no limit).
+    pub memory: i64,
+    /// `--cpus` in billionths of a CPU (0 = no limit).
+    pub nano_cpus: i64,
+    /// `--pids-limit` (None, 0 or -1 = no limit).
+    pub pids_limit: Option<i64>,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
 }
 
 /// Docker's RestartPolicy.
@@ -212,6 +220,12 @@ pub struct ContainerSummary {
     pub status: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Bytes written by the container (`size=1` only; 0 for the process runtime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    /// Bytes of its root filesystem (`size=1` only; 0 for the process runtime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
 }
 
 /// `POST /containers/{id}/wait` answer.

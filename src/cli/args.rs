@@ -58,8 +58,41 @@ pub enum Command {
     Logs(LogsArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Manage images: import, ls, rm, inspect.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Show the moor version information.
     Version,
+}
+
+/// `moor image ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import a root filesystem tarball (plain, gzip or zstd) as an image.
+    Import {
+        /// The tarball, or `-` for stdin.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// The image's name, REPOSITORY[:TAG].
+        #[arg(value_name = "NAME[:TAG]")]
+        name: Option<String>,
+    },
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Remove images.
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Images (names or ids).
+        #[arg(required = true, value_name = "IMAGE")]
+        names: Vec<String>,
+    },
+    /// Show images in JSON.
+    Inspect {
+        /// Images (names or ids).
+        #[arg(required = true, value_name = "IMAGE")]
+        names: Vec<String>,
+    },
 }
 
 impl Command {
@@ -164,6 +197,21 @@ pub struct ContainerOpts {
     /// Runtime for this container (process or runc).
     #[arg(long)]
     pub runtime: Option<String>,
+    /// Memory limit (bytes, or with a k, m or g suffix).
+    #[arg(short = 'm', long, value_name = "BYTES", value_parser = parse_memory)]
+    pub memory: Option<i64>,
+    /// Number of CPUs (e.g. 0.5).
+    #[arg(long, value_name = "DECIMAL", value_parser = parse_cpus)]
+    pub cpus: Option<i64>,
+    /// Maximum number of tasks in the container (-1: unlimited).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Network: none (the default, loopback only) or host.
+    #[arg(long = "network", visible_alias = "net", value_name = "MODE")]
+    pub network: Option<String>,
     /// Image to run (`host` for the process runtime).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -380,6 +428,22 @@ pub fn parse_key_values(entries: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `--memory`: bytes, or with a b, k, m or g suffix (Docker's RAMInBytes).
+fn parse_memory(s: &str) -> Result<i64, String> {
+    crate::daemon::parse_size(s)
+        .and_then(|n| i64::try_from(n).ok())
+        .ok_or_else(|| format!("invalid size: {s:?}"))
+}
+
+/// `--cpus`: a decimal number of CPUs, as NanoCpus.
+fn parse_cpus(s: &str) -> Result<i64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|c| c.is_finite() && *c >= 0.0)
+        .map(|c| (c * 1e9).round() as i64)
+        .ok_or_else(|| format!("invalid number of CPUs: {s:?}"))
+}
+
 impl ContainerOpts {
     /// The `POST /containers/create` body for these options.
     pub fn to_request(&self) -> anyhow::Result<CreateRequest> {
@@ -419,8 +483,12 @@ impl ContainerOpts {
                     kind: "json-file".to_string(),
                     config: parse_key_values(&self.log_opt),
                 }),
-                network_mode: None,
+                network_mode: self.network.clone(),
                 runtime: self.runtime.clone(),
+                memory: self.memory.unwrap_or(0),
+                nano_cpus: self.cpus.unwrap_or(0),
+                pids_limit: self.pids_limit,
+                readonly_rootfs: self.read_only,
             }),
         })
     }

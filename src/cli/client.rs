@@ -216,6 +216,11 @@ impl Client {
         decode(path, &answer)
     }
 
+    /// `POST path` with a raw body (an image tarball), the answer as raw bytes.
+    pub fn post_bytes(&self, path: &str, body: Bytes) -> Result<Bytes, ClientError> {
+        self.call(Method::POST, path, Some(body))
+    }
+
     /// `POST path` without a body, the answer ignored (204, or 304 for "already so").
     pub fn post_empty(&self, path: &str) -> Result<(), ClientError> {
         self.call(Method::POST, path, None).map(drop)
@@ -224,6 +229,12 @@ impl Client {
     /// `DELETE path`, the answer ignored.
     pub fn delete(&self, path: &str) -> Result<(), ClientError> {
         self.call(Method::DELETE, path, None).map(drop)
+    }
+
+    /// `DELETE path`, the answer decoded as JSON.
+    pub fn call_delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let answer = self.call(Method::DELETE, path, None)?;
+        decode(path, &answer)
     }
 
     /// `GET path`, the body to be read as it arrives.

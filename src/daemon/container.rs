@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
+use moor_state::record::RuntimeKind;
+use moor_state::restart::{self, Occasion};
 use moor_state::{transition, ContainerRecord, Event, State};
 use tokio::sync::oneshot;
 use tracing::{info, warn, Span};
@@ -35,6 +37,12 @@ pub struct ContainerActor {
     waiters: Vec<(WaitCondition, oneshot::Sender<WaitOutcome>)>,
     /// The span every log line of this container is in.
     span: Span,
+    /// A restart the policy scheduled, cancelled by a user's stop or remove.
+    pending_restart: Option<SpawnHandle>,
+    /// Restarts in a row without a long run in between (the back-off exponent).
+    consecutive_restarts: u32,
+    /// Set while the daemon stops it at shutdown: its exit starts nothing.
+    suppress_restart: bool,
 }
 
 impl ContainerActor {
@@ -51,6 +59,9 @@ impl ContainerActor {
             supervisor,
             waiters: Vec::new(),
             span,
+            pending_restart: None,
+            consecutive_restarts: 0,
+            suppress_restart: false,
         }
     }
 
@@ -64,6 +75,11 @@ impl ContainerActor {
         info!(parent: &self.span, event = event_name, from = self.record.state.name(), to = rec.state.name(), "state changed");
         self.record = rec;
         Ok(())
+    }
+
+    /// Publishes a Docker event about this container.
+    fn emit(&self, action: &'static str, extra: &[(&str, String)]) {
+        emit(&self.shared, &self.record, action, extra);
     }
 
     /// The exit code Docker reports for the current state.
@@ -103,6 +119,7 @@ impl ContainerActor {
                 let pid = run.process.pid;
                 self.apply(Event::Started(run))?;
                 info!(parent: &self.span, pid, "started");
+                self.emit("start", &[]);
                 self.watch(ctx);
                 Ok(())
             }
@@ -111,7 +128,7 @@ impl ContainerActor {
                 Err(ContainerError::StartFailed { code, error })
             }
             Err(e) => {
-                self.fail_start(128, e.to_string(), ctx)?;
+                self.fail_start(128, runtime::chain(&e), ctx)?;
                 Err(e.into())
             }
         }
@@ -126,7 +143,13 @@ impl ContainerActor {
         warn!(parent: &self.span, code, error = %error, "start failed");
         let at = Utc::now();
         self.apply(Event::StartFailed { code, error, at })?;
+        self.emit("die", &[("exitCode", code.to_string())]);
         self.after_exit(ctx);
+        if !matches!(self.record.state, State::Removing) {
+            // A runc start that failed leaves no mount or runc state behind.
+            let shared = &self.shared;
+            runtime::runc::release(shared.runc.as_ref(), &shared.layout, &self.record.id);
+        }
         Ok(())
     }
 
@@ -144,7 +167,74 @@ impl ContainerActor {
             if let Err(e) = self.remove_now(ctx) {
                 warn!(parent: &self.span, error = %e, "auto-remove failed");
             }
+            return;
         }
+        if !self.suppress_restart && restart::should_restart(&self.record, Occasion::Exited) {
+            let ran_for = match &self.record.state {
+                State::Exited {
+                    started_at: Some(started),
+                    finished_at,
+                    ..
+                } => (*finished_at - *started).to_std().unwrap_or_default(),
+                _ => Duration::ZERO,
+            };
+            if ran_for >= restart::RESET_AFTER {
+                self.consecutive_restarts = 0;
+            }
+            let delay = restart::delay(self.consecutive_restarts, ran_for);
+            self.consecutive_restarts += 1;
+            info!(parent: &self.span, delay_ms = delay.as_millis() as u64, "restart policy: restarting");
+            self.pending_restart = Some(ctx.notify_later(RestartByPolicy, delay));
+        }
+    }
+
+    /// Persists the user's intent about restart policies.
+    fn set_manually_stopped(&mut self, stopped: bool) -> Result<(), ContainerError> {
+        if self.record.manually_stopped == stopped {
+            return Ok(());
+        }
+        let mut rec = self.record.clone();
+        rec.manually_stopped = stopped;
+        if !stopped {
+            rec.restart_count = 0;
+        }
+        self.shared.store.put(&rec)?;
+        self.record = rec;
+        Ok(())
+    }
+
+    /// Starts the process: the transition, then the shim, atomically for this actor.
+    fn start(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        if let Err(e) = self.apply(Event::StartRequested) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let layout = &self.shared.layout;
+        let id = self.record.id.clone();
+        let dir = layout.run_container_dir(&id);
+        let log = (
+            layout.log_path(&id),
+            self.shared.log_max_size(&self.record.spec),
+            self.shared.log_max_file(&self.record.spec),
+        );
+        let spec = match (self.record.spec.runtime, &self.shared.runc) {
+            (RuntimeKind::Process, _) => Ok(runtime::process_spec(
+                &id,
+                &self.record.spec,
+                log.0,
+                log.1,
+                log.2,
+            )),
+            (RuntimeKind::Runc, Some(runc)) => runc
+                .prepare(layout, &id, &self.record.spec, log)
+                .map_err(runtime::RuntimeError::from),
+            (RuntimeKind::Runc, None) => Err(runtime::RuntimeError::NoRunc),
+        };
+        let bin = layout.shim_bin.clone();
+        let fut = async move { runtime::start_shim(&bin, &dir, &spec?).await };
+        Box::pin(
+            fut.into_actor(self)
+                .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
+        )
     }
 
     /// Removes a container that does not run: state, files, record, then the actor.
@@ -155,6 +245,7 @@ impl ContainerActor {
         remove_files(&self.shared, &id)?;
         self.shared.store.remove(&id)?;
         info!(parent: &self.span, "removed");
+        self.emit("destroy", &[]);
         for (_, tx) in self.waiters.drain(..) {
             let _ = tx.send(Ok(code));
         }
@@ -200,8 +291,28 @@ pub fn exit_code(state: &State) -> i64 {
     }
 }
 
-/// Deletes a container's run directory and persistent directory.
+/// Publishes a Docker event about `rec` on the daemon's bus.
+pub fn emit(
+    shared: &Shared,
+    rec: &ContainerRecord,
+    action: &'static str,
+    extra: &[(&str, String)],
+) {
+    shared
+        .events
+        .publish(crate::daemon::events::DockerEvent::container(
+            action,
+            &rec.id,
+            &rec.name,
+            &rec.spec.image,
+            extra,
+        ));
+}
+
+/// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
 pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
+    runtime::runc::remove(shared.runc.as_ref(), &shared.layout, id)
+        .map_err(runtime::RuntimeError::from)?;
     for dir in [
         shared.layout.run_container_dir(id),
         shared.layout.container_dir(id),
@@ -231,7 +342,11 @@ impl Actor for ContainerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // A resumed container is watched again.
         if matches!(self.record.state, State::Running(_) | State::Stopping(_)) {
+            self.emit("restore", &[]);
             self.watch(ctx);
+        } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
+            info!(parent: &self.span, "restart policy: starting at daemon start");
+            ctx.notify(RestartByPolicy);
         }
     }
 }
@@ -239,26 +354,37 @@ impl Actor for ContainerActor {
 impl Handler<StartContainer> for ContainerActor {
     type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
-    fn handle(&mut self, _: StartContainer, _: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = self.apply(Event::StartRequested) {
+    fn handle(&mut self, _: StartContainer, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(handle) = self.pending_restart.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Err(e) = self.set_manually_stopped(false) {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        let layout = &self.shared.layout;
-        let id = self.record.id.clone();
-        let dir = layout.run_container_dir(&id);
-        let spec = runtime::process_spec(
-            &id,
-            &self.record.spec,
-            layout.log_path(&id),
-            self.shared.log_max_size(&self.record.spec),
-            self.shared.log_max_file(&self.record.spec),
-        );
-        let bin = layout.shim_bin.clone();
-        let fut = async move { runtime::start_shim(&bin, &dir, &spec).await };
-        AtomicResponse::new(Box::pin(
-            fut.into_actor(self)
-                .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
-        ))
+        self.consecutive_restarts = 0;
+        self.suppress_restart = false;
+        AtomicResponse::new(self.start())
+    }
+}
+
+impl Handler<RestartByPolicy> for ContainerActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: RestartByPolicy, _: &mut Context<Self>) -> Self::Result {
+        self.pending_restart = None;
+        let mut rec = self.record.clone();
+        rec.restart_count += 1;
+        if let Err(e) = self.shared.store.put(&rec) {
+            warn!(parent: &self.span, error = %e, "restart not recorded");
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        }
+        self.record = rec;
+        let span = self.span.clone();
+        AtomicResponse::new(Box::pin(self.start().map(move |res, _, _| {
+            if let Err(e) = res {
+                warn!(parent: &span, error = %e, "restart by policy failed");
+            }
+        })))
     }
 }
 
@@ -290,7 +416,13 @@ impl Handler<ShimExited> for ContainerActor {
         match self.apply(event) {
             Ok(()) => {
                 info!(parent: &self.span, exit_code = self.exit_code(), "exited");
+                self.emit("die", &[("exitCode", self.exit_code().to_string())]);
                 self.after_exit(ctx);
+                if !matches!(self.record.state, State::Removing) {
+                    // After the waiters got their answer: off the path the user waits on.
+                    let shared = &self.shared;
+                    runtime::runc::release(shared.runc.as_ref(), &shared.layout, &self.record.id);
+                }
             }
             Err(e) => warn!(parent: &self.span, error = %e, "exit not recorded"),
         }
@@ -300,7 +432,20 @@ impl Handler<ShimExited> for ContainerActor {
 impl Handler<StopContainer> for ContainerActor {
     type Result = ResponseFuture<Result<(), ContainerError>>;
 
-    fn handle(&mut self, msg: StopContainer, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: StopContainer, ctx: &mut Context<Self>) -> Self::Result {
+        let cancelled = self.pending_restart.take().map(|h| ctx.cancel_future(h));
+        match msg.by {
+            StopBy::User => {
+                if let Err(e) = self.set_manually_stopped(true) {
+                    return Box::pin(async move { Err(e) });
+                }
+            }
+            StopBy::DaemonShutdown => self.suppress_restart = true,
+        }
+        if cancelled.is_some() && self.record.state.run().is_none() {
+            info!(parent: &self.span, "pending restart cancelled");
+            return Box::pin(async { Ok(()) });
+        }
         let prepared: Result<_, ContainerError> = (|| {
             let pidfd = self.process_pidfd()?;
             self.apply(Event::StopRequested)?;
@@ -321,6 +466,7 @@ impl Handler<StopContainer> for ContainerActor {
             .or(self.record.spec.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let span = self.span.clone();
+        let (shared, record) = (self.shared.clone(), self.record.clone());
         Box::pin(async move {
             let (pidfd, mut rx) = prepared?;
             let waited = tokio::time::timeout(Duration::from_secs(timeout.into()), &mut rx).await;
@@ -330,6 +476,7 @@ impl Handler<StopContainer> for ContainerActor {
                 let _ = pidfd.send_signal(libc::SIGKILL);
                 let _ = rx.await;
             }
+            emit(&shared, &record, "stop", &[]);
             Ok(())
         })
     }
@@ -346,7 +493,9 @@ impl Handler<KillContainer> for ContainerActor {
             .map_err(|source| ContainerError::Signal {
                 id: self.record.id.clone(),
                 source,
-            })
+            })?;
+        self.emit("kill", &[("signal", msg.signal.to_string())]);
+        Ok(())
     }
 }
 
@@ -354,6 +503,9 @@ impl Handler<RemoveContainer> for ContainerActor {
     type Result = ResponseActFuture<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, msg: RemoveContainer, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(handle) = self.pending_restart.take() {
+            ctx.cancel_future(handle);
+        }
         let running = matches!(
             self.record.state,
             State::Running(_) | State::Stopping(_) | State::Starting
@@ -425,7 +577,8 @@ impl Handler<RenameContainer> for ContainerActor {
             .rename(&self.record.id, &msg.new_name)
             .map_err(crate::daemon::supervisor::name_conflict)?;
         info!(parent: &self.span, from = %self.record.name, to = %msg.new_name, "renamed");
-        self.record.name = msg.new_name;
+        let old = std::mem::replace(&mut self.record.name, msg.new_name);
+        self.emit("rename", &[("oldName", format!("/{old}"))]);
         crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
     }
 }

@@ -83,7 +83,23 @@ pub struct StartContainer;
 pub struct StopContainer {
     /// Seconds before SIGKILL; `None` = the container's own stop timeout.
     pub timeout_secs: Option<u32>,
+    /// Who asks: a user's stop holds restart policies back, the daemon's shutdown does not.
+    pub by: StopBy,
 }
+
+/// Who asked for a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopBy {
+    /// A client (`stop`, `restart`): no policy restarts it until it is started again.
+    User,
+    /// The daemon shutting down without live-restore: restarted at the next daemon start.
+    DaemonShutdown,
+}
+
+/// Start it again because its restart policy says so (Container, internal).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RestartByPolicy;
 
 /// Send a signal to its process (Container).
 #[derive(Message)]

@@ -6,6 +6,7 @@
 
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod layout;
 pub mod messages;
 #[allow(unsafe_code)]
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use moor_state::record::RuntimeKind;
 use moor_state::store::{Store, StoreError};
 use moor_state::ContainerSpec;
 use nix::fcntl::{Flock, FlockArg};
@@ -29,6 +31,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, ConfigError, DaemonConfig};
 use crate::paths::Paths;
+use crate::runtime::runc::{self, Runc};
 use layout::Layout;
 use messages::{ShutDown, Summarize};
 use supervisor::Supervisor;
@@ -74,10 +77,21 @@ pub enum DaemonError {
         root: PathBuf,
     },
     /// A runtime this build cannot run containers with.
-    #[error("runtime {name:?} is not available: this build runs containers with the \"process\" runtime only")]
+    #[error("unknown runtime {name:?}: use \"runc\" or \"process\"")]
     UnsupportedRuntime {
         /// The runtime asked for.
         name: String,
+    },
+    /// runc asked for by a user who is not root.
+    #[error("the runc runtime needs root; run as root or use --runtime process")]
+    RuncNeedsRoot,
+    /// runc is the default runtime but its binary is missing.
+    #[error(
+        "runc not found ({where_}): install it (apt-get install runc) or use --runtime process"
+    )]
+    RuncMissing {
+        /// Where it was looked for.
+        where_: String,
     },
     /// The store cannot be opened or rebuilt.
     #[error("open the store")]
@@ -92,6 +106,12 @@ pub struct Shared {
     pub layout: Layout,
     /// daemon.json as loaded at start.
     pub config: DaemonConfig,
+    /// The runtime of containers that do not name one.
+    pub default_runtime: RuntimeKind,
+    /// runc and its state directory, when the daemon runs as root and runc was found.
+    pub runc: Option<Runc>,
+    /// Docker events for `GET /events`.
+    pub events: events::EventBus,
 }
 
 impl Shared {
@@ -136,6 +156,40 @@ fn io_err(
     move |source| DaemonError::Io { what, path, source }
 }
 
+/// The default runtime and runc: root gets runc when it is found; runc asked for without
+/// root, or asked for and missing, is an error at start, not at the first run.
+fn choose_runtime(
+    asked: Option<&str>,
+    config: &DaemonConfig,
+    run_dir: &std::path::Path,
+    is_root: bool,
+) -> Result<(RuntimeKind, Option<Runc>), DaemonError> {
+    let binary = runc::find_binary(config).filter(|p| p.is_file());
+    let runc = binary.filter(|_| is_root).map(|binary| Runc {
+        binary,
+        root: run_dir.join("runc"),
+    });
+    let kind = match asked {
+        Some("process") => RuntimeKind::Process,
+        Some("runc") if !is_root => return Err(DaemonError::RuncNeedsRoot),
+        Some("runc") if runc.is_none() => {
+            return Err(DaemonError::RuncMissing {
+                where_: match config.runtimes.get("runc") {
+                    Some(e) => format!("daemon.json runtimes: {}", e.path.display()),
+                    None => "not on PATH".into(),
+                },
+            })
+        }
+        Some("runc") => RuntimeKind::Runc,
+        Some(other) => {
+            return Err(DaemonError::UnsupportedRuntime { name: other.into() });
+        }
+        None if runc.is_some() => RuntimeKind::Runc,
+        None => RuntimeKind::Process,
+    };
+    Ok((kind, runc))
+}
+
 /// Resolves paths: command line, then daemon.json, then the defaults for this user.
 fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
     let defaults = Paths::default_for_current_user();
@@ -145,14 +199,6 @@ fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
         warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
     }
     let config = loaded.config;
-    let runtime = opts
-        .runtime
-        .clone()
-        .or_else(|| config.default_runtime.clone())
-        .unwrap_or_else(|| "process".into());
-    if runtime != "process" {
-        return Err(DaemonError::UnsupportedRuntime { name: runtime });
-    }
     let root = opts
         .root
         .clone()
@@ -240,6 +286,13 @@ fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListene
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
     let (layout, config) = resolve(&opts)?;
+    let asked = opts
+        .runtime
+        .clone()
+        .or_else(|| config.default_runtime.clone());
+    let is_root = nix::unistd::geteuid().is_root();
+    let (default_runtime, runc) =
+        choose_runtime(asked.as_deref(), &config, &layout.run_dir, is_root)?;
     prepare_dirs(&layout)?;
     let _lock = lock_root(&layout)?;
     let store = open_store(&layout)?;
@@ -247,6 +300,9 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         store,
         layout,
         config,
+        default_runtime,
+        runc,
+        events: events::EventBus::default(),
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);

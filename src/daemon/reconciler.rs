@@ -59,6 +59,7 @@ pub struct Tally {
 
 /// Reconciles every record in the store; returns the records that stay, updated.
 pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
+    let began = std::time::Instant::now();
     let (records, bad) = match shared.store.list_with_errors() {
         Ok(r) => r,
         Err(e) => {
@@ -93,6 +94,8 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
         }
         if let Some(event) = class.event(obs.now) {
             match transition(&record.state, event) {
+                // A resumed run that is already recorded needs no write.
+                Ok(next) if next == record.state => {}
                 Ok(next) => {
                     record.state = next;
                     if let Err(e) = shared.store.put(&record) {
@@ -104,6 +107,10 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
                 }
             }
         }
+        if matches!(record.state, moor_state::State::Exited { .. }) {
+            // Ended while the daemon was away: runc's state and the rootfs mount go now.
+            runtime::runc::release(shared.runc.as_ref(), &shared.layout, &record.id);
+        }
         kept.push(record);
     }
     report_unknown_run_dirs(&shared.layout, &kept);
@@ -114,6 +121,7 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
         orphaned = tally.orphaned,
         removed = tally.removed,
         unchanged = tally.unchanged,
+        elapsed_ms = began.elapsed().as_secs_f64() * 1000.0,
         "reconciler finished"
     );
     kept

@@ -42,6 +42,20 @@ impl Supervisor {
         self.containers.insert(id, actor.start());
     }
 
+    /// A generated name nobody holds (Docker retries too; a long tail gets a number).
+    fn free_generated_name(&self) -> Result<String, ContainerError> {
+        for attempt in 0..64 {
+            let mut name = generated_name();
+            if attempt >= 8 {
+                name.push_str(&rand::thread_rng().gen_range(0..1_000_000).to_string());
+            }
+            if self.shared.store.id_by_name(&name)?.is_none() {
+                return Ok(name);
+            }
+        }
+        Ok(format!("moor_{}", &new_id()[..16]))
+    }
+
     fn resolve(&self, key: &str) -> Result<(String, Addr<ContainerActor>), ContainerError> {
         let key = key.strip_prefix('/').unwrap_or(key);
         if let Some(addr) = self.containers.get(key) {
@@ -140,13 +154,16 @@ impl Handler<CreateContainer> for Supervisor {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(&n).to_string();
                 validate_name(&n)?;
+                if let Some(holder) = self.shared.store.id_by_name(&n)? {
+                    return Err(ContainerError::NameInUse {
+                        name: n,
+                        id: holder,
+                    });
+                }
                 n
             }
-            None => generated_name(),
+            None => self.free_generated_name()?,
         };
-        if let Some(holder) = self.shared.store.id_by_name(&name)? {
-            return Err(ContainerError::NameInUse { name, id: holder });
-        }
         let id = new_id();
         let record = ContainerRecord::new(id.clone(), name, msg.spec, Utc::now());
         write_spec_file(&self.shared, &record)?;
@@ -165,6 +182,7 @@ impl Handler<CreateContainer> for Supervisor {
             return Err(name_conflict(e));
         }
         info!(container_id = %&id[..12], name = %record.name, "created");
+        crate::daemon::container::emit(&self.shared, &record, "create", &[]);
         self.spawn(record, ctx);
         Ok(id)
     }
@@ -245,6 +263,7 @@ impl Handler<ShutDown> for Supervisor {
             .map(|addr| {
                 addr.send(StopContainer {
                     timeout_secs: timeout,
+                    by: StopBy::DaemonShutdown,
                 })
             })
             .collect();

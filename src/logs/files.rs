@@ -113,10 +113,7 @@ fn open_once(path: &Path) -> io::Result<Vec<Segment>> {
 /// No rotation tore the set: the current path still names the last file and inodes are unique.
 fn consistent(path: &Path, segments: &[Segment]) -> io::Result<bool> {
     let now = inode_of(path)?.map(|(ino, _)| ino);
-    let last = segments
-        .last()
-        .filter(|s| s.path == path)
-        .map(|s| s.ino);
+    let last = segments.last().filter(|s| s.path == path).map(|s| s.ino);
     if now != last {
         return Ok(false);
     }

@@ -85,10 +85,11 @@ impl LogReader {
         let mut left = n;
         let mut start = None;
         for (i, seg) in self.queue.iter().enumerate().rev() {
-            let (offset, found) = last_lines(&seg.file, left).map_err(|source| LogsError::Read {
-                path: seg.path.clone(),
-                source,
-            })?;
+            let (offset, found) =
+                last_lines(&seg.file, left).map_err(|source| LogsError::Read {
+                    path: seg.path.clone(),
+                    source,
+                })?;
             left -= found;
             if left == 0 || i == 0 {
                 start = Some((i, offset));

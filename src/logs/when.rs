@@ -35,7 +35,11 @@ pub fn parse(text: &str, now: SystemTime) -> Result<DateTime<Utc>, LogsError> {
 /// The value as the API's `SECONDS.NANOS` (durations resolved against `now`).
 pub fn to_api(text: &str, now: SystemTime) -> Result<String, LogsError> {
     let t = parse(text, now)?;
-    Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos()))
+    Ok(format!(
+        "{}.{:09}",
+        t.timestamp(),
+        t.timestamp_subsec_nanos()
+    ))
 }
 
 /// Go's `time.ParseDuration` for non-negative values: `[number unit]...`, units ns us µs ms

@@ -2,6 +2,10 @@
 //! left in the run directory. The daemon never becomes the container's parent: it
 //! spawns `moor-shim`, whose first process exits at once after detaching.
 
+pub mod bundle;
+pub mod overlay;
+pub mod runc;
+
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +69,12 @@ pub enum RuntimeError {
         #[source]
         source: io::Error,
     },
+    /// The runc runtime could not prepare or clean up the container.
+    #[error("runc runtime")]
+    Runc(#[from] runc::RuncError),
+    /// The container needs runc, which this daemon does not have.
+    #[error("the runc runtime is not available: the daemon runs without root or runc was not found (apt-get install runc)")]
+    NoRunc,
     /// A timestamp written by the shim is not RFC 3339.
     #[error("bad timestamp {value:?} in {path}")]
     Time {
@@ -87,6 +97,18 @@ pub enum StartOutcome {
         /// The reason.
         error: String,
     },
+}
+
+/// An error and its sources, joined with ": ".
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 /// Converts the shim's identity to the store's.
@@ -205,6 +227,8 @@ pub struct RunFiles {
     pub unsupported_protocol: Option<u32>,
     /// The start error the shim recorded, if the start failed.
     pub start_error: Option<String>,
+    /// The shim saw an OOM kill in the container's memory cgroup.
+    pub oom_killed: bool,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RuntimeError> {
@@ -256,6 +280,7 @@ pub fn read_run_files(dir: &Path) -> Result<RunFiles, RuntimeError> {
                 at: parse_time(&exit_path, &e.finished_at)?,
             });
             files.start_error = e.start_error;
+            files.oom_killed = e.oom_killed;
         } else {
             files.unsupported_protocol = Some(e.protocol);
         }
@@ -292,6 +317,7 @@ pub fn process_spec(
         log_path,
         log_max_size,
         log_max_file,
+        open_stdin: spec.open_stdin,
     }
 }
 

@@ -93,6 +93,7 @@ mod tests {
             exit: ExitKind::Signal(9),
             finished_at: "1970-01-01T00:00:00.000000000Z".into(),
             start_error: None,
+            oom_killed: false,
         };
         write_json(dir.path(), "exit.json", &status).expect("write");
         let again = ExitStatus {

@@ -151,7 +151,6 @@ impl LogSink for FileSink {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +187,10 @@ mod tests {
         let path = dir.path().join("c-json.log");
         let mut sink = FileSink::open(&path, 1).expect("open");
         let reserve = dir.path().join(".c-json.log.reserve");
-        assert_eq!(fs::metadata(&reserve).expect("reserve").len(), RESERVE_SIZE as u64);
+        assert_eq!(
+            fs::metadata(&reserve).expect("reserve").len(),
+            RESERVE_SIZE as u64
+        );
         assert!(sink.release_reserve());
         assert!(!reserve.exists());
         assert!(!sink.release_reserve());

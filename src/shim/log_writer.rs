@@ -11,13 +11,12 @@
 
 use std::io;
 
-pub use super::log_file::{FileSink, LogSink, RESERVE_SIZE};
 use super::clock::{self, Timestamp};
+pub use super::log_file::{FileSink, LogSink, RESERVE_SIZE};
 use super::record::{encode, find_newline};
 
 /// The most bytes one record's `log` holds (including its trailing `\n`).
 pub const MAX_RECORD: usize = 16 * 1024;
-
 
 /// Which of the container's output streams a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,11 +14,12 @@ pub mod exit_file;
 pub mod log_file;
 pub mod log_writer;
 pub mod protocol;
-pub mod record;
 #[allow(unsafe_code)]
 pub mod reaper;
+pub mod record;
 #[allow(unsafe_code)]
 pub mod spawn;
+pub mod stdin;
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -71,6 +72,13 @@ pub enum ShimError {
         /// The error.
         source: io::Error,
     },
+    /// The stdin FIFO cannot be made or opened.
+    OpenStdin {
+        /// The FIFO.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
     /// The container could not be started.
     Spawn(SpawnError),
     /// The shim or the container could not be identified.
@@ -93,6 +101,7 @@ impl fmt::Display for ShimError {
             ),
             ShimError::Daemonize(_) => write!(f, "detach"),
             ShimError::OpenLog { path, .. } => write!(f, "open log {}", path.display()),
+            ShimError::OpenStdin { path, .. } => write!(f, "open stdin fifo {}", path.display()),
             ShimError::Spawn(_) => write!(f, "start container"),
             ShimError::Identity(_) => write!(f, "identify process"),
             ShimError::File(_) => write!(f, "write run file"),
@@ -104,7 +113,9 @@ impl fmt::Display for ShimError {
 impl std::error::Error for ShimError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ShimError::ReadSpec { source, .. } | ShimError::OpenLog { source, .. } => Some(source),
+            ShimError::ReadSpec { source, .. }
+            | ShimError::OpenLog { source, .. }
+            | ShimError::OpenStdin { source, .. } => Some(source),
             ShimError::ParseSpec { source, .. } => Some(source),
             ShimError::Protocol { .. } => None,
             ShimError::Daemonize(e) => Some(e),
@@ -194,6 +205,7 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         child,
         sfd,
         mut log,
+        stdin_fifo,
     } = match start(dir, spec) {
         Ok(running) => running,
         Err((code, err)) => {
@@ -203,8 +215,16 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
     };
     report(&Report::Started(record));
     release_stdout();
-    let exit = reaper::supervise(child.pid, &sfd, child.stdout, child.stderr, &mut log)
-        .map_err(ShimError::Reaper)?;
+    let forward = match (stdin_fifo, child.stdin) {
+        (Some(fifo), Some(pipe)) => Some(stdin::StdinForward::new(fifo, pipe)),
+        _ => None,
+    };
+    let outputs = reaper::Streams {
+        stdout: child.stdout,
+        stderr: child.stderr,
+        stdin: forward,
+    };
+    let exit = reaper::supervise(child.pid, &sfd, outputs, &mut log).map_err(ShimError::Reaper)?;
     // Before exit.json: a reader following the log stops once the container has exited.
     log.close();
     log.sink_mut().remove_reserve();
@@ -213,6 +233,7 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         exit,
         finished_at: clock::now_fixed(),
         start_error: None,
+        oom_killed: oom_killed(spec),
     };
     exit_file::write_json(dir, EXIT_FILE, &status).map_err(ShimError::File)
 }
@@ -227,6 +248,8 @@ struct Running {
     sfd: nix::sys::signalfd::SignalFd,
     /// The opened log.
     log: LogWriter<FileSink>,
+    /// The read end of the stdin FIFO, when stdin is open.
+    stdin_fifo: Option<fs::File>,
 }
 
 /// Everything up to `started.json`; on error, the Docker exit code to report with it.
@@ -241,6 +264,19 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
             source,
         })
         .map_err(other)?;
+    // The FIFO exists and is read before the container starts: a writer that can open it
+    // knows the shim is there.
+    let stdin_fifo = if spec.open_stdin {
+        let fifo = stdin::open_fifo(dir)
+            .map_err(|source| ShimError::OpenStdin {
+                path: dir.join(protocol::STDIN_FIFO),
+                source,
+            })
+            .map_err(other)?;
+        Some(fifo)
+    } else {
+        None
+    };
     let child = spawn::start(spec, dir).map_err(|e| (e.exit_code(), ShimError::Spawn(e)))?;
     let record = identity::identify(nix::unistd::getpid().as_raw())
         .and_then(|shim| {
@@ -262,6 +298,7 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
             child,
             sfd,
             log: LogWriter::new(sink, spec.log_max_size),
+            stdin_fifo,
         }),
         Err(err) => {
             // Never leave a process running that nobody was told about.
@@ -273,6 +310,28 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
     }
 }
 
+/// Whether the container's memory cgroup counted an OOM kill: the `oom_kill N` line of
+/// `memory.oom_control` (cgroup v1) or `memory.events` (v2). Read before `runc delete`
+/// removes the cgroup.
+fn oom_killed(spec: &ShimSpec) -> bool {
+    let protocol::RuntimeSpec::Runc {
+        memory_cgroup: Some(dir),
+        ..
+    } = &spec.runtime
+    else {
+        return false;
+    };
+    ["memory.oom_control", "memory.events"].iter().any(|f| {
+        fs::read_to_string(dir.join(f)).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    })
+}
+
 /// A failed start: `exit.json` with the error (when the directory allows), then the report.
 fn fail(dir: &Path, code: i32, error: &str) {
     let status = ExitStatus {
@@ -280,6 +339,7 @@ fn fail(dir: &Path, code: i32, error: &str) {
         exit: ExitKind::Code(code),
         finished_at: clock::now_fixed(),
         start_error: Some(error.to_owned()),
+        oom_killed: false,
     };
     if let Err(e) = exit_file::write_json(dir, EXIT_FILE, &status) {
         eprintln!("moor-shim: {}", chain(&e));

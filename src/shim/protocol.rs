@@ -26,6 +26,9 @@ pub const STARTED_FILE: &str = "started.json";
 pub const EXIT_FILE: &str = "exit.json";
 /// The shim's own diagnostics (its stderr after it detached).
 pub const SHIM_LOG_FILE: &str = "shim.log";
+/// A FIFO the shim reads and forwards to the container's stdin (when `open_stdin`); the
+/// first writer's close is the container's stdin EOF (Docker's StdinOnce).
+pub const STDIN_FIFO: &str = "stdin.fifo";
 
 /// A process identity as the shim records it (same JSON shape as `moor_state::ProcessIdentity`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +62,9 @@ pub enum RuntimeSpec {
         root: PathBuf,
         /// The OCI bundle directory (config.json and rootfs).
         bundle: PathBuf,
+        /// The container's memory cgroup directory, read after the exit for OOM kills.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory_cgroup: Option<PathBuf>,
     },
 }
 
@@ -79,6 +85,10 @@ pub struct ShimSpec {
     /// How many log files to keep when rotating (at least 1).
     #[serde(default = "one")]
     pub log_max_file: u32,
+    /// Give the container a stdin pipe fed from [`STDIN_FIFO`] (Docker's OpenStdin);
+    /// false: its stdin is /dev/null.
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 fn one() -> u32 {
@@ -120,6 +130,9 @@ pub struct ExitStatus {
     /// Set when the process could not be started; `exit` is then 126, 127 or 128.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_error: Option<String>,
+    /// Set when the kernel's OOM killer killed a process of the container (Docker's OOMKilled).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// The one line the shim writes to its stdout pipe once it knows how the start went.

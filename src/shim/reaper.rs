@@ -1,6 +1,6 @@
-//! The shim's main loop: drain the container's output into the log, reap every child, stop
-//! when the container's init has been reaped. One thread, no async: poll(2) over the two
-//! pipes and a signalfd for SIGCHLD.
+//! The shim's main loop: drain the container's output into the log, feed its stdin (when
+//! open), reap every child, stop when the container's init has been reaped. One thread, no
+//! async: poll(2) over the pipes, the stdin FIFO and a signalfd for SIGCHLD.
 //!
 //! The shim is a subreaper, so orphans of the container are re-parented to it; each SIGCHLD
 //! is answered by `waitpid(-1, WNOHANG)` until nothing is left to reap. Once the init is
@@ -20,6 +20,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use super::clock::Timestamp;
 use super::log_writer::{LogSink, LogWriter, Stream};
 use super::protocol::ExitKind;
+use super::stdin::StdinForward;
 
 /// Bytes read from a pipe at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -115,23 +116,56 @@ impl Outputs {
     }
 }
 
+/// The container's standard streams as the shim holds them.
+#[derive(Debug)]
+pub struct Streams {
+    /// Read end of its stdout pipe (non-blocking).
+    pub stdout: File,
+    /// Read end of its stderr pipe (non-blocking).
+    pub stderr: File,
+    /// Its stdin feed, when stdin is open.
+    pub stdin: Option<StdinForward>,
+}
+
+/// What poll(2) found ready in one turn.
+#[derive(Debug, Default)]
+struct Ready {
+    /// SIGCHLD is pending.
+    signalled: bool,
+    /// Output pipes with data (or EOF), indexed like [`STREAMS`].
+    pipes: [bool; 2],
+    /// The stdin FIFO has data (or EOF).
+    stdin_in: bool,
+    /// The container's stdin pipe has room.
+    stdin_out: bool,
+}
+
 /// Runs until `pid` is reaped; returns how it ended. Output is logged throughout.
 pub fn supervise<S: LogSink>(
     pid: i32,
     sfd: &SignalFd,
-    stdout: File,
-    stderr: File,
+    streams: Streams,
     log: &mut LogWriter<S>,
 ) -> Result<ExitKind, ReaperError> {
     let mut outputs = Outputs {
-        pipes: [Some(stdout), Some(stderr)],
+        pipes: [Some(streams.stdout), Some(streams.stderr)],
         buf: vec![0; READ_CHUNK],
     };
+    let mut stdin = streams.stdin;
     loop {
-        let (signalled, ready) = wait_ready(sfd, &outputs)?;
-        for (i, is_ready) in ready.into_iter().enumerate() {
+        let ready = wait_ready(sfd, &outputs, stdin.as_ref())?;
+        let signalled = ready.signalled;
+        for (i, is_ready) in ready.pipes.into_iter().enumerate() {
             if is_ready {
                 outputs.read(i, READS_PER_TURN, log);
+            }
+        }
+        if let Some(fwd) = stdin.as_mut() {
+            if ready.stdin_in {
+                fwd.on_readable();
+            }
+            if ready.stdin_out {
+                fwd.on_writable();
             }
         }
         if signalled {
@@ -150,8 +184,12 @@ pub fn supervise<S: LogSink>(
     }
 }
 
-/// Blocks in poll(2); returns whether the signalfd and which pipes are ready.
-fn wait_ready(sfd: &SignalFd, outputs: &Outputs) -> Result<(bool, [bool; 2]), ReaperError> {
+/// Blocks in poll(2); returns what is ready.
+fn wait_ready(
+    sfd: &SignalFd,
+    outputs: &Outputs,
+    stdin: Option<&StdinForward>,
+) -> Result<Ready, ReaperError> {
     let wanted = PollFlags::POLLIN;
     let mut fds = vec![PollFd::new(sfd.as_fd(), wanted)];
     let mut slots = Vec::with_capacity(2);
@@ -160,6 +198,15 @@ fn wait_ready(sfd: &SignalFd, outputs: &Outputs) -> Result<(bool, [bool; 2]), Re
             fds.push(PollFd::new(pipe.as_fd(), wanted));
             slots.push(i);
         }
+    }
+    let first_stdin = fds.len();
+    let stdin_in = stdin.and_then(StdinForward::readable_fd);
+    let stdin_out = stdin.and_then(StdinForward::writable_fd);
+    if let Some(fd) = stdin_in {
+        fds.push(PollFd::new(fd, wanted));
+    }
+    if let Some(fd) = stdin_out {
+        fds.push(PollFd::new(fd, PollFlags::POLLOUT));
     }
     loop {
         match poll(&mut fds, PollTimeout::NONE) {
@@ -170,14 +217,27 @@ fn wait_ready(sfd: &SignalFd, outputs: &Outputs) -> Result<(bool, [bool; 2]), Re
     }
     let ready = |fd: &PollFd| {
         fd.revents().is_some_and(|r| {
-            r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            r.intersects(
+                PollFlags::POLLIN | PollFlags::POLLOUT | PollFlags::POLLHUP | PollFlags::POLLERR,
+            )
         })
     };
-    let mut pipes = [false; 2];
+    let mut out = Ready {
+        signalled: ready(&fds[0]),
+        ..Ready::default()
+    };
     for (slot, fd) in slots.iter().zip(&fds[1..]) {
-        pipes[*slot] = ready(fd);
+        out.pipes[*slot] = ready(fd);
     }
-    Ok((ready(&fds[0]), pipes))
+    let mut next = first_stdin;
+    if stdin_in.is_some() {
+        out.stdin_in = ready(&fds[next]);
+        next += 1;
+    }
+    if stdin_out.is_some() {
+        out.stdin_out = ready(&fds[next]);
+    }
+    Ok(out)
 }
 
 fn drain_signalfd(sfd: &SignalFd) {

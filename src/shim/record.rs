@@ -117,10 +117,7 @@ pub fn find_newline(s: &[u8]) -> Option<usize> {
         }
         base += 8;
     }
-    s[base..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|p| p + base)
+    s[base..].iter().position(|&b| b == b'\n').map(|p| p + base)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Starting the container: a plain process, or `runc run --detach`, with the shim's pipes as
-//! its stdout and stderr and /dev/null as its stdin.
+//! its stdout and stderr, and as its stdin either /dev/null or (with `open_stdin`) a pipe
+//! whose write end the shim keeps.
 //!
 //! A plain process is started with std's `Command` (fork + exec, with its CLOEXEC error pipe
 //! carrying exec's errno back, the signal mask and SIGPIPE reset in the child) plus one
@@ -36,6 +37,8 @@ pub struct Spawned {
     pub stdout: File,
     /// Read end of its stderr pipe (non-blocking).
     pub stderr: File,
+    /// Write end of its stdin pipe (non-blocking), when stdin is open.
+    pub stdin: Option<File>,
 }
 
 /// The container could not be started.
@@ -154,9 +157,21 @@ impl std::error::Error for SpawnError {
 pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
     let (out_r, out_w) = output_pipe()?;
     let (err_r, err_w) = output_pipe()?;
+    let (stdin_w, stdin) = if spec.open_stdin {
+        let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|source| SpawnError::Pipe { source })?;
+        fcntl(w.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|source| SpawnError::Pipe { source })?;
+        (Some(File::from(w)), Stdio::from(r))
+    } else {
+        (None, Stdio::null())
+    };
     let pid = match &spec.runtime {
-        RuntimeSpec::Process { argv, env, cwd } => start_process(argv, env, cwd, out_w, err_w)?,
-        RuntimeSpec::Runc { runc, root, bundle } => {
+        RuntimeSpec::Process { argv, env, cwd } => {
+            start_process(argv, env, cwd, stdin, out_w, err_w)?
+        }
+        RuntimeSpec::Runc {
+            runc, root, bundle, ..
+        } => {
             let args = RuncRun {
                 runc,
                 root,
@@ -165,13 +180,14 @@ pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
                 pid_file: &dir.join(PID_FILE),
             };
             let mut err_r = &err_r;
-            start_runc(&args, out_w, err_w, &mut err_r)?
+            start_runc(&args, stdin, out_w, err_w, &mut err_r)?
         }
     };
     Ok(Spawned {
         pid,
         stdout: out_r,
         stderr: err_r,
+        stdin: stdin_w,
     })
 }
 
@@ -193,6 +209,7 @@ fn start_process(
     argv: &[String],
     env: &[String],
     cwd: &str,
+    stdin: Stdio,
     stdout: OwnedFd,
     stderr: OwnedFd,
 ) -> Result<i32, SpawnError> {
@@ -228,7 +245,7 @@ fn start_process(
         .env_clear()
         .envs(vars)
         .current_dir(cwd)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr));
     // SAFETY: the closure runs in the forked child between fork and exec, where only
@@ -299,6 +316,7 @@ struct RuncRun<'a> {
 /// (the subreaper). On failure runc's stderr is read back from the pipe.
 fn start_runc(
     args: &RuncRun<'_>,
+    stdin: Stdio,
     stdout: OwnedFd,
     stderr: OwnedFd,
     stderr_reader: &mut impl Read,
@@ -312,7 +330,7 @@ fn start_runc(
         .arg("--bundle")
         .arg(args.bundle)
         .arg(OsStr::new(args.id))
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .status()

@@ -6,9 +6,11 @@
 
 mod aside;
 pub mod event;
+pub mod image;
 pub mod machine;
 pub mod reconcile;
 pub mod record;
+pub mod restart;
 pub mod schema;
 pub mod store;
 mod witness;

@@ -101,6 +101,27 @@ pub struct ContainerSpec {
     pub runtime: RuntimeKind,
     /// Log driver options (`max-size`, `max-file`...), Docker's `--log-opt`.
     pub log_opts: BTreeMap<String, String>,
+    /// Keep a stdin the shim feeds from attached clients (Docker's OpenStdin, `-i`).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// The image's id (64 hex) resolved at create: a later re-tag never changes the rootfs.
+    #[serde(default)]
+    pub image_id: String,
+    /// Memory limit in bytes (Docker's HostConfig.Memory; 0 = none).
+    #[serde(default)]
+    pub memory: i64,
+    /// CPU limit in billionths of a CPU (HostConfig.NanoCpus; 0 = none).
+    #[serde(default)]
+    pub nano_cpus: i64,
+    /// Maximum number of tasks in the container (HostConfig.PidsLimit; None or <= 0 = none).
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    /// Mount the root filesystem read-only (`--read-only`).
+    #[serde(default)]
+    pub read_only: bool,
+    /// `none` (own netns, loopback only; the default) or `host`.
+    #[serde(default)]
+    pub network_mode: String,
 }
 
 impl ContainerSpec {
@@ -131,6 +152,10 @@ pub struct ContainerRecord {
     pub created_at: Timestamp,
     /// How many times moor started it again by its restart policy.
     pub restart_count: u32,
+    /// Set when a user stopped it, cleared when a user starts it: `unless-stopped`
+    /// does not bring it back, and no policy restarts it until then.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 impl ContainerRecord {
@@ -144,6 +169,7 @@ impl ContainerRecord {
             state: State::Created,
             created_at,
             restart_count: 0,
+            manually_stopped: false,
         }
     }
 }

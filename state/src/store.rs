@@ -358,6 +358,18 @@ impl Store {
         }
     }
 
+    /// The images tree (see [`crate::image`]), sharing this store's database.
+    pub fn images(&self) -> Result<crate::image::ImageStore, StoreError> {
+        let tree = self
+            .db
+            .open_tree(crate::image::IMAGES_TREE)
+            .map_err(|source| StoreError::Read { source })?;
+        Ok(crate::image::ImageStore {
+            db: self.db.clone(),
+            tree,
+        })
+    }
+
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -15,7 +15,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod docker;
 mod http;
+pub mod runc;
 
 pub use http::{ping, raw_request, HttpResponse};
 
@@ -58,12 +60,19 @@ pub struct Daemon {
     tracked: RefCell<Vec<(i32, u64)>>,
     /// Set once a panic message carried the daemon's output, so drop does not repeat it.
     output_shown: Cell<bool>,
+    /// The daemon's `--runtime`.
+    runtime: &'static str,
 }
 
 impl Daemon {
     /// Creates fresh directories, writes `config_json` as daemon.json and starts the daemon;
     /// returns once `/_ping` answers OK.
     pub fn start(config_json: &str) -> Daemon {
+        Daemon::start_with_runtime(config_json, "process")
+    }
+
+    /// [`Daemon::start`] with `--runtime runtime` (`process` or `runc`).
+    pub fn start_with_runtime(config_json: &str, runtime: &'static str) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("moor-")
             .tempdir_in("/tmp")
@@ -74,6 +83,7 @@ impl Daemon {
             starts: 0,
             tracked: RefCell::new(Vec::new()),
             output_shown: Cell::new(false),
+            runtime,
         };
         fs::write(daemon.config_path(), config_json).expect("write daemon.json");
         daemon.spawn();
@@ -87,6 +97,11 @@ impl Daemon {
             "restart() while the daemon still runs"
         );
         self.spawn();
+    }
+
+    /// The running daemon's pid, if one runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
     }
 
     /// The state root (`--root`).
@@ -175,7 +190,7 @@ impl Daemon {
             .arg(self.socket())
             .arg("--config")
             .arg(self.config_path())
-            .args(["--runtime", "process"])
+            .args(["--runtime", self.runtime])
             .env_remove("MOOR_HOST")
             .env("MOOR_SHIM", MOOR_SHIM)
             .env("NO_COLOR", "1")
@@ -406,6 +421,7 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
         self.kill_recorded_processes();
+        runc::clean_up(&self.run_dir(), self.dir.path());
         if thread::panicking() && !self.output_shown.get() {
             eprintln!(
                 "----- moor daemon output ({}) -----\n{}",

@@ -45,7 +45,7 @@ type Id = web::Path<IdPath>;
 /// The image name the process runtime runs: the host's own filesystem.
 pub const HOST_IMAGE: &str = "host";
 
-async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
+pub async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
     Ok(state
         .supervisor
         .send(ResolveContainer(key.to_string()))
@@ -69,19 +69,43 @@ fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy
     }
 }
 
+/// The runtime a create request gets: `host` without a runtime asked is the process runtime.
+fn runtime_of(req: &CreateRequest, default: RuntimeKind) -> Result<RuntimeKind, ApiError> {
+    let asked = req.host_config.as_ref().and_then(|h| h.runtime.as_deref());
+    match asked {
+        None | Some("") if req.image == HOST_IMAGE => Ok(RuntimeKind::Process),
+        None | Some("") => Ok(default),
+        Some("process") => Ok(RuntimeKind::Process),
+        Some("runc") => Ok(RuntimeKind::Runc),
+        Some(_) => Err(ApiError::Unsupported {
+            option: "HostConfig.Runtime",
+        }),
+    }
+}
+
 /// Turns a Docker create request into a container spec, or says what is wrong with it.
-pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
+/// `find_image` maps an image name or id to the id of an imported image.
+pub fn to_spec(
+    req: CreateRequest,
+    default_runtime: RuntimeKind,
+    find_image: impl FnOnce(&str) -> Result<Option<String>, ApiError>,
+) -> Result<ContainerSpec, ApiError> {
     if req.image.is_empty() {
         return Err(ApiError::Query {
             name: "Image",
             value: String::new(),
         });
     }
-    if req.image != HOST_IMAGE {
-        return Err(ApiError::NoSuchImage(req.image));
-    }
+    let runtime = runtime_of(&req, default_runtime)?;
+    let image_id = match runtime {
+        RuntimeKind::Process if req.image == HOST_IMAGE => String::new(),
+        RuntimeKind::Process => return Err(ApiError::NoSuchImage(req.image)),
+        RuntimeKind::Runc => {
+            find_image(&req.image)?.ok_or_else(|| ApiError::NoSuchImage(req.image.clone()))?
+        }
+    };
     if req.tty {
-        return Err(ApiError::Unsupported { option: "Tty" });
+        return Err(ApiError::Tty);
     }
     let cmd = req.cmd.unwrap_or_default();
     let entrypoint = req.entrypoint.unwrap_or_default();
@@ -101,13 +125,25 @@ pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
         }
         log_opts = lc.config.clone();
     }
-    match host.runtime.as_deref() {
-        None | Some("") | Some("process") => {}
+    let network_mode = match host.network_mode.as_deref() {
+        None | Some("" | "default" | "none") => "none",
+        Some("host") => "host",
         Some(_) => {
             return Err(ApiError::Unsupported {
-                option: "HostConfig.Runtime",
+                option: "a network mode other than none and host",
             })
         }
+    };
+    let limited = host.memory != 0 || host.nano_cpus != 0 || host.pids_limit.unwrap_or(0) > 0;
+    if runtime == RuntimeKind::Process && (limited || host.readonly_rootfs) {
+        return Err(ApiError::Unsupported {
+            option: "resource limits and --read-only with the process runtime",
+        });
+    }
+    if host.memory < 0 || host.nano_cpus < 0 {
+        return Err(ApiError::Unsupported {
+            option: "a negative memory or CPU limit",
+        });
     }
     Ok(ContainerSpec {
         image: req.image,
@@ -122,14 +158,29 @@ pub fn to_spec(req: CreateRequest) -> Result<ContainerSpec, ApiError> {
         stop_timeout: req.stop_timeout,
         auto_remove: host.auto_remove,
         restart_policy: restart_policy(host.restart_policy.as_ref())?,
-        runtime: RuntimeKind::Process,
+        runtime,
         log_opts,
+        open_stdin: req.open_stdin,
+        image_id,
+        memory: host.memory,
+        nano_cpus: host.nano_cpus,
+        pids_limit: host.pids_limit.filter(|l| *l > 0),
+        read_only: host.readonly_rootfs,
+        network_mode: if runtime == RuntimeKind::Runc {
+            network_mode.into()
+        } else {
+            String::new()
+        },
     })
 }
 
 async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req: CreateRequest = serde_json::from_slice(&body)?;
-    let spec = to_spec(req)?;
+    let shared = &state.shared;
+    let spec = to_spec(req, shared.default_runtime, |name| {
+        let images = shared.store.images().map_err(ContainerError::from)?;
+        Ok(images.resolve(name)?.map(|img| img.id))
+    })?;
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
     let id = state
         .supervisor
@@ -143,7 +194,7 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
 }
 
 /// Docker's list filters, in either JSON shape: `{"name":["x"]}` or `{"name":{"x":true}}`.
-fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+pub fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(BTreeMap::new());
     };
@@ -168,7 +219,10 @@ fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, 
     Ok(out)
 }
 
-fn matches_filters(rec: &moor_state::ContainerRecord, f: &BTreeMap<String, Vec<String>>) -> bool {
+pub fn matches_filters(
+    rec: &moor_state::ContainerRecord,
+    f: &BTreeMap<String, Vec<String>>,
+) -> bool {
     f.iter().all(|(key, vals)| {
         vals.iter().any(|v| match key.as_str() {
             "id" => rec.id.starts_with(v.as_str()),
@@ -190,6 +244,7 @@ fn matches_filters(rec: &moor_state::ContainerRecord, f: &BTreeMap<String, Vec<S
 
 async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     let all = flag(&q, "all", false)?;
+    let size = flag(&q, "size", false)?;
     let limit: Option<i64> = number(&q, "limit")?;
     let filters = parse_filters(q.get("filters"))?;
     let mut records = state
@@ -204,6 +259,12 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
         .filter(|r| all || r.state.docker_status() == "running" || filters.contains_key("status"))
         .filter(|r| matches_filters(r, &filters))
         .map(|r| convert::summary(r, now))
+        .map(|mut s| {
+            if size {
+                (s.size_rw, s.size_root_fs) = (Some(0), Some(0));
+            }
+            s
+        })
         .collect();
     if let Some(n) = limit.filter(|n| *n > 0) {
         out.truncate(n as usize);
@@ -242,10 +303,13 @@ async fn start(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
 async fn stop(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let timeout_secs = number(&q, "t")?;
-    addr.send(StopContainer { timeout_secs })
-        .await
-        .map_err(ContainerError::from)?
-        .map_err(not_modified)?;
+    addr.send(StopContainer {
+        timeout_secs,
+        by: StopBy::User,
+    })
+    .await
+    .map_err(ContainerError::from)?
+    .map_err(not_modified)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -253,7 +317,10 @@ async fn restart(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErr
     let (_, addr) = resolve(&state, &path.id).await?;
     let timeout_secs = number(&q, "t")?;
     match addr
-        .send(StopContainer { timeout_secs })
+        .send(StopContainer {
+            timeout_secs,
+            by: StopBy::User,
+        })
         .await
         .map_err(ContainerError::from)?
     {
@@ -345,6 +412,8 @@ async fn rename(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
 async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let force = flag(&q, "force", false)?;
+    // moor has no volumes: `v` is validated and has nothing to remove.
+    flag(&q, "v", false)?;
     let rec = addr
         .send(InspectContainer)
         .await
@@ -376,15 +445,24 @@ mod tests {
 
     #[test]
     fn create_needs_a_command() {
-        assert!(matches!(to_spec(req(&[])), Err(ApiError::NoCommand)));
-        assert_eq!(to_spec(req(&["true"])).unwrap().cmd, vec!["true"]);
+        let spec = |r| to_spec(r, RuntimeKind::Runc, |_| Ok(None));
+        assert!(matches!(spec(req(&[])), Err(ApiError::NoCommand)));
+        assert_eq!(spec(req(&["true"])).unwrap().cmd, vec!["true"]);
     }
 
     #[test]
     fn unknown_image_is_named() {
         let mut r = req(&["true"]);
         r.image = "busybox".into();
-        let e = to_spec(r).unwrap_err();
+        let e = to_spec(r.clone(), RuntimeKind::Runc, |_| Ok(None)).unwrap_err();
+        assert_eq!(e.to_string(), "No such image: busybox");
+        let found = |_: &str| Ok(Some("ab".repeat(32)));
+        let spec = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
+        assert_eq!(
+            (spec.runtime, spec.network_mode.as_str()),
+            (RuntimeKind::Runc, "none")
+        );
+        let e = to_spec(r, RuntimeKind::Process, found).unwrap_err();
         assert_eq!(e.to_string(), "No such image: busybox");
     }
 

@@ -6,13 +6,17 @@ use std::time::SystemTime;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot::error::TryRecvError;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::api::error::ApiError;
 use crate::api::routes::{flag, Query};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
-use crate::daemon::messages::{InspectContainer, ResolveContainer, WaitCondition, WaitContainer};
-use crate::logs::{self, LogOptions, LogReader};
+use crate::daemon::messages::{
+    InspectContainer, ResolveContainer, WaitCondition, WaitContainer, WaitOutcome,
+};
+pub use crate::logs::LogOptions;
+use crate::logs::{self, LogReader};
 use moor_state::State;
 
 /// Chunks of frames that may wait for a slow client (each up to `logs::stream::CHUNK`).
@@ -45,13 +49,11 @@ async fn logs(
             State::Created => WaitCondition::NextExit,
             _ => WaitCondition::NotRunning,
         };
-        let mut rx = addr
+        let rx = addr
             .send(WaitContainer(condition))
             .await
             .map_err(ContainerError::from)?;
-        Some(Box::new(move || {
-            !matches!(rx.try_recv(), Err(TryRecvError::Empty))
-        }))
+        Some(stopped(rx))
     } else {
         None
     };
@@ -97,5 +99,49 @@ fn when(q: &Query, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError
     match q.get(name).map(String::as_str) {
         None | Some("") | Some("0") => Ok(None),
         Some(v) => Ok(Some(logs::when::parse(v, SystemTime::now())?)),
+    }
+}
+
+/// The container's wait answer as the reader's "has it stopped?" check.
+fn stopped(mut rx: oneshot::Receiver<WaitOutcome>) -> Box<dyn FnMut() -> bool + Send> {
+    Box::new(move || !matches!(rx.try_recv(), Err(TryRecvError::Empty)))
+}
+
+/// Docker's `since`/`until` for other routes: RFC 3339, a unix timestamp or a duration.
+pub fn parse_when(s: &str) -> Option<DateTime<Utc>> {
+    logs::when::parse(s, SystemTime::now()).ok()
+}
+
+/// Sends the frames of the log at `path` to `tx` until the end (or, with `done`, until the
+/// container stopped): the attach route's output half. `file` tells whether the log existed
+/// when the request came; the reader opens its own descriptors.
+pub async fn pump(
+    path: std::path::PathBuf,
+    file: Option<tokio::fs::File>,
+    opts: LogOptions,
+    done: Option<oneshot::Receiver<WaitOutcome>>,
+    tx: mpsc::Sender<web::Bytes>,
+) {
+    if file.is_none() && done.is_none() {
+        return;
+    }
+    let reader = match LogReader::open(&path) {
+        Ok(reader) => reader,
+        Err(e) => {
+            tracing::warn!(error = %e, "open log");
+            return;
+        }
+    };
+    let mut rx = match logs::stream::spawn(reader, opts, done.map(stopped), BUFFERED_CHUNKS) {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::warn!(error = %e, "read log");
+            return;
+        }
+    };
+    while let Some(chunk) = rx.recv().await {
+        if tx.send(web::Bytes::from(chunk)).await.is_err() {
+            return;
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! Route table: one module per resource.
 
+pub mod compat;
 pub mod containers;
+pub mod events;
+pub mod images;
 pub mod logs;
 pub mod system;
 
@@ -13,8 +16,12 @@ use crate::api::error::ApiError;
 /// Registers every route (called for the versioned scope and for the root).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
+    // Before containers: `/containers/prune` must not be taken for `/containers/{id}`.
+    compat::configure(cfg);
     containers::configure(cfg);
+    images::configure(cfg);
     logs::configure(cfg);
+    events::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.

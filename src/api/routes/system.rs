@@ -44,15 +44,65 @@ fn arch() -> &'static str {
     }
 }
 
+/// "2" on the unified hierarchy, else "1".
+fn cgroup_version() -> &'static str {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+/// PRETTY_NAME of /etc/os-release, as Docker shows it.
+fn operating_system() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "linux".into())
+}
+
+/// MemTotal of /proc/meminfo in bytes.
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
 async fn version() -> HttpResponse {
-    HttpResponse::Ok().json(Version {
+    let base = Version {
         version: env!("CARGO_PKG_VERSION").into(),
         api_version: API_VERSION.into(),
         min_api_version: MIN_API_VERSION.into(),
         os: "linux".into(),
         arch: arch().into(),
         kernel_version: kernel_version(),
-    })
+    };
+    let mut body = serde_json::to_value(&base).expect("a version serializes");
+    // The fields the docker CLI prints and docker-py reads besides moor's own.
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("Platform".into(), serde_json::json!({"Name": "moor"}));
+        obj.insert(
+            "Components".into(),
+            serde_json::json!([{"Name": "Engine", "Version": base.version, "Details": {
+                "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+                "Os": "linux", "Arch": base.arch, "KernelVersion": base.kernel_version,
+                "Experimental": "false",
+            }}]),
+        );
+        for key in ["GitCommit", "GoVersion", "BuildTime"] {
+            obj.insert(key.into(), serde_json::Value::String(String::new()));
+        }
+        obj.insert("Experimental".into(), serde_json::Value::Bool(false));
+    }
+    HttpResponse::Ok().json(body)
 }
 
 async fn info(state: web::Data<ApiState>) -> HttpResponse {
@@ -66,8 +116,16 @@ async fn info(state: web::Data<ApiState>) -> HttpResponse {
         "Images": 0,
         "Driver": "none",
         "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgroup_version(),
         "KernelVersion": kernel_version(),
-        "OperatingSystem": "linux",
+        "OperatingSystem": operating_system(),
+        "MemTotal": mem_total(),
+        "ID": "",
+        "Debug": false,
+        "Experimental": false,
+        "SecurityOptions": [],
+        "Warnings": [],
         "OSType": "linux",
         "Architecture": std::env::consts::ARCH,
         "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod daemon;
+pub mod image;
 pub mod inspect;
 pub mod kill;
 pub mod logs;

@@ -195,6 +195,8 @@ pub fn arb_spec() -> impl Strategy<Value = ContainerSpec> {
                     RuntimeKind::Process
                 },
                 log_opts,
+                open_stdin: false,
+                ..ContainerSpec::default()
             },
         )
 }

@@ -1,0 +1,190 @@
+//! Restore benchmark: how long a restarted daemon takes to find N running containers
+//! again (reconciler + actors + API serving), against the same daemon starting with
+//! none, in the same run. `cargo bench --bench restore [-- N]` (default 1000).
+//! Figures go into BENCHMARKS.md.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+const SHIM: &str = env!("CARGO_BIN_EXE_moor-shim");
+
+/// One daemon's directories.
+struct Dirs {
+    /// Temp dir holding everything.
+    base: PathBuf,
+}
+
+impl Dirs {
+    fn socket(&self) -> PathBuf {
+        self.base.join("s.sock")
+    }
+}
+
+fn start(d: &Dirs) -> Child {
+    std::fs::write(d.base.join("daemon.json"), r#"{"live-restore": true}"#).unwrap();
+    Command::new(MOOR)
+        .args(["daemon", "--root"])
+        .arg(d.base.join("root"))
+        .arg("--run-dir")
+        .arg(d.base.join("run"))
+        .arg("--socket")
+        .arg(d.socket())
+        .arg("--config")
+        .arg(d.base.join("daemon.json"))
+        .env("MOOR_SHIM", SHIM)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moor daemon")
+}
+
+fn request(sock: &Path, method: &str, path: &str, body: &str) -> Option<String> {
+    let mut s = UnixStream::connect(sock).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Time from spawning the daemon until `/_ping` answers.
+fn time_to_ready(d: &Dirs) -> (Child, Duration) {
+    let t0 = Instant::now();
+    let mut child = start(d);
+    while !request(&d.socket(), "GET", "/_ping", "").is_some_and(|r| r.ends_with("OK")) {
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("daemon never ready");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (child, t0.elapsed())
+}
+
+fn kill9(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+fn id_of(answer: &str) -> String {
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).expect("create answer");
+    match v["Id"].as_str() {
+        Some(id) => id.to_string(),
+        None => panic!("create failed: {answer}"),
+    }
+}
+
+/// Kills every container and shim the run dir records, by pid (bench clean-up).
+fn kill_all(d: &Dirs) {
+    let Ok(entries) = std::fs::read_dir(d.base.join("run/containers")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("started.json")) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        for who in ["process", "shim"] {
+            if let Some(pid) = v[who]["pid"].as_i64() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("restore: run with `cargo bench --bench restore [-- N]`");
+        return;
+    }
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1000);
+    let tmp = tempfile::Builder::new()
+        .prefix("moor-bench-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let empty = Dirs {
+        base: tmp.path().join("empty"),
+    };
+    let full = Dirs {
+        base: tmp.path().join("full"),
+    };
+    std::fs::create_dir_all(&empty.base).unwrap();
+    std::fs::create_dir_all(&full.base).unwrap();
+
+    // Baseline: the same daemon with no containers, 5 times.
+    let mut base = Vec::new();
+    for _ in 0..5 {
+        let (c, t) = time_to_ready(&empty);
+        base.push(t);
+        kill9(c);
+    }
+
+    let (c, _) = time_to_ready(&full);
+    let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let id = id_of(&request(&full.socket(), "POST", "/containers/create", body).unwrap());
+        request(
+            &full.socket(),
+            "POST",
+            &format!("/containers/{id}/start"),
+            "",
+        )
+        .unwrap();
+    }
+    let create_start = t0.elapsed();
+    let mut restore = Vec::new();
+    kill9(c);
+    for _ in 0..3 {
+        let (c, t) = time_to_ready(&full);
+        restore.push(t);
+        let running = request(&full.socket(), "GET", "/containers/json", "").unwrap();
+        let listed = running.matches("\"Id\"").count();
+        assert_eq!(listed, n, "every container is running again");
+        kill9(c);
+    }
+    kill_all(&full);
+
+    let b = median(base);
+    let r = median(restore);
+    println!("containers: {n}");
+    println!(
+        "create+start, through the API: {:.1} ms each",
+        create_start.as_secs_f64() * 1000.0 / n as f64
+    );
+    println!(
+        "daemon ready, no containers (baseline): {:.1} ms",
+        b.as_secs_f64() * 1000.0
+    );
+    println!(
+        "daemon ready, {n} running containers restored: {:.1} ms",
+        r.as_secs_f64() * 1000.0
+    );
+    println!(
+        "restore cost: {:.3} ms per container",
+        (r.saturating_sub(b)).as_secs_f64() * 1000.0 / n as f64
+    );
+}

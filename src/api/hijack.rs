@@ -1,0 +1,335 @@
+//! Docker's hijacked `attach`, served raw on the socket (see `server.rs` for why).
+//!
+//! The docker CLI sends `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1[&stdin=1]`
+//! with `Upgrade: tcp` on a fresh connection and expects `101 UPGRADED`, then the
+//! multiplexed stream (8-byte frames). Output is the container's json log followed from its
+//! current end (from its start with `logs=1`) until the container stops; stdin bytes go to
+//! the FIFO the shim feeds to the container's stdin, and the client's half-close (EOF) is
+//! the container's stdin EOF.
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actix_rt::net::UnixStream;
+use actix_web::{web, ResponseError};
+use nix::sys::socket::{recv, MsgFlags};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+
+use crate::api::error::ApiError;
+use crate::api::routes::logs::{pump, LogOptions};
+use crate::api::routes::{flag, Query};
+use crate::api::server::ApiState;
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::{InspectContainer, ResolveContainer, WaitCondition, WaitContainer};
+use crate::shim::protocol::STDIN_FIFO;
+use moor_state::State;
+
+/// The largest request head peeked at; a longer one is never a hijack.
+const MAX_HEAD: usize = 16 * 1024;
+/// How long a client may take to send its first request head.
+const HEAD_DEADLINE: Duration = Duration::from_secs(30);
+/// Stdin bytes held while the container has not started yet.
+const MAX_EARLY_STDIN: usize = 1 << 20;
+/// How often the stdin FIFO is tried while the container is not running yet.
+const FIFO_RETRY: Duration = Duration::from_millis(20);
+
+/// What the first request head of a connection is.
+#[derive(Debug)]
+pub enum Peeked {
+    /// A hijacked attach.
+    Attach(AttachHead),
+    /// Anything else: for the HTTP service (nothing consumed).
+    Other,
+    /// The client closed before sending a head.
+    Closed,
+}
+
+/// A parsed attach request head.
+#[derive(Debug)]
+pub struct AttachHead {
+    /// Bytes of the head, consumed before the 101.
+    head_len: usize,
+    /// The body length (0 for the docker CLI), discarded.
+    content_length: usize,
+    /// The `{id}` segment: id, name or id prefix.
+    id: String,
+    /// The query string, undecoded.
+    query: String,
+}
+
+/// Peeks at the first request head (MSG_PEEK: nothing is consumed).
+pub async fn peek(io: &UnixStream) -> std::io::Result<Peeked> {
+    let deadline = Instant::now() + HEAD_DEADLINE;
+    let mut buf = vec![0u8; MAX_HEAD];
+    loop {
+        io.readable().await?;
+        let fd = io.as_raw_fd();
+        let n = match io.try_io(Interest::READABLE, || {
+            recv(fd, &mut buf, MsgFlags::MSG_PEEK).map_err(std::io::Error::from)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(Peeked::Closed);
+        }
+        match parse_head(&buf[..n]) {
+            Some(p) => return Ok(p),
+            None if n == buf.len() || Instant::now() > deadline => return Ok(Peeked::Other),
+            // Incomplete head: the socket stays readable, so back off before peeking again.
+            None => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
+}
+
+/// Parses a complete head; `None` while it is incomplete.
+fn parse_head(bytes: &[u8]) -> Option<Peeked> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return None,
+        Err(_) => return Some(Peeked::Other),
+    };
+    if req.method != Some("POST") {
+        return Some(Peeked::Other);
+    }
+    let (path, query) = req
+        .path
+        .unwrap_or("")
+        .split_once('?')
+        .unwrap_or((req.path.unwrap_or(""), ""));
+    let Some(id) = attach_target(path) else {
+        return Some(Peeked::Other);
+    };
+    let content_length = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+        .unwrap_or(0);
+    Some(Peeked::Attach(AttachHead {
+        head_len,
+        content_length,
+        id: id.to_string(),
+        query: query.to_string(),
+    }))
+}
+
+/// The `{id}` of `[/vX.Y]/containers/{id}/attach`.
+fn attach_target(path: &str) -> Option<&str> {
+    let mut parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if parts.first().is_some_and(|p| {
+        p.strip_prefix('v')
+            .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    }) {
+        parts.remove(0);
+    }
+    match parts.as_slice() {
+        ["containers", id, "attach"] if !id.is_empty() => Some(id),
+        _ => None,
+    }
+}
+
+/// What the attach streams, from its query.
+struct AttachOptions {
+    /// Forward the client's bytes to the container's stdin.
+    stdin: bool,
+    /// Output streams and where to start.
+    log: LogOptions,
+    /// Follow until the container stops.
+    stream: bool,
+}
+
+fn options(query: &str) -> Result<AttachOptions, ApiError> {
+    let q: Query = web::Query::from_query(query).map_err(|_| ApiError::Query {
+        name: "query",
+        value: query.into(),
+    })?;
+    let logs = flag(&q, "logs", false)?;
+    Ok(AttachOptions {
+        stdin: flag(&q, "stdin", false)?,
+        stream: flag(&q, "stream", false)?,
+        log: LogOptions {
+            stdout: flag(&q, "stdout", false)?,
+            stderr: flag(&q, "stderr", false)?,
+            timestamps: false,
+            // Without `logs`, only what is written from now on.
+            tail: if logs { None } else { Some(0) },
+            since: None,
+            until: None,
+        },
+    })
+}
+
+/// Serves one hijacked attach connection to its end.
+pub async fn attach(mut io: UnixStream, head: AttachHead, state: web::Data<ApiState>) {
+    let mut consumed = vec![0u8; head.head_len + head.content_length];
+    if io.read_exact(&mut consumed).await.is_err() {
+        return;
+    }
+    let prepared = prepare(&head, &state).await;
+    let (opts, output, fifo) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = io.write_all(&error_response(&e)).await;
+            let _ = io.shutdown().await;
+            return;
+        }
+    };
+    let upgraded = "HTTP/1.1 101 UPGRADED\r\n\
+                    Content-Type: application/vnd.docker.multiplexed-stream\r\n\
+                    Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+    if io.write_all(upgraded.as_bytes()).await.is_err() {
+        return;
+    }
+    let (rd, wr) = io.into_split();
+    let feeder = match fifo.filter(|_| opts.stdin) {
+        Some(path) => Some(actix_rt::spawn(feed_stdin(rd, path))),
+        None => {
+            drop(rd);
+            None
+        }
+    };
+    send_output(wr, output).await;
+    if let Some(task) = feeder {
+        task.abort();
+    }
+}
+
+/// Resolves the container and starts following its log; the FIFO when its stdin is open.
+async fn prepare(
+    head: &AttachHead,
+    state: &web::Data<ApiState>,
+) -> Result<(AttachOptions, mpsc::Receiver<web::Bytes>, Option<PathBuf>), ApiError> {
+    let opts = options(&head.query)?;
+    let (id, addr) = state
+        .supervisor
+        .send(ResolveContainer(head.id.clone()))
+        .await
+        .map_err(ContainerError::from)??;
+    let rec = addr
+        .send(InspectContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    let done = if opts.stream {
+        // Attached before the start (docker run): follow through the next run.
+        let condition = match rec.state {
+            State::Created => WaitCondition::NextExit,
+            _ => WaitCondition::NotRunning,
+        };
+        Some(
+            addr.send(WaitContainer(condition))
+                .await
+                .map_err(ContainerError::from)?,
+        )
+    } else {
+        None
+    };
+    let path = state.shared.layout.log_path(&id);
+    let file = tokio::fs::File::open(&path).await.ok();
+    let (tx, rx) = mpsc::channel::<web::Bytes>(32);
+    actix_rt::spawn(pump(path, file, opts.log.clone(), done, tx));
+    let fifo = rec
+        .spec
+        .open_stdin
+        .then(|| state.shared.layout.run_container_dir(&id).join(STDIN_FIFO));
+    Ok((opts, rx, fifo))
+}
+
+/// Writes the frames until the container stopped, then closes the connection.
+async fn send_output(mut wr: OwnedWriteHalf, mut output: mpsc::Receiver<web::Bytes>) {
+    while let Some(frame) = output.recv().await {
+        if wr.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Copies the client's bytes to the stdin FIFO; the client's EOF closes it. Bytes sent
+/// before the container runs (the FIFO has no reader yet) are held and sent once it does.
+async fn feed_stdin(mut rd: OwnedReadHalf, fifo: PathBuf) {
+    let mut early = Vec::new();
+    let mut eof = false;
+    let mut sender = loop {
+        if let Ok(s) = tokio::net::unix::pipe::OpenOptions::new().open_sender(&fifo) {
+            break s;
+        }
+        if eof || early.len() >= MAX_EARLY_STDIN {
+            tokio::time::sleep(FIFO_RETRY).await;
+            continue;
+        }
+        tokio::select! {
+            r = rd.read_buf(&mut early) => match r {
+                Ok(0) | Err(_) => eof = true,
+                Ok(_) => {}
+            },
+            _ = tokio::time::sleep(FIFO_RETRY) => {}
+        }
+    };
+    if sender.write_all(&early).await.is_err() || eof {
+        return;
+    }
+    let _ = tokio::io::copy(&mut rd, &mut sender).await;
+}
+
+/// An error as a complete HTTP response (the connection is closed after it).
+fn error_response(e: &ApiError) -> Vec<u8> {
+    let status = e.status_code();
+    let body = serde_json::json!({ "message": e.to_string() }).to_string();
+    format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Api-Version: {}\r\nConnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len(),
+        crate::api::routes::system::API_VERSION,
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_attach_heads_only() {
+        let head = b"POST /v1.44/containers/abc/attach?stderr=1&stdout=1&stream=1 HTTP/1.1\r\n\
+                     Host: api.moby.localhost\r\nContent-Length: 0\r\nConnection: Upgrade\r\n\
+                     Upgrade: tcp\r\n\r\nstdin bytes";
+        match parse_head(head) {
+            Some(Peeked::Attach(a)) => {
+                assert_eq!(a.id, "abc");
+                assert_eq!(a.query, "stderr=1&stdout=1&stream=1");
+                assert_eq!(a.head_len, head.len() - b"stdin bytes".len());
+                assert_eq!(a.content_length, 0);
+            }
+            other => panic!("not an attach: {other:?}"),
+        }
+        assert!(parse_head(b"POST /containers/abc/attach HTTP/1.1\r\nHost:").is_none());
+        assert!(matches!(
+            parse_head(b"GET /_ping HTTP/1.1\r\n\r\n"),
+            Some(Peeked::Other)
+        ));
+        assert!(matches!(
+            parse_head(b"POST /containers/abc/start HTTP/1.1\r\n\r\n"),
+            Some(Peeked::Other)
+        ));
+        assert_eq!(attach_target("/containers/x/attach"), Some("x"));
+        assert_eq!(attach_target("/v1.24/containers/x/attach"), Some("x"));
+        assert_eq!(attach_target("/vx/containers/x/attach"), None);
+    }
+
+    #[test]
+    fn errors_are_json_responses() {
+        let text = String::from_utf8(error_response(&ApiError::NoSuchImage("x".into()))).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+        assert!(text.contains("Content-Type: application/json\r\n"));
+        assert!(text.ends_with(r#"{"message":"No such image: x"}"#));
+    }
+}

@@ -1,0 +1,176 @@
+//! Docker endpoints that only read or sweep: `GET /containers/{id}/top` (ps of the
+//! container's processes) and `POST /containers/prune`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use moor_state::State;
+
+use crate::api::error::ApiError;
+use crate::api::routes::containers::{matches_filters, parse_filters, resolve, IdPath};
+use crate::api::routes::logs::parse_when;
+use crate::api::routes::Query;
+use crate::api::server::ApiState;
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::{InspectContainer, ListContainers, RemoveContainer};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/containers/prune", web::post().to(prune))
+        .route("/containers/{id}/top", web::get().to(top));
+}
+
+/// The pids of a container: its init and every process in the init's session (the process
+/// runtime starts the init with setsid).
+pub fn container_pids(init: i32) -> Vec<i32> {
+    let mut pids = vec![init];
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid != init && session_of(pid) == Some(init) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// Field 6 (session id) of /proc/PID/stat.
+fn session_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command (field 2) may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Splits ps output into titles and the rows whose PID column is one of `pids`.
+pub fn ps_table(output: &str, pids: &[i32]) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let mut lines = output.lines();
+    let titles: Vec<String> = lines.next()?.split_whitespace().map(String::from).collect();
+    let pid_col = titles.iter().position(|t| t == "PID")?;
+    let rows = lines
+        .filter_map(|line| {
+            // The last column (the command) may contain spaces.
+            let mut cols: Vec<String> = line
+                .splitn(titles.len(), char::is_whitespace)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect();
+            if cols.len() < titles.len() {
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                if parts.len() < titles.len() {
+                    return None;
+                }
+                let (head, tail) = parts.split_at(titles.len() - 1);
+                cols = head.iter().map(|s| s.to_string()).collect();
+                cols.push(tail.join(" "));
+            }
+            let pid: i32 = cols.get(pid_col)?.parse().ok()?;
+            pids.contains(&pid).then_some(cols)
+        })
+        .collect();
+    Some((titles, rows))
+}
+
+async fn top(
+    state: web::Data<ApiState>,
+    path: web::Path<IdPath>,
+    q: Query,
+) -> Result<HttpResponse, ApiError> {
+    let (id, addr) = resolve(&state, &path.id).await?;
+    let rec = addr
+        .send(InspectContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    let run = match &rec.state {
+        State::Running(run) | State::Stopping(run) => run.clone(),
+        _ => return Err(ApiError::NotRunning { id }),
+    };
+    let args = q.get("ps_args").cloned().unwrap_or_else(|| "-ef".into());
+    let out = tokio::process::Command::new("ps")
+        .args(args.split_whitespace())
+        .output()
+        .await
+        .map_err(|source| ApiError::Ps { source })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pids = container_pids(run.process.pid);
+    let (titles, processes) = ps_table(&text, &pids).ok_or(ApiError::PsOutput { args })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"Titles": titles, "Processes": processes})))
+}
+
+async fn prune(state: web::Data<ApiState>, q: Query) -> Result<HttpResponse, ApiError> {
+    let mut filters: BTreeMap<String, Vec<String>> = parse_filters(q.get("filters"))?;
+    let until = match filters.remove("until").as_deref() {
+        Some([t, ..]) => Some(parse_when(t).ok_or_else(|| ApiError::Query {
+            name: "until",
+            value: t.clone(),
+        })?),
+        _ => None,
+    };
+    let records = state
+        .supervisor
+        .send(ListContainers)
+        .await
+        .map_err(ContainerError::from)??;
+    let mut deleted = Vec::new();
+    for rec in records {
+        let stopped = matches!(rec.state, State::Created | State::Exited { .. });
+        if !stopped
+            || !matches_filters(&rec, &filters)
+            || until.is_some_and(|u| rec.created_at >= u)
+        {
+            continue;
+        }
+        let Ok((id, addr)) = resolve(&state, &rec.id).await else {
+            continue;
+        };
+        if let Ok(Ok(())) = addr.send(RemoveContainer { force: false }).await {
+            deleted.push(id);
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_rows_are_filtered_by_pid() {
+        let out = "UID PID PPID C STIME TTY TIME CMD\n\
+                   root 1 0 0 10:00 ? 00:00:01 /sbin/init splash\n\
+                   root 42 1 0 10:00 ? 00:00:00 sleep 100\n";
+        let (titles, rows) = ps_table(out, &[42]).unwrap();
+        assert_eq!(titles.len(), 8);
+        assert_eq!(
+            rows,
+            vec![vec![
+                "root",
+                "42",
+                "1",
+                "0",
+                "10:00",
+                "?",
+                "00:00:00",
+                "sleep 100"
+            ]]
+        );
+        assert!(ps_table("no pid column\n", &[1]).is_none());
+    }
+
+    #[test]
+    fn own_session_is_found() {
+        let me = std::process::id() as i32;
+        assert!(session_of(me).is_some());
+        assert_eq!(container_pids(me)[0..1].len(), 1);
+    }
+}

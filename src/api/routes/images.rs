@@ -1,0 +1,243 @@
+//! `/images/...`: import (`POST /images/create?fromSrc=-`), list, inspect, remove; Docker's
+//! shapes, so `docker import` / `docker images` work against moor too.
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use futures_util::StreamExt;
+use moor_state::image::{normalize_name, ImageRecord, IMAGE_RECORD_VERSION};
+use serde::{Deserialize, Serialize};
+
+use crate::api::convert::go_time;
+use crate::api::error::ApiError;
+use crate::api::routes::Query;
+use crate::api::server::ApiState;
+use crate::daemon::error::ContainerError;
+use crate::image::{HashingFile, ImageDirs};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/images/create", web::post().to(create))
+        .route("/images/json", web::get().to(list))
+        .route("/images/{name:.+}/json", web::get().to(inspect))
+        .route("/images/{name:.+}", web::delete().to(remove));
+}
+
+type Data = web::Data<ApiState>;
+
+/// `GET /images/json` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageSummary {
+    /// `sha256:<hex>`.
+    pub id: String,
+    /// Always empty (imported images have no parent).
+    pub parent_id: String,
+    /// `repo:tag` names.
+    pub repo_tags: Vec<String>,
+    /// Always empty (no registry yet).
+    pub repo_digests: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unpacked bytes.
+    pub size: u64,
+    /// Docker's "not computed".
+    pub shared_size: i64,
+    /// Docker's "not computed".
+    pub containers: i64,
+}
+
+/// The `Config` of an image inspect: imported images have none of their own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageConfig {
+    /// Default command (none for an import: `run` needs one).
+    pub cmd: Option<Vec<String>>,
+    /// Default entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Default environment.
+    pub env: Option<Vec<String>>,
+}
+
+/// `GET /images/{name}/json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageInspect {
+    /// `sha256:<hex>`.
+    pub id: String,
+    /// `repo:tag` names.
+    pub repo_tags: Vec<String>,
+    /// Always empty.
+    pub repo_digests: Vec<String>,
+    /// RFC 3339.
+    pub created: String,
+    /// Unpacked bytes.
+    pub size: u64,
+    /// `linux`.
+    pub os: String,
+    /// The host's architecture.
+    pub architecture: String,
+    /// Defaults for containers.
+    pub config: ImageConfig,
+    /// Where the unpacked root filesystem is (moor's own field).
+    pub moor_rootfs: String,
+}
+
+/// Docker's import progress message.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportStatus {
+    /// `sha256:<hex>` once done.
+    pub status: String,
+}
+
+/// Docker's `DELETE /images` answer entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeleteItem {
+    /// A name removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untagged: Option<String>,
+    /// An image removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<String>,
+}
+
+fn store_err(e: moor_state::store::StoreError) -> ApiError {
+    ContainerError::from(e).into()
+}
+
+fn resolve(state: &Data, name: &str) -> Result<ImageRecord, ApiError> {
+    let images = state.shared.store.images().map_err(store_err)?;
+    images
+        .resolve(name)?
+        .ok_or_else(|| ApiError::NoSuchImage(name.to_string()))
+}
+
+/// The name an import gets from `repo` and `tag` (the CLI may put the tag in `repo`).
+fn import_name(q: &Query) -> Option<String> {
+    let repo = q.get("repo").filter(|r| !r.is_empty())?;
+    Some(match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(tag) => format!("{repo}:{tag}"),
+        None => normalize_name(repo),
+    })
+}
+
+async fn create(state: Data, q: Query, mut body: web::Payload) -> Result<HttpResponse, ApiError> {
+    if q.get("fromSrc").map(String::as_str) != Some("-") {
+        return Err(ApiError::Unsupported {
+            option: "pulling images (only `fromSrc=-` imports are)",
+        });
+    }
+    let dirs = ImageDirs::new(&state.shared.layout.root);
+    let upload = dirs
+        .tmp()
+        .join(format!("upload-{:016x}", rand::random::<u64>()));
+    let mut file = HashingFile::create(&upload)?;
+    let mut bytes = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| ApiError::Query {
+            name: "body",
+            value: format!("upload broken after {bytes} bytes"),
+        })?;
+        bytes += chunk.len() as u64;
+        file.write(&chunk)?;
+    }
+    let id = file.finish();
+    let (work_dirs, work_id, work_upload) = (dirs.clone(), id.clone(), upload.clone());
+    let unpacked = web::block(move || work_dirs.install(&work_id, &work_upload)).await;
+    let _ = std::fs::remove_file(&upload);
+    let size = unpacked.map_err(|_| ApiError::Unsupported {
+        option: "an import interrupted by shutdown",
+    })??;
+    let images = state.shared.store.images().map_err(store_err)?;
+    let fresh = ImageRecord {
+        version: IMAGE_RECORD_VERSION,
+        id: id.clone(),
+        repo_tags: Vec::new(),
+        created_at: Utc::now(),
+        size,
+    };
+    let rec = images.add(&fresh, import_name(&q).as_deref())?;
+    tracing::info!(image = %rec.id, names = ?rec.repo_tags, bytes, "image imported");
+    let line = serde_json::to_string(&ImportStatus {
+        status: format!("sha256:{id}"),
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(line + "\n"))
+}
+
+async fn list(state: Data) -> Result<HttpResponse, ApiError> {
+    let images = state.shared.store.images().map_err(store_err)?;
+    let out: Vec<ImageSummary> = images
+        .list()?
+        .into_iter()
+        .map(|i| ImageSummary {
+            id: format!("sha256:{}", i.id),
+            repo_tags: i.repo_tags,
+            created: i.created_at.timestamp(),
+            size: i.size,
+            shared_size: -1,
+            containers: -1,
+            ..ImageSummary::default()
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// `Name` path segment.
+#[derive(Deserialize)]
+struct NamePath {
+    /// Image name or id.
+    name: String,
+}
+
+async fn inspect(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, ApiError> {
+    let img = resolve(&state, &path.name)?;
+    let dirs = ImageDirs::new(&state.shared.layout.root);
+    Ok(HttpResponse::Ok().json(ImageInspect {
+        id: format!("sha256:{}", img.id),
+        repo_tags: img.repo_tags,
+        repo_digests: Vec::new(),
+        created: go_time(Some(img.created_at)),
+        size: img.size,
+        os: "linux".into(),
+        architecture: std::env::consts::ARCH.into(),
+        config: ImageConfig::default(),
+        moor_rootfs: dirs.rootfs(&img.id).display().to_string(),
+    }))
+}
+
+async fn remove(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, ApiError> {
+    let img = resolve(&state, &path.name)?;
+    let by_name = normalize_name(&path.name);
+    let images = state.shared.store.images().map_err(store_err)?;
+    let mut out = Vec::new();
+    // A name of an image that has others: only the name goes, as in Docker.
+    if img.repo_tags.contains(&by_name) && img.repo_tags.len() > 1 {
+        images.untag(&img.id, &by_name)?;
+        out.push(DeleteItem {
+            untagged: Some(by_name),
+            deleted: None,
+        });
+        return Ok(HttpResponse::Ok().json(out));
+    }
+    let records = state.shared.store.list().map_err(store_err)?;
+    if let Some(user) = records.iter().find(|r| r.spec.image_id == img.id) {
+        return Err(ApiError::ImageInUse {
+            name: path.name.clone(),
+            container: user.id[..12].to_string(),
+        });
+    }
+    ImageDirs::new(&state.shared.layout.root).remove(&img.id)?;
+    images.remove(&img.id)?;
+    out.extend(img.repo_tags.into_iter().map(|t| DeleteItem {
+        untagged: Some(t),
+        deleted: None,
+    }));
+    out.push(DeleteItem {
+        untagged: None,
+        deleted: Some(format!("sha256:{}", img.id)),
+    });
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,196 @@
+//! `moor image import|ls|rm|inspect`: Docker's image endpoints.
+
+use std::io::{IsTerminal, Read};
+
+use anyhow::Context;
+use hyper::body::Bytes;
+
+use crate::api::routes::images::{DeleteItem, ImageSummary, ImportStatus};
+use crate::cli::args::ImageCommand;
+use crate::cli::client::{encode, Client};
+use crate::cli::error_line;
+use crate::cli::format::{human_duration, indent_json, table};
+
+/// Above this many bytes an import on a terminal shows a progress bar.
+const PROGRESS_FROM: u64 = 4 << 20;
+
+/// Runs one image command.
+pub fn execute(client: &Client, cmd: &ImageCommand) -> anyhow::Result<i32> {
+    match cmd {
+        ImageCommand::Import { file, name } => import(client, file, name.as_deref()),
+        ImageCommand::Ls => ls(client),
+        ImageCommand::Rm { names } => Ok(rm(client, names)),
+        ImageCommand::Inspect { names } => inspect(client, names),
+    }
+}
+
+/// Reads the tarball, with a progress bar on a terminal for big files.
+fn read_tarball(file: &str) -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    if file == "-" {
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("read the tarball from stdin")?;
+        return Ok(data);
+    }
+    let mut f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = (std::io::stdout().is_terminal() && len > PROGRESS_FROM)
+        .then(|| indicatif::ProgressBar::new(len));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("read {file}"))?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        if let Some(bar) = &bar {
+            bar.inc(n as u64);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(data)
+}
+
+fn import(client: &Client, file: &str, name: Option<&str>) -> anyhow::Result<i32> {
+    let data = read_tarball(file)?;
+    let mut path = "/images/create?fromSrc=-".to_string();
+    if let Some(name) = name {
+        path.push_str("&repo=");
+        path.push_str(&encode(name));
+    }
+    let answer = client.post_bytes(&path, Bytes::from(data))?;
+    let text = String::from_utf8_lossy(&answer);
+    let last = text.lines().last().unwrap_or_default();
+    let status: ImportStatus =
+        serde_json::from_str(last).with_context(|| format!("decode the answer {last:?}"))?;
+    println!("{}", status.status);
+    Ok(0)
+}
+
+/// `repo:tag` split at the last `:` after the last `/`.
+fn split_tag(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (name, "<none>"),
+    }
+}
+
+fn ls(client: &Client) -> anyhow::Result<i32> {
+    let images: Vec<ImageSummary> = client.get("/images/json")?;
+    let now = chrono::Utc::now().timestamp();
+    let mut rows = vec![vec![
+        "REPOSITORY".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "CREATED".into(),
+        "SIZE".into(),
+    ]];
+    for img in &images {
+        let id = img.id.trim_start_matches("sha256:");
+        let created = std::time::Duration::from_secs((now - img.created).max(0) as u64);
+        let names: Vec<&str> = if img.repo_tags.is_empty() {
+            vec!["<none>:<none>"]
+        } else {
+            img.repo_tags.iter().map(String::as_str).collect()
+        };
+        for name in names {
+            let (repo, tag) = split_tag(name);
+            rows.push(vec![
+                repo.to_string(),
+                tag.to_string(),
+                id[..12.min(id.len())].to_string(),
+                format!("{} ago", human_duration(created)),
+                human_size(img.size),
+            ]);
+        }
+    }
+    print!("{}", table(&rows));
+    Ok(0)
+}
+
+/// Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units.
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let text = format!("{value:.3}");
+    let digits = if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        text[..text.len().min(4)].to_string()
+    };
+    let digits = if digits.contains('.') {
+        digits
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        digits
+    };
+    format!("{digits}{}", units[unit])
+}
+
+fn rm(client: &Client, names: &[String]) -> i32 {
+    let mut failed = false;
+    for name in names {
+        let path = format!("/images/{}", encode(name));
+        let result = client
+            .call_delete_json::<Vec<DeleteItem>>(&path)
+            .map_err(anyhow::Error::from);
+        match result {
+            Ok(items) => {
+                for item in items {
+                    if let Some(t) = item.untagged {
+                        println!("Untagged: {t}");
+                    }
+                    if let Some(d) = item.deleted {
+                        println!("Deleted: {d}");
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{}", error_line(&e));
+                failed = true;
+            }
+        }
+    }
+    i32::from(failed)
+}
+
+fn inspect(client: &Client, names: &[String]) -> anyhow::Result<i32> {
+    let mut failed = false;
+    let mut raw = Vec::new();
+    for name in names {
+        match client.get_raw(&format!("/images/{}/json", encode(name))) {
+            Ok(body) => raw.push(String::from_utf8_lossy(&body).trim().to_string()),
+            Err(e) => {
+                eprintln!("{}", error_line(&e.into()));
+                failed = true;
+            }
+        }
+    }
+    println!("{}", indent_json(&format!("[{}]", raw.join(",")), "    "));
+    Ok(i32::from(failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_tags_like_docker() {
+        assert_eq!(human_size(1_234_567), "1.23MB");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(split_tag("bb:1"), ("bb", "1"));
+        assert_eq!(split_tag("reg:5000/bb"), ("reg:5000/bb", "<none>"));
+    }
+}

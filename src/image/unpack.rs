@@ -1,0 +1,277 @@
+//! Safe unpacking of a rootfs tarball (plain, gzip or zstd, told apart by magic bytes).
+//!
+//! Every entry is checked before anything is written for it: no absolute path, no `..`,
+//! no path that walks through a symlink already unpacked (the classic `link -> /etc` then
+//! `link/passwd` escape), no relative symlink whose target climbs above the image root,
+//! no hard link outside it. Absolute symlink targets are kept: they resolve inside the
+//! container's root at run time. Owners, modes, mtimes and device nodes are kept (as root).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::unistd::{chown, Gid, Uid};
+use tar::EntryType;
+
+use super::ImageError;
+
+/// The compressions an import accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// zstd (`28 b5 2f fd`).
+    Zstd,
+}
+
+/// Tells the compression from the first bytes of the file.
+pub fn detect(head: &[u8]) -> Compression {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
+}
+
+/// Unpacks the tarball at `src` into the directory `dest` (which must exist); returns the
+/// sum of the entries' sizes.
+pub fn unpack(src: &Path, dest: &Path) -> Result<u64, ImageError> {
+    let io = |what| {
+        let path = src.to_path_buf();
+        move |source| ImageError::Io { what, path, source }
+    };
+    let mut file = File::open(src).map_err(io("open"))?;
+    let mut head = [0u8; 4];
+    let n = file.read(&mut head).map_err(io("read"))?;
+    file.seek(SeekFrom::Start(0)).map_err(io("seek"))?;
+    let reader: Box<dyn Read> = match detect(&head[..n]) {
+        Compression::None => Box::new(BufReader::new(file)),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(file).map_err(io("zstd"))?),
+    };
+    unpack_reader(reader, dest)
+}
+
+/// Unpacks a tar stream into `dest`; see the module header for the checks.
+pub fn unpack_reader(reader: impl Read, dest: &Path) -> Result<u64, ImageError> {
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_preserve_mtime(true);
+    archive.set_overwrite(true);
+    let bad_tar = |source| ImageError::Tar { source };
+    let mut size = 0u64;
+    for entry in archive.entries().map_err(bad_tar)? {
+        let mut entry = entry.map_err(bad_tar)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let unsafe_entry = |reason: String| ImageError::UnsafeEntry {
+            entry: raw.clone(),
+            reason,
+        };
+        let rel = checked_relative(Path::new(&raw)).map_err(unsafe_entry)?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        no_symlink_on_the_way(dest, &rel).map_err(unsafe_entry)?;
+        let kind = entry.header().entry_type();
+        if let Some(target) = entry.link_name().map_err(bad_tar)? {
+            let target = target.into_owned();
+            match kind {
+                EntryType::Symlink => symlink_stays_inside(&rel, &target),
+                _ => checked_relative(&target)
+                    .and_then(|t| no_symlink_on_the_way(dest, &t).map(|()| t))
+                    .map(drop)
+                    .map_err(|r| format!("hard link target {}: {r}", target.display())),
+            }
+            .map_err(unsafe_entry)?;
+        }
+        size += entry.header().size().unwrap_or(0);
+        let written = match kind {
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                make_node(&entry, &dest.join(&rel))
+            }
+            _ => entry.unpack_in(dest).map(|done| {
+                if !done {
+                    tracing::warn!(entry = %raw, "tar entry skipped");
+                }
+            }),
+        };
+        written.map_err(|source| ImageError::Entry {
+            entry: raw.clone(),
+            source,
+        })?;
+    }
+    Ok(size)
+}
+
+/// The entry's path as a plain relative path, or why it is refused.
+fn checked_relative(path: &Path) -> Result<PathBuf, String> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("path contains `..`".into()),
+            Component::RootDir | Component::Prefix(_) => return Err("absolute path".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a path whose parent directories, as unpacked so far, include a symlink.
+fn no_symlink_on_the_way(dest: &Path, rel: &Path) -> Result<(), String> {
+    let mut at = dest.to_path_buf();
+    let parents: Vec<_> = rel.components().collect();
+    for c in parents.iter().take(parents.len().saturating_sub(1)) {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "path goes through the symlink {}",
+                    at.strip_prefix(dest).unwrap_or(&at).display()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A relative symlink target may not climb above the image root from where the link is.
+fn symlink_stays_inside(link: &Path, target: &Path) -> Result<(), String> {
+    if target.is_absolute() {
+        return Ok(());
+    }
+    let mut depth = link.components().count().saturating_sub(1) as i64;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(format!(
+                "symlink target {} escapes the image root",
+                target.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a device node or fifo with the entry's mode, device numbers and owner.
+fn make_node<R: Read>(entry: &tar::Entry<'_, R>, path: &Path) -> io::Result<()> {
+    let header = entry.header();
+    let kind = match header.entry_type() {
+        EntryType::Char => SFlag::S_IFCHR,
+        EntryType::Block => SFlag::S_IFBLK,
+        _ => SFlag::S_IFIFO,
+    };
+    let mode = Mode::from_bits_truncate(header.mode()? & 0o7777);
+    let major = u64::from(header.device_major()?.unwrap_or(0));
+    let minor = u64::from(header.device_minor()?.unwrap_or(0));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let _ = std::fs::remove_file(path);
+    mknod(path, kind, mode, makedev(major, minor))?;
+    let uid = u32::try_from(header.uid()?).unwrap_or(0);
+    let gid = u32::try_from(header.gid()?).unwrap_or(0);
+    chown(path, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        b.into_inner().expect("finish tar")
+    }
+
+    fn header() -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        h
+    }
+
+    fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut h = header();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(EntryType::Regular);
+        // set_path refuses `..`: write the raw name, as a malicious tar would.
+        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        b.append(&h, data).expect("append");
+    }
+
+    fn symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
+        let mut h = header();
+        h.set_entry_type(EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, path, target).expect("append link");
+    }
+
+    #[test]
+    fn compression_by_magic() {
+        assert_eq!(detect(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
+        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
+        assert_eq!(detect(b"bin/"), Compression::None);
+    }
+
+    #[test]
+    fn dot_dot_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("a/b");
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        let tar = tar_with(|b| file(b, "../../evil", b"x"));
+        let err = unpack_reader(&tar[..], &dest).expect_err("refused");
+        assert!(err.to_string().contains("../../evil"), "{err}");
+        assert!(!dir.path().join("evil").exists());
+    }
+
+    #[test]
+    fn writing_through_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        let tar = tar_with(|b| {
+            symlink(b, "link", outside.to_str().expect("utf-8"));
+            file(b, "link/evil", b"x");
+        });
+        let err = unpack_reader(&tar[..], &dest).expect_err("refused");
+        assert!(err.to_string().contains("link/evil"), "{err}");
+        assert!(!outside.join("evil").exists());
+        let tar = tar_with(|b| symlink(b, "a/up", "../../etc"));
+        let err = unpack_reader(&tar[..], &dest).expect_err("refused");
+        assert!(err.to_string().contains("escapes"), "{err}");
+    }
+
+    #[test]
+    fn a_plain_tree_unpacks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tar = tar_with(|b| {
+            file(b, "bin/tool", b"hello");
+            symlink(b, "bin/sh", "/bin/tool");
+            symlink(b, "usr/bin/x", "../../bin/tool");
+        });
+        let size = unpack_reader(&tar[..], dir.path()).expect("unpack");
+        assert_eq!(size, 5);
+        assert_eq!(
+            std::fs::read_link(dir.path().join("bin/sh")).expect("link"),
+            PathBuf::from("/bin/tool")
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The OCI bundle's config.json, built with the oci-spec crate from a container's spec:
+//! Docker's defaults (namespaces pid, mount, ipc, uts, network; /proc, /dev, /dev/pts,
+//! /dev/shm, /dev/mqueue, /sys read-only; masked and read-only paths; the default capability
+//! set; a deny-all device cgroup that runc extends with its default devices) plus the
+//! user's options and limits.
+
+use std::path::Path;
+
+use moor_state::ContainerSpec;
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    ProcessBuilder, RootBuilder, Spec, UserBuilder,
+};
+use oci_spec::OciSpecError;
+use thiserror::Error;
+
+use super::DEFAULT_PATH;
+
+/// The CFS period moor sets with `--cpus` (Docker's: 100 ms).
+const CPU_PERIOD: u64 = 100_000;
+
+/// Why a bundle could not be built.
+#[derive(Debug, Error)]
+pub enum BundleError {
+    /// `-u` is not `UID[:GID]` with numbers (names need the image's /etc/passwd).
+    #[error("user {0:?}: only numeric UID[:GID] is supported")]
+    User(String),
+    /// oci-spec refused a value.
+    #[error("build the OCI spec")]
+    Oci(#[from] OciSpecError),
+    /// config.json could not be written.
+    #[error("write {path}")]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: OciSpecError,
+    },
+}
+
+/// Docker's default capability set.
+const DOCKER_CAPS: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// `UID[:GID]` as numbers (empty: root).
+fn parse_user(user: &str) -> Result<(u32, u32), BundleError> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let bad = || BundleError::User(user.to_string());
+    let (u, g) = user.split_once(':').unwrap_or((user, "0"));
+    Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
+}
+
+/// The environment: the user's, Docker's PATH when none is set, HOSTNAME.
+fn environment(spec: &ContainerSpec, hostname: &str) -> Vec<String> {
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.insert(1, format!("HOSTNAME={hostname}"));
+    }
+    env
+}
+
+/// Builds config.json's content for container `id`; `cgroups_path` is where runc puts it.
+pub fn build(id: &str, spec: &ContainerSpec, cgroups_path: &str) -> Result<Spec, BundleError> {
+    let hostname = if spec.hostname.is_empty() {
+        id[..id.len().min(12)].to_string()
+    } else {
+        spec.hostname.clone()
+    };
+    let (uid, gid) = parse_user(&spec.user)?;
+    let caps: oci_spec::runtime::Capabilities = DOCKER_CAPS.iter().copied().collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()?;
+    let process = ProcessBuilder::default()
+        .capabilities(capabilities)
+        .args(spec.argv())
+        .env(environment(spec, &hostname))
+        .cwd(if spec.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            spec.working_dir.clone()
+        })
+        .user(UserBuilder::default().uid(uid).gid(gid).build()?)
+        .no_new_privileges(false)
+        .build()?;
+    let mut resources =
+        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()?]);
+    if spec.memory > 0 {
+        // Swap limited to the same value: an over-limit container is killed, not swapped.
+        resources = resources.memory(
+            LinuxMemoryBuilder::default()
+                .limit(spec.memory)
+                .swap(spec.memory)
+                .build()?,
+        );
+    }
+    if spec.nano_cpus > 0 {
+        let quota = spec.nano_cpus.saturating_mul(CPU_PERIOD as i64) / 1_000_000_000;
+        resources = resources.cpu(
+            LinuxCpuBuilder::default()
+                .period(CPU_PERIOD)
+                .quota(quota.max(1000))
+                .build()?,
+        );
+    }
+    if let Some(limit) = spec.pids_limit.filter(|l| *l > 0) {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(limit).build()?);
+    }
+    let defaults = oci_spec::runtime::Linux::default();
+    let namespaces: Vec<_> = defaults
+        .namespaces()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ns| match ns.typ() {
+            LinuxNamespaceType::Network => spec.network_mode != "host",
+            LinuxNamespaceType::Cgroup => false,
+            _ => true,
+        })
+        .collect();
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
+        .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
+        .resources(resources.build()?)
+        .cgroups_path(cgroups_path)
+        .build()?;
+    let mut oci = Spec::default();
+    oci.set_hostname(Some(hostname))
+        .set_process(Some(process))
+        .set_root(Some(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(spec.read_only)
+                .build()?,
+        ))
+        .set_linux(Some(linux));
+    Ok(oci)
+}
+
+/// Writes `config.json` into `bundle`.
+pub fn write(bundle: &Path, oci: &Spec) -> Result<(), BundleError> {
+    let path = bundle.join("config.json");
+    oci.save(&path)
+        .map_err(|source| BundleError::Write { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_limits() {
+        let spec = ContainerSpec {
+            cmd: vec!["sh".into()],
+            memory: 16 << 20,
+            nano_cpus: 500_000_000,
+            pids_limit: Some(10),
+            user: "1000:100".into(),
+            ..ContainerSpec::default()
+        };
+        let id = "0123456789abcdef".repeat(4);
+        let oci = build(&id, &spec, "/moor/x").expect("build");
+        let json = serde_json::to_value(&oci).expect("json");
+        assert_eq!(json["hostname"], "0123456789ab");
+        assert_eq!(json["process"]["user"]["uid"], 1000);
+        assert_eq!(json["linux"]["resources"]["memory"]["limit"], 16 << 20);
+        assert_eq!(json["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(json["linux"]["resources"]["pids"]["limit"], 10);
+        let env = json["process"]["env"].as_array().expect("env");
+        assert!(env.iter().any(|e| e == &format!("PATH={DEFAULT_PATH}")));
+        let ns = json["linux"]["namespaces"].to_string();
+        assert!(ns.contains("network") && ns.contains("pid"), "{ns}");
+        let caps = json["process"]["capabilities"]["bounding"].to_string();
+        assert!(caps.contains("CAP_CHOWN") && !caps.contains("CAP_SYS_ADMIN"));
+        let host = ContainerSpec {
+            network_mode: "host".into(),
+            ..spec
+        };
+        let ns = serde_json::to_value(build(&id, &host, "/m").expect("build")).expect("json")
+            ["linux"]["namespaces"]
+            .to_string();
+        assert!(!ns.contains("network"), "{ns}");
+        assert!(matches!(parse_user("bob"), Err(BundleError::User(_))));
+    }
+}

@@ -1,0 +1,240 @@
+//! The runc runtime, daemon side: find the binary, prepare a container's bundle (overlay
+//! rootfs + config.json) before its shim starts, and clean up after it (`runc delete`,
+//! unmount, bundle removal) off the path the user waits on.
+//!
+//! Layout: bundle `<run>/containers/<id>/bundle/{config.json,rootfs}`; runc's own state
+//! `<run>/runc` (`runc --root`); upper and work dirs `<root>/containers/<id>/overlay/`;
+//! cgroups `/moor/<id>` (cgroupfs).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use moor_state::ContainerSpec;
+use thiserror::Error;
+
+use super::bundle::{self, BundleError};
+use super::overlay::{self, Overlay, OverlayError};
+use crate::config::DaemonConfig;
+use crate::daemon::layout::Layout;
+use crate::image::ImageDirs;
+use crate::shim::protocol::{self, RuntimeSpec, ShimSpec};
+
+/// Why a runc container could not be prepared or cleaned up.
+#[derive(Debug, Error)]
+pub enum RuncError {
+    /// The container's image is not (or no longer) unpacked.
+    #[error("image {id} is not present under {dir}")]
+    ImageMissing {
+        /// The image id.
+        id: String,
+        /// The images directory.
+        dir: PathBuf,
+    },
+    /// The overlay rootfs failed.
+    #[error("root filesystem")]
+    Overlay(#[from] OverlayError),
+    /// config.json failed.
+    #[error("OCI bundle")]
+    Bundle(#[from] BundleError),
+    /// A bundle directory could not be created or removed.
+    #[error("{what} {path}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The runc binary and moor's runc state directory.
+#[derive(Debug, Clone)]
+pub struct Runc {
+    /// Path of the runc binary (daemon.json `runtimes.runc.path`, else found on PATH).
+    pub binary: PathBuf,
+    /// `runc --root`: moor's own, under the run directory.
+    pub root: PathBuf,
+}
+
+/// The runc binary daemon.json names (`runtimes` → `runc`), else the first `runc` on PATH.
+pub fn find_binary(config: &DaemonConfig) -> Option<PathBuf> {
+    if let Some(entry) = config.runtimes.get("runc") {
+        return Some(entry.path.clone());
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| super::DEFAULT_PATH.into());
+    path.split(':')
+        .map(|dir| Path::new(dir).join("runc"))
+        .find(|p| p.is_file())
+}
+
+/// The cgroup path runc is given (cgroupfs driver, under a `moor` parent).
+pub fn cgroups_path(id: &str) -> String {
+    format!("/moor/{id}")
+}
+
+/// The container's memory cgroup directory: cgroup v1's memory controller if mounted,
+/// else the unified hierarchy.
+pub fn memory_cgroup(id: &str) -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup/memory");
+    let base = if v1.is_dir() {
+        v1
+    } else {
+        Path::new("/sys/fs/cgroup")
+    };
+    base.join("moor").join(id)
+}
+
+/// The bundle directory of a container.
+pub fn bundle_dir(layout: &Layout, id: &str) -> PathBuf {
+    layout.run_container_dir(id).join("bundle")
+}
+
+fn overlay_of(layout: &Layout, images: &ImageDirs, id: &str, image_id: &str) -> Overlay {
+    let dir = layout.container_dir(id).join("overlay");
+    Overlay {
+        lower: images.rootfs(image_id),
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+        target: bundle_dir(layout, id).join("rootfs"),
+    }
+}
+
+impl Runc {
+    /// Mounts the rootfs, writes config.json and returns the shim's spec.
+    pub fn prepare(
+        &self,
+        layout: &Layout,
+        id: &str,
+        spec: &ContainerSpec,
+        log: (PathBuf, Option<u64>, u32),
+    ) -> Result<ShimSpec, RuncError> {
+        let images = ImageDirs::new(&layout.root);
+        if !images.exists(&spec.image_id) {
+            return Err(RuncError::ImageMissing {
+                id: spec.image_id.clone(),
+                dir: images.dir.clone(),
+            });
+        }
+        overlay_of(layout, &images, id, &spec.image_id).mount()?;
+        let bundle = bundle_dir(layout, id);
+        let oci = bundle::build(id, spec, &cgroups_path(id))?;
+        if let Err(e) = bundle::write(&bundle, &oci) {
+            let _ = overlay::unmount(&bundle.join("rootfs"));
+            return Err(e.into());
+        }
+        std::fs::create_dir_all(&self.root).map_err(|source| RuncError::Io {
+            what: "create",
+            path: self.root.clone(),
+            source,
+        })?;
+        let (log_path, log_max_size, log_max_file) = log;
+        Ok(ShimSpec {
+            protocol: protocol::PROTOCOL,
+            id: id.into(),
+            runtime: RuntimeSpec::Runc {
+                runc: self.binary.clone(),
+                root: self.root.clone(),
+                bundle,
+                memory_cgroup: Some(memory_cgroup(id)),
+            },
+            log_path,
+            log_max_size,
+            log_max_file,
+            open_stdin: spec.open_stdin,
+        })
+    }
+
+    /// `runc delete --force ID`; a container runc does not know is not an error.
+    fn delete(&self, id: &str) -> io::Result<()> {
+        if !self.root.join(id).exists() {
+            return Ok(());
+        }
+        let out = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["delete", "--force", id])
+            .stdin(Stdio::null())
+            .output()?;
+        if out.status.success() || !self.root.join(id).exists() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    /// `runc state ID`'s status (`running`, `stopped`...), or None when runc has no state.
+    pub fn status(&self, id: &str) -> Option<String> {
+        let out = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["state", id])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["status"].as_str().map(String::from)
+    }
+}
+
+/// After a runc container ended: `runc delete --force` (its cgroup and state) and the
+/// rootfs unmounted. Idempotent, and a no-op for a process container; failures are logged
+/// (the removal retries them).
+pub fn release(runc: Option<&Runc>, layout: &Layout, id: &str) {
+    let short = &id[..12.min(id.len())];
+    if let Some(r) = runc {
+        if let Err(e) = r.delete(id) {
+            tracing::warn!(container_id = %short, error = %e, "runc delete failed");
+        }
+    }
+    if let Err(e) = overlay::unmount(&bundle_dir(layout, id).join("rootfs")) {
+        tracing::warn!(container_id = %short, error = %e, "unmount failed");
+    }
+}
+
+/// At removal: [`release`], then the bundle (the upper dir goes with the container's
+/// directory). An overlay that stays mounted is an error: nothing under a mount point is
+/// deleted.
+pub fn remove(runc: Option<&Runc>, layout: &Layout, id: &str) -> Result<(), RuncError> {
+    release(runc, layout, id);
+    let bundle = bundle_dir(layout, id);
+    overlay::unmount(&bundle.join("rootfs"))?;
+    match std::fs::remove_dir_all(&bundle) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(RuncError::Io {
+            what: "remove",
+            path: bundle,
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_under_moor() {
+        assert_eq!(cgroups_path("abc"), "/moor/abc");
+        assert!(memory_cgroup("abc").ends_with("moor/abc"));
+        let mut config: DaemonConfig = serde_json::from_str("{}").expect("config");
+        config.runtimes.insert(
+            "runc".into(),
+            crate::config::RuntimeEntry {
+                path: "/opt/runc".into(),
+                runtime_args: Vec::new(),
+            },
+        );
+        assert_eq!(find_binary(&config), Some(PathBuf::from("/opt/runc")));
+    }
+}

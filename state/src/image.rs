@@ -1,0 +1,241 @@
+//! The `images` tree: image id (64 hex, without `sha256:`) -> [`ImageRecord`]. The record
+//! carries the image's names (`repo:tag`); a name belongs to one image at a time, so an
+//! import that takes a name from another image leaves that one untagged, as Docker does.
+//! Every write runs in one sled transaction and is flushed before it returns.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{abort, TransactionError};
+use sled::Tree;
+use thiserror::Error;
+
+use crate::record::Timestamp;
+
+/// Version of [`ImageRecord`]'s on-disk shape.
+pub const IMAGE_RECORD_VERSION: u32 = 1;
+/// Name of the tree of image records.
+pub const IMAGES_TREE: &str = "images";
+
+/// One imported image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// Shape version ([`IMAGE_RECORD_VERSION`]).
+    pub version: u32,
+    /// sha256 of the imported tarball, 64 lowercase hex digits: the content address.
+    pub id: String,
+    /// Names pointing at it, `repo:tag`; empty for an untagged (dangling) image.
+    pub repo_tags: Vec<String>,
+    /// When it was first imported.
+    pub created_at: Timestamp,
+    /// Bytes of the unpacked root filesystem (Docker's Size).
+    pub size: u64,
+}
+
+/// What can go wrong with the images tree.
+#[derive(Debug, Error)]
+pub enum ImageStoreError {
+    /// sled failed to read.
+    #[error("reading the image store failed")]
+    Read(#[source] sled::Error),
+    /// sled failed to write or flush.
+    #[error("writing the image store failed")]
+    Write(#[source] sled::Error),
+    /// A stored record is not valid JSON for [`ImageRecord`].
+    #[error("the record of image {id} cannot be decoded")]
+    Decode {
+        /// The key.
+        id: String,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No image has this id.
+    #[error("no such image: {id}")]
+    NoSuchImage {
+        /// The id.
+        id: String,
+    },
+}
+
+/// The images tree of the store.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    /// For flushes.
+    pub(crate) db: sled::Db,
+    /// id -> serde_json of [`ImageRecord`].
+    pub(crate) tree: Tree,
+}
+
+fn decode(id: &[u8], bytes: &[u8]) -> Result<ImageRecord, ImageStoreError> {
+    serde_json::from_slice(bytes).map_err(|source| ImageStoreError::Decode {
+        id: String::from_utf8_lossy(id).into_owned(),
+        source,
+    })
+}
+
+fn encode(rec: &ImageRecord) -> Vec<u8> {
+    // A struct of strings, numbers and a timestamp always serializes.
+    serde_json::to_vec(rec).unwrap_or_default()
+}
+
+/// Adds `:latest` to a name without a tag (a `:` after the last `/` is a tag).
+pub fn normalize_name(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+impl ImageStore {
+    fn flush(&self) -> Result<(), ImageStoreError> {
+        self.db.flush().map(drop).map_err(ImageStoreError::Write)
+    }
+
+    /// Every readable image, newest first.
+    pub fn list(&self) -> Result<Vec<ImageRecord>, ImageStoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (k, v) = item.map_err(ImageStoreError::Read)?;
+            out.push(decode(&k, &v)?);
+        }
+        out.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(out)
+    }
+
+    /// The image with this exact id.
+    pub fn get(&self, id: &str) -> Result<Option<ImageRecord>, ImageStoreError> {
+        let raw = self.tree.get(id).map_err(ImageStoreError::Read)?;
+        raw.map(|v| decode(id.as_bytes(), &v)).transpose()
+    }
+
+    /// Finds an image by name (`repo[:tag]`), `sha256:<hex>`, full id or unique id prefix.
+    pub fn resolve(&self, key: &str) -> Result<Option<ImageRecord>, ImageStoreError> {
+        let images = self.list()?;
+        let name = normalize_name(key);
+        if let Some(img) = images.iter().find(|i| i.repo_tags.contains(&name)) {
+            return Ok(Some(img.clone()));
+        }
+        let hex = key.strip_prefix("sha256:").unwrap_or(key);
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let mut found = images.into_iter().filter(|i| i.id.starts_with(hex));
+        match (found.next(), found.next()) {
+            (Some(one), None) => Ok(Some(one)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Records an import: creates the image or keeps the existing one (same id), adds `name`
+    /// to it and takes the name from any other image. Returns the stored record.
+    pub fn add(
+        &self,
+        fresh: &ImageRecord,
+        name: Option<&str>,
+    ) -> Result<ImageRecord, ImageStoreError> {
+        let name = name.map(normalize_name);
+        let others = self.list()?;
+        let result = self.tree.transaction(|t| {
+            for other in others.iter().filter(|o| o.id != fresh.id) {
+                if let Some(n) = &name {
+                    if other.repo_tags.contains(n) {
+                        let mut o = other.clone();
+                        o.repo_tags.retain(|t| t != n);
+                        t.insert(o.id.as_bytes(), encode(&o))?;
+                    }
+                }
+            }
+            let mut rec = match t.get(fresh.id.as_bytes())? {
+                Some(v) => decode(fresh.id.as_bytes(), &v).or_else(abort)?,
+                None => fresh.clone(),
+            };
+            if let Some(n) = &name {
+                if !rec.repo_tags.contains(n) {
+                    rec.repo_tags.push(n.clone());
+                }
+            }
+            t.insert(rec.id.as_bytes(), encode(&rec))?;
+            Ok(rec)
+        });
+        let rec = result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => ImageStoreError::Write(e),
+        })?;
+        self.flush()?;
+        Ok(rec)
+    }
+
+    /// Removes one name from an image; returns the record left (possibly untagged).
+    pub fn untag(&self, id: &str, name: &str) -> Result<ImageRecord, ImageStoreError> {
+        let mut rec = self
+            .get(id)?
+            .ok_or_else(|| ImageStoreError::NoSuchImage { id: id.to_string() })?;
+        let name = normalize_name(name);
+        rec.repo_tags.retain(|t| *t != name);
+        self.tree
+            .insert(id, encode(&rec))
+            .map_err(ImageStoreError::Write)?;
+        self.flush()?;
+        Ok(rec)
+    }
+
+    /// Removes an image's record.
+    pub fn remove(&self, id: &str) -> Result<(), ImageStoreError> {
+        self.tree.remove(id).map_err(ImageStoreError::Write)?;
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, ImageStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path().join("db")).expect("open");
+        let tree = db.open_tree(IMAGES_TREE).expect("tree");
+        (dir, ImageStore { db, tree })
+    }
+
+    fn image(id: &str) -> ImageRecord {
+        ImageRecord {
+            version: IMAGE_RECORD_VERSION,
+            id: id.repeat(64 / id.len()),
+            repo_tags: Vec::new(),
+            created_at: chrono::Utc::now(),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn a_name_moves_to_the_newest_import() {
+        let (_dir, s) = store();
+        let a = s.add(&image("a"), Some("bb")).expect("add a");
+        assert_eq!(a.repo_tags, vec!["bb:latest".to_string()]);
+        let again = s.add(&image("a"), Some("bb:1")).expect("re-add a");
+        assert_eq!(again.repo_tags.len(), 2, "same id: names accumulate");
+        s.add(&image("b"), Some("bb")).expect("add b");
+        let a = s.get(&a.id).expect("get").expect("a");
+        assert_eq!(a.repo_tags, vec!["bb:1".to_string()]);
+        assert_eq!(
+            s.resolve("bb").expect("resolve").expect("b").id,
+            image("b").id
+        );
+        assert_eq!(
+            s.resolve("sha256:aaaa").expect("resolve").expect("a").id,
+            a.id
+        );
+        assert!(s.resolve("nothing").expect("resolve").is_none());
+        s.untag(&a.id, "bb:1").expect("untag");
+        s.remove(&a.id).expect("remove");
+        assert_eq!(s.list().expect("list").len(), 1);
+    }
+
+    #[test]
+    fn names_get_latest() {
+        assert_eq!(normalize_name("bb"), "bb:latest");
+        assert_eq!(normalize_name("reg:5000/bb"), "reg:5000/bb:latest");
+        assert_eq!(normalize_name("bb:1.0"), "bb:1.0");
+    }
+}

@@ -1,0 +1,281 @@
+//! Issue 7: the real docker CLI drives moor unmodified (`DOCKER_HOST=unix://<socket>`),
+//! with the process runtime's built-in image `host`. Error texts are asserted twice: as the
+//! CLI prints them and, with their status codes, on the raw API.
+
+mod common;
+
+use common::*;
+
+/// `docker ps -a --format '{{.Names}} {{.Status}}'` as lines.
+fn ps_lines(d: &Daemon) -> Vec<String> {
+    d.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn version_and_info() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let v = d.docker_ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Os}}",
+    ]);
+    assert_eq!(v.trim(), "1.44 1.24 linux");
+    let info = d.docker_ok(&["info"]);
+    for line in [
+        "Logging Driver: json-file",
+        "Runtimes: process",
+        "Default Runtime: process",
+        "Live Restore Enabled: true",
+        "OSType: linux",
+    ] {
+        assert!(info.contains(line), "`docker info` lacks {line:?}:\n{info}");
+    }
+    let fields = d.docker_ok(&[
+        "info",
+        "--format",
+        "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}} {{.NCPU}} {{.CgroupVersion}}",
+    ]);
+    assert!(fields.starts_with("0 0 0 0 "), "{fields}");
+    for path in ["/_ping", "/v1.24/_ping", "/v1.44/_ping"] {
+        let r = d.http("GET", path, None);
+        assert_eq!((r.status, r.body.as_str()), (200, "OK"), "{path}");
+    }
+}
+
+/// Status and exact message of a raw API call.
+fn api_error(d: &Daemon, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let r = d.http(method, path, body);
+    (r.status, r.message())
+}
+
+#[test]
+fn errors_are_dockers() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let stderr = d.docker_fail(&["logs", "nope"]);
+    assert!(
+        stderr.contains("Error response from daemon: No such container: nope"),
+        "{stderr}"
+    );
+    assert_eq!(
+        api_error(&d, "GET", "/v1.44/containers/nope/json", None),
+        (404, "No such container: nope".into())
+    );
+    // (`docker run busybox` then tries to pull: images are issue 4's routes.)
+    let create = |body: &str| api_error(&d, "POST", "/v1.44/containers/create", Some(body));
+    assert_eq!(
+        create(r#"{"Image":"busybox","Cmd":["true"]}"#),
+        (404, "No such image: busybox".into())
+    );
+    assert_eq!(
+        create(r#"{"Image":"host"}"#),
+        (400, "No command specified".into())
+    );
+    assert_eq!(
+        create(r#"{"Image":"host","Cmd":["true"],"Tty":true}"#),
+        (400, "moor does not support TTY yet".into())
+    );
+    let stderr = d.docker_fail(&["run", "-t", "host", "true"]);
+    assert!(stderr.contains("moor does not support TTY yet"), "{stderr}");
+
+    let id = d.docker_ok(&["run", "-d", "--name", "web", "host", "sleep", "1000"]);
+    let id = id.trim();
+    let conflict = format!(
+        "Conflict. The container name \"/web\" is already in use by container \"{id}\". \
+         You have to remove (or rename) that container to be able to reuse that name."
+    );
+    let stderr = d.docker_fail(&["run", "-d", "--name", "web", "host", "true"]);
+    assert!(stderr.contains(&conflict), "{stderr}");
+    assert_eq!(
+        api_error(
+            &d,
+            "POST",
+            "/v1.44/containers/create?name=web",
+            Some(r#"{"Image":"host","Cmd":["true"]}"#)
+        ),
+        (409, conflict)
+    );
+    let running = "cannot remove container \"/web\": container is running: stop the container \
+                   before removing or force remove";
+    let stderr = d.docker_fail(&["rm", "web"]);
+    assert!(stderr.contains(running), "{stderr}");
+    assert_eq!(
+        api_error(&d, "DELETE", "/v1.44/containers/web", None),
+        (409, running.into())
+    );
+    let stderr = d.docker_fail(&["kill", "-s", "NOPE", "web"]);
+    assert!(stderr.contains("Invalid signal: NOPE"), "{stderr}");
+    assert_eq!(
+        api_error(&d, "POST", "/v1.44/containers/web/kill?signal=NOPE", None),
+        (400, "Invalid signal: NOPE".into())
+    );
+    d.docker_ok(&["rm", "-f", "-v", "web"]);
+}
+
+#[test]
+fn detached_lifecycle() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    d.docker_ok(&["run", "-d", "--name", "web", "host", "sleep", "1000"]);
+    d.docker_ok(&["run", "-d", "--name", "usr1", "host", "sleep", "1000"]);
+    let ps = d.docker_ok(&["ps"]);
+    assert!(ps.contains("web") && ps.contains("\"sleep 1000\""), "{ps}");
+    let lines = ps_lines(&d);
+    assert!(lines.iter().any(|l| l.starts_with("web Up ")), "{lines:?}");
+    let started = d.docker_ok(&["inspect", "-f", "{{ .State.StartedAt }}", "web"]);
+    assert!(is_docker_time(started.trim()), "{started}");
+
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talk",
+        "host",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(d.docker_ok(&["wait", "talk"]).trim(), "0");
+    let logs = d.docker(&["logs", "talk"], None);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "err\n");
+
+    d.docker_ok(&["stop", "-t", "5", "web"]);
+    d.docker_ok(&["kill", "-s", "USR1", "usr1"]);
+    assert_eq!(d.docker_ok(&["wait", "usr1"]).trim(), "138");
+    assert_eq!(d.docker_ok(&["wait", "web"]).trim(), "143");
+    let lines = ps_lines(&d);
+    assert!(
+        lines.iter().any(|l| l.starts_with("web Exited (143) ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("usr1 Exited (138) ")),
+        "{lines:?}"
+    );
+    d.docker_ok(&["rm", "web", "usr1", "talk"]);
+    assert!(ps_lines(&d).is_empty());
+}
+
+#[test]
+fn attached_run_passes_output_exit_code_and_stdin() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let out = d.docker(&["run", "--rm", "host", "echo", "hi"], None);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let out = d.docker(
+        &["run", "--rm", "host", "sh", "-c", "echo oops >&2; exit 3"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    let out = d.docker(
+        &["run", "--rm", "-i", "host", "cat"],
+        Some(b"hello\nworld\n"),
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nworld\n");
+    // --rm: the daemon removed every one of them itself.
+    assert!(ps_lines(&d).is_empty(), "{:?}", ps_lines(&d));
+}
+
+#[test]
+fn top_and_prune() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "tree",
+        "host",
+        "sh",
+        "-c",
+        "sleep 1001 & sleep 1002",
+    ]);
+    let top = d.docker_ok(&["top", "tree"]);
+    assert!(
+        top.contains("sleep 1001") && top.contains("sleep 1002"),
+        "{top}"
+    );
+    d.docker_ok(&["run", "--name", "done", "host", "true"]);
+    let pruned = d.docker_ok(&["container", "prune", "-f"]);
+    let lines = ps_lines(&d);
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("tree Up"),
+        "{pruned}\n{lines:?}"
+    );
+    d.docker_ok(&["rm", "-f", "tree"]);
+}
+
+/// Unix seconds now, for `--since`/`--until`.
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// `docker events --since --until` as `ACTION NAME` lines.
+fn events(d: &Daemon, since: i64, until: i64, filter: &[&str]) -> Vec<String> {
+    let (since, until) = (since.to_string(), until.to_string());
+    let mut args = vec!["events", "--since", &since, "--until", &until];
+    args.extend_from_slice(filter);
+    args.extend_from_slice(&["--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
+    d.docker_ok(&args).lines().map(String::from).collect()
+}
+
+#[test]
+fn events_since_until() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let t0 = unix_now() - 1;
+    d.docker_ok(&["run", "--rm", "--name", "brief", "host", "true"]);
+    d.docker_ok(&["run", "-d", "--name", "long", "host", "sleep", "1000"]);
+    d.docker_ok(&["rename", "long", "longer"]);
+    d.docker_ok(&["kill", "longer"]);
+    d.docker_ok(&["wait", "longer"]);
+    let t1 = unix_now() + 1;
+    let got = events(&d, t0, t1, &[]);
+    let want = [
+        "create brief",
+        "start brief",
+        "die brief",
+        "destroy brief",
+        "create long",
+        "start long",
+        "rename longer",
+        "kill longer",
+        "die longer",
+    ];
+    assert_eq!(got, want);
+    let dies = events(&d, t0, t1, &["--filter", "event=die"]);
+    assert_eq!(dies, ["die brief", "die longer"]);
+    assert!(events(&d, t0 - 100, t0 - 50, &[]).is_empty());
+    d.docker_ok(&["rm", "longer"]);
+}
+
+#[test]
+fn started_at_survives_a_daemon_restart() {
+    let mut d = Daemon::start(LIVE_RESTORE_ON);
+    d.docker_ok(&["run", "-d", "--name", "seed", "host", "sleep", "1000"]);
+    let before = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{ .State.StartedAt }} {{ .State.Pid }}",
+        "seed",
+    ]);
+    let t0 = unix_now() - 1;
+    d.stop_term();
+    d.restart();
+    assert_eq!(
+        events(&d, t0, unix_now() + 1, &["--filter", "event=restore"]),
+        ["restore seed"]
+    );
+    let after = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{ .State.StartedAt }} {{ .State.Pid }}",
+        "seed",
+    ]);
+    assert_eq!(before, after);
+    let lines = ps_lines(&d);
+    assert!(lines.iter().any(|l| l.starts_with("seed Up ")), "{lines:?}");
+    d.docker_ok(&["rm", "-f", "seed"]);
+}

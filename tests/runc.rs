@@ -1,0 +1,199 @@
+//! The runc runtime for real (root only; skipped with a printed reason otherwise): imported
+//! busybox image, isolation, the seed experiment across a daemon SIGKILL, an exit while the
+//! daemon is down, limits and OOMKilled, a malicious tar, and nothing left after `rm`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::runc::{busybox_tar, header as common_header, mounts_under, skip_reason};
+use common::{kill_if_same, proc_start_time, wait_for, Daemon, LIVE_RESTORE_ON};
+use nix::sys::signal::Signal;
+
+/// A daemon on runc with the busybox image imported as `bb`, or None (reason printed).
+fn daemon(config: &str) -> Option<Daemon> {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let d = Daemon::start_with_runtime(config, "runc");
+    let tar = d.root().with_file_name("bb.tar");
+    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
+    let out = d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    Some(d)
+}
+
+/// No overlay mount, runc state or bundle of this daemon is left.
+fn assert_clean(d: &Daemon) {
+    let base = d.root().parent().expect("test dir").to_path_buf();
+    assert_eq!(mounts_under(&base), Vec::<String>::new(), "mounts left");
+    let runc_root = d.run_dir().join("runc");
+    let left: Vec<_> = std::fs::read_dir(&runc_root)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "runc state left: {left:?}");
+}
+
+#[test]
+fn run_rm_is_isolated_in_the_image() {
+    let Some(d) = daemon("{}") else { return };
+    let t = Instant::now();
+    let out = d.cli_ok(&["run", "--rm", "bb", "sh", "-c", "echo $$; hostname; ls /"]);
+    eprintln!("run --rm took {:?}", t.elapsed());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "{out}");
+    assert_eq!(lines[1].len(), 12, "hostname is the short id: {out}");
+    assert!(lines.contains(&"bin") && !lines.contains(&"home"), "{out}");
+    let missing = d.cli(&["create", "bb", "no-such-program"]);
+    let missing = String::from_utf8_lossy(&missing.stdout).trim().to_string();
+    d.cli_fail(&["start", &missing]);
+    assert_clean(&d);
+    d.cli_ok(&["rm", &missing]);
+    let no_cmd = d.cli_fail(&["run", "--rm", "bb"]);
+    assert!(String::from_utf8_lossy(&no_cmd.stderr).contains("No command specified"));
+    let images = d.cli_ok(&["image", "ls"]);
+    assert!(
+        images.contains("bb") && images.contains("latest"),
+        "{images}"
+    );
+    let id = d.run_detached(&["bb", "true"]);
+    assert_eq!(d.wait_code(&id), "0");
+    let rm = d.cli_fail(&["image", "rm", "bb"]);
+    assert!(String::from_utf8_lossy(&rm.stderr).contains("being used"));
+    d.cli_ok(&["rm", &id]);
+    d.cli_ok(&["image", "rm", "bb"]);
+    assert_clean(&d);
+}
+
+#[test]
+fn seed_experiment_survives_a_daemon_sigkill() {
+    let Some(mut d) = daemon(LIVE_RESTORE_ON) else {
+        return;
+    };
+    let script = "i=0; while true; do echo $i $(cat /proc/uptime); i=$((i+1)); sleep 0.1; done";
+    let id = d.run_detached(&["bb", "sh", "-c", script]);
+    let pid = d.inspect_field(&id, "{{.State.Pid}}");
+    let started = d.inspect_field(&id, "{{.State.StartedAt}}");
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    d.restart();
+    assert_eq!(d.inspect_field(&id, "{{.State.Pid}}"), pid);
+    assert_eq!(d.inspect_field(&id, "{{.State.StartedAt}}"), started);
+    assert_eq!(d.inspect_field(&id, "{{.State.Status}}"), "running");
+    let logs = d.cli_ok(&["logs", &id]);
+    // /proc/uptime: seconds since boot with centiseconds.
+    let stamps: Vec<f64> = logs
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
+        .collect();
+    assert!(stamps.len() > 5, "{logs}");
+    let gap = stamps
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(0.0f64, f64::max);
+    assert!(gap < 1.0, "the container paused {gap} s");
+    d.cli_ok(&["rm", "-f", &id]);
+    assert_clean(&d);
+}
+
+#[test]
+fn init_killed_while_the_daemon_is_down() {
+    let Some(mut d) = daemon(LIVE_RESTORE_ON) else {
+        return;
+    };
+    let id = d.run_detached(&["bb", "sleep", "1000"]);
+    let pid: i32 = d.inspect_field(&id, "{{.State.Pid}}").parse().expect("pid");
+    let start = proc_start_time(pid).expect("start time");
+    d.stop_term();
+    assert!(kill_if_same(pid, start, Signal::SIGKILL));
+    let exit = d.container_run_dir(&id).join("exit.json");
+    assert!(wait_for(Duration::from_secs(10), || exit.exists()));
+    d.restart();
+    assert_eq!(d.inspect_field(&id, "{{.State.ExitCode}}"), "137");
+    assert_eq!(d.inspect_field(&id, "{{.State.Status}}"), "exited");
+    assert_clean(&d);
+    d.cli_ok(&["rm", &id]);
+    assert_clean(&d);
+}
+
+#[test]
+fn limits_memory_oom_and_pids() {
+    let Some(d) = daemon("{}") else { return };
+    let hog = "a=$(head -c 67108864 /dev/zero | tr '\\0' x); echo survived";
+    let id = d.run_detached(&["-m", "16m", "bb", "sh", "-c", hog]);
+    assert_eq!(d.wait_code(&id), "137");
+    assert_eq!(d.inspect_field(&id, "{{.State.OOMKilled}}"), "true");
+    let forks = "for i in $(seq 1 12); do sleep 5 & done; wait; echo done";
+    let out = d.cli(&["run", "--rm", "--pids-limit", "10", "bb", "sh", "-c", forks]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("can't fork") || text.contains("Resource"),
+        "{text}"
+    );
+    d.cli_ok(&["rm", &id]);
+    assert_clean(&d);
+}
+
+#[test]
+fn malicious_tars_are_refused_by_entry() {
+    let Some(d) = daemon("{}") else { return };
+    let dir = d.root().with_file_name("evil");
+    let bad = |name: &str, build: &dyn Fn(&mut tar::Builder<Vec<u8>>)| {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        let path = dir.with_file_name(name);
+        std::fs::write(&path, b.into_inner().expect("tar")).expect("write");
+        d.cli_fail(&["image", "import", path.to_str().expect("utf-8"), "evil"])
+    };
+    let out = bad("dotdot.tar", &|b| {
+        let mut h = common_header();
+        h.set_size(1);
+        h.as_old_mut().name[..10].copy_from_slice(b"../../evil");
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).expect("append");
+    });
+    assert!(String::from_utf8_lossy(&out.stderr).contains("../../evil"));
+    let target = dir.to_str().expect("utf-8").to_string();
+    let out = bad("link.tar", &|b| {
+        let mut h = common_header();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "escape", &target).expect("link");
+        let mut h = common_header();
+        h.set_size(1);
+        b.append_data(&mut h, "escape/evil", &b"x"[..])
+            .expect("file");
+    });
+    assert!(String::from_utf8_lossy(&out.stderr).contains("escape/evil"));
+    assert!(!dir.exists() && !d.root().with_file_name("evil").join("evil").exists());
+    let images = d.root().join("images");
+    let ids: Vec<_> = std::fs::read_dir(&images)
+        .expect("images dir")
+        .flatten()
+        .filter(|e| e.file_name() != "tmp")
+        .collect();
+    assert_eq!(ids.len(), 1, "only the busybox image is unpacked");
+}
+
+#[test]
+fn twenty_removed_containers_leave_nothing() {
+    let Some(d) = daemon("{}") else { return };
+    let ids: Vec<String> = (0..20)
+        .map(|_| d.run_detached(&["bb", "sleep", "1000"]))
+        .collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().map(String::as_str));
+    d.cli_ok(&args);
+    assert_clean(&d);
+    for id in &ids {
+        assert!(!d.container_run_dir(id).exists());
+        assert!(!std::path::Path::new("/sys/fs/cgroup/memory/moor")
+            .join(id)
+            .exists());
+        assert!(!std::path::Path::new("/sys/fs/cgroup/pids/moor")
+            .join(id)
+            .exists());
+    }
+}
