@@ -74,6 +74,7 @@ fn run_shim(input: &Path, dir: &Path) -> (Duration, std::path::PathBuf) {
         log_path: log.clone(),
         log_max_size: None,
         log_max_file: 1,
+        open_stdin: false,
     };
     fs::write(
         run.join(SPEC_FILE),
