@@ -389,11 +389,43 @@ async fn serve(
     });
     handle.stop(false).await;
     let _ = server_task.await;
-    let _ = supervisor
-        .send(ShutDown {
-            live_restore: config.live_restore,
-            timeout_secs: config.shutdown_timeout,
-        })
-        .await;
+    let shutdown = supervisor.send(ShutDown {
+        live_restore: config.live_restore,
+        timeout_secs: config.shutdown_timeout,
+    });
+    await_shutdown(shutdown, &mut signals, &supervisor, config.live_restore).await;
     Ok(())
+}
+
+/// How long after the first interrupt a second one skips the stop timeouts.
+const SECOND_INTERRUPT_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the containers to stop; a second SIGINT/SIGTERM within
+/// [`SECOND_INTERRUPT_WINDOW`] (live-restore off) sends SIGKILL instead of waiting.
+async fn await_shutdown(
+    shutdown: impl std::future::Future,
+    signals: &mut tokio::sync::mpsc::UnboundedReceiver<i32>,
+    supervisor: &Addr<Supervisor>,
+    live_restore: bool,
+) {
+    let first = std::time::Instant::now();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            sig = signals.recv() => match sig {
+                Some(libc::SIGINT | libc::SIGTERM)
+                    if !live_restore && first.elapsed() < SECOND_INTERRUPT_WINDOW =>
+                {
+                    warn!("second interrupt: skipping the stop timeout, sending SIGKILL to every container");
+                    let _ = supervisor.send(messages::KillEverything).await;
+                }
+                Some(sig) => info!(signal = sig, "already shutting down"),
+                None => {
+                    (&mut shutdown).await;
+                    return;
+                }
+            },
+        }
+    }
 }
