@@ -131,10 +131,6 @@ fn newline(out: &mut String, indent: &str, depth: usize) {
 mod tests {
     use super::*;
 
-    fn secs(seconds: u64) -> Duration {
-        Duration::from_secs(seconds)
-    }
-
     #[test]
     fn ellipsis_and_quote() {
         assert_eq!(go_quote(&ellipsis("sleep 1000", 20)), "\"sleep 1000\"");
