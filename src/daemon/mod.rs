@@ -17,7 +17,7 @@ pub mod reload;
 pub mod signal;
 pub mod supervisor;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use actix::prelude::*;
 use moor_state::record::RuntimeKind;
 use moor_state::store::{Store, StoreError};
 use moor_state::ContainerSpec;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
@@ -244,27 +244,20 @@ pub fn layout(opts: &Options) -> Result<Layout, DaemonError> {
     resolve(opts).map(|(layout, _)| layout)
 }
 
-/// Takes the root's lock file so a second daemon fails at once.
+/// Takes the root's lock file so a second daemon fails at once, and writes our pid in it.
 fn lock_root(layout: &Layout) -> Result<Flock<File>, DaemonError> {
     let path = layout.lock_file();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
-    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, _)| {
-        DaemonError::Locked {
-            pid: std::fs::read_to_string(&path)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-            root: layout.root.clone(),
+    match layout.try_lock().map_err(io_err("lock", &path))? {
+        layout::RootLock::Taken(mut lock) => {
+            lock.set_len(0).map_err(io_err("write", &path))?;
+            write!(lock, "{}", std::process::id()).map_err(io_err("write", &path))?;
+            Ok(lock)
         }
-    })?;
-    lock.set_len(0).map_err(io_err("write", &path))?;
-    write!(lock, "{}", std::process::id()).map_err(io_err("write", &path))?;
-    Ok(lock)
+        layout::RootLock::HeldBy(pid) => Err(DaemonError::Locked {
+            pid,
+            root: layout.root.clone(),
+        }),
+    }
 }
 
 fn open_store(layout: &Layout) -> Result<Store, DaemonError> {
