@@ -4,13 +4,16 @@
 //! (`shim`, `identity`) live in this crate; the state machine and its store in `moor-state`.
 //! The shim's modules use std, libc, nix and serde only.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod humanize;
 #[allow(unsafe_code)]
 pub mod identity;
 pub mod image;
+pub mod logging;
 pub mod logs;
 pub mod paths;
 pub mod runtime;

@@ -264,7 +264,7 @@ fn streaming_a_large_log_does_not_grow_the_daemon() {
     fs::write(d.container_dir(&id).join(format!("{id}-json.log")), &text).expect("write log");
     let records = text.len() / record.len();
     drop(text);
-    let pid = d.daemon_pid().expect("daemon pid");
+    let pid = d.pid().expect("daemon pid");
     // Warm up the path once (thread stacks, allocator arenas), then measure.
     d.cli_ok(&["logs", "--tail", "1000", "big"]);
     let before = vm_rss_kib(pid);

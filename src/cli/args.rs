@@ -63,6 +63,9 @@ pub enum Command {
     Image(ImageCommand),
     /// Show the moor version information.
     Version,
+    /// Administer the store and orphans; works with the daemon down.
+    #[command(subcommand_required = true)]
+    Admin(crate::cli::commands::admin::AdminArgs),
 }
 
 /// `moor image ...`.
@@ -134,6 +137,13 @@ pub struct DaemonArgs {
     /// Default runtime for new containers.
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeName>,
+    /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins over it, and it
+    /// over daemon.json.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Check daemon.json (--config) and the options, print the verdict and exit: 0 valid, 1 not.
+    #[arg(long)]
+    pub validate: bool,
 }
 
 impl DaemonArgs {

@@ -18,9 +18,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Daemon(daemon) = &cli.command {
         return commands::daemon::execute(daemon);
     }
+    if let Command::Admin(admin) = &cli.command {
+        return commands::admin::execute(&cli.host, admin);
+    }
     let client = Client::new(&cli.host)?;
     match &cli.command {
-        Command::Daemon(_) => unreachable!("handled above"),
+        Command::Daemon(_) | Command::Admin(_) => unreachable!("handled above"),
         Command::Run(args) => commands::run::execute(&client, args),
         Command::Create(args) => commands::create::execute(&client, args),
         Command::Start(args) => commands::start::execute(&client, args),

@@ -9,13 +9,15 @@ pub mod error;
 pub mod events;
 pub mod layout;
 pub mod messages;
+pub mod notify;
 #[allow(unsafe_code)]
 pub mod pidwatch;
 pub mod reconciler;
+pub mod reload;
 pub mod signal;
 pub mod supervisor;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -25,7 +27,7 @@ use actix::prelude::*;
 use moor_state::record::RuntimeKind;
 use moor_state::store::{Store, StoreError};
 use moor_state::ContainerSpec;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
@@ -104,8 +106,8 @@ pub struct Shared {
     pub store: Store,
     /// Where things are.
     pub layout: Layout,
-    /// daemon.json as loaded at start.
-    pub config: DaemonConfig,
+    /// daemon.json as loaded at start, with its reloadable part swapped on SIGHUP.
+    pub config: reload::ConfigCell,
     /// The runtime of containers that do not name one.
     pub default_runtime: RuntimeKind,
     /// runc and its state directory, when the daemon runs as root and runc was found.
@@ -115,16 +117,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn log_opt<'a>(&'a self, spec: &'a ContainerSpec, key: &str) -> Option<&'a str> {
+    fn log_opt(&self, spec: &ContainerSpec, key: &str) -> Option<String> {
         spec.log_opts
             .get(key)
-            .or_else(|| self.config.log_opts.get(key))
-            .map(String::as_str)
+            .cloned()
+            .or_else(|| self.config.get().log_opts.get(key).cloned())
     }
 
     /// The container's `max-size` log option in bytes (its own, else the daemon's).
     pub fn log_max_size(&self, spec: &ContainerSpec) -> Option<u64> {
-        self.log_opt(spec, "max-size").and_then(parse_size)
+        self.log_opt(spec, "max-size")
+            .as_deref()
+            .and_then(parse_size)
     }
 
     /// The container's `max-file` log option (its own, else the daemon's; default 1).
@@ -193,8 +197,7 @@ fn choose_runtime(
 /// Resolves paths: command line, then daemon.json, then the defaults for this user.
 fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
     let defaults = Paths::default_for_current_user();
-    let config_path = opts.config.clone().unwrap_or(defaults.config);
-    let loaded = config::load(&config_path)?;
+    let loaded = config::load(&config_path(opts))?;
     for key in &loaded.ignored_keys {
         warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
     }
@@ -222,27 +225,39 @@ fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
     Ok((layout, config))
 }
 
-/// Takes the root's lock file so a second daemon fails at once.
+/// daemon.json: the command line's, else this user's default.
+pub fn config_path(opts: &Options) -> PathBuf {
+    opts.config
+        .clone()
+        .unwrap_or_else(|| Paths::default_for_current_user().config)
+}
+
+/// Checks daemon.json and the options as a start would, without starting (`--validate`).
+/// Returns the Docker options that would be ignored.
+pub fn validate(opts: &Options) -> Result<Vec<String>, DaemonError> {
+    resolve(opts)?;
+    Ok(config::load(&config_path(opts))?.ignored_keys)
+}
+
+/// Where the daemon with these options keeps things (for `moor admin`).
+pub fn layout(opts: &Options) -> Result<Layout, DaemonError> {
+    resolve(opts).map(|(layout, _)| layout)
+}
+
+/// Takes the root's lock file so a second daemon fails at once, and writes our pid in it.
 fn lock_root(layout: &Layout) -> Result<Flock<File>, DaemonError> {
     let path = layout.lock_file();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
-    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, _)| {
-        DaemonError::Locked {
-            pid: std::fs::read_to_string(&path)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-            root: layout.root.clone(),
+    match layout.try_lock().map_err(io_err("lock", &path))? {
+        layout::RootLock::Taken(mut lock) => {
+            lock.set_len(0).map_err(io_err("write", &path))?;
+            write!(lock, "{}", std::process::id()).map_err(io_err("write", &path))?;
+            Ok(lock)
         }
-    })?;
-    lock.set_len(0).map_err(io_err("write", &path))?;
-    write!(lock, "{}", std::process::id()).map_err(io_err("write", &path))?;
-    Ok(lock)
+        layout::RootLock::HeldBy(pid) => Err(DaemonError::Locked {
+            pid,
+            root: layout.root.clone(),
+        }),
+    }
 }
 
 fn open_store(layout: &Layout) -> Result<Store, DaemonError> {
@@ -286,6 +301,7 @@ fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListene
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
     let (layout, config) = resolve(&opts)?;
+    crate::logging::apply_config(&config);
     let asked = opts
         .runtime
         .clone()
@@ -299,12 +315,12 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let shared = Arc::new(Shared {
         store,
         layout,
-        config,
+        config: reload::ConfigCell::new(config, config_path(&opts)),
         default_runtime,
         runc,
         events: events::EventBus::default(),
     });
-    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.live_restore, "starting");
+    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);
     let signals = signal_channel()?;
     let system = System::new();
@@ -346,9 +362,11 @@ async fn serve(
     let server_task = actix_rt::spawn(server);
     let summary = supervisor.send(Summarize).await.unwrap_or_default();
     info!(socket = %shared.layout.socket.display(), running = summary.running, stopped = summary.stopped, orphaned = summary.orphaned, "API serving");
+    notify::ready(&notify::current_status(&shared, &supervisor).await);
+    notify::spawn_keeper(shared.clone(), supervisor.clone());
     loop {
         match signals.recv().await {
-            Some(libc::SIGHUP) => info!("SIGHUP: configuration reload is not supported yet"),
+            Some(libc::SIGHUP) => reload::on_sighup(&shared, &supervisor).await,
             Some(sig) => {
                 info!(signal = sig, "shutting down");
                 break;
@@ -356,14 +374,51 @@ async fn serve(
             None => break,
         }
     }
+    let config = shared.config.get();
+    notify::stopping(if config.live_restore {
+        "stopping; live-restore on: containers keep running"
+    } else {
+        "stopping every container"
+    });
     handle.stop(false).await;
     let _ = server_task.await;
-    let live_restore = shared.config.live_restore;
-    let _ = supervisor
-        .send(ShutDown {
-            live_restore,
-            timeout_secs: shared.config.shutdown_timeout,
-        })
-        .await;
+    let shutdown = supervisor.send(ShutDown {
+        live_restore: config.live_restore,
+        timeout_secs: config.shutdown_timeout,
+    });
+    await_shutdown(shutdown, &mut signals, &supervisor, config.live_restore).await;
     Ok(())
+}
+
+/// How long after the first interrupt a second one skips the stop timeouts.
+const SECOND_INTERRUPT_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the containers to stop; a second SIGINT/SIGTERM within
+/// [`SECOND_INTERRUPT_WINDOW`] (live-restore off) sends SIGKILL instead of waiting.
+async fn await_shutdown(
+    shutdown: impl std::future::Future,
+    signals: &mut tokio::sync::mpsc::UnboundedReceiver<i32>,
+    supervisor: &Addr<Supervisor>,
+    live_restore: bool,
+) {
+    let first = std::time::Instant::now();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            sig = signals.recv() => match sig {
+                Some(libc::SIGINT | libc::SIGTERM)
+                    if !live_restore && first.elapsed() < SECOND_INTERRUPT_WINDOW =>
+                {
+                    warn!("second interrupt: skipping the stop timeout, sending SIGKILL to every container");
+                    let _ = supervisor.send(messages::KillEverything).await;
+                }
+                Some(sig) => info!(signal = sig, "already shutting down"),
+                None => {
+                    (&mut shutdown).await;
+                    return;
+                }
+            },
+        }
+    }
 }

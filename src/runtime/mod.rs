@@ -99,17 +99,7 @@ pub enum StartOutcome {
     },
 }
 
-/// An error and its sources, joined with ": ".
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
+pub use crate::shim::chain;
 
 /// Converts the shim's identity to the store's.
 pub fn to_identity(i: &Identity) -> ProcessIdentity {
@@ -179,7 +169,11 @@ pub async fn start_shim(
     }
     exit_file::write_json(dir, protocol::SPEC_FILE, spec).map_err(RuntimeError::WriteSpec)?;
 
-    let mut child = tokio::process::Command::new(shim_bin)
+    let mut command = tokio::process::Command::new(shim_bin);
+    for var in crate::daemon::notify::MANAGER_ENV {
+        command.env_remove(var);
+    }
+    let mut child = command
         .arg(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -477,6 +477,25 @@ impl Store {
         Ok((records, errors))
     }
 
+    /// The schema version stamped in the store (for `moor admin check`).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        schema::stored_version(&self.db)
+    }
+
+    /// Every (name, id) pair of the name index, as stored (for `moor admin check`).
+    pub fn names(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.names
+            .iter()
+            .map(|item| {
+                let (name, id) = item.map_err(|source| StoreError::Read { source })?;
+                Ok((
+                    String::from_utf8_lossy(&name).into_owned(),
+                    String::from_utf8_lossy(&id).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
     /// The id of the container named `name`.
     pub fn id_by_name(&self, name: &str) -> Result<Option<String>, StoreError> {
         let raw = self

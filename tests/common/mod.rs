@@ -258,9 +258,20 @@ impl Daemon {
         }
     }
 
-    /// The daemon's pid while it runs.
-    pub fn daemon_pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.id() as i32)
+    /// Sends `sig` to the running daemon (SIGHUP to reload, for instance).
+    pub fn send(&self, sig: Signal) {
+        signal(self.pid().expect("the daemon is not running"), sig);
+    }
+
+    /// Waits up to `deadline` for the daemon to exit on its own; its status, or `None`
+    /// (it still runs) .
+    pub fn wait_exited(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take().expect("the daemon is not running");
+        let status = wait_child(&mut child, deadline);
+        if status.is_none() {
+            self.child = Some(child);
+        }
+        status
     }
 
     /// Kills the daemon with SIGKILL and reaps it.

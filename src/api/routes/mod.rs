@@ -1,5 +1,6 @@
 //! Route table: one module per resource.
 
+pub mod admin;
 pub mod compat;
 pub mod containers;
 pub mod events;
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     images::configure(cfg);
     logs::configure(cfg);
     events::configure(cfg);
+    admin::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.

@@ -132,7 +132,7 @@ async fn info(state: web::Data<ApiState>) -> HttpResponse {
         "DockerRootDir": shared.layout.root,
         "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "LiveRestoreEnabled": shared.config.live_restore,
+        "LiveRestoreEnabled": shared.config.get().live_restore,
         "DefaultRuntime": "process",
         "Runtimes": {"process": {"path": shared.layout.shim_bin}},
     }))

@@ -1,11 +1,23 @@
-//! `moor daemon`: runs the daemon in the foreground.
+//! `moor daemon`: runs the daemon in the foreground, or checks its configuration
+//! (`--validate`) without starting it.
 
 use anyhow::Context;
 
 use crate::cli::args::DaemonArgs;
 
-/// Runs the daemon until it is told to stop.
+/// Runs the daemon until it is told to stop; with `--validate`, only checks daemon.json.
 pub fn execute(args: &DaemonArgs) -> anyhow::Result<i32> {
+    let opts = args.to_options();
+    if args.validate {
+        let path = crate::daemon::config_path(&opts);
+        let ignored = crate::daemon::validate(&opts)
+            .with_context(|| format!("{} is not valid", path.display()))?;
+        for key in ignored {
+            eprintln!("warning: {key:?} is a Docker option moor does not implement: ignored");
+        }
+        println!("configuration OK: {}", path.display());
+        return Ok(0);
+    }
     crate::daemon::run(args.to_options()).context("run the daemon")?;
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! One module per `moor` command (youki's layout), plus what several share.
 
+pub mod admin;
 pub mod create;
 pub mod daemon;
 pub mod image;

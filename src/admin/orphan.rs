@@ -1,0 +1,120 @@
+//! `moor admin adopt` and `moor admin kill-orphan`, with the daemon down. An orphan is a
+//! record in state `Orphaned`, or one the reconciler would classify as an orphan.
+//! Adopting needs the shim and the process alive with matching identities (the shim then
+//! reports the exit as usual): event `Adopted`. Killing goes through a pidfd opened after the
+//! identity check (a reused pid is never signalled) and records the end: `Exited` with the
+//! shim's exit file when one appears, else `Exited` by SIGKILL.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use moor_state::reconcile::{classify, Class};
+use moor_state::{ContainerRecord, Event, Exit, State};
+
+use crate::admin::{AdminError, Direct};
+use crate::daemon::reconciler::observe;
+use crate::identity::PidFd;
+use crate::runtime;
+
+/// How long a killed process (and its shim's exit file) may take to appear gone.
+const KILL_DEADLINE: Duration = Duration::from_secs(5);
+
+fn refused(id: &str, why: impl Into<String>) -> AdminError {
+    AdminError::Refused {
+        id: id.to_string(),
+        why: why.into(),
+    }
+}
+
+/// Makes an orphan managed again; returns the updated record.
+pub fn adopt(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminError> {
+    let rec = direct.find(key)?;
+    if !matches!(rec.state, State::Orphaned { .. }) {
+        let class = classify(&rec.state, &observe(&direct.layout, &rec.id));
+        return Err(refused(
+            &rec.id,
+            format!(
+                "not an orphan (state {}; the next start does: {})",
+                rec.state.name(),
+                class.name()
+            ),
+        ));
+    }
+    let obs = observe(&direct.layout, &rec.id);
+    if let Some(v) = obs.unsupported_protocol {
+        return Err(refused(&rec.id, format!("its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan")));
+    }
+    let Some(started) = obs.started else {
+        return Err(refused(&rec.id, "no started file in its run directory"));
+    };
+    if !started.shim.is_alive() || !started.process.is_alive() {
+        return Err(refused(
+            &rec.id,
+            format!(
+                "shim {:?}, process {:?}: only a live shim with a live process can be adopted (its exit would go uncollected); use kill-orphan",
+                started.shim, started.process
+            ),
+        ));
+    }
+    direct.apply(rec, Event::Adopted(started.run))
+}
+
+/// The run an orphan's processes are recorded under, with the reconciler's class.
+fn orphan_run(direct: &Direct, rec: &ContainerRecord) -> Result<moor_state::Run, AdminError> {
+    let obs = observe(&direct.layout, &rec.id);
+    let class = classify(&rec.state, &obs);
+    let orphaned =
+        matches!(rec.state, State::Orphaned { .. }) || matches!(class, Class::Orphan { .. });
+    if !orphaned {
+        return Err(refused(
+            &rec.id,
+            format!(
+                "not an orphan (state {}; the next start does: {})",
+                rec.state.name(),
+                class.name()
+            ),
+        ));
+    }
+    rec.state
+        .run()
+        .cloned()
+        .or(obs.started.map(|o| o.run))
+        .ok_or_else(|| refused(&rec.id, "no recorded process to kill"))
+}
+
+/// Kills an orphan's process through a verified pidfd and records its end.
+pub fn kill_orphan(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminError> {
+    let rec = direct.find(key)?;
+    let run = orphan_run(direct, &rec)?;
+    let kill_err = |source| AdminError::Kill {
+        id: rec.id.clone(),
+        pid: run.process.pid,
+        source,
+    };
+    if runtime::liveness(&run.process).is_alive() {
+        let fd = PidFd::open_verified(&runtime::from_identity(&run.process)).map_err(kill_err)?;
+        fd.send_signal(libc::SIGKILL).map_err(kill_err)?;
+    }
+    let end = Instant::now() + KILL_DEADLINE;
+    let shim_alive = || runtime::liveness(&run.shim).is_alive();
+    while runtime::liveness(&run.process).is_alive() || shim_alive() {
+        if Instant::now() > end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if runtime::liveness(&run.process).is_alive() {
+        return Err(refused(&rec.id, "the process survived SIGKILL"));
+    }
+    let event = match observe(&direct.layout, &rec.id).exit {
+        Some(e) => Event::Exited {
+            exit: e.exit,
+            at: e.at,
+        },
+        None => Event::Exited {
+            exit: Exit::Signal(libc::SIGKILL),
+            at: Utc::now(),
+        },
+    };
+    direct.apply(rec, event)
+}
