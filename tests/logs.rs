@@ -14,6 +14,17 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use nix::sys::signal::Signal;
+use std::sync::{Mutex, MutexGuard};
+
+/// The tests of this file run one at a time: each pushes a lot of output through a debug-built
+/// shim, and the 5 s deadline of the first one is about the shim, not about sharing 2 cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The exit.json of a container's current run, once the shim wrote it.
 fn exit_json(d: &Daemon, id: &str) -> Option<serde_json::Value> {
@@ -53,6 +64,7 @@ impl Drop for Cli {
 
 #[test]
 fn output_flows_while_the_daemon_is_dead() {
+    let _serial = one_at_a_time();
     const LINES: usize = 3_000_000;
     let mut d = Daemon::start(LIVE_RESTORE_ON);
     let id = d.run_detached(&["--name", "seq", "host", "seq", "1", &LINES.to_string()]);
@@ -89,6 +101,7 @@ fn output_flows_while_the_daemon_is_dead() {
 
 #[test]
 fn rotation_keeps_max_file_files_and_tail_reads_across_them() {
+    let _serial = one_at_a_time();
     let d = Daemon::start(LIVE_RESTORE_OFF);
     let id = d.run_detached(&[
         "--name",
@@ -165,6 +178,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_drops_output_visibly_and_never_blocks() {
+    let _serial = one_at_a_time();
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
@@ -209,6 +223,7 @@ fn a_full_disk_drops_output_visibly_and_never_blocks() {
 
 #[test]
 fn follow_delivers_new_lines_within_100ms_and_ends_with_the_container() {
+    let _serial = one_at_a_time();
     let d = Daemon::start(LIVE_RESTORE_OFF);
     let script = "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done";
     d.run_detached(&["--name", "follow", "host", "sh", "-c", script]);
@@ -247,6 +262,7 @@ fn vm_rss_kib(pid: i32) -> u64 {
 
 #[test]
 fn streaming_a_large_log_does_not_grow_the_daemon() {
+    let _serial = one_at_a_time();
     const LOG_BYTES: usize = 100 * 1024 * 1024;
     let d = Daemon::start(LIVE_RESTORE_OFF);
     let id = d.run_detached(&["--name", "big", "host", "true"]);
