@@ -55,6 +55,18 @@ pub enum ApiError {
         /// Its id.
         id: String,
     },
+    /// Pause of a paused container.
+    #[error("Container {id} is already paused")]
+    AlreadyPaused {
+        /// Its id.
+        id: String,
+    },
+    /// Unpause of a container that is not paused.
+    #[error("Container {id} is not paused")]
+    NotPaused {
+        /// Its id.
+        id: String,
+    },
     /// The image store failed.
     #[error("image store: {0}")]
     ImageStore(#[from] moor_state::image::ImageStoreError),
@@ -101,7 +113,10 @@ impl ResponseError for ApiError {
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::RemoveRunning { .. } | ApiError::NotRunning { .. } => StatusCode::CONFLICT,
+            ApiError::RemoveRunning { .. }
+            | ApiError::NotRunning { .. }
+            | ApiError::AlreadyPaused { .. }
+            | ApiError::NotPaused { .. } => StatusCode::CONFLICT,
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
             ApiError::Ps { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::PsOutput { .. } => StatusCode::BAD_REQUEST,
@@ -140,12 +155,16 @@ fn container_status(e: &ContainerError) -> StatusCode {
                 StatusCode::NOT_MODIFIED
             }
             TransitionError::RunningCannotRemove
+            | TransitionError::AlreadyPaused
+            | TransitionError::NotPaused
+            | TransitionError::PausedCannotStart
             | TransitionError::BeingRemoved
             | TransitionError::Orphaned { .. }
             | TransitionError::Invalid { .. } => StatusCode::CONFLICT,
         },
         ContainerError::Store(_)
         | ContainerError::Runtime(_)
+        | ContainerError::Freeze { .. }
         | ContainerError::Io { .. }
         | ContainerError::SpecFile(_)
         | ContainerError::Mailbox(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -16,6 +16,8 @@ use tracing::{info, warn, Span};
 
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
+
+mod pause;
 use crate::daemon::pidwatch;
 use crate::daemon::signal::parse_signal;
 use crate::daemon::Shared;
@@ -341,8 +343,12 @@ impl Actor for ContainerActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // A resumed container is watched again.
-        if matches!(self.record.state, State::Running(_) | State::Stopping(_)) {
+        if matches!(
+            self.record.state,
+            State::Running(_) | State::Paused(_) | State::Stopping(_)
+        ) {
             self.emit("restore", &[]);
+            self.restore_freezer();
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
             info!(parent: &self.span, "restart policy: starting at daemon start");
@@ -446,9 +452,17 @@ impl Handler<StopContainer> for ContainerActor {
             info!(parent: &self.span, "pending restart cancelled");
             return Box::pin(async { Ok(()) });
         }
+        let paused = match &self.record.state {
+            State::Paused(run) => Some(run.clone()),
+            _ => None,
+        };
         let prepared: Result<_, ContainerError> = (|| {
             let pidfd = self.process_pidfd()?;
             self.apply(Event::StopRequested)?;
+            if let Some(run) = &paused {
+                // Thawed first: a fatal signal to a SIGSTOPped leader could leave its group stopped.
+                self.thaw(run)?;
+            }
             let signal = match self.record.spec.stop_signal.as_str() {
                 "" => libc::SIGTERM,
                 s => parse_signal(s).unwrap_or(libc::SIGTERM),
@@ -487,6 +501,11 @@ impl Handler<KillContainer> for ContainerActor {
 
     fn handle(&mut self, msg: KillContainer, _: &mut Context<Self>) -> Self::Result {
         let pidfd = self.process_pidfd()?;
+        // Docker resumes a paused container killed by SIGKILL or its stop signal.
+        let stop_signal = parse_signal(&self.record.spec.stop_signal).unwrap_or(libc::SIGTERM);
+        if msg.signal == libc::SIGKILL || msg.signal == stop_signal {
+            self.unpause_for_kill();
+        }
         info!(parent: &self.span, signal = msg.signal, "kill");
         pidfd
             .send_signal(msg.signal)
@@ -508,12 +527,13 @@ impl Handler<RemoveContainer> for ContainerActor {
         }
         let running = matches!(
             self.record.state,
-            State::Running(_) | State::Stopping(_) | State::Starting
+            State::Running(_) | State::Paused(_) | State::Stopping(_) | State::Starting
         );
         if !(running && msg.force) {
             return Box::pin(fut::ready(self.remove_now(ctx)));
         }
         let killed = self.process_pidfd().and_then(|pidfd| {
+            self.unpause_for_kill();
             pidfd
                 .send_signal(libc::SIGKILL)
                 .map_err(|source| ContainerError::Signal {
@@ -548,7 +568,7 @@ impl Handler<WaitContainer> for ContainerActor {
         let (tx, rx) = oneshot::channel();
         let running = matches!(
             self.record.state,
-            State::Running(_) | State::Stopping(_) | State::Starting
+            State::Running(_) | State::Paused(_) | State::Stopping(_) | State::Starting
         );
         if msg.0 == WaitCondition::NotRunning && !running {
             let _ = tx.send(Ok(self.exit_code()));

@@ -1,4 +1,5 @@
-//! `/containers/...`: create, list, inspect, start, stop, restart, kill, wait, rename, delete.
+//! `/containers/...`: create, list, inspect, start, stop, restart, kill, pause, unpause, wait,
+//! rename, delete.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/containers/{id}/stop", web::post().to(stop))
         .route("/containers/{id}/restart", web::post().to(restart))
         .route("/containers/{id}/kill", web::post().to(kill))
+        .route("/containers/{id}/pause", web::post().to(pause))
+        .route("/containers/{id}/unpause", web::post().to(unpause))
         .route("/containers/{id}/wait", web::post().to(wait))
         .route("/containers/{id}/rename", web::post().to(rename))
         .route("/containers/{id}", web::delete().to(remove));
@@ -350,6 +353,32 @@ async fn kill(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError>
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Docker's 409 texts for pause and unpause refusals.
+fn pause_error(id: String, e: ContainerError) -> ApiError {
+    match e {
+        ContainerError::Transition(TransitionError::NotRunning) => ApiError::NotRunning { id },
+        ContainerError::Transition(TransitionError::AlreadyPaused) => {
+            ApiError::AlreadyPaused { id }
+        }
+        ContainerError::Transition(TransitionError::NotPaused) => ApiError::NotPaused { id },
+        other => other.into(),
+    }
+}
+
+async fn pause(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
+    let (id, addr) = resolve(&state, &path.id).await?;
+    let res = addr.send(PauseContainer).await.map_err(ContainerError::from)?;
+    res.map_err(|e| pause_error(id, e))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn unpause(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
+    let (id, addr) = resolve(&state, &path.id).await?;
+    let res = addr.send(UnpauseContainer).await.map_err(ContainerError::from)?;
+    res.map_err(|e| pause_error(id, e))?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn wait(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
