@@ -49,6 +49,12 @@ pub enum ApiError {
         /// Its name.
         name: String,
     },
+    /// Removal of a paused container without force (Docker's text).
+    #[error("cannot remove container \"/{name}\": container is paused and must be unpaused first")]
+    RemovePaused {
+        /// Its name.
+        name: String,
+    },
     /// Kill of a container that does not run.
     #[error("Container {id} is not running")]
     NotRunning {
@@ -114,6 +120,7 @@ impl ResponseError for ApiError {
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RemoveRunning { .. }
+            | ApiError::RemovePaused { .. }
             | ApiError::NotRunning { .. }
             | ApiError::AlreadyPaused { .. }
             | ApiError::NotPaused { .. } => StatusCode::CONFLICT,

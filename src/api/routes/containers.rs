@@ -259,7 +259,11 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let mut out: Vec<_> = records
         .iter()
-        .filter(|r| all || r.state.docker_status() == "running" || filters.contains_key("status"))
+        .filter(|r| {
+            // Docker lists paused containers with the running ones.
+            all || matches!(r.state.docker_status(), "running" | "paused")
+                || filters.contains_key("status")
+        })
         .filter(|r| matches_filters(r, &filters))
         .map(|r| convert::summary(r, now))
         .map(|mut s| {
@@ -454,6 +458,9 @@ async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
     {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(ContainerError::Transition(TransitionError::RunningCannotRemove)) => {
+            if let moor_state::State::Paused(_) = rec.state {
+                return Err(ApiError::RemovePaused { name: rec.name });
+            }
             Err(ApiError::RemoveRunning { name: rec.name })
         }
         Err(e) => Err(e.into()),
