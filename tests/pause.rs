@@ -4,7 +4,8 @@
 //! SIGKILL with live-restore; and the real docker CLI drives it.
 //!
 //! Every test ends with `rm -f`, which thaws first: the harness's clean-up kills the
-//! container's leader only, and a stopped child in its group would be left behind.
+//! container's leader only, and a stopped child in its group would be left behind. A
+//! [`Thaw`] guard covers a test that fails before that.
 
 mod common;
 
@@ -32,6 +33,32 @@ fn pid_of(d: &Daemon, name: &str) -> i32 {
     d.inspect_field(name, "{{.State.Pid}}")
         .parse()
         .expect("pid")
+}
+
+/// Sends SIGCONT to a process container's group on drop, if its leader is still the same
+/// process: a failing test leaves no stopped process behind. Dropped before the harness.
+struct Thaw {
+    /// The leader's pid, which is the group's id.
+    pgid: i32,
+    /// The leader's start time, checked before the group is signalled.
+    start_time: u64,
+}
+
+impl Thaw {
+    fn new(d: &Daemon, name: &str) -> Thaw {
+        let pgid = pid_of(d, name);
+        let start_time = proc_start_time(pgid).expect("the container runs");
+        Thaw { pgid, start_time }
+    }
+}
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        if self.pgid > 1 && process_is(self.pgid, self.start_time) {
+            let group = nix::unistd::Pid::from_raw(self.pgid);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGCONT);
+        }
+    }
 }
 
 /// Waits until the log grows past `n` lines.
@@ -72,6 +99,7 @@ fn api(d: &Daemon, method: &str, path: &str) -> (u16, String) {
 fn pause_freezes_the_group_and_unpause_resumes_it() {
     let d = Daemon::start(LIVE_RESTORE_ON);
     let id = d.run_detached(&["--name", "counter", "host", "sh", "-c", COUNTER]);
+    let _thaw = Thaw::new(&d, "counter");
     assert_log_grows(&d, "counter", 0);
     let pid = pid_of(&d, "counter");
     assert_eq!(d.cli_ok(&["pause", "counter"]).trim(), "counter");
@@ -89,13 +117,22 @@ fn pause_freezes_the_group_and_unpause_resumes_it() {
 
     // Docker's refusals while paused.
     let (status, msg) = api(&d, "POST", "/v1.44/containers/counter/pause");
-    assert_eq!((status, msg), (409, format!("Container {id} is already paused")));
+    assert_eq!(
+        (status, msg),
+        (409, format!("Container {id} is already paused"))
+    );
     let (status, msg) = api(&d, "POST", "/v1.44/containers/counter/start");
-    assert_eq!((status, msg.as_str()), (409, "cannot start a paused container, try unpause instead"));
+    assert_eq!(
+        (status, msg.as_str()),
+        (409, "cannot start a paused container, try unpause instead")
+    );
     let (status, msg) = api(&d, "DELETE", "/v1.44/containers/counter");
     assert_eq!(
         (status, msg.as_str()),
-        (409, "cannot remove container \"/counter\": container is paused and must be unpaused first")
+        (
+            409,
+            "cannot remove container \"/counter\": container is paused and must be unpaused first"
+        )
     );
 
     let n = log_lines(&d, "counter");
@@ -104,12 +141,18 @@ fn pause_freezes_the_group_and_unpause_resumes_it() {
     assert_ne!(proc_state(pid), Some('T'));
     assert_eq!(status_paused_running(&d, "counter"), "running false true");
     let (status, msg) = api(&d, "POST", "/v1.44/containers/counter/unpause");
-    assert_eq!((status, msg), (409, format!("Container {id} is not paused")));
+    assert_eq!(
+        (status, msg),
+        (409, format!("Container {id} is not paused"))
+    );
 
     // A container that never ran cannot be paused.
     let created = d.cli_ok(&["create", "--name", "idle", "host", "true"]);
     let (status, msg) = api(&d, "POST", "/v1.44/containers/idle/pause");
-    assert_eq!((status, msg), (409, format!("Container {} is not running", created.trim())));
+    assert_eq!(
+        (status, msg),
+        (409, format!("Container {} is not running", created.trim()))
+    );
     d.cli_ok(&["rm", "-f", "counter", "idle"]);
 }
 
@@ -117,24 +160,44 @@ fn pause_freezes_the_group_and_unpause_resumes_it() {
 fn a_paused_container_stops_and_records_its_exit() {
     let d = Daemon::start(LIVE_RESTORE_ON);
     d.run_detached(&["--name", "counter", "host", "sh", "-c", COUNTER]);
+    let _thaw = Thaw::new(&d, "counter");
     assert_log_grows(&d, "counter", 0);
     d.cli_ok(&["pause", "counter"]);
     // SIGTERM ends sh: it is thawed so the signal lands, well before the 10 s timeout.
     let started = std::time::Instant::now();
     d.cli_ok(&["stop", "counter"]);
-    assert!(started.elapsed() < Duration::from_secs(8), "stop waited for the timeout");
-    assert_eq!(d.inspect_field("counter", "{{.State.Status}} {{.State.ExitCode}}"), "exited 143");
-    let events = d.http("GET", &format!("/v1.44/events?since=0&until={}", chrono::Utc::now().timestamp() + 1), None);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stop waited for the timeout"
+    );
+    assert_eq!(
+        d.inspect_field("counter", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 143"
+    );
+    let events = d.http(
+        "GET",
+        &format!(
+            "/v1.44/events?since=0&until={}",
+            chrono::Utc::now().timestamp() + 1
+        ),
+        None,
+    );
     let actions: Vec<String> = events
         .body
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|e| e["Action"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(actions, ["create", "start", "pause", "unpause", "die", "stop"], "{}", events.body);
+    assert_eq!(
+        actions,
+        ["create", "start", "pause", "unpause", "die", "stop"],
+        "{}",
+        events.body
+    );
 
     // rm -f of a paused container kills it too.
     d.run_detached(&["--name", "again", "host", "sh", "-c", COUNTER]);
+    let _thaw_again = Thaw::new(&d, "again");
     d.cli_ok(&["pause", "again"]);
     d.cli_ok(&["rm", "-f", "again", "counter"]);
     assert!(d.cli_ok(&["ps", "-aq"]).trim().is_empty());
@@ -144,6 +207,7 @@ fn a_paused_container_stops_and_records_its_exit() {
 fn a_pause_survives_a_daemon_sigkill() {
     let mut d = Daemon::start(LIVE_RESTORE_ON);
     d.run_detached(&["--name", "counter", "host", "sh", "-c", COUNTER]);
+    let _thaw = Thaw::new(&d, "counter");
     assert_log_grows(&d, "counter", 0);
     let pid = pid_of(&d, "counter");
     let started_at = d.inspect_field("counter", "{{.State.StartedAt}}");
@@ -152,7 +216,10 @@ fn a_pause_survives_a_daemon_sigkill() {
     d.restart();
     assert_eq!(status_paused_running(&d, "counter"), "paused true true");
     assert_eq!(pid_of(&d, "counter"), pid);
-    assert_eq!(d.inspect_field("counter", "{{.State.StartedAt}}"), started_at);
+    assert_eq!(
+        d.inspect_field("counter", "{{.State.StartedAt}}"),
+        started_at
+    );
     assert_eq!(proc_state(pid), Some('T'));
     assert_log_still(&d, "counter");
     let n = log_lines(&d, "counter");
@@ -164,12 +231,20 @@ fn a_pause_survives_a_daemon_sigkill() {
 #[test]
 fn docker_pause_and_unpause() {
     let d = Daemon::start(LIVE_RESTORE_ON);
-    d.docker_ok(&["run", "-d", "--name", "counter", "host", "sh", "-c", COUNTER]);
+    d.docker_ok(&[
+        "run", "-d", "--name", "counter", "host", "sh", "-c", COUNTER,
+    ]);
+    let _thaw = Thaw::new(&d, "counter");
     assert_log_grows(&d, "counter", 0);
     assert_eq!(d.docker_ok(&["pause", "counter"]).trim(), "counter");
     let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.trim().ends_with("(Paused)"), "{ps}");
-    let state = d.docker_ok(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "counter"]);
+    let state = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        "counter",
+    ]);
     assert_eq!(state.trim(), "paused true");
     let paused = d.docker_ok(&["info", "--format", "{{.ContainersPaused}}"]);
     assert_eq!(paused.trim(), "1");

@@ -65,7 +65,9 @@ pub enum FreezeError {
         source: Errno,
     },
     /// The container's process does not lead its own process group: its group is not signalled.
-    #[error("process {pid} is not its process group's leader (pgid {pgid}): its group is not signalled")]
+    #[error(
+        "process {pid} is not its process group's leader (pgid {pgid}): its group is not signalled"
+    )]
     NotLeader {
         /// The container's process.
         pid: i32,
@@ -141,7 +143,8 @@ fn runc_call(runc: Option<&Runc>, action: &'static str, id: &str) -> Result<(), 
 
 /// Sends `signal` to the leader through a verified pidfd, then to its whole group.
 fn signal_group(process: &ProcessIdentity, signal: Signal) -> Result<(), FreezeError> {
-    let pidfd = PidFd::open_verified(&super::from_identity(process)).map_err(FreezeError::Identity)?;
+    let pidfd =
+        PidFd::open_verified(&super::from_identity(process)).map_err(FreezeError::Identity)?;
     let pid = pidfd.pid();
     let pgid = getpgid(Some(Pid::from_raw(pid)))
         .map_err(|source| FreezeError::Pgid { pid, source })?
@@ -232,6 +235,9 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         let err = pause(RuntimeKind::Runc, None, "x", &ident).unwrap_err();
-        assert!(matches!(err, FreezeError::NoRunc { action: "pause" }), "{err}");
+        assert!(
+            matches!(err, FreezeError::NoRunc { action: "pause" }),
+            "{err}"
+        );
     }
 }

@@ -373,14 +373,20 @@ fn pause_error(id: String, e: ContainerError) -> ApiError {
 
 async fn pause(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
     let (id, addr) = resolve(&state, &path.id).await?;
-    let res = addr.send(PauseContainer).await.map_err(ContainerError::from)?;
+    let res = addr
+        .send(PauseContainer)
+        .await
+        .map_err(ContainerError::from)?;
     res.map_err(|e| pause_error(id, e))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn unpause(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
     let (id, addr) = resolve(&state, &path.id).await?;
-    let res = addr.send(UnpauseContainer).await.map_err(ContainerError::from)?;
+    let res = addr
+        .send(UnpauseContainer)
+        .await
+        .map_err(ContainerError::from)?;
     res.map_err(|e| pause_error(id, e))?;
     Ok(HttpResponse::NoContent().finish())
 }

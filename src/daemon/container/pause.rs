@@ -70,14 +70,18 @@ impl ContainerActor {
         let runc = self.record.spec.runtime == RuntimeKind::Runc;
         let fixed = match &self.record.state {
             State::Paused(run) if !runc => self.freeze(run),
-            State::Paused(run) => match freeze::runc_paused(self.shared.runc.as_ref(), &self.record.id) {
-                Some(true) => Ok(()),
-                _ => self.freeze(run),
-            },
-            State::Running(run) if runc => match freeze::runc_paused(self.shared.runc.as_ref(), &self.record.id) {
-                Some(true) => self.thaw(run),
-                _ => Ok(()),
-            },
+            State::Paused(run) => {
+                match freeze::runc_paused(self.shared.runc.as_ref(), &self.record.id) {
+                    Some(true) => Ok(()),
+                    _ => self.freeze(run),
+                }
+            }
+            State::Running(run) if runc => {
+                match freeze::runc_paused(self.shared.runc.as_ref(), &self.record.id) {
+                    Some(true) => self.thaw(run),
+                    _ => Ok(()),
+                }
+            }
             _ => Ok(()),
         };
         if let Err(e) = fixed {
