@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod humanize;
 #[allow(unsafe_code)]
 pub mod identity;
 pub mod image;

@@ -126,7 +126,7 @@ impl std::error::Error for ShimError {
 }
 
 /// An error and its sources, joined with ": ".
-fn chain(err: &dyn std::error::Error) -> String {
+pub fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {
