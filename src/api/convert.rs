@@ -165,7 +165,7 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         State::Running(run) | State::Stopping(run) => {
             format!("Up {}", age(run.started_at, now))
         }
-        State::Paused(run) => format!("Up {} (Paused)", human_duration(now - run.started_at)),
+        State::Paused(run) => format!("Up {} (Paused)", age(run.started_at, now)),
         State::Orphaned { .. } => "Up (orphaned)".to_string(),
         State::Exited { finished_at, .. } => format!(
             "Exited ({}) {} ago",

@@ -16,13 +16,13 @@ use tracing::{info, warn, Span};
 
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
-
-mod pause;
 use crate::daemon::pidwatch;
 use crate::daemon::signal::parse_signal;
 use crate::daemon::Shared;
 use crate::identity::PidFd;
 use crate::runtime::{self, StartOutcome};
+
+mod pause;
 
 /// Docker's default stop timeout, in seconds.
 pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
@@ -452,15 +452,11 @@ impl Handler<StopContainer> for ContainerActor {
             info!(parent: &self.span, "pending restart cancelled");
             return Box::pin(async { Ok(()) });
         }
-        let paused = match &self.record.state {
-            State::Paused(run) => Some(run.clone()),
-            _ => None,
-        };
+        let paused = self.paused_run();
         let prepared: Result<_, ContainerError> = (|| {
             let pidfd = self.process_pidfd()?;
             self.apply(Event::StopRequested)?;
             if let Some(run) = &paused {
-                // Thawed first: a fatal signal to a SIGSTOPped leader could leave its group stopped.
                 self.thaw(run)?;
             }
             let signal = match self.record.spec.stop_signal.as_str() {
@@ -501,11 +497,7 @@ impl Handler<KillContainer> for ContainerActor {
 
     fn handle(&mut self, msg: KillContainer, _: &mut Context<Self>) -> Self::Result {
         let pidfd = self.process_pidfd()?;
-        // Docker resumes a paused container killed by SIGKILL or its stop signal.
-        let stop_signal = parse_signal(&self.record.spec.stop_signal).unwrap_or(libc::SIGTERM);
-        if msg.signal == libc::SIGKILL || msg.signal == stop_signal {
-            self.unpause_for_kill();
-        }
+        self.unpause_for_signal(msg.signal);
         info!(parent: &self.span, signal = msg.signal, "kill");
         pidfd
             .send_signal(msg.signal)
@@ -533,7 +525,7 @@ impl Handler<RemoveContainer> for ContainerActor {
             return Box::pin(fut::ready(self.remove_now(ctx)));
         }
         let killed = self.process_pidfd().and_then(|pidfd| {
-            self.unpause_for_kill();
+            self.unpause_for_signal(libc::SIGKILL);
             pidfd
                 .send_signal(libc::SIGKILL)
                 .map_err(|source| ContainerError::Signal {

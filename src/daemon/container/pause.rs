@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::ContainerActor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{PauseContainer, UnpauseContainer};
+use crate::daemon::signal::parse_signal;
 use crate::runtime::freeze;
 
 impl ContainerActor {
@@ -49,12 +50,25 @@ impl ContainerActor {
         Ok(())
     }
 
+    /// The run of a paused container (a stop thaws it right after `StopRequested`, before
+    /// the signal: see [`Self::unpause_for_signal`]).
+    pub(super) fn paused_run(&self) -> Option<Run> {
+        match &self.record.state {
+            State::Paused(run) => Some(run.clone()),
+            _ => None,
+        }
+    }
+
     /// Before SIGKILL or the stop signal reaches a paused container: Docker resumes it so the
     /// signal lands. Thawed before the signal, not after: a fatal signal to a SIGSTOPped
     /// leader (process runtime) ends it at once, and its group could then not be thawed
-    /// through its verified identity.
-    pub(super) fn unpause_for_kill(&mut self) {
-        let State::Paused(run) = self.record.state.clone() else {
+    /// through its verified identity. Other signals leave it paused (they wait, pending).
+    pub(super) fn unpause_for_signal(&mut self, signal: i32) {
+        let stop_signal = parse_signal(&self.record.spec.stop_signal).unwrap_or(libc::SIGTERM);
+        if signal != libc::SIGKILL && signal != stop_signal {
+            return;
+        }
+        let Some(run) = self.paused_run() else {
             return;
         };
         let thawed = self.apply(Event::Unpause).and_then(|()| self.thaw(&run));
