@@ -66,9 +66,13 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
         State::Orphaned { reason, .. } => (format!("orphaned: {reason}"), None),
         _ => (String::new(), None),
     };
+    // Docker shows a paused container as running and paused.
     let running = matches!(
         state,
-        State::Running(_) | State::Stopping(_) | State::Orphaned { run: Some(_), .. }
+        State::Running(_)
+            | State::Paused(_)
+            | State::Stopping(_)
+            | State::Orphaned { run: Some(_), .. }
     );
     let (orphan_reason, shim_pid) = match state {
         State::Orphaned { reason, run } => (reason.clone(), run.as_ref().map_or(0, |r| r.shim.pid)),
@@ -82,7 +86,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
         state: ContainerState {
             status: state.docker_status().into(),
             running,
-            paused: false,
+            paused: matches!(state, State::Paused(_)),
             restarting: false,
             oom_killed: matches!(state, State::Exited { .. })
                 && crate::runtime::read_run_files(&layout.run_container_dir(&rec.id))
@@ -161,6 +165,7 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         State::Running(run) | State::Stopping(run) => {
             format!("Up {}", age(run.started_at, now))
         }
+        State::Paused(run) => format!("Up {} (Paused)", age(run.started_at, now)),
         State::Orphaned { .. } => "Up (orphaned)".to_string(),
         State::Exited { finished_at, .. } => format!(
             "Exited ({}) {} ago",

@@ -49,9 +49,27 @@ pub enum ApiError {
         /// Its name.
         name: String,
     },
+    /// Removal of a paused container without force (Docker's text).
+    #[error("cannot remove container \"/{name}\": container is paused and must be unpaused first")]
+    RemovePaused {
+        /// Its name.
+        name: String,
+    },
     /// Kill of a container that does not run.
     #[error("Container {id} is not running")]
     NotRunning {
+        /// Its id.
+        id: String,
+    },
+    /// Pause of a paused container.
+    #[error("Container {id} is already paused")]
+    AlreadyPaused {
+        /// Its id.
+        id: String,
+    },
+    /// Unpause of a container that is not paused.
+    #[error("Container {id} is not paused")]
+    NotPaused {
         /// Its id.
         id: String,
     },
@@ -104,7 +122,11 @@ impl ResponseError for ApiError {
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::RemoveRunning { .. } | ApiError::NotRunning { .. } => StatusCode::CONFLICT,
+            ApiError::RemoveRunning { .. }
+            | ApiError::RemovePaused { .. }
+            | ApiError::NotRunning { .. }
+            | ApiError::AlreadyPaused { .. }
+            | ApiError::NotPaused { .. } => StatusCode::CONFLICT,
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
             ApiError::Ps { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::PsOutput { .. } => StatusCode::BAD_REQUEST,
@@ -145,12 +167,16 @@ fn container_status(e: &ContainerError) -> StatusCode {
                 StatusCode::NOT_MODIFIED
             }
             TransitionError::RunningCannotRemove
+            | TransitionError::AlreadyPaused
+            | TransitionError::NotPaused
+            | TransitionError::PausedCannotStart
             | TransitionError::BeingRemoved
             | TransitionError::Orphaned { .. }
             | TransitionError::Invalid { .. } => StatusCode::CONFLICT,
         },
         ContainerError::Store(_)
         | ContainerError::Runtime(_)
+        | ContainerError::Freeze { .. }
         | ContainerError::Io { .. }
         | ContainerError::SpecFile(_)
         | ContainerError::Mailbox(_) => StatusCode::INTERNAL_SERVER_ERROR,

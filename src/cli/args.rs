@@ -46,6 +46,10 @@ pub enum Command {
     Kill(KillArgs),
     /// Restart one or more containers.
     Restart(StopArgs),
+    /// Pause all processes within one or more containers.
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(NamesArgs),
     /// Remove one or more containers.
     Rm(RmArgs),
     /// Block until one or more containers stop, then print their exit codes.

@@ -75,6 +75,8 @@ pub struct Summary {
     pub stopped: usize,
     /// Orphaned.
     pub orphaned: usize,
+    /// Paused (Docker counts them apart from running: `ContainersPaused`).
+    pub paused: usize,
 }
 
 /// Start the container (Container).
@@ -113,6 +115,16 @@ pub struct KillContainer {
     /// The signal number.
     pub signal: i32,
 }
+
+/// Freeze its processes (Container): the cgroup freezer for runc, SIGSTOP for a process.
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct PauseContainer;
+
+/// Thaw its processes (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct UnpauseContainer;
 
 /// Remove it (Container).
 #[derive(Message)]

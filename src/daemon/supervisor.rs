@@ -238,6 +238,7 @@ pub fn summarize(records: &[ContainerRecord]) -> Summary {
     for r in records {
         match r.state {
             State::Running(_) | State::Stopping(_) | State::Starting => s.running += 1,
+            State::Paused(_) => s.paused += 1,
             State::Orphaned { .. } => s.orphaned += 1,
             State::Created | State::Exited { .. } | State::Removing => s.stopped += 1,
         }

@@ -3,6 +3,7 @@
 //! spawns `moor-shim`, whose first process exits at once after detaching.
 
 pub mod bundle;
+pub mod freeze;
 pub mod overlay;
 pub mod runc;
 

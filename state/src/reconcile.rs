@@ -268,6 +268,21 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_record_resumes_as_paused() {
+        // The process is still frozen: the daemon's restart does not thaw it.
+        let c = classify(&State::Paused(run()), &obs(Alive, Alive, None));
+        assert_eq!(c, Class::Resume(run()));
+        let s = transition(&State::Paused(run()), c.event(at(500)).unwrap()).unwrap();
+        assert_eq!(s, State::Paused(run()));
+        assert_eq!(s.docker_status(), "paused");
+        // Killed while the daemon was away: the exit file wins, as for a running one.
+        let c = classify(&State::Paused(run()), &obs(Gone, Gone, exit_file()));
+        assert_eq!(c, Class::ExitedWhileDown(exit_file().unwrap()));
+        let c = classify(&State::Paused(run()), &obs(Gone, Gone, None));
+        assert_eq!(c.name(), "lost");
+    }
+
+    #[test]
     fn exited_while_down_uses_the_exit_file() {
         let c = classify(&State::Running(run()), &obs(Gone, Gone, exit_file()));
         assert_eq!(c, Class::ExitedWhileDown(exit_file().unwrap()));
@@ -396,6 +411,7 @@ mod tests {
             State::Created,
             State::Starting,
             State::Running(run()),
+            State::Paused(run()),
             State::Stopping(run()),
             exited(),
             State::Removing,
