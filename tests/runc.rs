@@ -48,6 +48,15 @@ fn run_rm_is_isolated_in_the_image() {
     let missing = d.cli(&["create", "bb", "no-such-program"]);
     let missing = String::from_utf8_lossy(&missing.stdout).trim().to_string();
     d.cli_fail(&["start", &missing]);
+    assert_eq!(d.inspect_field(&missing, "{{.State.ExitCode}}"), "127");
+    let error = d.inspect_field(&missing, "{{.State.Error}}");
+    assert!(error.contains("\"no-such-program\""), "{error}");
+    let run = d.cli(&["run", "--rm", "bb", "nonexistent-cmd"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("nonexistent-cmd"), "{stderr}");
+    let denied = d.cli(&["run", "--rm", "bb", "/etc"]);
+    assert_eq!(denied.status.code(), Some(126));
     assert_clean(&d);
     d.cli_ok(&["rm", &missing]);
     let no_cmd = d.cli_fail(&["run", "--rm", "bb"]);
