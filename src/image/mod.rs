@@ -3,6 +3,7 @@
 //! `<root>/images/tmp/` and renamed into place, so a crash never leaves a half image
 //! under its id. The name -> id mapping lives in the store (`moor_state::image`).
 
+pub mod meta;
 pub mod unpack;
 
 use std::fs::File;
