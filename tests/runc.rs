@@ -318,3 +318,44 @@ fn remove_cgroups(id: &str) {
     }
     let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup/moor").join(id));
 }
+
+#[test]
+fn user_names_come_from_the_image() {
+    let Some(d) = daemon("{}") else { return };
+    let tar = d.root().with_file_name("users.tar");
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:100::/tmp:/bin/sh\n";
+    let group = "root:x:0:\nusers:x:100:\nwheel:x:10:bob\nstaff:x:50:\n";
+    let image = common::runc::busybox_tar_with(&[("etc/passwd", passwd), ("etc/group", group)]);
+    std::fs::write(&tar, image).expect("write tar");
+    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "users"]);
+    let bob = d.cli_ok(&["run", "--rm", "-u", "bob", "users", "id"]);
+    assert!(
+        bob.contains("uid=1000(bob)")
+            && bob.contains("gid=100(users)")
+            && bob.contains("10(wheel)"),
+        "{bob}"
+    );
+    let staff = d.cli_ok(&["run", "--rm", "-u", "bob:staff", "users", "id"]);
+    assert!(staff.contains("gid=50(staff)"), "{staff}");
+    let numeric = d.cli_ok(&["run", "--rm", "-u", "4242:7", "users", "id"]);
+    assert!(
+        numeric.contains("uid=4242") && numeric.contains("gid=7"),
+        "{numeric}"
+    );
+    // The host has root and daemon users; the image decides: bb has no /etc/passwd at all.
+    for (image, user) in [("users", "nobody"), ("bb", "daemon")] {
+        let out = d.cli_fail(&["run", "--rm", "-u", user, image, "id"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = format!("unable to find user {user}: no matching entries in passwd file");
+        assert!(err.contains(&want), "{err}");
+        assert_eq!(out.status.code(), Some(125));
+    }
+    let response = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"users","Cmd":["id"],"User":"bob:nogroup"}"#),
+    );
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert!(response.message().contains("unable to find group nogroup"));
+    assert_clean(&d);
+}

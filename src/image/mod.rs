@@ -5,6 +5,7 @@
 
 pub mod meta;
 pub mod unpack;
+pub mod user;
 
 use std::fs::File;
 use std::io::{self, Write};

@@ -35,6 +35,9 @@ pub enum RuncError {
     /// The overlay rootfs failed.
     #[error("root filesystem")]
     Overlay(#[from] OverlayError),
+    /// `-u` names a user or group the image does not have.
+    #[error(transparent)]
+    User(#[from] crate::image::user::UserError),
     /// config.json failed.
     #[error("OCI bundle")]
     Bundle(#[from] BundleError),
@@ -119,9 +122,10 @@ impl Runc {
                 dir: images.dir.clone(),
             });
         }
+        let user = crate::image::user::resolve(&images.rootfs(&spec.image_id), &spec.user)?;
+        let oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
         overlay_of(layout, &images, id, &spec.image_id).mount()?;
         let bundle = bundle_dir(layout, id);
-        let oci = bundle::build(id, spec, &cgroups_path(id))?;
         if let Err(e) = bundle::write(&bundle, &oci) {
             let _ = overlay::unmount(&bundle.join("rootfs"));
             return Err(e.into());
