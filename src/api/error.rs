@@ -85,6 +85,9 @@ pub enum ApiError {
         /// The ps arguments.
         args: String,
     },
+    /// A container's log could not be read.
+    #[error(transparent)]
+    Logs(#[from] crate::logs::LogsError),
     /// Start of a running container, stop of a stopped one: Docker answers 304.
     #[error("not modified")]
     NotModified,
@@ -109,6 +112,8 @@ impl ResponseError for ApiError {
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
             ApiError::Ps { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::PsOutput { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Logs(crate::logs::LogsError::Time { .. }) => StatusCode::BAD_REQUEST,
+            ApiError::Logs(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -353,6 +353,9 @@ pub struct LogsArgs {
     /// Show logs since a timestamp (RFC 3339 or unix) or a relative time (e.g. 42m).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
+    /// Show logs before a timestamp (RFC 3339 or unix) or a relative time (e.g. 42m).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// The container (name or id).
     #[arg(value_name = "CONTAINER")]
     pub name: String,

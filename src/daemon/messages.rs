@@ -56,6 +56,11 @@ pub struct ShutDown {
     pub timeout_secs: Option<u32>,
 }
 
+/// SIGKILL every running container now (a second interrupt during shutdown) (Supervisor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KillEverything;
+
 /// Counts for the start-up summary and STATUS (Supervisor).
 #[derive(Message)]
 #[rtype(result = "Summary")]

@@ -245,6 +245,26 @@ pub fn summarize(records: &[ContainerRecord]) -> Summary {
     s
 }
 
+impl Handler<KillEverything> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: KillEverything, _: &mut Context<Self>) -> Self::Result {
+        let kills: Vec<_> = self
+            .containers
+            .values()
+            .map(|addr| {
+                addr.send(KillContainer {
+                    signal: libc::SIGKILL,
+                })
+            })
+            .collect();
+        Box::pin(async move {
+            // Containers that do not run answer "not running": nothing to do for them.
+            join_all(kills).await;
+        })
+    }
+}
+
 impl Handler<ShutDown> for Supervisor {
     type Result = ResponseFuture<()>;
 

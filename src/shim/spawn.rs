@@ -227,11 +227,17 @@ pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
     })
 }
 
+/// The size asked for the container's output pipes.
+const PIPE_SIZE: i32 = 1024 * 1024;
+
 /// A pipe whose read end (the shim's) is non-blocking; both ends close on exec.
 fn output_pipe() -> Result<(File, OwnedFd), SpawnError> {
     let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|source| SpawnError::Pipe { source })?;
     fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
         .map_err(|source| SpawnError::Pipe { source })?;
+    // A larger pipe (best effort, the unprivileged limit is 1 MiB by default) means fewer
+    // wake-ups of the shim and more slack for the container while a write is slow.
+    let _ = fcntl(r.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     Ok((File::from(r), w))
 }
 
