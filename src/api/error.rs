@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Neither Cmd nor Entrypoint.
     #[error("No command specified")]
     NoCommand,
+    /// `-u` names a user or group the image does not have (or its files are unreadable).
+    #[error(transparent)]
+    User(#[from] crate::image::user::UserError),
     /// An image moor does not have.
     #[error("No such image: {0}")]
     NoSuchImage(String),
@@ -116,6 +119,7 @@ impl ResponseError for ApiError {
             | ApiError::Query { .. }
             | ApiError::InvalidSignal(_)
             | ApiError::NoCommand
+            | ApiError::User(_)
             | ApiError::Tty
             | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,

@@ -262,11 +262,12 @@ fn lock_root(layout: &Layout) -> Result<Flock<File>, DaemonError> {
 
 fn open_store(layout: &Layout) -> Result<Store, DaemonError> {
     let (store, moved) = Store::open_or_move_aside(&layout.store())?;
-    if let Some(aside) = moved {
+    if let Some(aside) = &moved {
         error!(moved_to = %aside.display(), "the store could not be opened: moved aside, rebuilding from spec files");
         let n = reconciler::rebuild(&store, layout);
         warn!(restored = n, "store rebuilt from spec files");
     }
+    crate::image::meta::on_open(&store, &layout.root, moved.is_some());
     Ok(store)
 }
 

@@ -184,6 +184,11 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
         let images = shared.store.images().map_err(ContainerError::from)?;
         Ok(images.resolve(name)?.map(|img| img.id))
     })?;
+    if spec.runtime == RuntimeKind::Runc && !spec.user.is_empty() {
+        // Docker finds out at start; a create that cannot start is refused at once.
+        let rootfs = crate::image::ImageDirs::new(&shared.layout.root).rootfs(&spec.image_id);
+        crate::image::user::resolve(&rootfs, &spec.user)?;
+    }
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
     let id = state
         .supervisor
