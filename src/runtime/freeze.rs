@@ -12,6 +12,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use moor_state::reconcile::RuntimeState;
 use moor_state::record::RuntimeKind;
 use moor_state::ProcessIdentity;
 use nix::errno::Errno;
@@ -115,7 +116,10 @@ pub fn resume(
 
 /// Whether a runc container is frozen, as runc reports it (`None`: runc has no state).
 pub fn runc_paused(runc: Option<&Runc>, id: &str) -> Option<bool> {
-    runc?.status(id).map(|s| s == "paused")
+    match runc?.state(id)? {
+        RuntimeState::Missing => None,
+        state => Some(state == RuntimeState::Paused),
+    }
 }
 
 fn runc_call(runc: Option<&Runc>, action: &'static str, id: &str) -> Result<(), FreezeError> {
