@@ -279,3 +279,33 @@ fn started_at_survives_a_daemon_restart() {
     assert!(lines.iter().any(|l| l.starts_with("seed Up ")), "{lines:?}");
     d.docker_ok(&["rm", "-f", "seed"]);
 }
+
+#[test]
+fn import_and_run_an_image_with_runc() {
+    if let Some(reason) = runc::skip_reason() {
+        println!("skipped: {reason}");
+        return;
+    }
+    let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
+    let tar = runc::busybox_tar();
+    let out = d.docker(&["import", "-", "bb:1"], Some(&tar));
+    assert!(out.status.success(), "docker import: {}", describe(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        id.starts_with("sha256:"),
+        "import prints the image id: {id:?}"
+    );
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(images.contains(&format!("bb:1 {}", &id[7..19])), "{images}");
+    let out = d.docker(&["run", "--rm", "bb:1", "echo", "hi"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let out = d.docker(&["run", "--rm", "bb:1", "sh", "-c", "exit 4"], None);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    d.docker_ok(&["rmi", "bb:1"]);
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    assert!(
+        runc::mounts_under(&d.root()).is_empty(),
+        "--rm leaves no overlay mount"
+    );
+}

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::runc::{busybox_tar, header as common_header, mounts_under, skip_reason};
-use common::{kill_if_same, proc_start_time, wait_for, Daemon, LIVE_RESTORE_ON};
+use common::{kill_if_same, proc_start_time, process_is, wait_for, Daemon, LIVE_RESTORE_ON};
 use nix::sys::signal::Signal;
 
 /// A daemon on runc with the busybox image imported as `bb`, or None (reason printed).
@@ -59,6 +59,15 @@ fn run_rm_is_isolated_in_the_image() {
     let missing = d.cli(&["create", "bb", "no-such-program"]);
     let missing = String::from_utf8_lossy(&missing.stdout).trim().to_string();
     d.cli_fail(&["start", &missing]);
+    assert_eq!(d.inspect_field(&missing, "{{.State.ExitCode}}"), "127");
+    let error = d.inspect_field(&missing, "{{.State.Error}}");
+    assert!(error.contains("\"no-such-program\""), "{error}");
+    let run = d.cli(&["run", "--rm", "bb", "nonexistent-cmd"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("nonexistent-cmd"), "{stderr}");
+    let denied = d.cli(&["run", "--rm", "bb", "/etc"]);
+    assert_eq!(denied.status.code(), Some(126));
     assert_clean(&d);
     d.cli_ok(&["rm", &missing]);
     let no_cmd = d.cli_fail(&["run", "--rm", "bb"]);
@@ -208,4 +217,157 @@ fn twenty_removed_containers_leave_nothing() {
             .join(id)
             .exists());
     }
+}
+
+/// The pid and start time `started.json` records for `key` (`shim` or `process`).
+fn ident(d: &Daemon, id: &str, key: &str) -> (i32, u64) {
+    let s = d.started_json(id);
+    let pid = s[key]["pid"].as_i64().expect("pid") as i32;
+    (pid, s[key]["start_time"].as_u64().expect("start time"))
+}
+
+/// `moor admin inspect --format json` with the daemon down: (name, next start, report).
+fn predictions(d: &Daemon) -> Vec<(String, String, serde_json::Value)> {
+    let (root, run, config) = (d.root(), d.run_dir(), d.config_path());
+    let out = d.cli(&[
+        "admin",
+        "--root",
+        root.to_str().expect("utf-8"),
+        "--run-dir",
+        run.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "inspect",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let mut found: Vec<_> = reports
+        .into_iter()
+        .map(|r| {
+            let name = r["name"].as_str().expect("name").to_string();
+            (
+                name,
+                r["next_start"].as_str().expect("class").to_string(),
+                r,
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+#[test]
+fn reconciler_weighs_runc_state() {
+    let Some(mut d) = daemon(LIVE_RESTORE_ON) else {
+        return;
+    };
+    let names = ["a-resume", "b-exited", "c-lost", "d-orphan"];
+    let ids: Vec<String> = names
+        .iter()
+        .map(|n| d.run_detached(&["--name", n, "bb", "sleep", "1000"]))
+        .collect();
+    let runc_root = d.run_dir().join("runc");
+    let runc_state = |id: &str| runc_root.join(id);
+    let gone = |(pid, st): (i32, u64)| wait_for(Duration::from_secs(10), || !process_is(pid, st));
+    let a_pid = d.inspect_field(&ids[0], "{{.State.Pid}}");
+    d.stop_term();
+    // b: its init is killed and runc's state deleted; the shim's exit file decides.
+    let b = ident(&d, &ids[1], "process");
+    assert!(kill_if_same(b.0, b.1, Signal::SIGKILL));
+    let exit = d.container_run_dir(&ids[1]).join("exit.json");
+    assert!(wait_for(Duration::from_secs(10), || exit.exists()));
+    std::fs::remove_dir_all(runc_state(&ids[1])).expect("delete runc state");
+    // c: shim, then init killed, runc's state deleted: nothing tells the end.
+    let (c_shim, c) = (ident(&d, &ids[2], "shim"), ident(&d, &ids[2], "process"));
+    assert!(kill_if_same(c_shim.0, c_shim.1, Signal::SIGKILL) && gone(c_shim));
+    assert!(kill_if_same(c.0, c.1, Signal::SIGKILL) && gone(c));
+    std::fs::remove_dir_all(runc_state(&ids[2])).expect("delete runc state");
+    // d: runc's state deleted under a live init: runc cannot manage it any more.
+    let orphan = ident(&d, &ids[3], "process");
+    d.track(orphan.0, orphan.1);
+    std::fs::remove_dir_all(runc_state(&ids[3])).expect("delete runc state");
+
+    let found = predictions(&d);
+    let classes: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(n, c, _)| (n.as_str(), c.as_str()))
+        .collect();
+    let expected = ["resume", "exited-while-down", "lost", "orphan"];
+    assert_eq!(classes, names.into_iter().zip(expected).collect::<Vec<_>>());
+    assert_eq!(found[0].2["runtime_state"], "running");
+    assert_eq!(found[2].2["runtime_state"], "missing");
+    let reason = found[3].2["reason"].as_str().expect("reason");
+    assert!(reason.contains("missing"), "{reason}");
+
+    d.restart();
+    assert_eq!(d.inspect_field(&ids[0], "{{.State.Status}}"), "running");
+    assert_eq!(d.inspect_field(&ids[0], "{{.State.Pid}}"), a_pid);
+    assert_eq!(d.inspect_field(&ids[1], "{{.State.ExitCode}}"), "137");
+    assert_eq!(d.inspect_field(&ids[2], "{{.State.Status}}"), "exited");
+    let error = d.inspect_field(&ids[2], "{{.State.Error}}");
+    assert!(error.contains("runtime state: missing"), "{error}");
+    assert!(process_is(orphan.0, orphan.1), "an orphan is never killed");
+    d.cli_ok(&["stop", "-t", "1", &ids[0]]);
+    assert_eq!(d.inspect_field(&ids[0], "{{.State.Status}}"), "exited");
+    d.cli_ok(&["rm", &ids[0], &ids[1], &ids[2]]);
+    assert!(kill_if_same(orphan.0, orphan.1, Signal::SIGKILL) && gone(orphan));
+    remove_cgroups(&ids[3]);
+}
+
+/// Removes a container's cgroups that runc can no longer delete (its state is gone).
+fn remove_cgroups(id: &str) {
+    for entry in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = entry.path().join("moor").join(id);
+        if dir.is_dir() {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup/moor").join(id));
+}
+
+#[test]
+fn user_names_come_from_the_image() {
+    let Some(d) = daemon("{}") else { return };
+    let tar = d.root().with_file_name("users.tar");
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:100::/tmp:/bin/sh\n";
+    let group = "root:x:0:\nusers:x:100:\nwheel:x:10:bob\nstaff:x:50:\n";
+    let image = common::runc::busybox_tar_with(&[("etc/passwd", passwd), ("etc/group", group)]);
+    std::fs::write(&tar, image).expect("write tar");
+    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "users"]);
+    let bob = d.cli_ok(&["run", "--rm", "-u", "bob", "users", "id"]);
+    assert!(
+        bob.contains("uid=1000(bob)")
+            && bob.contains("gid=100(users)")
+            && bob.contains("10(wheel)"),
+        "{bob}"
+    );
+    let staff = d.cli_ok(&["run", "--rm", "-u", "bob:staff", "users", "id"]);
+    assert!(staff.contains("gid=50(staff)"), "{staff}");
+    let numeric = d.cli_ok(&["run", "--rm", "-u", "4242:7", "users", "id"]);
+    assert!(
+        numeric.contains("uid=4242") && numeric.contains("gid=7"),
+        "{numeric}"
+    );
+    // The host has root and daemon users; the image decides: bb has no /etc/passwd at all.
+    for (image, user) in [("users", "nobody"), ("bb", "daemon")] {
+        let out = d.cli_fail(&["run", "--rm", "-u", user, image, "id"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = format!("unable to find user {user}: no matching entries in passwd file");
+        assert!(err.contains(&want), "{err}");
+        assert_eq!(out.status.code(), Some(125));
+    }
+    let response = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"users","Cmd":["id"],"User":"bob:nogroup"}"#),
+    );
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert!(response.message().contains("unable to find group nogroup"));
+    assert_clean(&d);
 }

@@ -1,6 +1,7 @@
 //! A store that cannot be opened is moved aside and rebuilt from each container's
 //! config.v2.json plus the run directory: running containers are resumed, exited ones keep
-//! the code from their exit file, and both keep their names.
+//! the code from their exit file, and both keep their names; imported images come back with
+//! their names from the metadata file in each image directory.
 
 mod common;
 
@@ -110,4 +111,43 @@ fn corrupt_store_is_moved_aside_and_rebuilt() {
     d.stop_term();
     d.restart();
     check(&d);
+}
+
+#[test]
+fn rebuilt_store_keeps_imported_images() {
+    if let Some(reason) = common::runc::skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let mut d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
+    let tar = d.root().with_file_name("bb.tar");
+    fs::write(&tar, common::runc::busybox_tar()).expect("write busybox tar");
+    let image_id = d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb:1"]);
+    let id = d.run_detached(&["--name", "from-bb", "bb:1", "sleep", "1000"]);
+    let pid = d.inspect_field("from-bb", "{{.State.Pid}}");
+    let started_at = d.inspect_field("from-bb", "{{.State.StartedAt}}");
+    let image = |d: &Daemon| d.http("GET", "/images/bb:1/json", None).json();
+    let created = image(&d)["Created"].clone();
+    d.kill9();
+    assert!(garble(&d.root().join("moor.db")) > 0);
+    d.restart();
+
+    let images = d.cli_ok(&["image", "ls"]);
+    assert!(
+        images.contains("bb") && images.contains(" 1 ") && images.contains(&image_id.trim()[7..19]),
+        "{images}"
+    );
+    assert_eq!(image(&d)["Id"], image_id.trim());
+    assert_eq!(image(&d)["Created"], created);
+    assert_eq!(d.inspect_field("from-bb", "{{.Id}}"), id);
+    assert_eq!(d.inspect_field("from-bb", "{{.State.Status}}"), "running");
+    assert_eq!(d.inspect_field("from-bb", "{{.State.Pid}}"), pid);
+    assert_eq!(
+        d.inspect_field("from-bb", "{{.State.StartedAt}}"),
+        started_at
+    );
+    // The image is in use again: its removal is refused.
+    d.cli_fail(&["image", "rm", "bb:1"]);
+    d.cli_ok(&["rm", "-f", "from-bb"]);
+    d.cli_ok(&["image", "rm", "bb:1"]);
 }

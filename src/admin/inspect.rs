@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use moor_state::reconcile::{classify, Class, Liveness, Observation};
+use moor_state::reconcile::{classify, Class, Liveness, Observation, RuntimeState};
 use moor_state::store::Store;
 use moor_state::ContainerRecord;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,9 @@ pub struct ContainerReport {
     pub shim: Option<Liveness>,
     /// The exit code in the shim's exit file, when there is one.
     pub exit_file_code: Option<i32>,
+    /// What `runc state` says (runc containers only).
+    #[serde(default)]
+    pub runtime_state: Option<RuntimeState>,
     /// The json-file log's size in bytes, when it exists.
     pub log_size: Option<u64>,
     /// What the next start does: resume, exited-while-down, lost, orphan, unchanged...
@@ -89,6 +92,7 @@ fn base(layout: &Layout, id: &str, obs: &Observation) -> ContainerReport {
         shim_pid: started.map(|o| o.run.shim.pid),
         shim: started.map(|o| o.shim),
         exit_file_code: obs.exit.map(|e| e.exit.code()),
+        runtime_state: obs.runtime_state,
         log_size: std::fs::metadata(layout.log_path(id)).ok().map(|m| m.len()),
         next_start: String::new(),
         reason: String::new(),
@@ -164,11 +168,12 @@ pub fn table(reports: &[ContainerReport]) -> String {
         "PID",
         "SHIM",
         "EXIT FILE",
+        "RUNC",
         "LOG",
         "NEXT START",
         "REASON",
     ];
-    let rows: Vec<[String; 9]> = reports
+    let rows: Vec<[String; 10]> = reports
         .iter()
         .map(|r| {
             [
@@ -178,6 +183,7 @@ pub fn table(reports: &[ContainerReport]) -> String {
                 pid_cell(r.pid, r.process),
                 pid_cell(r.shim_pid, r.shim),
                 r.exit_file_code.map_or("-".into(), |c| c.to_string()),
+                r.runtime_state.map_or("-", RuntimeState::name).into(),
                 r.log_size.map_or("-".into(), |s| format!("{s}B")),
                 r.next_start.clone(),
                 r.reason.clone(),
@@ -223,6 +229,7 @@ mod tests {
             shim_pid: Some(41),
             shim: Some(Liveness::Gone),
             exit_file_code: None,
+            runtime_state: Some(RuntimeState::Running),
             log_size: Some(10),
             next_start: "orphan".into(),
             reason: "shim gone".into(),

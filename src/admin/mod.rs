@@ -8,15 +8,15 @@ pub mod check;
 pub mod inspect;
 pub mod orphan;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::PathBuf;
 
 use moor_state::store::{Store, StoreError};
 use moor_state::{transition, ContainerRecord, Event, TransitionError};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use thiserror::Error;
 
-use crate::daemon::layout::Layout;
+use crate::daemon::layout::{Layout, RootLock};
 
 /// Why an admin command could not do its work.
 #[derive(Debug, Error)]
@@ -105,27 +105,12 @@ impl Access {
     /// Takes the root's lock without waiting: the store if no daemon runs, else the
     /// daemon's pid. A root that does not exist yet is an empty store.
     pub fn open(layout: &Layout) -> Result<Access, AdminError> {
-        let path = layout.lock_file();
-        std::fs::create_dir_all(&layout.root).map_err(|source| AdminError::Lock {
-            path: path.clone(),
+        let lock = match layout.try_lock().map_err(|source| AdminError::Lock {
+            path: layout.lock_file(),
             source,
-        })?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| AdminError::Lock {
-                path: path.clone(),
-                source,
-            })?;
-        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err(_) => {
-                let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                return Ok(Access::Daemon(pid.trim().to_string()));
-            }
+        })? {
+            RootLock::Taken(lock) => lock,
+            RootLock::HeldBy(pid) => return Ok(Access::Daemon(pid)),
         };
         let store = Store::open(&layout.store()).map_err(|source| AdminError::Store {
             path: layout.store(),

@@ -30,34 +30,9 @@ pub fn go_time(t: Option<DateTime<Utc>>) -> String {
     }
 }
 
-/// Go's `units.HumanDuration`, as `docker ps` prints ages.
-pub fn human_duration(d: chrono::Duration) -> String {
-    let secs = d.num_seconds();
-    let minutes = d.num_minutes();
-    let hours = d.num_hours();
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours.abs_diff(1) == 0 && minutes < 90 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", hours / 24 / 365)
-    }
+/// Docker's age text for the time between `from` and `now`.
+fn age(from: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    crate::humanize::human_duration((now - from).to_std().unwrap_or_default())
 }
 
 fn policy(p: Policy) -> RestartPolicy {
@@ -91,9 +66,13 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
         State::Orphaned { reason, .. } => (format!("orphaned: {reason}"), None),
         _ => (String::new(), None),
     };
+    // Docker shows a paused container as running and paused.
     let running = matches!(
         state,
-        State::Running(_) | State::Stopping(_) | State::Orphaned { run: Some(_), .. }
+        State::Running(_)
+            | State::Paused(_)
+            | State::Stopping(_)
+            | State::Orphaned { run: Some(_), .. }
     );
     let (orphan_reason, shim_pid) = match state {
         State::Orphaned { reason, run } => (reason.clone(), run.as_ref().map_or(0, |r| r.shim.pid)),
@@ -107,7 +86,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
         state: ContainerState {
             status: state.docker_status().into(),
             running,
-            paused: false,
+            paused: matches!(state, State::Paused(_)),
             restarting: false,
             oom_killed: matches!(state, State::Exited { .. })
                 && crate::runtime::read_run_files(&layout.run_container_dir(&rec.id))
@@ -184,13 +163,14 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
     let status = match &rec.state {
         State::Created | State::Starting => "Created".to_string(),
         State::Running(run) | State::Stopping(run) => {
-            format!("Up {}", human_duration(now - run.started_at))
+            format!("Up {}", age(run.started_at, now))
         }
+        State::Paused(run) => format!("Up {} (Paused)", age(run.started_at, now)),
         State::Orphaned { .. } => "Up (orphaned)".to_string(),
         State::Exited { finished_at, .. } => format!(
             "Exited ({}) {} ago",
             exit_code(&rec.state),
-            human_duration(now - *finished_at)
+            age(*finished_at, now)
         ),
         State::Removing => "Removal In Progress".to_string(),
     };
@@ -221,18 +201,5 @@ mod tests {
         let t = t + chrono::Duration::nanoseconds(123_450_000);
         assert_eq!(go_time(Some(t)), "2026-11-27T16:00:00.12345Z");
         assert_eq!(go_time(None), ZERO_TIME);
-    }
-
-    #[test]
-    fn human_duration_matches_go_units() {
-        let d = chrono::Duration::seconds;
-        assert_eq!(human_duration(d(0)), "Less than a second");
-        assert_eq!(human_duration(d(1)), "1 second");
-        assert_eq!(human_duration(d(59)), "59 seconds");
-        assert_eq!(human_duration(d(60)), "About a minute");
-        assert_eq!(human_duration(d(600)), "10 minutes");
-        assert_eq!(human_duration(d(3600)), "About an hour");
-        assert_eq!(human_duration(d(3 * 3600)), "3 hours");
-        assert_eq!(human_duration(d(3 * 86400)), "3 days");
     }
 }

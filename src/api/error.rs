@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Neither Cmd nor Entrypoint.
     #[error("No command specified")]
     NoCommand,
+    /// `-u` names a user or group the image does not have (or its files are unreadable).
+    #[error(transparent)]
+    User(#[from] crate::image::user::UserError),
     /// An image moor does not have.
     #[error("No such image: {0}")]
     NoSuchImage(String),
@@ -49,9 +52,27 @@ pub enum ApiError {
         /// Its name.
         name: String,
     },
+    /// Removal of a paused container without force (Docker's text).
+    #[error("cannot remove container \"/{name}\": container is paused and must be unpaused first")]
+    RemovePaused {
+        /// Its name.
+        name: String,
+    },
     /// Kill of a container that does not run.
     #[error("Container {id} is not running")]
     NotRunning {
+        /// Its id.
+        id: String,
+    },
+    /// Pause of a paused container.
+    #[error("Container {id} is already paused")]
+    AlreadyPaused {
+        /// Its id.
+        id: String,
+    },
+    /// Unpause of a container that is not paused.
+    #[error("Container {id} is not paused")]
+    NotPaused {
         /// Its id.
         id: String,
     },
@@ -82,6 +103,9 @@ pub enum ApiError {
         /// The ps arguments.
         args: String,
     },
+    /// A container's log could not be read.
+    #[error(transparent)]
+    Logs(#[from] crate::logs::LogsError),
     /// Start of a running container, stop of a stopped one: Docker answers 304.
     #[error("not modified")]
     NotModified,
@@ -95,16 +119,23 @@ impl ResponseError for ApiError {
             | ApiError::Query { .. }
             | ApiError::InvalidSignal(_)
             | ApiError::NoCommand
+            | ApiError::User(_)
             | ApiError::Tty
             | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::RemoveRunning { .. } | ApiError::NotRunning { .. } => StatusCode::CONFLICT,
+            ApiError::RemoveRunning { .. }
+            | ApiError::RemovePaused { .. }
+            | ApiError::NotRunning { .. }
+            | ApiError::AlreadyPaused { .. }
+            | ApiError::NotPaused { .. } => StatusCode::CONFLICT,
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
             ApiError::Ps { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::PsOutput { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Logs(crate::logs::LogsError::Time { .. }) => StatusCode::BAD_REQUEST,
+            ApiError::Logs(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -140,12 +171,16 @@ fn container_status(e: &ContainerError) -> StatusCode {
                 StatusCode::NOT_MODIFIED
             }
             TransitionError::RunningCannotRemove
+            | TransitionError::AlreadyPaused
+            | TransitionError::NotPaused
+            | TransitionError::PausedCannotStart
             | TransitionError::BeingRemoved
             | TransitionError::Orphaned { .. }
             | TransitionError::Invalid { .. } => StatusCode::CONFLICT,
         },
         ContainerError::Store(_)
         | ContainerError::Runtime(_)
+        | ContainerError::Freeze { .. }
         | ContainerError::Io { .. }
         | ContainerError::SpecFile(_)
         | ContainerError::Mailbox(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -46,6 +46,10 @@ pub enum Command {
     Kill(KillArgs),
     /// Restart one or more containers.
     Restart(StopArgs),
+    /// Pause all processes within one or more containers.
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(NamesArgs),
     /// Remove one or more containers.
     Rm(RmArgs),
     /// Block until one or more containers stop, then print their exit codes.
@@ -353,6 +357,9 @@ pub struct LogsArgs {
     /// Show logs since a timestamp (RFC 3339 or unix) or a relative time (e.g. 42m).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
+    /// Show logs before a timestamp (RFC 3339 or unix) or a relative time (e.g. 42m).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// The container (name or id).
     #[arg(value_name = "CONTAINER")]
     pub name: String,

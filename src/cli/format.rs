@@ -1,46 +1,7 @@
 //! Output formatting shared by commands: docker's human durations, its tables, Go's
 //! `strconv.Quote` and `json.Indent`.
 
-use std::time::Duration;
-
-/// Go's `units.HumanDuration` (github.com/docker/go-units), thresholds copied.
-pub fn human_duration(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    if seconds < 1 {
-        return "Less than a second".to_string();
-    }
-    if seconds == 1 {
-        return "1 second".to_string();
-    }
-    if seconds < 60 {
-        return format!("{seconds} seconds");
-    }
-    let minutes = seconds / 60;
-    if minutes == 1 {
-        return "About a minute".to_string();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    // Go rounds to the nearest hour here (half away from zero).
-    let hours = (duration.as_secs_f64() / 3600.0).round() as u64;
-    if hours == 1 {
-        return "About an hour".to_string();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", seconds / 3600 / 24 / 365)
-}
+pub use crate::humanize::human_duration;
 
 /// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
 pub fn ellipsis(text: &str, max: usize) -> String {
@@ -169,33 +130,6 @@ fn newline(out: &mut String, indent: &str, depth: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn secs(seconds: u64) -> Duration {
-        Duration::from_secs(seconds)
-    }
-
-    #[test]
-    fn human_durations_follow_go_units() {
-        assert_eq!(
-            human_duration(Duration::from_millis(400)),
-            "Less than a second"
-        );
-        assert_eq!(human_duration(secs(1)), "1 second");
-        assert_eq!(human_duration(secs(5)), "5 seconds");
-        assert_eq!(human_duration(secs(59)), "59 seconds");
-        assert_eq!(human_duration(secs(60)), "About a minute");
-        assert_eq!(human_duration(secs(119)), "About a minute");
-        assert_eq!(human_duration(secs(120)), "2 minutes");
-        assert_eq!(human_duration(secs(59 * 60)), "59 minutes");
-        assert_eq!(human_duration(secs(60 * 60)), "About an hour");
-        assert_eq!(human_duration(secs(89 * 60)), "About an hour");
-        assert_eq!(human_duration(secs(90 * 60)), "2 hours");
-        assert_eq!(human_duration(secs(47 * 3600)), "47 hours");
-        assert_eq!(human_duration(secs(48 * 3600)), "2 days");
-        assert_eq!(human_duration(secs(14 * 24 * 3600)), "2 weeks");
-        assert_eq!(human_duration(secs(60 * 24 * 3600)), "2 months");
-        assert_eq!(human_duration(secs(730 * 24 * 3600)), "2 years");
-    }
 
     #[test]
     fn ellipsis_and_quote() {

@@ -32,6 +32,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Restart(args) => Ok(commands::restart::execute(&client, args)),
         Command::Rm(args) => Ok(commands::rm::execute(&client, args)),
         Command::Wait(args) => Ok(commands::wait::execute(&client, args)),
+        Command::Pause(args) => Ok(commands::pause::pause(&client, args)),
+        Command::Unpause(args) => Ok(commands::pause::unpause(&client, args)),
         Command::Ps(args) => commands::ps::execute(&client, args),
         Command::Inspect(args) => commands::inspect::execute(&client, args),
         Command::Logs(args) => commands::logs::execute(&client, args),

@@ -23,6 +23,8 @@ use crate::daemon::Shared;
 use crate::identity::PidFd;
 use crate::runtime::{self, StartOutcome};
 
+mod pause;
+
 /// Docker's default stop timeout, in seconds.
 pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
 
@@ -344,8 +346,12 @@ impl Actor for ContainerActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // A resumed container is watched again.
-        if matches!(self.record.state, State::Running(_) | State::Stopping(_)) {
+        if matches!(
+            self.record.state,
+            State::Running(_) | State::Paused(_) | State::Stopping(_)
+        ) {
             self.emit("restore", &[]);
+            self.restore_freezer();
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
             info!(parent: &self.span, "restart policy: starting at daemon start");
@@ -449,9 +455,13 @@ impl Handler<StopContainer> for ContainerActor {
             info!(parent: &self.span, "pending restart cancelled");
             return Box::pin(async { Ok(()) });
         }
+        let paused = self.paused_run();
         let prepared: Result<_, ContainerError> = (|| {
             let pidfd = self.process_pidfd()?;
             self.apply(Event::StopRequested)?;
+            if let Some(run) = &paused {
+                self.thaw(run)?;
+            }
             let signal = match self.record.spec.stop_signal.as_str() {
                 "" => libc::SIGTERM,
                 s => parse_signal(s).unwrap_or(libc::SIGTERM),
@@ -490,6 +500,7 @@ impl Handler<KillContainer> for ContainerActor {
 
     fn handle(&mut self, msg: KillContainer, _: &mut Context<Self>) -> Self::Result {
         let pidfd = self.process_pidfd()?;
+        self.unpause_for_signal(msg.signal);
         info!(parent: &self.span, signal = msg.signal, "kill");
         pidfd
             .send_signal(msg.signal)
@@ -511,12 +522,13 @@ impl Handler<RemoveContainer> for ContainerActor {
         }
         let running = matches!(
             self.record.state,
-            State::Running(_) | State::Stopping(_) | State::Starting
+            State::Running(_) | State::Paused(_) | State::Stopping(_) | State::Starting
         );
         if !(running && msg.force) {
             return Box::pin(fut::ready(self.remove_now(ctx)));
         }
         let killed = self.process_pidfd().and_then(|pidfd| {
+            self.unpause_for_signal(libc::SIGKILL);
             pidfd
                 .send_signal(libc::SIGKILL)
                 .map_err(|source| ContainerError::Signal {
@@ -551,7 +563,7 @@ impl Handler<WaitContainer> for ContainerActor {
         let (tx, rx) = oneshot::channel();
         let running = matches!(
             self.record.state,
-            State::Running(_) | State::Stopping(_) | State::Starting
+            State::Running(_) | State::Paused(_) | State::Stopping(_) | State::Starting
         );
         if msg.0 == WaitCondition::NotRunning && !running {
             let _ = tx.send(Ok(self.exit_code()));

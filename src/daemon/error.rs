@@ -46,6 +46,17 @@ pub enum ContainerError {
         /// Why.
         error: String,
     },
+    /// The container could not be frozen or thawed.
+    #[error("cannot {action} container {id}")]
+    Freeze {
+        /// `pause` or `unpause`.
+        action: &'static str,
+        /// The container.
+        id: String,
+        /// Why.
+        #[source]
+        source: crate::runtime::freeze::FreezeError,
+    },
     /// A signal could not be delivered.
     #[error("cannot signal container {id}: {source}")]
     Signal {

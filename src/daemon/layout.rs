@@ -1,6 +1,10 @@
 //! Where the daemon keeps things: the state root, the run directory and the shim binary.
 
+use std::fs::{File, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
 
 /// The daemon's directories, resolved once at start-up.
 #[derive(Debug, Clone)]
@@ -18,7 +22,35 @@ pub struct Layout {
 /// The spec file written once, atomically, at create (Docker's config.v2.json).
 pub const SPEC_FILE: &str = "config.v2.json";
 
+/// The root's lock file (`<root>/moor.lock`): one daemon, or one `moor admin`, at a time.
+pub enum RootLock {
+    /// This process holds it until the value is dropped.
+    Taken(Flock<File>),
+    /// Another process holds it; the pid it wrote, possibly empty.
+    HeldBy(String),
+}
+
 impl Layout {
+    /// Takes the root's lock without waiting (creating the root if needed).
+    pub fn try_lock(&self) -> io::Result<RootLock> {
+        std::fs::create_dir_all(&self.root)?;
+        let path = self.lock_file();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        Ok(match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => RootLock::Taken(lock),
+            Err(_) => RootLock::HeldBy(
+                std::fs::read_to_string(&path)
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default(),
+            ),
+        })
+    }
+
     /// The sled store directory.
     pub fn store(&self) -> PathBuf {
         self.root.join("moor.db")

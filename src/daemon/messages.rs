@@ -56,6 +56,11 @@ pub struct ShutDown {
     pub timeout_secs: Option<u32>,
 }
 
+/// SIGKILL every running container now (a second interrupt during shutdown) (Supervisor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KillEverything;
+
 /// Counts for the start-up summary and STATUS (Supervisor).
 #[derive(Message)]
 #[rtype(result = "Summary")]
@@ -70,6 +75,8 @@ pub struct Summary {
     pub stopped: usize,
     /// Orphaned.
     pub orphaned: usize,
+    /// Paused (Docker counts them apart from running: `ContainersPaused`).
+    pub paused: usize,
 }
 
 /// Start the container (Container).
@@ -108,6 +115,16 @@ pub struct KillContainer {
     /// The signal number.
     pub signal: i32,
 }
+
+/// Freeze its processes (Container): the cgroup freezer for runc, SIGSTOP for a process.
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct PauseContainer;
+
+/// Thaw its processes (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct UnpauseContainer;
 
 /// Remove it (Container).
 #[derive(Message)]

@@ -18,7 +18,7 @@ pub mod reload;
 pub mod signal;
 pub mod supervisor;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ use actix::prelude::*;
 use moor_state::record::RuntimeKind;
 use moor_state::store::{Store, StoreError};
 use moor_state::ContainerSpec;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
@@ -245,36 +245,30 @@ pub fn layout(opts: &Options) -> Result<Layout, DaemonError> {
     resolve(opts).map(|(layout, _)| layout)
 }
 
-/// Takes the root's lock file so a second daemon fails at once.
+/// Takes the root's lock file so a second daemon fails at once, and writes our pid in it.
 fn lock_root(layout: &Layout) -> Result<Flock<File>, DaemonError> {
     let path = layout.lock_file();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
-    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, _)| {
-        DaemonError::Locked {
-            pid: std::fs::read_to_string(&path)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-            root: layout.root.clone(),
+    match layout.try_lock().map_err(io_err("lock", &path))? {
+        layout::RootLock::Taken(mut lock) => {
+            lock.set_len(0).map_err(io_err("write", &path))?;
+            write!(lock, "{}", std::process::id()).map_err(io_err("write", &path))?;
+            Ok(lock)
         }
-    })?;
-    lock.set_len(0).map_err(io_err("write", &path))?;
-    write!(lock, "{}", std::process::id()).map_err(io_err("write", &path))?;
-    Ok(lock)
+        layout::RootLock::HeldBy(pid) => Err(DaemonError::Locked {
+            pid,
+            root: layout.root.clone(),
+        }),
+    }
 }
 
 fn open_store(layout: &Layout) -> Result<Store, DaemonError> {
     let (store, moved) = Store::open_or_move_aside(&layout.store())?;
-    if let Some(aside) = moved {
+    if let Some(aside) = &moved {
         error!(moved_to = %aside.display(), "the store could not be opened: moved aside, rebuilding from spec files");
         let n = reconciler::rebuild(&store, layout);
         warn!(restored = n, "store rebuilt from spec files");
     }
+    crate::image::meta::on_open(&store, &layout.root, moved.is_some());
     Ok(store)
 }
 
@@ -390,11 +384,43 @@ async fn serve(
     });
     handle.stop(false).await;
     let _ = server_task.await;
-    let _ = supervisor
-        .send(ShutDown {
-            live_restore: config.live_restore,
-            timeout_secs: config.shutdown_timeout,
-        })
-        .await;
+    let shutdown = supervisor.send(ShutDown {
+        live_restore: config.live_restore,
+        timeout_secs: config.shutdown_timeout,
+    });
+    await_shutdown(shutdown, &mut signals, &supervisor, config.live_restore).await;
     Ok(())
+}
+
+/// How long after the first interrupt a second one skips the stop timeouts.
+const SECOND_INTERRUPT_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the containers to stop; a second SIGINT/SIGTERM within
+/// [`SECOND_INTERRUPT_WINDOW`] (live-restore off) sends SIGKILL instead of waiting.
+async fn await_shutdown(
+    shutdown: impl std::future::Future,
+    signals: &mut tokio::sync::mpsc::UnboundedReceiver<i32>,
+    supervisor: &Addr<Supervisor>,
+    live_restore: bool,
+) {
+    let first = std::time::Instant::now();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            sig = signals.recv() => match sig {
+                Some(libc::SIGINT | libc::SIGTERM)
+                    if !live_restore && first.elapsed() < SECOND_INTERRUPT_WINDOW =>
+                {
+                    warn!("second interrupt: skipping the stop timeout, sending SIGKILL to every container");
+                    let _ = supervisor.send(messages::KillEverything).await;
+                }
+                Some(sig) => info!(signal = sig, "already shutting down"),
+                None => {
+                    (&mut shutdown).await;
+                    return;
+                }
+            },
+        }
+    }
 }

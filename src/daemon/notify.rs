@@ -135,6 +135,7 @@ mod tests {
             running: 12,
             stopped: 3,
             orphaned: 0,
+            paused: 0,
         };
         assert_eq!(
             status_line(&s, true, None),

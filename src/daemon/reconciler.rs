@@ -36,6 +36,7 @@ pub fn observe(layout: &Layout, id: &str) -> Observation {
         }),
         exit: files.exit,
         unsupported_protocol: files.unsupported_protocol,
+        runtime_state: runtime::runc::observed_state(&dir, id),
         now,
     }
 }

@@ -238,11 +238,32 @@ pub fn summarize(records: &[ContainerRecord]) -> Summary {
     for r in records {
         match r.state {
             State::Running(_) | State::Stopping(_) | State::Starting => s.running += 1,
+            State::Paused(_) => s.paused += 1,
             State::Orphaned { .. } => s.orphaned += 1,
             State::Created | State::Exited { .. } | State::Removing => s.stopped += 1,
         }
     }
     s
+}
+
+impl Handler<KillEverything> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: KillEverything, _: &mut Context<Self>) -> Self::Result {
+        let kills: Vec<_> = self
+            .containers
+            .values()
+            .map(|addr| {
+                addr.send(KillContainer {
+                    signal: libc::SIGKILL,
+                })
+            })
+            .collect();
+        Box::pin(async move {
+            // Containers that do not run answer "not running": nothing to do for them.
+            join_all(kills).await;
+        })
+    }
 }
 
 impl Handler<ShutDown> for Supervisor {

@@ -3,7 +3,9 @@
 //! `<root>/images/tmp/` and renamed into place, so a crash never leaves a half image
 //! under its id. The name -> id mapping lives in the store (`moor_state::image`).
 
+pub mod meta;
 pub mod unpack;
+pub mod user;
 
 use std::fs::File;
 use std::io::{self, Write};

@@ -16,6 +16,7 @@ use oci_spec::OciSpecError;
 use thiserror::Error;
 
 use super::DEFAULT_PATH;
+use crate::image::user::ExecUser;
 
 /// The CFS period moor sets with `--cpus` (Docker's: 100 ms).
 const CPU_PERIOD: u64 = 100_000;
@@ -23,9 +24,6 @@ const CPU_PERIOD: u64 = 100_000;
 /// Why a bundle could not be built.
 #[derive(Debug, Error)]
 pub enum BundleError {
-    /// `-u` is not `UID[:GID]` with numbers (names need the image's /etc/passwd).
-    #[error("user {0:?}: only numeric UID[:GID] is supported")]
-    User(String),
     /// oci-spec refused a value.
     #[error("build the OCI spec")]
     Oci(#[from] OciSpecError),
@@ -58,16 +56,6 @@ const DOCKER_CAPS: &[Capability] = &[
     Capability::AuditWrite,
 ];
 
-/// `UID[:GID]` as numbers (empty: root).
-fn parse_user(user: &str) -> Result<(u32, u32), BundleError> {
-    if user.is_empty() {
-        return Ok((0, 0));
-    }
-    let bad = || BundleError::User(user.to_string());
-    let (u, g) = user.split_once(':').unwrap_or((user, "0"));
-    Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
-}
-
 /// The environment: the user's, Docker's PATH when none is set, HOSTNAME.
 fn environment(spec: &ContainerSpec, hostname: &str) -> Vec<String> {
     let mut env = spec.env.clone();
@@ -80,14 +68,19 @@ fn environment(spec: &ContainerSpec, hostname: &str) -> Vec<String> {
     env
 }
 
-/// Builds config.json's content for container `id`; `cgroups_path` is where runc puts it.
-pub fn build(id: &str, spec: &ContainerSpec, cgroups_path: &str) -> Result<Spec, BundleError> {
+/// Builds config.json's content for container `id`; `cgroups_path` is where runc puts it,
+/// `user` the ids `-u` resolved to in the image.
+pub fn build(
+    id: &str,
+    spec: &ContainerSpec,
+    cgroups_path: &str,
+    user: &ExecUser,
+) -> Result<Spec, BundleError> {
     let hostname = if spec.hostname.is_empty() {
         id[..id.len().min(12)].to_string()
     } else {
         spec.hostname.clone()
     };
-    let (uid, gid) = parse_user(&spec.user)?;
     let caps: oci_spec::runtime::Capabilities = DOCKER_CAPS.iter().copied().collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -103,7 +96,13 @@ pub fn build(id: &str, spec: &ContainerSpec, cgroups_path: &str) -> Result<Spec,
         } else {
             spec.working_dir.clone()
         })
-        .user(UserBuilder::default().uid(uid).gid(gid).build()?)
+        .user(
+            UserBuilder::default()
+                .uid(user.uid)
+                .gid(user.gid)
+                .additional_gids(user.additional_gids.clone())
+                .build()?,
+        )
         .no_new_privileges(false)
         .build()?;
     let mut resources =
@@ -182,14 +181,19 @@ mod tests {
             memory: 16 << 20,
             nano_cpus: 500_000_000,
             pids_limit: Some(10),
-            user: "1000:100".into(),
             ..ContainerSpec::default()
         };
         let id = "0123456789abcdef".repeat(4);
-        let oci = build(&id, &spec, "/moor/x").expect("build");
+        let user = ExecUser {
+            uid: 1000,
+            gid: 100,
+            additional_gids: vec![10],
+        };
+        let oci = build(&id, &spec, "/moor/x", &user).expect("build");
         let json = serde_json::to_value(&oci).expect("json");
         assert_eq!(json["hostname"], "0123456789ab");
         assert_eq!(json["process"]["user"]["uid"], 1000);
+        assert_eq!(json["process"]["user"]["additionalGids"][0], 10);
         assert_eq!(json["linux"]["resources"]["memory"]["limit"], 16 << 20);
         assert_eq!(json["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(json["linux"]["resources"]["pids"]["limit"], 10);
@@ -203,10 +207,9 @@ mod tests {
             network_mode: "host".into(),
             ..spec
         };
-        let ns = serde_json::to_value(build(&id, &host, "/m").expect("build")).expect("json")
-            ["linux"]["namespaces"]
+        let ns = serde_json::to_value(build(&id, &host, "/m", &user).expect("build"))
+            .expect("json")["linux"]["namespaces"]
             .to_string();
         assert!(!ns.contains("network"), "{ns}");
-        assert!(matches!(parse_user("bob"), Err(BundleError::User(_))));
     }
 }

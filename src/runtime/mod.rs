@@ -3,6 +3,7 @@
 //! spawns `moor-shim`, whose first process exits at once after detaching.
 
 pub mod bundle;
+pub mod freeze;
 pub mod overlay;
 pub mod runc;
 
@@ -99,17 +100,7 @@ pub enum StartOutcome {
     },
 }
 
-/// An error and its sources, joined with ": ".
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
+pub use crate::shim::chain;
 
 /// Converts the shim's identity to the store's.
 pub fn to_identity(i: &Identity) -> ProcessIdentity {

@@ -10,6 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use moor_state::reconcile::RuntimeState;
 use moor_state::ContainerSpec;
 use thiserror::Error;
 
@@ -34,6 +35,9 @@ pub enum RuncError {
     /// The overlay rootfs failed.
     #[error("root filesystem")]
     Overlay(#[from] OverlayError),
+    /// `-u` names a user or group the image does not have.
+    #[error(transparent)]
+    User(#[from] crate::image::user::UserError),
     /// config.json failed.
     #[error("OCI bundle")]
     Bundle(#[from] BundleError),
@@ -118,9 +122,10 @@ impl Runc {
                 dir: images.dir.clone(),
             });
         }
+        let user = crate::image::user::resolve(&images.rootfs(&spec.image_id), &spec.user)?;
+        let oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
         overlay_of(layout, &images, id, &spec.image_id).mount()?;
         let bundle = bundle_dir(layout, id);
-        let oci = bundle::build(id, spec, &cgroups_path(id))?;
         if let Err(e) = bundle::write(&bundle, &oci) {
             let _ = overlay::unmount(&bundle.join("rootfs"));
             return Err(e.into());
@@ -169,21 +174,50 @@ impl Runc {
         }
     }
 
-    /// `runc state ID`'s status (`running`, `stopped`...), or None when runc has no state.
-    pub fn status(&self, id: &str) -> Option<String> {
+    /// What `runc state ID` says; None when runc cannot tell (it failed while its state
+    /// directory for the container exists).
+    pub fn state(&self, id: &str) -> Option<RuntimeState> {
+        if !self.root.join(id).exists() {
+            return Some(RuntimeState::Missing);
+        }
         let out = Command::new(&self.binary)
             .arg("--root")
             .arg(&self.root)
             .args(["state", id])
             .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
+            .output();
+        let out = match out {
+            Ok(out) if out.status.success() => out,
+            Ok(_) if !self.root.join(id).exists() => return Some(RuntimeState::Missing),
+            Ok(out) => {
+                tracing::warn!(container_id = %&id[..12.min(id.len())], status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "runc state failed");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(runc = %self.binary.display(), error = %e, "cannot run runc state");
+                return None;
+            }
+        };
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["status"].as_str().map(String::from)
+        match v["status"].as_str()? {
+            "created" | "creating" => Some(RuntimeState::Created),
+            "running" => Some(RuntimeState::Running),
+            "paused" | "pausing" => Some(RuntimeState::Paused),
+            "stopped" => Some(RuntimeState::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// `runc state` of the container whose run directory is `dir`, when its shim.json says it
+/// runs on runc (with that spec's binary and root); None for the process runtime or when
+/// there is no shim.json to tell.
+pub fn observed_state(dir: &Path, id: &str) -> Option<RuntimeState> {
+    let bytes = std::fs::read(dir.join(protocol::SPEC_FILE)).ok()?;
+    let spec: ShimSpec = serde_json::from_slice(&bytes).ok()?;
+    match spec.runtime {
+        RuntimeSpec::Runc { runc, root, .. } => Runc { binary: runc, root }.state(id),
+        RuntimeSpec::Process { .. } => None,
     }
 }
 

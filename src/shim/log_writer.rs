@@ -1,21 +1,19 @@
 //! The container's output as Docker json-file records, byte-compatible with Docker's driver.
 //!
-//! One line per record: `{"log":"<text>","stream":"stdout","time":"<RFC3339Nano>"}\n`, the
-//! text escaped exactly as Docker's `jsonlog.ffjsonWriteJSONBytesAsString` does (`<`, `>`, `&`
-//! and control bytes as `\u00XX`, only `\n`, `\r`, `\\` and `\"` as short escapes, each byte of
-//! invalid UTF-8 as `\ufffd`, U+2028/U+2029 escaped). Each stream is split on `\n`; a record
+//! One line per record: `{"log":"<text>","stream":"stdout","time":"<RFC3339Nano>"}\n`, encoded
+//! by [`super::record`] exactly as Docker's driver does. Each stream is split on `\n`; a record
 //! is at most 16 KiB (Docker's copier buffer), longer lines become several records and only
 //! the last one ends in `\n`. Records are batched: one write(2) per poll iteration. A failing
 //! write never blocks the container: the bytes are counted as dropped and reported in a
-//! record on the stderr stream once writing works again.
+//! record on the stderr stream once writing works again. So that the report is written even
+//! on a disk that stays full, [`FileSink`] keeps a small reserve file next to the log and
+//! deletes it to make room for the last report when the shim ends ([`LogWriter::close`]).
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io;
 
 use super::clock::{self, Timestamp};
+pub use super::log_file::{FileSink, LogSink, RESERVE_SIZE};
+use super::record::{encode, find_newline};
 
 /// The most bytes one record's `log` holds (including its trailing `\n`).
 pub const MAX_RECORD: usize = 16 * 1024;
@@ -46,111 +44,6 @@ impl Stream {
     }
 }
 
-/// Where encoded records go: the log file, or a fake in tests.
-pub trait LogSink {
-    /// Appends all of `buf`, or fails leaving the sink as it was.
-    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Bytes in the current file.
-    fn size(&self) -> u64;
-    /// Moves the current file aside (keeping the configured number) and starts an empty one.
-    fn rotate(&mut self) -> io::Result<()>;
-}
-
-/// The json-file log on disk, rotated like Docker's: `id-json.log`, `.1`, `.2`...
-#[derive(Debug)]
-pub struct FileSink {
-    /// The current file's path; rotated files get `.N` appended.
-    path: PathBuf,
-    /// The current file, opened O_APPEND.
-    file: File,
-    /// Its size, to decide when to rotate without a stat per write.
-    size: u64,
-    /// How many files to keep in all (the current one included).
-    max_file: u32,
-}
-
-impl FileSink {
-    /// Opens (creating it and its parent directories) the log at `path`, mode 0640.
-    pub fn open(path: &Path, max_file: u32) -> io::Result<FileSink> {
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let file = open_append(path)?;
-        let size = file.metadata()?.len();
-        Ok(FileSink {
-            path: path.to_owned(),
-            file,
-            size,
-            max_file,
-        })
-    }
-
-    fn numbered(&self, n: u32) -> PathBuf {
-        let mut name = OsString::from(self.path.as_os_str());
-        name.push(format!(".{n}"));
-        PathBuf::from(name)
-    }
-}
-
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
-}
-
-fn ignore_not_found(r: io::Result<()>) -> io::Result<()> {
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-impl LogSink for FileSink {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        let mut written = 0;
-        while written < buf.len() {
-            match self.file.write(&buf[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Cut a half-written batch off so the file stays one record per line.
-                    if written > 0 {
-                        let _ = self.file.set_len(self.size);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        self.size += buf.len() as u64;
-        Ok(())
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn rotate(&mut self) -> io::Result<()> {
-        if self.max_file <= 1 {
-            // Nothing to keep: start over in the same file, as Docker does.
-            self.file.set_len(0)?;
-            self.size = 0;
-            return Ok(());
-        }
-        let oldest = self.max_file - 1;
-        ignore_not_found(fs::remove_file(self.numbered(oldest)))?;
-        for n in (1..oldest).rev() {
-            ignore_not_found(fs::rename(self.numbered(n), self.numbered(n + 1)))?;
-        }
-        fs::rename(&self.path, self.numbered(1))?;
-        self.file = open_append(&self.path)?;
-        self.size = 0;
-        Ok(())
-    }
-}
-
 /// Turns the two output streams into json-file records and writes them in batches.
 #[derive(Debug)]
 pub struct LogWriter<S> {
@@ -162,12 +55,17 @@ pub struct LogWriter<S> {
     batch: Vec<u8>,
     /// Output bytes (before encoding) in `batch`, for drop accounting.
     batch_output: u64,
+    /// Per record in `batch`: (end offset in `batch`, output bytes up to its end), so that a
+    /// batch too large for the space left can be written in part, record by record.
+    bounds: Vec<(usize, u64)>,
     /// Per stream ([`Stream::index`]): bytes of a line whose `\n` has not arrived yet.
     pending: [Vec<u8>; 2],
     /// Output bytes lost to failed writes since the last successful one.
     dropped: u64,
     /// The error of the last failed write, reported with `dropped`.
     last_error: Option<String>,
+    /// A record moved out of `batch` while the file rotates (kept to reuse its allocation).
+    spill: Vec<u8>,
 }
 
 impl<S: LogSink> LogWriter<S> {
@@ -178,15 +76,22 @@ impl<S: LogSink> LogWriter<S> {
             max_size,
             batch: Vec::new(),
             batch_output: 0,
+            bounds: Vec::new(),
             pending: [Vec::new(), Vec::new()],
             dropped: 0,
             last_error: None,
+            spill: Vec::new(),
         }
     }
 
     /// The sink (tests look at what was written).
     pub fn sink(&self) -> &S {
         &self.sink
+    }
+
+    /// The sink, to tidy it up at the end.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     /// Output bytes dropped since the last successful write.
@@ -204,7 +109,7 @@ impl<S: LogSink> LogWriter<S> {
         loop {
             let rest = &pending[start..];
             let window = &rest[..rest.len().min(MAX_RECORD)];
-            let len = match window.iter().position(|&b| b == b'\n') {
+            let len = match find_newline(window) {
                 Some(nl) => nl + 1,
                 None if rest.len() >= MAX_RECORD => MAX_RECORD,
                 None => break,
@@ -231,110 +136,145 @@ impl<S: LogSink> LogWriter<S> {
         if self.batch.is_empty() {
             return;
         }
-        let mut out = Vec::new();
-        if self.dropped > 0 {
-            let notice = format!(
-                "moor-shim: dropped {} bytes of output: {}\n",
-                self.dropped,
-                self.last_error.as_deref().unwrap_or("write failed")
-            );
-            encode(
-                &mut out,
-                Stream::Stderr,
-                notice.as_bytes(),
-                &clock::go_rfc3339_nano(Timestamp::now()),
-            );
-        }
-        out.extend_from_slice(&self.batch);
-        match self.sink.append(&out) {
+        let result = if self.dropped > 0 {
+            let mut out = self.notice();
+            out.extend_from_slice(&self.batch);
+            self.sink.append(&out)
+        } else {
+            self.sink.append(&self.batch)
+        };
+        match result {
             Ok(()) => {
                 self.dropped = 0;
                 self.last_error = None;
             }
-            Err(e) => {
-                self.dropped += self.batch_output;
-                self.last_error = Some(e.to_string());
-            }
+            Err(e) => self.salvage(e),
         }
         self.batch.clear();
         self.batch_output = 0;
+        self.bounds.clear();
+    }
+
+    /// After a failed batch: writes what still fits in pieces of whole records (on a disk
+    /// that is filling up), counts the rest as dropped.
+    fn salvage(&mut self, first: io::Error) {
+        const PIECE: usize = 64 * 1024;
+        let mut error = first;
+        let (mut start, mut start_output) = (0usize, 0u64);
+        let mut i = 0;
+        while i < self.bounds.len() {
+            // The longest run of records from `start` within PIECE bytes (at least one).
+            let mut j = i;
+            while j + 1 < self.bounds.len() && self.bounds[j + 1].0 - start <= PIECE {
+                j += 1;
+            }
+            let (end, end_output) = self.bounds[j];
+            let piece = &self.batch[start..end];
+            let result = if self.dropped > 0 {
+                let mut out = self.notice();
+                out.extend_from_slice(piece);
+                self.sink.append(&out)
+            } else {
+                self.sink.append(piece)
+            };
+            match result {
+                Ok(()) => {
+                    self.dropped = 0;
+                    self.last_error = None;
+                }
+                Err(e) => {
+                    error = e;
+                    break;
+                }
+            }
+            (start, start_output) = (end, end_output);
+            i = j + 1;
+        }
+        if start < self.batch.len() {
+            self.dropped += self.batch_output - start_output;
+            self.last_error = Some(error.to_string());
+        }
+    }
+
+    /// The end: flushes, then makes sure a pending drop report is written, using the
+    /// sink's reserve when the disk is still full.
+    pub fn close(&mut self) {
+        self.flush();
+        if self.dropped == 0 {
+            return;
+        }
+        let notice = self.notice();
+        let written = self.sink.append(&notice).is_ok()
+            || (self.sink.release_reserve() && self.sink.append(&notice).is_ok());
+        if written {
+            self.dropped = 0;
+            self.last_error = None;
+        } else {
+            eprintln!("moor-shim: could not report {} dropped bytes", self.dropped);
+        }
+    }
+
+    /// The drop report record.
+    fn notice(&self) -> Vec<u8> {
+        let text = format!(
+            "moor-shim: dropped {} bytes of output: {}\n",
+            self.dropped,
+            self.last_error.as_deref().unwrap_or("write failed")
+        );
+        let mut out = Vec::with_capacity(text.len() + 128);
+        encode(
+            &mut out,
+            Stream::Stderr,
+            text.as_bytes(),
+            &clock::go_rfc3339_nano(Timestamp::now()),
+        );
+        out
     }
 
     fn add_record(&mut self, stream: Stream, log: &[u8], time: &str) {
-        let mut line = Vec::with_capacity(log.len() + 64);
-        encode(&mut line, stream, log, time);
+        let mark = self.batch.len();
+        encode(&mut self.batch, stream, log, time);
         if let Some(max) = self.max_size {
-            if self.sink.size() + (self.batch.len() + line.len()) as u64 > max {
+            if self.sink.size() + self.batch.len() as u64 > max {
+                // The new record starts the next file: set it aside, write the rest, rotate.
+                self.spill.clear();
+                self.spill.extend_from_slice(&self.batch[mark..]);
+                self.batch.truncate(mark);
                 self.flush();
                 if self.sink.size() > 0 {
                     if let Err(e) = self.sink.rotate() {
                         eprintln!("moor-shim: rotate log: {e}");
                     }
                 }
+                self.batch.extend_from_slice(&self.spill);
             }
         }
-        self.batch.extend_from_slice(&line);
         self.batch_output += log.len() as u64;
+        self.bounds.push((self.batch.len(), self.batch_output));
     }
-}
-
-/// Appends one record line (with its final `\n`) to `out`, in Docker's field order.
-fn encode(out: &mut Vec<u8>, stream: Stream, log: &[u8], time: &str) {
-    out.extend_from_slice(b"{\"log\":");
-    escape(out, log);
-    out.extend_from_slice(b",\"stream\":\"");
-    out.extend_from_slice(stream.name().as_bytes());
-    out.extend_from_slice(b"\",\"time\":\"");
-    out.extend_from_slice(time.as_bytes());
-    out.extend_from_slice(b"\"}\n");
-}
-
-/// Docker's `ffjsonWriteJSONBytesAsString`: a quoted JSON string from arbitrary bytes.
-fn escape(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for chunk in s.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' | '"' => out.extend_from_slice(&[b'\\', c as u8]),
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\u{0}'..='\u{1f}' | '<' | '>' | '&' => {
-                    let b = c as u8;
-                    out.extend_from_slice(b"\\u00");
-                    out.push(HEX[usize::from(b >> 4)]);
-                    out.push(HEX[usize::from(b & 0xf)]);
-                }
-                '\u{2028}' => out.extend_from_slice(b"\\u2028"),
-                '\u{2029}' => out.extend_from_slice(b"\\u2029"),
-                c => {
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-            }
-        }
-        for _ in chunk.invalid() {
-            out.extend_from_slice(b"\\ufffd");
-        }
-    }
-    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// An in-memory sink that fails while `fail` is set.
+    /// An in-memory sink that fails while `fail` is set; releasing its reserve ends that.
     #[derive(Default)]
     struct MemSink {
         files: Vec<Vec<u8>>,
         current: Vec<u8>,
         fail: bool,
+        reserve: bool,
+        /// Fails appends that would grow `current` beyond this (a filling disk).
+        capacity: Option<usize>,
     }
 
     impl LogSink for MemSink {
         fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-            if self.fail {
+            let full = self
+                .capacity
+                .is_some_and(|c| self.current.len() + buf.len() > c);
+            if self.fail || full {
                 return Err(io::Error::from_raw_os_error(libc::ENOSPC));
             }
             self.current.extend_from_slice(buf);
@@ -346,6 +286,11 @@ mod tests {
         fn rotate(&mut self) -> io::Result<()> {
             self.files.push(std::mem::take(&mut self.current));
             Ok(())
+        }
+        fn release_reserve(&mut self) -> bool {
+            let had = std::mem::take(&mut self.reserve);
+            self.fail &= !had;
+            had
         }
     }
 
@@ -362,12 +307,6 @@ mod tests {
             .collect()
     }
 
-    fn escaped(s: &[u8]) -> String {
-        let mut out = Vec::new();
-        escape(&mut out, s);
-        String::from_utf8(out).expect("escaped is ascii or utf8")
-    }
-
     #[test]
     fn record_bytes_match_docker() {
         let mut w = LogWriter::new(MemSink::default(), None);
@@ -378,18 +317,6 @@ mod tests {
             "{\"log\":\"hi \\u003cb\\u003e\\u0026\\u0009\\\"x\\\"\\\\\\n\",\
              \"stream\":\"stdout\",\"time\":\"1970-01-01T00:00:00.000005Z\"}\n"
         );
-    }
-
-    #[test]
-    fn escaping_of_unicode_and_invalid_bytes() {
-        assert_eq!(
-            escaped("é\u{2028}\u{2029}\r\u{7f}".as_bytes()),
-            "\"é\\u2028\\u2029\\r\u{7f}\""
-        );
-        // Each invalid byte is one U+FFFD escape, as Go's utf8.DecodeRune reports them.
-        assert_eq!(escaped(b"a\xe2\x82b\xff"), "\"a\\ufffd\\ufffdb\\ufffd\"");
-        let parsed: String = serde_json::from_str(&escaped(b"\x01<>&")).expect("valid json");
-        assert_eq!(parsed, "\u{1}<>&");
     }
 
     #[test]
@@ -481,32 +408,6 @@ mod tests {
     }
 
     #[test]
-    fn file_sink_keeps_max_file_files() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("sub/c-json.log");
-        let mut sink = FileSink::open(&path, 3).expect("open");
-        for round in 0..4u8 {
-            sink.append(&[b'a' + round, b'\n']).expect("append");
-            sink.rotate().expect("rotate");
-        }
-        sink.append(b"e\n").expect("append");
-        let read = |p: PathBuf| fs::read_to_string(p).expect("read");
-        assert_eq!(read(path.clone()), "e\n");
-        assert_eq!(read(sink.numbered(1)), "d\n");
-        assert_eq!(read(sink.numbered(2)), "c\n");
-        assert!(!sink.numbered(3).exists());
-        // max_file 1: truncate in place.
-        let mut single = FileSink::open(&dir.path().join("one.log"), 1).expect("open");
-        single.append(b"x\n").expect("append");
-        single.rotate().expect("rotate");
-        single.append(b"y\n").expect("append");
-        assert_eq!(read(dir.path().join("one.log")), "y\n");
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(&path).expect("stat").permissions().mode();
-        assert_eq!(mode & 0o777, 0o640);
-    }
-
-    #[test]
     fn failed_writes_are_counted_and_reported() {
         let mut w = LogWriter::new(MemSink::default(), None);
         w.sink.fail = true;
@@ -529,5 +430,35 @@ mod tests {
         );
         assert!(notice.ends_with('\n'));
         assert_eq!(got[1]["log"], "kept\n");
+    }
+
+    #[test]
+    fn close_reports_drops_on_a_disk_that_stays_full() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        w.sink.fail = true;
+        w.sink.reserve = true;
+        w.push(Stream::Stdout, b"lost\n", T);
+        w.close();
+        assert_eq!(w.dropped(), 0);
+        let got = lines(w.sink());
+        assert_eq!(got.len(), 1);
+        assert!(got[0]["log"]
+            .as_str()
+            .expect("log")
+            .starts_with("moor-shim: dropped 5 bytes of output: "));
+    }
+
+    #[test]
+    fn a_filling_disk_keeps_the_records_that_fit() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        w.sink.capacity = Some(200_000);
+        for i in 0..10_000 {
+            w.push(Stream::Stdout, format!("{i:09}\n").as_bytes(), T);
+        }
+        w.flush();
+        let kept = w.sink().current.len();
+        assert!(kept > 200_000 - 70_000 && kept <= 200_000, "{kept}");
+        let records = lines(w.sink()).len() as u64;
+        assert_eq!(w.dropped(), (10_000 - records) * 10);
     }
 }

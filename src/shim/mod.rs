@@ -11,10 +11,12 @@ pub mod clock;
 #[allow(unsafe_code)]
 pub mod daemonize;
 pub mod exit_file;
+pub mod log_file;
 pub mod log_writer;
 pub mod protocol;
 #[allow(unsafe_code)]
 pub mod reaper;
+pub mod record;
 #[allow(unsafe_code)]
 pub mod spawn;
 pub mod stdin;
@@ -128,7 +130,7 @@ impl std::error::Error for ShimError {
 }
 
 /// An error and its sources, joined with ": ".
-fn chain(err: &dyn std::error::Error) -> String {
+pub fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {
@@ -228,6 +230,9 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         stdin: forward,
     };
     let exit = reaper::supervise(child.pid, &sfd, outputs, &mut log).map_err(ShimError::Reaper)?;
+    // Before exit.json: a reader following the log stops once the container has exited.
+    log.close();
+    log.sink_mut().remove_reserve();
     let status = ExitStatus {
         protocol: PROTOCOL,
         exit,

@@ -105,6 +105,7 @@ impl SpawnError {
             SpawnError::NotFound { .. } => return 127,
             SpawnError::PermissionDenied { .. } => return 126,
             SpawnError::Exec { source, .. } => source.raw_os_error(),
+            SpawnError::RuncFailed { stderr, .. } => return runc_exit_code(stderr),
             _ => None,
         };
         match errno {
@@ -112,6 +113,41 @@ impl SpawnError {
             Some(libc::EACCES) | Some(libc::EPERM) => 126,
             _ => 128,
         }
+    }
+}
+
+/// runc's stderr without its logrus framing: the `msg="..."` of each line, unescaped, or
+/// the line as it is.
+fn runc_message(stderr: &str) -> String {
+    let lines: Vec<String> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| match line.split_once("msg=\"") {
+            Some((_, msg)) => {
+                let msg = msg.trim_end().strip_suffix('"').unwrap_or(msg);
+                msg.replace("\\\"", "\"").replace("\\\\", "\\")
+            }
+            None => line.trim().to_string(),
+        })
+        .collect();
+    lines.join("; ")
+}
+
+/// Docker's code for a failed `runc run`, from runc's message about the container's exec
+/// (runc reports it only as text): 127 not found, 126 not executable, 128 anything else.
+fn runc_exit_code(stderr: &str) -> i32 {
+    // runc 1.1: `unable to start container process: exec: "X": executable file not found
+    // in $PATH`, `exec: "/X": stat /X: no such file or directory`, `exec: "/X": permission
+    // denied`. Only the text after `exec: "` is about the command.
+    let Some((_, exec)) = stderr.split_once("exec: \"") else {
+        return 128;
+    };
+    if exec.contains("executable file not found") || exec.contains("no such file or directory") {
+        127
+    } else if exec.contains("permission denied") {
+        126
+    } else {
+        128
     }
 }
 
@@ -191,11 +227,17 @@ pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
     })
 }
 
+/// The size asked for the container's output pipes.
+const PIPE_SIZE: i32 = 1024 * 1024;
+
 /// A pipe whose read end (the shim's) is non-blocking; both ends close on exec.
 fn output_pipe() -> Result<(File, OwnedFd), SpawnError> {
     let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|source| SpawnError::Pipe { source })?;
     fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
         .map_err(|source| SpawnError::Pipe { source })?;
+    // A larger pipe (best effort, the unprivileged limit is 1 MiB by default) means fewer
+    // wake-ups of the shim and more slack for the container while a write is slow.
+    let _ = fcntl(r.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     Ok((File::from(r), w))
 }
 
@@ -341,7 +383,7 @@ fn start_runc(
         }
         return Err(SpawnError::RuncFailed {
             status,
-            stderr: String::from_utf8_lossy(&text).into_owned(),
+            stderr: runc_message(&String::from_utf8_lossy(&text)),
         });
     }
     let pid_err = |source| SpawnError::PidFile {
@@ -394,5 +436,27 @@ mod tests {
         assert_eq!(exec(libc::EACCES).exit_code(), 126);
         assert_eq!(exec(libc::ENOEXEC).exit_code(), 128);
         assert_eq!(SpawnError::EmptyArgv.exit_code(), 128);
+    }
+
+    #[test]
+    fn runc_messages_map_to_docker_codes() {
+        use std::os::unix::process::ExitStatusExt;
+        let failed = |stderr: &str| SpawnError::RuncFailed {
+            status: std::process::ExitStatus::from_raw(1 << 8),
+            stderr: stderr.into(),
+        };
+        let start = "runc run failed: unable to start container process: ";
+        let missing = format!("{start}exec: \"nope\": executable file not found in $PATH");
+        assert_eq!(failed(&missing).exit_code(), 127);
+        let stat = format!("{start}exec: \"/nope\": stat /nope: no such file or directory");
+        assert_eq!(failed(&stat).exit_code(), 127);
+        let denied = format!("{start}exec: \"/etc/passwd\": permission denied");
+        assert_eq!(failed(&denied).exit_code(), 126);
+        assert!(failed(&missing).to_string().contains("\"nope\""));
+        let logrus =
+            r#"time="2026-01-01T00:00:00Z" level=error msg="exec: \"x\": permission denied""#;
+        assert_eq!(runc_message(logrus), "exec: \"x\": permission denied");
+        let mount = "runc run failed: mount /x: no such file or directory";
+        assert_eq!(failed(mount).exit_code(), 128);
     }
 }

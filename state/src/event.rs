@@ -23,7 +23,12 @@ pub enum Event {
         at: Timestamp,
     },
     /// A client asked to stop it (stop, restart, daemon shutdown without live-restore).
+    /// A paused container is stopped too: the daemon signals it, then thaws it (Docker's way).
     StopRequested,
+    /// A client asked to pause it; the daemon freezes it right after the transition.
+    Pause,
+    /// A client asked to unpause it; the daemon thaws it right after the transition.
+    Unpause,
     /// The process ended, as the shim's exit file says.
     Exited {
         /// How it ended.
@@ -61,6 +66,8 @@ impl Event {
             Event::Started(_) => "started",
             Event::StartFailed { .. } => "start-failed",
             Event::StopRequested => "stop",
+            Event::Pause => "pause",
+            Event::Unpause => "unpause",
             Event::Exited { .. } => "exited",
             Event::Lost { .. } => "lost",
             Event::RemoveRequested => "remove",

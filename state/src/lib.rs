@@ -11,6 +11,7 @@ pub mod machine;
 pub mod reconcile;
 pub mod record;
 pub mod restart;
+mod runtime_state;
 pub mod schema;
 pub mod store;
 mod witness;

@@ -27,6 +27,8 @@ pub enum State {
     Starting,
     /// Its process runs under a shim.
     Running(Run),
+    /// Frozen by a client's pause (cgroup freezer, or SIGSTOP for the process runtime).
+    Paused(Run),
     /// A stop was asked; the process still runs.
     Stopping(Run),
     /// The process ended.
@@ -57,9 +59,18 @@ pub enum TransitionError {
     /// Start of a running container.
     #[error("container is already running")]
     AlreadyRunning,
-    /// Stop of a container that does not run.
+    /// Stop or pause of a container that does not run.
     #[error("container is not running")]
     NotRunning,
+    /// Pause of a paused container.
+    #[error("container is already paused")]
+    AlreadyPaused,
+    /// Unpause of a container that is not paused.
+    #[error("container is not paused")]
+    NotPaused,
+    /// Start of a paused container (Docker's text).
+    #[error("cannot start a paused container, try unpause instead")]
+    PausedCannotStart,
     /// Remove of a running container.
     #[error("container is running: stop the container before removing or force remove")]
     RunningCannotRemove,
@@ -89,6 +100,7 @@ impl State {
             State::Created => "created",
             State::Starting => "starting",
             State::Running(_) => "running",
+            State::Paused(_) => "paused",
             State::Stopping(_) => "stopping",
             State::Exited { .. } => "exited",
             State::Removing => "removing",
@@ -101,6 +113,7 @@ impl State {
         match self {
             State::Created | State::Starting => "created",
             State::Running(_) | State::Stopping(_) | State::Orphaned { .. } => "running",
+            State::Paused(_) => "paused",
             State::Exited { .. } => "exited",
             State::Removing => "removing",
         }
@@ -109,7 +122,7 @@ impl State {
     /// The current run, while a process is alive (or believed to be).
     pub fn run(&self) -> Option<&Run> {
         match self {
-            State::Running(run) | State::Stopping(run) => Some(run),
+            State::Running(run) | State::Paused(run) | State::Stopping(run) => Some(run),
             State::Orphaned { run, .. } => run.as_ref(),
             State::Created | State::Starting | State::Exited { .. } | State::Removing => None,
         }
@@ -125,9 +138,10 @@ impl State {
 
     /// Whether a signal may be sent to its process: the run to signal, or why not.
     /// Signals are not transitions, but whether one is allowed is decided here too.
+    /// A paused container may be signalled (Docker's `kill` of a paused container).
     pub fn signal_target(&self) -> Result<&Run, TransitionError> {
         match self {
-            State::Running(run) | State::Stopping(run) => Ok(run),
+            State::Running(run) | State::Paused(run) | State::Stopping(run) => Ok(run),
             State::Orphaned { reason, .. } => Err(TransitionError::Orphaned {
                 reason: reason.clone(),
             }),
@@ -162,20 +176,35 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
         (S::Starting | S::Running(_) | S::Stopping(_), E::StartRequested) => {
             Err(TransitionError::AlreadyRunning)
         }
+        (S::Paused(_), E::StartRequested) => Err(TransitionError::PausedCannotStart),
         (S::Starting, E::Started(run)) => Ok(S::Running(run)),
         (S::Starting, E::StartFailed { code, error, at }) => {
             Ok(exited(None, Some(Exit::Code(code)), error, at))
         }
 
-        // Stopping.
-        (S::Running(run) | S::Stopping(run), E::StopRequested) => Ok(S::Stopping(run.clone())),
+        // Pausing. A stopping container is on its way out: it is not paused.
+        (S::Running(run), E::Pause) => Ok(S::Paused(run.clone())),
+        (S::Paused(_), E::Pause) => Err(TransitionError::AlreadyPaused),
+        (S::Created | S::Starting | S::Stopping(_) | S::Exited { .. }, E::Pause) => {
+            Err(TransitionError::NotRunning)
+        }
+        (S::Paused(run), E::Unpause) => Ok(S::Running(run.clone())),
+        (
+            S::Created | S::Starting | S::Running(_) | S::Stopping(_) | S::Exited { .. },
+            E::Unpause,
+        ) => Err(TransitionError::NotPaused),
+
+        // Stopping. A paused container is signalled, then thawed (Docker's way).
+        (S::Running(run) | S::Paused(run) | S::Stopping(run), E::StopRequested) => {
+            Ok(S::Stopping(run.clone()))
+        }
         (S::Created | S::Starting | S::Exited { .. }, E::StopRequested) => {
             Err(TransitionError::NotRunning)
         }
 
         // The process ended. Created and Starting accept it for records rebuilt
         // from their spec file, or a daemon that died before it saw `Started`.
-        (S::Running(run) | S::Stopping(run), E::Exited { exit, at }) => {
+        (S::Running(run) | S::Paused(run) | S::Stopping(run), E::Exited { exit, at }) => {
             Ok(exited(Some(run), Some(exit), String::new(), at))
         }
         (S::Created | S::Starting, E::Exited { exit, at }) => {
@@ -184,7 +213,7 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
         (S::Orphaned { run, .. }, E::Exited { exit, at }) => {
             Ok(exited(run.as_ref(), Some(exit), String::new(), at))
         }
-        (S::Running(run) | S::Stopping(run), E::Lost { reason, at }) => {
+        (S::Running(run) | S::Paused(run) | S::Stopping(run), E::Lost { reason, at }) => {
             Ok(exited(Some(run), None, reason, at))
         }
         // Created: a record rebuilt from its spec file whose run is gone.
@@ -195,7 +224,7 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
 
         // Removing.
         (S::Created | S::Exited { .. } | S::Removing, E::RemoveRequested) => Ok(S::Removing),
-        (S::Starting | S::Running(_) | S::Stopping(_), E::RemoveRequested) => {
+        (S::Starting | S::Running(_) | S::Paused(_) | S::Stopping(_), E::RemoveRequested) => {
             Err(TransitionError::RunningCannotRemove)
         }
 
@@ -205,8 +234,15 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
             S::Created | S::Starting | S::Running(_) | S::Stopping(_) | S::Orphaned { .. },
             E::Resumed(run),
         ) => Ok(S::Running(run)),
+        // A paused container's process is still frozen after a daemon restart.
+        (S::Paused(_), E::Resumed(run)) => Ok(S::Paused(run)),
         (
-            S::Created | S::Starting | S::Running(_) | S::Stopping(_) | S::Exited { .. },
+            S::Created
+            | S::Starting
+            | S::Running(_)
+            | S::Paused(_)
+            | S::Stopping(_)
+            | S::Exited { .. },
             E::Orphaned { reason, run },
         ) => Ok(S::Orphaned { reason, run }),
         (S::Orphaned { .. }, E::Orphaned { reason, run }) => Ok(S::Orphaned { reason, run }),
@@ -214,26 +250,33 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
 
         // Everything a removal or an orphan refuses.
         (S::Removing, event) => match event {
-            E::StartRequested | E::StopRequested => Err(TransitionError::BeingRemoved),
+            E::StartRequested | E::StopRequested | E::Pause | E::Unpause => {
+                Err(TransitionError::BeingRemoved)
+            }
             other => Err(invalid(&other)),
         },
-        (S::Orphaned { reason, .. }, E::StartRequested | E::StopRequested | E::RemoveRequested) => {
-            Err(TransitionError::Orphaned {
-                reason: reason.clone(),
-            })
-        }
+        (
+            S::Orphaned { reason, .. },
+            E::StartRequested | E::StopRequested | E::RemoveRequested | E::Pause | E::Unpause,
+        ) => Err(TransitionError::Orphaned {
+            reason: reason.clone(),
+        }),
 
         // Reports that do not fit the state: a stale or duplicate report.
-        (S::Created | S::Running(_) | S::Stopping(_) | S::Exited { .. }, e @ E::Started(_))
-        | (
-            S::Created | S::Running(_) | S::Stopping(_) | S::Exited { .. },
-            e @ E::StartFailed { .. },
+        (
+            S::Created | S::Running(_) | S::Paused(_) | S::Stopping(_) | S::Exited { .. },
+            e @ (E::Started(_) | E::StartFailed { .. }),
         )
         | (S::Exited { .. }, e @ E::Exited { .. })
         | (S::Exited { .. }, e @ E::Lost { .. })
         | (S::Exited { .. }, e @ E::Resumed(_))
         | (
-            S::Created | S::Starting | S::Running(_) | S::Stopping(_) | S::Exited { .. },
+            S::Created
+            | S::Starting
+            | S::Running(_)
+            | S::Paused(_)
+            | S::Stopping(_)
+            | S::Exited { .. },
             e @ E::Adopted(_),
         )
         | (S::Orphaned { .. }, e @ (E::Started(_) | E::StartFailed { .. })) => Err(invalid(&e)),
@@ -269,6 +312,7 @@ mod tests {
             State::Created,
             State::Starting,
             State::Running(run(10)),
+            State::Paused(run(10)),
             State::Stopping(run(10)),
             State::Exited {
                 exit: Some(Exit::Code(3)),
@@ -294,6 +338,8 @@ mod tests {
                 at: at(31),
             },
             Event::StopRequested,
+            Event::Pause,
+            Event::Unpause,
             Event::Exited {
                 exit: Exit::Signal(9),
                 at: at(32),
@@ -318,6 +364,9 @@ mod tests {
             Ok(s) => s.name(),
             Err(TransitionError::AlreadyRunning) => "E:already-running",
             Err(TransitionError::NotRunning) => "E:not-running",
+            Err(TransitionError::AlreadyPaused) => "E:already-paused",
+            Err(TransitionError::NotPaused) => "E:not-paused",
+            Err(TransitionError::PausedCannotStart) => "E:paused-cannot-start",
             Err(TransitionError::RunningCannotRemove) => "E:running-cannot-remove",
             Err(TransitionError::BeingRemoved) => "E:being-removed",
             Err(TransitionError::Orphaned { .. }) => "E:orphaned",
@@ -325,40 +374,37 @@ mod tests {
         }
     }
 
-    /// Rows: states in `states()` order; columns: events in `events()` order
-    /// (start, started, start-failed, stop, exited, lost, remove, resumed, orphaned, adopted).
-    const TABLE: [[&str; 10]; 7] = {
+    /// Rows: states in `states()` order; columns: events in `events()` order (start,
+    /// started, start-failed, stop, pause, unpause, exited, lost, remove, resumed, orphaned,
+    /// adopted).
+    #[rustfmt::skip]
+    const TABLE: [[&str; 12]; 8] = {
         const I: &str = "E:invalid";
         const AR: &str = "E:already-running";
         const NR: &str = "E:not-running";
+        const AP: &str = "E:already-paused";
+        const NP: &str = "E:not-paused";
+        const PS: &str = "E:paused-cannot-start";
         const RC: &str = "E:running-cannot-remove";
         const BR: &str = "E:being-removed";
         const OR: &str = "E:orphaned";
         [
             // created
-            [
-                "starting", I, I, NR, "exited", "exited", "removing", "running", "orphaned", I,
-            ],
+            ["starting", I, I, NR, NR, NP, "exited", "exited", "removing", "running", "orphaned", I],
             // starting
-            [
-                AR, "running", "exited", NR, "exited", "exited", RC, "running", "orphaned", I,
-            ],
+            [AR, "running", "exited", NR, NR, NP, "exited", "exited", RC, "running", "orphaned", I],
             // running
-            [
-                AR, I, I, "stopping", "exited", "exited", RC, "running", "orphaned", I,
-            ],
+            [AR, I, I, "stopping", "paused", NP, "exited", "exited", RC, "running", "orphaned", I],
+            // paused
+            [PS, I, I, "stopping", AP, "running", "exited", "exited", RC, "paused", "orphaned", I],
             // stopping
-            [
-                AR, I, I, "stopping", "exited", "exited", RC, "running", "orphaned", I,
-            ],
+            [AR, I, I, "stopping", NR, NP, "exited", "exited", RC, "running", "orphaned", I],
             // exited
-            ["starting", I, I, NR, I, I, "removing", I, "orphaned", I],
+            ["starting", I, I, NR, NR, NP, I, I, "removing", I, "orphaned", I],
             // removing
-            [BR, I, I, BR, I, I, "removing", I, I, I],
+            [BR, I, I, BR, BR, BR, I, I, "removing", I, I, I],
             // orphaned
-            [
-                OR, I, I, OR, "exited", "exited", OR, "running", "orphaned", "running",
-            ],
+            [OR, I, I, OR, OR, OR, "exited", "exited", OR, "running", "orphaned", "running"],
         ]
     };
 
@@ -497,6 +543,43 @@ mod tests {
             Ok(State::Running(run(12)))
         );
         assert_eq!(State::Running(run(12)).started_at(), Some(at(12)));
+    }
+
+    #[test]
+    fn pause_keeps_the_run_and_reads_as_docker_does() {
+        let p = transition(&State::Running(run(10)), Event::Pause).unwrap();
+        assert_eq!(p, State::Paused(run(10)));
+        assert_eq!(p.docker_status(), "paused");
+        assert_eq!(p.started_at(), Some(at(10)));
+        assert_eq!(p.signal_target(), Ok(&run(10)));
+        assert_eq!(transition(&p, Event::Unpause), Ok(State::Running(run(10))));
+        // A stop of a paused container stops it (the daemon thaws it after the signal).
+        assert_eq!(
+            transition(&p, Event::StopRequested),
+            Ok(State::Stopping(run(10)))
+        );
+        // The reconciler finds it still frozen: it stays paused, with the run it found.
+        assert_eq!(
+            transition(&p, Event::Resumed(run(12))),
+            Ok(State::Paused(run(12)))
+        );
+    }
+
+    #[test]
+    fn a_paused_container_killed_records_its_exit() {
+        let ev = Event::Exited {
+            exit: Exit::Signal(9),
+            at: at(50),
+        };
+        match transition(&State::Paused(run(10)), ev).unwrap() {
+            State::Exited {
+                exit, started_at, ..
+            } => {
+                assert_eq!(exit.map(Exit::code), Some(137));
+                assert_eq!(started_at, Some(at(10)));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

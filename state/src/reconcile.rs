@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 use crate::machine::{Run, State};
 use crate::record::{Exit, Timestamp};
+pub use crate::runtime_state::RuntimeState;
 
 /// The result of checking a recorded process identity against /proc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +57,9 @@ pub struct Observation {
     pub exit: Option<ObservedExit>,
     /// Set when the run directory holds files of a shim protocol this daemon cannot read.
     pub unsupported_protocol: Option<u32>,
+    /// `runc state` for a runc container; None for the process runtime (nothing to ask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_state: Option<RuntimeState>,
     /// When the observation was made (the time of a `Lost`).
     pub now: Timestamp,
 }
@@ -134,9 +138,57 @@ pub fn classify(state: &State, obs: &Observation) -> Class {
             run: obs.started.as_ref().map(|o| o.run.clone()),
         };
     }
+    if let Some(class) = runtime_contradiction(state, obs) {
+        return class;
+    }
     match &obs.started {
         Some(o) => classify_run(state, o, obs.exit),
         None => classify_without_run(state, obs.exit),
+    }
+    .with_runtime_state(obs.runtime_state)
+}
+
+/// A container whose runtime state contradicts the process check: a live process the
+/// runtime calls stopped or missing, or a container the runtime runs while the recorded
+/// process is gone (and no live shim will report on it). Either is left to the admin: a
+/// `runc delete --force` would kill it silently.
+fn runtime_contradiction(state: &State, obs: &Observation) -> Option<Class> {
+    let runtime = obs.runtime_state?;
+    let run = obs.started.as_ref();
+    let process_alive = run.is_some_and(|o| o.process.is_alive());
+    let shim_alive = run.is_some_and(|o| o.shim.is_alive());
+    let reason = if process_alive && !runtime.is_live() {
+        format!(
+            "process alive but the runtime state is {}: it cannot be managed",
+            runtime.name()
+        )
+    } else if runtime.is_live() && !process_alive && !shim_alive {
+        format!(
+            "the runtime state is {} but the recorded process is gone",
+            runtime.name()
+        )
+    } else {
+        return None;
+    };
+    if matches!(state, State::Exited { .. }) && !runtime.is_live() {
+        // Classified as before: a live process contradicts an exited record anyway.
+        return None;
+    }
+    Some(Class::Orphan {
+        reason,
+        run: run.map(|o| o.run.clone()),
+    })
+}
+
+impl Class {
+    /// Adds the runtime state to a lost container's reason.
+    fn with_runtime_state(self, runtime: Option<RuntimeState>) -> Class {
+        match (self, runtime) {
+            (Class::Lost { reason }, Some(r)) => Class::Lost {
+                reason: format!("{reason} (runtime state: {})", r.name()),
+            },
+            (class, _) => class,
+        }
     }
 }
 
@@ -227,6 +279,7 @@ mod tests {
             }),
             exit,
             unsupported_protocol: None,
+            runtime_state: None,
             now: at(500),
         }
     }
@@ -236,6 +289,7 @@ mod tests {
             started: None,
             exit,
             unsupported_protocol: None,
+            runtime_state: None,
             now: at(500),
         }
     }
@@ -265,6 +319,21 @@ mod tests {
         let s = transition(&State::Running(run()), c.event(at(500)).unwrap()).unwrap();
         assert_eq!(s.run().unwrap().process.pid, 101);
         assert_eq!(s.started_at(), Some(at(1)));
+    }
+
+    #[test]
+    fn a_paused_record_resumes_as_paused() {
+        // The process is still frozen: the daemon's restart does not thaw it.
+        let c = classify(&State::Paused(run()), &obs(Alive, Alive, None));
+        assert_eq!(c, Class::Resume(run()));
+        let s = transition(&State::Paused(run()), c.event(at(500)).unwrap()).unwrap();
+        assert_eq!(s, State::Paused(run()));
+        assert_eq!(s.docker_status(), "paused");
+        // Killed while the daemon was away: the exit file wins, as for a running one.
+        let c = classify(&State::Paused(run()), &obs(Gone, Gone, exit_file()));
+        assert_eq!(c, Class::ExitedWhileDown(exit_file().unwrap()));
+        let c = classify(&State::Paused(run()), &obs(Gone, Gone, None));
+        assert_eq!(c.name(), "lost");
     }
 
     #[test]
@@ -391,11 +460,74 @@ mod tests {
         }
     }
 
+    fn with_runtime(mut o: Observation, r: RuntimeState) -> Observation {
+        o.runtime_state = Some(r);
+        o
+    }
+
+    use RuntimeState::{Missing, Running as RuncRunning, Stopped};
+
+    #[test]
+    fn runc_running_and_alive_resumes() {
+        let o = with_runtime(obs(Alive, Alive, None), RuncRunning);
+        assert_eq!(classify(&State::Running(run()), &o), Class::Resume(run()));
+        // The shim reaped the init and will report: runc says stopped, still a resume.
+        let o = with_runtime(obs(Alive, Gone, None), Stopped);
+        assert_eq!(classify(&State::Running(run()), &o), Class::Resume(run()));
+    }
+
+    #[test]
+    fn runc_stopped_or_missing_with_the_process_gone_ends_the_container() {
+        for r in [Stopped, Missing] {
+            let o = with_runtime(obs(Gone, Gone, exit_file()), r);
+            let c = classify(&State::Running(run()), &o);
+            assert_eq!(c, Class::ExitedWhileDown(exit_file().unwrap()));
+            let o = with_runtime(obs(Gone, Gone, None), r);
+            match classify(&State::Running(run()), &o) {
+                Class::Lost { reason } => assert!(reason.contains(r.name()), "{reason}"),
+                other => panic!("{other:?}"),
+            }
+            let o = with_runtime(no_run(None), r);
+            assert_eq!(classify(&State::Running(run()), &o).name(), "lost");
+            assert_eq!(classify(&exited(), &o), Class::Unchanged);
+        }
+    }
+
+    #[test]
+    fn runc_state_contradicting_the_process_is_an_orphan() {
+        for shim in [Alive, Gone] {
+            for r in [Stopped, Missing] {
+                let o = with_runtime(obs(shim, Alive, None), r);
+                match classify(&State::Running(run()), &o) {
+                    Class::Orphan {
+                        reason,
+                        run: Some(got),
+                    } => {
+                        assert!(reason.contains(r.name()), "{reason}");
+                        assert_eq!(got, run());
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        // runc runs a container whose recorded process and shim are gone: never deleted.
+        let o = with_runtime(obs(Gone, Gone, exit_file()), RuncRunning);
+        assert_eq!(classify(&State::Running(run()), &o).name(), "orphan");
+        let o = with_runtime(no_run(None), RuncRunning);
+        assert_eq!(classify(&exited(), &o).name(), "orphan");
+        // No runtime state (process runtime): as before.
+        assert_eq!(
+            classify(&State::Running(run()), &obs(Gone, Alive, None)).name(),
+            "orphan"
+        );
+    }
+
     fn all_states() -> Vec<State> {
         vec![
             State::Created,
             State::Starting,
             State::Running(run()),
+            State::Paused(run()),
             State::Stopping(run()),
             exited(),
             State::Removing,
@@ -421,7 +553,10 @@ mod tests {
                     for process in [Alive, Gone, Reused] {
                         let mut o = obs(shim, process, exit);
                         o.unsupported_protocol = unsupported;
-                        out.push(o);
+                        for r in [None, Some(RuncRunning), Some(Stopped), Some(Missing)] {
+                            o.runtime_state = r;
+                            out.push(o.clone());
+                        }
                     }
                 }
             }

@@ -44,6 +44,12 @@ enum Op {
     ShimStarted(u8),
     /// A client's stop.
     Stop(u8),
+    /// A client's pause.
+    Pause(u8),
+    /// A client's unpause.
+    Unpause(u8),
+    /// The reconciler found the shim and process alive after a daemon restart.
+    Resume(u8),
     /// The shim's exit report with this code.
     Exit(u8, i32),
     /// The reconciler found the run gone without an exit status.
@@ -68,6 +74,9 @@ fn arb_op() -> impl Strategy<Value = Op> {
         3 => slot().prop_map(Op::Start),
         3 => slot().prop_map(Op::ShimStarted),
         2 => slot().prop_map(Op::Stop),
+        2 => slot().prop_map(Op::Pause),
+        2 => slot().prop_map(Op::Unpause),
+        1 => slot().prop_map(Op::Resume),
         2 => (slot(), -1i32..256).prop_map(|(s, c)| Op::Exit(s, c)),
         1 => slot().prop_map(Op::Lost),
         1 => slot().prop_map(Op::Orphan),
@@ -84,6 +93,9 @@ enum Outcome {
     Ok,
     AlreadyRunning,
     NotRunning,
+    AlreadyPaused,
+    NotPaused,
+    PausedCannotStart,
     RunningCannotRemove,
     BeingRemoved,
     Orphaned,
@@ -100,6 +112,7 @@ enum M {
     Created,
     Starting,
     Running(i64),
+    Paused(i64),
     Stopping(i64),
     Exited {
         code: Option<i32>,
@@ -120,9 +133,9 @@ struct Model {
 fn model_event(s: &M, op: &Op, tick: i64) -> Result<M, Outcome> {
     use Outcome as O;
     use M::*;
-    let busy = matches!(s, Starting | Running(_) | Stopping(_));
+    let busy = matches!(s, Starting | Running(_) | Paused(_) | Stopping(_));
     let run_of = |s: &M| match s {
-        Running(t) | Stopping(t) => Some(*t),
+        Running(t) | Paused(t) | Stopping(t) => Some(*t),
         Orphaned(t) => *t,
         _ => None,
     };
@@ -141,15 +154,34 @@ fn model_event(s: &M, op: &Op, tick: i64) -> Result<M, Outcome> {
     match op {
         Op::Start(_) => match s {
             Created | Exited { .. } => Ok(Starting),
+            Paused(_) => Err(O::PausedCannotStart),
             _ if busy => Err(O::AlreadyRunning),
             _ => Err(refused(s)),
         },
         Op::ShimStarted(_) if *s == Starting => Ok(Running(tick)),
         Op::ShimStarted(_) => Err(O::Invalid),
         Op::Stop(_) => match s {
-            Running(t) | Stopping(t) => Ok(Stopping(*t)),
+            Running(t) | Paused(t) | Stopping(t) => Ok(Stopping(*t)),
             Created | Starting | Exited { .. } => Err(O::NotRunning),
             _ => Err(refused(s)),
+        },
+        // Only a running container pauses; a stopping one is on its way out.
+        Op::Pause(_) => match s {
+            Running(t) => Ok(Paused(*t)),
+            Paused(_) => Err(O::AlreadyPaused),
+            Created | Starting | Stopping(_) | Exited { .. } => Err(O::NotRunning),
+            _ => Err(refused(s)),
+        },
+        Op::Unpause(_) => match s {
+            Paused(t) => Ok(Running(*t)),
+            Created | Starting | Running(_) | Stopping(_) | Exited { .. } => Err(O::NotPaused),
+            _ => Err(refused(s)),
+        },
+        // The reconciler resumes the run it found; a frozen process stays frozen.
+        Op::Resume(_) => match s {
+            Paused(_) => Ok(Paused(tick)),
+            Exited { .. } | Removing => Err(O::Invalid),
+            _ => Ok(Running(tick)),
         },
         Op::Exit(_, code) => end(Some(*code)),
         Op::Lost(_) => end(None),
@@ -193,6 +225,9 @@ impl Model {
             | Op::Start(slot)
             | Op::ShimStarted(slot)
             | Op::Stop(slot)
+            | Op::Pause(slot)
+            | Op::Unpause(slot)
+            | Op::Resume(slot)
             | Op::Exit(slot, _)
             | Op::Lost(slot)
             | Op::Orphan(slot)
@@ -262,6 +297,7 @@ fn project(state: &State) -> M {
         State::Created => M::Created,
         State::Starting => M::Starting,
         State::Running(run) => M::Running(tick_of(run)),
+        State::Paused(run) => M::Paused(tick_of(run)),
         State::Stopping(run) => M::Stopping(tick_of(run)),
         State::Exited {
             exit, started_at, ..
@@ -281,6 +317,9 @@ fn transition_outcome(e: &TransitionError) -> Outcome {
     match e {
         TransitionError::AlreadyRunning => Outcome::AlreadyRunning,
         TransitionError::NotRunning => Outcome::NotRunning,
+        TransitionError::AlreadyPaused => Outcome::AlreadyPaused,
+        TransitionError::NotPaused => Outcome::NotPaused,
+        TransitionError::PausedCannotStart => Outcome::PausedCannotStart,
         TransitionError::RunningCannotRemove => Outcome::RunningCannotRemove,
         TransitionError::BeingRemoved => Outcome::BeingRemoved,
         TransitionError::Orphaned { .. } => Outcome::Orphaned,
@@ -335,6 +374,9 @@ impl Real {
             Op::Start(_) => Event::StartRequested,
             Op::ShimStarted(_) => Event::Started(run_at(tick)),
             Op::Stop(_) => Event::StopRequested,
+            Op::Pause(_) => Event::Pause,
+            Op::Unpause(_) => Event::Unpause,
+            Op::Resume(_) => Event::Resumed(run_at(tick)),
             Op::Exit(_, code) => Event::Exited {
                 exit: Exit::Code(*code),
                 at: ts(tick),
@@ -380,6 +422,7 @@ impl Real {
                 return outcome;
             }
             Op::Start(s) | Op::ShimStarted(s) | Op::Stop(s) | Op::Exit(s, _) | Op::Lost(s) => *s,
+            Op::Pause(s) | Op::Unpause(s) | Op::Resume(s) => *s,
             Op::Orphan(s) | Op::Adopt(s) | Op::Remove(s) | Op::FinishRemoval(s) => *s,
         };
         let cid = id(u64::from(slot));

@@ -263,6 +263,17 @@ impl Daemon {
         signal(self.pid().expect("the daemon is not running"), sig);
     }
 
+    /// Waits up to `deadline` for the daemon to exit on its own; its status, or `None`
+    /// (it still runs) .
+    pub fn wait_exited(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take().expect("the daemon is not running");
+        let status = wait_child(&mut child, deadline);
+        if status.is_none() {
+            self.child = Some(child);
+        }
+        status
+    }
+
     /// Kills the daemon with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
         let mut child = self

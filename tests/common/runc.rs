@@ -7,6 +7,7 @@ use std::process::Command;
 /// The applets the test image links to busybox.
 const APPLETS: &[&str] = &[
     "sh", "echo", "ls", "hostname", "sleep", "cat", "seq", "head", "tr", "date", "true", "kill",
+    "id",
 ];
 
 /// A GNU header owned by root with an mtime (tar leaves uid, gid and mtime empty).
@@ -45,6 +46,11 @@ fn which(bin: &str) -> Option<std::path::PathBuf> {
 
 /// A busybox rootfs as a tar: bin/busybox, applet symlinks, empty system directories.
 pub fn busybox_tar() -> Vec<u8> {
+    busybox_tar_with(&[])
+}
+
+/// [`busybox_tar`] plus `files` (path, content), e.g. `etc/passwd`.
+pub fn busybox_tar_with(files: &[(&str, &str)]) -> Vec<u8> {
     let busybox = which("/bin/busybox").unwrap_or_else(|| "/bin/busybox".into());
     let mut b = tar::Builder::new(Vec::new());
     for dir in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
@@ -67,6 +73,12 @@ pub fn busybox_tar() -> Vec<u8> {
         h.set_size(0);
         b.append_link(&mut h, format!("bin/{applet}"), "busybox")
             .expect("tar link");
+    }
+    for (path, content) in files {
+        let mut h = header();
+        h.set_size(content.len() as u64);
+        b.append_data(&mut h, path, content.as_bytes())
+            .expect("tar file");
     }
     b.into_inner().expect("finish tar")
 }

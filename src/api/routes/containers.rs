@@ -1,4 +1,5 @@
-//! `/containers/...`: create, list, inspect, start, stop, restart, kill, wait, rename, delete.
+//! `/containers/...`: create, list, inspect, start, stop, restart, kill, pause, unpause, wait,
+//! rename, delete.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/containers/{id}/stop", web::post().to(stop))
         .route("/containers/{id}/restart", web::post().to(restart))
         .route("/containers/{id}/kill", web::post().to(kill))
+        .route("/containers/{id}/pause", web::post().to(pause))
+        .route("/containers/{id}/unpause", web::post().to(unpause))
         .route("/containers/{id}/wait", web::post().to(wait))
         .route("/containers/{id}/rename", web::post().to(rename))
         .route("/containers/{id}", web::delete().to(remove));
@@ -181,6 +184,11 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
         let images = shared.store.images().map_err(ContainerError::from)?;
         Ok(images.resolve(name)?.map(|img| img.id))
     })?;
+    if spec.runtime == RuntimeKind::Runc && !spec.user.is_empty() {
+        // Docker finds out at start; a create that cannot start is refused at once.
+        let rootfs = crate::image::ImageDirs::new(&shared.layout.root).rootfs(&spec.image_id);
+        crate::image::user::resolve(&rootfs, &spec.user)?;
+    }
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
     let id = state
         .supervisor
@@ -256,7 +264,11 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let mut out: Vec<_> = records
         .iter()
-        .filter(|r| all || r.state.docker_status() == "running" || filters.contains_key("status"))
+        .filter(|r| {
+            // Docker lists paused containers with the running ones.
+            all || matches!(r.state.docker_status(), "running" | "paused")
+                || filters.contains_key("status")
+        })
         .filter(|r| matches_filters(r, &filters))
         .map(|r| convert::summary(r, now))
         .map(|mut s| {
@@ -352,6 +364,38 @@ async fn kill(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError>
     }
 }
 
+/// Docker's 409 texts for pause and unpause refusals.
+fn pause_error(id: String, e: ContainerError) -> ApiError {
+    match e {
+        ContainerError::Transition(TransitionError::NotRunning) => ApiError::NotRunning { id },
+        ContainerError::Transition(TransitionError::AlreadyPaused) => {
+            ApiError::AlreadyPaused { id }
+        }
+        ContainerError::Transition(TransitionError::NotPaused) => ApiError::NotPaused { id },
+        other => other.into(),
+    }
+}
+
+async fn pause(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
+    let (id, addr) = resolve(&state, &path.id).await?;
+    let res = addr
+        .send(PauseContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    res.map_err(|e| pause_error(id, e))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn unpause(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
+    let (id, addr) = resolve(&state, &path.id).await?;
+    let res = addr
+        .send(UnpauseContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    res.map_err(|e| pause_error(id, e))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 async fn wait(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let condition = match q.get("condition").map(String::as_str) {
@@ -425,6 +469,9 @@ async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
     {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(ContainerError::Transition(TransitionError::RunningCannotRemove)) => {
+            if let moor_state::State::Paused(_) = rec.state {
+                return Err(ApiError::RemovePaused { name: rec.name });
+            }
             Err(ApiError::RemoveRunning { name: rec.name })
         }
         Err(e) => Err(e.into()),

@@ -158,6 +158,7 @@ async fn create(state: Data, q: Query, mut body: web::Payload) -> Result<HttpRes
         size,
     };
     let rec = images.add(&fresh, import_name(&q).as_deref())?;
+    save_metadata(&dirs, &images);
     tracing::info!(image = %rec.id, names = ?rec.repo_tags, bytes, "image imported");
     let line = serde_json::to_string(&ImportStatus {
         status: format!("sha256:{id}"),
@@ -165,6 +166,17 @@ async fn create(state: Data, q: Query, mut body: web::Payload) -> Result<HttpRes
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(line + "\n"))
+}
+
+/// Each image's own copy of its record, for a store rebuild; a failure is logged only (the
+/// store has the record).
+fn save_metadata(dirs: &ImageDirs, images: &moor_state::image::ImageStore) {
+    let saved = images.list().map(|list| dirs.save_records(&list));
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot write image metadata"),
+        Err(e) => tracing::warn!(error = %e, "cannot list images"),
+    }
 }
 
 async fn list(state: Data) -> Result<HttpResponse, ApiError> {
@@ -216,6 +228,7 @@ async fn remove(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, 
     // A name of an image that has others: only the name goes, as in Docker.
     if img.repo_tags.contains(&by_name) && img.repo_tags.len() > 1 {
         images.untag(&img.id, &by_name)?;
+        save_metadata(&ImageDirs::new(&state.shared.layout.root), &images);
         out.push(DeleteItem {
             untagged: Some(by_name),
             deleted: None,

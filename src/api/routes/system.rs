@@ -109,9 +109,9 @@ async fn info(state: web::Data<ApiState>) -> HttpResponse {
     let s = state.supervisor.send(Summarize).await.unwrap_or_default();
     let shared = &state.shared;
     HttpResponse::Ok().json(serde_json::json!({
-        "Containers": s.running + s.stopped + s.orphaned,
+        "Containers": s.running + s.paused + s.stopped + s.orphaned,
         "ContainersRunning": s.running + s.orphaned,
-        "ContainersPaused": 0,
+        "ContainersPaused": s.paused,
         "ContainersStopped": s.stopped,
         "Images": 0,
         "Driver": "none",

@@ -1,14 +1,16 @@
-//! `moor logs`: `GET /containers/{id}/logs?stdout=1&stderr=1&follow=&tail=&timestamps=&since=`,
-//! demultiplexed to our stdout and stderr.
+//! `moor logs`: `GET /containers/{id}/logs?stdout=1&stderr=1&follow=&tail=&timestamps=&since=
+//! &until=`, demultiplexed to our stdout and stderr. `--since`/`--until` durations (`10m`) are
+//! resolved with this machine's clock, as docker does.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use super::container_path;
 use crate::cli::args::LogsArgs;
 use crate::cli::client::{encode, BodyStream, Client};
 use crate::cli::demux::copy_stream;
+use crate::logs::when;
 
 /// Prints the container's logs.
 pub fn execute(client: &Client, args: &LogsArgs) -> anyhow::Result<i32> {
@@ -22,9 +24,12 @@ pub fn execute(client: &Client, args: &LogsArgs) -> anyhow::Result<i32> {
     if args.timestamps {
         query.push_str("&timestamps=1");
     }
-    if let Some(since) = &args.since {
-        let since = since_timestamp(since, SystemTime::now())?;
-        query.push_str(&format!("&since={}", encode(&since)));
+    for (name, value) in [("since", &args.since), ("until", &args.until)] {
+        if let Some(value) = value {
+            let at = when::to_api(value, SystemTime::now())
+                .with_context(|| format!("invalid value for --{name}"))?;
+            query.push_str(&format!("&{name}={}", encode(&at)));
+        }
     }
     copy_logs(
         client,
@@ -51,89 +56,4 @@ pub fn copy_output(mut stream: BodyStream<'_>) -> anyhow::Result<()> {
 /// Streams one logs answer to stdout and stderr.
 fn copy_logs(client: &Client, path: &str) -> anyhow::Result<()> {
     copy_output(client.get_stream(path)?)
-}
-
-/// `--since` as the API's `SECONDS.NANOS`: a Go duration (`42m`, `1h30m`) counts back from
-/// `now`, an RFC 3339 time is converted, a unix timestamp is passed on (docker's rules).
-pub fn since_timestamp(text: &str, now: SystemTime) -> anyhow::Result<String> {
-    if let Some(ago) = parse_go_duration(text) {
-        let at = now.checked_sub(ago).unwrap_or(UNIX_EPOCH);
-        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        return Ok(format!("{}.{:09}", since.as_secs(), since.subsec_nanos()));
-    }
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(format!(
-            "{}.{:09}",
-            time.timestamp(),
-            time.timestamp_subsec_nanos()
-        ));
-    }
-    let numeric = text.split_once('.').map_or(text, |(secs, _)| secs);
-    if !numeric.is_empty() && text.parse::<f64>().is_ok() {
-        return Ok(text.to_string());
-    }
-    bail!("invalid value for \"since\": {text:?} is not a duration, RFC 3339 time or timestamp")
-}
-
-/// Go's `time.ParseDuration` for non-negative values: `[number unit]...`, units ns us µs ms
-/// s m h.
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|len| *len > 0)?;
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("42m"), Some(Duration::from_secs(42 * 60)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("2024-01-01"), None);
-        assert_eq!(parse_go_duration(""), None);
-    }
-
-    #[test]
-    fn since_forms() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert_eq!(since_timestamp("10s", now).unwrap(), "999990.000000000");
-        assert_eq!(
-            since_timestamp("1970-01-02T00:00:00.5Z", now).unwrap(),
-            "86400.500000000"
-        );
-        assert_eq!(since_timestamp("1700000000", now).unwrap(), "1700000000");
-        assert_eq!(
-            since_timestamp("1700000000.25", now).unwrap(),
-            "1700000000.25"
-        );
-        assert!(since_timestamp("yesterday", now).is_err());
-    }
 }

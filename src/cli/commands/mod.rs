@@ -7,6 +7,7 @@ pub mod image;
 pub mod inspect;
 pub mod kill;
 pub mod logs;
+pub mod pause;
 pub mod ps;
 pub mod rename;
 pub mod restart;
