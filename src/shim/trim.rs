@@ -92,7 +92,7 @@ pub fn trim() {
     }
     drop(smaps);
     // SAFETY: malloc_trim only returns free heap memory to the kernel; no live allocation
-    // is touched, and the shim is single-threaded here.
+    // is touched, and it takes the allocator's own locks (safe with other threads).
     unsafe {
         libc::malloc_trim(0);
     }
