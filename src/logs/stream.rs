@@ -3,8 +3,9 @@
 //! through a small bounded channel (the HTTP body). The channel's bound is what keeps a
 //! slow client from making the daemon buffer the log: at most `capacity` chunks wait.
 //!
-//! Following, the thread polls every [`FOLLOW_POLL`] for new records and rotations; it stops
-//! once `done` says the container stopped (after one last read), when the client went away,
+//! Following, the thread looks for new records and rotations every [`FOLLOW_POLL`], waiting in
+//! between on `done`, which returns as soon as the container stops: the stream then ends after
+//! one last read, without waiting for the next poll. It also stops when the client went away
 //! or when a record after `until` was read.
 
 use std::time::Duration;
@@ -21,12 +22,15 @@ pub const CHUNK: usize = 32 * 1024;
 /// How often a follower looks for new records (the latency of `logs -f`).
 pub const FOLLOW_POLL: Duration = Duration::from_millis(20);
 
+/// Waits up to the given time for the followed container to stop; true once it has.
+pub type Done = Box<dyn FnMut(Duration) -> bool + Send>;
+
 /// Starts the reading thread for `reader`; frames arrive on the returned channel, which
-/// closes at the end. `done`, when following, answers whether the container has stopped.
+/// closes at the end. `done`, when following, waits for the container to stop.
 pub fn spawn(
     reader: LogReader,
     opts: LogOptions,
-    done: Option<Box<dyn FnMut() -> bool + Send>>,
+    done: Option<Done>,
     capacity: usize,
 ) -> Result<mpsc::Receiver<Vec<u8>>, LogsError> {
     let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -52,7 +56,7 @@ enum Pass {
 fn pump(
     mut reader: LogReader,
     opts: &LogOptions,
-    mut done: Option<Box<dyn FnMut() -> bool + Send>>,
+    mut done: Option<Done>,
     tx: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), LogsError> {
     if let Some(n) = opts.tail {
@@ -70,7 +74,8 @@ fn pump(
         if reader.poll_rotation()? {
             continue;
         }
-        if is_done() {
+        // The wait between polls: it ends at once when the container stops.
+        if is_done(FOLLOW_POLL) {
             // The shim wrote everything before it exited: one last pass gets the rest.
             reader.poll_rotation()?;
             read_pass(&mut reader, opts, &mut line, &mut out, tx)?;
@@ -79,7 +84,6 @@ fn pump(
         if tx.is_closed() || opts.until.is_some_and(|u| Utc::now() > u) {
             return Ok(());
         }
-        std::thread::sleep(FOLLOW_POLL);
     }
 }
 
@@ -170,7 +174,12 @@ mod tests {
         let reader = LogReader::open(&path).expect("open");
         let stopped = Arc::new(AtomicBool::new(false));
         let flag = stopped.clone();
-        let done = Box::new(move || flag.load(Ordering::SeqCst));
+        let done = Box::new(move |wait| {
+            flag.load(Ordering::SeqCst) || {
+                std::thread::sleep(wait);
+                false
+            }
+        });
         let mut rx = spawn(reader, opts(), Some(done), 4).expect("spawn");
         assert_eq!(payloads(&rx.blocking_recv().expect("first")), ["first\n"]);
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");

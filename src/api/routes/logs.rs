@@ -1,11 +1,11 @@
 //! `GET /containers/{id}/logs`: parses the query, opens the log and hands it to
 //! `crate::logs::stream`, whose frames (Docker's multiplexed stream format) become the body.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::SystemTime;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::error::ApiError;
@@ -43,7 +43,7 @@ async fn logs(
         .send(InspectContainer)
         .await
         .map_err(ContainerError::from)?;
-    let done: Option<Box<dyn FnMut() -> bool + Send>> = if follow {
+    let done: Option<logs::stream::Done> = if follow {
         // A container that never ran is followed through its next run.
         let condition = match rec.state {
             State::Created => WaitCondition::NextExit,
@@ -102,9 +102,16 @@ fn when(q: &Query, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError
     }
 }
 
-/// The container's wait answer as the reader's "has it stopped?" check.
-fn stopped(mut rx: oneshot::Receiver<WaitOutcome>) -> Box<dyn FnMut() -> bool + Send> {
-    Box::new(move || !matches!(rx.try_recv(), Err(TryRecvError::Empty)))
+/// The container's wait answer as the reader's wait for the stop.
+fn stopped(rx: oneshot::Receiver<WaitOutcome>) -> logs::stream::Done {
+    // The reading thread blocks on a std channel that a task fills when the wait answers (or
+    // is dropped): the stream ends as soon as the container stops.
+    let (tx, stop) = std::sync::mpsc::channel::<()>();
+    actix_rt::spawn(async move {
+        let _ = rx.await;
+        let _ = tx.send(());
+    });
+    Box::new(move |wait| !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout)))
 }
 
 /// Docker's `since`/`until` for other routes: RFC 3339, a unix timestamp or a duration.
