@@ -100,8 +100,15 @@ fn ping(sock: &Path) -> bool {
 /// A bundle for bare runc: the config.json moor generated for a busybox container (read
 /// while one runs), with `true` as its process and its own cgroup, and the image unpacked.
 fn runc_bundle(d: &DaemonGuard, tar: &[u8], dir: &Path) {
-    let id = d.cli(&["run", "-d", "bb", "sleep", "1000"]).trim().to_string();
-    let config = d.base.join("run/containers").join(&id).join("bundle/config.json");
+    let id = d
+        .cli(&["run", "-d", "bb", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let config = d
+        .base
+        .join("run/containers")
+        .join(&id)
+        .join("bundle/config.json");
     let text = std::fs::read_to_string(&config).expect("moor's config.json");
     d.cli(&["rm", "-f", &id]);
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("config.json");
@@ -161,12 +168,17 @@ fn main() {
     let tar = runc::busybox_tar();
     std::fs::write(base.join("bb.tar"), &tar).expect("write bb.tar");
     let d = DaemonGuard::start(base);
-    d.cli(&["image", "import", &base.join("bb.tar").to_string_lossy(), "bb"]);
+    d.cli(&[
+        "image",
+        "import",
+        &base.join("bb.tar").to_string_lossy(),
+        "bb",
+    ]);
     let bundle = base.join("bundle");
     runc_bundle(&d, &tar, &bundle);
 
     let host = d.host();
-    let mut moor_run = || time(Command::new(MOOR).args(["--host", &host, "run", "--rm", "bb", "true"]));
+    let moor_run = || time(Command::new(MOOR).args(["--host", &host, "run", "--rm", "bb", "true"]));
     let runc_root = base.join("runc-root");
     let mut count = 0;
     let mut runc_run = || {

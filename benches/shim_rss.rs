@@ -108,7 +108,14 @@ impl Drop for DaemonGuard {
 fn kib(path: &str, key: &str) -> u64 {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
-        .find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("{key} in {path}"))
 }
 
@@ -137,14 +144,21 @@ fn main() {
     let d = DaemonGuard::start(tmp.path());
     let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
     for _ in 0..n {
-        let answer = d.request("POST", "/containers/create", body).expect("create");
+        let answer = d
+            .request("POST", "/containers/create", body)
+            .expect("create");
         let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
         let v: serde_json::Value = serde_json::from_str(json).expect("create answer");
-        let id = v["Id"].as_str().unwrap_or_else(|| panic!("create: {answer}"));
+        let id = v["Id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("create: {answer}"));
         let started = d
             .request("POST", &format!("/containers/{id}/start"), "")
             .expect("start");
-        assert!(started.starts_with("HTTP/1.0 204") || started.starts_with("HTTP/1.1 204"), "{started}");
+        assert!(
+            started.starts_with("HTTP/1.0 204") || started.starts_with("HTTP/1.1 204"),
+            "{started}"
+        );
     }
     // Idle: let the shims settle in their main loop.
     std::thread::sleep(Duration::from_millis(500));

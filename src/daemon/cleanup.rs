@@ -84,7 +84,9 @@ pub fn sweep(shared: &Shared, keep: &HashSet<String>) -> usize {
         }
         match remove_files(shared, id) {
             Ok(()) => cleaned += 1,
-            Err(e) => warn!(container_id = %short(id), error = %e, "leftovers of a removed container not cleaned"),
+            Err(e) => {
+                warn!(container_id = %short(id), error = %e, "leftovers of a removed container not cleaned")
+            }
         }
     }
     if cleaned > 0 {
