@@ -40,3 +40,48 @@ fn a_second_daemon_on_the_same_root_fails_naming_the_first() {
     // The first daemon still serves, with its container.
     assert_eq!(d.inspect_field("web", "{{.State.Status}}"), "running");
 }
+
+#[test]
+fn relative_paths_are_resolved_at_start() {
+    let dir = tempfile::Builder::new()
+        .prefix("moor-rel-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut daemon = Command::new(MOOR)
+        .current_dir(dir.path())
+        .args([
+            "daemon",
+            "--root",
+            "root",
+            "--run-dir",
+            "run",
+            "--socket",
+            "s.sock",
+        ])
+        .args(["--config", "daemon.json", "--runtime", "process"])
+        .env("MOOR_SHIM", MOOR_SHIM)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let sock = dir.path().join("s.sock");
+    let host = format!("unix://{}", sock.display());
+    let ready = wait_for(Duration::from_secs(10), || sock.exists());
+    let out = Command::new(MOOR)
+        .args([
+            "--host",
+            &host,
+            "run",
+            "--rm",
+            "host",
+            "sh",
+            "-c",
+            "pwd; exit 5",
+        ])
+        .output()
+        .expect("run moor");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(ready, "the daemon never served");
+    assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/\n");
+}

@@ -217,10 +217,12 @@ fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
         .socket
         .clone()
         .unwrap_or_else(|| run_dir.join("moor.sock"));
+    // Absolute from here on: shims and runc run in other working directories.
+    let absolute = |p: PathBuf| std::path::absolute(&p).map_err(io_err("resolve", &p));
     let layout = Layout {
-        root,
-        run_dir,
-        socket,
+        root: absolute(root)?,
+        run_dir: absolute(run_dir)?,
+        socket: absolute(socket)?,
         shim_bin: Layout::default_shim_bin(),
     };
     Ok((layout, config))
