@@ -23,17 +23,19 @@ struct DaemonGuard {
     child: Child,
     /// The bench's temp dir.
     base: PathBuf,
+    /// The daemon's run directory (tmpfs when there is one).
+    run_dir: PathBuf,
 }
 
 impl DaemonGuard {
-    fn start(base: &Path) -> DaemonGuard {
+    fn start(base: &Path, run_dir: &Path) -> DaemonGuard {
         std::fs::write(base.join("daemon.json"), "{}").expect("write daemon.json");
         let child = Command::new(MOOR)
             .arg("daemon")
             .arg("--root")
             .arg(base.join("root"))
             .arg("--run-dir")
-            .arg(base.join("run"))
+            .arg(run_dir)
             .arg("--socket")
             .arg(base.join("s.sock"))
             .arg("--config")
@@ -48,6 +50,7 @@ impl DaemonGuard {
         let guard = DaemonGuard {
             child,
             base: base.into(),
+            run_dir: run_dir.into(),
         };
         let t0 = Instant::now();
         while !ping(&base.join("s.sock")) {
@@ -83,7 +86,7 @@ impl Drop for DaemonGuard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        runc::clean_up(&self.base.join("run"), &self.base);
+        runc::clean_up(&self.run_dir, &self.base);
     }
 }
 
@@ -167,7 +170,16 @@ fn main() {
     let base = tmp.path();
     let tar = runc::busybox_tar();
     std::fs::write(base.join("bb.tar"), &tar).expect("write bb.tar");
-    let d = DaemonGuard::start(base);
+    // The run directory on tmpfs, as /run/moor is in production (state stays on disk).
+    let run_tmp = tempfile::Builder::new()
+        .prefix("moor-bench-run-")
+        .tempdir_in("/dev/shm")
+        .ok();
+    let run_dir = run_tmp
+        .as_ref()
+        .map_or_else(|| base.join("run"), |t| t.path().to_path_buf());
+    println!("run dir: {}", run_dir.display());
+    let d = DaemonGuard::start(base, &run_dir);
     d.cli(&[
         "image",
         "import",
