@@ -63,7 +63,29 @@ fn errors_are_dockers() {
         api_error(&d, "GET", "/v1.44/containers/nope/json", None),
         (404, "No such container: nope".into())
     );
-    // (`docker run busybox` then tries to pull: images are issue 4's routes.)
+    // `docker run busybox` then tries to pull, which moor refuses with a pointer to import.
+    let out = d.docker(&["pull", "busybox"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "moor cannot pull from registries yet; import a rootfs tar with `moor image import`"
+        ),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        api_error(
+            &d,
+            "POST",
+            "/v1.44/images/create?fromImage=busybox&tag=latest",
+            None
+        ),
+        (
+            400,
+            "moor cannot pull from registries yet; import a rootfs tar with `moor image import`"
+                .into()
+        )
+    );
     let create = |body: &str| api_error(&d, "POST", "/v1.44/containers/create", Some(body));
     assert_eq!(
         create(r#"{"Image":"busybox","Cmd":["true"]}"#),

@@ -1,5 +1,6 @@
 //! `moor admin check`: verifies the store without changing it (schema version, every record
-//! decodes, names and ids agree, every record has its spec file) and lists the problems.
+//! decodes, names and ids agree, every record has its spec file, no record uses an image
+//! the store does not have) and lists the problems.
 
 use std::collections::HashMap;
 
@@ -52,7 +53,27 @@ pub fn check(store: &Store, layout: &Layout) -> Vec<String> {
             Some(_) => {}
         }
     }
+    let images = store
+        .images()
+        .map_err(|e| e.to_string())
+        .and_then(|i| i.list().map_err(|e| e.to_string()));
+    let image_ids: Option<std::collections::HashSet<String>> = match images {
+        Ok(list) => Some(list.into_iter().map(|i| i.id).collect()),
+        Err(e) => {
+            problems.push(format!("the images tree cannot be read: {e}"));
+            None
+        }
+    };
     for rec in &records {
+        if let Some(ids) = &image_ids {
+            let id = &rec.spec.image_id;
+            if !id.is_empty() && !ids.contains(id) {
+                problems.push(format!(
+                    "record {} uses image sha256:{id}, which the store does not have",
+                    rec.id
+                ));
+            }
+        }
         if by_name.get(rec.name.as_str()) != Some(&rec.id.as_str()) {
             problems.push(format!(
                 "record {} is named {:?}, but the name index does not point at it",
@@ -68,4 +89,36 @@ pub fn check(store: &Store, layout: &Layout) -> Vec<String> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moor_state::{ContainerRecord, ContainerSpec};
+
+    #[test]
+    fn a_record_using_a_missing_image_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            root: dir.path().to_path_buf(),
+            run_dir: dir.path().join("run"),
+            socket: dir.path().join("s.sock"),
+            shim_bin: "moor-shim".into(),
+        };
+        let store = Store::open(&layout.store()).unwrap();
+        let spec = ContainerSpec {
+            image: "bb".into(),
+            image_id: "ab".repeat(32),
+            ..Default::default()
+        };
+        let rec = ContainerRecord::new("cd".repeat(32), "web".into(), spec, chrono::Utc::now());
+        store.create(&rec).unwrap();
+        let problems = check(&store, &layout);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(&format!("uses image sha256:{}", "ab".repeat(32)))),
+            "{problems:?}"
+        );
+    }
 }

@@ -40,6 +40,9 @@ pub enum ApiError {
     /// An image moor does not have.
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// `docker pull` (`fromImage`): there is no registry client.
+    #[error("moor cannot pull from registries yet; import a rootfs tar with `moor image import`")]
+    NoPull,
     /// A create option moor does not implement yet.
     #[error("{option} is not supported by moor yet")]
     Unsupported {
@@ -119,6 +122,7 @@ impl ResponseError for ApiError {
             | ApiError::Query { .. }
             | ApiError::InvalidSignal(_)
             | ApiError::NoCommand
+            | ApiError::NoPull
             | ApiError::User(_)
             | ApiError::Tty
             | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,

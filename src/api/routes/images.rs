@@ -124,9 +124,7 @@ fn import_name(q: &Query) -> Option<String> {
 
 async fn create(state: Data, q: Query, mut body: web::Payload) -> Result<HttpResponse, ApiError> {
     if q.get("fromSrc").map(String::as_str) != Some("-") {
-        return Err(ApiError::Unsupported {
-            option: "pulling images (only `fromSrc=-` imports are)",
-        });
+        return Err(ApiError::NoPull);
     }
     let dirs = ImageDirs::new(&state.shared.layout.root);
     let upload = dirs
