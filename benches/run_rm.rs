@@ -108,8 +108,8 @@ fn runc_bundle(d: &DaemonGuard, tar: &[u8], dir: &Path) {
         .trim()
         .to_string();
     let config = d
-        .base
-        .join("run/containers")
+        .run_dir
+        .join("containers")
         .join(&id)
         .join("bundle/config.json");
     let text = std::fs::read_to_string(&config).expect("moor's config.json");
