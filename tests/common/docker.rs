@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use super::{describe, read_all, signal, wait_child, Daemon, CLI_DEADLINE};
+use super::{describe, failed, read_all, signal, succeeded, wait_child, Daemon, CLI_DEADLINE};
 use nix::sys::signal::Signal;
 
 /// The docker CLI on PATH (Debian's `docker.io` ships it; .ci/run installs it).
@@ -72,25 +72,12 @@ impl Daemon {
 
     /// `docker ARGS`, which must exit 0; its stdout.
     pub fn docker_ok(&self, args: &[&str]) -> String {
-        let output = self.docker(args, None);
-        assert!(
-            output.status.success(),
-            "`docker {}` failed\n{}",
-            args.join(" "),
-            describe(&output)
-        );
-        String::from_utf8(output.stdout).expect("docker stdout is UTF-8")
+        succeeded("docker", args, self.docker(args, None))
     }
 
     /// `docker ARGS`, which must fail; its stderr.
     pub fn docker_fail(&self, args: &[&str]) -> String {
-        let output = self.docker(args, None);
-        assert!(
-            !output.status.success(),
-            "`docker {}` succeeded but should have failed\n{}",
-            args.join(" "),
-            describe(&output)
-        );
+        let output = failed("docker", args, self.docker(args, None));
         String::from_utf8(output.stderr).expect("docker stderr is UTF-8")
     }
 }

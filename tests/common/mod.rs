@@ -321,26 +321,12 @@ impl Daemon {
 
     /// Runs the CLI, panics unless it exits 0, returns its stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
-        let output = self.cli(args);
-        assert!(
-            output.status.success(),
-            "`moor {}` failed\n{}",
-            args.join(" "),
-            describe(&output)
-        );
-        String::from_utf8(output.stdout).expect("CLI stdout is UTF-8")
+        succeeded("moor", args, self.cli(args))
     }
 
     /// Runs the CLI, panics if it exits 0, returns its output.
     pub fn cli_fail(&self, args: &[&str]) -> Output {
-        let output = self.cli(args);
-        assert!(
-            !output.status.success(),
-            "`moor {}` succeeded but should have failed\n{}",
-            args.join(" "),
-            describe(&output)
-        );
-        output
+        failed("moor", args, self.cli(args))
     }
 
     /// `moor run -d ARGS`: returns the printed id, checked to be 64 hex digits.
@@ -441,6 +427,28 @@ impl Drop for Daemon {
             );
         }
     }
+}
+
+/// Panics unless `tool ARGS` exited 0; its stdout.
+pub fn succeeded(tool: &str, args: &[&str], output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "`{tool} {}` failed\n{}",
+        args.join(" "),
+        describe(&output)
+    );
+    String::from_utf8(output.stdout).expect("stdout is UTF-8")
+}
+
+/// Panics if `tool ARGS` exited 0; its output.
+pub fn failed(tool: &str, args: &[&str], output: Output) -> Output {
+    assert!(
+        !output.status.success(),
+        "`{tool} {}` succeeded but should have failed\n{}",
+        args.join(" "),
+        describe(&output)
+    );
+    output
 }
 
 /// Polls `cond` every 20 ms until it holds (true) or `deadline` passed (false).
