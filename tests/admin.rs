@@ -2,7 +2,8 @@
 //! put in the reconciler's four classes (resume, exited while down, lost, orphan);
 //! `admin inspect` predicts each, and the next daemon start does exactly that. Then
 //! `admin inspect` answers through the running daemon, and with the daemon stopped again
-//! `adopt` refuses an orphan without a shim, `kill-orphan` kills it and records the exit,
+//! `adopt` refuses an orphan without a shim, `kill-orphan` kills it and records the exit
+//! (with the daemon down, and through a running daemon),
 //! and `check` finds the store sound.
 
 mod common;
@@ -132,13 +133,11 @@ fn admin_inspect_predicts_what_the_next_start_does() {
     assert_eq!(d.inspect_field("d-orphan", "{{.Moor.State}}"), "orphaned");
     assert!(process_is(orphan_pid, orphan_st), "the orphan was killed");
 
-    // With the daemon up, inspect answers through it; adopt/kill-orphan refuse.
+    // With the daemon up, inspect answers through it (adopt and kill-orphan through a
+    // running daemon: `orphans_are_handled_through_a_running_daemon`).
     let (found, source) = predictions(&d);
     assert!(source.contains("source: the daemon"), "{source}");
     assert_eq!(found.len(), 4);
-    let refused = admin(&d, &["kill-orphan", "d-orphan"]);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
 
     d.stop_term();
     let adopt = admin(&d, &["adopt", "d-orphan"]);
@@ -174,4 +173,40 @@ fn admin_check_reports_a_missing_spec_file() {
     let bad = admin(&d, &["check"]);
     assert_eq!(bad.status.code(), Some(1), "{}", describe(&bad));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("no spec file"));
+}
+
+#[test]
+fn orphans_are_handled_through_a_running_daemon() {
+    let mut d = Daemon::start(LIVE_RESTORE_ON);
+    let id = d.run_detached(&["--name", "lonely", "host", "sleep", "1000"]);
+    d.kill9();
+    // The shim alone killed: the process runs on, its exit can no longer be collected.
+    let (pid, st) = ident(&d, &id, "process");
+    let (shim, shim_st) = ident(&d, &id, "shim");
+    d.track(pid, st);
+    assert!(kill_if_same(shim, shim_st, Signal::SIGKILL));
+    assert!(wait_for(Duration::from_secs(10), || !process_is(
+        shim, shim_st
+    )));
+    d.restart();
+    assert_eq!(d.inspect_field("lonely", "{{.Moor.State}}"), "orphaned");
+
+    // The daemon holds the store: admin asks it, and it refuses to adopt without a shim.
+    let adopt = admin(&d, &["adopt", "lonely"]);
+    assert!(!adopt.status.success(), "{}", describe(&adopt));
+    let stderr = String::from_utf8_lossy(&adopt.stderr);
+    assert!(stderr.contains("source: the daemon"), "{stderr}");
+    assert!(
+        stderr.contains("only a live shim with a live process can be adopted"),
+        "{stderr}"
+    );
+    assert!(process_is(pid, st), "a refused adopt touches nothing");
+
+    let kill = admin(&d, &["kill-orphan", "lonely"]);
+    assert!(kill.status.success(), "{}", describe(&kill));
+    assert!(wait_for(Duration::from_secs(10), || !process_is(pid, st)));
+    assert_eq!(
+        d.inspect_field("lonely", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
 }

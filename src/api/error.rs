@@ -169,7 +169,9 @@ fn container_status(e: &ContainerError) -> StatusCode {
         | ContainerError::InvalidName(_)
         | ContainerError::BadRequest(_)
         | ContainerError::StartFailed { .. } => StatusCode::BAD_REQUEST,
-        ContainerError::NameInUse { .. } | ContainerError::Signal { .. } => StatusCode::CONFLICT,
+        ContainerError::OrphanRefused { .. }
+        | ContainerError::NameInUse { .. }
+        | ContainerError::Signal { .. } => StatusCode::CONFLICT,
         ContainerError::Transition(t) => match t {
             TransitionError::AlreadyRunning | TransitionError::NotRunning => {
                 StatusCode::NOT_MODIFIED

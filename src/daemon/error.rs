@@ -46,6 +46,14 @@ pub enum ContainerError {
         /// Why.
         error: String,
     },
+    /// `moor admin adopt`/`kill-orphan` of a container that cannot be handled so.
+    #[error("container {id}: {why}")]
+    OrphanRefused {
+        /// The container.
+        id: String,
+        /// Why (not an orphan, its processes are gone...).
+        why: String,
+    },
     /// The container could not be frozen or thawed.
     #[error("cannot {action} container {id}")]
     Freeze {

@@ -162,3 +162,14 @@ pub struct InspectContainer;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ShimExited;
+
+/// `moor admin adopt` while the daemon runs: manage an orphan again (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct AdoptOrphan;
+
+/// `moor admin kill-orphan` while the daemon runs: SIGKILL through a verified pidfd,
+/// answered once the exit is recorded (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct KillOrphan;

@@ -112,6 +112,24 @@ fn print(reports: &[ContainerReport], format: ReportFormat) -> anyhow::Result<()
     Ok(())
 }
 
+/// `adopt` or `kill-orphan` done by the running daemon, which holds the store.
+fn through_daemon(
+    host: &str,
+    pid: &str,
+    container: &str,
+    action: &str,
+    done: &str,
+) -> anyhow::Result<i32> {
+    eprintln!("source: the daemon (pid {pid}) at {host}");
+    let client = Client::new(host)?;
+    client.post_empty(&format!(
+        "/moor/admin/containers/{}/{action}",
+        crate::cli::client::encode(container)
+    ))?;
+    println!("{container}: {done}");
+    Ok(0)
+}
+
 /// Runs one admin command; `host` is the daemon's socket when it runs.
 pub fn execute(host: &str, args: &AdminArgs) -> anyhow::Result<i32> {
     let layout = layout(args)?;
@@ -134,18 +152,22 @@ pub fn execute(host: &str, args: &AdminArgs) -> anyhow::Result<i32> {
             print(&found, *format)?;
             Ok(0)
         }
-        AdminCommand::Adopt { container } => {
-            let direct = Access::open(&layout)?.direct(&layout)?;
-            let rec = orphan::adopt(&direct, container)?;
-            println!("{}: adopted, state {}", rec.id, rec.state.name());
-            Ok(0)
-        }
-        AdminCommand::KillOrphan { container } => {
-            let direct = Access::open(&layout)?.direct(&layout)?;
-            let rec = orphan::kill_orphan(&direct, container)?;
-            println!("{}: killed, state {}", rec.id, rec.state.name());
-            Ok(0)
-        }
+        AdminCommand::Adopt { container } => match Access::open(&layout)? {
+            Access::Direct(direct) => {
+                let rec = orphan::adopt(&direct, container)?;
+                println!("{}: adopted, state {}", rec.id, rec.state.name());
+                Ok(0)
+            }
+            Access::Daemon(pid) => through_daemon(host, &pid, container, "adopt", "adopted"),
+        },
+        AdminCommand::KillOrphan { container } => match Access::open(&layout)? {
+            Access::Direct(direct) => {
+                let rec = orphan::kill_orphan(&direct, container)?;
+                println!("{}: killed, state {}", rec.id, rec.state.name());
+                Ok(0)
+            }
+            Access::Daemon(pid) => through_daemon(host, &pid, container, "kill-orphan", "killed"),
+        },
         AdminCommand::Check => {
             let direct = Access::open(&layout)?.direct(&layout)?;
             let problems = check::check(&direct.store, &direct.layout);

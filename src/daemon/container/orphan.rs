@@ -1,0 +1,129 @@
+//! `moor admin adopt` and `moor admin kill-orphan` while the daemon runs (the daemon holds
+//! the store, so `moor admin` asks it). The same rules as with the daemon down
+//! (`src/admin/orphan.rs`): only an orphan with a live shim and process is adopted; a kill
+//! goes through a pidfd opened after the identity check and records the end, from the
+//! shim's exit file when it writes one, else as death by SIGKILL.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use moor_state::{Event, Exit, State};
+use tracing::info;
+
+use super::ContainerActor;
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::{AdoptOrphan, KillOrphan};
+use crate::daemon::pidwatch;
+use crate::daemon::reconciler::observe;
+use crate::identity::PidFd;
+use crate::runtime;
+
+/// How long the shim may take to write the exit file after its process was killed.
+const SHIM_EXIT_DEADLINE: Duration = Duration::from_secs(5);
+
+impl ContainerActor {
+    fn refused(&self, why: impl Into<String>) -> ContainerError {
+        ContainerError::OrphanRefused {
+            id: self.record.id.clone(),
+            why: why.into(),
+        }
+    }
+
+    fn require_orphan(&self) -> Result<(), ContainerError> {
+        match &self.record.state {
+            State::Orphaned { .. } => Ok(()),
+            other => Err(self.refused(format!("not an orphan (state {})", other.name()))),
+        }
+    }
+}
+
+impl Handler<AdoptOrphan> for ContainerActor {
+    type Result = Result<(), ContainerError>;
+
+    fn handle(&mut self, _: AdoptOrphan, ctx: &mut Context<Self>) -> Self::Result {
+        self.require_orphan()?;
+        let obs = observe(&self.shared.layout, &self.record.id);
+        if let Some(v) = obs.unsupported_protocol {
+            return Err(self.refused(format!(
+                "its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan"
+            )));
+        }
+        let run = match obs.started {
+            Some(o) if o.shim.is_alive() && o.process.is_alive() => o.run,
+            Some(o) => {
+                return Err(self.refused(format!(
+                    "shim {:?}, process {:?}: only a live shim with a live process can be adopted; use kill-orphan",
+                    o.shim, o.process
+                )))
+            }
+            None => return Err(self.refused("no started file in its run directory")),
+        };
+        self.apply(Event::Adopted(run))?;
+        info!(parent: &self.span, "orphan adopted");
+        self.watch(ctx);
+        Ok(())
+    }
+}
+
+impl Handler<KillOrphan> for ContainerActor {
+    type Result = ResponseActFuture<Self, Result<(), ContainerError>>;
+
+    fn handle(&mut self, _: KillOrphan, _: &mut Context<Self>) -> Self::Result {
+        let prepared: Result<_, ContainerError> = (|| {
+            self.require_orphan()?;
+            let run = self
+                .record
+                .state
+                .run()
+                .cloned()
+                .or_else(|| {
+                    observe(&self.shared.layout, &self.record.id)
+                        .started
+                        .map(|o| o.run)
+                })
+                .ok_or_else(|| self.refused("no recorded process to kill"))?;
+            let signal_err = |source| ContainerError::Signal {
+                id: self.record.id.clone(),
+                source,
+            };
+            let process = match PidFd::open_verified(&runtime::from_identity(&run.process)) {
+                Ok(fd) => {
+                    fd.send_signal(libc::SIGKILL).map_err(signal_err)?;
+                    info!(parent: &self.span, pid = run.process.pid, "orphan killed");
+                    Some(fd)
+                }
+                // Already gone (or the pid is another process now): nothing to signal.
+                Err(_) => None,
+            };
+            let shim = PidFd::open_verified(&runtime::from_identity(&run.shim)).ok();
+            Ok((process, shim))
+        })();
+        let fut = async move {
+            let (process, shim) = prepared?;
+            if let Some(fd) = process {
+                let _ = pidwatch::exited(fd).await;
+            }
+            if let Some(fd) = shim {
+                let _ = tokio::time::timeout(SHIM_EXIT_DEADLINE, pidwatch::exited(fd)).await;
+            }
+            Ok::<_, ContainerError>(())
+        };
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            res?;
+            let event = match observe(&act.shared.layout, &act.record.id).exit {
+                Some(e) => Event::Exited {
+                    exit: e.exit,
+                    at: e.at,
+                },
+                None => Event::Exited {
+                    exit: Exit::Signal(libc::SIGKILL),
+                    at: Utc::now(),
+                },
+            };
+            act.apply(event)?;
+            act.after_exit(ctx);
+            Ok(())
+        }))
+    }
+}
