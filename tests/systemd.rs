@@ -136,6 +136,9 @@ impl SdBox {
         let exec = format!(
             "ExecStart={MOOR} daemon --root {s}/root --run-dir {s}/run --config {s}/daemon.json --runtime process"
         );
+        // A 2 s watchdog: a daemon that stopped sending WATCHDOG=1 would be killed and
+        // restarted by systemd, and the same-main-pid checks below would fail.
+        let exec = format!("WatchdogSec=2\n{exec}");
         let unit = shipped.replace("ExecStart=/usr/local/bin/moor daemon", &exec);
         assert_ne!(
             unit, shipped,
