@@ -210,3 +210,39 @@ fn orphans_are_handled_through_a_running_daemon() {
         "exited 137"
     );
 }
+
+#[test]
+fn an_orphan_is_adopted_once_its_cause_is_fixed() {
+    let mut d = Daemon::start(LIVE_RESTORE_ON);
+    let id = d.run_detached(&["--name", "newer", "host", "sleep", "1000"]);
+    let (pid, st) = ident(&d, &id, "process");
+    let started_at = d.inspect_field("newer", "{{.State.StartedAt}}");
+    d.kill9();
+    // As if a newer shim wrote the run directory: this daemon cannot manage it.
+    let path = d.container_run_dir(&id).join("started.json");
+    let original = d.started_json(&id);
+    let mut newer = original.clone();
+    newer["protocol"] = serde_json::json!(99);
+    write_json_atomically(&path, &newer);
+    d.restart();
+    assert_eq!(d.inspect_field("newer", "{{.Moor.State}}"), "orphaned");
+    assert!(d
+        .inspect_field("newer", "{{.Moor.OrphanReason}}")
+        .contains("protocol version 99"));
+    assert!(process_is(pid, st), "an orphan is never killed");
+    d.stop_term();
+    // The cause fixed (the run directory readable again), the admin adopts it.
+    write_json_atomically(&path, &original);
+    let adopt = admin(&d, &["adopt", "newer"]);
+    assert!(adopt.status.success(), "{}", describe(&adopt));
+    d.restart();
+    assert_eq!(
+        d.inspect_field(
+            "newer",
+            "{{.Moor.State}} {{.State.Pid}} {{.State.StartedAt}}"
+        ),
+        format!("running {pid} {started_at}")
+    );
+    d.cli_ok(&["stop", "-t", "1", "newer"]);
+    assert_eq!(d.inspect_field("newer", "{{.State.ExitCode}}"), "143");
+}
