@@ -190,7 +190,7 @@ fn a_paused_container_stops_and_records_its_exit() {
         .collect();
     assert_eq!(
         actions,
-        ["create", "start", "pause", "unpause", "die", "stop"],
+        ["create", "start", "pause", "unpause", "kill", "die", "stop"],
         "{}",
         events.body
     );

@@ -473,6 +473,8 @@ impl Handler<StopContainer> for ContainerActor {
                     id: self.record.id.clone(),
                     source,
                 })?;
+            // Docker's order for a stop: kill (the stop signal), die, stop.
+            self.emit("kill", &[("signal", signal.to_string())]);
             Ok((pidfd, self.next_exit()))
         })();
         let timeout = msg
@@ -487,7 +489,14 @@ impl Handler<StopContainer> for ContainerActor {
             if waited.is_err() {
                 info!(parent: &span, timeout, "stop timeout: sending SIGKILL");
                 // The pidfd still names the same process: a reused pid cannot be hit.
-                let _ = pidfd.send_signal(libc::SIGKILL);
+                if pidfd.send_signal(libc::SIGKILL).is_ok() {
+                    emit(
+                        &shared,
+                        &record,
+                        "kill",
+                        &[("signal", libc::SIGKILL.to_string())],
+                    );
+                }
                 let _ = rx.await;
             }
             emit(&shared, &record, "stop", &[]);
