@@ -101,13 +101,22 @@ fn seed_experiment_survives_a_daemon_sigkill() {
     assert_eq!(d.inspect_field(&id, "{{.State.Pid}}"), pid);
     assert_eq!(d.inspect_field(&id, "{{.State.StartedAt}}"), started);
     assert_eq!(d.inspect_field(&id, "{{.State.Status}}"), "running");
+    // /proc/uptime: seconds since boot with centiseconds. Enough lines to span the kill.
+    let stamps_of = |logs: &str| -> Vec<f64> {
+        logs.lines()
+            .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || stamps_of(
+            &d.cli_ok(&["logs", &id])
+        )
+        .len()
+            > 10),
+        "the counter stopped"
+    );
     let logs = d.cli_ok(&["logs", &id]);
-    // /proc/uptime: seconds since boot with centiseconds.
-    let stamps: Vec<f64> = logs
-        .lines()
-        .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
-        .collect();
-    assert!(stamps.len() > 5, "{logs}");
+    let stamps = stamps_of(&logs);
     let gap = stamps
         .windows(2)
         .map(|w| w[1] - w[0])
