@@ -25,6 +25,7 @@ use crate::runtime::{self, StartOutcome};
 
 mod orphan;
 mod pause;
+mod policy;
 
 /// Docker's default stop timeout, in seconds.
 pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
@@ -190,21 +191,6 @@ impl ContainerActor {
             info!(parent: &self.span, delay_ms = delay.as_millis() as u64, "restart policy: restarting");
             self.pending_restart = Some(ctx.notify_later(RestartByPolicy, delay));
         }
-    }
-
-    /// Persists the user's intent about restart policies.
-    fn set_manually_stopped(&mut self, stopped: bool) -> Result<(), ContainerError> {
-        if self.record.manually_stopped == stopped {
-            return Ok(());
-        }
-        let mut rec = self.record.clone();
-        rec.manually_stopped = stopped;
-        if !stopped {
-            rec.restart_count = 0;
-        }
-        self.shared.store.put(&rec)?;
-        self.record = rec;
-        Ok(())
     }
 
     /// Starts the process: the transition, then the shim, atomically for this actor.
@@ -374,27 +360,6 @@ impl Handler<StartContainer> for ContainerActor {
         self.consecutive_restarts = 0;
         self.suppress_restart = false;
         AtomicResponse::new(self.start())
-    }
-}
-
-impl Handler<RestartByPolicy> for ContainerActor {
-    type Result = AtomicResponse<Self, ()>;
-
-    fn handle(&mut self, _: RestartByPolicy, _: &mut Context<Self>) -> Self::Result {
-        self.pending_restart = None;
-        let mut rec = self.record.clone();
-        rec.restart_count += 1;
-        if let Err(e) = self.shared.store.put(&rec) {
-            warn!(parent: &self.span, error = %e, "restart not recorded");
-            return AtomicResponse::new(Box::pin(fut::ready(())));
-        }
-        self.record = rec;
-        let span = self.span.clone();
-        AtomicResponse::new(Box::pin(self.start().map(move |res, _, _| {
-            if let Err(e) = res {
-                warn!(parent: &span, error = %e, "restart by policy failed");
-            }
-        })))
     }
 }
 
