@@ -6,6 +6,7 @@
 pub mod args;
 pub mod client;
 pub mod commands;
+pub mod container_opts;
 pub mod demux;
 pub mod format;
 pub mod template;
