@@ -12,6 +12,7 @@ use moor_state::reconcile::{classify, Class};
 use moor_state::{ContainerRecord, Event, Exit, State};
 
 use crate::admin::{AdminError, Direct};
+use crate::daemon::layout::Layout;
 use crate::daemon::reconciler::observe;
 use crate::identity::PidFd;
 use crate::runtime;
@@ -106,7 +107,14 @@ pub fn kill_orphan(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminE
     if runtime::liveness(&run.process).is_alive() {
         return Err(refused(&rec.id, "the process survived SIGKILL"));
     }
-    let event = match observe(&direct.layout, &rec.id).exit {
+    let event = killed_orphan_exit(&direct.layout, &rec.id);
+    direct.apply(rec, event)
+}
+
+/// How a killed orphan ended: its shim's exit file when the shim wrote one, else death by
+/// SIGKILL now. Used with the daemon down and by the running daemon's container actor.
+pub fn killed_orphan_exit(layout: &Layout, id: &str) -> Event {
+    match observe(layout, id).exit {
         Some(e) => Event::Exited {
             exit: e.exit,
             at: e.at,
@@ -115,6 +123,5 @@ pub fn kill_orphan(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminE
             exit: Exit::Signal(libc::SIGKILL),
             at: Utc::now(),
         },
-    };
-    direct.apply(rec, event)
+    }
 }

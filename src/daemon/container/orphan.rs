@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::Utc;
-use moor_state::{Event, Exit, State};
+use moor_state::{Event, State};
 use tracing::info;
 
 use super::ContainerActor;
+use crate::admin::orphan::killed_orphan_exit;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{AdoptOrphan, KillOrphan};
 use crate::daemon::pidwatch;
@@ -111,16 +111,7 @@ impl Handler<KillOrphan> for ContainerActor {
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             res?;
-            let event = match observe(&act.shared.layout, &act.record.id).exit {
-                Some(e) => Event::Exited {
-                    exit: e.exit,
-                    at: e.at,
-                },
-                None => Event::Exited {
-                    exit: Exit::Signal(libc::SIGKILL),
-                    at: Utc::now(),
-                },
-            };
+            let event = killed_orphan_exit(&act.shared.layout, &act.record.id);
             act.apply(event)?;
             act.after_exit(ctx);
             Ok(())
