@@ -3,6 +3,8 @@
 //! none, in the same run. `cargo bench --bench restore [-- N]` (default 1000).
 //! Figures go into BENCHMARKS.md.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -112,19 +114,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to measure then.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("restore: run with `cargo bench --bench restore [-- N]`");
+    let Some(n) = common::count("restore", 1000) else {
         return;
-    }
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1000);
-    let tmp = tempfile::Builder::new()
-        .prefix("moor-bench-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    };
+    let tmp = common::temp_dir();
     let empty = Dirs {
         base: tmp.path().join("empty"),
     };

@@ -3,6 +3,8 @@
 //! run. Target: within 1.25x of runc (docker: 5-8x). Root only.
 //! `cargo bench --bench run_rm [-- N]` (default 30). Figures go into BENCHMARKS.md.
 
+mod common;
+
 #[allow(dead_code)]
 #[path = "../tests/common/runc.rs"]
 mod runc;
@@ -150,23 +152,14 @@ fn summary(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to measure then.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("run_rm: run with `cargo bench --bench run_rm [-- N]`");
+    let Some(n) = common::count("run_rm", 30) else {
         return;
-    }
+    };
     if let Some(reason) = runc::skip_reason() {
         println!("run_rm: skipped: {reason}");
         return;
     }
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(30);
-    let tmp = tempfile::Builder::new()
-        .prefix("moor-bench-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
+    let tmp = common::temp_dir();
     let base = tmp.path();
     let tar = runc::busybox_tar();
     std::fs::write(base.join("bb.tar"), &tar).expect("write bb.tar");

@@ -3,6 +3,8 @@
 //! comparison. Target: shim RSS under 1 MiB (containerd-shim-runc-v2: 13 MiB).
 //! `cargo bench --bench shim_rss [-- N]` (default 20). Figures go into BENCHMARKS.md.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -128,19 +130,10 @@ fn memory(pid: i32) -> (u64, u64) {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to measure then.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("shim_rss: run with `cargo bench --bench shim_rss [-- N]`");
+    let Some(n) = common::count("shim_rss", 20) else {
         return;
-    }
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20);
-    let tmp = tempfile::Builder::new()
-        .prefix("moor-bench-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
+    };
+    let tmp = common::temp_dir();
     let d = DaemonGuard::start(tmp.path());
     let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
     for _ in 0..n {
