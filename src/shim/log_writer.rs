@@ -13,6 +13,7 @@ use std::io;
 
 use super::clock::{self, Timestamp};
 pub use super::log_file::{FileSink, LogSink, RESERVE_SIZE};
+use super::log_pipeline::Pipeline;
 use super::record::{encode, find_newline};
 
 /// The most bytes one record's `log` holds (including its trailing `\n`).
@@ -44,20 +45,51 @@ impl Stream {
     }
 }
 
+/// Encoded records waiting to be written, with what a partial write needs.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The records, one line each.
+    bytes: Vec<u8>,
+    /// Output bytes (before encoding) in `bytes`, for drop accounting.
+    output: u64,
+    /// Per record: (end offset in `bytes`, output bytes up to its end), so that a batch too
+    /// large for the space left can be written in part, record by record.
+    bounds: Vec<(usize, u64)>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.output = 0;
+        self.bounds.clear();
+    }
+}
+
+impl AsRef<[u8]> for Batch {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Batches at least this large are written on the writer thread ([`Pipeline`]) while the
+/// next one is encoded; smaller ones (a quiet container) are written at once.
+const PIPELINE_MIN: usize = 64 * 1024;
+
 /// Turns the two output streams into json-file records and writes them in batches.
 #[derive(Debug)]
 pub struct LogWriter<S> {
-    /// Where batches go.
-    sink: S,
+    /// Where batches go; None while it is on the writer thread with a batch.
+    sink: Option<S>,
     /// Rotate before the file would exceed this many bytes (None: never).
     max_size: Option<u64>,
-    /// Encoded records not written yet (written by [`LogWriter::flush`]).
-    batch: Vec<u8>,
-    /// Output bytes (before encoding) in `batch`, for drop accounting.
-    batch_output: u64,
-    /// Per record in `batch`: (end offset in `batch`, output bytes up to its end), so that a
-    /// batch too large for the space left can be written in part, record by record.
-    bounds: Vec<(usize, u64)>,
+    /// Records not written yet (written by [`LogWriter::flush`]).
+    batch: Batch,
+    /// A written batch kept for its allocation.
+    spare: Batch,
+    /// The writer thread, once a large batch has started it.
+    pipeline: Option<Pipeline<S, Batch>>,
+    /// The sink's size once the batch in flight is written (valid while `sink` is None).
+    size_after: u64,
     /// Per stream ([`Stream::index`]): bytes of a line whose `\n` has not arrived yet.
     pending: [Vec<u8>; 2],
     /// Output bytes lost to failed writes since the last successful one.
@@ -68,15 +100,16 @@ pub struct LogWriter<S> {
     spill: Vec<u8>,
 }
 
-impl<S: LogSink> LogWriter<S> {
+impl<S: LogSink + Send + 'static> LogWriter<S> {
     /// A writer into `sink`, rotating at `max_size` bytes.
     pub fn new(sink: S, max_size: Option<u64>) -> LogWriter<S> {
         LogWriter {
-            sink,
+            sink: Some(sink),
             max_size,
-            batch: Vec::new(),
-            batch_output: 0,
-            bounds: Vec::new(),
+            batch: Batch::default(),
+            spare: Batch::default(),
+            pipeline: None,
+            size_after: 0,
             pending: [Vec::new(), Vec::new()],
             dropped: 0,
             last_error: None,
@@ -84,14 +117,18 @@ impl<S: LogSink> LogWriter<S> {
         }
     }
 
-    /// The sink (tests look at what was written).
-    pub fn sink(&self) -> &S {
-        &self.sink
+    /// The sink, once the batch in flight (if any) is written.
+    pub fn sink(&mut self) -> &S {
+        self.sink_mut()
     }
 
-    /// The sink, to tidy it up at the end.
+    /// The sink, once the batch in flight (if any) is written: to tidy it up at the end.
     pub fn sink_mut(&mut self) -> &mut S {
-        &mut self.sink
+        self.settle();
+        match self.sink.as_mut() {
+            Some(sink) => sink,
+            None => unreachable!("settle brings the sink back"),
+        }
     }
 
     /// Output bytes dropped since the last successful write.
@@ -102,12 +139,30 @@ impl<S: LogSink> LogWriter<S> {
     /// Takes output read from `stream` at `time`: every complete line (and every full 16 KiB
     /// piece of a longer one) becomes a record in the batch; the rest waits for more.
     pub fn push(&mut self, stream: Stream, data: &[u8], time: Timestamp) {
-        let mut pending = std::mem::take(&mut self.pending[stream.index()]);
-        pending.extend_from_slice(data);
         let time = clock::go_rfc3339_nano(time);
+        let mut pending = std::mem::take(&mut self.pending[stream.index()]);
+        let mut data = data;
+        if !pending.is_empty() {
+            // Complete the waiting line first; only its bytes are copied.
+            let missing = MAX_RECORD - pending.len();
+            let take = match find_newline(&data[..data.len().min(missing)]) {
+                Some(nl) => nl + 1,
+                None if data.len() >= missing => missing,
+                None => {
+                    pending.extend_from_slice(data);
+                    self.pending[stream.index()] = pending;
+                    return;
+                }
+            };
+            pending.extend_from_slice(&data[..take]);
+            self.add_record(stream, &pending, &time);
+            pending.clear();
+            data = &data[take..];
+        }
+        // Whole lines straight from `data`, without copying them first.
         let mut start = 0;
         loop {
-            let rest = &pending[start..];
+            let rest = &data[start..];
             let window = &rest[..rest.len().min(MAX_RECORD)];
             let len = match find_newline(window) {
                 Some(nl) => nl + 1,
@@ -117,7 +172,7 @@ impl<S: LogSink> LogWriter<S> {
             self.add_record(stream, &rest[..len], &time);
             start += len;
         }
-        pending.drain(..start);
+        pending.extend_from_slice(&data[start..]);
         self.pending[stream.index()] = pending;
     }
 
@@ -130,52 +185,108 @@ impl<S: LogSink> LogWriter<S> {
         }
     }
 
-    /// Writes the batch in one append. On failure the batch is dropped (counted), so the
-    /// caller can keep draining the container's pipes.
+    /// Writes the batch in one append: on the writer thread for a large batch (returning at
+    /// once), here for a small one. On failure the batch is dropped (counted), so the caller
+    /// can keep draining the container's pipes.
     pub fn flush(&mut self) {
-        if self.batch.is_empty() {
+        self.settle();
+        if self.batch.bytes.is_empty() {
             return;
         }
+        if self.dropped == 0 && self.batch.bytes.len() >= PIPELINE_MIN && self.hand_over() {
+            return;
+        }
+        let mut sink = self.sink.take().expect("settled");
         let result = if self.dropped > 0 {
             let mut out = self.notice();
-            out.extend_from_slice(&self.batch);
-            self.sink.append(&out)
+            out.extend_from_slice(&self.batch.bytes);
+            sink.append(&out)
         } else {
-            self.sink.append(&self.batch)
+            sink.append(&self.batch.bytes)
         };
+        let batch = std::mem::take(&mut self.batch);
+        self.written(sink, batch, result);
+    }
+
+    /// Sends the batch to the writer thread (starting it the first time); false if there is
+    /// no thread to be had, and the batch is still here.
+    fn hand_over(&mut self) -> bool {
+        if self.pipeline.is_none() {
+            match Pipeline::start(S::append) {
+                Ok(pipeline) => self.pipeline = Some(pipeline),
+                Err(e) => {
+                    eprintln!("moor-shim: start the log writer thread: {e}");
+                    return false;
+                }
+            }
+        }
+        let Some(pipeline) = self.pipeline.as_ref() else {
+            return false;
+        };
+        let sink = self.sink.take().expect("settled");
+        let next = std::mem::take(&mut self.spare);
+        let batch = std::mem::replace(&mut self.batch, next);
+        self.size_after = sink.size() + batch.bytes.len() as u64;
+        match pipeline.send(sink, batch) {
+            Ok(()) => true,
+            Err((sink, batch)) => {
+                self.sink = Some(sink);
+                self.spare = std::mem::replace(&mut self.batch, batch);
+                self.pipeline = None;
+                false
+            }
+        }
+    }
+
+    /// Waits for the batch on the writer thread, if one is there, and takes its outcome.
+    fn settle(&mut self) {
+        if self.sink.is_some() {
+            return;
+        }
+        match self.pipeline.as_ref().and_then(Pipeline::wait) {
+            Some((sink, batch, result)) => self.written(sink, batch, result),
+            None => unreachable!("the writer thread gives the sink back before it ends"),
+        }
+    }
+
+    /// The outcome of writing `batch` into `sink`: drop accounting, and the batch's
+    /// allocation kept for the next one.
+    fn written(&mut self, sink: S, mut batch: Batch, result: io::Result<()>) {
+        self.sink = Some(sink);
         match result {
             Ok(()) => {
                 self.dropped = 0;
                 self.last_error = None;
             }
-            Err(e) => self.salvage(e),
+            Err(e) => self.salvage(&batch, e),
         }
-        self.batch.clear();
-        self.batch_output = 0;
-        self.bounds.clear();
+        batch.clear();
+        self.spare = batch;
     }
 
     /// After a failed batch: writes what still fits in pieces of whole records (on a disk
     /// that is filling up), counts the rest as dropped.
-    fn salvage(&mut self, first: io::Error) {
+    fn salvage(&mut self, batch: &Batch, first: io::Error) {
         const PIECE: usize = 64 * 1024;
         let mut error = first;
         let (mut start, mut start_output) = (0usize, 0u64);
         let mut i = 0;
-        while i < self.bounds.len() {
+        while i < batch.bounds.len() {
             // The longest run of records from `start` within PIECE bytes (at least one).
             let mut j = i;
-            while j + 1 < self.bounds.len() && self.bounds[j + 1].0 - start <= PIECE {
+            while j + 1 < batch.bounds.len() && batch.bounds[j + 1].0 - start <= PIECE {
                 j += 1;
             }
-            let (end, end_output) = self.bounds[j];
-            let piece = &self.batch[start..end];
-            let result = if self.dropped > 0 {
-                let mut out = self.notice();
-                out.extend_from_slice(piece);
-                self.sink.append(&out)
-            } else {
-                self.sink.append(piece)
+            let (end, end_output) = batch.bounds[j];
+            let piece = &batch.bytes[start..end];
+            let notice = (self.dropped > 0).then(|| self.notice());
+            let sink = self.sink.as_mut().expect("settled");
+            let result = match notice {
+                Some(mut out) => {
+                    out.extend_from_slice(piece);
+                    sink.append(&out)
+                }
+                None => sink.append(piece),
             };
             match result {
                 Ok(()) => {
@@ -190,8 +301,8 @@ impl<S: LogSink> LogWriter<S> {
             (start, start_output) = (end, end_output);
             i = j + 1;
         }
-        if start < self.batch.len() {
-            self.dropped += self.batch_output - start_output;
+        if start < batch.bytes.len() {
+            self.dropped += batch.output - start_output;
             self.last_error = Some(error.to_string());
         }
     }
@@ -204,8 +315,9 @@ impl<S: LogSink> LogWriter<S> {
             return;
         }
         let notice = self.notice();
-        let written = self.sink.append(&notice).is_ok()
-            || (self.sink.release_reserve() && self.sink.append(&notice).is_ok());
+        let sink = self.sink_mut();
+        let written = sink.append(&notice).is_ok()
+            || (sink.release_reserve() && sink.append(&notice).is_ok());
         if written {
             self.dropped = 0;
             self.last_error = None;
@@ -231,26 +343,37 @@ impl<S: LogSink> LogWriter<S> {
         out
     }
 
+    /// The sink's size once what is in flight is written.
+    fn sink_size(&self) -> u64 {
+        match &self.sink {
+            Some(sink) => sink.size(),
+            None => self.size_after,
+        }
+    }
+
     fn add_record(&mut self, stream: Stream, log: &[u8], time: &str) {
-        let mark = self.batch.len();
-        encode(&mut self.batch, stream, log, time);
+        let mark = self.batch.bytes.len();
+        encode(&mut self.batch.bytes, stream, log, time);
         if let Some(max) = self.max_size {
-            if self.sink.size() + self.batch.len() as u64 > max {
+            if self.sink_size() + self.batch.bytes.len() as u64 > max {
                 // The new record starts the next file: set it aside, write the rest, rotate.
                 self.spill.clear();
-                self.spill.extend_from_slice(&self.batch[mark..]);
-                self.batch.truncate(mark);
+                self.spill.extend_from_slice(&self.batch.bytes[mark..]);
+                self.batch.bytes.truncate(mark);
                 self.flush();
-                if self.sink.size() > 0 {
-                    if let Err(e) = self.sink.rotate() {
+                let sink = self.sink_mut();
+                if sink.size() > 0 {
+                    if let Err(e) = sink.rotate() {
                         eprintln!("moor-shim: rotate log: {e}");
                     }
                 }
-                self.batch.extend_from_slice(&self.spill);
+                self.batch.bytes.extend_from_slice(&self.spill);
             }
         }
-        self.batch_output += log.len() as u64;
-        self.bounds.push((self.batch.len(), self.batch_output));
+        self.batch.output += log.len() as u64;
+        self.batch
+            .bounds
+            .push((self.batch.bytes.len(), self.batch.output));
     }
 }
 
@@ -371,6 +494,77 @@ mod tests {
     }
 
     #[test]
+    fn records_do_not_depend_on_how_reads_split_the_output() {
+        let mut data = Vec::new();
+        for i in 0..50 {
+            data.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        data.extend(std::iter::repeat_n(b'l', MAX_RECORD * 2 + 3));
+        data.extend_from_slice(b"\nshort\n\n");
+        data.extend(std::iter::repeat_n(b'm', MAX_RECORD - 1));
+        data.extend_from_slice(b"\nend");
+        let records = |chunk: usize| {
+            let mut w = LogWriter::new(MemSink::default(), None);
+            for piece in data.chunks(chunk) {
+                w.push(Stream::Stdout, piece, T);
+            }
+            w.finish(Stream::Stdout, T);
+            w.flush();
+            w.sink().current.clone()
+        };
+        let whole = records(data.len());
+        for chunk in [
+            1,
+            2,
+            7,
+            100,
+            4096,
+            MAX_RECORD - 1,
+            MAX_RECORD,
+            MAX_RECORD + 1,
+        ] {
+            assert!(records(chunk) == whole, "chunk {chunk}");
+        }
+        let mut w = LogWriter::new(MemSink::default(), None);
+        w.sink_mut().current = whole;
+        assert_eq!(lines(w.sink()).len(), 50 + 3 + 2 + 1 + 1);
+    }
+
+    #[test]
+    fn large_batches_on_the_writer_thread_keep_order_and_drop_accounting() {
+        let mut w = LogWriter::new(MemSink::default(), None);
+        let line = |i: usize| format!("{i:099}\n");
+        let mut want = Vec::new();
+        for round in 0..6 {
+            if round == 2 {
+                w.sink_mut().fail = true;
+            }
+            if round == 3 {
+                w.sink_mut().fail = false;
+            }
+            // 1,000 records of 100 bytes: well over PIPELINE_MIN encoded.
+            for i in round * 1000..(round + 1) * 1000 {
+                w.push(Stream::Stdout, line(i).as_bytes(), T);
+                if round != 2 {
+                    want.push(line(i));
+                }
+            }
+            w.flush();
+            assert!(w.pipeline.is_some(), "round {round}: written on the thread");
+        }
+        w.close();
+        let got: Vec<String> = lines(w.sink())
+            .iter()
+            .map(|v| v["log"].as_str().expect("log").to_owned())
+            .collect();
+        // The batch of round 2 failed: its 100,000 bytes are reported before round 3's.
+        assert_eq!(got.len(), want.len() + 1);
+        assert!(got[2000].starts_with("moor-shim: dropped 100000 bytes of output: "));
+        assert_eq!(got[..2000], want[..2000]);
+        assert_eq!(got[2001..], want[2000..]);
+    }
+
+    #[test]
     fn partial_line_waits_then_is_flushed_at_end() {
         let mut w = LogWriter::new(MemSink::default(), None);
         w.push(Stream::Stdout, b"no newline", T);
@@ -410,13 +604,13 @@ mod tests {
     #[test]
     fn failed_writes_are_counted_and_reported() {
         let mut w = LogWriter::new(MemSink::default(), None);
-        w.sink.fail = true;
+        w.sink_mut().fail = true;
         w.push(Stream::Stdout, b"lost one\n", T);
         w.flush();
         w.push(Stream::Stderr, b"lost two\n", T);
         w.flush();
         assert_eq!(w.dropped(), 18);
-        w.sink.fail = false;
+        w.sink_mut().fail = false;
         w.push(Stream::Stdout, b"kept\n", T);
         w.flush();
         assert_eq!(w.dropped(), 0);
@@ -435,8 +629,8 @@ mod tests {
     #[test]
     fn close_reports_drops_on_a_disk_that_stays_full() {
         let mut w = LogWriter::new(MemSink::default(), None);
-        w.sink.fail = true;
-        w.sink.reserve = true;
+        w.sink_mut().fail = true;
+        w.sink_mut().reserve = true;
         w.push(Stream::Stdout, b"lost\n", T);
         w.close();
         assert_eq!(w.dropped(), 0);
@@ -451,7 +645,7 @@ mod tests {
     #[test]
     fn a_filling_disk_keeps_the_records_that_fit() {
         let mut w = LogWriter::new(MemSink::default(), None);
-        w.sink.capacity = Some(200_000);
+        w.sink_mut().capacity = Some(200_000);
         for i in 0..10_000 {
             w.push(Stream::Stdout, format!("{i:09}\n").as_bytes(), T);
         }

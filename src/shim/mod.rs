@@ -12,10 +12,12 @@ pub mod clock;
 pub mod daemonize;
 pub mod exit_file;
 pub mod log_file;
+pub mod log_pipeline;
 pub mod log_writer;
 pub mod protocol;
 #[allow(unsafe_code)]
 pub mod reaper;
+#[allow(unsafe_code)]
 pub mod record;
 #[allow(unsafe_code)]
 pub mod spawn;

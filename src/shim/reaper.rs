@@ -87,7 +87,12 @@ const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 impl Outputs {
     /// Reads up to `reads` chunks from pipe `i` into the log; at EOF the pipe is closed and
     /// its partial line flushed.
-    fn read<S: LogSink>(&mut self, i: usize, reads: usize, log: &mut LogWriter<S>) {
+    fn read<S: LogSink + Send + 'static>(
+        &mut self,
+        i: usize,
+        reads: usize,
+        log: &mut LogWriter<S>,
+    ) {
         let Some(pipe) = self.pipes[i].as_mut() else {
             return;
         };
@@ -141,7 +146,7 @@ struct Ready {
 }
 
 /// Runs until `pid` is reaped; returns how it ended. Output is logged throughout.
-pub fn supervise<S: LogSink>(
+pub fn supervise<S: LogSink + Send + 'static>(
     pid: i32,
     sfd: &SignalFd,
     streams: Streams,
