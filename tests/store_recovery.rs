@@ -1,7 +1,7 @@
 //! A store that cannot be opened is moved aside and rebuilt from each container's
 //! config.v2.json plus the run directory: running containers are resumed, exited ones keep
 //! the code from their exit file, and both keep their names; imported images come back with
-//! their names from the metadata file in each image directory.
+//! their names and config from the metadata file in each image directory.
 
 mod common;
 
@@ -128,6 +128,13 @@ fn rebuilt_store_keeps_imported_images() {
     let started_at = d.inspect_field("from-bb", "{{.State.StartedAt}}");
     let image = |d: &Daemon| d.http("GET", "/images/bb:1/json", None).json();
     let created = image(&d)["Created"].clone();
+    // An image imported with changes keeps its config through the rebuild.
+    let tar = tar.to_str().expect("utf-8");
+    let cmd = r#"CMD ["/bin/sh","-c","echo $A"]"#;
+    d.cli_ok(&["image", "import", "-c", "ENV A=1", "-c", cmd, tar, "cfg"]);
+    let config = |d: &Daemon| d.http("GET", "/images/cfg/json", None).json()["Config"].clone();
+    let before = config(&d);
+    assert_eq!(before["Env"], serde_json::json!(["A=1"]));
     d.kill9();
     assert!(garble(&d.root().join("moor.db")) > 0);
     d.restart();
@@ -139,6 +146,8 @@ fn rebuilt_store_keeps_imported_images() {
     );
     assert_eq!(image(&d)["Id"], image_id.trim());
     assert_eq!(image(&d)["Created"], created);
+    assert_eq!(config(&d), before);
+    assert_eq!(d.cli_ok(&["run", "--rm", "cfg"]).trim(), "1");
     assert_eq!(d.inspect_field("from-bb", "{{.Id}}"), id);
     assert_eq!(d.inspect_field("from-bb", "{{.State.Status}}"), "running");
     assert_eq!(d.inspect_field("from-bb", "{{.State.Pid}}"), pid);

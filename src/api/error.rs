@@ -37,6 +37,9 @@ pub enum ApiError {
     /// `-u` names a user or group the image does not have (or its files are unreadable).
     #[error(transparent)]
     User(#[from] crate::image::user::UserError),
+    /// An import's `changes` line that cannot be applied.
+    #[error(transparent)]
+    Change(#[from] crate::image::changes::ChangeError),
     /// An image moor does not have.
     #[error("No such image: {0}")]
     NoSuchImage(String),
@@ -124,6 +127,7 @@ impl ResponseError for ApiError {
             | ApiError::NoCommand
             | ApiError::NoPull
             | ApiError::User(_)
+            | ApiError::Change(_)
             | ApiError::Tty
             | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,

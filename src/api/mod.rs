@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod error;
 pub mod hijack;
+pub mod image_defaults;
 pub mod routes;
 pub mod server;
 pub mod types;

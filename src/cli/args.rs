@@ -82,6 +82,10 @@ pub enum ImageCommand {
         /// The image's name, REPOSITORY[:TAG].
         #[arg(value_name = "NAME[:TAG]")]
         name: Option<String>,
+        /// A Dockerfile instruction for the image's config (CMD, ENTRYPOINT, ENV, LABEL, USER,
+        /// WORKDIR...), as `docker import -c`; repeatable.
+        #[arg(short = 'c', long = "change", value_name = "LINE")]
+        changes: Vec<String>,
     },
     /// List images.
     #[command(visible_alias = "list")]

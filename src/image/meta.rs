@@ -1,5 +1,5 @@
 //! Each image's own copy of its record: `<root>/images/<id>/image.json` (names, created,
-//! size), written atomically whenever the store's record changes. The store is the index,
+//! size, config), written atomically whenever the store's record changes. The store is the index,
 //! not the only copy: when it is moved aside and rebuilt, the images tree comes back from
 //! these files (an image directory without one comes back untagged).
 
@@ -74,6 +74,7 @@ fn untagged(id: &str, dir: &Path) -> ImageRecord {
         repo_tags: Vec::new(),
         created_at,
         size: 0,
+        config: Default::default(),
     }
 }
 
@@ -136,6 +137,7 @@ mod tests {
             repo_tags: names.iter().map(|n| n.to_string()).collect(),
             created_at: DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("time"),
             size: 42,
+            config: Default::default(),
         }
     }
 
@@ -148,6 +150,13 @@ mod tests {
             rec('b', &["x:1", "bb:latest"], 2),
             rec('c', &[], 3),
         );
+        // b was imported with changes: its config must come back with it.
+        let mut b = b;
+        b.config = crate::image::changes::apply(
+            &Default::default(),
+            &[r#"CMD ["/bin/sh","-c","echo $A"]"#.into(), "ENV A=1".into()],
+        )
+        .expect("changes");
         for r in [&a, &b, &c] {
             std::fs::create_dir_all(dirs.rootfs(&r.id)).expect("rootfs");
         }
@@ -167,5 +176,8 @@ mod tests {
         assert!(got(&a.id).repo_tags.is_empty());
         assert_eq!(got(&b.id).repo_tags, vec!["x:1", "bb:latest"]);
         assert_eq!(got(&b.id).size, 42);
+        assert_eq!(got(&b.id).config, b.config);
+        assert_eq!(got(&b.id).config.env, vec!["A=1"]);
+        assert!(got(&a.id).config.is_empty());
     }
 }

@@ -1,8 +1,10 @@
 //! Imported images on disk: `<root>/images/<sha256 hex>/rootfs`, unpacked once, content
 //! addressed by the sha256 of the tarball as given. An import is unpacked into
 //! `<root>/images/tmp/` and renamed into place, so a crash never leaves a half image
-//! under its id. The name -> id mapping lives in the store (`moor_state::image`).
+//! under its id. The name -> id mapping lives in the store (`moor_state::image`). An import
+//! with `changes` has a config too, and its id covers it ([`image_id`]).
 
+pub mod changes;
 pub mod meta;
 pub mod unpack;
 pub mod user;
@@ -11,8 +13,29 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use moor_state::image::ImageConfig;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+/// An image's id: the tarball's sha256 for a plain import (as before images had a config),
+/// else the sha256 of that and the config, so one tarball imported with other changes is
+/// another image, as in Docker.
+pub fn image_id(tar_sha256: &str, config: &ImageConfig) -> String {
+    if config.is_empty() {
+        return tar_sha256.to_string();
+    }
+    // A struct of strings serializes.
+    let json = serde_json::to_vec(config).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(tar_sha256.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&json);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Why an image could not be imported or removed.
 #[derive(Debug, Error)]
@@ -198,6 +221,21 @@ mod tests {
             f.finish(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn the_config_is_part_of_the_id() {
+        let tar = "ab".repeat(32);
+        assert_eq!(image_id(&tar, &ImageConfig::default()), tar);
+        let cmd = |c: &str| ImageConfig {
+            cmd: Some(vec![c.to_string()]),
+            ..ImageConfig::default()
+        };
+        let (a, b) = (image_id(&tar, &cmd("a")), image_id(&tar, &cmd("b")));
+        assert_ne!(a, tar);
+        assert_ne!(a, b);
+        assert_eq!(a, image_id(&tar, &cmd("a")));
+        assert!(a.len() == 64 && a.bytes().all(|c| c.is_ascii_hexdigit()));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! import that takes a name from another image leaves that one untagged, as Docker does.
 //! Every write runs in one sled transaction and is flushed before it returns.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sled::transaction::{abort, TransactionError};
 use sled::Tree;
@@ -28,6 +30,38 @@ pub struct ImageRecord {
     pub created_at: Timestamp,
     /// Bytes of the unpacked root filesystem (Docker's Size).
     pub size: u64,
+    /// Defaults for containers, from the import's `changes` (empty for a plain import and
+    /// for records written before images had a config).
+    #[serde(default)]
+    pub config: ImageConfig,
+}
+
+/// An image's defaults for its containers (Docker's image `Config` subset an import's
+/// `changes` can set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageConfig {
+    /// `KEY=VALUE` environment, in the order set; a container's own value wins per key.
+    pub env: Vec<String>,
+    /// Default command; None when never set (a create must then give one).
+    pub cmd: Option<Vec<String>>,
+    /// Default entrypoint; None when never set.
+    pub entrypoint: Option<Vec<String>>,
+    /// Default working directory (absolute), empty for the container's default.
+    pub working_dir: String,
+    /// Default `USER[:GROUP]`, empty for root.
+    pub user: String,
+    /// Labels a container inherits under its own.
+    pub labels: BTreeMap<String, String>,
+    /// Default stop signal, empty for SIGTERM.
+    pub stop_signal: String,
+}
+
+impl ImageConfig {
+    /// Whether nothing is set (a plain import).
+    pub fn is_empty(&self) -> bool {
+        *self == ImageConfig::default()
+    }
 }
 
 /// What can go wrong with the images tree.
@@ -205,6 +239,7 @@ mod tests {
             repo_tags: Vec::new(),
             created_at: chrono::Utc::now(),
             size: 1,
+            config: ImageConfig::default(),
         }
     }
 
@@ -230,6 +265,20 @@ mod tests {
         s.untag(&a.id, "bb:1").expect("untag");
         s.remove(&a.id).expect("remove");
         assert_eq!(s.list().expect("list").len(), 1);
+    }
+
+    #[test]
+    fn records_without_a_config_still_decode() {
+        let old = r#"{"version":1,"id":"ab","repo_tags":["bb:latest"],
+            "created_at":"2024-01-01T00:00:00Z","size":7}"#;
+        let rec: ImageRecord = serde_json::from_str(old).expect("old record");
+        assert!(rec.config.is_empty());
+        let mut with = rec.clone();
+        with.config.cmd = Some(vec!["sh".into()]);
+        with.config.env = vec!["A=1".into()];
+        let back: ImageRecord = serde_json::from_slice(&encode(&with)).expect("decode");
+        assert_eq!(back, with);
+        assert!(!back.config.is_empty());
     }
 
     #[test]

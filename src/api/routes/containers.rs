@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use actix::Addr;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
+use moor_state::image::ImageRecord;
 use moor_state::record::{RestartPolicy as Policy, RuntimeKind};
 use moor_state::{ContainerSpec, TransitionError};
 
@@ -87,11 +88,12 @@ fn runtime_of(req: &CreateRequest, default: RuntimeKind) -> Result<RuntimeKind, 
 }
 
 /// Turns a Docker create request into a container spec, or says what is wrong with it.
-/// `find_image` maps an image name or id to the id of an imported image.
+/// `find_image` maps an image name or id to an imported image, whose config gives the
+/// defaults ([`crate::api::image_defaults::merge`]).
 pub fn to_spec(
-    req: CreateRequest,
+    mut req: CreateRequest,
     default_runtime: RuntimeKind,
-    find_image: impl FnOnce(&str) -> Result<Option<String>, ApiError>,
+    find_image: impl FnOnce(&str) -> Result<Option<ImageRecord>, ApiError>,
 ) -> Result<ContainerSpec, ApiError> {
     if req.image.is_empty() {
         return Err(ApiError::Query {
@@ -104,7 +106,10 @@ pub fn to_spec(
         RuntimeKind::Process if req.image == HOST_IMAGE => String::new(),
         RuntimeKind::Process => return Err(ApiError::NoSuchImage(req.image)),
         RuntimeKind::Runc => {
-            find_image(&req.image)?.ok_or_else(|| ApiError::NoSuchImage(req.image.clone()))?
+            let img =
+                find_image(&req.image)?.ok_or_else(|| ApiError::NoSuchImage(req.image.clone()))?;
+            crate::api::image_defaults::merge(&mut req, &img.config);
+            img.id
         }
     };
     if req.tty {
@@ -182,7 +187,7 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
     let shared = &state.shared;
     let spec = to_spec(req, shared.default_runtime, |name| {
         let images = shared.store.images().map_err(ContainerError::from)?;
-        Ok(images.resolve(name)?.map(|img| img.id))
+        Ok(images.resolve(name)?)
     })?;
     if spec.runtime == RuntimeKind::Runc && !spec.user.is_empty() {
         // Docker finds out at start; a create that cannot start is refused at once.
@@ -497,13 +502,41 @@ mod tests {
         assert_eq!(spec(req(&["true"])).unwrap().cmd, vec!["true"]);
     }
 
+    fn image(config: moor_state::image::ImageConfig) -> ImageRecord {
+        ImageRecord {
+            version: moor_state::image::IMAGE_RECORD_VERSION,
+            id: "ab".repeat(32),
+            repo_tags: Vec::new(),
+            created_at: Utc::now(),
+            size: 0,
+            config,
+        }
+    }
+
+    #[test]
+    fn the_image_config_gives_the_defaults() {
+        let changes = ["ENV A=1".to_string(), "CMD echo $A".to_string()];
+        let config = crate::image::changes::apply(&Default::default(), &changes).unwrap();
+        let mut r = req(&[]);
+        r.image = "bb".into();
+        let with = |c: &moor_state::image::ImageConfig| {
+            let c = c.clone();
+            move |_: &str| Ok(Some(image(c)))
+        };
+        let spec = to_spec(r.clone(), RuntimeKind::Runc, with(&config)).expect("image cmd");
+        assert_eq!(spec.argv(), vec!["/bin/sh", "-c", "echo $A"]);
+        assert_eq!(spec.env, vec!["A=1"]);
+        let e = to_spec(r, RuntimeKind::Runc, with(&Default::default())).unwrap_err();
+        assert!(matches!(e, ApiError::NoCommand));
+    }
+
     #[test]
     fn unknown_image_is_named() {
         let mut r = req(&["true"]);
         r.image = "busybox".into();
         let e = to_spec(r.clone(), RuntimeKind::Runc, |_| Ok(None)).unwrap_err();
         assert_eq!(e.to_string(), "No such image: busybox");
-        let found = |_: &str| Ok(Some("ab".repeat(32)));
+        let found = |_: &str| Ok(Some(image(Default::default())));
         let spec = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
         assert_eq!(
             (spec.runtime, spec.network_mode.as_str()),

@@ -1,10 +1,14 @@
 //! `/images/...`: import (`POST /images/create?fromSrc=-`), list, inspect, remove; Docker's
 //! shapes, so `docker import` / `docker images` work against moor too.
 
+use std::collections::BTreeMap;
+
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
-use moor_state::image::{normalize_name, ImageRecord, IMAGE_RECORD_VERSION};
+use moor_state::image::{
+    normalize_name, ImageConfig as StoredConfig, ImageRecord, IMAGE_RECORD_VERSION,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::api::convert::go_time;
@@ -12,7 +16,7 @@ use crate::api::error::ApiError;
 use crate::api::routes::Query;
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
-use crate::image::{HashingFile, ImageDirs};
+use crate::image::{changes, image_id, HashingFile, ImageDirs};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -46,16 +50,40 @@ pub struct ImageSummary {
     pub containers: i64,
 }
 
-/// The `Config` of an image inspect: imported images have none of their own.
+/// The `Config` of an image inspect: an import's `changes`, null or empty where unset as
+/// in Docker.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ImageConfig {
-    /// Default command (none for an import: `run` needs one).
-    pub cmd: Option<Vec<String>>,
-    /// Default entrypoint.
-    pub entrypoint: Option<Vec<String>>,
+    /// Default user.
+    pub user: String,
     /// Default environment.
     pub env: Option<Vec<String>>,
+    /// Default command (none for a plain import: `run` needs one).
+    pub cmd: Option<Vec<String>>,
+    /// Default working directory.
+    pub working_dir: String,
+    /// Default entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Labels containers inherit.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Default stop signal (left out when unset, as Docker does).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+}
+
+impl From<StoredConfig> for ImageConfig {
+    fn from(c: StoredConfig) -> Self {
+        ImageConfig {
+            user: c.user,
+            env: (!c.env.is_empty()).then_some(c.env),
+            cmd: c.cmd,
+            working_dir: c.working_dir,
+            entrypoint: c.entrypoint,
+            labels: (!c.labels.is_empty()).then_some(c.labels),
+            stop_signal: c.stop_signal,
+        }
+    }
 }
 
 /// `GET /images/{name}/json`.
@@ -122,10 +150,26 @@ fn import_name(q: &Query) -> Option<String> {
     })
 }
 
-async fn create(state: Data, q: Query, mut body: web::Payload) -> Result<HttpResponse, ApiError> {
+/// Every query parameter in order, repeats kept (`changes` comes once per line).
+type AllQuery = web::Query<Vec<(String, String)>>;
+
+async fn create(
+    state: Data,
+    q: Query,
+    all: AllQuery,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     if q.get("fromSrc").map(String::as_str) != Some("-") {
         return Err(ApiError::NoPull);
     }
+    let lines: Vec<String> = all
+        .into_inner()
+        .into_iter()
+        .filter(|(k, _)| k == "changes")
+        .map(|(_, v)| v)
+        .collect();
+    // Checked before the upload: a refused change costs no unpack.
+    let config = changes::apply(&StoredConfig::default(), &lines)?;
     let dirs = ImageDirs::new(&state.shared.layout.root);
     let upload = dirs
         .tmp()
@@ -140,7 +184,7 @@ async fn create(state: Data, q: Query, mut body: web::Payload) -> Result<HttpRes
         bytes += chunk.len() as u64;
         file.write(&chunk)?;
     }
-    let id = file.finish();
+    let id = image_id(&file.finish(), &config);
     let (work_dirs, work_id, work_upload) = (dirs.clone(), id.clone(), upload.clone());
     let unpacked = web::block(move || work_dirs.install(&work_id, &work_upload)).await;
     let _ = std::fs::remove_file(&upload);
@@ -154,6 +198,7 @@ async fn create(state: Data, q: Query, mut body: web::Payload) -> Result<HttpRes
         repo_tags: Vec::new(),
         created_at: Utc::now(),
         size,
+        config,
     };
     let rec = images.add(&fresh, import_name(&q).as_deref())?;
     save_metadata(&dirs, &images);
@@ -213,7 +258,7 @@ async fn inspect(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse,
         size: img.size,
         os: "linux".into(),
         architecture: std::env::consts::ARCH.into(),
-        config: ImageConfig::default(),
+        config: img.config.into(),
         moor_rootfs: dirs.rootfs(&img.id).display().to_string(),
     }))
 }

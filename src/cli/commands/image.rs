@@ -17,7 +17,11 @@ const PROGRESS_FROM: u64 = 4 << 20;
 /// Runs one image command.
 pub fn execute(client: &Client, cmd: &ImageCommand) -> anyhow::Result<i32> {
     match cmd {
-        ImageCommand::Import { file, name } => import(client, file, name.as_deref()),
+        ImageCommand::Import {
+            file,
+            name,
+            changes,
+        } => import(client, file, name.as_deref(), changes),
         ImageCommand::Ls => ls(client),
         ImageCommand::Rm { names } => Ok(rm(client, names)),
         ImageCommand::Inspect { names } => inspect(client, names),
@@ -54,13 +58,28 @@ fn read_tarball(file: &str) -> anyhow::Result<Vec<u8>> {
     Ok(data)
 }
 
-fn import(client: &Client, file: &str, name: Option<&str>) -> anyhow::Result<i32> {
-    let data = read_tarball(file)?;
+/// The import's path: one `changes` parameter per line, as the docker CLI sends them.
+fn import_path(name: Option<&str>, changes: &[String]) -> String {
     let mut path = "/images/create?fromSrc=-".to_string();
     if let Some(name) = name {
         path.push_str("&repo=");
         path.push_str(&encode(name));
     }
+    for change in changes {
+        path.push_str("&changes=");
+        path.push_str(&encode(change));
+    }
+    path
+}
+
+fn import(
+    client: &Client,
+    file: &str,
+    name: Option<&str>,
+    changes: &[String],
+) -> anyhow::Result<i32> {
+    let data = read_tarball(file)?;
+    let path = import_path(name, changes);
     let answer = client.post_bytes(&path, Bytes::from(data))?;
     let text = String::from_utf8_lossy(&answer);
     let last = text.lines().last().unwrap_or_default();
@@ -192,5 +211,15 @@ mod tests {
         assert_eq!(human_size(512), "512B");
         assert_eq!(split_tag("bb:1"), ("bb", "1"));
         assert_eq!(split_tag("reg:5000/bb"), ("reg:5000/bb", "<none>"));
+    }
+
+    #[test]
+    fn changes_are_repeated_parameters() {
+        let changes = ["ENV A=1 B=2".to_string(), r#"CMD ["sh"]"#.to_string()];
+        assert_eq!(
+            import_path(Some("bb:1"), &changes),
+            "/images/create?fromSrc=-&repo=bb%3A1&changes=ENV%20A%3D1%20B%3D2\
+             &changes=CMD%20%5B%22sh%22%5D"
+        );
     }
 }
