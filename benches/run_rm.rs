@@ -86,9 +86,16 @@ impl DaemonGuard {
 
 impl Drop for DaemonGuard {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // A graceful stop waits for the background clean-up of the last removals.
+        // Our own child's pid, not reaped yet: it cannot name another process.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = self.child.wait();
-        runc::clean_up(&self.run_dir, &self.base);
+        // The run directory is outside `base` when it is on tmpfs.
+        for dir in [&self.base, &self.run_dir] {
+            runc::clean_up(&self.run_dir, dir);
+        }
+        let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 }
 

@@ -380,3 +380,31 @@ fn user_names_come_from_the_image() {
     assert!(response.message().contains("unable to find group nogroup"));
     assert_clean(&d);
 }
+
+#[test]
+fn a_graceful_stop_finishes_the_clean_up_of_removals() {
+    let Some(mut d) = daemon(LIVE_RESTORE_ON) else {
+        return;
+    };
+    // `rm` answers before `runc delete`, the unmount and the directories are done (in the
+    // background): a stop right after waits for them instead of leaving them to the next
+    // start. 20,000 files in the container's upper dir make that clean-up take a while.
+    let script = "i=0; while [ $i -lt 20000 ]; do : > /f$i; i=$((i+1)); done";
+    let id = d.run_detached(&["--rm", "--name", "many", "bb", "sh", "-c", script]);
+    assert!(
+        wait_for(Duration::from_secs(60), || !d
+            .cli(&["inspect", "many"])
+            .status
+            .success()),
+        "the container was not removed"
+    );
+    d.stop_term();
+    let (mounts, state) = leftovers(&d);
+    assert_eq!(mounts, Vec::<String>::new(), "mounts left after the stop");
+    assert!(
+        state.is_empty(),
+        "runc state left after the stop: {state:?}"
+    );
+    let run = d.container_run_dir(&id);
+    assert!(!run.exists(), "{} left after the stop", run.display());
+}

@@ -160,3 +160,27 @@ fn rebuilt_store_keeps_imported_images() {
     d.cli_ok(&["rm", "-f", "from-bb"]);
     d.cli_ok(&["image", "rm", "bb:1"]);
 }
+
+#[test]
+fn a_spec_file_lost_before_the_first_start_is_written_again() {
+    // The create answers before its spec file is fsynced; the first start waits for that
+    // fsync, and a start writes the file again from the record if the fsync failed or the
+    // file is gone (here).
+    let mut d = Daemon::start(LIVE_RESTORE_ON);
+    let id = d.cli_ok(&["create", "--name", "late", "host", "sleep", "1000"]);
+    let id = id.trim().to_string();
+    let spec = d.container_dir(&id).join("config.v2.json");
+    assert!(spec.is_file(), "{} missing after create", spec.display());
+    fs::remove_file(&spec).expect("remove the spec file");
+    d.cli_ok(&["start", "late"]);
+    assert_eq!(d.inspect_field("late", "{{.State.Status}}"), "running");
+    let text = fs::read_to_string(&spec).expect("the start wrote the spec file again");
+    assert!(text.contains(&id), "{text}");
+    // And it is what a rebuilt store finds the running container by.
+    let pid = d.inspect_field("late", "{{.State.Pid}}");
+    d.kill9();
+    assert!(garble(&d.root().join("moor.db")) > 0);
+    d.restart();
+    assert_eq!(d.inspect_field("late", "{{.State.Status}}"), "running");
+    assert_eq!(d.inspect_field("late", "{{.State.Pid}}"), pid);
+}

@@ -8,7 +8,8 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use tracing::{info, warn};
 
@@ -32,12 +33,35 @@ pub fn forget_spec(layout: &Layout, id: &str) -> Result<(), ContainerError> {
     }
 }
 
+/// Clean-up threads still running, and the signal that one has ended: a daemon that stops
+/// waits for them ([`wait_pending`]), so a graceful stop leaves no mount behind.
+static PENDING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Counts one clean-up thread for as long as it lives (a panic included).
+struct Pending;
+
+impl Pending {
+    fn new() -> Pending {
+        *PENDING.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        *PENDING.0.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        PENDING.1.notify_all();
+    }
+}
+
 /// Runs [`remove_files`] for `id` on a background thread; a failure is logged and the
 /// next start's [`sweep`] retries it.
 pub fn spawn_remove_files(shared: Arc<Shared>, id: String) {
+    let pending = Pending::new();
     let spawned = std::thread::Builder::new()
         .name("moor-cleanup".into())
         .spawn(move || {
+            let _pending = pending;
             if let Err(e) = remove_files(&shared, &id) {
                 warn!(container_id = %short(&id), error = %e, "clean-up after removal failed: retried at the next start");
             }
@@ -45,6 +69,17 @@ pub fn spawn_remove_files(shared: Arc<Shared>, id: String) {
     if let Err(e) = spawned {
         warn!(error = %e, "cannot start a clean-up thread: retried at the next start");
     }
+}
+
+/// Waits up to `limit` for the clean-up threads still running; returns how many are left
+/// (their leftovers go at the next start's [`sweep`]).
+pub fn wait_pending(limit: Duration) -> usize {
+    let count = PENDING.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let (count, _) = PENDING
+        .1
+        .wait_timeout_while(count, limit, |n| *n > 0)
+        .unwrap_or_else(PoisonError::into_inner);
+    *count
 }
 
 /// The container ids that have a directory under `dir`.

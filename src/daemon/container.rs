@@ -22,6 +22,7 @@ use crate::daemon::signal::parse_signal;
 use crate::daemon::Shared;
 use crate::identity::PidFd;
 use crate::runtime::{self, StartOutcome};
+use crate::shim::exit_file::ExitFileError;
 
 mod orphan;
 mod pause;
@@ -48,6 +49,20 @@ pub struct ContainerActor {
     consecutive_restarts: u32,
     /// Set while the daemon stops it at shutdown: its exit starts nothing.
     suppress_restart: bool,
+    /// The create's background fsync of the spec file, until the first start awaits it (a
+    /// container never runs without its spec file durable).
+    spec_sync: Option<SpecSync>,
+}
+
+/// A background fsync of a spec file.
+pub type SpecSync = tokio::task::JoinHandle<Result<(), ExitFileError>>;
+
+/// Starts making the spec file of `id` durable, off the create's answer.
+pub fn sync_spec_in_background(shared: &Shared, id: &str) -> SpecSync {
+    let dir = shared.layout.container_dir(id);
+    tokio::task::spawn_blocking(move || {
+        crate::shim::exit_file::sync_file(&dir, crate::daemon::layout::SPEC_FILE)
+    })
 }
 
 impl ContainerActor {
@@ -67,7 +82,14 @@ impl ContainerActor {
             pending_restart: None,
             consecutive_restarts: 0,
             suppress_restart: false,
+            spec_sync: None,
         }
+    }
+
+    /// For a container just created: its spec file is being synced by `job`.
+    pub fn with_spec_sync(mut self, job: SpecSync) -> Self {
+        self.spec_sync = Some(job);
+        self
     }
 
     /// Runs the transition and persists it before anything acts on it.
@@ -193,8 +215,37 @@ impl ContainerActor {
         }
     }
 
-    /// Starts the process: the transition, then the shim, atomically for this actor.
+    /// Starts the process once its spec file is on disk: the create's background fsync is
+    /// awaited, and a spec file that failed to sync or has gone since is written again from
+    /// the record, durably. A container never runs without the file a rebuilt store needs.
     fn start(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        let pending = self.spec_sync.take();
+        let path = self
+            .shared
+            .layout
+            .container_dir(&self.record.id)
+            .join(crate::daemon::layout::SPEC_FILE);
+        let on_disk = async move {
+            let synced = match pending {
+                Some(job) => matches!(job.await, Ok(Ok(()))),
+                None => true,
+            };
+            synced && path.is_file()
+        };
+        Box::pin(on_disk.into_actor(self).then(|on_disk, act, _| {
+            if !on_disk {
+                warn!(parent: &act.span, "spec file missing or not synced: writing it again");
+                let again = crate::daemon::supervisor::write_spec_file(&act.shared, &act.record);
+                if let Err(e) = again {
+                    return Box::pin(fut::ready(Err(e))) as ResponseActFuture<_, _>;
+                }
+            }
+            act.start_now()
+        }))
+    }
+
+    /// Starts the process: the transition, then the shim, atomically for this actor.
+    fn start_now(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
         if let Err(e) = self.apply(Event::StartRequested) {
             return Box::pin(fut::ready(Err(e)));
         }

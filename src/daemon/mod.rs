@@ -330,9 +330,19 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let system = System::new();
     let result = system.block_on(serve(shared.clone(), recovered, signals));
     let _ = std::fs::remove_file(&shared.layout.socket);
+    let left = cleanup::wait_pending(CLEANUP_WAIT);
+    if left > 0 {
+        warn!(
+            left,
+            "clean-ups of removed containers still running: finished at the next start"
+        );
+    }
     info!("stopped");
     result
 }
+
+/// How long a stopping daemon waits for the clean-ups of removed containers.
+const CLEANUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// SIGTERM, SIGINT and SIGHUP, delivered on a channel by a signal-hook thread.
 fn signal_channel() -> Result<tokio::sync::mpsc::UnboundedReceiver<i32>, DaemonError> {

@@ -98,8 +98,15 @@ pub fn name_conflict(e: StoreError) -> ContainerError {
     }
 }
 
-/// Writes the container's spec file (its record at create) atomically.
+/// Writes the container's spec file (its record at create) atomically and durably.
 pub fn write_spec_file(shared: &Shared, rec: &ContainerRecord) -> Result<(), ContainerError> {
+    spec_file(shared, rec, true)
+}
+
+/// Writes the spec file atomically; with `durable` false it is on disk only once
+/// [`crate::daemon::container::sync_spec_in_background`] has run (the create: its first
+/// start waits for that).
+fn spec_file(shared: &Shared, rec: &ContainerRecord, durable: bool) -> Result<(), ContainerError> {
     let dir = shared.layout.container_dir(&rec.id);
     let io = |what, path: &std::path::Path| {
         let path = path.to_path_buf();
@@ -108,8 +115,12 @@ pub fn write_spec_file(shared: &Shared, rec: &ContainerRecord) -> Result<(), Con
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let mut at_create = rec.clone();
     at_create.state = State::Created;
-    crate::shim::exit_file::write_json(&dir, crate::daemon::layout::SPEC_FILE, &at_create)
-        .map_err(ContainerError::SpecFile)
+    let name = crate::daemon::layout::SPEC_FILE;
+    match durable {
+        true => crate::shim::exit_file::write_json(&dir, name, &at_create),
+        false => crate::shim::exit_file::write_json_unsynced(&dir, name, &at_create),
+    }
+    .map_err(ContainerError::SpecFile)
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -166,7 +177,8 @@ impl Handler<CreateContainer> for Supervisor {
         };
         let id = new_id();
         let record = ContainerRecord::new(id.clone(), name, msg.spec, Utc::now());
-        write_spec_file(&self.shared, &record)?;
+        // Durable before the first start, not before this answer: see ContainerActor::start.
+        spec_file(&self.shared, &record, false)?;
         // The log exists from create on, so `logs -f` can open it before the start.
         let log = self.shared.layout.log_path(&id);
         if let Err(source) = std::fs::File::create(&log) {
@@ -183,7 +195,10 @@ impl Handler<CreateContainer> for Supervisor {
         }
         info!(container_id = %&id[..12], name = %record.name, "created");
         crate::daemon::container::emit(&self.shared, &record, "create", &[]);
-        self.spawn(record, ctx);
+        let sync = crate::daemon::container::sync_spec_in_background(&self.shared, &id);
+        let actor = ContainerActor::new(record, self.shared.clone(), ctx.address().recipient())
+            .with_spec_sync(sync);
+        self.containers.insert(id.clone(), actor.start());
         Ok(id)
     }
 }

@@ -53,6 +53,51 @@ impl std::error::Error for ExitFileError {
 
 /// Writes `value` as JSON (plus a newline) to `dir/name`, atomically and durably.
 pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), ExitFileError> {
+    replace(dir, name, value, true)
+}
+
+/// Writes `value` like [`write_json`], atomically for every reader, but without waiting for
+/// the disk: it is durable once [`sync_file`] returns. For a file whose durability can be
+/// awaited later, off the path of an answer (the daemon's spec file: before the start).
+pub fn write_json_unsynced<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> Result<(), ExitFileError> {
+    replace(dir, name, value, false)
+}
+
+/// Makes `dir/name` and its directory entry durable (fsync of both).
+pub fn sync_file(dir: &Path, name: &str) -> Result<(), ExitFileError> {
+    let path = dir.join(name);
+    File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| ExitFileError::Io {
+            step: "fsync",
+            path,
+            source,
+        })?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ExitFileError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| ExitFileError::Io {
+            step: "fsync directory",
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+/// A temp file in `dir`, renamed over `dir/name`; with `durable`, fsynced before the rename
+/// and the directory after it.
+fn replace<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+    durable: bool,
+) -> Result<(), ExitFileError> {
     let path = dir.join(name);
     let mut text = serde_json::to_vec(value).map_err(|source| ExitFileError::Encode {
         path: path.clone(),
@@ -72,12 +117,15 @@ pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(),
         .open(&tmp)
         .map_err(io_err("create", &tmp))?;
     file.write_all(&text).map_err(io_err("write", &tmp))?;
-    file.sync_all().map_err(io_err("fsync", &tmp))?;
+    if durable {
+        file.sync_all().map_err(io_err("fsync", &tmp))?;
+    }
     drop(file);
     fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
