@@ -14,7 +14,7 @@ use std::io;
 use super::clock::{self, Timestamp};
 pub use super::log_file::{FileSink, LogSink, RESERVE_SIZE};
 use super::log_pipeline::Pipeline;
-use super::record::{encode, find_newline};
+use super::record::{encode, encode_with, find_newline, Tail};
 
 /// The most bytes one record's `log` holds (including its trailing `\n`).
 pub const MAX_RECORD: usize = 16 * 1024;
@@ -139,7 +139,7 @@ impl<S: LogSink + Send + 'static> LogWriter<S> {
     /// Takes output read from `stream` at `time`: every complete line (and every full 16 KiB
     /// piece of a longer one) becomes a record in the batch; the rest waits for more.
     pub fn push(&mut self, stream: Stream, data: &[u8], time: Timestamp) {
-        let time = clock::go_rfc3339_nano(time);
+        let tail = Tail::new(stream, &clock::go_rfc3339_nano(time));
         let mut pending = std::mem::take(&mut self.pending[stream.index()]);
         let mut data = data;
         if !pending.is_empty() {
@@ -155,7 +155,7 @@ impl<S: LogSink + Send + 'static> LogWriter<S> {
                 }
             };
             pending.extend_from_slice(&data[..take]);
-            self.add_record(stream, &pending, &time);
+            self.add_record(&pending, &tail);
             pending.clear();
             data = &data[take..];
         }
@@ -169,7 +169,7 @@ impl<S: LogSink + Send + 'static> LogWriter<S> {
                 None if rest.len() >= MAX_RECORD => MAX_RECORD,
                 None => break,
             };
-            self.add_record(stream, &rest[..len], &time);
+            self.add_record(&rest[..len], &tail);
             start += len;
         }
         pending.extend_from_slice(&data[start..]);
@@ -181,7 +181,7 @@ impl<S: LogSink + Send + 'static> LogWriter<S> {
     pub fn finish(&mut self, stream: Stream, time: Timestamp) {
         let pending = std::mem::take(&mut self.pending[stream.index()]);
         if !pending.is_empty() {
-            self.add_record(stream, &pending, &clock::go_rfc3339_nano(time));
+            self.add_record(&pending, &Tail::new(stream, &clock::go_rfc3339_nano(time)));
         }
     }
 
@@ -351,9 +351,9 @@ impl<S: LogSink + Send + 'static> LogWriter<S> {
         }
     }
 
-    fn add_record(&mut self, stream: Stream, log: &[u8], time: &str) {
+    fn add_record(&mut self, log: &[u8], tail: &Tail) {
         let mark = self.batch.bytes.len();
-        encode(&mut self.batch.bytes, stream, log, time);
+        encode_with(&mut self.batch.bytes, log, tail);
         if let Some(max) = self.max_size {
             if self.sink_size() + self.batch.bytes.len() as u64 > max {
                 // The new record starts the next file: set it aside, write the rest, rotate.

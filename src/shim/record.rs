@@ -30,29 +30,61 @@ const fn special_table() -> [bool; 256] {
 
 /// Appends one record line (with its final `\n`) to `out`, in Docker's field order.
 pub fn encode(out: &mut Vec<u8>, stream: Stream, log: &[u8], time: &str) {
-    out.reserve(log.len() + 48 + time.len());
-    out.extend_from_slice(b"{\"log\":");
-    escape(out, log);
-    out.extend_from_slice(b",\"stream\":\"");
-    out.extend_from_slice(stream.name().as_bytes());
-    out.extend_from_slice(b"\",\"time\":\"");
-    out.extend_from_slice(time.as_bytes());
-    out.extend_from_slice(b"\"}\n");
+    encode_with(out, log, &Tail::new(stream, time));
+}
+
+/// What follows a record's text, `\n","stream":"stdout","time":"<time>"}` and a newline:
+/// the same for every record of one read, so it is built once per read.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    /// The bytes, starting with the escape of a line's final `\n`.
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    /// The tail of records from `stream` read at `time` (Go's RFC3339Nano).
+    pub fn new(stream: Stream, time: &str) -> Tail {
+        let mut bytes = Vec::with_capacity(32 + time.len());
+        bytes.extend_from_slice(b"\\n\",\"stream\":\"");
+        bytes.extend_from_slice(stream.name().as_bytes());
+        bytes.extend_from_slice(b"\",\"time\":\"");
+        bytes.extend_from_slice(time.as_bytes());
+        bytes.extend_from_slice(b"\"}\n");
+        Tail { bytes }
+    }
+}
+
+/// [`encode`] with the tail built already: three appends for a plain line.
+pub fn encode_with(out: &mut Vec<u8>, log: &[u8], tail: &Tail) {
+    // A line's final newline is part of the tail (its escape comes first there).
+    let (text, tail) = match log.split_last() {
+        Some((b'\n', text)) => (text, &tail.bytes[..]),
+        _ => (log, &tail.bytes[2..]),
+    };
+    out.reserve(text.len() + 8 + tail.len());
+    out.extend_from_slice(b"{\"log\":\"");
+    escape_text(out, text);
+    out.extend_from_slice(tail);
 }
 
 /// A quoted JSON string from arbitrary bytes, as Docker writes `log`.
 pub fn escape(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
+    escape_text(out, s);
+    out.push(b'"');
+}
+
+/// The inside of [`escape`]: runs without a special byte are copied at once.
+fn escape_text(out: &mut Vec<u8>, s: &[u8]) {
     let mut start = 0;
     loop {
         let i = next_special(s, start);
         out.extend_from_slice(&s[start..i]);
         if i == s.len() {
-            break;
+            return;
         }
         start = i + escape_at(out, s, i);
     }
-    out.push(b'"');
 }
 
 /// The index of the first byte from `from` on that [`SPECIAL`] marks, or `s.len()`.
@@ -76,30 +108,40 @@ mod sse2 {
         _mm_set1_epi8,
     };
 
-    /// From `i` on, whole 16-byte blocks without a special byte are skipped; returns the
-    /// index of the first special byte, or where fewer than 16 bytes remain.
+    /// The index of the first special byte in `s` from `i` on, or `s.len()`; a string
+    /// shorter than 16 bytes is left to the caller from `i` (the returned index) on.
     #[target_feature(enable = "sse2")]
     pub fn plain_run(s: &[u8], mut i: usize) -> usize {
-        // Signed compare: below 0x20 is a control byte, and every byte >= 0x80 is negative.
-        let below = _mm_set1_epi8(0x20);
-        let [quote, backslash, lt, gt, amp] =
-            [b'"', b'\\', b'<', b'>', b'&'].map(|c| _mm_set1_epi8(c as i8));
         while let Some(block) = s.get(i..i + 16) {
-            let v = load16(block);
-            let hits = _mm_or_si128(
-                _mm_or_si128(_mm_cmplt_epi8(v, below), _mm_cmpeq_epi8(v, quote)),
-                _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, backslash), _mm_cmpeq_epi8(v, lt)),
-                    _mm_or_si128(_mm_cmpeq_epi8(v, gt), _mm_cmpeq_epi8(v, amp)),
-                ),
-            );
-            let mask = _mm_movemask_epi8(hits) as u32;
+            let mask = specials(load16(block));
             if mask != 0 {
                 return i + mask.trailing_zeros() as usize;
             }
             i += 16;
         }
+        // The last bytes: the final 16 of `s`, overlapping what was checked, masked off.
+        if i < s.len() && s.len() >= 16 {
+            let last = s.len() - 16;
+            return match specials(load16(&s[last..])) >> (i - last) {
+                0 => s.len(),
+                mask => i + mask.trailing_zeros() as usize,
+            };
+        }
         i
+    }
+
+    /// A bit per byte of `v` that needs escaping.
+    #[target_feature(enable = "sse2")]
+    fn specials(v: __m128i) -> u32 {
+        // Signed compare: below 0x20 is a control byte, and every byte >= 0x80 is negative.
+        let below = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+        let [quote, backslash, lt, gt, amp] =
+            [b'"', b'\\', b'<', b'>', b'&'].map(|c| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8)));
+        let hits = _mm_or_si128(
+            _mm_or_si128(below, quote),
+            _mm_or_si128(_mm_or_si128(backslash, lt), _mm_or_si128(gt, amp)),
+        );
+        _mm_movemask_epi8(hits) as u32
     }
 
     /// The first `\n` in whole 16-byte blocks: `Ok(index)`, or `Err(where the blocks end)`.
