@@ -331,3 +331,63 @@ fn import_and_run_an_image_with_runc() {
         "--rm leaves no overlay mount"
     );
 }
+
+#[test]
+fn image_events_for_import_and_rmi() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let t0 = unix_now() - 1;
+    // Any tar will do: the image is never run here.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = runc::header();
+    h.set_size(3);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "hello", &b"hi\n"[..]).expect("tar");
+    let tar = tar.into_inner().expect("tar");
+    let out = d.docker(
+        &["import", "-c", "LABEL team=infra", "-", "ev:1"],
+        Some(&tar),
+    );
+    assert!(out.status.success(), "docker import: {}", describe(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = d.docker(
+        &["import", "-c", "LABEL team=infra", "-", "ev:2"],
+        Some(&tar),
+    );
+    assert!(out.status.success(), "docker import: {}", describe(&out));
+    d.docker_ok(&["rmi", "ev:1"]);
+    d.docker_ok(&["rmi", "ev:2"]);
+    let t1 = unix_now() + 1;
+    let got = events(&d, t0, t1, &["--filter", "type=image"]);
+    let want = [
+        "tag ev:1".to_string(),
+        format!("import {id}"),
+        "tag ev:2".into(),
+        format!("import {id}"),
+        "untag ev:1".into(),
+        "untag ev:2".into(),
+        format!("delete {id}"),
+    ];
+    assert_eq!(got, want);
+    // The same events by image, with the image's labels as attributes.
+    let (since, until) = (t0.to_string(), t1.to_string());
+    let by_image = d.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "image=ev:2",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"team\"}}",
+    ]);
+    assert_eq!(
+        by_image.lines().collect::<Vec<_>>(),
+        [
+            format!("image tag {id} infra"),
+            format!("image untag {id} infra")
+        ]
+    );
+    // Container filters do not pick image events.
+    assert!(events(&d, t0, t1, &["--filter", "type=container"]).is_empty());
+}

@@ -1,6 +1,7 @@
 //! The event bus behind `GET /events`: container actors publish Docker's event records
 //! (create, start, die, stop, kill, destroy, rename, and moor's own `restore` for a
-//! container the reconciler resumed); every `/events` stream subscribes. A bounded history
+//! container the reconciler resumed), the image routes theirs (import, tag, untag, delete);
+//! every `/events` stream subscribes. A bounded history
 //! serves `since`. A broadcast channel rather than an actor: publishing never awaits, so a
 //! slow client can never hold up a container's state machine (it misses events instead).
 
@@ -20,7 +21,7 @@ const LAG: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Actor {
-    /// The container id.
+    /// The container id, or `sha256:<id>` of an image.
     #[serde(rename = "ID")]
     pub id: String,
     /// `name`, `image`, and per action `exitCode`, `signal`, `oldName`.
@@ -30,10 +31,11 @@ pub struct Actor {
 /// One Docker event record, as `/events` streams it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DockerEvent {
-    /// Always `container` in moor.
+    /// `container` or `image`.
     #[serde(rename = "Type")]
     pub kind: &'static str,
-    /// create, start, die, stop, kill, destroy, rename, pause, unpause, restore.
+    /// create, start, die, stop, kill, destroy, rename, pause, unpause, restore; for images
+    /// import, tag, untag, delete.
     #[serde(rename = "Action")]
     pub action: &'static str,
     /// What it happened to.
@@ -69,20 +71,56 @@ impl DockerEvent {
         for (k, v) in extra {
             attributes.insert((*k).to_string(), v.clone());
         }
+        DockerEvent::new(
+            "container",
+            action,
+            id.to_string(),
+            attributes,
+            image.to_string(),
+        )
+    }
+
+    /// An image event now (`import`, `tag`, `untag`, `delete`), as moby's `LogImageEvent`
+    /// logs it: the actor is `sha256:<id>`, `name` the reference the action was about, and
+    /// the image's labels.
+    pub fn image(
+        action: &'static str,
+        id: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Self {
+        let mut attributes = labels.clone();
+        attributes.insert("name".to_string(), name.to_string());
+        DockerEvent::new(
+            "image",
+            action,
+            format!("sha256:{id}"),
+            attributes,
+            String::new(),
+        )
+    }
+
+    fn new(
+        kind: &'static str,
+        action: &'static str,
+        id: String,
+        attributes: BTreeMap<String, String>,
+        from: String,
+    ) -> Self {
         let now = Utc::now();
         DockerEvent {
-            kind: "container",
+            kind,
             action,
             actor: Actor {
-                id: id.to_string(),
+                id: id.clone(),
                 attributes,
             },
             scope: "local",
             time: now.timestamp(),
             time_nano: now.timestamp_nanos_opt().unwrap_or(0),
             status: action,
-            id: id.to_string(),
-            from: image.to_string(),
+            id,
+            from,
         }
     }
 

@@ -29,10 +29,19 @@ pub fn matches(e: &DockerEvent, f: &BTreeMap<String, Vec<String>>) -> bool {
             "type" => v == e.kind,
             "event" => v == e.action,
             "container" => {
-                e.actor.id.starts_with(v.as_str())
-                    || e.actor.attributes.get("name").is_some_and(|n| n == v)
+                e.kind == "container"
+                    && (e.actor.id.starts_with(v.as_str())
+                        || e.actor.attributes.get("name").is_some_and(|n| n == v))
             }
-            "image" => e.from == *v,
+            "image" => match e.kind {
+                "image" => {
+                    let id = e.actor.id.strip_prefix("sha256:").unwrap_or(&e.actor.id);
+                    let hex = v.strip_prefix("sha256:").unwrap_or(v);
+                    (hex.len() >= 12 && id.starts_with(hex))
+                        || e.actor.attributes.get("name").is_some_and(|n| n == v)
+                }
+                _ => e.from == *v,
+            },
             _ => false,
         })
     })

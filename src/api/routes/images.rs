@@ -16,6 +16,7 @@ use crate::api::error::ApiError;
 use crate::api::routes::Query;
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
+use crate::daemon::events::DockerEvent;
 use crate::image::{changes, image_id, HashingFile, ImageDirs};
 
 /// Registers the routes.
@@ -200,8 +201,25 @@ async fn create(
         size,
         config,
     };
-    let rec = images.add(&fresh, import_name(&q).as_deref())?;
+    let name = import_name(&q);
+    let rec = images.add(&fresh, name.as_deref())?;
     save_metadata(&dirs, &images);
+    let labels = &rec.config.labels;
+    let events = &state.shared.events;
+    if let Some(name) = name {
+        events.publish(DockerEvent::image(
+            "tag",
+            &id,
+            &normalize_name(&name),
+            labels,
+        ));
+    }
+    events.publish(DockerEvent::image(
+        "import",
+        &id,
+        &format!("sha256:{id}"),
+        labels,
+    ));
     tracing::info!(image = %rec.id, names = ?rec.repo_tags, bytes, "image imported");
     let line = serde_json::to_string(&ImportStatus {
         status: format!("sha256:{id}"),
@@ -272,6 +290,8 @@ async fn remove(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, 
     if img.repo_tags.contains(&by_name) && img.repo_tags.len() > 1 {
         images.untag(&img.id, &by_name)?;
         save_metadata(&ImageDirs::new(&state.shared.layout.root), &images);
+        let untag = DockerEvent::image("untag", &img.id, &by_name, &img.config.labels);
+        state.shared.events.publish(untag);
         out.push(DeleteItem {
             untagged: Some(by_name),
             deleted: None,
@@ -287,6 +307,12 @@ async fn remove(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, 
     }
     ImageDirs::new(&state.shared.layout.root).remove(&img.id)?;
     images.remove(&img.id)?;
+    let (events, labels) = (&state.shared.events, &img.config.labels);
+    for tag in &img.repo_tags {
+        events.publish(DockerEvent::image("untag", &img.id, tag, labels));
+    }
+    let sha = format!("sha256:{}", img.id);
+    events.publish(DockerEvent::image("delete", &img.id, &sha, labels));
     out.extend(img.repo_tags.into_iter().map(|t| DeleteItem {
         untagged: Some(t),
         deleted: None,
