@@ -332,17 +332,21 @@ fn import_and_run_an_image_with_runc() {
     );
 }
 
+/// A tar of one file (`name` holding `text`): an image never run.
+fn small_tar(name: &str, text: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = runc::header();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, name, text.as_bytes()).expect("tar");
+    tar.into_inner().expect("tar")
+}
+
 #[test]
 fn image_events_for_import_and_rmi() {
     let d = Daemon::start(LIVE_RESTORE_ON);
     let t0 = unix_now() - 1;
-    // Any tar will do: the image is never run here.
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = runc::header();
-    h.set_size(3);
-    h.set_mode(0o644);
-    tar.append_data(&mut h, "hello", &b"hi\n"[..]).expect("tar");
-    let tar = tar.into_inner().expect("tar");
+    let tar = small_tar("hello", "hi\n");
     let out = d.docker(
         &["import", "-c", "LABEL team=infra", "-", "ev:1"],
         Some(&tar),
@@ -390,4 +394,69 @@ fn image_events_for_import_and_rmi() {
     );
     // Container filters do not pick image events.
     assert!(events(&d, t0, t1, &["--filter", "type=container"]).is_empty());
+}
+
+#[test]
+fn docker_tag_moves_names_and_bad_names_are_refused() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let import = |name: &str, tar: &[u8]| {
+        let out = d.docker(&["import", "-", name], Some(tar));
+        assert!(out.status.success(), "docker import: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).trim()[7..19].to_string()
+    };
+    let one = import("one:1", &small_tar("a", "1"));
+    let two = import("two:1", &small_tar("b", "2"));
+    d.docker_ok(&["tag", "one:1", "team/one:v2"]);
+    // A name another image holds moves, as in Docker: that image keeps its others.
+    d.docker_ok(&["tag", &one, "two:1"]);
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let mut lines: Vec<&str> = images.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("<none>:<none> {two}"),
+            format!("one:1 {one}"),
+            format!("team/one:v2 {one}"),
+            format!("two:1 {one}"),
+        ]
+    );
+    // moor's own CLI, and the names Docker refuses, with its texts.
+    d.cli_ok(&["image", "tag", "team/one:v2", "localhost:5000/one"]);
+    let listed = d.cli_ok(&["image", "ls"]);
+    assert!(listed.contains("localhost:5000/one"), "{listed}");
+    let refused = d.cli_fail(&["image", "tag", "one:1", "Bad"]);
+    let refused = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        refused
+            .contains("invalid reference format: repository name (library/Bad) must be lowercase"),
+        "{refused}"
+    );
+    let r = d.http("POST", "/v1.44/images/one:1/tag?repo=a..b", None);
+    assert_eq!(
+        (r.status, r.body.contains("invalid reference format")),
+        (400, true),
+        "{}",
+        r.body
+    );
+    let r = d.http("POST", "/v1.44/images/create?fromSrc=-&repo=Up&tag=1", None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body
+            .contains("repository name (library/Up) must be lowercase"),
+        "{}",
+        r.body
+    );
+    let r = d.http("POST", "/v1.44/images/nosuch/tag?repo=x", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("No such image: nosuch"), "{}", r.body);
+    // The names survive a restart (the store, and each image's metadata file).
+    let mut d = d;
+    d.stop_term();
+    d.restart();
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        images.contains("team/one:v2") && images.contains("localhost:5000/one:latest"),
+        "{images}"
+    );
 }

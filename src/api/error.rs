@@ -43,6 +43,9 @@ pub enum ApiError {
     /// An image moor does not have.
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// An image name Docker would refuse.
+    #[error(transparent)]
+    Reference(#[from] moor_state::image::ReferenceError),
     /// `docker pull` (`fromImage`): there is no registry client.
     #[error("moor cannot pull from registries yet; import a rootfs tar with `moor image import`")]
     NoPull,
@@ -128,6 +131,7 @@ impl ResponseError for ApiError {
             | ApiError::NoPull
             | ApiError::User(_)
             | ApiError::Change(_)
+            | ApiError::Reference(_)
             | ApiError::Tty
             | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,

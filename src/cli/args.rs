@@ -97,6 +97,15 @@ pub enum ImageCommand {
         #[arg(required = true, value_name = "IMAGE")]
         names: Vec<String>,
     },
+    /// Give an image another name, as `docker tag`.
+    Tag {
+        /// The image (name or id).
+        #[arg(value_name = "SOURCE_IMAGE")]
+        source: String,
+        /// The new name, REPOSITORY[:TAG].
+        #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+        target: String,
+    },
     /// Show images in JSON.
     Inspect {
         /// Images (names or ids).

@@ -111,6 +111,149 @@ fn encode(rec: &ImageRecord) -> Vec<u8> {
     serde_json::to_vec(rec).unwrap_or_default()
 }
 
+/// Why an image name is refused: the texts of Docker's reference parser.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum ReferenceError {
+    /// Not `[DOMAIN/]PATH[:TAG]` as Docker spells them.
+    #[error("invalid reference format")]
+    Format,
+    /// Upper case in the repository path.
+    #[error("invalid reference format: repository name ({0}) must be lowercase")]
+    Uppercase(String),
+    /// Longer than Docker allows.
+    #[error("invalid reference format: repository name must not be more than 255 characters")]
+    TooLong,
+}
+
+/// Checks an image name as Docker's `ParseNormalizedNamed` does (without digests, which
+/// moor does not have) and returns it normalized (`:latest` added when there is no tag).
+/// `[DOMAIN/]COMPONENT[/COMPONENT...][:TAG]`: a component is lowercase letters and digits
+/// joined by `.`, `_`, `__` or dashes; a tag is up to 128 of `[A-Za-z0-9_.-]`, not starting
+/// with `.` or `-`; the first part is a domain when it has a `.` or `:`, or is `localhost`.
+pub fn parse_reference(name: &str) -> Result<String, ReferenceError> {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let (repo, tag) = match last.rsplit_once(':') {
+        Some((_, tag)) => (&name[..name.len() - tag.len() - 1], Some(tag)),
+        None => (name, None),
+    };
+    if let Some(tag) = tag {
+        let first_ok = tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let rest_ok = tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !first_ok || !rest_ok || tag.len() > 128 {
+            return Err(ReferenceError::Format);
+        }
+    }
+    let mut parts: Vec<&str> = repo.split('/').collect();
+    // Docker's rule: a first part with `.` or `:`, `localhost`, or upper case is a domain.
+    let domain = parts.len() > 1
+        && (parts[0].contains(['.', ':'])
+            || parts[0] == "localhost"
+            || parts[0].bytes().any(|b| b.is_ascii_uppercase()));
+    if domain {
+        let host = parts.remove(0);
+        let (host, port) = match host.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host, None),
+        };
+        let host_ok = !host.is_empty()
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        let port_ok = match port {
+            None => true,
+            Some(p) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
+        };
+        if !host_ok || !port_ok {
+            return Err(ReferenceError::Format);
+        }
+    }
+    if repo.len() > 255 {
+        return Err(ReferenceError::TooLong);
+    }
+    let mut upper = false;
+    for part in &parts {
+        match component(part) {
+            Component::Valid => {}
+            Component::Upper => upper = true,
+            Component::Invalid => return Err(ReferenceError::Format),
+        }
+    }
+    if upper {
+        let familiar = if domain || repo.contains('/') {
+            repo.to_string()
+        } else {
+            format!("library/{repo}")
+        };
+        return Err(ReferenceError::Uppercase(familiar));
+    }
+    let familiar = familiar(repo);
+    Ok(format!("{familiar}:{}", tag.unwrap_or("latest")))
+}
+
+/// A repository as Docker shows it: without `docker.io/` and, for a one-part path, without
+/// `library/` (the docker CLI sends `docker.io/library/bb` for `bb`).
+fn familiar(repo: &str) -> &str {
+    let rest = ["docker.io/", "index.docker.io/"]
+        .iter()
+        .find_map(|d| repo.strip_prefix(d))
+        .unwrap_or(repo);
+    if rest.len() == repo.len() {
+        return repo;
+    }
+    match rest.strip_prefix("library/") {
+        Some(short) if !short.contains('/') => short,
+        _ => rest,
+    }
+}
+
+/// What [`component`] found.
+enum Component {
+    Valid,
+    /// Valid once lowercased.
+    Upper,
+    Invalid,
+}
+
+/// A path component: alphanumerics joined by one separator (`.`, `_`, `__`, dashes).
+fn component(part: &str) -> Component {
+    let lower = part.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return Component::Invalid;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &lower[start..i];
+        let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|c| c == b'-');
+        if !ok {
+            return Component::Invalid;
+        }
+    }
+    match part.bytes().any(|c| c.is_ascii_uppercase()) {
+        true => Component::Upper,
+        false => Component::Valid,
+    }
+}
+
 /// Adds `:latest` to a name without a tag (a `:` after the last `/` is a tag).
 pub fn normalize_name(name: &str) -> String {
     let last = name.rsplit('/').next().unwrap_or(name);
@@ -146,7 +289,8 @@ impl ImageStore {
     /// Finds an image by name (`repo[:tag]`), `sha256:<hex>`, full id or unique id prefix.
     pub fn resolve(&self, key: &str) -> Result<Option<ImageRecord>, ImageStoreError> {
         let images = self.list()?;
-        let name = normalize_name(key);
+        // `docker.io/library/bb` finds `bb:latest` (a name Docker refuses finds nothing).
+        let name = parse_reference(key).unwrap_or_else(|_| normalize_name(key));
         if let Some(img) = images.iter().find(|i| i.repo_tags.contains(&name)) {
             return Ok(Some(img.clone()));
         }
@@ -224,6 +368,66 @@ impl ImageStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_are_checked_like_docker() {
+        for (name, want) in [
+            ("bb", "bb:latest"),
+            ("bb:1.0", "bb:1.0"),
+            ("team/app_x:v-2", "team/app_x:v-2"),
+            ("a__b/c.d/e---f", "a__b/c.d/e---f:latest"),
+            (
+                "registry.example.com:5000/team/app:1",
+                "registry.example.com:5000/team/app:1",
+            ),
+            ("localhost/app", "localhost/app:latest"),
+            ("localhost:5000", "localhost:5000"),
+            ("docker.io/library/two:1", "two:1"),
+            ("docker.io/team/app", "team/app:latest"),
+            ("index.docker.io/library/a/b:2", "library/a/b:2"),
+            (
+                "Registry.Example.com/app",
+                "Registry.Example.com/app:latest",
+            ),
+        ] {
+            assert_eq!(parse_reference(name).as_deref(), Ok(want), "{name}");
+        }
+        for bad in [
+            "",
+            ":1",
+            "bb:",
+            "bb:-x",
+            "bb:.x",
+            "a b",
+            "bb/",
+            "/bb",
+            "a//b",
+            "-bb",
+            "bb-",
+            "a...b",
+            "a___b",
+            "bb@sha256:00",
+            "host:x/app",
+        ] {
+            assert_eq!(parse_reference(bad), Err(ReferenceError::Format), "{bad:?}");
+        }
+        assert_eq!(
+            parse_reference("Busybox").unwrap_err().to_string(),
+            "invalid reference format: repository name (library/Busybox) must be lowercase"
+        );
+        assert_eq!(
+            parse_reference("team/App:1"),
+            Err(ReferenceError::Uppercase("team/App".into()))
+        );
+        assert_eq!(
+            parse_reference(&"a".repeat(256)),
+            Err(ReferenceError::TooLong)
+        );
+        assert_eq!(
+            parse_reference(&format!("bb:{}", "t".repeat(129))),
+            Err(ReferenceError::Format)
+        );
+    }
 
     fn store() -> (tempfile::TempDir, ImageStore) {
         let dir = tempfile::tempdir().expect("tempdir");

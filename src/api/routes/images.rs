@@ -7,7 +7,8 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
 use moor_state::image::{
-    normalize_name, ImageConfig as StoredConfig, ImageRecord, IMAGE_RECORD_VERSION,
+    normalize_name, parse_reference, ImageConfig as StoredConfig, ImageRecord, ReferenceError,
+    IMAGE_RECORD_VERSION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/images/create", web::post().to(create))
         .route("/images/json", web::get().to(list))
         .route("/images/{name:.+}/json", web::get().to(inspect))
+        .route("/images/{name:.+}/tag", web::post().to(tag))
         .route("/images/{name:.+}", web::delete().to(remove));
 }
 
@@ -143,12 +145,16 @@ fn resolve(state: &Data, name: &str) -> Result<ImageRecord, ApiError> {
 }
 
 /// The name an import gets from `repo` and `tag` (the CLI may put the tag in `repo`).
-fn import_name(q: &Query) -> Option<String> {
-    let repo = q.get("repo").filter(|r| !r.is_empty())?;
-    Some(match q.get("tag").filter(|t| !t.is_empty()) {
+/// `repo` and `tag` of a query as one checked, normalized name; None without `repo`.
+fn reference(q: &Query) -> Result<Option<String>, ReferenceError> {
+    let Some(repo) = q.get("repo").filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let name = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(tag) => format!("{repo}:{tag}"),
-        None => normalize_name(repo),
-    })
+        None => repo.clone(),
+    };
+    parse_reference(&name).map(Some)
 }
 
 /// Every query parameter in order, repeats kept (`changes` comes once per line).
@@ -169,7 +175,8 @@ async fn create(
         .filter(|(k, _)| k == "changes")
         .map(|(_, v)| v)
         .collect();
-    // Checked before the upload: a refused change costs no unpack.
+    // Checked before the upload: a refused name or change costs no unpack.
+    let name = reference(&q)?;
     let config = changes::apply(&StoredConfig::default(), &lines)?;
     let dirs = ImageDirs::new(&state.shared.layout.root);
     let upload = dirs
@@ -201,7 +208,6 @@ async fn create(
         size,
         config,
     };
-    let name = import_name(&q);
     let rec = images.add(&fresh, name.as_deref())?;
     save_metadata(&dirs, &images);
     let labels = &rec.config.labels;
@@ -279,6 +285,24 @@ async fn inspect(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse,
         config: img.config.into(),
         moor_rootfs: dirs.rootfs(&img.id).display().to_string(),
     }))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=` (`docker tag`): one more name for an image; the
+/// image that had it loses it, as in Docker.
+async fn tag(state: Data, path: web::Path<NamePath>, q: Query) -> Result<HttpResponse, ApiError> {
+    let img = resolve(&state, &path.name)?;
+    let Some(name) = reference(&q)? else {
+        return Err(ApiError::Query {
+            name: "repo",
+            value: String::new(),
+        });
+    };
+    let images = state.shared.store.images().map_err(store_err)?;
+    images.add(&img, Some(&name))?;
+    save_metadata(&ImageDirs::new(&state.shared.layout.root), &images);
+    let event = DockerEvent::image("tag", &img.id, &name, &img.config.labels);
+    state.shared.events.publish(event);
+    Ok(HttpResponse::Created().finish())
 }
 
 async fn remove(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, ApiError> {

@@ -1,4 +1,4 @@
-//! `moor image import|ls|rm|inspect`: Docker's image endpoints.
+//! `moor image import|ls|rm|tag|inspect`: Docker's image endpoints.
 
 use std::io::{IsTerminal, Read};
 
@@ -24,6 +24,11 @@ pub fn execute(client: &Client, cmd: &ImageCommand) -> anyhow::Result<i32> {
         } => import(client, file, name.as_deref(), changes),
         ImageCommand::Ls => ls(client),
         ImageCommand::Rm { names } => Ok(rm(client, names)),
+        ImageCommand::Tag { source, target } => {
+            let path = format!("/images/{}/tag?repo={}", encode(source), encode(target));
+            client.post_empty(&path)?;
+            Ok(0)
+        }
         ImageCommand::Inspect { names } => inspect(client, names),
     }
 }
