@@ -115,6 +115,18 @@ pub enum ApiError {
     /// A container's log could not be read.
     #[error(transparent)]
     Logs(#[from] crate::logs::LogsError),
+    /// An exec instance that is missing, started twice, or could not start.
+    #[error("{}", crate::runtime::chain(.0))]
+    Exec(#[from] crate::daemon::exec::ExecError),
+    /// `docker exec` without a command.
+    #[error("No exec command specified")]
+    NoExecCommand,
+    /// `docker exec` in a paused container.
+    #[error("Container {id} is paused, unpause the container before exec")]
+    ExecPaused {
+        /// Its id.
+        id: String,
+    },
     /// Start of a running container, stop of a stopped one: Docker answers 304.
     #[error("not modified")]
     NotModified,
@@ -128,6 +140,7 @@ impl ResponseError for ApiError {
             | ApiError::Query { .. }
             | ApiError::InvalidSignal(_)
             | ApiError::NoCommand
+            | ApiError::NoExecCommand
             | ApiError::NoPull
             | ApiError::User(_)
             | ApiError::Change(_)
@@ -142,7 +155,9 @@ impl ResponseError for ApiError {
             | ApiError::RemovePaused { .. }
             | ApiError::NotRunning { .. }
             | ApiError::AlreadyPaused { .. }
-            | ApiError::NotPaused { .. } => StatusCode::CONFLICT,
+            | ApiError::NotPaused { .. }
+            | ApiError::ExecPaused { .. } => StatusCode::CONFLICT,
+            ApiError::Exec(e) => exec_status(e),
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
             ApiError::Ps { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::PsOutput { .. } => StatusCode::BAD_REQUEST,
@@ -167,6 +182,15 @@ impl ResponseError for ApiError {
                 })
                 .expect("an error body serializes"),
             )
+    }
+}
+
+fn exec_status(e: &crate::daemon::exec::ExecError) -> StatusCode {
+    use crate::daemon::exec::ExecError;
+    match e {
+        ExecError::NotFound(_) => StatusCode::NOT_FOUND,
+        ExecError::Running(_) | ExecError::Ran(_) => StatusCode::CONFLICT,
+        ExecError::NoRunc | ExecError::Spawn { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

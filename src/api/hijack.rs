@@ -5,7 +5,8 @@
 //! multiplexed stream (8-byte frames). Output is the container's json log followed from its
 //! current end (from its start with `logs=1`) until the container stops; stdin bytes go to
 //! the FIFO the shim feeds to the container's stdin, and the client's half-close (EOF) is
-//! the container's stdin EOF.
+//! the container's stdin EOF. `POST /exec/{id}/start` is told apart here too and served by
+//! [`crate::api::routes::exec::serve_start`] with the same helpers.
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -41,24 +42,33 @@ const FIFO_RETRY: Duration = Duration::from_millis(20);
 pub enum Peeked {
     /// A hijacked attach.
     Attach(AttachHead),
+    /// An exec start (hijacked, or streamed with a plain 200).
+    ExecStart(AttachHead),
     /// Anything else: for the HTTP service (nothing consumed).
     Other,
     /// The client closed before sending a head.
     Closed,
 }
 
-/// A parsed attach request head.
+/// A parsed attach (or exec start) request head.
 #[derive(Debug)]
 pub struct AttachHead {
     /// Bytes of the head, consumed before the 101.
-    head_len: usize,
-    /// The body length (0 for the docker CLI), discarded.
-    content_length: usize,
-    /// The `{id}` segment: id, name or id prefix.
-    id: String,
+    pub(crate) head_len: usize,
+    /// The body length (0 for the docker CLI's attach; exec start's JSON).
+    pub(crate) content_length: usize,
+    /// The `{id}` segment: container id, name or id prefix; or the exec id.
+    pub(crate) id: String,
     /// The query string, undecoded.
     query: String,
+    /// Whether the client asked for `Upgrade: tcp` (101) rather than a plain answer.
+    pub(crate) upgrade: bool,
 }
+
+/// The answer head that switches a connection to the raw multiplexed stream.
+pub(crate) const UPGRADED: &str = "HTTP/1.1 101 UPGRADED\r\n\
+                    Content-Type: application/vnd.docker.multiplexed-stream\r\n\
+                    Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
 
 /// Peeks at the first request head (MSG_PEEK: nothing is consumed).
 pub async fn peek(io: &UnixStream) -> std::io::Result<Peeked> {
@@ -103,7 +113,7 @@ fn parse_head(bytes: &[u8]) -> Option<Peeked> {
         .unwrap_or("")
         .split_once('?')
         .unwrap_or((req.path.unwrap_or(""), ""));
-    let Some(id) = attach_target(path) else {
+    let Some((target, id)) = hijack_target(path) else {
         return Some(Peeked::Other);
     };
     let content_length = req
@@ -112,16 +122,33 @@ fn parse_head(bytes: &[u8]) -> Option<Peeked> {
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
         .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
         .unwrap_or(0);
-    Some(Peeked::Attach(AttachHead {
+    let upgrade = req
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"tcp"));
+    let head = AttachHead {
         head_len,
         content_length,
         id: id.to_string(),
         query: query.to_string(),
-    }))
+        upgrade,
+    };
+    Some(match target {
+        Target::Attach => Peeked::Attach(head),
+        Target::ExecStart => Peeked::ExecStart(head),
+    })
 }
 
-/// The `{id}` of `[/vX.Y]/containers/{id}/attach`.
-fn attach_target(path: &str) -> Option<&str> {
+/// Which hijackable endpoint a path is.
+enum Target {
+    /// `/containers/{id}/attach`.
+    Attach,
+    /// `/exec/{id}/start`.
+    ExecStart,
+}
+
+/// The endpoint and `{id}` of `[/vX.Y]/containers/{id}/attach` or `[/vX.Y]/exec/{id}/start`.
+fn hijack_target(path: &str) -> Option<(Target, &str)> {
     let mut parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if parts.first().is_some_and(|p| {
         p.strip_prefix('v')
@@ -130,7 +157,8 @@ fn attach_target(path: &str) -> Option<&str> {
         parts.remove(0);
     }
     match parts.as_slice() {
-        ["containers", id, "attach"] if !id.is_empty() => Some(id),
+        ["containers", id, "attach"] if !id.is_empty() => Some((Target::Attach, id)),
+        ["exec", id, "start"] if !id.is_empty() => Some((Target::ExecStart, id)),
         _ => None,
     }
 }
@@ -181,10 +209,7 @@ pub async fn attach(mut io: UnixStream, head: AttachHead, state: web::Data<ApiSt
             return;
         }
     };
-    let upgraded = "HTTP/1.1 101 UPGRADED\r\n\
-                    Content-Type: application/vnd.docker.multiplexed-stream\r\n\
-                    Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
-    if io.write_all(upgraded.as_bytes()).await.is_err() {
+    if io.write_all(UPGRADED.as_bytes()).await.is_err() {
         return;
     }
     let (rd, wr) = io.into_split();
@@ -242,7 +267,7 @@ async fn prepare(
 }
 
 /// Writes the frames until the container stopped, then closes the connection.
-async fn send_output(mut wr: OwnedWriteHalf, mut output: mpsc::Receiver<web::Bytes>) {
+pub(crate) async fn send_output(mut wr: OwnedWriteHalf, mut output: mpsc::Receiver<web::Bytes>) {
     while let Some(frame) = output.recv().await {
         if wr.write_all(&frame).await.is_err() {
             return;
@@ -279,7 +304,7 @@ async fn feed_stdin(mut rd: OwnedReadHalf, fifo: PathBuf) {
 }
 
 /// An error as a complete HTTP response (the connection is closed after it).
-fn error_response(e: &ApiError) -> Vec<u8> {
+pub(crate) fn error_response(e: &ApiError) -> Vec<u8> {
     let status = e.status_code();
     let body = serde_json::json!({ "message": e.to_string() }).to_string();
     format!(
@@ -320,9 +345,22 @@ mod tests {
             parse_head(b"POST /containers/abc/start HTTP/1.1\r\n\r\n"),
             Some(Peeked::Other)
         ));
-        assert_eq!(attach_target("/containers/x/attach"), Some("x"));
-        assert_eq!(attach_target("/v1.24/containers/x/attach"), Some("x"));
-        assert_eq!(attach_target("/vx/containers/x/attach"), None);
+        let id = |p| hijack_target(p).map(|(_, id)| id);
+        assert_eq!(id("/containers/x/attach"), Some("x"));
+        assert_eq!(id("/v1.24/containers/x/attach"), Some("x"));
+        assert_eq!(id("/vx/containers/x/attach"), None);
+        let exec = b"POST /v1.44/exec/e1/start HTTP/1.1\r\nContent-Length: 2\r\n\
+                     Upgrade: tcp\r\n\r\n{}";
+        match parse_head(exec) {
+            Some(Peeked::ExecStart(a)) => {
+                assert_eq!((a.id.as_str(), a.content_length, a.upgrade), ("e1", 2, true));
+            }
+            other => panic!("not an exec start: {other:?}"),
+        }
+        assert!(matches!(
+            parse_head(b"POST /exec/e1/resize HTTP/1.1\r\n\r\n"),
+            Some(Peeked::Other)
+        ));
     }
 
     #[test]

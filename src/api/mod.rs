@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod exec_types;
 pub mod hijack;
 pub mod image_defaults;
 pub mod routes;

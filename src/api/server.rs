@@ -1,6 +1,6 @@
 //! The HTTP server on the unix socket. An actix-server listener hands every new connection
 //! to [`route`]: it peeks at the first request head without consuming it; a Docker hijack
-//! (`POST /containers/{id}/attach`) is served raw by [`crate::api::hijack`], everything else
+//! (`POST /containers/{id}/attach`, `POST /exec/{id}/start`) is served raw by [`crate::api::hijack`], everything else
 //! goes to the one actix-web `App` (every route under `/v{version}` and unversioned)
 //! through actix-http's HTTP/1 service. Why actix-web alone cannot serve the hijack:
 //! DESIGN.md, "Docker attach on actix-web".
@@ -96,6 +96,7 @@ where
 {
     match hijack::peek(&io).await {
         Ok(hijack::Peeked::Attach(head)) => hijack::attach(io, head, state).await,
+        Ok(hijack::Peeked::ExecStart(head)) => routes::exec::serve_start(io, head, state).await,
         Ok(hijack::Peeked::Other) => {
             if let Err(e) = h1.call((io, Protocol::Http1, None)).await {
                 tracing::debug!(error = ?e, "connection ended with an error");

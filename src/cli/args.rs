@@ -37,6 +37,8 @@ pub enum Command {
     Run(RunArgs),
     /// Create a container without starting it.
     Create(CreateArgs),
+    /// Run a command in a running container.
+    Exec(crate::cli::commands::exec::ExecArgs),
     /// Start one or more stopped containers.
     Start(StartArgs),
     /// Stop one or more running containers.

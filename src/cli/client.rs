@@ -185,6 +185,11 @@ impl Client {
         })
     }
 
+    /// The socket path (for a hijacked connection, which hyper's pool cannot give).
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
     /// `GET path` decoded as JSON.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let body = self.call(Method::GET, path, None)?;

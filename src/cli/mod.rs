@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon(_) | Command::Admin(_) => unreachable!("handled above"),
         Command::Run(args) => commands::run::execute(&client, args),
         Command::Create(args) => commands::create::execute(&client, args),
+        Command::Exec(args) => commands::exec::execute(&client, args),
         Command::Start(args) => commands::start::execute(&client, args),
         Command::Stop(args) => Ok(commands::stop::execute(&client, args)),
         Command::Kill(args) => Ok(commands::kill::execute(&client, args)),

@@ -354,6 +354,7 @@ pub fn emit(
 
 /// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
 pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
+    shared.execs.forget_container(id);
     runtime::runc::remove(shared.runc.as_ref(), &shared.layout, id)
         .map_err(runtime::RuntimeError::from)?;
     for dir in [

@@ -5,6 +5,7 @@
 //! serves `since`. A broadcast channel rather than an actor: publishing never awaits, so a
 //! slow client can never hold up a container's state machine (it misses events instead).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
@@ -34,10 +35,11 @@ pub struct DockerEvent {
     /// `container` or `image`.
     #[serde(rename = "Type")]
     pub kind: &'static str,
-    /// create, start, die, stop, kill, destroy, rename, pause, unpause, restore; for images
-    /// import, tag, untag, delete.
+    /// create, start, die, stop, kill, destroy, rename, pause, unpause, restore,
+    /// `exec_create: <cmd>`, `exec_start: <cmd>`, exec_die; for images import, tag, untag,
+    /// delete.
     #[serde(rename = "Action")]
-    pub action: &'static str,
+    pub action: Cow<'static, str>,
     /// What it happened to.
     #[serde(rename = "Actor")]
     pub actor: Actor,
@@ -49,7 +51,7 @@ pub struct DockerEvent {
     #[serde(rename = "timeNano")]
     pub time_nano: i64,
     /// Legacy field older clients read: the action.
-    pub status: &'static str,
+    pub status: Cow<'static, str>,
     /// Legacy field: the container id.
     pub id: String,
     /// Legacy field: the image.
@@ -59,7 +61,7 @@ pub struct DockerEvent {
 impl DockerEvent {
     /// A container event now, with its name and image and any extra attributes.
     pub fn container(
-        action: &'static str,
+        action: impl Into<Cow<'static, str>>,
         id: &str,
         name: &str,
         image: &str,
@@ -102,14 +104,16 @@ impl DockerEvent {
 
     fn new(
         kind: &'static str,
-        action: &'static str,
+        action: impl Into<Cow<'static, str>>,
         id: String,
         attributes: BTreeMap<String, String>,
         from: String,
     ) -> Self {
         let now = Utc::now();
+        let action = action.into();
         DockerEvent {
             kind,
+            status: action.clone(),
             action,
             actor: Actor {
                 id: id.clone(),
@@ -118,7 +122,6 @@ impl DockerEvent {
             scope: "local",
             time: now.timestamp(),
             time_nano: now.timestamp_nanos_opt().unwrap_or(0),
-            status: action,
             id,
             from,
         }

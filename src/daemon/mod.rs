@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod container;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod layout;
 pub mod messages;
 pub mod notify;
@@ -115,6 +116,8 @@ pub struct Shared {
     pub runc: Option<Runc>,
     /// Docker events for `GET /events`.
     pub events: events::EventBus,
+    /// `docker exec` instances (in memory only, as Docker's).
+    pub execs: exec::ExecRegistry,
 }
 
 impl Shared {
@@ -323,6 +326,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         default_runtime,
         runc,
         events: events::EventBus::default(),
+        execs: exec::ExecRegistry::default(),
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);

@@ -27,7 +27,8 @@ pub fn matches(e: &DockerEvent, f: &BTreeMap<String, Vec<String>>) -> bool {
     f.iter().all(|(key, vals)| {
         vals.iter().any(|v| match key.as_str() {
             "type" => v == e.kind,
-            "event" => v == e.action,
+            // moby matches `exec_create`/`exec_start` without their `: <cmd>` tail too.
+            "event" => *v == e.action || e.action.split_once(": ").is_some_and(|(a, _)| a == v),
             "container" => {
                 e.kind == "container"
                     && (e.actor.id.starts_with(v.as_str())

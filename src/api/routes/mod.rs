@@ -4,6 +4,7 @@ pub mod admin;
 pub mod compat;
 pub mod containers;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod system;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     images::configure(cfg);
     logs::configure(cfg);
     events::configure(cfg);
+    exec::configure(cfg);
     admin::configure(cfg);
 }
 

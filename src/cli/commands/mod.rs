@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod create;
 pub mod daemon;
+pub mod exec;
 pub mod image;
 pub mod inspect;
 pub mod kill;

@@ -1,0 +1,291 @@
+//! `docker exec`: `POST /containers/{id}/exec`, `POST /exec/{id}/start`, `GET /exec/{id}/json`.
+//!
+//! A start arriving as the first request of a connection (the docker CLI always dials a new
+//! one to hijack) is served raw by [`serve_start`]: `101 UPGRADED` with `Upgrade: tcp`, else a
+//! plain `200` whose body is the multiplexed stream; stdin is forwarded on the same
+//! connection. A start on a reused connection (a detached one, usually) reaches the actix
+//! route, which streams the output only. User names are resolved in the container's image
+//! for runc; the process runtime takes no `User`.
+
+use std::sync::Arc;
+
+use actix_rt::net::UnixStream;
+use actix_web::{web, HttpResponse};
+use moor_state::record::RuntimeKind;
+use moor_state::State;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::api::error::ApiError;
+use crate::api::exec_types::*;
+use crate::api::hijack::{self, AttachHead};
+use crate::api::routes::containers::{resolve, IdPath};
+use crate::api::server::ApiState;
+use crate::daemon::error::ContainerError;
+use crate::daemon::exec::{self, ExecConfig, ExecRun, ExecStatus};
+use crate::daemon::messages::InspectContainer;
+use crate::runtime::DEFAULT_PATH;
+
+type Data = web::Data<ApiState>;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/containers/{id}/exec", web::post().to(create))
+        .route("/exec/{id}/start", web::post().to(start))
+        .route("/exec/{id}/json", web::get().to(inspect));
+}
+
+/// A JSON body, or the defaults when it is empty.
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+/// `key=value` entries of `base`, overridden per key by `over`.
+fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let key = |e: &String| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_string());
+    let mut out: Vec<String> = base
+        .iter()
+        .filter(|b| !over.iter().any(|o| key(o) == key(b)))
+        .cloned()
+        .collect();
+    out.extend(over.iter().cloned());
+    out
+}
+
+async fn create(
+    state: Data,
+    path: web::Path<IdPath>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: ExecCreateRequest = body(&bytes)?;
+    let argv = req.cmd.clone().unwrap_or_default();
+    if argv.is_empty() {
+        return Err(ApiError::NoExecCommand);
+    }
+    if req.tty {
+        return Err(ApiError::Tty);
+    }
+    let (id, addr) = resolve(&state, &path.id).await?;
+    let rec = addr
+        .send(InspectContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    match rec.state {
+        State::Running(_) | State::Stopping(_) => {}
+        State::Paused(_) => return Err(ApiError::ExecPaused { id }),
+        _ => return Err(ApiError::NotRunning { id }),
+    }
+    let spec = &rec.spec;
+    let exec_env = req.env.clone().unwrap_or_default();
+    let user = req.user.clone().unwrap_or_default();
+    let (env, exec_user) = match spec.runtime {
+        RuntimeKind::Process if !user.is_empty() => {
+            return Err(ApiError::Unsupported {
+                option: "User (exec in a process-runtime container)",
+            })
+        }
+        RuntimeKind::Process => {
+            let mut base = spec.env.clone();
+            if !base.iter().any(|e| e.starts_with("PATH=")) {
+                base.push(format!(
+                    "PATH={}",
+                    std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into())
+                ));
+            }
+            (merge_env(&base, &exec_env), None)
+        }
+        RuntimeKind::Runc if user.is_empty() => (exec_env, None),
+        RuntimeKind::Runc => {
+            let rootfs = crate::runtime::runc::bundle_dir(&state.shared.layout, &id).join("rootfs");
+            (exec_env, Some(crate::image::user::resolve(&rootfs, &user)?))
+        }
+    };
+    let working_dir = match req.working_dir.as_deref() {
+        Some(dir) if !dir.is_empty() => dir.to_string(),
+        _ => spec.working_dir.clone(),
+    };
+    let config = ExecConfig {
+        container_id: id,
+        container_name: rec.name.clone(),
+        image: spec.image.clone(),
+        runtime: spec.runtime,
+        argv,
+        env,
+        working_dir,
+        user,
+        exec_user,
+        attach_stdin: req.attach_stdin,
+        attach_stdout: req.attach_stdout,
+        attach_stderr: req.attach_stderr,
+    };
+    let action = format!("exec_create: {}", config.command_line());
+    let exec_id = state.shared.execs.insert(config.clone());
+    exec::publish(&state.shared, &config, &exec_id, action, &[]);
+    Ok(HttpResponse::Created().json(ExecCreateResponse { id: exec_id }))
+}
+
+async fn inspect(state: Data, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
+    let entry = state
+        .shared
+        .execs
+        .get(&path.id)
+        .ok_or_else(|| exec::ExecError::NotFound(path.id.clone()))?;
+    let (running, exit_code, pid) = match entry.status {
+        ExecStatus::Created => (false, None, 0),
+        ExecStatus::Running { pid } => (true, None, pid),
+        ExecStatus::Exited { pid, code } => (false, Some(code), pid),
+    };
+    let c = entry.config;
+    let (entrypoint, arguments) = c.argv.split_first().map_or_else(
+        || (String::new(), Vec::new()),
+        |(f, r)| (f.clone(), r.to_vec()),
+    );
+    Ok(HttpResponse::Ok().json(ExecInspect {
+        id: path.id.clone(),
+        container_id: c.container_id,
+        running,
+        exit_code,
+        pid,
+        open_stdin: c.attach_stdin,
+        open_stdout: c.attach_stdout,
+        open_stderr: c.attach_stderr,
+        can_remove: false,
+        detach_keys: String::new(),
+        process_config: ProcessConfig {
+            entrypoint,
+            arguments,
+            tty: false,
+            privileged: false,
+            user: c.user,
+        },
+    }))
+}
+
+/// Checks the instance and its container, then starts it.
+async fn begin(state: &Data, exec_id: &str, req: &ExecStartRequest) -> Result<ExecRun, ApiError> {
+    if req.tty {
+        return Err(ApiError::Tty);
+    }
+    let entry = state
+        .shared
+        .execs
+        .get(exec_id)
+        .ok_or_else(|| exec::ExecError::NotFound(exec_id.into()))?;
+    let (id, addr) = resolve(state, &entry.config.container_id).await?;
+    let rec = addr
+        .send(InspectContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    match rec.state {
+        State::Running(_) | State::Stopping(_) => {}
+        State::Paused(_) => return Err(ApiError::ExecPaused { id }),
+        _ => return Err(ApiError::NotRunning { id }),
+    }
+    let shared: &Arc<_> = &state.shared;
+    Ok(exec::start(shared, exec_id, !req.detach)?)
+}
+
+/// The actix route (a start on a reused connection): detached, or output only.
+async fn start(
+    state: Data,
+    path: web::Path<IdPath>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: ExecStartRequest = body(&bytes)?;
+    let run = begin(&state, &path.id, &req).await?;
+    drop(run.stdin);
+    let Some(output) = run.output else {
+        return Ok(HttpResponse::Ok().finish());
+    };
+    let frames = futures_util::stream::unfold(output, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/vnd.docker.multiplexed-stream")
+        .streaming(frames))
+}
+
+/// Serves a start that opened its connection, to its end (see the module header).
+pub async fn serve_start(mut io: UnixStream, head: AttachHead, state: Data) {
+    let mut consumed = vec![0u8; head.head_len + head.content_length];
+    if io.read_exact(&mut consumed).await.is_err() {
+        return;
+    }
+    let req = match body::<ExecStartRequest>(&consumed[head.head_len..]) {
+        Ok(req) => req,
+        Err(e) => return refuse(io, &e).await,
+    };
+    let started = begin(&state, &head.id, &req).await;
+    // A command that cannot be started is reported in the stream, as Docker does, and its
+    // exit code (126/127) is recorded for the inspect that follows.
+    let spawn_failed = matches!(&started, Err(ApiError::Exec(exec::ExecError::Spawn { .. })));
+    let (run, failure) = match started {
+        Ok(run) => (Some(run), None),
+        Err(e) if spawn_failed && !req.detach => (None, Some(e)),
+        Err(e) => return refuse(io, &e).await,
+    };
+    let answer = match (req.detach, head.upgrade) {
+        (true, _) => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        (false, true) => hijack::UPGRADED,
+        (false, false) => {
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\
+             Connection: close\r\n\r\n"
+        }
+    };
+    if io.write_all(answer.as_bytes()).await.is_err() {
+        return;
+    }
+    let Some(run) = run else {
+        if let Some(e) = failure {
+            let _ = io.write_all(&exec::frame(2, format!("{e}\n").as_bytes())).await;
+        }
+        let _ = io.shutdown().await;
+        return;
+    };
+    let Some(output) = run.output else {
+        let _ = io.shutdown().await;
+        return;
+    };
+    let (mut rd, wr) = io.into_split();
+    // The client's half-close is the process's stdin EOF (the ChildStdin dropped).
+    let feeder = run.stdin.map(|mut stdin| {
+        actix_rt::spawn(async move {
+            let _ = tokio::io::copy(&mut rd, &mut stdin).await;
+        })
+    });
+    hijack::send_output(wr, output).await;
+    if let Some(task) = feeder {
+        task.abort();
+    }
+}
+
+/// Answers with an error and closes the connection.
+async fn refuse(mut io: UnixStream, e: &ApiError) {
+    let _ = io.write_all(&hijack::error_response(e)).await;
+    let _ = io.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_env_overrides_per_key() {
+        let base = vec!["A=0".to_string(), "PATH=/bin".to_string()];
+        let over = vec!["A=1".to_string(), "B=2".to_string()];
+        assert_eq!(merge_env(&base, &over), ["PATH=/bin", "A=1", "B=2"]);
+    }
+
+    #[test]
+    fn empty_bodies_are_defaults() {
+        let r: ExecStartRequest = body(b"").unwrap();
+        assert!(!r.detach);
+        let r: ExecStartRequest = body(br#"{"Detach":true,"Tty":false,"ConsoleSize":null}"#).unwrap();
+        assert!(r.detach);
+        assert!(body::<ExecStartRequest>(b"{").is_err());
+    }
+}

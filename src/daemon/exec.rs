@@ -1,0 +1,418 @@
+//! `docker exec`: the registry of exec instances and the processes behind them.
+//!
+//! An exec instance is created for a running container, started once, and remembered with
+//! its exit code until its container is removed. Like Docker's, the process is the daemon's
+//! own child (`runc exec` for a runc container, a plain host process for the process
+//! runtime) and its record lives in memory only: it is not promised to survive a daemon
+//! restart. A supervising task reaps it, records the exit code before the output stream
+//! ends (the docker CLI asks for the code right after), and publishes `exec_die`.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use moor_state::record::RuntimeKind;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+use crate::daemon::events::DockerEvent;
+use crate::daemon::Shared;
+use crate::image::user::ExecUser;
+
+/// How long output is still read after the process exited (a background child of it may
+/// hold the pipes open).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// Output frames buffered for a slow client.
+const FRAMES: usize = 32;
+
+/// Why an exec instance could not be started.
+#[derive(Debug, Error)]
+pub enum ExecError {
+    /// No instance has this id (or its container was removed).
+    #[error("No such exec instance: {0}")]
+    NotFound(String),
+    /// It runs already.
+    #[error("Error: Exec command {0} is already running")]
+    Running(String),
+    /// It ran already.
+    #[error("Error: Exec command {0} has already run")]
+    Ran(String),
+    /// The container is a runc one but the daemon has no runc.
+    #[error("runc is not available to this daemon")]
+    NoRunc,
+    /// The process could not be started.
+    #[error("cannot start {program}")]
+    Spawn {
+        /// The program (runc, or the command itself).
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What an exec instance runs, fixed at create.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// Its container's full id.
+    pub container_id: String,
+    /// Its container's name (event attribute).
+    pub container_name: String,
+    /// Its container's image (event attribute).
+    pub image: String,
+    /// The runtime of its container.
+    pub runtime: RuntimeKind,
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// The environment: the container's overridden by the exec's (process runtime), the
+    /// exec's own only (runc adds them to the container's, later entries winning).
+    pub env: Vec<String>,
+    /// The working directory; empty = the container's.
+    pub working_dir: String,
+    /// The user as the client gave it (inspect's `ProcessConfig.user`).
+    pub user: String,
+    /// The user resolved in the container's image (runc only; None = the container's).
+    pub exec_user: Option<ExecUser>,
+    /// Forward the client's stdin.
+    pub attach_stdin: bool,
+    /// Send stdout.
+    pub attach_stdout: bool,
+    /// Send stderr.
+    pub attach_stderr: bool,
+}
+
+impl ExecConfig {
+    /// `<entrypoint> <arguments...>` as Docker writes it in event actions.
+    pub fn command_line(&self) -> String {
+        let (first, rest) = self.argv.split_first().map_or(("", &[][..]), |(f, r)| (f, r));
+        format!("{first} {}", rest.join(" "))
+    }
+}
+
+/// Where an exec instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecStatus {
+    /// Created, not started.
+    Created,
+    /// Started; the pid is 0 until the process is spawned.
+    Running {
+        /// Its host pid.
+        pid: i32,
+    },
+    /// Ended (or could not start).
+    Exited {
+        /// Its host pid (0 if it never started).
+        pid: i32,
+        /// Its exit code (128 + signal for a signal death).
+        code: i32,
+    },
+}
+
+/// One exec instance.
+#[derive(Debug, Clone)]
+pub struct ExecEntry {
+    /// What it runs.
+    pub config: ExecConfig,
+    /// Where it is.
+    pub status: ExecStatus,
+}
+
+/// Every exec instance of the daemon, by exec id.
+#[derive(Default)]
+pub struct ExecRegistry {
+    /// The instances; short critical sections only, never held across an await.
+    entries: Mutex<HashMap<String, ExecEntry>>,
+}
+
+impl ExecRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecEntry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new instance; its id.
+    pub fn insert(&self, config: ExecConfig) -> String {
+        let id = new_id();
+        self.lock().insert(
+            id.clone(),
+            ExecEntry {
+                config,
+                status: ExecStatus::Created,
+            },
+        );
+        id
+    }
+
+    /// A copy of an instance.
+    pub fn get(&self, id: &str) -> Option<ExecEntry> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Marks an instance as started: only a created one can be.
+    pub fn begin(&self, id: &str) -> Result<ExecConfig, ExecError> {
+        let mut entries = self.lock();
+        let entry = entries
+            .get_mut(id)
+            .ok_or_else(|| ExecError::NotFound(id.into()))?;
+        match entry.status {
+            ExecStatus::Created => {
+                entry.status = ExecStatus::Running { pid: 0 };
+                Ok(entry.config.clone())
+            }
+            ExecStatus::Running { .. } => Err(ExecError::Running(id.into())),
+            ExecStatus::Exited { .. } => Err(ExecError::Ran(id.into())),
+        }
+    }
+
+    fn set(&self, id: &str, status: ExecStatus) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.status = status;
+        }
+    }
+
+    /// Drops the instances of a removed container.
+    pub fn forget_container(&self, container_id: &str) {
+        self.lock()
+            .retain(|_, e| e.config.container_id != container_id);
+    }
+}
+
+/// 64 hex digits, as Docker's exec ids.
+fn new_id() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A started exec: its output frames and its stdin, as asked.
+pub struct ExecRun {
+    /// Multiplexed frames (8-byte header + payload) until the process ended; None detached.
+    pub output: Option<mpsc::Receiver<Bytes>>,
+    /// The process's stdin, when the client's is forwarded.
+    pub stdin: Option<ChildStdin>,
+}
+
+/// Starts a created exec instance. `attached`: the client streams (else output is dropped
+/// and stdin is /dev/null). The process is reaped by a task on the current runtime.
+pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, ExecError> {
+    let config = shared.execs.begin(id)?;
+    publish(shared, &config, id, format!("exec_start: {}", config.command_line()), &[]);
+    let mut cmd = command(shared, &config)?;
+    let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+    cmd.stdin(pipe(attached && config.attach_stdin))
+        .stdout(pipe(attached && config.attach_stdout))
+        .stderr(pipe(attached && config.attach_stderr))
+        .kill_on_drop(false);
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(source) => {
+            let code = if source.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            finish(shared, &config, id, 0, code);
+            let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+            return Err(ExecError::Spawn { program, source });
+        }
+    };
+    let pid = child.id().map_or(0, |p| p as i32);
+    shared.execs.set(id, ExecStatus::Running { pid });
+    let stdin = child.stdin.take();
+    let (tx, rx) = mpsc::channel(FRAMES);
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    actix_rt::spawn(supervise(
+        shared.clone(),
+        config,
+        id.to_string(),
+        child,
+        (out, err),
+        tx,
+    ));
+    Ok(ExecRun {
+        output: attached.then_some(rx),
+        stdin,
+    })
+}
+
+/// The process to run: `runc exec` in the container, or the command on the host.
+fn command(shared: &Shared, config: &ExecConfig) -> Result<Command, ExecError> {
+    match config.runtime {
+        RuntimeKind::Runc => {
+            let runc = shared.runc.as_ref().ok_or(ExecError::NoRunc)?;
+            let mut cmd = Command::new(&runc.binary);
+            cmd.arg("--root").arg(&runc.root).arg("exec");
+            for e in &config.env {
+                cmd.arg("--env").arg(e);
+            }
+            if !config.working_dir.is_empty() {
+                cmd.arg("--cwd").arg(&config.working_dir);
+            }
+            if let Some(u) = &config.exec_user {
+                cmd.arg("--user").arg(format!("{}:{}", u.uid, u.gid));
+                for g in &u.additional_gids {
+                    cmd.arg("--additional-gids").arg(g.to_string());
+                }
+            }
+            cmd.arg(&config.container_id).args(&config.argv);
+            Ok(cmd)
+        }
+        RuntimeKind::Process => {
+            let mut cmd = Command::new(&config.argv[0]);
+            cmd.args(&config.argv[1..]).env_clear();
+            for (k, v) in config.env.iter().filter_map(|e| e.split_once('=')) {
+                cmd.env(k, v);
+            }
+            let cwd = match config.working_dir.as_str() {
+                "" => "/",
+                dir => dir,
+            };
+            cmd.current_dir(cwd);
+            Ok(cmd)
+        }
+    }
+}
+
+/// Forwards output, reaps the process, records its exit, then ends the output.
+async fn supervise(
+    shared: Arc<Shared>,
+    config: ExecConfig,
+    id: String,
+    mut child: Child,
+    (out, err): (Option<tokio::process::ChildStdout>, Option<tokio::process::ChildStderr>),
+    tx: mpsc::Sender<Bytes>,
+) {
+    let pid = child.id().map_or(0, |p| p as i32);
+    let pumps = [
+        out.map(|r| actix_rt::spawn(pump(r, 1, tx.clone()))),
+        err.map(|r| actix_rt::spawn(pump(r, 2, tx.clone()))),
+    ];
+    drop(tx);
+    let code = match child.wait().await {
+        Ok(status) => exit_code(status),
+        Err(e) => {
+            tracing::warn!(exec_id = %id, error = %e, "cannot wait for an exec process");
+            -1
+        }
+    };
+    // Recorded before the stream ends: the docker CLI inspects the exec right after.
+    let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+    for task in pumps.into_iter().flatten() {
+        let abort = task.abort_handle();
+        if tokio::time::timeout_at(deadline, task).await.is_err() {
+            abort.abort();
+        }
+    }
+    finish(&shared, &config, &id, pid, code);
+}
+
+/// Records the exit and publishes `exec_die`.
+fn finish(shared: &Shared, config: &ExecConfig, id: &str, pid: i32, code: i32) {
+    shared.execs.set(id, ExecStatus::Exited { pid, code });
+    publish(shared, config, id, "exec_die", &[("exitCode", code.to_string())]);
+}
+
+/// Publishes a container event about an exec instance (moby adds `execID`).
+pub fn publish(
+    shared: &Shared,
+    config: &ExecConfig,
+    id: &str,
+    action: impl Into<std::borrow::Cow<'static, str>>,
+    extra: &[(&str, String)],
+) {
+    let mut attrs = vec![("execID", id.to_string())];
+    attrs.extend(extra.iter().cloned());
+    shared.events.publish(DockerEvent::container(
+        action,
+        &config.container_id,
+        &config.container_name,
+        &config.image,
+        &attrs,
+    ));
+}
+
+/// Docker's exit code: the code, or 128 + the signal.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+/// Reads a pipe into frames of stream `kind`; keeps reading (and dropping) when the
+/// client is gone, so the process never blocks on a full pipe.
+async fn pump<R: AsyncRead + Unpin>(mut pipe: R, kind: u8, tx: mpsc::Sender<Bytes>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut open = true;
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if open && tx.send(frame(kind, &buf[..n])).await.is_err() {
+            open = false;
+        }
+    }
+}
+
+/// One multiplexed frame: `[kind, 0, 0, 0, len_be32]` + payload.
+pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(8 + payload.len());
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(container: &str) -> ExecConfig {
+        ExecConfig {
+            container_id: container.into(),
+            container_name: "c".into(),
+            image: "host".into(),
+            runtime: RuntimeKind::Process,
+            argv: vec!["sh".into(), "-c".into(), "exit 3".into()],
+            env: vec![],
+            working_dir: String::new(),
+            user: String::new(),
+            exec_user: None,
+            attach_stdin: false,
+            attach_stdout: true,
+            attach_stderr: true,
+        }
+    }
+
+    #[test]
+    fn starts_once_and_is_forgotten_with_its_container() {
+        let reg = ExecRegistry::default();
+        let id = reg.insert(config("a"));
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(reg.begin(&id).is_ok());
+        assert!(matches!(reg.begin(&id), Err(ExecError::Running(_))));
+        reg.set(&id, ExecStatus::Exited { pid: 5, code: 3 });
+        assert!(matches!(reg.begin(&id), Err(ExecError::Ran(_))));
+        assert!(matches!(reg.begin("nope"), Err(ExecError::NotFound(_))));
+        let other = reg.insert(config("b"));
+        reg.forget_container("a");
+        assert!(reg.get(&id).is_none());
+        assert!(reg.get(&other).is_some());
+    }
+
+    #[test]
+    fn command_line_and_frames_are_dockers() {
+        assert_eq!(config("a").command_line(), "sh -c exit 3");
+        let mut c = config("a");
+        c.argv = vec!["ls".into()];
+        assert_eq!(c.command_line(), "ls ");
+        assert_eq!(&frame(2, b"hi")[..], &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+    }
+}
