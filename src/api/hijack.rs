@@ -353,7 +353,10 @@ mod tests {
                      Upgrade: tcp\r\n\r\n{}";
         match parse_head(exec) {
             Some(Peeked::ExecStart(a)) => {
-                assert_eq!((a.id.as_str(), a.content_length, a.upgrade), ("e1", 2, true));
+                assert_eq!(
+                    (a.id.as_str(), a.content_length, a.upgrade),
+                    ("e1", 2, true)
+                );
             }
             other => panic!("not an exec start: {other:?}"),
         }

@@ -1,8 +1,9 @@
 //! The HTTP server on the unix socket. An actix-server listener hands every new connection
 //! to [`route`]: it peeks at the first request head without consuming it; a Docker hijack
-//! (`POST /containers/{id}/attach`, `POST /exec/{id}/start`) is served raw by [`crate::api::hijack`], everything else
-//! goes to the one actix-web `App` (every route under `/v{version}` and unversioned)
-//! through actix-http's HTTP/1 service. Why actix-web alone cannot serve the hijack:
+//! (`POST /containers/{id}/attach`, `POST /exec/{id}/start`) is served raw by
+//! [`crate::api::hijack`] and [`crate::api::routes::exec`], everything else goes to the one
+//! actix-web `App` (every route under `/v{version}` and unversioned) through actix-http's
+//! HTTP/1 service. Why actix-web alone cannot serve the hijack:
 //! DESIGN.md, "Docker attach on actix-web".
 
 use std::rc::Rc;

@@ -88,7 +88,10 @@ pub struct ExecConfig {
 impl ExecConfig {
     /// `<entrypoint> <arguments...>` as Docker writes it in event actions.
     pub fn command_line(&self) -> String {
-        let (first, rest) = self.argv.split_first().map_or(("", &[][..]), |(f, r)| (f, r));
+        let (first, rest) = self
+            .argv
+            .split_first()
+            .map_or(("", &[][..]), |(f, r)| (f, r));
         format!("{first} {}", rest.join(" "))
     }
 }
@@ -199,7 +202,13 @@ pub struct ExecRun {
 /// and stdin is /dev/null). The process is reaped by a task on the current runtime.
 pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, ExecError> {
     let config = shared.execs.begin(id)?;
-    publish(shared, &config, id, format!("exec_start: {}", config.command_line()), &[]);
+    publish(
+        shared,
+        &config,
+        id,
+        format!("exec_start: {}", config.command_line()),
+        &[],
+    );
     let mut cmd = command(shared, &config)?;
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     cmd.stdin(pipe(attached && config.attach_stdin))
@@ -283,7 +292,10 @@ async fn supervise(
     config: ExecConfig,
     id: String,
     mut child: Child,
-    (out, err): (Option<tokio::process::ChildStdout>, Option<tokio::process::ChildStderr>),
+    (out, err): (
+        Option<tokio::process::ChildStdout>,
+        Option<tokio::process::ChildStderr>,
+    ),
     tx: mpsc::Sender<Bytes>,
 ) {
     let pid = child.id().map_or(0, |p| p as i32);
@@ -291,7 +303,6 @@ async fn supervise(
         out.map(|r| actix_rt::spawn(pump(r, 1, tx.clone()))),
         err.map(|r| actix_rt::spawn(pump(r, 2, tx.clone()))),
     ];
-    drop(tx);
     let code = match child.wait().await {
         Ok(status) => exit_code(status),
         Err(e) => {
@@ -299,7 +310,6 @@ async fn supervise(
             -1
         }
     };
-    // Recorded before the stream ends: the docker CLI inspects the exec right after.
     let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
     for task in pumps.into_iter().flatten() {
         let abort = task.abort_handle();
@@ -308,12 +318,20 @@ async fn supervise(
         }
     }
     finish(&shared, &config, &id, pid, code);
+    // Only now may the output end: `tx` kept the stream open until the exit was recorded.
+    drop(tx);
 }
 
 /// Records the exit and publishes `exec_die`.
 fn finish(shared: &Shared, config: &ExecConfig, id: &str, pid: i32, code: i32) {
     shared.execs.set(id, ExecStatus::Exited { pid, code });
-    publish(shared, config, id, "exec_die", &[("exitCode", code.to_string())]);
+    publish(
+        shared,
+        config,
+        id,
+        "exec_die",
+        &[("exitCode", code.to_string())],
+    );
 }
 
 /// Publishes a container event about an exec instance (moby adds `execID`).
@@ -364,7 +382,11 @@ async fn pump<R: AsyncRead + Unpin>(mut pipe: R, kind: u8, tx: mpsc::Sender<Byte
 pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(8 + payload.len());
     out.extend_from_slice(&[kind, 0, 0, 0]);
-    out.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(payload);
     Bytes::from(out)
 }

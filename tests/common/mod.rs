@@ -286,6 +286,11 @@ impl Daemon {
 
     /// Runs `moor --host unix://<socket> ARGS`, killing it after [`CLI_DEADLINE`].
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_input(args, None)
+    }
+
+    /// [`Daemon::cli`] with `stdin` as its input (None: /dev/null; the pipe is closed after it).
+    pub fn cli_input(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut stdout = tempfile::tempfile().expect("CLI stdout file");
         let mut stderr = tempfile::tempfile().expect("CLI stderr file");
         let host = format!("unix://{}", self.socket().display());
@@ -294,11 +299,18 @@ impl Daemon {
             .arg(&host)
             .args(args)
             .env_remove("MOOR_HOST")
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(stdout.try_clone().expect("clone stdout file"))
             .stderr(stderr.try_clone().expect("clone stderr file"))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {MOOR} {args:?}: {e}"));
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input).expect("write the CLI's stdin");
+        }
         let status = wait_child(&mut child, CLI_DEADLINE);
         if status.is_none() {
             signal(child.id() as i32, Signal::SIGKILL);

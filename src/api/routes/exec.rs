@@ -241,7 +241,9 @@ pub async fn serve_start(mut io: UnixStream, head: AttachHead, state: Data) {
     }
     let Some(run) = run else {
         if let Some(e) = failure {
-            let _ = io.write_all(&exec::frame(2, format!("{e}\n").as_bytes())).await;
+            let _ = io
+                .write_all(&exec::frame(2, format!("{e}\n").as_bytes()))
+                .await;
         }
         let _ = io.shutdown().await;
         return;
@@ -284,7 +286,8 @@ mod tests {
     fn empty_bodies_are_defaults() {
         let r: ExecStartRequest = body(b"").unwrap();
         assert!(!r.detach);
-        let r: ExecStartRequest = body(br#"{"Detach":true,"Tty":false,"ConsoleSize":null}"#).unwrap();
+        let r: ExecStartRequest =
+            body(br#"{"Detach":true,"Tty":false,"ConsoleSize":null}"#).unwrap();
         assert!(r.detach);
         assert!(body::<ExecStartRequest>(b"{").is_err());
     }

@@ -53,7 +53,8 @@ pub fn execute(client: &Client, args: &ExecArgs) -> anyhow::Result<i32> {
         user: args.user.clone(),
         ..Default::default()
     };
-    let created: ExecCreateResponse = client.post(&container_path(&args.container, "/exec"), &req)?;
+    let created: ExecCreateResponse =
+        client.post(&container_path(&args.container, "/exec"), &req)?;
     let id = created.id;
     let body = serde_json::json!({ "Detach": args.detach, "Tty": false }).to_string();
     if args.detach {
@@ -63,14 +64,20 @@ pub fn execute(client: &Client, args: &ExecArgs) -> anyhow::Result<i32> {
     let stream = hijack(client, &id, &body)?;
     let feeder = match args.interactive {
         true => {
-            let mut to_daemon = stream.get_ref().try_clone().context("clone the exec connection")?;
+            let mut to_daemon = stream
+                .get_ref()
+                .try_clone()
+                .context("clone the exec connection")?;
             Some(std::thread::spawn(move || {
                 let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_daemon);
                 let _ = to_daemon.shutdown(Shutdown::Write);
             }))
         }
         false => {
-            stream.get_ref().shutdown(Shutdown::Write).context("half-close the exec connection")?;
+            stream
+                .get_ref()
+                .shutdown(Shutdown::Write)
+                .context("half-close the exec connection")?;
             None
         }
     };
@@ -84,8 +91,8 @@ pub fn execute(client: &Client, args: &ExecArgs) -> anyhow::Result<i32> {
 /// Sends the start on a new connection and reads the answer head: the stream on a 101.
 fn hijack(client: &Client, id: &str, body: &str) -> anyhow::Result<BufReader<UnixStream>> {
     let socket = client.socket();
-    let mut stream = UnixStream::connect(socket)
-        .with_context(|| format!("connect to {}", socket.display()))?;
+    let mut stream =
+        UnixStream::connect(socket).with_context(|| format!("connect to {}", socket.display()))?;
     write!(
         stream,
         "POST /v{API_VERSION}/exec/{id}/start HTTP/1.1\r\nHost: moor\r\n\
@@ -115,7 +122,10 @@ fn hijack(client: &Client, id: &str, body: &str) -> anyhow::Result<BufReader<Uni
     if status.split_whitespace().nth(1) == Some("101") {
         return Ok(reader);
     }
-    let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok());
     let Some(code) = code else {
         bail!("unexpected answer to the exec start: {:?}", status.trim());
     };
