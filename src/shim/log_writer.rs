@@ -204,7 +204,9 @@ impl<S: LogSink + Send + 'static> LogWriter<S> {
         } else {
             sink.append(&self.batch.bytes)
         };
-        let batch = std::mem::take(&mut self.batch);
+        // The spare allocation becomes the next batch; this one the next spare.
+        let next = std::mem::take(&mut self.spare);
+        let batch = std::mem::replace(&mut self.batch, next);
         self.written(sink, batch, result);
     }
 
