@@ -107,7 +107,7 @@ fn docker_exec_runs_in_a_process_container() {
 }
 
 #[test]
-fn exec_inspect_and_errors_are_dockers() {
+fn exec_inspect_and_a_second_start() {
     let (d, id) = daemon_with_box();
     let exec = create_exec(
         &d,
@@ -149,7 +149,15 @@ fn exec_inspect_and_errors_are_dockers() {
     assert!(info["Pid"].as_i64().unwrap_or(0) > 0, "{info}");
     let again = start(&exec);
     assert_eq!(again.status, 409, "{}", again.body);
+    // Removing the container forgets its exec instances.
+    d.docker_ok(&["rm", "-f", "box"]);
+    let gone = d.http("GET", &format!("/v1.44/exec/{exec}/json"), None);
+    assert_eq!(gone.status, 404, "{}", gone.body);
+}
 
+#[test]
+fn exec_errors_are_dockers() {
+    let (d, id) = daemon_with_box();
     let err = |m: &str, p: &str, b: Option<&str>| {
         let r = d.http(m, p, b);
         (r.status, r.message())
@@ -195,11 +203,35 @@ fn exec_inspect_and_errors_are_dockers() {
         ),
         (409, text)
     );
+}
 
-    // Removing the container forgets its exec instances.
-    d.docker_ok(&["rm", "-f", "box"]);
-    let gone = d.http("GET", &format!("/v1.44/exec/{exec}/json"), None);
-    assert_eq!(gone.status, 404, "{}", gone.body);
+#[test]
+fn exec_processes_end_with_their_container() {
+    let (d, _) = daemon_with_box();
+    let exec = create_exec(&d, "box", r#"{"Cmd":["sleep","60"]}"#);
+    let r = d.http(
+        "POST",
+        &format!("/v1.44/exec/{exec}/start"),
+        Some(r#"{"Detach":true}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let info = d
+        .http("GET", &format!("/v1.44/exec/{exec}/json"), None)
+        .json();
+    assert_eq!(info["Running"], true, "{info}");
+    let pid = info["Pid"].as_i64().expect("Pid") as i32;
+    let start_time = proc_start_time(pid).expect("the exec process runs");
+    d.track(pid, start_time);
+    d.docker_ok(&["kill", "box"]);
+    assert!(
+        wait_for(EXIT_DEADLINE, || !process_is(pid, start_time)),
+        "the exec process outlived its container"
+    );
+    assert!(wait_for(EXIT_DEADLINE, || {
+        d.http("GET", &format!("/v1.44/exec/{exec}/json"), None)
+            .json()["ExitCode"]
+            == 137
+    }));
 }
 
 #[test]
@@ -276,7 +308,27 @@ fn runc_exec_runs_inside_the_container() {
     assert_eq!(out, "1 /tmp 405\n", "{err}");
     let out = d.cli_ok(&["exec", "rbox", "sh", "-c", "echo $$"]);
     assert_ne!(out.trim(), "1", "an exec is not the container's init");
+    // Pid is the exec'd process's host pid (from runc's pid file), not runc's.
+    let exec = create_exec(&d, "rbox", r#"{"Cmd":["sleep","60"]}"#);
+    let r = d.http(
+        "POST",
+        &format!("/v1.44/exec/{exec}/start"),
+        Some(r#"{"Detach":true}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut pid = 0;
+    assert!(wait_for(EXIT_DEADLINE, || {
+        let info = d
+            .http("GET", &format!("/v1.44/exec/{exec}/json"), None)
+            .json();
+        pid = info["Pid"].as_i64().unwrap_or(0) as i32;
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+    }));
+    if let Some(start_time) = proc_start_time(pid) {
+        d.track(pid, start_time);
+    }
     d.docker_ok(&["rm", "-f", "rbox"]);
+    assert!(wait_for(EXIT_DEADLINE, || !pid_alive(pid)));
     assert!(wait_for(Duration::from_secs(10), || !d
         .run_dir()
         .join("runc")

@@ -182,6 +182,7 @@ impl ContainerActor {
 
     /// Answers waiters and applies `--rm` once the process ended.
     fn after_exit(&mut self, ctx: &mut Context<Self>) {
+        self.shared.execs.container_exited(&self.record.id);
         let code = self.exit_code();
         let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
             .into_iter()

@@ -5,7 +5,9 @@
 //! own child (`runc exec` for a runc container, a plain host process for the process
 //! runtime) and its record lives in memory only: it is not promised to survive a daemon
 //! restart. A supervising task reaps it, records the exit code before the output stream
-//! ends (the docker CLI asks for the code right after), and publishes `exec_die`.
+//! ends (the docker CLI asks for the code right after), and publishes `exec_die`. When its
+//! container exits, a still running exec process is killed (SIGKILL), as the kernel does to
+//! the processes of a runc container's pid namespace: a host process would outlive it.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -17,7 +19,7 @@ use moor_state::record::RuntimeKind;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::daemon::events::DockerEvent;
 use crate::daemon::Shared;
@@ -122,6 +124,8 @@ pub struct ExecEntry {
     pub config: ExecConfig,
     /// Where it is.
     pub status: ExecStatus,
+    /// Wakes its supervising task to kill it (set while it runs).
+    kill: Option<Arc<Notify>>,
 }
 
 /// Every exec instance of the daemon, by exec id.
@@ -144,6 +148,7 @@ impl ExecRegistry {
             ExecEntry {
                 config,
                 status: ExecStatus::Created,
+                kill: None,
             },
         );
         id
@@ -173,6 +178,28 @@ impl ExecRegistry {
     fn set(&self, id: &str, status: ExecStatus) {
         if let Some(entry) = self.lock().get_mut(id) {
             entry.status = status;
+            if !matches!(status, ExecStatus::Running { .. }) {
+                entry.kill = None;
+            }
+        }
+    }
+
+    /// Records the pid of a started instance and how to kill it.
+    fn running(&self, id: &str, pid: i32, kill: Arc<Notify>) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.status = ExecStatus::Running { pid };
+            entry.kill = Some(kill);
+        }
+    }
+
+    /// Kills the running instances of a container that exited.
+    pub fn container_exited(&self, container_id: &str) {
+        for entry in self.lock().values() {
+            if entry.config.container_id == container_id {
+                if let Some(kill) = &entry.kill {
+                    kill.notify_one();
+                }
+            }
         }
     }
 
@@ -209,7 +236,11 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
         format!("exec_start: {}", config.command_line()),
         &[],
     );
-    let mut cmd = command(shared, &config)?;
+    let pid_file = shared
+        .layout
+        .run_container_dir(&config.container_id)
+        .join(format!("exec-{id}.pid"));
+    let mut cmd = command(shared, &config, &pid_file)?;
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     cmd.stdin(pipe(attached && config.attach_stdin))
         .stdout(pipe(attached && config.attach_stdout))
@@ -229,16 +260,19 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
         }
     };
     let pid = child.id().map_or(0, |p| p as i32);
-    shared.execs.set(id, ExecStatus::Running { pid });
+    let kill = Arc::new(Notify::new());
+    shared.execs.running(id, pid, kill.clone());
+    if config.runtime == RuntimeKind::Runc {
+        actix_rt::spawn(read_pid_file(shared.clone(), id.to_string(), pid_file));
+    }
     let stdin = child.stdin.take();
     let (tx, rx) = mpsc::channel(FRAMES);
     let out = child.stdout.take();
     let err = child.stderr.take();
     actix_rt::spawn(supervise(
         shared.clone(),
-        config,
-        id.to_string(),
-        child,
+        (config, id.to_string()),
+        (child, kill),
         (out, err),
         tx,
     ));
@@ -249,12 +283,18 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
 }
 
 /// The process to run: `runc exec` in the container, or the command on the host.
-fn command(shared: &Shared, config: &ExecConfig) -> Result<Command, ExecError> {
+/// `runc exec` writes the process's host pid to `pid_file`.
+fn command(
+    shared: &Shared,
+    config: &ExecConfig,
+    pid_file: &std::path::Path,
+) -> Result<Command, ExecError> {
     match config.runtime {
         RuntimeKind::Runc => {
             let runc = shared.runc.as_ref().ok_or(ExecError::NoRunc)?;
             let mut cmd = Command::new(&runc.binary);
             cmd.arg("--root").arg(&runc.root).arg("exec");
+            cmd.arg("--pid-file").arg(pid_file);
             for e in &config.env {
                 cmd.arg("--env").arg(e);
             }
@@ -286,12 +326,33 @@ fn command(shared: &Shared, config: &ExecConfig) -> Result<Command, ExecError> {
     }
 }
 
+/// Takes the exec'd process's pid from runc's pid file (runc's own pid until then), then
+/// removes the file.
+async fn read_pid_file(shared: Arc<Shared>, id: String, path: std::path::PathBuf) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+        if let Ok(pid) = text.trim().parse::<i32>() {
+            let mut entries = shared.execs.lock();
+            if let Some(ExecEntry {
+                status: ExecStatus::Running { pid: p },
+                ..
+            }) = entries.get_mut(&id)
+            {
+                *p = pid;
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = tokio::fs::remove_file(&path).await;
+}
+
 /// Forwards output, reaps the process, records its exit, then ends the output.
 async fn supervise(
     shared: Arc<Shared>,
-    config: ExecConfig,
-    id: String,
-    mut child: Child,
+    (config, id): (ExecConfig, String),
+    (mut child, kill): (Child, Arc<Notify>),
     (out, err): (
         Option<tokio::process::ChildStdout>,
         Option<tokio::process::ChildStderr>,
@@ -303,7 +364,15 @@ async fn supervise(
         out.map(|r| actix_rt::spawn(pump(r, 1, tx.clone()))),
         err.map(|r| actix_rt::spawn(pump(r, 2, tx.clone()))),
     ];
-    let code = match child.wait().await {
+    let waited = tokio::select! {
+        status = child.wait() => status,
+        () = kill.notified() => {
+            // Still our unreaped child: its pid cannot have been reused.
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    };
+    let code = match waited {
         Ok(status) => exit_code(status),
         Err(e) => {
             tracing::warn!(exec_id = %id, error = %e, "cannot wait for an exec process");
@@ -420,7 +489,15 @@ mod tests {
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(reg.begin(&id).is_ok());
         assert!(matches!(reg.begin(&id), Err(ExecError::Running(_))));
+        let kill = Arc::new(Notify::new());
+        reg.running(&id, 5, kill.clone());
+        reg.container_exited("b");
+        reg.container_exited("a");
+        // The permit is stored: the supervising task sees it even if it waits later.
+        let woken = futures_util::FutureExt::now_or_never(kill.notified());
+        assert!(woken.is_some());
         reg.set(&id, ExecStatus::Exited { pid: 5, code: 3 });
+        assert!(reg.get(&id).is_some_and(|e| e.kill.is_none()));
         assert!(matches!(reg.begin(&id), Err(ExecError::Ran(_))));
         assert!(matches!(reg.begin("nope"), Err(ExecError::NotFound(_))));
         let other = reg.insert(config("b"));
