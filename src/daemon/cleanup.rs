@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::daemon::container::{remove_files, short};
+use crate::daemon::container::short;
 use crate::daemon::error::ContainerError;
 use crate::daemon::layout::Layout;
 use crate::daemon::Shared;
@@ -31,6 +31,29 @@ pub fn forget_spec(layout: &Layout, id: &str) -> Result<(), ContainerError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
+pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
+    shared.execs.forget_container(id);
+    runtime::runc::remove(shared.runc.as_ref(), &shared.layout, id)
+        .map_err(runtime::RuntimeError::from)?;
+    for dir in [
+        shared.layout.run_container_dir(id),
+        shared.layout.container_dir(id),
+    ] {
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ContainerError::Io {
+                    what: "remove",
+                    path: dir,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Clean-up threads still running, and the signal that one has ended: a daemon that stops

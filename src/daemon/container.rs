@@ -19,10 +19,10 @@ use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
 use crate::daemon::pidwatch;
 use crate::daemon::signal::parse_signal;
+use crate::daemon::supervisor::SpecSync;
 use crate::daemon::Shared;
 use crate::identity::PidFd;
 use crate::runtime::{self, StartOutcome};
-use crate::shim::exit_file::ExitFileError;
 
 mod orphan;
 mod pause;
@@ -52,17 +52,6 @@ pub struct ContainerActor {
     /// The create's background fsync of the spec file, until the first start awaits it (a
     /// container never runs without its spec file durable).
     spec_sync: Option<SpecSync>,
-}
-
-/// A background fsync of a spec file.
-pub type SpecSync = tokio::task::JoinHandle<Result<(), ExitFileError>>;
-
-/// Starts making the spec file of `id` durable, off the create's answer.
-pub fn sync_spec_in_background(shared: &Shared, id: &str) -> SpecSync {
-    let dir = shared.layout.container_dir(id);
-    tokio::task::spawn_blocking(move || {
-        crate::shim::exit_file::sync_file(&dir, crate::daemon::layout::SPEC_FILE)
-    })
 }
 
 impl ContainerActor {
@@ -351,29 +340,6 @@ pub fn emit(
             &rec.spec.image,
             extra,
         ));
-}
-
-/// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
-pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
-    shared.execs.forget_container(id);
-    runtime::runc::remove(shared.runc.as_ref(), &shared.layout, id)
-        .map_err(runtime::RuntimeError::from)?;
-    for dir in [
-        shared.layout.run_container_dir(id),
-        shared.layout.container_dir(id),
-    ] {
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(ContainerError::Io {
-                    what: "remove",
-                    path: dir,
-                    source: e,
-                })
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// The first 12 characters of an id, as Docker shows it.

@@ -12,7 +12,8 @@ use moor_state::store::Store;
 use moor_state::{transition, ContainerRecord};
 use tracing::{error, info, warn};
 
-use crate::daemon::container::{remove_files, short};
+use crate::daemon::cleanup::remove_files;
+use crate::daemon::container::short;
 use crate::daemon::layout::Layout;
 use crate::daemon::Shared;
 use crate::runtime;

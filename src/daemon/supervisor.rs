@@ -98,14 +98,24 @@ pub fn name_conflict(e: StoreError) -> ContainerError {
     }
 }
 
+/// A background fsync of a spec file.
+pub type SpecSync = tokio::task::JoinHandle<Result<(), crate::shim::exit_file::ExitFileError>>;
+
+/// Starts making the spec file of `id` durable, off the create's answer.
+pub fn sync_spec_in_background(shared: &Shared, id: &str) -> SpecSync {
+    let dir = shared.layout.container_dir(id);
+    tokio::task::spawn_blocking(move || {
+        crate::shim::exit_file::sync_file(&dir, crate::daemon::layout::SPEC_FILE)
+    })
+}
+
 /// Writes the container's spec file (its record at create) atomically and durably.
 pub fn write_spec_file(shared: &Shared, rec: &ContainerRecord) -> Result<(), ContainerError> {
     spec_file(shared, rec, true)
 }
 
 /// Writes the spec file atomically; with `durable` false it is on disk only once
-/// [`crate::daemon::container::sync_spec_in_background`] has run (the create: its first
-/// start waits for that).
+/// [`sync_spec_in_background`] has run (the create: its first start waits for that).
 fn spec_file(shared: &Shared, rec: &ContainerRecord, durable: bool) -> Result<(), ContainerError> {
     let dir = shared.layout.container_dir(&rec.id);
     let io = |what, path: &std::path::Path| {
@@ -195,7 +205,7 @@ impl Handler<CreateContainer> for Supervisor {
         }
         info!(container_id = %&id[..12], name = %record.name, "created");
         crate::daemon::container::emit(&self.shared, &record, "create", &[]);
-        let sync = crate::daemon::container::sync_spec_in_background(&self.shared, &id);
+        let sync = sync_spec_in_background(&self.shared, &id);
         let actor = ContainerActor::new(record, self.shared.clone(), ctx.address().recipient())
             .with_spec_sync(sync);
         self.containers.insert(id.clone(), actor.start());
