@@ -308,6 +308,34 @@ fn runc_exec_runs_inside_the_container() {
     assert_eq!(out, "1 /tmp 405\n", "{err}");
     let out = d.cli_ok(&["exec", "rbox", "sh", "-c", "echo $$"]);
     assert_ne!(out.trim(), "1", "an exec is not the container's init");
+    // A command that cannot start: Docker's text and codes (127 not found, 126 not
+    // executable), also detached (the code in exec inspect); a process's own 255 stays.
+    let (code, _, err) = docker_exec(&d, &["rbox", "nosuch"], None);
+    assert_eq!(code, 127, "{err}");
+    assert!(
+        err.contains(
+            "OCI runtime exec failed: exec failed: unable to start container process: \
+             exec: \"nosuch\": executable file not found in $PATH: unknown"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = docker_exec(&d, &["rbox", "/etc"], None);
+    assert_eq!(code, 126, "{err}");
+    let (code, _, _) = docker_exec(&d, &["rbox", "sh", "-c", "echo x >&2; exit 255"], None);
+    assert_eq!(code, 255);
+    let exec = create_exec(&d, "rbox", r#"{"Cmd":["nosuch"]}"#);
+    let r = d.http(
+        "POST",
+        &format!("/v1.44/exec/{exec}/start"),
+        Some(r#"{"Detach":true}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(wait_for(EXIT_DEADLINE, || {
+        let info = d
+            .http("GET", &format!("/v1.44/exec/{exec}/json"), None)
+            .json();
+        info["ExitCode"] == 127
+    }));
     // Pid is the exec'd process's host pid (from runc's pid file), not runc's.
     let exec = create_exec(&d, "rbox", r#"{"Cmd":["sleep","60"]}"#);
     let r = d.http(

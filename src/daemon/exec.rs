@@ -244,7 +244,10 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     cmd.stdin(pipe(attached && config.attach_stdin))
         .stdout(pipe(attached && config.attach_stdout))
-        .stderr(pipe(attached && config.attach_stderr))
+        // runc's own stderr says why an exec failed to start: read even when not forwarded.
+        .stderr(pipe(
+            (attached && config.attach_stderr) || config.runtime == RuntimeKind::Runc,
+        ))
         .kill_on_drop(false);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
@@ -360,9 +363,17 @@ async fn supervise(
     tx: mpsc::Sender<Bytes>,
 ) {
     let pid = child.id().map_or(0, |p| p as i32);
+    let runc = config.runtime == RuntimeKind::Runc;
+    let forward_err = config.attach_stderr;
     let pumps = [
-        out.map(|r| actix_rt::spawn(pump(r, 1, tx.clone()))),
-        err.map(|r| actix_rt::spawn(pump(r, 2, tx.clone()))),
+        out.map(|r| actix_rt::spawn(pump(r, Stream::Stdout, tx.clone()))),
+        err.map(|r| {
+            let stream = match (runc, forward_err) {
+                (true, forward) => Stream::RuncStderr { forward },
+                (false, _) => Stream::Stderr,
+            };
+            actix_rt::spawn(pump(r, stream, tx.clone()))
+        }),
     ];
     let waited = tokio::select! {
         status = child.wait() => status,
@@ -380,12 +391,20 @@ async fn supervise(
         }
     };
     let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+    let mut start_failure = None;
     for task in pumps.into_iter().flatten() {
         let abort = task.abort_handle();
-        if tokio::time::timeout_at(deadline, task).await.is_err() {
-            abort.abort();
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(Some(failed))) => start_failure = Some(failed),
+            Ok(_) => {}
+            Err(_) => abort.abort(),
         }
     }
+    // runc exits 255 when the command could not be started; Docker's code says why.
+    let code = match start_failure {
+        Some(failed) if code == RUNC_FAILED => failed,
+        _ => code,
+    };
     finish(&shared, &config, &id, pid, code);
     // Only now may the output end: `tx` kept the stream open until the exit was recorded.
     drop(tx);
@@ -431,20 +450,77 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Reads a pipe into frames of stream `kind`; keeps reading (and dropping) when the
-/// client is gone, so the process never blocks on a full pipe.
-async fn pump<R: AsyncRead + Unpin>(mut pipe: R, kind: u8, tx: mpsc::Sender<Bytes>) {
+/// Which output a pipe is.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    /// The process's stdout.
+    Stdout,
+    /// The process's stderr.
+    Stderr,
+    /// The stderr of `runc exec`: the process's, or runc's own error when the command could
+    /// not be started (then rewritten as Docker writes it); `forward`: the client wants it.
+    RuncStderr {
+        /// Send it to the client.
+        forward: bool,
+    },
+}
+
+/// `runc exec`'s exit code when it could not start the command.
+const RUNC_FAILED: i32 = 255;
+
+/// Reads a pipe into frames; keeps reading (and dropping) when the client is gone, so the
+/// process never blocks on a full pipe. For runc's stderr, returns Docker's exit code when
+/// the first thing written is runc's own start error (see [`runc_start_error`]).
+async fn pump<R: AsyncRead + Unpin>(
+    mut pipe: R,
+    stream: Stream,
+    tx: mpsc::Sender<Bytes>,
+) -> Option<i32> {
+    let (kind, mut open) = match stream {
+        Stream::Stdout => (1, true),
+        Stream::Stderr => (2, true),
+        Stream::RuncStderr { forward } => (2, forward),
+    };
     let mut buf = vec![0u8; 32 * 1024];
-    let mut open = true;
+    let mut first = matches!(stream, Stream::RuncStderr { .. });
+    let mut failed = None;
     loop {
         let n = match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return failed,
             Ok(n) => n,
         };
-        if open && tx.send(frame(kind, &buf[..n])).await.is_err() {
+        let mut payload = &buf[..n];
+        let translated;
+        if std::mem::take(&mut first) {
+            if let Some((text, code)) = runc_start_error(payload) {
+                failed = Some(code);
+                translated = text;
+                payload = translated.as_bytes();
+            }
+        }
+        if open && tx.send(frame(kind, payload)).await.is_err() {
             open = false;
         }
     }
+}
+
+/// runc's logrus line when `runc exec` could not start the command (`level=error
+/// msg="exec failed: ..."`), as Docker reports it (`OCI runtime exec failed: ...: unknown`),
+/// with Docker's exit code: 127 not found, 126 not executable or anything else.
+fn runc_start_error(first: &[u8]) -> Option<(String, i32)> {
+    let text = std::str::from_utf8(first).ok()?;
+    if !text.starts_with("time=\"") || !text.contains("level=error msg=\"exec failed: ") {
+        return None;
+    }
+    let message = crate::shim::spawn::runc_message(text);
+    let code = match crate::shim::spawn::runc_exit_code(&message) {
+        127 => 127,
+        _ => 126,
+    };
+    Some((
+        format!("OCI runtime exec failed: {message}: unknown\n"),
+        code,
+    ))
 }
 
 /// One multiplexed frame: `[kind, 0, 0, 0, len_be32]` + payload.
@@ -463,6 +539,32 @@ pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runc_start_errors_read_as_dockers() {
+        let line = |msg: &str| format!("time=\"2026-11-27T20:11:04Z\" level=error msg=\"{msg}\"\n");
+        let (text, code) = runc_start_error(
+            line(r#"exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH"#)
+                .as_bytes(),
+        )
+        .expect("runc's error");
+        assert_eq!(code, 127);
+        assert_eq!(
+            text,
+            "OCI runtime exec failed: exec failed: unable to start container process: \
+             exec: \"nosuch\": executable file not found in $PATH: unknown\n"
+        );
+        let denied = line(
+            r#"exec failed: unable to start container process: exec: \"/etc\": permission denied"#,
+        );
+        assert_eq!(runc_start_error(denied.as_bytes()).map(|f| f.1), Some(126));
+        // The process's own output, even one that looks alike later on, is left alone.
+        assert_eq!(runc_start_error(b"exec failed: nosuch\n"), None);
+        assert_eq!(
+            runc_start_error(b"time=\"x\" level=info msg=\"hi\"\n"),
+            None
+        );
+    }
 
     fn config(container: &str) -> ExecConfig {
         ExecConfig {

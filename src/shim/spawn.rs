@@ -118,7 +118,7 @@ impl SpawnError {
 
 /// runc's stderr without its logrus framing: the `msg="..."` of each line, unescaped, or
 /// the line as it is.
-fn runc_message(stderr: &str) -> String {
+pub fn runc_message(stderr: &str) -> String {
     let lines: Vec<String> = stderr
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -135,7 +135,7 @@ fn runc_message(stderr: &str) -> String {
 
 /// Docker's code for a failed `runc run`, from runc's message about the container's exec
 /// (runc reports it only as text): 127 not found, 126 not executable, 128 anything else.
-fn runc_exit_code(stderr: &str) -> i32 {
+pub fn runc_exit_code(stderr: &str) -> i32 {
     // runc 1.1: `unable to start container process: exec: "X": executable file not found
     // in $PATH`, `exec: "/X": stat /X: no such file or directory`, `exec: "/X": permission
     // denied`. Only the text after `exec: "` is about the command.
