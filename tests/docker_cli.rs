@@ -220,6 +220,18 @@ fn top_and_prune() {
         top.contains("sleep 1001") && top.contains("sleep 1002"),
         "{top}"
     );
+    // The PID column of the sleeps: they must end with the container.
+    let sleeps: Vec<i32> = top
+        .lines()
+        .filter(|l| l.split_whitespace().nth(7) == Some("sleep"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    assert_eq!(sleeps.len(), 2, "{top}");
+    for &pid in &sleeps {
+        if let Some(start_time) = proc_start_time(pid) {
+            d.track(pid, start_time);
+        }
+    }
     d.docker_ok(&["run", "--name", "done", "host", "true"]);
     let pruned = d.docker_ok(&["container", "prune", "-f"]);
     let lines = ps_lines(&d);
@@ -228,6 +240,11 @@ fn top_and_prune() {
         "{pruned}\n{lines:?}"
     );
     d.docker_ok(&["rm", "-f", "tree"]);
+    // The container's background process went with it, as in a pid namespace.
+    assert!(
+        wait_for(EXIT_DEADLINE, || sleeps.iter().all(|&p| !pid_alive(p))),
+        "left running: {sleeps:?}"
+    );
 }
 
 /// Unix seconds now, for `--since`/`--until`.

@@ -202,6 +202,9 @@ pub fn read_spec(dir: &Path) -> Result<ShimSpec, ShimError> {
     serde_json::from_value(value).map_err(parse)
 }
 
+/// How long the shim reaps what was left of a process container's group after its init.
+const LEFTOVER_REAP: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The detached shim: start, report, supervise, record the exit.
 fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
     let Running {
@@ -231,7 +234,12 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         stderr: child.stderr,
         stdin: forward,
     };
-    let exit = reaper::supervise(child.pid, &sfd, outputs, &mut log).map_err(ShimError::Reaper)?;
+    let group = matches!(spec.runtime, protocol::RuntimeSpec::Process { .. });
+    let exit =
+        reaper::supervise(child.pid, group, &sfd, outputs, &mut log).map_err(ShimError::Reaper)?;
+    if group {
+        reaper::reap_leftovers(LEFTOVER_REAP);
+    }
     // Before exit.json: a reader following the log stops once the container has exited.
     log.close();
     log.sink_mut().remove_reserve();

@@ -145,9 +145,13 @@ struct Ready {
     stdin_out: bool,
 }
 
-/// Runs until `pid` is reaped; returns how it ended. Output is logged throughout.
+/// Runs until `pid` is reaped; returns how it ended. Output is logged throughout. With
+/// `group` (the process runtime: `pid` leads a process group of its own), what is left of
+/// that group is killed when `pid` ends, as a pid namespace's teardown kills a runc
+/// container's: no background process of a container outlives it.
 pub fn supervise<S: LogSink + Send + 'static>(
     pid: i32,
+    group: bool,
     sfd: &SignalFd,
     streams: Streams,
     log: &mut LogWriter<S>,
@@ -175,6 +179,9 @@ pub fn supervise<S: LogSink + Send + 'static>(
         }
         if signalled {
             drain_signalfd(sfd);
+            if group && has_exited(pid) {
+                kill_group(pid);
+            }
             if let Some(exit) = reap(pid)? {
                 for (i, stream) in STREAMS.into_iter().enumerate() {
                     outputs.read(i, READS_AFTER_EXIT, log);
@@ -254,6 +261,50 @@ fn drain_signalfd(sfd: &SignalFd) {
                 eprintln!("moor-shim: read signalfd: {e}");
                 return;
             }
+        }
+    }
+}
+
+/// Whether `pid` (a child) has exited, without reaping it: its zombie keeps its pid, and so
+/// its process group id, from being reused while the group is killed.
+fn has_exited(pid: i32) -> bool {
+    // SAFETY: a zeroed siginfo_t is a valid value for waitid to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes one siginfo_t through the pointer, which points to a live local;
+    // WNOHANG returns at once, WNOWAIT leaves the child waitable.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid filled `info` (or left it zeroed: si_pid 0) and returned 0.
+    r == 0 && unsafe { info.si_pid() } == pid
+}
+
+/// SIGKILL to the process group `pgid` (its leader's zombie still holds the id).
+fn kill_group(pgid: i32) {
+    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => eprintln!("moor-shim: kill the container's process group: {e}"),
+    }
+}
+
+/// After the init: reaps the children still ending (the group just killed) until there are
+/// none, or `limit` has passed (a process that left the group may live on).
+pub fn reap_leftovers(limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: as in `reap`: one c_int written through a pointer to a live local.
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            -1 if Errno::last() == Errno::EINTR => continue,
+            -1 => return,
+            0 if std::time::Instant::now() >= deadline => return,
+            0 => std::thread::sleep(std::time::Duration::from_millis(2)),
+            _ => {}
         }
     }
 }
