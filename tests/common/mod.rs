@@ -291,44 +291,13 @@ impl Daemon {
 
     /// [`Daemon::cli`] with `stdin` as its input (None: /dev/null; the pipe is closed after it).
     pub fn cli_input(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut stdout = tempfile::tempfile().expect("CLI stdout file");
-        let mut stderr = tempfile::tempfile().expect("CLI stderr file");
         let host = format!("unix://{}", self.socket().display());
-        let mut child = Command::new(MOOR)
-            .arg("--host")
+        let mut cmd = Command::new(MOOR);
+        cmd.arg("--host")
             .arg(&host)
             .args(args)
-            .env_remove("MOOR_HOST")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(stdout.try_clone().expect("clone stdout file"))
-            .stderr(stderr.try_clone().expect("clone stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {MOOR} {args:?}: {e}"));
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input).expect("write the CLI's stdin");
-        }
-        let status = wait_child(&mut child, CLI_DEADLINE);
-        if status.is_none() {
-            signal(child.id() as i32, Signal::SIGKILL);
-            let _ = child.wait();
-        }
-        let output = Output {
-            status: status.unwrap_or_default(),
-            stdout: read_all(&mut stdout),
-            stderr: read_all(&mut stderr),
-        };
-        if status.is_none() {
-            panic!(
-                "`moor {}` did not finish within {CLI_DEADLINE:?}\n{}",
-                args.join(" "),
-                describe(&output)
-            );
-        }
-        output
+            .env_remove("MOOR_HOST");
+        run_client(cmd, "moor", args, stdin)
     }
 
     /// Runs the CLI, panics unless it exits 0, returns its stdout.
@@ -570,6 +539,51 @@ fn signal(pid: i32, sig: Signal) {
     if pid > 1 {
         let _ = kill(Pid::from_raw(pid), sig);
     }
+}
+
+/// Runs a client (`name` in messages) with `stdin` as its input (None: /dev/null; the pipe
+/// is closed after it, the EOF a CLI forwards), killing it after [`CLI_DEADLINE`], which
+/// fails the test.
+pub(crate) fn run_client(
+    mut cmd: Command,
+    name: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Output {
+    let mut stdout = tempfile::tempfile().expect("client stdout file");
+    let mut stderr = tempfile::tempfile().expect("client stderr file");
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(stdout.try_clone().expect("clone stdout file"))
+        .stderr(stderr.try_clone().expect("clone stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name} {args:?}: {e}"));
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input)
+            .unwrap_or_else(|e| panic!("write {name}'s stdin: {e}"));
+    }
+    let status = wait_child(&mut child, CLI_DEADLINE);
+    if status.is_none() {
+        signal(child.id() as i32, Signal::SIGKILL);
+        let _ = child.wait();
+    }
+    let output = Output {
+        status: status.unwrap_or_default(),
+        stdout: read_all(&mut stdout),
+        stderr: read_all(&mut stderr),
+    };
+    if status.is_none() {
+        panic!(
+            "`{name} {}` did not finish within {CLI_DEADLINE:?}\n{}",
+            args.join(" "),
+            describe(&output)
+        );
+    }
+    output
 }
 
 fn wait_child(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
