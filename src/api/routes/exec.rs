@@ -67,16 +67,7 @@ async fn create(
     if req.tty {
         return Err(ApiError::Tty);
     }
-    let (id, addr) = resolve(&state, &path.id).await?;
-    let rec = addr
-        .send(InspectContainer)
-        .await
-        .map_err(ContainerError::from)?;
-    match rec.state {
-        State::Running(_) | State::Stopping(_) => {}
-        State::Paused(_) => return Err(ApiError::ExecPaused { id }),
-        _ => return Err(ApiError::NotRunning { id }),
-    }
+    let (id, rec) = running_container(&state, &path.id).await?;
     let spec = &rec.spec;
     let exec_env = req.env.clone().unwrap_or_default();
     let user = req.user.clone().unwrap_or_default();
@@ -163,6 +154,24 @@ async fn inspect(state: Data, path: web::Path<IdPath>) -> Result<HttpResponse, A
     }))
 }
 
+/// The container `key` names, with its id, if an exec may run in it now: running (or
+/// stopping), not paused; Docker's 409s otherwise.
+async fn running_container(
+    state: &Data,
+    key: &str,
+) -> Result<(String, moor_state::ContainerRecord), ApiError> {
+    let (id, addr) = resolve(state, key).await?;
+    let rec = addr
+        .send(InspectContainer)
+        .await
+        .map_err(ContainerError::from)?;
+    match rec.state {
+        State::Running(_) | State::Stopping(_) => Ok((id, rec)),
+        State::Paused(_) => Err(ApiError::ExecPaused { id }),
+        _ => Err(ApiError::NotRunning { id }),
+    }
+}
+
 /// Checks the instance and its container, then starts it.
 async fn begin(state: &Data, exec_id: &str, req: &ExecStartRequest) -> Result<ExecRun, ApiError> {
     if req.tty {
@@ -173,16 +182,7 @@ async fn begin(state: &Data, exec_id: &str, req: &ExecStartRequest) -> Result<Ex
         .execs
         .get(exec_id)
         .ok_or_else(|| exec::ExecError::NotFound(exec_id.into()))?;
-    let (id, addr) = resolve(state, &entry.config.container_id).await?;
-    let rec = addr
-        .send(InspectContainer)
-        .await
-        .map_err(ContainerError::from)?;
-    match rec.state {
-        State::Running(_) | State::Stopping(_) => {}
-        State::Paused(_) => return Err(ApiError::ExecPaused { id }),
-        _ => return Err(ApiError::NotRunning { id }),
-    }
+    running_container(state, &entry.config.container_id).await?;
     let shared: &Arc<_> = &state.shared;
     Ok(exec::start(shared, exec_id, !req.detach)?)
 }
