@@ -27,21 +27,25 @@ fn refused(id: &str, why: impl Into<String>) -> AdminError {
     }
 }
 
+/// The refusal for a container that is not an orphan, with what the next start does to it.
+fn not_an_orphan(rec: &ContainerRecord, class: &Class) -> AdminError {
+    refused(
+        &rec.id,
+        format!(
+            "not an orphan (state {}; the next start does: {})",
+            rec.state.name(),
+            class.name()
+        ),
+    )
+}
+
 /// Makes an orphan managed again; returns the updated record.
 pub fn adopt(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminError> {
     let rec = direct.find(key)?;
-    if !matches!(rec.state, State::Orphaned { .. }) {
-        let class = classify(&rec.state, &observe(&direct.layout, &rec.id));
-        return Err(refused(
-            &rec.id,
-            format!(
-                "not an orphan (state {}; the next start does: {})",
-                rec.state.name(),
-                class.name()
-            ),
-        ));
-    }
     let obs = observe(&direct.layout, &rec.id);
+    if !matches!(rec.state, State::Orphaned { .. }) {
+        return Err(not_an_orphan(&rec, &classify(&rec.state, &obs)));
+    }
     if let Some(v) = obs.unsupported_protocol {
         return Err(refused(&rec.id, format!("its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan")));
     }
@@ -67,14 +71,7 @@ fn orphan_run(direct: &Direct, rec: &ContainerRecord) -> Result<moor_state::Run,
     let orphaned =
         matches!(rec.state, State::Orphaned { .. }) || matches!(class, Class::Orphan { .. });
     if !orphaned {
-        return Err(refused(
-            &rec.id,
-            format!(
-                "not an orphan (state {}; the next start does: {})",
-                rec.state.name(),
-                class.name()
-            ),
-        ));
+        return Err(not_an_orphan(rec, &class));
     }
     rec.state
         .run()
