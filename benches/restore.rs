@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-const MOOR: &str = env!("CARGO_BIN_EXE_moor");
-const SHIM: &str = env!("CARGO_BIN_EXE_moor-shim");
+use common::request;
 
 /// One daemon's directories.
 struct Dirs {
@@ -22,53 +19,28 @@ struct Dirs {
 
 impl Dirs {
     fn socket(&self) -> PathBuf {
-        self.base.join("s.sock")
+        common::socket(&self.base)
     }
 }
 
 fn start(d: &Dirs) -> Child {
-    std::fs::write(d.base.join("daemon.json"), r#"{"live-restore": true}"#).unwrap();
-    Command::new(MOOR)
-        .args(["daemon", "--root"])
-        .arg(d.base.join("root"))
-        .arg("--run-dir")
-        .arg(d.base.join("run"))
-        .arg("--socket")
-        .arg(d.socket())
-        .arg("--config")
-        .arg(d.base.join("daemon.json"))
-        .env("MOOR_SHIM", SHIM)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moor daemon")
-}
-
-fn request(sock: &Path, method: &str, path: &str, body: &str) -> Option<String> {
-    let mut s = UnixStream::connect(sock).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    common::spawn_daemon(
+        &d.base,
+        &d.base.join("run"),
+        r#"{"live-restore": true}"#,
+        &[],
     )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 /// Time from spawning the daemon until `/_ping` answers.
 fn time_to_ready(d: &Dirs) -> (Child, Duration) {
     let t0 = Instant::now();
     let mut child = start(d);
-    while !request(&d.socket(), "GET", "/_ping", "").is_some_and(|r| r.ends_with("OK")) {
-        if t0.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("daemon never ready");
-        }
-        std::thread::sleep(Duration::from_millis(1));
+    let poll = Duration::from_millis(1);
+    if !common::wait_ready(&d.socket(), Duration::from_secs(120), poll) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("daemon never ready");
     }
     (child, t0.elapsed())
 }

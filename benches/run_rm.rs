@@ -9,14 +9,11 @@ mod common;
 #[path = "../tests/common/runc.rs"]
 mod runc;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MOOR: &str = env!("CARGO_BIN_EXE_moor");
-const SHIM: &str = env!("CARGO_BIN_EXE_moor-shim");
+use common::MOOR;
 
 /// The daemon, killed and reaped on every path out (panics included), then the runc state
 /// and mounts it may have left cleaned.
@@ -31,34 +28,18 @@ struct DaemonGuard {
 
 impl DaemonGuard {
     fn start(base: &Path, run_dir: &Path) -> DaemonGuard {
-        std::fs::write(base.join("daemon.json"), "{}").expect("write daemon.json");
-        let child = Command::new(MOOR)
-            .arg("daemon")
-            .arg("--root")
-            .arg(base.join("root"))
-            .arg("--run-dir")
-            .arg(run_dir)
-            .arg("--socket")
-            .arg(base.join("s.sock"))
-            .arg("--config")
-            .arg(base.join("daemon.json"))
-            .args(["--runtime", "runc"])
-            .env("MOOR_SHIM", SHIM)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moor daemon");
+        let child = common::spawn_daemon(base, run_dir, "{}", &["--runtime", "runc"]);
         let guard = DaemonGuard {
             child,
             base: base.into(),
             run_dir: run_dir.into(),
         };
-        let t0 = Instant::now();
-        while !ping(&base.join("s.sock")) {
-            assert!(t0.elapsed() < Duration::from_secs(30), "daemon never ready");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        let up = common::wait_ready(
+            &common::socket(base),
+            Duration::from_secs(30),
+            Duration::from_millis(2),
+        );
+        assert!(up, "daemon never ready");
         guard
     }
 
@@ -97,16 +78,6 @@ impl Drop for DaemonGuard {
         }
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
-}
-
-fn ping(sock: &Path) -> bool {
-    let Ok(mut s) = UnixStream::connect(sock) else {
-        return false;
-    };
-    let mut out = String::new();
-    write!(s, "GET /_ping HTTP/1.0\r\n\r\n").is_ok()
-        && s.read_to_string(&mut out).is_ok()
-        && out.ends_with("OK")
 }
 
 /// A bundle for bare runc: the config.json moor generated for a busybox container (read

@@ -5,14 +5,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const MOOR: &str = env!("CARGO_BIN_EXE_moor");
-const SHIM: &str = env!("CARGO_BIN_EXE_moor-shim");
+use std::process::Child;
+use std::time::Duration;
 
 /// The daemon; on every path out (panics included) it is killed and reaped, and the
 /// containers and shims its run dir records are killed by pid.
@@ -25,49 +20,22 @@ struct DaemonGuard {
 
 impl DaemonGuard {
     fn start(base: &Path) -> DaemonGuard {
-        std::fs::write(base.join("daemon.json"), "{}").expect("write daemon.json");
-        let child = Command::new(MOOR)
-            .arg("daemon")
-            .arg("--root")
-            .arg(base.join("root"))
-            .arg("--run-dir")
-            .arg(base.join("run"))
-            .arg("--socket")
-            .arg(base.join("s.sock"))
-            .arg("--config")
-            .arg(base.join("daemon.json"))
-            .env("MOOR_SHIM", SHIM)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moor daemon");
+        let child = common::spawn_daemon(base, &base.join("run"), "{}", &[]);
         let guard = DaemonGuard {
             child,
             base: base.into(),
         };
-        let t0 = Instant::now();
-        while !guard
-            .request("GET", "/_ping", "")
-            .is_some_and(|r| r.ends_with("OK"))
-        {
-            assert!(t0.elapsed() < Duration::from_secs(30), "daemon never ready");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        let up = common::wait_ready(
+            &common::socket(base),
+            Duration::from_secs(30),
+            Duration::from_millis(2),
+        );
+        assert!(up, "daemon never ready");
         guard
     }
 
     fn request(&self, method: &str, path: &str, body: &str) -> Option<String> {
-        let mut s = UnixStream::connect(self.base.join("s.sock")).ok()?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
+        common::request(&common::socket(&self.base), method, path, body)
     }
 
     /// The (shim, process) pids of every container the run dir records.

@@ -1,6 +1,12 @@
 //! What every bench binary starts with: nothing to do under `cargo test --all-targets`
 //! (which runs bench binaries without `--bench`), the count N from the arguments, and a
-//! temp dir under /tmp (short unix socket paths).
+//! temp dir under /tmp (short unix socket paths); and a daemon to talk to.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// N from `cargo bench --bench NAME [-- N]`, or `None` (after a hint) when not benchmarking.
 pub fn count(name: &str, default: usize) -> Option<usize> {
@@ -22,4 +28,70 @@ pub fn temp_dir() -> tempfile::TempDir {
         .prefix("moor-bench-")
         .tempdir_in("/tmp")
         .expect("temp dir in /tmp")
+}
+
+/// The CLI and daemon binary.
+pub const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+/// The shim the daemon starts.
+pub const SHIM: &str = env!("CARGO_BIN_EXE_moor-shim");
+
+/// The socket of a daemon started by [`spawn_daemon`] in `base`.
+pub fn socket(base: &Path) -> std::path::PathBuf {
+    base.join("s.sock")
+}
+
+/// `moor daemon` with its root, socket and config (`config` written to `daemon.json`) under
+/// `base`, its run directory `run_dir`, and `args`; logging at warn, output dropped. Not
+/// waited for: see [`ready`].
+pub fn spawn_daemon(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> Child {
+    std::fs::write(base.join("daemon.json"), config).expect("write daemon.json");
+    Command::new(MOOR)
+        .arg("daemon")
+        .arg("--root")
+        .arg(base.join("root"))
+        .arg("--run-dir")
+        .arg(run_dir)
+        .arg("--socket")
+        .arg(socket(base))
+        .arg("--config")
+        .arg(base.join("daemon.json"))
+        .args(args)
+        .env("MOOR_SHIM", SHIM)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moor daemon")
+}
+
+/// One HTTP/1.0 request on the socket; the whole answer, or None if it failed.
+pub fn request(sock: &Path, method: &str, path: &str, body: &str) -> Option<String> {
+    let mut s = UnixStream::connect(sock).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Whether the daemon on `sock` answers `/_ping`.
+pub fn ready(sock: &Path) -> bool {
+    request(sock, "GET", "/_ping", "").is_some_and(|r| r.ends_with("OK"))
+}
+
+/// Polls `/_ping` every `poll` until the daemon on `sock` answers (true) or `limit` has
+/// passed (false).
+pub fn wait_ready(sock: &Path, limit: Duration, poll: Duration) -> bool {
+    let t0 = Instant::now();
+    while !ready(sock) {
+        if t0.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(poll);
+    }
+    true
 }
