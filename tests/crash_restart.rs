@@ -10,7 +10,7 @@ use std::fs;
 use std::time::Duration;
 
 use common::*;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 const ROUNDS: usize = 12;
@@ -113,7 +113,13 @@ fn check_invariants(d: &Daemon, round: usize) {
 #[test]
 fn random_kills_never_lose_or_strand_a_container() {
     let mut d = Daemon::start(LIVE_RESTORE_ON);
-    let mut rng = rand::thread_rng();
+    // The seed is printed and can be given back with MOOR_CRASH_SEED to replay a failure.
+    let seed: u64 = match std::env::var("MOOR_CRASH_SEED") {
+        Ok(v) => v.parse().expect("MOOR_CRASH_SEED is a u64"),
+        Err(_) => rand::random(),
+    };
+    eprintln!("random_kills_never_lose_or_strand_a_container: MOOR_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut names = Vec::new();
     let mut n = 0;
     for round in 0..ROUNDS {

@@ -179,8 +179,8 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_disk_drops_output_visibly_and_never_blocks() {
     let _serial = one_at_a_time();
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root");
+    if let Some(reason) = common::prereq::need_root("mounting a tmpfs") {
+        eprintln!("{reason}");
         return;
     }
     let d = Daemon::start(LIVE_RESTORE_OFF);

@@ -9,6 +9,9 @@
 //! one scratch directory under /tmp. Everything is torn down by `systemd-box down`, which kills
 //! the box's pid namespace (and so every process the test started) by its recorded pid.
 
+#[path = "common/prereq.rs"]
+mod prereq;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -32,17 +35,21 @@ fn tool() -> PathBuf {
     }
 }
 
-/// Why this machine cannot run the box, if it cannot.
+/// Why this machine cannot run the box: a missing prerequisite fails the test unless
+/// `MOOR_TEST_SKIP` names `systemd` (or `root`), when the reason to print is returned.
 fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root: systemd-box needs root".into());
+    if let Some(reason) = prereq::need_root("systemd-box") {
+        return Some(reason);
     }
     if !tool().exists() {
-        return Some(format!("{} not found", tool().display()));
+        return prereq::missing("systemd", format!("{} not found", tool().display()));
     }
     let pid1 = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
     if pid1.trim() == "systemd" {
-        return Some("systemd is PID 1 here: systemd-box refuses to run beside it".into());
+        return prereq::missing(
+            "systemd",
+            "systemd is PID 1 here: systemd-box refuses to run beside it".into(),
+        );
     }
     None
 }

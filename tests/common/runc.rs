@@ -20,16 +20,19 @@ pub fn header() -> tar::Header {
     h
 }
 
-/// Why runc tests cannot run here (printed by the test), or None when they can.
+/// Root, runc and busybox are needed: None when all are here. A missing one fails the test
+/// (it panics) unless `MOOR_TEST_SKIP` names `runc` (or `root`), when the reason to print is
+/// returned.
 pub fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("runc tests need root".into());
+    if let Some(reason) = super::prereq::need_root("a runc test") {
+        return Some(reason);
     }
     for bin in ["/bin/busybox", "/usr/sbin/runc"] {
         if !Path::new(bin).exists() && which(bin).is_none() {
-            return Some(format!(
-                "{bin} is missing: apt-get install busybox-static runc"
-            ));
+            return super::prereq::missing(
+                "runc",
+                format!("{bin} is missing: run .ci/setup (apt-get install busybox-static runc)"),
+            );
         }
     }
     None
