@@ -33,6 +33,7 @@ use nix::fcntl::Flock;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
+use crate::config::log_opts::{LogOptError, LogOpts};
 use crate::config::{self, ConfigError, DaemonConfig};
 use crate::paths::Paths;
 use crate::runtime::runc::{self, Runc};
@@ -121,25 +122,31 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn log_opt(&self, spec: &ContainerSpec, key: &str) -> Option<String> {
-        spec.log_opts
-            .get(key)
-            .cloned()
-            .or_else(|| self.config.get().log_opts.get(key).cloned())
+    /// The log options in force for a container: its own over the daemon's `log-opts`, key
+    /// by key, checked ([`LogOpts::parse`]). A record an older build accepted with options now
+    /// refused gets the defaults (no rotation), with a warning.
+    pub fn log_opts(&self, spec: &ContainerSpec) -> LogOpts {
+        self.check_log_opts(spec).unwrap_or_else(|e| {
+            warn!(error = %e, "log options refused: the log is not rotated");
+            LogOpts::default()
+        })
+    }
+
+    /// The container's own log options over the daemon's, checked: what a create refuses.
+    pub fn check_log_opts(&self, spec: &ContainerSpec) -> Result<LogOpts, LogOptError> {
+        let mut merged = self.config.get().log_opts.clone();
+        merged.extend(spec.log_opts.clone());
+        LogOpts::parse(&merged)
     }
 
     /// The container's `max-size` log option in bytes (its own, else the daemon's).
     pub fn log_max_size(&self, spec: &ContainerSpec) -> Option<u64> {
-        self.log_opt(spec, "max-size")
-            .as_deref()
-            .and_then(parse_size)
+        self.log_opts(spec).max_size
     }
 
     /// The container's `max-file` log option (its own, else the daemon's; default 1).
     pub fn log_max_file(&self, spec: &ContainerSpec) -> u32 {
-        self.log_opt(spec, "max-file")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1)
+        self.log_opts(spec).max_file
     }
 }
 
