@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-/// The most files `max-file` may keep (moor's bound; see the module header).
-pub const MAX_FILE_LIMIT: u32 = 1000;
+/// The most files `max-file` may keep (moor's bound; see the module header). The shim
+/// clamps to the same bound.
+pub use crate::shim::log_file::MAX_FILE_LIMIT;
 
 /// Keys Docker's json-file driver accepts that moor does not implement.
 const NOT_IMPLEMENTED: &[&str] = &[
