@@ -21,7 +21,6 @@ pub mod supervisor;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -285,21 +284,24 @@ fn open_store(layout: &Layout) -> Result<Store, DaemonError> {
 }
 
 fn prepare_dirs(layout: &Layout) -> Result<(), DaemonError> {
-    for dir in [
-        layout.root.clone(),
-        layout.root.join("containers"),
-        layout.run_containers(),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    }
-    if let Some(parent) = layout.socket.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    let fixed = layout.prepare().map_err(layout_err)?;
+    if fixed > 0 {
+        warn!(
+            fixed,
+            "directories more open than moor keeps them were made private"
+        );
     }
     Ok(())
 }
 
-/// Binds the API socket, replacing a stale one, mode 0660.
-fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListener, DaemonError> {
+fn layout_err(e: layout::LayoutError) -> DaemonError {
+    let layout::LayoutError::Io { what, path, source } = e;
+    DaemonError::Io { what, path, source }
+}
+
+/// Binds the API socket, replacing a stale one, mode 0660 and group `moor` when it exists.
+fn bind_socket(layout: &Layout) -> Result<std::os::unix::net::UnixListener, DaemonError> {
+    let path = layout.socket.as_path();
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(io_err("remove stale socket", path)(e))
@@ -307,8 +309,7 @@ fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListene
         _ => {}
     }
     let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err("bind", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(io_err("chmod", path))?;
+    layout.secure_socket().map_err(layout_err)?;
     Ok(listener)
 }
 
@@ -380,7 +381,7 @@ async fn serve(
     mut signals: tokio::sync::mpsc::UnboundedReceiver<i32>,
 ) -> Result<(), DaemonError> {
     let supervisor = Supervisor::new(shared.clone(), recovered).start();
-    let listener = bind_socket(&shared.layout.socket)?;
+    let listener = bind_socket(&shared.layout)?;
     let server = crate::api::server::serve(listener, supervisor.clone(), shared.clone())
         .map_err(io_err("serve", &shared.layout.socket))?;
     let handle = server.handle();
