@@ -2,6 +2,8 @@
 //! `default-runtime`, `runtimes`, `log-opts`, `shutdown-timeout`...).
 //! A missing file means the defaults; a malformed one is an error naming line and column.
 
+pub mod log_opts;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -76,9 +78,44 @@ pub struct DaemonConfig {
     /// Free-form daemon labels.
     #[serde(default)]
     pub labels: Vec<String>,
+    /// moor's own: the most bytes one image import may unpack to (a size such as `16g`,
+    /// binary units as `--memory`); None: [`DEFAULT_IMAGE_UNPACK_LIMIT`]. Reloadable.
+    #[serde(default, deserialize_with = "image_limit")]
+    pub image_unpack_limit: Option<u64>,
     /// Every other key: Docker-only keys are warned about, others refused.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// The default cap on an import's unpacked size: 16 GiB. Above the largest images in common
+/// use (CUDA and ML images unpack to 10-15 GB), far below what a decompression bomb reaches,
+/// and a bound on the disk one request can fill. daemon.json `image-unpack-limit` changes it.
+pub const DEFAULT_IMAGE_UNPACK_LIMIT: u64 = 16 << 30;
+
+impl DaemonConfig {
+    /// The cap on an import's unpacked size in force.
+    pub fn image_unpack_limit(&self) -> u64 {
+        self.image_unpack_limit
+            .unwrap_or(DEFAULT_IMAGE_UNPACK_LIMIT)
+    }
+}
+
+/// `image-unpack-limit`: a positive size string (`16g`, `512m`, `1000000`) or number of bytes.
+fn image_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    let value = serde_json::Value::deserialize(d)?;
+    let bytes = match &value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => crate::daemon::parse_size(s),
+        _ => None,
+    };
+    match bytes {
+        Some(n) if n > 0 => Ok(Some(n)),
+        _ => Err(D::Error::custom(format!(
+            "image-unpack-limit: invalid size {value}: a positive number of bytes or a size \
+             such as \"16g\""
+        ))),
+    }
 }
 
 impl Default for DaemonConfig {
@@ -107,6 +144,14 @@ pub enum ConfigError {
         /// The parse failure.
         #[source]
         source: serde_json::Error,
+    },
+    /// `log-opts` that Docker's json-file driver (or moor) refuses.
+    #[error("{path}: log-opts: {reason}")]
+    LogOpts {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the option.
+        reason: crate::config::log_opts::LogOptError,
     },
     /// A key neither moor nor Docker knows.
     #[error("{path}: unknown key {key:?}{hint}")]
@@ -150,6 +195,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
         path: path.into(),
         source,
     })?;
+    crate::config::log_opts::LogOpts::parse(&config.log_opts).map_err(|reason| {
+        ConfigError::LogOpts {
+            path: path.into(),
+            reason,
+        }
+    })?;
     let mut ignored_keys = Vec::new();
     for key in config.other.keys() {
         if DOCKER_ONLY_KEYS.contains(&key.as_str()) {
@@ -179,6 +230,7 @@ const KNOWN_KEYS: &[&str] = &[
     "debug",
     "log-level",
     "labels",
+    "image-unpack-limit",
 ];
 
 fn did_you_mean(key: &str) -> String {
@@ -252,5 +304,42 @@ mod tests {
     fn missing_file_gives_defaults() {
         let l = load(Path::new("/nonexistent/moor/daemon.json")).unwrap();
         assert_eq!(l.config, DaemonConfig::default());
+    }
+
+    #[test]
+    fn log_opts_are_checked_as_docker_does() {
+        let e = parse(
+            Path::new("d.json"),
+            r#"{"log-opts": {"max-size": "garbage"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "d.json: log-opts: max-size: invalid size: 'garbage'"
+        );
+        let e = parse(Path::new("d.json"), r#"{"log-opts": {"max-fil": "3"}}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown log opt 'max-fil' for json-file log driver"),
+            "{e}"
+        );
+        assert!(parse(
+            Path::new("d.json"),
+            r#"{"log-opts": {"max-size": "10m", "max-file": "3"}}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn image_unpack_limit_takes_sizes_and_refuses_garbage() {
+        let limit =
+            |json: &str| parse(Path::new("d.json"), json).map(|l| l.config.image_unpack_limit());
+        assert_eq!(limit("{}").unwrap(), DEFAULT_IMAGE_UNPACK_LIMIT);
+        assert_eq!(limit(r#"{"image-unpack-limit": "2g"}"#).unwrap(), 2 << 30);
+        assert_eq!(limit(r#"{"image-unpack-limit": 4096}"#).unwrap(), 4096);
+        for bad in [r#""lots""#, "0", "-1", "true"] {
+            let e = limit(&format!(r#"{{"image-unpack-limit": {bad}}}"#)).unwrap_err();
+            assert!(e.to_string().contains("image-unpack-limit"), "{e}");
+        }
     }
 }

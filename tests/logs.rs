@@ -304,3 +304,82 @@ fn streaming_a_large_log_does_not_grow_the_daemon() {
         "daemon RSS grew by {grown} KiB (from {before} KiB) while streaming {LOG_BYTES} bytes"
     );
 }
+
+/// Issue 18, item 4: log options are checked as Docker's json-file driver checks them; a
+/// refused one is a 400 naming it, and nothing is created.
+#[test]
+fn bad_log_options_are_refused_at_create_naming_the_option() {
+    let d = Daemon::start(LIVE_RESTORE_OFF);
+    let create = |opts: &str| {
+        let body = format!(
+            r#"{{"Image":"host","Cmd":["true"],"HostConfig":{{"LogConfig":{{"Type":"json-file","Config":{opts}}}}}}}"#
+        );
+        d.http("POST", "/v1.44/containers/create", Some(&body))
+    };
+    for (opts, want) in [
+        (
+            r#"{"max-size":"garbage"}"#,
+            "max-size: invalid size: 'garbage'",
+        ),
+        (r#"{"max-size":"0"}"#, "max-size must be a positive number"),
+        (
+            r#"{"max-size":"1","max-file":"0"}"#,
+            "max-file cannot be less than 1",
+        ),
+        (
+            r#"{"max-size":"1","max-file":"4294967295"}"#,
+            "max-file cannot be more than 1000",
+        ),
+        (r#"{"max-file":"3"}"#, "max-file 3 needs max-size"),
+        (
+            r#"{"x":"1"}"#,
+            "unknown log opt 'x' for json-file log driver",
+        ),
+        (
+            r#"{"compress":"true"}"#,
+            "log opt 'compress' is not implemented",
+        ),
+    ] {
+        let r = create(opts);
+        assert_eq!(r.status, 400, "{opts}: {}", r.body);
+        assert!(r.message().contains(want), "{opts}: {}", r.message());
+    }
+    let listed = d.http("GET", "/containers/json?all=1", None).json();
+    assert_eq!(listed, serde_json::json!([]), "nothing was created");
+    let r = create(r#"{"max-size":"10k","max-file":"3"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// daemon.json `log-opts` get the same checks: a bad value keeps the old configuration on
+/// reload (the error logged, naming the option) and stops a start.
+#[test]
+fn bad_log_opts_in_daemon_json_are_refused_at_reload_and_start() {
+    let mut d = Daemon::start(r#"{"log-opts": {"max-size": "1m"}}"#);
+    fs::write(d.config_path(), r#"{"log-opts": {"max-size": "garbage"}}"#).expect("write");
+    d.send(Signal::SIGHUP);
+    let want = "log-opts: max-size: invalid size: 'garbage'";
+    assert!(
+        wait_for(Duration::from_secs(10), || d.output().contains(want)),
+        "{}",
+        d.output()
+    );
+    d.stop_term();
+    // Under timeout(1): a start that wrongly succeeds is ended, not waited for.
+    let out = Command::new("timeout")
+        .args(["30", MOOR, "daemon"])
+        .arg("--root")
+        .arg(d.root())
+        .arg("--run-dir")
+        .arg(d.run_dir())
+        .arg("--socket")
+        .arg(d.socket())
+        .arg("--config")
+        .arg(d.config_path())
+        .args(["--runtime", "process"])
+        .env("MOOR_SHIM", MOOR_SHIM)
+        .output()
+        .expect("run moor daemon");
+    assert!(!out.status.success(), "a start with bad log-opts fails");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(want), "{stderr}");
+}

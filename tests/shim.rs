@@ -312,6 +312,36 @@ fn many_lines_arrive_complete_and_in_order() {
     assert_eq!(count, LINES);
 }
 
+/// Issue 18, item 4: a rotation that fails (here `.1` is a non-empty directory, which
+/// neither unlink nor rename can replace, even as root) is reported once in the shim's own
+/// log; every line is still drained into the current file and the exit is recorded.
+#[test]
+fn a_failing_rotation_is_reported_once_and_output_keeps_flowing() {
+    const LINES: u32 = 50_000;
+    let (shim, _) = start_spec(
+        process_spec(&["seq", "1", &LINES.to_string()]),
+        PROTOCOL,
+        |spec| {
+            spec.log_max_size = Some(10_000);
+            spec.log_max_file = 2;
+            let blocker = PathBuf::from(format!("{}.1/x", spec.log_path.display()));
+            fs::create_dir_all(blocker).expect("make .1 a non-empty directory");
+        },
+    );
+    assert_eq!(shim.wait_exit().exit, ExitKind::Code(0));
+    let records = shim.records();
+    assert_eq!(records.len(), LINES as usize, "every line drained");
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(record["log"], format!("{}\n", i + 1));
+    }
+    let shim_log = fs::read_to_string(shim.dir.path().join("shim.log")).expect("shim.log");
+    assert_eq!(
+        shim_log.matches("rotate log:").count(),
+        1,
+        "reported once: {shim_log}"
+    );
+}
+
 #[test]
 fn log_is_rotated_by_size() {
     let (shim, _) = start_spec(process_spec(&["seq", "1", "3000"]), PROTOCOL, |spec| {

@@ -85,6 +85,9 @@ pub enum ApiError {
         /// Its id.
         id: String,
     },
+    /// A log option refused (Docker's "unknown log opt ..." and bounds).
+    #[error("{0}")]
+    LogOpt(#[from] crate::config::log_opts::LogOptError),
     /// The image store failed.
     #[error("image store: {0}")]
     ImageStore(#[from] moor_state::image::ImageStoreError),
@@ -146,7 +149,8 @@ impl ResponseError for ApiError {
             | ApiError::Change(_)
             | ApiError::Reference(_)
             | ApiError::Tty
-            | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::Unsupported { .. }
+            | ApiError::LogOpt(_) => StatusCode::BAD_REQUEST,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,

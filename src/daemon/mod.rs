@@ -21,7 +21,6 @@ pub mod supervisor;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,6 +32,7 @@ use nix::fcntl::Flock;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
+use crate::config::log_opts::{LogOptError, LogOpts};
 use crate::config::{self, ConfigError, DaemonConfig};
 use crate::paths::Paths;
 use crate::runtime::runc::{self, Runc};
@@ -121,25 +121,31 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn log_opt(&self, spec: &ContainerSpec, key: &str) -> Option<String> {
-        spec.log_opts
-            .get(key)
-            .cloned()
-            .or_else(|| self.config.get().log_opts.get(key).cloned())
+    /// The log options in force for a container: its own over the daemon's `log-opts`, key
+    /// by key, checked ([`LogOpts::parse`]). A record an older build accepted with options now
+    /// refused gets the defaults (no rotation), with a warning.
+    pub fn log_opts(&self, spec: &ContainerSpec) -> LogOpts {
+        self.check_log_opts(spec).unwrap_or_else(|e| {
+            warn!(error = %e, "log options refused: the log is not rotated");
+            LogOpts::default()
+        })
+    }
+
+    /// The container's own log options over the daemon's, checked: what a create refuses.
+    pub fn check_log_opts(&self, spec: &ContainerSpec) -> Result<LogOpts, LogOptError> {
+        let mut merged = self.config.get().log_opts.clone();
+        merged.extend(spec.log_opts.clone());
+        LogOpts::parse(&merged)
     }
 
     /// The container's `max-size` log option in bytes (its own, else the daemon's).
     pub fn log_max_size(&self, spec: &ContainerSpec) -> Option<u64> {
-        self.log_opt(spec, "max-size")
-            .as_deref()
-            .and_then(parse_size)
+        self.log_opts(spec).max_size
     }
 
     /// The container's `max-file` log option (its own, else the daemon's; default 1).
     pub fn log_max_file(&self, spec: &ContainerSpec) -> u32 {
-        self.log_opt(spec, "max-file")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1)
+        self.log_opts(spec).max_file
     }
 }
 
@@ -278,21 +284,24 @@ fn open_store(layout: &Layout) -> Result<Store, DaemonError> {
 }
 
 fn prepare_dirs(layout: &Layout) -> Result<(), DaemonError> {
-    for dir in [
-        layout.root.clone(),
-        layout.root.join("containers"),
-        layout.run_containers(),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    }
-    if let Some(parent) = layout.socket.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    let fixed = layout.prepare().map_err(layout_err)?;
+    if fixed > 0 {
+        warn!(
+            fixed,
+            "directories more open than moor keeps them were made private"
+        );
     }
     Ok(())
 }
 
-/// Binds the API socket, replacing a stale one, mode 0660.
-fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListener, DaemonError> {
+fn layout_err(e: layout::LayoutError) -> DaemonError {
+    let layout::LayoutError::Io { what, path, source } = e;
+    DaemonError::Io { what, path, source }
+}
+
+/// Binds the API socket, replacing a stale one, mode 0660 and group `moor` when it exists.
+fn bind_socket(layout: &Layout) -> Result<std::os::unix::net::UnixListener, DaemonError> {
+    let path = layout.socket.as_path();
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(io_err("remove stale socket", path)(e))
@@ -300,8 +309,7 @@ fn bind_socket(path: &std::path::Path) -> Result<std::os::unix::net::UnixListene
         _ => {}
     }
     let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err("bind", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(io_err("chmod", path))?;
+    layout.secure_socket().map_err(layout_err)?;
     Ok(listener)
 }
 
@@ -373,7 +381,7 @@ async fn serve(
     mut signals: tokio::sync::mpsc::UnboundedReceiver<i32>,
 ) -> Result<(), DaemonError> {
     let supervisor = Supervisor::new(shared.clone(), recovered).start();
-    let listener = bind_socket(&shared.layout.socket)?;
+    let listener = bind_socket(&shared.layout)?;
     let server = crate::api::server::serve(listener, supervisor.clone(), shared.clone())
         .map_err(io_err("serve", &shared.layout.socket))?;
     let handle = server.handle();

@@ -191,7 +191,15 @@ impl Handler<CreateContainer> for Supervisor {
         spec_file(&self.shared, &record, false)?;
         // The log exists from create on, so `logs -f` can open it before the start.
         let log = self.shared.layout.log_path(&id);
-        if let Err(source) = std::fs::File::create(&log) {
+        let created = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            0o640,
+        )
+        .open(&log);
+        if let Err(source) = created {
             let _ = std::fs::remove_dir_all(self.shared.layout.container_dir(&id));
             return Err(ContainerError::Io {
                 what: "create",

@@ -101,9 +101,18 @@ pub fn rebuild(images: &ImageStore, root: &Path) -> usize {
     restored
 }
 
-/// At daemon start: a rebuilt store gets its images tree back from the files ([`rebuild`]);
-/// an intact one writes any file missing (images imported before the files existed).
+/// At daemon start: what interrupted imports left in `images/tmp/` is removed
+/// ([`ImageDirs::sweep_tmp`]); a rebuilt store gets its images tree back from the files
+/// ([`rebuild`]); an intact one writes any file missing (images imported before the files
+/// existed).
 pub fn on_open(store: &Store, root: &Path, rebuilt: bool) {
+    let swept = ImageDirs::new(root).sweep_tmp();
+    if swept > 0 {
+        warn!(
+            removed = swept,
+            "removed what interrupted image imports left in images/tmp"
+        );
+    }
     let images = match store.images() {
         Ok(images) => images,
         Err(e) => {

@@ -1,7 +1,9 @@
 //! Imported images on disk: `<root>/images/<sha256 hex>/rootfs`, unpacked once, content
-//! addressed by the sha256 of the tarball as given. An import is unpacked into
-//! `<root>/images/tmp/` and renamed into place, so a crash never leaves a half image
-//! under its id. The name -> id mapping lives in the store (`moor_state::image`). An import
+//! addressed by the sha256 of the tarball as given. An import is unpacked into a work
+//! directory of its own under `<root>/images/tmp/` (so concurrent imports of one tarball never
+//! share one) and renamed into place, so a crash never leaves a half image under its id. What
+//! a crash, a kill or an aborted upload leaves in `tmp/` is swept at the next daemon start
+//! ([`ImageDirs::sweep_tmp`]); a failed import removes its own files at once. The name -> id mapping lives in the store (`moor_state::image`). An import
 //! with `changes` has a config too, and its id covers it ([`image_id`]).
 
 pub mod changes;
@@ -66,6 +68,17 @@ pub enum ImageError {
         /// Why it is refused.
         reason: String,
     },
+    /// The archive unpacks to more than the configured cap (`image-unpack-limit`).
+    #[error(
+        "image unpacks to more than {limit} bytes, the limit set by daemon.json \
+         image-unpack-limit (entry {entry:?} goes past it)"
+    )]
+    TooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+        /// The first entry that went past it.
+        entry: String,
+    },
     /// An entry could not be written.
     #[error("unpack tar entry {entry:?}")]
     Entry {
@@ -82,7 +95,7 @@ impl ImageError {
     pub fn is_bad_archive(&self) -> bool {
         matches!(
             self,
-            ImageError::Tar { .. } | ImageError::UnsafeEntry { .. }
+            ImageError::Tar { .. } | ImageError::UnsafeEntry { .. } | ImageError::TooLarge { .. }
         )
     }
 }
@@ -117,31 +130,70 @@ impl ImageDirs {
         self.rootfs(id).is_dir()
     }
 
-    /// Unpacks `tar` as image `id` (no-op when it already is); returns the unpacked size.
-    pub fn install(&self, id: &str, tar: &Path) -> Result<u64, ImageError> {
+    /// A fresh, unique work directory name under `tmp/` for one import of `id`.
+    fn work_dir(&self, id: &str) -> PathBuf {
+        let short = &id[..id.len().min(12)];
+        self.tmp()
+            .join(format!("unpack-{short}-{:016x}", rand::random::<u64>()))
+    }
+
+    /// Unpacks `tar` as image `id` (no-op when it already is), refusing an archive that
+    /// unpacks to more than `limit` bytes; returns the unpacked size. Concurrent installs of
+    /// one id each unpack into their own work directory; the first rename wins and the
+    /// others are dropped.
+    pub fn install(&self, id: &str, tar: &Path, limit: u64) -> Result<u64, ImageError> {
         let io = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| ImageError::Io { what, path, source }
         };
-        let work = self.tmp().join(format!("{id}.{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&work);
-        let rootfs = work.join("rootfs");
+        let work = TmpDir(self.work_dir(id));
+        let rootfs = work.0.join("rootfs");
         std::fs::create_dir_all(&rootfs).map_err(io("create", &rootfs))?;
-        let size = match unpack::unpack(tar, &rootfs) {
-            Ok(size) => size,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&work);
-                return Err(e);
-            }
-        };
+        let size = unpack::unpack(tar, &rootfs, limit)?;
         let target = self.dir.join(id);
         if self.exists(id) {
-            let _ = std::fs::remove_dir_all(&work);
             return Ok(size);
         }
-        let _ = std::fs::remove_dir_all(&target);
-        std::fs::rename(&work, &target).map_err(io("rename", &work))?;
-        Ok(size)
+        match std::fs::rename(&work.0, &target) {
+            Ok(()) => Ok(size),
+            // Another import of the same id got there first.
+            Err(_) if self.exists(id) => Ok(size),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                // A directory without a rootfs (a metadata file only): moved aside into tmp/
+                // (removed there), then this image takes its place.
+                let aside = TmpDir(self.work_dir(id));
+                std::fs::rename(&target, &aside.0).map_err(io("move aside", &target))?;
+                match std::fs::rename(&work.0, &target) {
+                    Err(_) if self.exists(id) => Ok(size),
+                    other => other.map(|()| size).map_err(io("rename", &work.0)),
+                }
+            }
+            Err(e) => Err(io("rename", &work.0)(e)),
+        }
+    }
+
+    /// Removes everything under `tmp/`: what imports interrupted by a crash, a kill or a
+    /// full disk left. Called at daemon start, under the root's lock (no import runs).
+    /// Returns how many entries were removed.
+    pub fn sweep_tmp(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(self.tmp()) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let gone = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+            match gone {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove import leftover")
+                }
+            }
+        }
+        removed
     }
 
     /// Deletes an image's files.
@@ -154,6 +206,24 @@ impl ImageDirs {
                 source: e,
             }),
             _ => Ok(()),
+        }
+    }
+}
+
+/// A path under `images/tmp/` removed (file or tree) when the value is dropped: an import's
+/// upload or work directory, on every way out (error, cancelled request, success).
+#[derive(Debug)]
+pub struct TmpDir(pub PathBuf);
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let gone = match std::fs::symlink_metadata(&self.0) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&self.0),
+            Ok(_) => std::fs::remove_file(&self.0),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = gone {
+            tracing::warn!(path = %self.0.display(), error = %e, "cannot remove import leftover");
         }
     }
 }
@@ -244,7 +314,7 @@ mod tests {
         let dirs = ImageDirs::new(dir.path());
         let tar = dir.path().join("bad.tar");
         std::fs::write(&tar, vec![0xffu8; 1024]).expect("write");
-        let err = dirs.install("abc", &tar).expect_err("garbage");
+        let err = dirs.install("abc", &tar, 1 << 30).expect_err("garbage");
         assert!(err.is_bad_archive(), "{err:?}");
         assert!(!dirs.exists("abc"));
         assert_eq!(std::fs::read_dir(dirs.tmp()).expect("tmp").count(), 0);

@@ -5,6 +5,12 @@
 //! `link/passwd` escape), no relative symlink whose target climbs above the image root,
 //! no hard link outside it. Absolute symlink targets are kept: they resolve inside the
 //! container's root at run time. Owners, modes, mtimes and device nodes are kept (as root).
+//!
+//! Every format the `tar` crate reads is accepted: ustar, GNU (long names, sparse files) and
+//! PAX; regular files, directories, symlinks, hard links, FIFOs and device nodes. The sum of
+//! the entries' unpacked sizes is capped (daemon.json `image-unpack-limit`): the entry that
+//! would go past the cap is refused before a byte of it is written, so a decompression bomb
+//! costs at most the cap in disk.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -39,8 +45,8 @@ pub fn detect(head: &[u8]) -> Compression {
 }
 
 /// Unpacks the tarball at `src` into the directory `dest` (which must exist); returns the
-/// sum of the entries' sizes.
-pub fn unpack(src: &Path, dest: &Path) -> Result<u64, ImageError> {
+/// sum of the entries' sizes, refusing an archive whose sum goes past `limit`.
+pub fn unpack(src: &Path, dest: &Path, limit: u64) -> Result<u64, ImageError> {
     let io = |what| {
         let path = src.to_path_buf();
         move |source| ImageError::Io { what, path, source }
@@ -54,11 +60,11 @@ pub fn unpack(src: &Path, dest: &Path) -> Result<u64, ImageError> {
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(file).map_err(io("zstd"))?),
     };
-    unpack_reader(reader, dest)
+    unpack_reader(reader, dest, limit)
 }
 
-/// Unpacks a tar stream into `dest`; see the module header for the checks.
-pub fn unpack_reader(reader: impl Read, dest: &Path) -> Result<u64, ImageError> {
+/// Unpacks a tar stream into `dest`; see the module header for the checks and the cap.
+pub fn unpack_reader(reader: impl Read, dest: &Path, limit: u64) -> Result<u64, ImageError> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
@@ -90,7 +96,11 @@ pub fn unpack_reader(reader: impl Read, dest: &Path) -> Result<u64, ImageError> 
             }
             .map_err(unsafe_entry)?;
         }
-        size += entry.header().size().unwrap_or(0);
+        // The unpacked size (a sparse file's real size, a PAX size), checked before writing.
+        size = size.saturating_add(entry.size());
+        if size > limit {
+            return Err(ImageError::TooLarge { limit, entry: raw });
+        }
         let written = match kind {
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 make_node(&entry, &dest.join(&rel))
@@ -173,8 +183,14 @@ fn make_node<R: Read>(entry: &tar::Entry<'_, R>, path: &Path) -> io::Result<()> 
         _ => SFlag::S_IFIFO,
     };
     let mode = Mode::from_bits_truncate(header.mode()? & 0o7777);
-    let major = u64::from(header.device_major()?.unwrap_or(0));
-    let minor = u64::from(header.device_minor()?.unwrap_or(0));
+    // GNU tar leaves the device fields of a FIFO empty (not a number): only devices have them.
+    let (major, minor) = match kind {
+        SFlag::S_IFIFO => (0, 0),
+        _ => (
+            u64::from(header.device_major()?.unwrap_or(0)),
+            u64::from(header.device_minor()?.unwrap_or(0)),
+        ),
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -235,7 +251,7 @@ mod tests {
         let dest = dir.path().join("a/b");
         std::fs::create_dir_all(&dest).expect("mkdir");
         let tar = tar_with(|b| file(b, "../../evil", b"x"));
-        let err = unpack_reader(&tar[..], &dest).expect_err("refused");
+        let err = unpack_reader(&tar[..], &dest, 1 << 20).expect_err("refused");
         assert!(err.to_string().contains("../../evil"), "{err}");
         assert!(!dir.path().join("evil").exists());
     }
@@ -251,11 +267,11 @@ mod tests {
             symlink(b, "link", outside.to_str().expect("utf-8"));
             file(b, "link/evil", b"x");
         });
-        let err = unpack_reader(&tar[..], &dest).expect_err("refused");
+        let err = unpack_reader(&tar[..], &dest, 1 << 20).expect_err("refused");
         assert!(err.to_string().contains("link/evil"), "{err}");
         assert!(!outside.join("evil").exists());
         let tar = tar_with(|b| symlink(b, "a/up", "../../etc"));
-        let err = unpack_reader(&tar[..], &dest).expect_err("refused");
+        let err = unpack_reader(&tar[..], &dest, 1 << 20).expect_err("refused");
         assert!(err.to_string().contains("escapes"), "{err}");
     }
 
@@ -267,11 +283,50 @@ mod tests {
             symlink(b, "bin/sh", "/bin/tool");
             symlink(b, "usr/bin/x", "../../bin/tool");
         });
-        let size = unpack_reader(&tar[..], dir.path()).expect("unpack");
+        let size = unpack_reader(&tar[..], dir.path(), 1 << 20).expect("unpack");
         assert_eq!(size, 5);
         assert_eq!(
             std::fs::read_link(dir.path().join("bin/sh")).expect("link"),
             PathBuf::from("/bin/tool")
+        );
+    }
+
+    #[test]
+    fn a_gnu_fifo_without_device_numbers_unpacks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Header::new_gnu leaves dev_major/dev_minor all NUL, as GNU tar does for a FIFO.
+        let tar = tar_with(|b| {
+            let mut h = header();
+            h.set_entry_type(EntryType::Fifo);
+            h.set_size(0);
+            h.set_mode(0o600);
+            b.append_data(&mut h, "run/pipe", &[][..])
+                .expect("append fifo");
+        });
+        unpack_reader(&tar[..], dir.path(), 1 << 20).expect("unpack");
+        use std::os::unix::fs::FileTypeExt;
+        let meta = std::fs::symlink_metadata(dir.path().join("run/pipe")).expect("fifo");
+        assert!(meta.file_type().is_fifo());
+    }
+
+    #[test]
+    fn the_cap_refuses_before_writing_the_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tar = tar_with(|b| {
+            file(b, "a", &[1u8; 600]);
+            file(b, "b", &[2u8; 600]);
+        });
+        let err = unpack_reader(&tar[..], dir.path(), 1000).expect_err("over the cap");
+        assert!(err.is_bad_archive(), "{err:?}");
+        assert!(err.to_string().contains("1000 bytes"), "{err}");
+        assert!(dir.path().join("a").exists());
+        assert!(
+            !dir.path().join("b").exists(),
+            "the entry past the cap is not written"
+        );
+        assert_eq!(
+            unpack_reader(&tar[..], dir.path(), 1200).expect("at the cap"),
+            1200
         );
     }
 }

@@ -113,7 +113,8 @@ fn replace<T: Serialize>(
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        // 0600: the spec files hold the container's environment (often secrets).
+        .mode(0o600)
         .open(&tmp)
         .map_err(io_err("create", &tmp))?;
     file.write_all(&text).map_err(io_err("write", &tmp))?;

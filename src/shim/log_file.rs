@@ -10,6 +10,59 @@ use std::path::{Path, PathBuf};
 /// Size of the reserve file, room for a few drop reports on a full disk.
 pub const RESERVE_SIZE: usize = 4096;
 
+/// The most files a log keeps (`max-file`): the daemon refuses more at create, and the shim
+/// clamps to it, so one rotation never does more than this many renames.
+pub const MAX_FILE_LIMIT: u32 = 1000;
+
+/// When to rotate, and what a failed rotation does: the failure is reported once on the
+/// shim's stderr (its own log) and writing goes on in the current file, past `max-size`;
+/// the next try comes after another `max-size` bytes, so a rotation that keeps failing
+/// costs one attempt per `max-size` of output, never one per record.
+#[derive(Debug)]
+pub struct Rotation {
+    /// Rotate before the file would exceed this many bytes (None: never).
+    max_size: Option<u64>,
+    /// After a failure: the size at which to try again.
+    retry_at: Option<u64>,
+}
+
+impl Rotation {
+    /// Rotation at `max_size` bytes (None: never).
+    pub fn new(max_size: Option<u64>) -> Rotation {
+        Rotation {
+            max_size,
+            retry_at: None,
+        }
+    }
+
+    /// The size past which the file is rotated (None: never).
+    pub fn limit(&self) -> Option<u64> {
+        self.max_size.map(|max| self.retry_at.unwrap_or(max))
+    }
+
+    /// Rotates `sink`; a failure is reported once per run of failures and puts the next try
+    /// one `max-size` further.
+    pub fn rotate<S: LogSink>(&mut self, sink: &mut S) {
+        match sink.rotate() {
+            Ok(()) => {
+                if self.retry_at.take().is_some() {
+                    eprintln!("moor-shim: log rotation works again");
+                }
+            }
+            Err(e) => {
+                if self.retry_at.is_none() {
+                    eprintln!(
+                        "moor-shim: rotate log: {e}; writing on in the current file, \
+                         retrying every max-size bytes"
+                    );
+                }
+                let step = self.max_size.unwrap_or(u64::MAX);
+                self.retry_at = Some(sink.size().saturating_add(step));
+            }
+        }
+    }
+}
+
 /// Where encoded records go: the log file, or a fake in tests.
 pub trait LogSink {
     /// Appends all of `buf`, or fails leaving the sink as it was.
@@ -33,8 +86,10 @@ pub struct FileSink {
     file: File,
     /// Its size, to decide when to rotate without a stat per write.
     size: u64,
-    /// How many files to keep in all (the current one included).
+    /// How many files to keep in all (the current one included), at most [`MAX_FILE_LIMIT`].
     max_file: u32,
+    /// How many rotated files (`.1` up) exist: a rotation renames only those.
+    kept: u32,
     /// `.<name>.reserve` next to the log while it exists (see the module header).
     reserve: Option<PathBuf>,
 }
@@ -47,13 +102,23 @@ impl FileSink {
         }
         let file = open_append(path)?;
         let size = file.metadata()?.len();
-        Ok(FileSink {
+        let mut sink = FileSink {
             path: path.to_owned(),
             file,
             size,
-            max_file,
+            max_file: max_file.clamp(1, MAX_FILE_LIMIT),
+            kept: 0,
             reserve: make_reserve(path),
-        })
+        };
+        sink.kept = sink.count_kept();
+        Ok(sink)
+    }
+
+    /// The rotated files present, counted from `.1` up to the first missing one.
+    fn count_kept(&self) -> u32 {
+        (1..self.max_file)
+            .take_while(|n| self.numbered(*n).exists())
+            .count() as u32
     }
 
     /// Removes the reserve file (the shim is done writing).
@@ -61,6 +126,24 @@ impl FileSink {
         if let Some(reserve) = self.reserve.take() {
             let _ = fs::remove_file(reserve);
         }
+    }
+
+    /// Docker's rotation: drops the oldest kept file when all are there, shifts the others
+    /// up by one, moves the current file to `.1` and opens a new one.
+    fn shift_and_reopen(&mut self) -> io::Result<()> {
+        let oldest = self.max_file - 1;
+        if self.kept >= oldest {
+            ignore_not_found(fs::remove_file(self.numbered(oldest)))?;
+            self.kept = oldest - 1;
+        }
+        for n in (1..=self.kept).rev() {
+            ignore_not_found(fs::rename(self.numbered(n), self.numbered(n + 1)))?;
+        }
+        fs::rename(&self.path, self.numbered(1))?;
+        self.kept += 1;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
     }
 
     fn numbered(&self, n: u32) -> PathBuf {
@@ -132,15 +215,12 @@ impl LogSink for FileSink {
             self.size = 0;
             return Ok(());
         }
-        let oldest = self.max_file - 1;
-        ignore_not_found(fs::remove_file(self.numbered(oldest)))?;
-        for n in (1..oldest).rev() {
-            ignore_not_found(fs::rename(self.numbered(n), self.numbered(n + 1)))?;
+        let result = self.shift_and_reopen();
+        if result.is_err() {
+            // Part of the shift may have happened: count again for the next try.
+            self.kept = self.count_kept();
         }
-        fs::rename(&self.path, self.numbered(1))?;
-        self.file = open_append(&self.path)?;
-        self.size = 0;
-        Ok(())
+        result
     }
 
     fn release_reserve(&mut self) -> bool {
@@ -194,5 +274,62 @@ mod tests {
         assert!(sink.release_reserve());
         assert!(!reserve.exists());
         assert!(!sink.release_reserve());
+    }
+
+    #[test]
+    fn a_failed_rotation_keeps_the_current_file_writable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c-json.log");
+        // `.1` a non-empty directory: removing and renaming onto it fail, even as root.
+        fs::create_dir_all(dir.path().join("c-json.log.1/x")).expect("mkdir");
+        let mut sink = FileSink::open(&path, 2).expect("open");
+        sink.append(b"a\n").expect("append");
+        assert!(sink.rotate().is_err());
+        sink.append(b"b\n").expect("still appends");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "a\nb\n");
+        // A huge max-file is clamped, and a rotation renames only the files there are.
+        let mut huge = FileSink::open(&dir.path().join("h.log"), u32::MAX).expect("open");
+        assert_eq!(huge.max_file, MAX_FILE_LIMIT);
+        for _ in 0..3 {
+            huge.append(b"x\n").expect("append");
+            huge.rotate().expect("rotate");
+        }
+        assert_eq!(huge.kept, 3);
+    }
+
+    /// A sink whose rotation always fails; counts the tries.
+    struct Stuck {
+        size: u64,
+        tries: u32,
+    }
+
+    impl LogSink for Stuck {
+        fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+            self.size += buf.len() as u64;
+            Ok(())
+        }
+        fn size(&self) -> u64 {
+            self.size
+        }
+        fn rotate(&mut self) -> io::Result<()> {
+            self.tries += 1;
+            Err(io::Error::from_raw_os_error(libc::EROFS))
+        }
+    }
+
+    #[test]
+    fn a_failing_rotation_is_retried_once_per_max_size() {
+        let mut rotation = Rotation::new(Some(100));
+        let mut sink = Stuck { size: 0, tries: 0 };
+        for _ in 0..1000 {
+            sink.append(&[b'x'; 10]).expect("append");
+            if rotation.limit().is_some_and(|l| sink.size() > l) {
+                rotation.rotate(&mut sink);
+            }
+        }
+        // 10,000 bytes: one try at 100, then one per further 100 bytes at most.
+        assert!(sink.tries <= 100, "{} tries", sink.tries);
+        assert!(sink.tries >= 50, "{} tries", sink.tries);
+        assert_eq!(Rotation::new(None).limit(), None);
     }
 }

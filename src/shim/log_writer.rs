@@ -12,7 +12,7 @@
 use std::io;
 
 use super::clock::{self, Timestamp};
-pub use super::log_file::{FileSink, LogSink, RESERVE_SIZE};
+pub use super::log_file::{FileSink, LogSink, Rotation, RESERVE_SIZE};
 use super::log_pipeline::Pipeline;
 use super::record::{encode, encode_with, find_newline, Tail};
 
@@ -80,8 +80,8 @@ const PIPELINE_MIN: usize = 64 * 1024;
 pub struct LogWriter<S> {
     /// Where batches go; None while it is on the writer thread with a batch.
     sink: Option<S>,
-    /// Rotate before the file would exceed this many bytes (None: never).
-    max_size: Option<u64>,
+    /// When to rotate (`max-size`), and the back-off after a failed rotation.
+    rotation: Rotation,
     /// Records not written yet (written by [`LogWriter::flush`]).
     batch: Batch,
     /// A written batch kept for its allocation.
@@ -105,7 +105,7 @@ impl<S: LogSink + Send + 'static> LogWriter<S> {
     pub fn new(sink: S, max_size: Option<u64>) -> LogWriter<S> {
         LogWriter {
             sink: Some(sink),
-            max_size,
+            rotation: Rotation::new(max_size),
             batch: Batch::default(),
             spare: Batch::default(),
             pipeline: None,
@@ -356,18 +356,16 @@ impl<S: LogSink + Send + 'static> LogWriter<S> {
     fn add_record(&mut self, log: &[u8], tail: &Tail) {
         let mark = self.batch.bytes.len();
         encode_with(&mut self.batch.bytes, log, tail);
-        if let Some(max) = self.max_size {
+        if let Some(max) = self.rotation.limit() {
             if self.sink_size() + self.batch.bytes.len() as u64 > max {
                 // The new record starts the next file: set it aside, write the rest, rotate.
                 self.spill.clear();
                 self.spill.extend_from_slice(&self.batch.bytes[mark..]);
                 self.batch.bytes.truncate(mark);
                 self.flush();
-                let sink = self.sink_mut();
-                if sink.size() > 0 {
-                    if let Err(e) = sink.rotate() {
-                        eprintln!("moor-shim: rotate log: {e}");
-                    }
+                self.settle();
+                if let Some(sink) = self.sink.as_mut().filter(|s| s.size() > 0) {
+                    self.rotation.rotate(sink);
                 }
                 self.batch.bytes.extend_from_slice(&self.spill);
             }

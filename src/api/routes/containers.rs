@@ -189,6 +189,7 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
         let images = shared.store.images().map_err(ContainerError::from)?;
         Ok(images.resolve(name)?)
     })?;
+    shared.check_log_opts(&spec)?;
     if spec.runtime == RuntimeKind::Runc && !spec.user.is_empty() {
         // Docker finds out at start; a create that cannot start is refused at once.
         let rootfs = crate::image::ImageDirs::new(&shared.layout.root).rootfs(&spec.image_id);

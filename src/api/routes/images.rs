@@ -18,7 +18,7 @@ use crate::api::routes::Query;
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
-use crate::image::{changes, image_id, HashingFile, ImageDirs};
+use crate::image::{changes, image_id, HashingFile, ImageDirs, TmpDir};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -179,10 +179,12 @@ async fn create(
     let name = reference(&q)?;
     let config = changes::apply(&StoredConfig::default(), &lines)?;
     let dirs = ImageDirs::new(&state.shared.layout.root);
-    let upload = dirs
-        .tmp()
-        .join(format!("upload-{:016x}", rand::random::<u64>()));
-    let mut file = HashingFile::create(&upload)?;
+    // Removed on every way out, a broken upload or a dropped request included.
+    let upload = TmpDir(
+        dirs.tmp()
+            .join(format!("upload-{:016x}", rand::random::<u64>())),
+    );
+    let mut file = HashingFile::create(&upload.0)?;
     let mut bytes = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|_| ApiError::Query {
@@ -193,9 +195,15 @@ async fn create(
         file.write(&chunk)?;
     }
     let id = image_id(&file.finish(), &config);
-    let (work_dirs, work_id, work_upload) = (dirs.clone(), id.clone(), upload.clone());
-    let unpacked = web::block(move || work_dirs.install(&work_id, &work_upload)).await;
-    let _ = std::fs::remove_file(&upload);
+    let limit = state.shared.config.get().image_unpack_limit();
+    let (work_dirs, work_id) = (dirs.clone(), id.clone());
+    // The upload moves into the blocking task: removed when the unpack is done with it.
+    let unpacked = web::block(move || {
+        let installed = work_dirs.install(&work_id, &upload.0, limit);
+        drop(upload);
+        installed
+    })
+    .await;
     let size = unpacked.map_err(|_| ApiError::Unsupported {
         option: "an import interrupted by shutdown",
     })??;
