@@ -6,6 +6,10 @@
 mod common;
 
 #[allow(dead_code)]
+#[path = "../tests/common/prereq.rs"]
+mod prereq;
+
+#[allow(dead_code)]
 #[path = "../tests/common/runc.rs"]
 mod runc;
 
