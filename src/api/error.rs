@@ -15,7 +15,7 @@ pub enum ApiError {
     #[error(transparent)]
     Container(#[from] ContainerError),
     /// The request body is not valid JSON of the expected shape.
-    #[error("invalid JSON: {0}")]
+    #[error("invalid JSON")]
     Json(#[from] serde_json::Error),
     /// A query parameter has a value that cannot be used.
     #[error("invalid value {value:?} for query parameter {name:?}")]
@@ -92,7 +92,7 @@ pub enum ApiError {
     #[error("image store: {0}")]
     ImageStore(#[from] moor_state::image::ImageStoreError),
     /// An import failed (a refused archive is the client's fault).
-    #[error("{}", crate::runtime::chain(.0))]
+    #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     /// Removal of an image a container uses.
     #[error("conflict: unable to remove image {name} (must force) - image is being used by container {container}")]
@@ -119,7 +119,7 @@ pub enum ApiError {
     #[error(transparent)]
     Logs(#[from] crate::logs::LogsError),
     /// An exec instance that is missing, started twice, or could not start.
-    #[error("{}", crate::runtime::chain(.0))]
+    #[error(transparent)]
     Exec(#[from] crate::daemon::exec::ExecError),
     /// `docker exec` without a command.
     #[error("No exec command specified")]
@@ -133,6 +133,91 @@ pub enum ApiError {
     /// Start of a running container, stop of a stopped one: Docker answers 304.
     #[error("not modified")]
     NotModified,
+    /// A `since`/`until` parameter that is not a time, or one past the calendar.
+    #[error("invalid value for query parameter {name:?}")]
+    Time {
+        /// The parameter.
+        name: &'static str,
+        /// Why.
+        #[source]
+        source: crate::logs::LogsError,
+    },
+    /// A request body over the limit (`Content-Length` or the bytes sent).
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// A hijacked route's body that ended before its `Content-Length`.
+    #[error("the request body ended before its Content-Length ({expected} bytes)")]
+    BodyIncomplete {
+        /// The announced length.
+        expected: usize,
+    },
+    /// A `Content-Length` header that is not one decimal number.
+    #[error("invalid Content-Length {value:?}")]
+    ContentLength {
+        /// The header's value.
+        value: String,
+    },
+    /// A hijacked route (attach, exec start) sent with a chunked body.
+    #[error("{route}: a chunked request body is not supported; send Content-Length")]
+    LengthRequired {
+        /// The route.
+        route: &'static str,
+    },
+    /// A request head longer than the server reads, or with too many headers.
+    #[error("request head too large: at most {max_bytes} bytes and {max_headers} headers")]
+    HeadTooLarge {
+        /// The byte limit.
+        max_bytes: usize,
+        /// The header count limit.
+        max_headers: usize,
+    },
+    /// A request head that is not HTTP/1.x.
+    #[error("malformed request head")]
+    MalformedHead(#[source] httparse::Error),
+    /// A request head HTTP/1.x allows but the server refuses (the rules of actix-http).
+    #[error("malformed request head: {reason}")]
+    BadHead {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A request target that is not a valid URI.
+    #[error("invalid request target {target:?}")]
+    BadTarget {
+        /// The target as sent (its first 200 characters).
+        target: String,
+    },
+    /// A request handler panicked; the daemon caught it and serves on.
+    #[error("internal error: the request handler panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl ApiError {
+    /// The answer's `message`: this error and its causes, each once.
+    pub fn message(&self) -> String {
+        chain(self)
+    }
+}
+
+/// `err: source: source...`, skipping a cause whose text is already shown (a layer that
+/// prints its source with `{0}` and also exposes it through `source()`).
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let cause = e.to_string();
+        if !cause.is_empty() && !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = e.source();
+    }
+    text
 }
 
 impl ResponseError for ApiError {
@@ -149,8 +234,18 @@ impl ResponseError for ApiError {
             | ApiError::Change(_)
             | ApiError::Reference(_)
             | ApiError::Tty
+            | ApiError::Time { .. }
+            | ApiError::ContentLength { .. }
+            | ApiError::BodyIncomplete { .. }
+            | ApiError::MalformedHead(_)
+            | ApiError::BadHead { .. }
+            | ApiError::BadTarget { .. }
             | ApiError::Unsupported { .. }
             | ApiError::LogOpt(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::LengthRequired { .. } => StatusCode::LENGTH_REQUIRED,
+            ApiError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Panicked { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
@@ -165,7 +260,8 @@ impl ResponseError for ApiError {
             ApiError::NotModified => StatusCode::NOT_MODIFIED,
             ApiError::Ps { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::PsOutput { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Logs(crate::logs::LogsError::Time { .. }) => StatusCode::BAD_REQUEST,
+            ApiError::Logs(crate::logs::LogsError::Time { .. })
+            | ApiError::Logs(crate::logs::LogsError::TimeRange { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Logs(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -175,17 +271,13 @@ impl ResponseError for ApiError {
         if status == StatusCode::NOT_MODIFIED {
             return HttpResponse::NotModified().finish();
         }
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+        let message = self.message();
+        if status.is_server_error() && !matches!(self, ApiError::Panicked { .. }) {
+            tracing::error!(error = %message, "request failed");
         }
         HttpResponse::build(status)
             .insert_header(("Content-Type", "application/json"))
-            .body(
-                serde_json::to_string(&ErrorBody {
-                    message: self.to_string(),
-                })
-                .expect("an error body serializes"),
-            )
+            .body(serde_json::to_string(&ErrorBody { message }).expect("an error body serializes"))
     }
 }
 

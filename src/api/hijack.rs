@@ -20,22 +20,28 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use crate::api::error::ApiError;
+use crate::api::guard::unwinding;
+use crate::api::head::{self, MAX_HEAD, MAX_HEADERS};
 use crate::api::routes::logs::{pump, LogOptions};
 use crate::api::routes::{flag, Query};
-use crate::api::server::ApiState;
+use crate::api::server::{ApiState, MAX_BODY};
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{InspectContainer, ResolveContainer, WaitCondition, WaitContainer};
 use crate::shim::protocol::STDIN_FIFO;
 use moor_state::State;
 
-/// The largest request head peeked at; a longer one is never a hijack.
-const MAX_HEAD: usize = 16 * 1024;
 /// How long a client may take to send its first request head.
 const HEAD_DEADLINE: Duration = Duration::from_secs(30);
 /// Stdin bytes held while the container has not started yet.
 const MAX_EARLY_STDIN: usize = 1 << 20;
 /// How often the stdin FIFO is tried while the container is not running yet.
 const FIFO_RETRY: Duration = Duration::from_millis(20);
+/// After a refusal, how long what the client still sends is read and dropped before the
+/// close (closing a unix socket with unread bytes makes the client's read fail with
+/// ECONNRESET, and it would lose the answer).
+const LINGER: Duration = Duration::from_secs(2);
+/// The most bytes read and dropped after a refusal.
+const LINGER_BYTES: usize = 4 * MAX_BODY;
 
 /// What the first request head of a connection is.
 #[derive(Debug)]
@@ -48,15 +54,19 @@ pub enum Peeked {
     Other,
     /// The client closed before sending a head.
     Closed,
+    /// A head refused before any route sees it (malformed, too large, a body too large for a
+    /// hijacked route): answered with this error.
+    Refused(ApiError),
 }
 
 /// A parsed attach (or exec start) request head.
 #[derive(Debug)]
 pub struct AttachHead {
-    /// Bytes of the head, consumed before the 101.
+    /// Bytes of the head, consumed before the 101 (at most [`MAX_HEAD`]).
     pub(crate) head_len: usize,
-    /// The body length (0 for the docker CLI's attach; exec start's JSON).
-    pub(crate) content_length: usize,
+    /// The body length (0 for the docker CLI's attach; exec start's JSON), checked to be at
+    /// most [`MAX_BODY`].
+    pub(crate) body_len: usize,
     /// The `{id}` segment: container id, name or id prefix; or the exec id.
     pub(crate) id: String,
     /// The query string, undecoded.
@@ -89,21 +99,35 @@ pub async fn peek(io: &UnixStream) -> std::io::Result<Peeked> {
         }
         match parse_head(&buf[..n]) {
             Some(p) => return Ok(p),
-            None if n == buf.len() || Instant::now() > deadline => return Ok(Peeked::Other),
+            None if n == buf.len() => return Ok(Peeked::Refused(too_large())),
+            None if Instant::now() > deadline => return Ok(Peeked::Other),
             // Incomplete head: the socket stays readable, so back off before peeking again.
             None => tokio::time::sleep(Duration::from_millis(2)).await,
         }
     }
 }
 
-/// Parses a complete head; `None` while it is incomplete.
+/// The refusal of a head over the limits.
+fn too_large() -> ApiError {
+    ApiError::HeadTooLarge {
+        max_bytes: MAX_HEAD,
+        max_headers: MAX_HEADERS,
+    }
+}
+
+/// Parses and checks a complete head; `None` while it is incomplete.
 fn parse_head(bytes: &[u8]) -> Option<Peeked> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(bytes) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return None,
-        Err(_) => return Some(Peeked::Other),
+        Err(httparse::Error::TooManyHeaders) => return Some(Peeked::Refused(too_large())),
+        Err(e) => return Some(Peeked::Refused(ApiError::MalformedHead(e))),
+    };
+    let facts = match head::check(&req) {
+        Ok(facts) => facts,
+        Err(e) => return Some(Peeked::Refused(e)),
     };
     if req.method != Some("POST") {
         return Some(Peeked::Other);
@@ -116,19 +140,21 @@ fn parse_head(bytes: &[u8]) -> Option<Peeked> {
     let Some((target, id)) = hijack_target(path) else {
         return Some(Peeked::Other);
     };
-    let content_length = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-        .unwrap_or(0);
+    let route = match target {
+        Target::Attach => "attach",
+        Target::ExecStart => "exec start",
+    };
+    let body_len = match head::hijack_body(facts, route, MAX_BODY) {
+        Ok(n) => n,
+        Err(e) => return Some(Peeked::Refused(e)),
+    };
     let upgrade = req
         .headers
         .iter()
         .any(|h| h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"tcp"));
     let head = AttachHead {
         head_len,
-        content_length,
+        body_len,
         id: id.to_string(),
         query: query.to_string(),
         upgrade,
@@ -137,6 +163,38 @@ fn parse_head(bytes: &[u8]) -> Option<Peeked> {
         Target::Attach => Peeked::Attach(head),
         Target::ExecStart => Peeked::ExecStart(head),
     })
+}
+
+/// Reads the head and the body of a hijacked request (both bounded when parsed); the body.
+pub(crate) async fn consume(io: &mut UnixStream, head: &AttachHead) -> Result<Vec<u8>, ApiError> {
+    let incomplete = |_| ApiError::BodyIncomplete {
+        expected: head.body_len,
+    };
+    let mut bytes = vec![0u8; head.head_len];
+    io.read_exact(&mut bytes).await.map_err(incomplete)?;
+    let mut body = vec![0u8; head.body_len];
+    io.read_exact(&mut body).await.map_err(incomplete)?;
+    Ok(body)
+}
+
+/// Answers with an error, then reads and drops what the client still sends (a bounded
+/// amount, for a bounded time) before the close: see [`LINGER`].
+pub(crate) async fn refuse(mut io: UnixStream, e: &ApiError) {
+    if io.write_all(&error_response(e)).await.is_err() {
+        return;
+    }
+    let _ = io.shutdown().await;
+    let drain = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        while total < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total = total.saturating_add(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Which hijackable endpoint a path is.
@@ -196,18 +254,14 @@ fn options(query: &str) -> Result<AttachOptions, ApiError> {
 
 /// Serves one hijacked attach connection to its end.
 pub async fn attach(mut io: UnixStream, head: AttachHead, state: web::Data<ApiState>) {
-    let mut consumed = vec![0u8; head.head_len + head.content_length];
-    if io.read_exact(&mut consumed).await.is_err() {
-        return;
+    // An attach has no use for a body: it is read (bounded) and dropped.
+    if let Err(e) = consume(&mut io, &head).await {
+        return refuse(io, &e).await;
     }
-    let prepared = prepare(&head, &state).await;
+    let prepared = unwinding("attach", prepare(&head, &state)).await;
     let (opts, output, fifo) = match prepared {
         Ok(p) => p,
-        Err(e) => {
-            let _ = io.write_all(&error_response(&e)).await;
-            let _ = io.shutdown().await;
-            return;
-        }
+        Err(e) => return refuse(io, &e).await,
     };
     if io.write_all(UPGRADED.as_bytes()).await.is_err() {
         return;
@@ -306,7 +360,7 @@ async fn feed_stdin(mut rd: OwnedReadHalf, fifo: PathBuf) {
 /// An error as a complete HTTP response (the connection is closed after it).
 pub(crate) fn error_response(e: &ApiError) -> Vec<u8> {
     let status = e.status_code();
-    let body = serde_json::json!({ "message": e.to_string() }).to_string();
+    let body = serde_json::json!({ "message": e.message() }).to_string();
     format!(
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
          Api-Version: {}\r\nConnection: close\r\n\r\n{body}",
@@ -332,37 +386,75 @@ mod tests {
                 assert_eq!(a.id, "abc");
                 assert_eq!(a.query, "stderr=1&stdout=1&stream=1");
                 assert_eq!(a.head_len, head.len() - b"stdin bytes".len());
-                assert_eq!(a.content_length, 0);
+                assert_eq!(a.body_len, 0);
             }
             other => panic!("not an attach: {other:?}"),
         }
         assert!(parse_head(b"POST /containers/abc/attach HTTP/1.1\r\nHost:").is_none());
         assert!(matches!(
-            parse_head(b"GET /_ping HTTP/1.1\r\n\r\n"),
+            parse_head(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n"),
             Some(Peeked::Other)
         ));
         assert!(matches!(
-            parse_head(b"POST /containers/abc/start HTTP/1.1\r\n\r\n"),
+            parse_head(b"POST /containers/abc/start HTTP/1.0\r\n\r\n"),
             Some(Peeked::Other)
         ));
         let id = |p| hijack_target(p).map(|(_, id)| id);
         assert_eq!(id("/containers/x/attach"), Some("x"));
         assert_eq!(id("/v1.24/containers/x/attach"), Some("x"));
         assert_eq!(id("/vx/containers/x/attach"), None);
-        let exec = b"POST /v1.44/exec/e1/start HTTP/1.1\r\nContent-Length: 2\r\n\
+        let exec = b"POST /v1.44/exec/e1/start HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\
                      Upgrade: tcp\r\n\r\n{}";
         match parse_head(exec) {
             Some(Peeked::ExecStart(a)) => {
-                assert_eq!(
-                    (a.id.as_str(), a.content_length, a.upgrade),
-                    ("e1", 2, true)
-                );
+                assert_eq!((a.id.as_str(), a.body_len, a.upgrade), ("e1", 2, true));
             }
             other => panic!("not an exec start: {other:?}"),
         }
         assert!(matches!(
-            parse_head(b"POST /exec/e1/resize HTTP/1.1\r\n\r\n"),
+            parse_head(b"POST /exec/e1/resize HTTP/1.0\r\n\r\n"),
             Some(Peeked::Other)
+        ));
+    }
+
+    #[test]
+    fn client_lengths_never_size_a_buffer() {
+        let attach = |cl: &str| {
+            let head =
+                format!("POST /containers/c/attach HTTP/1.0\r\nContent-Length: {cl}\r\n\r\n");
+            parse_head(head.as_bytes())
+        };
+        for huge in ["18446744073709551615", "18446744073709551600", "1048577"] {
+            assert!(
+                matches!(
+                    attach(huge),
+                    Some(Peeked::Refused(ApiError::BodyTooLarge { .. }))
+                ),
+                "{huge}"
+            );
+        }
+        assert!(matches!(
+            attach("99999999999999999999999"),
+            Some(Peeked::Refused(ApiError::ContentLength { .. }))
+        ));
+        assert!(matches!(attach("1048576"), Some(Peeked::Attach(a)) if a.body_len == 1 << 20));
+        let chunked =
+            b"POST /exec/e/start HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(
+            parse_head(chunked),
+            Some(Peeked::Refused(ApiError::LengthRequired { .. }))
+        ));
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        let head = format!("GET /_ping HTTP/1.0\r\n{many}\r\n");
+        assert!(matches!(
+            parse_head(head.as_bytes()),
+            Some(Peeked::Refused(ApiError::HeadTooLarge { .. }))
+        ));
+        assert!(matches!(
+            parse_head(b"GET / HTTP/2.0\r\n\r\n"),
+            Some(Peeked::Refused(ApiError::MalformedHead(_)))
         ));
     }
 

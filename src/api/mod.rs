@@ -3,6 +3,8 @@
 pub mod convert;
 pub mod error;
 pub mod exec_types;
+pub mod guard;
+pub mod head;
 pub mod hijack;
 pub mod image_defaults;
 pub mod routes;

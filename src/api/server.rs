@@ -6,6 +6,7 @@
 //! HTTP/1 service. Why actix-web alone cannot serve the hijack:
 //! DESIGN.md, "Docker attach on actix-web".
 
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +17,17 @@ use actix_rt::net::UnixStream;
 use actix_service::{fn_factory, fn_service, map_config, Service, ServiceFactory};
 use actix_web::dev::{AppConfig, Server};
 use actix_web::{web, App};
+use futures_util::FutureExt;
 
-use crate::api::hijack;
 use crate::api::routes;
+use crate::api::{guard, hijack};
 use crate::daemon::supervisor::Supervisor;
 use crate::daemon::Shared;
+
+/// The largest request body read into memory, on every route (JSON, exec start, attach);
+/// a larger one is answered 413 `{"message"}`. Only an image import is streamed to disk
+/// without this limit.
+pub const MAX_BODY: usize = 1 << 20;
 
 /// What every handler gets.
 pub struct ApiState {
@@ -57,10 +64,17 @@ fn app(
         InitError = (),
     >,
 > {
-    App::new()
+    let app = App::new()
+        .wrap(actix_web::middleware::from_fn(guard::guard))
         .app_data(state)
-        .app_data(web::JsonConfig::default().limit(1 << 20))
-        .service(web::scope("/v{version:[0-9]+(\\.[0-9]+)?}").configure(routes::configure))
+        .app_data(web::JsonConfig::default().limit(MAX_BODY))
+        .app_data(web::PayloadConfig::new(MAX_BODY));
+    #[cfg(debug_assertions)]
+    let app = match guard::debug_panic_route() {
+        true => app.route("/moor/debug/panic", web::get().to(guard::debug_panic)),
+        false => app,
+    };
+    app.service(web::scope("/v{version:[0-9]+(\\.[0-9]+)?}").configure(routes::configure))
         .configure(routes::configure)
 }
 
@@ -89,8 +103,21 @@ fn connections(
     })
 }
 
-/// Serves one connection: a hijack raw, anything else through actix-http.
+/// Serves one connection: a hijack raw, anything else through actix-http. A panic past the
+/// hijacks' own guards (after the 101) ends this connection only.
 async fn route<S>(io: UnixStream, h1: Rc<S>, state: web::Data<ApiState>)
+where
+    S: Service<(UnixStream, Protocol, Option<std::net::SocketAddr>)>,
+    S::Error: std::fmt::Debug,
+{
+    let served = AssertUnwindSafe(serve_connection(io, h1, state)).catch_unwind();
+    if let Err(payload) = served.await {
+        let panic = guard::panic_message(payload.as_ref());
+        tracing::error!(%panic, "a connection's handler panicked; the connection is closed");
+    }
+}
+
+async fn serve_connection<S>(io: UnixStream, h1: Rc<S>, state: web::Data<ApiState>)
 where
     S: Service<(UnixStream, Protocol, Option<std::net::SocketAddr>)>,
     S::Error: std::fmt::Debug,
@@ -98,6 +125,7 @@ where
     match hijack::peek(&io).await {
         Ok(hijack::Peeked::Attach(head)) => hijack::attach(io, head, state).await,
         Ok(hijack::Peeked::ExecStart(head)) => routes::exec::serve_start(io, head, state).await,
+        Ok(hijack::Peeked::Refused(e)) => hijack::refuse(io, &e).await,
         Ok(hijack::Peeked::Other) => {
             if let Err(e) = h1.call((io, Protocol::Http1, None)).await {
                 tracing::debug!(error = ?e, "connection ended with an error");

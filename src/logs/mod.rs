@@ -45,6 +45,12 @@ pub enum LogsError {
         /// The value given.
         value: String,
     },
+    /// A `since`/`until` value of a valid form that no date can represent.
+    #[error("{value:?} is out of range: durations up to 2562047h, dates between the years -262143 and 262142")]
+    TimeRange {
+        /// The value given.
+        value: String,
+    },
     /// The reading thread could not be started.
     #[error("start the log reading thread")]
     Thread {

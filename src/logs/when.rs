@@ -10,26 +10,43 @@ use chrono::{DateTime, Utc};
 
 use super::LogsError;
 
-/// Parses a `since`/`until` value into a point in time; durations count back from `now`.
+/// Go's largest duration (`time.Duration` is an i64 of nanoseconds: about 2,562,047 h).
+const GO_MAX_SECONDS: f64 = i64::MAX as f64 / 1e9;
+
+/// Parses a `since`/`until` value into a point in time; durations count back from `now`
+/// (to the epoch at the earliest). Every client number goes through checked conversions: a
+/// value past what Go or chrono can represent is [`LogsError::TimeRange`], never a panic.
 pub fn parse(text: &str, now: SystemTime) -> Result<DateTime<Utc>, LogsError> {
     let bad = || LogsError::Time { value: text.into() };
-    if let Some(ago) = parse_go_duration(text) {
-        let at = now.checked_sub(ago).unwrap_or(UNIX_EPOCH);
-        return Ok(DateTime::<Utc>::from(at));
+    let range = || LogsError::TimeRange { value: text.into() };
+    if let Some(seconds) = go_seconds(text) {
+        let ago = Duration::try_from_secs_f64(seconds)
+            .ok()
+            .filter(|_| seconds <= GO_MAX_SECONDS)
+            .ok_or_else(range)?;
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        return timestamp(since_epoch.saturating_sub(ago)).ok_or_else(range);
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
     let (secs, frac) = text.split_once('.').unwrap_or((text, "0"));
-    if secs.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs.strip_prefix('-').unwrap_or(secs)) || !(frac.is_empty() || digits(frac)) {
         return Err(bad());
     }
-    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    let secs: i64 = secs.parse().map_err(|_| range())?;
     let nanos: u32 = format!("{frac:0<9}")
         .get(..9)
         .and_then(|f| f.parse().ok())
         .ok_or_else(bad)?;
-    DateTime::from_timestamp(secs, nanos).ok_or_else(bad)
+    DateTime::from_timestamp(secs, nanos).ok_or_else(range)
+}
+
+/// A time `since_epoch` after the epoch, if chrono can represent it.
+fn timestamp(since_epoch: Duration) -> Option<DateTime<Utc>> {
+    let secs = i64::try_from(since_epoch.as_secs()).ok()?;
+    DateTime::from_timestamp(secs, since_epoch.subsec_nanos())
 }
 
 /// The value as the API's `SECONDS.NANOS` (durations resolved against `now`).
@@ -43,8 +60,16 @@ pub fn to_api(text: &str, now: SystemTime) -> Result<String, LogsError> {
 }
 
 /// Go's `time.ParseDuration` for non-negative values: `[number unit]...`, units ns us µs ms
-/// s m h.
+/// s m h; `None` past Go's largest duration, as Go refuses it.
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    go_seconds(text)
+        .filter(|s| *s <= GO_MAX_SECONDS)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+/// The seconds a duration in Go's syntax spells (possibly infinite); `None` when it is not
+/// one.
+fn go_seconds(text: &str) -> Option<f64> {
     let mut rest = text;
     let mut total = 0f64;
     if rest.is_empty() {
@@ -71,7 +96,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         total += number * seconds;
         rest = &rest[unit_len..];
     }
-    Duration::try_from_secs_f64(total).ok()
+    Some(total)
 }
 
 #[cfg(test)]
@@ -104,8 +129,36 @@ mod tests {
         );
         let a = parse("1700000000.5", now).unwrap();
         assert_eq!(parse("2023-11-14T22:13:20.5Z", now).unwrap(), a);
-        for bad in ["yesterday", "", ".5", "1.x", "12abc"] {
-            assert!(parse(bad, now).is_err(), "{bad:?}");
+        for bad in ["yesterday", "", ".5", "1.x", "12abc", "-", "--5", "1.-5"] {
+            assert!(
+                matches!(parse(bad, now), Err(LogsError::Time { .. })),
+                "{bad:?}"
+            );
         }
+    }
+
+    #[test]
+    fn values_past_the_calendar_are_refused_not_panics() {
+        let now = SystemTime::now();
+        for far in [
+            "99999999999h",
+            "2562048h",
+            "1000000000000000000000000000000h",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "99999999999999999999",
+            "9000000000000",
+        ] {
+            assert!(
+                matches!(parse(far, now), Err(LogsError::TimeRange { .. })),
+                "{far:?}: {:?}",
+                parse(far, now)
+            );
+        }
+        // Go's largest duration reaches back to the epoch at the earliest.
+        assert_eq!(parse("2562047h", now).unwrap(), DateTime::UNIX_EPOCH);
+        assert_eq!(parse("-5", now).unwrap().timestamp(), -5);
+        assert_eq!(parse("5.", now).unwrap().timestamp(), 5);
+        assert_eq!(parse_go_duration("2562048h"), None);
     }
 }

@@ -8,7 +8,7 @@ use moor_state::State;
 
 use crate::api::error::ApiError;
 use crate::api::routes::containers::{matches_filters, parse_filters, resolve, IdPath};
-use crate::api::routes::logs::parse_when;
+use crate::api::routes::logs::time_param;
 use crate::api::routes::Query;
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
@@ -109,10 +109,7 @@ async fn top(
 async fn prune(state: web::Data<ApiState>, q: Query) -> Result<HttpResponse, ApiError> {
     let mut filters: BTreeMap<String, Vec<String>> = parse_filters(q.get("filters"))?;
     let until = match filters.remove("until").as_deref() {
-        Some([t, ..]) => Some(parse_when(t).ok_or_else(|| ApiError::Query {
-            name: "until",
-            value: t.clone(),
-        })?),
+        Some([t, ..]) => Some(time_param("until", t)?),
         _ => None,
     };
     let records = state

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::api::error::ApiError;
 use crate::api::routes::containers::parse_filters;
-use crate::api::routes::logs::parse_when;
+use crate::api::routes::logs::time_param;
 use crate::api::routes::Query;
 use crate::api::server::ApiState;
 use crate::daemon::events::DockerEvent;
@@ -51,10 +51,7 @@ pub fn matches(e: &DockerEvent, f: &BTreeMap<String, Vec<String>>) -> bool {
 fn when(q: &Query, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
     match q.get(name).map(String::as_str) {
         None | Some("") => Ok(None),
-        Some(v) => parse_when(v).map(Some).ok_or_else(|| ApiError::Query {
-            name,
-            value: v.into(),
-        }),
+        Some(v) => time_param(name, v).map(Some),
     }
 }
 

@@ -13,11 +13,12 @@ use actix_rt::net::UnixStream;
 use actix_web::{web, HttpResponse};
 use moor_state::record::RuntimeKind;
 use moor_state::State;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::api::error::ApiError;
 use crate::api::exec_types::*;
-use crate::api::hijack::{self, AttachHead};
+use crate::api::guard::unwinding;
+use crate::api::hijack::{self, refuse, AttachHead};
 use crate::api::routes::containers::{resolve, IdPath};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
@@ -211,15 +212,14 @@ async fn start(
 
 /// Serves a start that opened its connection, to its end (see the module header).
 pub async fn serve_start(mut io: UnixStream, head: AttachHead, state: Data) {
-    let mut consumed = vec![0u8; head.head_len + head.content_length];
-    if io.read_exact(&mut consumed).await.is_err() {
-        return;
-    }
-    let req = match body::<ExecStartRequest>(&consumed[head.head_len..]) {
+    let req = match hijack::consume(&mut io, &head)
+        .await
+        .and_then(|bytes| body::<ExecStartRequest>(&bytes))
+    {
         Ok(req) => req,
         Err(e) => return refuse(io, &e).await,
     };
-    let started = begin(&state, &head.id, &req).await;
+    let started = unwinding("exec start", begin(&state, &head.id, &req)).await;
     // A command that cannot be started is reported in the stream, as Docker does, and its
     // exit code (126/127) is recorded for the inspect that follows.
     let spawn_failed = matches!(&started, Err(ApiError::Exec(exec::ExecError::Spawn { .. })));
@@ -242,7 +242,7 @@ pub async fn serve_start(mut io: UnixStream, head: AttachHead, state: Data) {
     let Some(run) = run else {
         if let Some(e) = failure {
             let _ = io
-                .write_all(&exec::frame(2, format!("{e}\n").as_bytes()))
+                .write_all(&exec::frame(2, format!("{}\n", e.message()).as_bytes()))
                 .await;
         }
         let _ = io.shutdown().await;
@@ -263,12 +263,6 @@ pub async fn serve_start(mut io: UnixStream, head: AttachHead, state: Data) {
     if let Some(task) = feeder {
         task.abort();
     }
-}
-
-/// Answers with an error and closes the connection.
-async fn refuse(mut io: UnixStream, e: &ApiError) {
-    let _ = io.write_all(&hijack::error_response(e)).await;
-    let _ = io.shutdown().await;
 }
 
 #[cfg(test)]

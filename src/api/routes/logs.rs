@@ -98,7 +98,7 @@ fn options(q: &Query) -> Result<LogOptions, ApiError> {
 fn when(q: &Query, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
     match q.get(name).map(String::as_str) {
         None | Some("") | Some("0") => Ok(None),
-        Some(v) => Ok(Some(logs::when::parse(v, SystemTime::now())?)),
+        Some(v) => time_param(name, v).map(Some),
     }
 }
 
@@ -114,9 +114,10 @@ fn stopped(rx: oneshot::Receiver<WaitOutcome>) -> logs::stream::Done {
     Box::new(move |wait| !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout)))
 }
 
-/// Docker's `since`/`until` for other routes: RFC 3339, a unix timestamp or a duration.
-pub fn parse_when(s: &str) -> Option<DateTime<Utc>> {
-    logs::when::parse(s, SystemTime::now()).ok()
+/// Docker's `since`/`until` (RFC 3339, a unix timestamp or a duration back from now); a 400
+/// naming the parameter when it is none of them or past the calendar.
+pub fn time_param(name: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    logs::when::parse(value, SystemTime::now()).map_err(|source| ApiError::Time { name, source })
 }
 
 /// Sends the frames of the log at `path` to `tx` until the end (or, with `done`, until the
