@@ -3,7 +3,8 @@
 //! `pause` (and on `delete` once asked), then execs the real runc. While one container is
 //! pausing, `ps`, `inspect` and `start` of other containers answer within 1 s; the paused
 //! container's own `unpause` waits for the pause and leaves it consistent. The same holds
-//! while a slow `runc delete` cleans up after an exit.
+//! while a slow `runc delete` cleans up after an exit. Every call carries daemon.json's
+//! `runtimeArgs`.
 //!
 //! Root, runc and busybox are required: a machine without them fails these tests.
 
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 use common::runc::{busybox_tar, clean_up};
 use common::{raw_request, wait_for, Daemon, HttpResponse, MOOR};
 
+/// daemon.json `runtimeArgs` of the wrapper: a global option every runc call must carry.
+const RUNTIME_ARG: &str = "--log-format=text";
 /// How long the wrapper sleeps.
 const SLOW: Duration = Duration::from_secs(5);
 /// How long another container's request may take while one runc call is slow.
@@ -30,11 +33,12 @@ fn real_runc() -> PathBuf {
         .expect("runc is on PATH (apt-get install runc)")
 }
 
-/// Writes the wrapper into `dir`: before `pause` (always) or `delete` (once `slow-delete`
+/// Writes the wrapper into `dir`: it appends its arguments to `calls`; before `pause` (always) or `delete` (once `slow-delete`
 /// exists in `dir`) it marks the call in `dir` and sleeps, then it execs the real runc.
 fn write_wrapper(dir: &Path) -> PathBuf {
     let script = format!(
         r#"#!/bin/sh
+echo "$*" >> '{dir}/calls'
 for a in "$@"; do
   case "$a" in
     pause) touch '{dir}/pausing'; sleep {secs}; break ;;
@@ -64,7 +68,7 @@ fn daemon(wrapper_dir: &Path) -> Daemon {
     let wrapper = write_wrapper(wrapper_dir);
     let config = serde_json::json!({
         "live-restore": true,
-        "runtimes": { "runc": { "path": wrapper } },
+        "runtimes": { "runc": { "path": wrapper, "runtimeArgs": [RUNTIME_ARG] } },
     });
     let d = Daemon::start_with_runtime(&config.to_string(), "runc");
     let tar = d.root().with_file_name("bb.tar");
@@ -219,4 +223,17 @@ fn a_slow_pause_holds_up_only_its_own_container() {
 
     std::fs::remove_file(wrapper_dir.path().join("slow-delete")).expect("unmark");
     d.cli_ok(&["rm", "-f", "slow", "other", "idle"]);
+
+    // daemon.json's runtimeArgs reach every runc call: the shim's `run` and the daemon's.
+    let calls = std::fs::read_to_string(wrapper_dir.path().join("calls")).expect("calls");
+    for sub in ["run", "pause", "resume", "delete"] {
+        let call = calls
+            .lines()
+            .find(|l| l.split(' ').any(|w| w == sub))
+            .unwrap_or_else(|| panic!("no runc {sub} call in:\n{calls}"));
+        assert!(
+            call.split(' ').any(|w| w == RUNTIME_ARG),
+            "runc {sub} without {RUNTIME_ARG}: {call}"
+        );
+    }
 }
