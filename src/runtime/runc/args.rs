@@ -6,7 +6,7 @@
 //! Pure and std-only: the shim (std, libc, nix, serde_json) builds its `runc run` here, and
 //! the daemon's async client (`super::client`) runs what this module builds. Nothing here
 //! runs a process; a [`RuncCommand`] is argv as data, turned into a `std::process::Command`
-//! by its caller.
+//! by its caller. [`runc_message`] reads runc's logrus-framed stderr back into text.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
