@@ -39,7 +39,7 @@ const DOCKER_ONLY_KEYS: &[&str] = &[
 pub struct RuntimeEntry {
     /// Path of the OCI runtime binary.
     pub path: PathBuf,
-    /// Extra arguments (accepted for Docker compatibility).
+    /// Extra global options passed to every call of the runtime (Docker's `runtimeArgs`).
     #[serde(default, rename = "runtimeArgs")]
     pub runtime_args: Vec<String>,
 }

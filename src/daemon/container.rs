@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
-use moor_state::record::RuntimeKind;
 use moor_state::restart::{self, Occasion};
 use moor_state::{transition, ContainerRecord, Event, State};
 use tokio::sync::oneshot;
@@ -24,6 +23,7 @@ use crate::daemon::Shared;
 use crate::identity::PidFd;
 use crate::runtime::{self, StartOutcome};
 
+mod ordered;
 mod orphan;
 mod pause;
 mod policy;
@@ -163,8 +163,7 @@ impl ContainerActor {
         self.after_exit(ctx);
         if !matches!(self.record.state, State::Removing) {
             // A runc start that failed leaves no mount or runc state behind.
-            let shared = &self.shared;
-            runtime::runc::release(shared.runc.as_ref(), &shared.layout, &self.record.id);
+            self.release_in_order(ctx);
         }
         Ok(())
     }
@@ -247,21 +246,14 @@ impl ContainerActor {
             self.shared.log_max_size(&self.record.spec),
             self.shared.log_max_file(&self.record.spec),
         );
-        let spec = match (self.record.spec.runtime, &self.shared.runc) {
-            (RuntimeKind::Process, _) => Ok(runtime::process_spec(
-                &id,
-                &self.record.spec,
-                log.0,
-                log.1,
-                log.2,
-            )),
-            (RuntimeKind::Runc, Some(runc)) => runc
-                .prepare(layout, &id, &self.record.spec, log)
-                .map_err(runtime::RuntimeError::from),
-            (RuntimeKind::Runc, None) => Err(runtime::RuntimeError::NoRunc),
-        };
+        let prepare = runtime::prepare(
+            self.shared.runc.clone(),
+            layout.clone(),
+            (id, self.record.spec.clone()),
+            log,
+        );
         let bin = layout.shim_bin.clone();
-        let fut = async move { runtime::start_shim(&bin, &dir, &spec?).await };
+        let fut = async move { runtime::start_shim(&bin, &dir, prepare.await?).await };
         Box::pin(
             fut.into_actor(self)
                 .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
@@ -357,7 +349,7 @@ impl Actor for ContainerActor {
             State::Running(_) | State::Paused(_) | State::Stopping(_)
         ) {
             self.emit("restore", &[]);
-            self.restore_freezer();
+            self.restore_freezer(ctx);
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
             info!(parent: &self.span, "restart policy: starting at daemon start");
@@ -414,8 +406,7 @@ impl Handler<ShimExited> for ContainerActor {
                 self.after_exit(ctx);
                 if !matches!(self.record.state, State::Removing) {
                     // After the waiters got their answer: off the path the user waits on.
-                    let shared = &self.shared;
-                    runtime::runc::release(shared.runc.as_ref(), &shared.layout, &self.record.id);
+                    self.release_in_order(ctx);
                 }
             }
             Err(e) => warn!(parent: &self.span, error = %e, "exit not recorded"),
@@ -441,26 +432,32 @@ impl Handler<StopContainer> for ContainerActor {
             return Box::pin(async { Ok(()) });
         }
         let paused = self.paused_run();
-        let prepared: Result<_, ContainerError> = (|| {
-            let pidfd = self.process_pidfd()?;
-            self.apply(Event::StopRequested)?;
-            if let Some(run) = &paused {
-                self.thaw(run)?;
-            }
-            let signal = match self.record.spec.stop_signal.as_str() {
+        let prepared: Result<_, ContainerError> = self
+            .process_pidfd()
+            .and_then(|pidfd| self.apply(Event::StopRequested).map(|()| pidfd));
+        // A paused container is thawed (an async runc call) before the signal, in order.
+        let thawed = match (&prepared, &paused) {
+            (Ok(_), Some(run)) => self.thaw(run),
+            _ => Box::pin(fut::ready(Ok(()))),
+        };
+        let signalled = thawed.map(move |thawed, act, _| {
+            let pidfd = prepared?;
+            thawed?;
+            let signal = match act.record.spec.stop_signal.as_str() {
                 "" => libc::SIGTERM,
                 s => parse_signal(s).unwrap_or(libc::SIGTERM),
             };
             pidfd
                 .send_signal(signal)
                 .map_err(|source| ContainerError::Signal {
-                    id: self.record.id.clone(),
+                    id: act.record.id.clone(),
                     source,
                 })?;
             // Docker's order for a stop: kill (the stop signal), die, stop.
-            self.emit("kill", &[("signal", signal.to_string())]);
-            Ok((pidfd, self.next_exit()))
-        })();
+            act.emit("kill", &[("signal", signal.to_string())]);
+            Ok::<_, ContainerError>((pidfd, act.next_exit()))
+        });
+        let prepared = self.in_order(ctx, Box::pin(signalled));
         let timeout = msg
             .timeout_secs
             .or(self.record.spec.stop_timeout)
@@ -468,7 +465,7 @@ impl Handler<StopContainer> for ContainerActor {
         let span = self.span.clone();
         let (shared, record) = (self.shared.clone(), self.record.clone());
         Box::pin(async move {
-            let (pidfd, mut rx) = prepared?;
+            let (pidfd, mut rx) = ordered::step_output(prepared).await??;
             let waited = tokio::time::timeout(Duration::from_secs(timeout.into()), &mut rx).await;
             if waited.is_err() {
                 info!(parent: &span, timeout, "stop timeout: sending SIGKILL");
@@ -490,20 +487,25 @@ impl Handler<StopContainer> for ContainerActor {
 }
 
 impl Handler<KillContainer> for ContainerActor {
-    type Result = Result<(), ContainerError>;
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, msg: KillContainer, _: &mut Context<Self>) -> Self::Result {
-        let pidfd = self.process_pidfd()?;
-        self.unpause_for_signal(msg.signal);
-        info!(parent: &self.span, signal = msg.signal, "kill");
-        pidfd
-            .send_signal(msg.signal)
-            .map_err(|source| ContainerError::Signal {
-                id: self.record.id.clone(),
-                source,
-            })?;
-        self.emit("kill", &[("signal", msg.signal.to_string())]);
-        Ok(())
+        let pidfd = match self.process_pidfd() {
+            Ok(pidfd) => pidfd,
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
+        let thawed = self.unpause_for_signal(msg.signal);
+        AtomicResponse::new(Box::pin(thawed.map(move |(), act, _| {
+            info!(parent: &act.span, signal = msg.signal, "kill");
+            pidfd
+                .send_signal(msg.signal)
+                .map_err(|source| ContainerError::Signal {
+                    id: act.record.id.clone(),
+                    source,
+                })?;
+            act.emit("kill", &[("signal", msg.signal.to_string())]);
+            Ok(())
+        })))
     }
 }
 
@@ -521,20 +523,26 @@ impl Handler<RemoveContainer> for ContainerActor {
         if !(running && msg.force) {
             return Box::pin(fut::ready(self.remove_now(ctx)));
         }
-        let killed = self.process_pidfd().and_then(|pidfd| {
-            self.unpause_for_signal(libc::SIGKILL);
-            pidfd
+        let pidfd = self.process_pidfd();
+        let thawed = match pidfd {
+            Ok(_) => self.unpause_for_signal(libc::SIGKILL),
+            Err(_) => Box::pin(fut::ready(())),
+        };
+        let killed = thawed.map(move |(), act, _| {
+            let exit = act.next_exit();
+            pidfd?
                 .send_signal(libc::SIGKILL)
                 .map_err(|source| ContainerError::Signal {
-                    id: self.record.id.clone(),
+                    id: act.record.id.clone(),
                     source,
-                })
+                })?;
+            Ok::<_, ContainerError>(exit)
         });
-        let rx = self.next_exit();
+        let killed = self.in_order(ctx, Box::pin(killed));
         Box::pin(
             async move {
-                killed?;
-                let _ = rx.await;
+                let exit = ordered::step_output(killed).await??;
+                let _ = exit.await;
                 Ok(())
             }
             .into_actor(self)

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::daemon::events::DockerEvent;
 use crate::daemon::Shared;
 use crate::image::user::ExecUser;
+use crate::runtime::runc::args::ExecOpts;
 
 /// How long output is still read after the process exited (a background child of it may
 /// hold the pipes open).
@@ -295,23 +296,15 @@ fn command(
     match config.runtime {
         RuntimeKind::Runc => {
             let runc = shared.runc.as_ref().ok_or(ExecError::NoRunc)?;
-            let mut cmd = Command::new(&runc.binary);
-            cmd.arg("--root").arg(&runc.root).arg("exec");
-            cmd.arg("--pid-file").arg(pid_file);
-            for e in &config.env {
-                cmd.arg("--env").arg(e);
-            }
-            if !config.working_dir.is_empty() {
-                cmd.arg("--cwd").arg(&config.working_dir);
-            }
+            let mut opts = ExecOpts::new()
+                .pid_file(pid_file)
+                .env(config.env.iter().cloned())
+                .cwd(&config.working_dir);
             if let Some(u) = &config.exec_user {
-                cmd.arg("--user").arg(format!("{}:{}", u.uid, u.gid));
-                for g in &u.additional_gids {
-                    cmd.arg("--additional-gids").arg(g.to_string());
-                }
+                opts = opts.user(u.uid, u.gid, &u.additional_gids);
             }
-            cmd.arg(&config.container_id).args(&config.argv);
-            Ok(cmd)
+            let exec = runc.args.exec(&config.container_id, &opts, &config.argv);
+            Ok(Command::from(exec.to_std()))
         }
         RuntimeKind::Process => {
             let mut cmd = Command::new(&config.argv[0]);
@@ -512,7 +505,7 @@ fn runc_start_error(first: &[u8]) -> Option<(String, i32)> {
     if !text.starts_with("time=\"") || !text.contains("level=error msg=\"exec failed: ") {
         return None;
     }
-    let message = crate::shim::spawn::runc_message(text);
+    let message = crate::runtime::runc::args::runc_message(text);
     let code = match crate::shim::spawn::runc_exit_code(&message) {
         127 => 127,
         _ => 126,

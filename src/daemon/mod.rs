@@ -179,10 +179,9 @@ fn choose_runtime(
     is_root: bool,
 ) -> Result<(RuntimeKind, Option<Runc>), DaemonError> {
     let binary = runc::find_binary(config).filter(|p| p.is_file());
-    let runc = binary.filter(|_| is_root).map(|binary| Runc {
-        binary,
-        root: run_dir.join("runc"),
-    });
+    let runc = binary
+        .filter(|_| is_root)
+        .map(|binary| Runc::new(runc::args_from_config(config, binary, run_dir.join("runc"))));
     let kind = match asked {
         Some("process") => RuntimeKind::Process,
         Some("runc") if !is_root => return Err(DaemonError::RuncNeedsRoot),

@@ -1,16 +1,12 @@
 //! Pause and unpause: freezing a container's processes and thawing them.
 //!
-//! - runc containers: `runc --root R pause ID` / `resume ID`, the cgroup freezer (the
-//!   processes cannot observe it).
+//! - runc containers: `runc pause ID` / `resume ID` through the async runc client, the
+//!   cgroup freezer (the processes cannot observe it).
 //! - process containers: SIGSTOP / SIGCONT to the container's process group. The shim
 //!   starts the process with `setsid`, so its pid is also its process group id. The group is
 //!   signalled only after the leader's identity is verified through a pidfd and its pgid is
 //!   checked to be its own pid (never a pgid of 1 or less): while the leader lives (or is an
 //!   unreaped zombie of its shim) its pid, hence the pgid, cannot name another group.
-
-use std::io;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use moor_state::reconcile::RuntimeState;
 use moor_state::record::RuntimeKind;
@@ -20,7 +16,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{getpgid, Pid};
 use thiserror::Error;
 
-use super::runc::Runc;
+use super::runc::{Runc, RuncError};
 use crate::identity::{IdentityError, PidFd};
 
 /// Why a container could not be frozen or thawed.
@@ -32,27 +28,9 @@ pub enum FreezeError {
         /// `pause` or `resume`.
         action: &'static str,
     },
-    /// runc could not be executed.
-    #[error("run {binary} {action}")]
-    RuncSpawn {
-        /// The runc binary.
-        binary: PathBuf,
-        /// `pause` or `resume`.
-        action: &'static str,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// runc ran and failed.
-    #[error("runc {action} failed ({status}): {stderr}")]
-    RuncFailed {
-        /// `pause` or `resume`.
-        action: &'static str,
-        /// Its exit status.
-        status: std::process::ExitStatus,
-        /// What it printed on stderr.
-        stderr: String,
-    },
+    /// runc could not freeze or thaw it.
+    #[error(transparent)]
+    Runc(#[from] RuncError),
     /// The recorded process is not the one running (or is gone).
     #[error("verify the container's process")]
     Identity(#[source] IdentityError),
@@ -88,61 +66,46 @@ pub enum FreezeError {
     },
 }
 
-/// Freezes the container whose init is `process`.
-pub fn pause(
+/// Freezes the container whose init is `process`: an async `runc pause`, or SIGSTOP to its
+/// group (which does not block).
+pub async fn pause(
     runtime: RuntimeKind,
     runc: Option<&Runc>,
     id: &str,
     process: &ProcessIdentity,
 ) -> Result<(), FreezeError> {
     match runtime {
-        RuntimeKind::Runc => runc_call(runc, "pause", id),
+        RuntimeKind::Runc => Ok(need(runc, "pause")?.pause(id).await?),
         RuntimeKind::Process => signal_group(process, Signal::SIGSTOP),
     }
 }
 
-/// Thaws the container whose init is `process`.
-pub fn resume(
+/// Thaws the container whose init is `process`: an async `runc resume`, or SIGCONT.
+pub async fn resume(
     runtime: RuntimeKind,
     runc: Option<&Runc>,
     id: &str,
     process: &ProcessIdentity,
 ) -> Result<(), FreezeError> {
     match runtime {
-        RuntimeKind::Runc => runc_call(runc, "resume", id),
+        RuntimeKind::Runc => Ok(need(runc, "resume")?.resume(id).await?),
         RuntimeKind::Process => signal_group(process, Signal::SIGCONT),
     }
 }
 
-/// Whether a runc container is frozen, as runc reports it (`None`: runc has no state).
-pub fn runc_paused(runc: Option<&Runc>, id: &str) -> Option<bool> {
-    match runc?.state(id)? {
-        RuntimeState::Missing => None,
-        state => Some(state == RuntimeState::Paused),
+/// Whether a runc container is frozen, as `runc state` reports it (`None`: runc has no state
+/// or cannot tell).
+pub async fn runc_paused(runc: Option<&Runc>, id: &str) -> Option<bool> {
+    let runc = runc?;
+    if !runc.knows(id) {
+        return None;
     }
+    let state = runc.state(id).await.ok()?.runtime_state()?;
+    Some(state == RuntimeState::Paused)
 }
 
-fn runc_call(runc: Option<&Runc>, action: &'static str, id: &str) -> Result<(), FreezeError> {
-    let runc = runc.ok_or(FreezeError::NoRunc { action })?;
-    let out = Command::new(&runc.binary)
-        .arg("--root")
-        .arg(&runc.root)
-        .args([action, id])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| FreezeError::RuncSpawn {
-            binary: runc.binary.clone(),
-            action,
-            source,
-        })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(FreezeError::RuncFailed {
-        action,
-        status: out.status,
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
+fn need<'a>(runc: Option<&'a Runc>, action: &'static str) -> Result<&'a Runc, FreezeError> {
+    runc.ok_or(FreezeError::NoRunc { action })
 }
 
 /// Sends `signal` to the leader through a verified pidfd, then to its whole group.
@@ -170,9 +133,18 @@ fn signal_group(process: &ProcessIdentity, signal: Signal) -> Result<(), FreezeE
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::CommandExt;
+    use std::process::Command;
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    fn block<T>(fut: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(fut)
+    }
 
     fn state_of(pid: i32) -> char {
         crate::identity::stat(pid)
@@ -202,9 +174,9 @@ mod tests {
             .expect("spawn sh");
         let pid = i32::try_from(leader.id()).expect("pid");
         let ident = crate::runtime::to_identity(&crate::identity::identify(pid).expect("identify"));
-        pause(RuntimeKind::Process, None, "x", &ident).expect("pause");
+        block(pause(RuntimeKind::Process, None, "x", &ident)).expect("pause");
         assert_eq!(wait_for_state(pid, 'T'), 'T');
-        resume(RuntimeKind::Process, None, "x", &ident).expect("resume");
+        block(resume(RuntimeKind::Process, None, "x", &ident)).expect("resume");
         assert_ne!(wait_for_state(pid, 'S'), 'T');
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = leader.wait();
@@ -215,7 +187,7 @@ mod tests {
         let mut child = Command::new("sleep").arg("100").spawn().expect("spawn");
         let pid = i32::try_from(child.id()).expect("pid");
         let ident = crate::runtime::to_identity(&crate::identity::identify(pid).expect("identify"));
-        let err = pause(RuntimeKind::Process, None, "x", &ident).unwrap_err();
+        let err = block(pause(RuntimeKind::Process, None, "x", &ident)).unwrap_err();
         assert!(matches!(err, FreezeError::NotLeader { .. }), "{err}");
         assert_ne!(state_of(pid), 'T');
         let _ = child.kill();
@@ -233,12 +205,12 @@ mod tests {
         let mut ident =
             crate::runtime::to_identity(&crate::identity::identify(pid).expect("identify"));
         ident.start_time += 1;
-        let err = pause(RuntimeKind::Process, None, "x", &ident).unwrap_err();
+        let err = block(pause(RuntimeKind::Process, None, "x", &ident)).unwrap_err();
         assert!(matches!(err, FreezeError::Identity(_)), "{err}");
         assert_ne!(state_of(pid), 'T');
         let _ = child.kill();
         let _ = child.wait();
-        let err = pause(RuntimeKind::Runc, None, "x", &ident).unwrap_err();
+        let err = block(pause(RuntimeKind::Runc, None, "x", &ident)).unwrap_err();
         assert!(
             matches!(err, FreezeError::NoRunc { action: "pause" }),
             "{err}"

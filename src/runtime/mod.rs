@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use moor_state::reconcile::{Liveness, ObservedExit};
+use moor_state::record::RuntimeKind;
 use moor_state::{Exit, ProcessIdentity, Run};
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
 
+use crate::daemon::layout::Layout;
 use crate::identity;
 use crate::shim::exit_file;
 use crate::shim::protocol::{
@@ -72,10 +74,13 @@ pub enum RuntimeError {
     },
     /// The runc runtime could not prepare or clean up the container.
     #[error("runc runtime")]
-    Runc(#[from] runc::RuncError),
+    Runc(#[from] runc::SetupError),
     /// The container needs runc, which this daemon does not have.
     #[error("the runc runtime is not available: the daemon runs without root or runc was not found (apt-get install runc)")]
     NoRunc,
+    /// A step run on the blocking pool panicked or was cancelled.
+    #[error("a blocking step of the runtime did not finish")]
+    Task(#[source] tokio::task::JoinError),
     /// A timestamp written by the shim is not RFC 3339.
     #[error("bad timestamp {value:?} in {path}")]
     Time {
@@ -151,12 +156,8 @@ fn to_run(path: &Path, s: &Started) -> Result<Run, RuntimeError> {
     })
 }
 
-/// Starts `shim_bin` for the container whose run directory is `dir` and waits for its report.
-pub async fn start_shim(
-    shim_bin: &Path,
-    dir: &Path,
-    spec: &ShimSpec,
-) -> Result<StartOutcome, RuntimeError> {
+/// Clears the run files of a previous run and writes the shim's spec (fsynced): blocking.
+fn prepare_run_dir(dir: &Path, spec: &ShimSpec) -> Result<(), RuntimeError> {
     let prepare = |source| RuntimeError::Prepare {
         dir: dir.into(),
         source,
@@ -168,7 +169,28 @@ pub async fn start_shim(
             _ => {}
         }
     }
-    exit_file::write_json(dir, protocol::SPEC_FILE, spec).map_err(RuntimeError::WriteSpec)?;
+    exit_file::write_json(dir, protocol::SPEC_FILE, spec).map_err(RuntimeError::WriteSpec)
+}
+
+/// Runs `step` on the blocking pool: what an actor awaits without holding up the thread
+/// that every actor shares.
+pub async fn blocking<T: Send + 'static>(
+    step: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(RuntimeError::Task)?
+}
+
+/// Starts `shim_bin` for the container whose run directory is `dir` and waits for its report.
+/// The run directory is prepared on the blocking pool; the shim is an async child.
+pub async fn start_shim(
+    shim_bin: &Path,
+    dir: &Path,
+    spec: ShimSpec,
+) -> Result<StartOutcome, RuntimeError> {
+    let owned = dir.to_path_buf();
+    blocking(move || prepare_run_dir(&owned, &spec)).await?;
 
     let mut command = tokio::process::Command::new(shim_bin);
     for var in crate::daemon::notify::MANAGER_ENV {
@@ -281,6 +303,23 @@ pub fn read_run_files(dir: &Path) -> Result<RunFiles, RuntimeError> {
         }
     }
     Ok(files)
+}
+
+/// The shim's spec for a container: a process spec, or a runc bundle (overlay mount,
+/// config.json) prepared on the blocking pool.
+pub async fn prepare(
+    runc: Option<runc::Runc>,
+    layout: Layout,
+    (id, spec): (String, moor_state::ContainerSpec),
+    log: (PathBuf, Option<u64>, u32),
+) -> Result<ShimSpec, RuntimeError> {
+    match (spec.runtime, runc) {
+        (RuntimeKind::Process, _) => Ok(process_spec(&id, &spec, log.0, log.1, log.2)),
+        (RuntimeKind::Runc, Some(runc)) => {
+            blocking(move || Ok(runc.prepare(&layout, &id, &spec, log)?)).await
+        }
+        (RuntimeKind::Runc, None) => Err(RuntimeError::NoRunc),
+    }
 }
 
 /// Builds the shim spec of a process-runtime container.

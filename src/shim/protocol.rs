@@ -54,12 +54,16 @@ pub enum RuntimeSpec {
         /// Working directory (`/` if empty).
         cwd: String,
     },
-    /// An OCI container: `runc --root ROOT run --detach --pid-file F --bundle BUNDLE ID`.
+    /// An OCI container: `runc --root ROOT [RUNTIME_ARGS] run --detach --pid-file F --bundle
+    /// BUNDLE ID`.
     Runc {
         /// Path of the runc binary.
         runc: PathBuf,
         /// runc's state directory (`--root`).
         root: PathBuf,
+        /// Extra global options (daemon.json `runtimeArgs`); absent in older files.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        runtime_args: Vec<String>,
         /// The OCI bundle directory (config.json and rootfs).
         bundle: PathBuf,
         /// The container's memory cgroup directory, read after the exit for OOM kills.

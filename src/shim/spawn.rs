@@ -8,7 +8,6 @@
 //! signal to its group never hits the shim. argv[0] is resolved here against the PATH of the
 //! container's environment, not the shim's, before anything forks.
 
-use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -22,6 +21,8 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{access, pipe2, AccessFlags};
 
 use super::protocol::{RuntimeSpec, ShimSpec};
+pub use crate::runtime::runc::args::runc_message;
+use crate::runtime::runc::args::{RunOpts, RuncArgs};
 
 /// The PATH used when neither the container's environment nor the shim has one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -116,23 +117,6 @@ impl SpawnError {
     }
 }
 
-/// runc's stderr without its logrus framing: the `msg="..."` of each line, unescaped, or
-/// the line as it is.
-pub fn runc_message(stderr: &str) -> String {
-    let lines: Vec<String> = stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| match line.split_once("msg=\"") {
-            Some((_, msg)) => {
-                let msg = msg.trim_end().strip_suffix('"').unwrap_or(msg);
-                msg.replace("\\\"", "\"").replace("\\\\", "\\")
-            }
-            None => line.trim().to_string(),
-        })
-        .collect();
-    lines.join("; ")
-}
-
 /// Docker's code for a failed `runc run`, from runc's message about the container's exec
 /// (runc reports it only as text): 127 not found, 126 not executable, 128 anything else.
 pub fn runc_exit_code(stderr: &str) -> i32 {
@@ -206,17 +190,17 @@ pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
             start_process(argv, env, cwd, stdin, out_w, err_w)?
         }
         RuntimeSpec::Runc {
-            runc, root, bundle, ..
+            runc,
+            root,
+            runtime_args,
+            bundle,
+            ..
         } => {
-            let args = RuncRun {
-                runc,
-                root,
-                bundle,
-                id: &spec.id,
-                pid_file: &dir.join(PID_FILE),
-            };
+            let runc = RuncArgs::new(runc, root).runtime_args(runtime_args.clone());
+            let pid_file = dir.join(PID_FILE);
             let mut err_r = &err_r;
-            start_runc(&args, stdin, out_w, err_w, &mut err_r)?
+            let pipes = (stdin, out_w, err_w);
+            start_runc(&runc, (&spec.id, bundle, &pid_file), pipes, &mut err_r)?
         }
     };
     Ok(Spawned {
@@ -333,45 +317,25 @@ fn resolve(program: &str, path: &str) -> Result<PathBuf, SpawnError> {
     })
 }
 
-/// The arguments of one `runc run --detach`.
-struct RuncRun<'a> {
-    /// The runc binary.
-    runc: &'a Path,
-    /// `--root`.
-    root: &'a Path,
-    /// `--bundle`.
-    bundle: &'a Path,
-    /// The container id.
-    id: &'a str,
-    /// `--pid-file`.
-    pid_file: &'a Path,
-}
-
 /// Runs runc with the shim's pipes as its (and so the container's) stdout and stderr, waits
 /// for it, and reads the init's pid. Once runc exits, the init is re-parented to the shim
 /// (the subreaper). On failure runc's stderr is read back from the pipe.
 fn start_runc(
-    args: &RuncRun<'_>,
-    stdin: Stdio,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    runc: &RuncArgs,
+    (id, bundle, pid_file): (&str, &Path, &Path),
+    (stdin, stdout, stderr): (Stdio, OwnedFd, OwnedFd),
     stderr_reader: &mut impl Read,
 ) -> Result<i32, SpawnError> {
-    let _ = fs::remove_file(args.pid_file);
-    let status = Command::new(args.runc)
-        .arg("--root")
-        .arg(args.root)
-        .args(["run", "--detach", "--pid-file"])
-        .arg(args.pid_file)
-        .arg("--bundle")
-        .arg(args.bundle)
-        .arg(OsStr::new(args.id))
+    let _ = fs::remove_file(pid_file);
+    let run = runc.run(id, bundle, &RunOpts::new().detach(true).pid_file(pid_file));
+    let status = run
+        .to_std()
         .stdin(stdin)
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .status()
         .map_err(|source| SpawnError::RuncSpawn {
-            runc: args.runc.to_owned(),
+            runc: run.program.clone(),
             source,
         })?;
     if !status.success() {
@@ -387,10 +351,10 @@ fn start_runc(
         });
     }
     let pid_err = |source| SpawnError::PidFile {
-        path: args.pid_file.to_owned(),
+        path: pid_file.to_owned(),
         source,
     };
-    let text = fs::read_to_string(args.pid_file).map_err(pid_err)?;
+    let text = fs::read_to_string(pid_file).map_err(pid_err)?;
     text.trim()
         .parse::<i32>()
         .ok()

@@ -39,11 +39,30 @@ impl ContainerActor {
 }
 
 impl Handler<AdoptOrphan> for ContainerActor {
-    type Result = Result<(), ContainerError>;
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
-    fn handle(&mut self, _: AdoptOrphan, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: AdoptOrphan, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.require_orphan() {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        // Reading the run files and `runc state` block: on the blocking pool, in order.
+        let (layout, id) = (self.shared.layout.clone(), self.record.id.clone());
+        let observed = tokio::task::spawn_blocking(move || observe(&layout, &id));
+        AtomicResponse::new(Box::pin(observed.into_actor(self).map(|obs, act, ctx| {
+            let obs =
+                obs.map_err(|e| act.refused(format!("its run directory could not be read: {e}")))?;
+            act.adopt(obs, ctx)
+        })))
+    }
+}
+
+impl ContainerActor {
+    fn adopt(
+        &mut self,
+        obs: moor_state::reconcile::Observation,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ContainerError> {
         self.require_orphan()?;
-        let obs = observe(&self.shared.layout, &self.record.id);
         if let Some(v) = obs.unsupported_protocol {
             return Err(self.refused(format!(
                 "its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan"

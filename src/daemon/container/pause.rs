@@ -2,6 +2,12 @@
 //! being stopped or killed (Docker signals a paused container, then resumes it so the
 //! signal is delivered). Transition and persist first, then freeze or thaw; a freeze that
 //! fails is rolled back, so the record never claims a state the process is not in.
+//!
+//! A freeze or thaw of a runc container is an async `runc pause` / `resume` child process:
+//! the handlers answer with [`AtomicResponse`] (this container's next message waits for
+//! it) while the thread every actor shares goes on serving the other containers.
+
+use std::future::Future;
 
 use actix::prelude::*;
 use moor_state::record::RuntimeKind;
@@ -14,40 +20,55 @@ use crate::daemon::messages::{PauseContainer, UnpauseContainer};
 use crate::daemon::signal::parse_signal;
 use crate::runtime::freeze;
 
+/// Freeze or thaw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Freezer {
+    /// `pause`.
+    Freeze,
+    /// `unpause`.
+    Thaw,
+}
+
 impl ContainerActor {
-    /// Freezes the run's processes.
-    fn freeze(&self, run: &Run) -> Result<(), ContainerError> {
-        let shared = &self.shared;
-        freeze::pause(
-            self.record.spec.runtime,
-            shared.runc.as_ref(),
-            &self.record.id,
-            &run.process,
-        )
-        .map_err(|source| ContainerError::Freeze {
-            action: "pause",
-            id: self.record.id.clone(),
-            source,
-        })
+    /// The freeze or thaw of the run's processes, as a future owning what it needs.
+    pub(super) fn freezer(
+        &self,
+        action: Freezer,
+        run: &Run,
+    ) -> impl Future<Output = Result<(), ContainerError>> + 'static {
+        let shared = self.shared.clone();
+        let kind = self.record.spec.runtime;
+        let (id, process) = (self.record.id.clone(), run.process.clone());
+        async move {
+            let runc = shared.runc.as_ref();
+            let done = match action {
+                Freezer::Freeze => freeze::pause(kind, runc, &id, &process).await,
+                Freezer::Thaw => freeze::resume(kind, runc, &id, &process).await,
+            };
+            done.map_err(|source| ContainerError::Freeze {
+                action: match action {
+                    Freezer::Freeze => "pause",
+                    Freezer::Thaw => "unpause",
+                },
+                id,
+                source,
+            })
+        }
     }
 
-    /// Thaws the run's processes and tells `/events`.
-    pub(super) fn thaw(&self, run: &Run) -> Result<(), ContainerError> {
-        let shared = &self.shared;
-        freeze::resume(
-            self.record.spec.runtime,
-            shared.runc.as_ref(),
-            &self.record.id,
-            &run.process,
+    /// Thaws `run` (its `Unpause` or `StopRequested` already recorded); ready once the thaw
+    /// is done (`unpause` event sent) or failed.
+    pub(super) fn thaw(&self, run: &Run) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        Box::pin(
+            self.freezer(Freezer::Thaw, run)
+                .into_actor(self)
+                .map(|res, act, _| {
+                    res?;
+                    info!(parent: &act.span, "unpaused");
+                    act.emit("unpause", &[]);
+                    Ok(())
+                }),
         )
-        .map_err(|source| ContainerError::Freeze {
-            action: "unpause",
-            id: self.record.id.clone(),
-            source,
-        })?;
-        info!(parent: &self.span, "unpaused");
-        self.emit("unpause", &[]);
-        Ok(())
     }
 
     /// The run of a paused container (a stop thaws it right after `StopRequested`, before
@@ -63,90 +84,118 @@ impl ContainerActor {
     /// signal lands. Thawed before the signal, not after: a fatal signal to a SIGSTOPped
     /// leader (process runtime) ends it at once, and its group could then not be thawed
     /// through its verified identity. Other signals leave it paused (they wait, pending).
-    pub(super) fn unpause_for_signal(&mut self, signal: i32) {
+    /// Ready at once when there is nothing to thaw; a failure is logged.
+    pub(super) fn unpause_for_signal(&mut self, signal: i32) -> ResponseActFuture<Self, ()> {
         let stop_signal = parse_signal(&self.record.spec.stop_signal).unwrap_or(libc::SIGTERM);
-        if signal != libc::SIGKILL && signal != stop_signal {
-            return;
-        }
-        let Some(run) = self.paused_run() else {
-            return;
+        let run = match self.paused_run() {
+            Some(run) if signal == libc::SIGKILL || signal == stop_signal => run,
+            _ => return Box::pin(fut::ready(())),
         };
-        let thawed = self.apply(Event::Unpause).and_then(|()| self.thaw(&run));
-        if let Err(e) = thawed {
+        if let Err(e) = self.apply(Event::Unpause) {
             warn!(parent: &self.span, error = %e, "cannot unpause for the kill");
+            return Box::pin(fut::ready(()));
         }
+        Box::pin(self.thaw(&run).map(|res, act, _| {
+            if let Err(e) = res {
+                warn!(parent: &act.span, error = %e, "cannot unpause for the kill");
+            }
+        }))
     }
 
     /// At actor start (daemon start): a paused record is frozen again, in case the daemon
     /// died between persisting the pause and freezing; a runc container recorded as running
-    /// but frozen (died between persisting an unpause and thawing) is thawed.
-    pub(super) fn restore_freezer(&self) {
+    /// but frozen (died between persisting an unpause and thawing) is thawed. Awaited in
+    /// order before this actor's first message, off the shared thread.
+    pub(super) fn restore_freezer(&self, ctx: &mut Context<Self>) {
         let runc = self.record.spec.runtime == RuntimeKind::Runc;
-        let fixed = match &self.record.state {
-            State::Paused(run) if !runc => self.freeze(run),
-            State::Paused(run) => {
-                match freeze::runc_paused(self.shared.runc.as_ref(), &self.record.id) {
-                    Some(true) => Ok(()),
-                    _ => self.freeze(run),
-                }
-            }
-            State::Running(run) if runc => {
-                match freeze::runc_paused(self.shared.runc.as_ref(), &self.record.id) {
-                    Some(true) => self.thaw(run),
-                    _ => Ok(()),
-                }
-            }
-            _ => Ok(()),
+        let run = match &self.record.state {
+            State::Paused(run) | State::Running(run) => run.clone(),
+            _ => return,
         };
-        if let Err(e) = fixed {
-            warn!(parent: &self.span, error = %e, "cannot restore the freezer state");
+        let paused = matches!(self.record.state, State::Paused(_));
+        if !runc && !paused {
+            return;
         }
+        let shared = self.shared.clone();
+        let id = self.record.id.clone();
+        let freeze = self.freezer(Freezer::Freeze, &run);
+        let thaw = self.freezer(Freezer::Thaw, &run);
+        let fixed = async move {
+            let frozen = match runc {
+                true => freeze::runc_paused(shared.runc.as_ref(), &id).await,
+                false => None,
+            };
+            match (paused, frozen) {
+                (true, Some(true)) => Ok(false),
+                (true, _) => freeze.await.map(|()| false),
+                (false, Some(true)) => thaw.await.map(|()| true),
+                (false, _) => Ok(false),
+            }
+        };
+        ctx.wait(fixed.into_actor(self).map(|res, act, _| match res {
+            Ok(true) => {
+                info!(parent: &act.span, "unpaused");
+                act.emit("unpause", &[]);
+            }
+            Ok(false) => {}
+            Err(e) => warn!(parent: &act.span, error = %e, "cannot restore the freezer state"),
+        }));
     }
 }
 
 impl Handler<PauseContainer> for ContainerActor {
-    type Result = Result<(), ContainerError>;
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, _: PauseContainer, _: &mut Context<Self>) -> Self::Result {
-        self.apply(Event::Pause)?;
-        let State::Paused(run) = self.record.state.clone() else {
-            return Ok(());
-        };
-        if let Err(e) = self.freeze(&run) {
-            // Undo a partial freeze, then the record.
-            let _ = freeze::resume(
-                self.record.spec.runtime,
-                self.shared.runc.as_ref(),
-                &self.record.id,
-                &run.process,
-            );
-            if let Err(undo) = self.apply(Event::Unpause) {
-                warn!(parent: &self.span, error = %undo, "pause not rolled back");
-            }
-            return Err(e);
+        if let Err(e) = self.apply(Event::Pause) {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        info!(parent: &self.span, "paused");
-        self.emit("pause", &[]);
-        Ok(())
+        let State::Paused(run) = self.record.state.clone() else {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        };
+        let freeze = self.freezer(Freezer::Freeze, &run);
+        let undo = self.freezer(Freezer::Thaw, &run);
+        let done = async move {
+            let res = freeze.await;
+            if res.is_err() {
+                // Undo a partial freeze before the record says running again.
+                let _ = undo.await;
+            }
+            res
+        };
+        AtomicResponse::new(Box::pin(done.into_actor(self).map(|res, act, _| {
+            if let Err(e) = res {
+                if let Err(undo) = act.apply(Event::Unpause) {
+                    warn!(parent: &act.span, error = %undo, "pause not rolled back");
+                }
+                return Err(e);
+            }
+            info!(parent: &act.span, "paused");
+            act.emit("pause", &[]);
+            Ok(())
+        })))
     }
 }
 
 impl Handler<UnpauseContainer> for ContainerActor {
-    type Result = Result<(), ContainerError>;
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, _: UnpauseContainer, _: &mut Context<Self>) -> Self::Result {
         let State::Paused(run) = self.record.state.clone() else {
             // Not paused: the transition says why.
-            return self.apply(Event::Unpause);
+            return AtomicResponse::new(Box::pin(fut::ready(self.apply(Event::Unpause))));
         };
-        self.apply(Event::Unpause)?;
-        if let Err(e) = self.thaw(&run) {
-            // Still frozen: the record says so again, and the user may retry.
-            if let Err(undo) = self.apply(Event::Pause) {
-                warn!(parent: &self.span, error = %undo, "unpause not rolled back");
-            }
-            return Err(e);
+        if let Err(e) = self.apply(Event::Unpause) {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        Ok(())
+        AtomicResponse::new(Box::pin(self.thaw(&run).map(|res, act, _| {
+            if res.is_err() {
+                // Still frozen: the record says so again, and the user may retry.
+                if let Err(undo) = act.apply(Event::Pause) {
+                    warn!(parent: &act.span, error = %undo, "unpause not rolled back");
+                }
+            }
+            res
+        })))
     }
 }

@@ -2,13 +2,18 @@
 //! rootfs + config.json) before its shim starts, and clean up after it (`runc delete`,
 //! unmount, bundle removal) off the path the user waits on.
 //!
+//! Every runc command line is built by [`args`] (pure, std-only: the shim builds its
+//! `runc run` there too) and run by [`client`] (async child processes, typed results).
+//!
 //! Layout: bundle `<run>/containers/<id>/bundle/{config.json,rootfs}`; runc's own state
 //! `<run>/runc` (`runc --root`); upper and work dirs `<root>/containers/<id>/overlay/`;
 //! cgroups `/moor/<id>` (cgroupfs).
 
+pub mod args;
+pub mod client;
+
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use moor_state::reconcile::RuntimeState;
 use moor_state::ContainerSpec;
@@ -21,9 +26,12 @@ use crate::daemon::layout::Layout;
 use crate::image::ImageDirs;
 use crate::shim::protocol::{self, RuntimeSpec, ShimSpec};
 
+pub use args::{RuncArgs, RuncCommand};
+pub use client::{ContainerState, Runc, RuncError};
+
 /// Why a runc container could not be prepared or cleaned up.
 #[derive(Debug, Error)]
-pub enum RuncError {
+pub enum SetupError {
     /// The container's image is not (or no longer) unpacked.
     #[error("image {id} is not present under {dir}")]
     ImageMissing {
@@ -54,15 +62,6 @@ pub enum RuncError {
     },
 }
 
-/// The runc binary and moor's runc state directory.
-#[derive(Debug, Clone)]
-pub struct Runc {
-    /// Path of the runc binary (daemon.json `runtimes.runc.path`, else found on PATH).
-    pub binary: PathBuf,
-    /// `runc --root`: moor's own, under the run directory.
-    pub root: PathBuf,
-}
-
 /// The runc binary daemon.json names (`runtimes` → `runc`), else the first `runc` on PATH.
 pub fn find_binary(config: &DaemonConfig) -> Option<PathBuf> {
     if let Some(entry) = config.runtimes.get("runc") {
@@ -72,6 +71,17 @@ pub fn find_binary(config: &DaemonConfig) -> Option<PathBuf> {
     path.split(':')
         .map(|dir| Path::new(dir).join("runc"))
         .find(|p| p.is_file())
+}
+
+/// The global options of moor's runc: the binary found by [`find_binary`], `--root` (moor's
+/// own, under the run directory) and daemon.json's `runtimeArgs` for `runc`.
+pub fn args_from_config(config: &DaemonConfig, binary: PathBuf, root: PathBuf) -> RuncArgs {
+    let extra = config
+        .runtimes
+        .get("runc")
+        .map(|e| e.runtime_args.clone())
+        .unwrap_or_default();
+    RuncArgs::new(binary, root).runtime_args(extra)
 }
 
 /// The cgroup path runc is given (cgroupfs driver, under a `moor` parent).
@@ -114,10 +124,10 @@ impl Runc {
         id: &str,
         spec: &ContainerSpec,
         log: (PathBuf, Option<u64>, u32),
-    ) -> Result<ShimSpec, RuncError> {
+    ) -> Result<ShimSpec, SetupError> {
         let images = ImageDirs::new(&layout.root);
         if !images.exists(&spec.image_id) {
-            return Err(RuncError::ImageMissing {
+            return Err(SetupError::ImageMissing {
                 id: spec.image_id.clone(),
                 dir: images.dir.clone(),
             });
@@ -130,9 +140,10 @@ impl Runc {
             let _ = overlay::unmount(&bundle.join("rootfs"));
             return Err(e.into());
         }
-        std::fs::create_dir_all(&self.root).map_err(|source| RuncError::Io {
+        let root = self.root();
+        std::fs::create_dir_all(root).map_err(|source| SetupError::Io {
             what: "create",
-            path: self.root.clone(),
+            path: root.to_path_buf(),
             source,
         })?;
         let (log_path, log_max_size, log_max_file) = log;
@@ -140,8 +151,9 @@ impl Runc {
             protocol: protocol::PROTOCOL,
             id: id.into(),
             runtime: RuntimeSpec::Runc {
-                runc: self.binary.clone(),
-                root: self.root.clone(),
+                runc: self.args.binary.clone(),
+                root: root.to_path_buf(),
+                runtime_args: self.args.runtime_args.clone(),
                 bundle,
                 memory_cgroup: Some(memory_cgroup(id)),
             },
@@ -150,62 +162,6 @@ impl Runc {
             log_max_file,
             open_stdin: spec.open_stdin,
         })
-    }
-
-    /// `runc delete --force ID`; a container runc does not know is not an error.
-    fn delete(&self, id: &str) -> io::Result<()> {
-        if !self.root.join(id).exists() {
-            return Ok(());
-        }
-        let out = Command::new(&self.binary)
-            .arg("--root")
-            .arg(&self.root)
-            .args(["delete", "--force", id])
-            .stdin(Stdio::null())
-            .output()?;
-        if out.status.success() || !self.root.join(id).exists() {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
-    }
-
-    /// What `runc state ID` says; None when runc cannot tell (it failed while its state
-    /// directory for the container exists).
-    pub fn state(&self, id: &str) -> Option<RuntimeState> {
-        if !self.root.join(id).exists() {
-            return Some(RuntimeState::Missing);
-        }
-        let out = Command::new(&self.binary)
-            .arg("--root")
-            .arg(&self.root)
-            .args(["state", id])
-            .stdin(Stdio::null())
-            .output();
-        let out = match out {
-            Ok(out) if out.status.success() => out,
-            Ok(_) if !self.root.join(id).exists() => return Some(RuntimeState::Missing),
-            Ok(out) => {
-                tracing::warn!(container_id = %&id[..12.min(id.len())], status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "runc state failed");
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!(runc = %self.binary.display(), error = %e, "cannot run runc state");
-                return None;
-            }
-        };
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        match v["status"].as_str()? {
-            "created" | "creating" => Some(RuntimeState::Created),
-            "running" => Some(RuntimeState::Running),
-            "paused" | "pausing" => Some(RuntimeState::Paused),
-            "stopped" => Some(RuntimeState::Stopped),
-            _ => None,
-        }
     }
 }
 
@@ -216,18 +172,24 @@ pub fn observed_state(dir: &Path, id: &str) -> Option<RuntimeState> {
     let bytes = std::fs::read(dir.join(protocol::SPEC_FILE)).ok()?;
     let spec: ShimSpec = serde_json::from_slice(&bytes).ok()?;
     match spec.runtime {
-        RuntimeSpec::Runc { runc, root, .. } => Runc { binary: runc, root }.state(id),
+        RuntimeSpec::Runc {
+            runc,
+            root,
+            runtime_args,
+            ..
+        } => Runc::new(RuncArgs::new(runc, root).runtime_args(runtime_args)).observe_blocking(id),
         RuntimeSpec::Process { .. } => None,
     }
 }
 
 /// After a runc container ended: `runc delete --force` (its cgroup and state) and the
 /// rootfs unmounted. Idempotent, and a no-op for a process container; failures are logged
-/// (the removal retries them).
+/// (the removal retries them). Blocking: an actor runs it on the blocking pool
+/// ([`release_in_background`]).
 pub fn release(runc: Option<&Runc>, layout: &Layout, id: &str) {
     let short = &id[..12.min(id.len())];
     if let Some(r) = runc {
-        if let Err(e) = r.delete(id) {
+        if let Err(e) = r.delete_force_blocking(id) {
             tracing::warn!(container_id = %short, error = %e, "runc delete failed");
         }
     }
@@ -236,15 +198,24 @@ pub fn release(runc: Option<&Runc>, layout: &Layout, id: &str) {
     }
 }
 
+/// [`release`] on the blocking pool: what an actor awaits (in order with its other
+/// operations) without holding up the thread every actor shares.
+pub async fn release_in_background(runc: Option<Runc>, layout: Layout, id: String) {
+    let done = tokio::task::spawn_blocking(move || release(runc.as_ref(), &layout, &id)).await;
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "the runtime clean-up task failed");
+    }
+}
+
 /// At removal: [`release`], then the bundle (the upper dir goes with the container's
 /// directory). An overlay that stays mounted is an error: nothing under a mount point is
 /// deleted.
-pub fn remove(runc: Option<&Runc>, layout: &Layout, id: &str) -> Result<(), RuncError> {
+pub fn remove(runc: Option<&Runc>, layout: &Layout, id: &str) -> Result<(), SetupError> {
     release(runc, layout, id);
     let bundle = bundle_dir(layout, id);
     overlay::unmount(&bundle.join("rootfs"))?;
     match std::fs::remove_dir_all(&bundle) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(RuncError::Io {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(SetupError::Io {
             what: "remove",
             path: bundle,
             source: e,
@@ -270,5 +241,13 @@ mod tests {
             },
         );
         assert_eq!(find_binary(&config), Some(PathBuf::from("/opt/runc")));
+        let args = args_from_config(&config, "/opt/runc".into(), "/run/r".into());
+        assert!(args.runtime_args.is_empty());
+        config.runtimes.get_mut("runc").expect("entry").runtime_args = vec!["--debug".into()];
+        let args = args_from_config(&config, "/opt/runc".into(), "/run/r".into());
+        assert_eq!(
+            args.state("x").argv().join(" "),
+            "--root /run/r --debug state x"
+        );
     }
 }
