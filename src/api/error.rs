@@ -285,7 +285,11 @@ fn exec_status(e: &crate::daemon::exec::ExecError) -> StatusCode {
     use crate::daemon::exec::ExecError;
     match e {
         ExecError::NotFound(_) => StatusCode::NOT_FOUND,
-        ExecError::Running(_) | ExecError::Ran(_) => StatusCode::CONFLICT,
+        ExecError::Running(_)
+        | ExecError::Ran(_)
+        | ExecError::NotRunning(_)
+        | ExecError::Paused(_) => StatusCode::CONFLICT,
+        ExecError::UserUnsupported | ExecError::User(_) => StatusCode::BAD_REQUEST,
         ExecError::NoRunc | ExecError::Spawn { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -312,6 +316,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
             | TransitionError::Orphaned { .. }
             | TransitionError::Invalid { .. } => StatusCode::CONFLICT,
         },
+        ContainerError::Exec(e) => exec_status(e),
         ContainerError::Store(_)
         | ContainerError::Runtime(_)
         | ContainerError::Freeze { .. }

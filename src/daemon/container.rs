@@ -23,6 +23,7 @@ use crate::daemon::Shared;
 use crate::identity::PidFd;
 use crate::runtime::{self, StartOutcome};
 
+mod exec;
 mod ordered;
 mod orphan;
 mod pause;

@@ -88,6 +88,9 @@ pub enum ContainerError {
     /// The container's spec file could not be written.
     #[error("write the spec file")]
     SpecFile(#[source] crate::shim::exit_file::ExitFileError),
+    /// An exec instance could not be created or started.
+    #[error(transparent)]
+    Exec(#[from] crate::daemon::exec::ExecError),
     /// The actor is gone (daemon shutting down).
     #[error("the daemon is shutting down")]
     Mailbox(#[from] actix::MailboxError),

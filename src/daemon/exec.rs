@@ -47,6 +47,18 @@ pub enum ExecError {
     /// The container is a runc one but the daemon has no runc.
     #[error("runc is not available to this daemon")]
     NoRunc,
+    /// The container does not run (Docker's 409).
+    #[error("Container {0} is not running")]
+    NotRunning(String),
+    /// The container is paused (Docker's 409).
+    #[error("Container {0} is paused, unpause the container before exec")]
+    Paused(String),
+    /// `User` in a process-runtime container, which runs as the daemon's user.
+    #[error("User (exec in a process-runtime container) is not supported")]
+    UserUnsupported,
+    /// The exec's `User` is not in the container's image.
+    #[error(transparent)]
+    User(#[from] crate::image::user::UserError),
     /// The process could not be started.
     #[error("cannot start {program}")]
     Spawn {
@@ -86,6 +98,85 @@ pub struct ExecConfig {
     pub attach_stdout: bool,
     /// Send stderr.
     pub attach_stderr: bool,
+}
+
+/// What a client asked of an exec at create (the API's request, checked for a command).
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// The command and its arguments (not empty).
+    pub argv: Vec<String>,
+    /// `KEY=value` entries for the process.
+    pub env: Vec<String>,
+    /// The user as the client gave it; empty = the container's.
+    pub user: String,
+    /// The working directory; empty = the container's.
+    pub working_dir: String,
+    /// Forward the client's stdin.
+    pub attach_stdin: bool,
+    /// Send stdout.
+    pub attach_stdout: bool,
+    /// Send stderr.
+    pub attach_stderr: bool,
+}
+
+/// The exec instance `req` makes in the container `rec` (its container actor calls this
+/// with the record it owns): the environment as its runtime sees it, the user resolved in
+/// the image (runc).
+pub fn config_for(
+    shared: &Shared,
+    rec: &moor_state::ContainerRecord,
+    req: ExecRequest,
+) -> Result<ExecConfig, ExecError> {
+    let spec = &rec.spec;
+    let (env, exec_user) = match spec.runtime {
+        RuntimeKind::Process if !req.user.is_empty() => return Err(ExecError::UserUnsupported),
+        RuntimeKind::Process => {
+            let mut base = spec.env.clone();
+            if !base.iter().any(|e| e.starts_with("PATH=")) {
+                base.push(format!(
+                    "PATH={}",
+                    std::env::var("PATH").unwrap_or_else(|_| crate::runtime::DEFAULT_PATH.into())
+                ));
+            }
+            (merge_env(&base, &req.env), None)
+        }
+        RuntimeKind::Runc if req.user.is_empty() => (req.env, None),
+        RuntimeKind::Runc => {
+            let rootfs = crate::runtime::runc::bundle_dir(&shared.layout, &rec.id).join("rootfs");
+            let user = crate::image::user::resolve(&rootfs, &req.user)?;
+            (req.env, Some(user))
+        }
+    };
+    let working_dir = match req.working_dir.as_str() {
+        "" => spec.working_dir.clone(),
+        dir => dir.to_string(),
+    };
+    Ok(ExecConfig {
+        container_id: rec.id.clone(),
+        container_name: rec.name.clone(),
+        image: spec.image.clone(),
+        runtime: spec.runtime,
+        argv: req.argv,
+        env,
+        working_dir,
+        user: req.user,
+        exec_user,
+        attach_stdin: req.attach_stdin,
+        attach_stdout: req.attach_stdout,
+        attach_stderr: req.attach_stderr,
+    })
+}
+
+/// `key=value` entries of `base`, overridden per key by `over`.
+fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let key = |e: &String| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_string());
+    let mut out: Vec<String> = base
+        .iter()
+        .filter(|b| !over.iter().any(|o| key(o) == key(b)))
+        .cloned()
+        .collect();
+    out.extend(over.iter().cloned());
+    out
 }
 
 impl ExecConfig {
@@ -531,6 +622,13 @@ pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn exec_env_overrides_per_key() {
+        let base = vec!["A=0".to_string(), "PATH=/bin".to_string()];
+        let over = vec!["A=1".to_string(), "B=2".to_string()];
+        assert_eq!(super::merge_env(&base, &over), ["PATH=/bin", "A=1", "B=2"]);
+    }
+
     use super::*;
 
     #[test]

@@ -173,3 +173,20 @@ pub struct AdoptOrphan;
 #[derive(Message)]
 #[rtype(result = "Result<(), ContainerError>")]
 pub struct KillOrphan;
+
+/// Create an exec instance in this container (Container): checked against its state and
+/// registered in one step, in order with its other operations.
+#[derive(Message)]
+#[rtype(result = "Result<String, ContainerError>")]
+pub struct CreateExec(pub crate::daemon::exec::ExecRequest);
+
+/// Start a created exec instance in this container (Container): the state check and the
+/// spawn are one step, so an exec never starts in a container being paused or stopped.
+#[derive(Message)]
+#[rtype(result = "Result<crate::daemon::exec::ExecRun, ContainerError>")]
+pub struct StartExec {
+    /// The exec instance.
+    pub exec_id: String,
+    /// The client streams (else output is dropped and stdin is /dev/null).
+    pub attached: bool,
+}

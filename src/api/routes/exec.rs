@@ -7,12 +7,8 @@
 //! route, which streams the output only. User names are resolved in the container's image
 //! for runc; the process runtime takes no `User`.
 
-use std::sync::Arc;
-
 use actix_rt::net::UnixStream;
 use actix_web::{web, HttpResponse};
-use moor_state::record::RuntimeKind;
-use moor_state::State;
 use tokio::io::AsyncWriteExt;
 
 use crate::api::error::ApiError;
@@ -22,9 +18,8 @@ use crate::api::hijack::{self, refuse, AttachHead};
 use crate::api::routes::containers::{resolve, IdPath};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
-use crate::daemon::exec::{self, ExecConfig, ExecRun, ExecStatus};
-use crate::daemon::messages::InspectContainer;
-use crate::runtime::DEFAULT_PATH;
+use crate::daemon::exec::{self, ExecRequest, ExecRun, ExecStatus};
+use crate::daemon::messages::{CreateExec, StartExec};
 
 type Data = web::Data<ApiState>;
 
@@ -43,18 +38,6 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Api
     Ok(serde_json::from_slice(bytes)?)
 }
 
-/// `key=value` entries of `base`, overridden per key by `over`.
-fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
-    let key = |e: &String| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_string());
-    let mut out: Vec<String> = base
-        .iter()
-        .filter(|b| !over.iter().any(|o| key(o) == key(b)))
-        .cloned()
-        .collect();
-    out.extend(over.iter().cloned());
-    out
-}
-
 async fn create(
     state: Data,
     path: web::Path<IdPath>,
@@ -68,53 +51,20 @@ async fn create(
     if req.tty {
         return Err(ApiError::Tty);
     }
-    let (id, rec) = running_container(&state, &path.id).await?;
-    let spec = &rec.spec;
-    let exec_env = req.env.clone().unwrap_or_default();
-    let user = req.user.clone().unwrap_or_default();
-    let (env, exec_user) = match spec.runtime {
-        RuntimeKind::Process if !user.is_empty() => {
-            return Err(ApiError::Unsupported {
-                option: "User (exec in a process-runtime container)",
-            })
-        }
-        RuntimeKind::Process => {
-            let mut base = spec.env.clone();
-            if !base.iter().any(|e| e.starts_with("PATH=")) {
-                base.push(format!(
-                    "PATH={}",
-                    std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into())
-                ));
-            }
-            (merge_env(&base, &exec_env), None)
-        }
-        RuntimeKind::Runc if user.is_empty() => (exec_env, None),
-        RuntimeKind::Runc => {
-            let rootfs = crate::runtime::runc::bundle_dir(&state.shared.layout, &id).join("rootfs");
-            (exec_env, Some(crate::image::user::resolve(&rootfs, &user)?))
-        }
-    };
-    let working_dir = match req.working_dir.as_deref() {
-        Some(dir) if !dir.is_empty() => dir.to_string(),
-        _ => spec.working_dir.clone(),
-    };
-    let config = ExecConfig {
-        container_id: id,
-        container_name: rec.name.clone(),
-        image: spec.image.clone(),
-        runtime: spec.runtime,
+    let (_, addr) = resolve(&state, &path.id).await?;
+    let request = ExecRequest {
         argv,
-        env,
-        working_dir,
-        user,
-        exec_user,
+        env: req.env.unwrap_or_default(),
+        user: req.user.unwrap_or_default(),
+        working_dir: req.working_dir.unwrap_or_default(),
         attach_stdin: req.attach_stdin,
         attach_stdout: req.attach_stdout,
         attach_stderr: req.attach_stderr,
     };
-    let action = format!("exec_create: {}", config.command_line());
-    let exec_id = state.shared.execs.insert(config.clone());
-    exec::publish(&state.shared, &config, &exec_id, action, &[]);
+    let exec_id = addr
+        .send(CreateExec(request))
+        .await
+        .map_err(ContainerError::from)??;
     Ok(HttpResponse::Created().json(ExecCreateResponse { id: exec_id }))
 }
 
@@ -155,25 +105,8 @@ async fn inspect(state: Data, path: web::Path<IdPath>) -> Result<HttpResponse, A
     }))
 }
 
-/// The container `key` names, with its id, if an exec may run in it now: running (or
-/// stopping), not paused; Docker's 409s otherwise.
-async fn running_container(
-    state: &Data,
-    key: &str,
-) -> Result<(String, moor_state::ContainerRecord), ApiError> {
-    let (id, addr) = resolve(state, key).await?;
-    let rec = addr
-        .send(InspectContainer)
-        .await
-        .map_err(ContainerError::from)?;
-    match rec.state {
-        State::Running(_) | State::Stopping(_) => Ok((id, rec)),
-        State::Paused(_) => Err(ApiError::ExecPaused { id }),
-        _ => Err(ApiError::NotRunning { id }),
-    }
-}
-
-/// Checks the instance and its container, then starts it.
+/// Starts the instance through its container's actor, which checks the container's state
+/// and spawns the process in one step.
 async fn begin(state: &Data, exec_id: &str, req: &ExecStartRequest) -> Result<ExecRun, ApiError> {
     if req.tty {
         return Err(ApiError::Tty);
@@ -183,9 +116,17 @@ async fn begin(state: &Data, exec_id: &str, req: &ExecStartRequest) -> Result<Ex
         .execs
         .get(exec_id)
         .ok_or_else(|| exec::ExecError::NotFound(exec_id.into()))?;
-    running_container(state, &entry.config.container_id).await?;
-    let shared: &Arc<_> = &state.shared;
-    Ok(exec::start(shared, exec_id, !req.detach)?)
+    let (_, addr) = resolve(state, &entry.config.container_id).await?;
+    let start = StartExec {
+        exec_id: exec_id.into(),
+        attached: !req.detach,
+    };
+    match addr.send(start).await.map_err(ContainerError::from)? {
+        Ok(run) => Ok(run),
+        // The exec's own errors stay apart: a spawn failure is reported in the stream.
+        Err(ContainerError::Exec(e)) => Err(ApiError::Exec(e)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The actix route (a start on a reused connection): detached, or output only.
@@ -268,13 +209,6 @@ pub async fn serve_start(mut io: UnixStream, head: AttachHead, state: Data) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exec_env_overrides_per_key() {
-        let base = vec!["A=0".to_string(), "PATH=/bin".to_string()];
-        let over = vec!["A=1".to_string(), "B=2".to_string()];
-        assert_eq!(merge_env(&base, &over), ["PATH=/bin", "A=1", "B=2"]);
-    }
 
     #[test]
     fn empty_bodies_are_defaults() {
