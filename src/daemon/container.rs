@@ -18,7 +18,6 @@ use crate::daemon::cleanup;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
 use crate::daemon::pidwatch;
-use crate::daemon::signal::parse_signal;
 use crate::daemon::supervisor::SpecSync;
 use crate::daemon::Shared;
 use crate::identity::PidFd;
@@ -27,6 +26,7 @@ use crate::runtime::{self, StartOutcome};
 mod orphan;
 mod pause;
 mod policy;
+mod stop;
 
 /// Docker's default stop timeout, in seconds.
 pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
@@ -85,8 +85,7 @@ impl ContainerActor {
     fn apply(&mut self, event: Event) -> Result<(), ContainerError> {
         let event_name = event.name();
         let next = transition(&self.record.state, event)?;
-        let mut rec = self.record.clone();
-        rec.state = next;
+        let rec = self.record.with_state(next);
         self.shared.store.put(&rec)?;
         info!(parent: &self.span, event = event_name, from = self.record.state.name(), to = rec.state.name(), "state changed");
         self.record = rec;
@@ -359,6 +358,7 @@ impl Actor for ContainerActor {
             self.emit("restore", &[]);
             self.restore_freezer();
             self.watch(ctx);
+            self.resume_stop(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
             info!(parent: &self.span, "restart policy: starting at daemon start");
             ctx.notify(RestartByPolicy);
@@ -441,16 +441,17 @@ impl Handler<StopContainer> for ContainerActor {
             return Box::pin(async { Ok(()) });
         }
         let paused = self.paused_run();
+        let timeout = msg
+            .timeout_secs
+            .or(self.record.spec.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let prepared: Result<_, ContainerError> = (|| {
             let pidfd = self.process_pidfd()?;
-            self.apply(Event::StopRequested)?;
+            self.apply_stop(Utc::now() + chrono::Duration::seconds(timeout.into()))?;
             if let Some(run) = &paused {
                 self.thaw(run)?;
             }
-            let signal = match self.record.spec.stop_signal.as_str() {
-                "" => libc::SIGTERM,
-                s => parse_signal(s).unwrap_or(libc::SIGTERM),
-            };
+            let signal = self.stop_signal();
             pidfd
                 .send_signal(signal)
                 .map_err(|source| ContainerError::Signal {
@@ -461,10 +462,6 @@ impl Handler<StopContainer> for ContainerActor {
             self.emit("kill", &[("signal", signal.to_string())]);
             Ok((pidfd, self.next_exit()))
         })();
-        let timeout = msg
-            .timeout_secs
-            .or(self.record.spec.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let span = self.span.clone();
         let (shared, record) = (self.shared.clone(), self.record.clone());
         Box::pin(async move {
