@@ -17,7 +17,6 @@ use tracing::{info, warn, Span};
 use crate::daemon::cleanup;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
-use crate::daemon::pidwatch;
 use crate::daemon::supervisor::SpecSync;
 use crate::daemon::Shared;
 use crate::identity::PidFd;
@@ -27,6 +26,7 @@ mod orphan;
 mod pause;
 mod policy;
 mod stop;
+mod watch;
 
 /// Docker's default stop timeout, in seconds.
 pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
@@ -100,28 +100,6 @@ impl ContainerActor {
     /// The exit code Docker reports for the current state.
     fn exit_code(&self) -> i64 {
         exit_code(&self.record.state)
-    }
-
-    /// Watches the shim's pidfd; `ShimExited` arrives when it ends.
-    fn watch(&mut self, ctx: &mut Context<Self>) {
-        let Some(run) = self.record.state.run() else {
-            return;
-        };
-        match PidFd::open_verified(&runtime::from_identity(&run.shim)) {
-            Ok(fd) => {
-                let span = self.span.clone();
-                let fut = async move {
-                    if let Err(e) = pidwatch::exited(fd).await {
-                        warn!(parent: &span, error = %e, "cannot poll the shim's pidfd");
-                    }
-                };
-                ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.notify(ShimExited)));
-            }
-            Err(e) => {
-                info!(parent: &self.span, error = %e, "shim already gone");
-                ctx.notify(ShimExited);
-            }
-        }
     }
 
     fn after_start(
@@ -350,7 +328,7 @@ impl Actor for ContainerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // A resumed container is watched again.
+        // A resumed container is watched again; an orphan's process is watched for its end.
         if matches!(
             self.record.state,
             State::Running(_) | State::Paused(_) | State::Stopping(_)
@@ -359,6 +337,8 @@ impl Actor for ContainerActor {
             self.restore_freezer();
             self.watch(ctx);
             self.resume_stop(ctx);
+        } else if let State::Orphaned { .. } = self.record.state {
+            self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
             info!(parent: &self.span, "restart policy: starting at daemon start");
             ctx.notify(RestartByPolicy);
@@ -379,47 +359,6 @@ impl Handler<StartContainer> for ContainerActor {
         self.consecutive_restarts = 0;
         self.suppress_restart = false;
         AtomicResponse::new(self.start())
-    }
-}
-
-impl Handler<ShimExited> for ContainerActor {
-    type Result = ();
-
-    fn handle(&mut self, _: ShimExited, ctx: &mut Context<Self>) {
-        if self.record.state.run().is_none() {
-            return;
-        }
-        let dir = self.shared.layout.run_container_dir(&self.record.id);
-        let now = Utc::now();
-        let event = match runtime::read_run_files(&dir) {
-            Ok(files) => match files.exit {
-                Some(e) => Event::Exited {
-                    exit: e.exit,
-                    at: e.at,
-                },
-                None => Event::Lost {
-                    reason: "the shim exited without writing an exit status".into(),
-                    at: now,
-                },
-            },
-            Err(e) => Event::Lost {
-                reason: format!("the shim's exit status is unreadable: {e}"),
-                at: now,
-            },
-        };
-        match self.apply(event) {
-            Ok(()) => {
-                info!(parent: &self.span, exit_code = self.exit_code(), "exited");
-                self.emit("die", &[("exitCode", self.exit_code().to_string())]);
-                self.after_exit(ctx);
-                if !matches!(self.record.state, State::Removing) {
-                    // After the waiters got their answer: off the path the user waits on.
-                    let shared = &self.shared;
-                    runtime::runc::release(shared.runc.as_ref(), &shared.layout, &self.record.id);
-                }
-            }
-            Err(e) => warn!(parent: &self.span, error = %e, "exit not recorded"),
-        }
     }
 }
 

@@ -67,7 +67,9 @@ impl Handler<AdoptOrphan> for ContainerActor {
 }
 
 impl Handler<KillOrphan> for ContainerActor {
-    type Result = ResponseActFuture<Self, Result<(), ContainerError>>;
+    // Atomic: the watch on the orphan's process sees it end too, and must not record a
+    // `lost` before this records the kill.
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, _: KillOrphan, _: &mut Context<Self>) -> Self::Result {
         let prepared: Result<_, ContainerError> = (|| {
@@ -109,12 +111,17 @@ impl Handler<KillOrphan> for ContainerActor {
             }
             Ok::<_, ContainerError>(())
         };
-        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             res?;
             let event = killed_orphan_exit(&act.shared.layout, &act.record.id);
             act.apply(event)?;
+            act.emit("die", &[("exitCode", act.exit_code().to_string())]);
             act.after_exit(ctx);
+            if !matches!(act.record.state, State::Removing) {
+                let shared = &act.shared;
+                runtime::runc::release(shared.runc.as_ref(), &shared.layout, &act.record.id);
+            }
             Ok(())
-        }))
+        })))
     }
 }
