@@ -255,3 +255,80 @@ fn a_runc_container_whose_shim_is_killed_is_an_orphan_too() {
     assert_eq!(d.inspect_field("boxed", "{{.Moor.State}}"), "running");
     d.cli_ok(&["rm", "-f", "boxed"]);
 }
+
+#[test]
+fn an_orphan_gets_a_new_shim_on_adopt_and_its_real_exit_is_recorded() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let mark = marker("adopt");
+    let id = d.run_detached(&[
+        "--name",
+        "adoptee",
+        "--restart",
+        "always",
+        "host",
+        "sh",
+        "-c",
+        "while :; do sleep 1; done",
+        &mark,
+    ]);
+    let started_at = d.inspect_field("adoptee", "{{.State.StartedAt}}");
+    let (pid, st) = kill_the_shim(&d, &id);
+    assert_orphaned(&d, &id, "adoptee", (pid, st), &mark);
+    // Through the running daemon: a new shim traces the process.
+    let adopt = admin(&d, &["adopt", "adoptee"]);
+    assert!(adopt.status.success(), "{}", describe(&adopt));
+    assert_eq!(
+        d.inspect_field(
+            "adoptee",
+            "{{.Moor.State}} {{.State.Pid}} {{.State.StartedAt}}"
+        ),
+        format!("running {pid} {started_at}")
+    );
+    let (shim, shim_st) = ident(&d, &id, "shim");
+    assert!(process_is(shim, shim_st), "the new shim runs");
+    assert_eq!(copies(&mark), vec![pid]);
+    // Managed again: stop works and records the real exit (SIGTERM: 143), and the user's
+    // stop holds the policy back.
+    d.cli_ok(&["stop", "-t", "10", "adoptee"]);
+    assert!(!process_is(pid, st));
+    assert_eq!(
+        d.inspect_field("adoptee", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 143"
+    );
+    assert!(copies(&mark).is_empty());
+}
+
+#[test]
+fn a_runc_orphan_is_adopted_with_the_daemon_down_and_stopped_after() {
+    let mut d = runc_daemon();
+    let mark = marker("runc-adopt");
+    let id = d.run_detached(&[
+        "--name",
+        "boxed2",
+        "bb",
+        "sh",
+        "-c",
+        "while :; do sleep 1; done",
+        &mark,
+    ]);
+    let (pid, st) = kill_the_shim(&d, &id);
+    assert_orphaned(&d, &id, "boxed2", (pid, st), &mark);
+    d.stop_term();
+    let adopt = admin(&d, &["adopt", "boxed2"]);
+    assert!(adopt.status.success(), "{}", describe(&adopt));
+    d.restart();
+    assert_eq!(
+        d.inspect_field("boxed2", "{{.Moor.State}} {{.State.Pid}}"),
+        format!("running {pid}")
+    );
+    // The container's init ignores SIGTERM (pid 1 of its namespace, no handler): the stop
+    // ends with SIGKILL, and that exit is the one recorded.
+    d.cli_ok(&["stop", "-t", "1", "boxed2"]);
+    assert!(!process_is(pid, st));
+    assert_eq!(
+        d.inspect_field("boxed2", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
+    assert!(copies(&mark).is_empty());
+    d.cli_ok(&["rm", "boxed2"]);
+}
