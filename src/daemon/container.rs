@@ -16,6 +16,7 @@ use tracing::{info, warn, Span};
 
 use crate::daemon::cleanup;
 use crate::daemon::error::ContainerError;
+use crate::daemon::fault;
 use crate::daemon::messages::*;
 use crate::daemon::supervisor::SpecSync;
 use crate::daemon::Shared;
@@ -109,6 +110,7 @@ impl ContainerActor {
     ) -> Result<(), ContainerError> {
         match outcome {
             Ok(StartOutcome::Started(run)) => {
+                fault::point("shim-spawned");
                 let pid = run.process.pid;
                 self.apply(Event::Started(run))?;
                 info!(parent: &self.span, pid, "started");
@@ -216,6 +218,7 @@ impl ContainerActor {
         if let Err(e) = self.apply(Event::StartRequested) {
             return Box::pin(fut::ready(Err(e)));
         }
+        fault::point("start-persisted");
         let layout = &self.shared.layout;
         let id = self.record.id.clone();
         let dir = layout.run_container_dir(&id);
@@ -252,6 +255,7 @@ impl ContainerActor {
         self.apply(Event::RemoveRequested)?;
         let id = self.record.id.clone();
         cleanup::forget_spec(&self.shared.layout, &id)?;
+        fault::point("rm-persisted");
         self.shared.store.remove(&id)?;
         cleanup::spawn_remove_files(self.shared.clone(), id.clone());
         info!(parent: &self.span, "removed");
@@ -399,6 +403,7 @@ impl Handler<StopContainer> for ContainerActor {
                 })?;
             // Docker's order for a stop: kill (the stop signal), die, stop.
             self.emit("kill", &[("signal", signal.to_string())]);
+            fault::point("stop-signalled");
             Ok((pidfd, self.next_exit()))
         })();
         let span = self.span.clone();
