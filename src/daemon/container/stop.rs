@@ -34,10 +34,11 @@ impl ContainerActor {
         Ok(())
     }
 
-    /// For a container found `Stopping` at start-up: sends the stop signal again while the
-    /// deadline is ahead (the intent was persisted before the signal went out, so a crash
-    /// may have come in between; a second SIGTERM to a process already stopping is
-    /// harmless) and arms the SIGKILL at the recorded deadline. A record from a build that did not record it gets the container's stop
+    /// For a container found `Stopping` at start-up: arms the SIGKILL at the recorded
+    /// deadline. The stop signal is not sent again: a process already shutting down may take
+    /// a second SIGTERM as "quit now" and skip its graceful path; a crash in the moment
+    /// between the recorded intent and the first signal costs the graceful stop, not the
+    /// stop. A record from a build that did not record the deadline gets the container's stop
     /// timeout from now, recorded so that a second crash does not postpone it again.
     pub(super) fn resume_stop(&mut self, ctx: &mut Context<Self>) {
         let State::Stopping(run) = &self.record.state else {
@@ -63,12 +64,6 @@ impl ContainerActor {
             }
         };
         let wait = (deadline - now).to_std().unwrap_or_default();
-        if !wait.is_zero() {
-            let signal = self.stop_signal();
-            if let Err(e) = self.signal_process(signal) {
-                warn!(parent: &self.span, error = %e, "stop signal not sent again");
-            }
-        }
         info!(parent: &self.span, deadline = %deadline, wait_ms = wait.as_millis() as u64, "finishing a stop begun before the restart");
         ctx.run_later(wait, move |act, _| act.stop_deadline_passed(&process));
     }
