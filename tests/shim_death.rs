@@ -332,3 +332,39 @@ fn a_runc_orphan_is_adopted_with_the_daemon_down_and_stopped_after() {
     assert!(copies(&mark).is_empty());
     d.cli_ok(&["rm", "boxed2"]);
 }
+
+#[test]
+fn an_orphan_that_cannot_be_classified_further_is_left_to_the_admin_without_spinning() {
+    let mut d = runc_daemon();
+    let id = d.run_detached(&[
+        "--name",
+        "odd",
+        "bb",
+        "sh",
+        "-c",
+        "while :; do sleep 1; done",
+    ]);
+    let (pid, st) = ident(&d, &id, "process");
+    d.track(pid, st);
+    d.kill9();
+    kill_the_shim(&d, &id);
+    // The record names a process that is gone while runc runs the container: an orphan
+    // (never deleted) whose recorded process has nothing more to say.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id() as i64;
+    gone.wait().unwrap();
+    let path = d.container_run_dir(&id).join("started.json");
+    let mut started = d.started_json(&id);
+    started["process"]["pid"] = serde_json::json!(gone_pid);
+    write_json_atomically(&path, &started);
+    d.restart();
+    assert_eq!(d.inspect_field("odd", "{{.Moor.State}}"), "orphaned");
+    assert!(wait_for(Duration::from_secs(10), || d
+        .output()
+        .contains("left for `moor admin inspect`")));
+    std::thread::sleep(Duration::from_secs(1));
+    let looks = d.output().matches("watched process ended").count();
+    assert!(looks <= 3, "the daemon looked {looks} times: it spins");
+    assert_eq!(d.inspect_field("odd", "{{.Moor.State}}"), "orphaned");
+    assert!(process_is(pid, st), "an orphan is never killed");
+}

@@ -79,17 +79,38 @@ impl ContainerActor {
         });
     }
 
+    /// Watches again after an end that changed nothing, without ever spinning: the watched
+    /// process if it lives; else, while the run's shim lives (it reaped the process and is
+    /// writing the exit), a new look after [`LIVENESS_POLL`]; else nothing is left to
+    /// watch, and the orphan waits for `moor admin`.
+    fn rewatch(&mut self, ctx: &mut Context<Self>) {
+        let Some(run) = self.record.state.run().cloned() else {
+            return;
+        };
+        if self
+            .watched()
+            .is_some_and(|p| runtime::liveness(&p).is_alive())
+        {
+            return self.watch(ctx);
+        }
+        if runtime::liveness(&run.shim).is_alive() {
+            ctx.notify_later(ShimExited, LIVENESS_POLL);
+            return;
+        }
+        warn!(parent: &self.span, state = self.record.state.name(), "the run ended but its end cannot be classified: left for `moor admin inspect`");
+    }
+
     /// Records what the observation shows, classified as the reconciler would.
     fn settle(&mut self, obs: Observation, ctx: &mut Context<Self>) {
         let before = self.watched();
         let class = classify(&self.record.state, &obs);
         info!(parent: &self.span, class = class.name(), state = self.record.state.name(), "watched process ended: classified");
         let event = match class {
-            // The watched process is alive after all (a spurious wake-up): watch it again.
-            Class::Resume(_) => return self.watch(ctx),
+            // Nothing new to record: a live shim will report, or the orphan stays one.
+            Class::Resume(_) => return self.rewatch(ctx),
             Class::FinishRemoval | Class::Unchanged => return,
             Class::Orphan { .. } if matches!(self.record.state, State::Orphaned { .. }) => {
-                return self.watch(ctx);
+                return self.rewatch(ctx);
             }
             Class::Orphan { ref reason, .. } => {
                 warn!(parent: &self.span, reason = %reason, "orphaned: the process runs without its shim; see `moor admin orphans`");
