@@ -2,7 +2,7 @@
 //! put in the reconciler's four classes (resume, exited while down, lost, orphan);
 //! `admin inspect` predicts each, and the next daemon start does exactly that. Then
 //! `admin inspect` answers through the running daemon, and with the daemon stopped again
-//! `adopt` refuses an orphan without a shim, `kill-orphan` kills it and records the exit
+//! `kill-orphan` kills the orphan and records the exit
 //! (with the daemon down, and through a running daemon),
 //! and `check` finds the store sound.
 
@@ -139,14 +139,8 @@ fn admin_inspect_predicts_what_the_next_start_does() {
     assert!(source.contains("source: the daemon"), "{source}");
     assert_eq!(found.len(), 4);
 
+    // (An orphan without a shim is adopted with a new one: tests/shim_death.rs.)
     d.stop_term();
-    let adopt = admin(&d, &["adopt", "d-orphan"]);
-    assert!(!adopt.status.success(), "{}", describe(&adopt));
-    assert!(
-        String::from_utf8_lossy(&adopt.stderr).contains("kill-orphan"),
-        "{}",
-        describe(&adopt)
-    );
     let kill = admin(&d, &["kill-orphan", "d-orphan"]);
     assert!(kill.status.success(), "{}", describe(&kill));
     assert!(!process_is(orphan_pid, orphan_st));
@@ -191,19 +185,11 @@ fn orphans_are_handled_through_a_running_daemon() {
     d.restart();
     assert_eq!(d.inspect_field("lonely", "{{.Moor.State}}"), "orphaned");
 
-    // The daemon holds the store: admin asks it, and it refuses to adopt without a shim.
-    let adopt = admin(&d, &["adopt", "lonely"]);
-    assert!(!adopt.status.success(), "{}", describe(&adopt));
-    let stderr = String::from_utf8_lossy(&adopt.stderr);
-    assert!(stderr.contains("source: the daemon"), "{stderr}");
-    assert!(
-        stderr.contains("only a live shim with a live process can be adopted"),
-        "{stderr}"
-    );
-    assert!(process_is(pid, st), "a refused adopt touches nothing");
-
+    // The daemon holds the store: admin asks it.
     let kill = admin(&d, &["kill-orphan", "lonely"]);
     assert!(kill.status.success(), "{}", describe(&kill));
+    let stderr = String::from_utf8_lossy(&kill.stderr);
+    assert!(stderr.contains("source: the daemon"), "{stderr}");
     assert!(wait_for(Duration::from_secs(10), || !process_is(pid, st)));
     assert_eq!(
         d.inspect_field("lonely", "{{.State.Status}} {{.State.ExitCode}}"),

@@ -163,10 +163,11 @@ impl Direct {
         mut rec: ContainerRecord,
         event: Event,
     ) -> Result<ContainerRecord, AdminError> {
-        rec.state = transition(&rec.state, event).map_err(|source| AdminError::Transition {
+        let next = transition(&rec.state, event).map_err(|source| AdminError::Transition {
             id: rec.id.clone(),
             source,
         })?;
+        rec = rec.with_state(next);
         self.store.put(&rec).map_err(|source| AdminError::Store {
             path: self.layout.store(),
             source,

@@ -15,9 +15,8 @@ use tracing::{info, warn, Span};
 
 use crate::daemon::cleanup;
 use crate::daemon::error::ContainerError;
+use crate::daemon::fault;
 use crate::daemon::messages::*;
-use crate::daemon::pidwatch;
-use crate::daemon::signal::parse_signal;
 use crate::daemon::supervisor::SpecSync;
 use crate::daemon::Shared;
 use crate::identity::PidFd;
@@ -28,6 +27,8 @@ mod ordered;
 mod orphan;
 mod pause;
 mod policy;
+mod stop;
+mod watch;
 
 /// Docker's default stop timeout, in seconds.
 pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
@@ -86,8 +87,7 @@ impl ContainerActor {
     fn apply(&mut self, event: Event) -> Result<(), ContainerError> {
         let event_name = event.name();
         let next = transition(&self.record.state, event)?;
-        let mut rec = self.record.clone();
-        rec.state = next;
+        let rec = self.record.with_state(next);
         self.shared.store.put(&rec)?;
         info!(parent: &self.span, event = event_name, from = self.record.state.name(), to = rec.state.name(), "state changed");
         self.record = rec;
@@ -104,28 +104,6 @@ impl ContainerActor {
         exit_code(&self.record.state)
     }
 
-    /// Watches the shim's pidfd; `ShimExited` arrives when it ends.
-    fn watch(&mut self, ctx: &mut Context<Self>) {
-        let Some(run) = self.record.state.run() else {
-            return;
-        };
-        match PidFd::open_verified(&runtime::from_identity(&run.shim)) {
-            Ok(fd) => {
-                let span = self.span.clone();
-                let fut = async move {
-                    if let Err(e) = pidwatch::exited(fd).await {
-                        warn!(parent: &span, error = %e, "cannot poll the shim's pidfd");
-                    }
-                };
-                ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.notify(ShimExited)));
-            }
-            Err(e) => {
-                info!(parent: &self.span, error = %e, "shim already gone");
-                ctx.notify(ShimExited);
-            }
-        }
-    }
-
     fn after_start(
         &mut self,
         outcome: Result<StartOutcome, runtime::RuntimeError>,
@@ -133,6 +111,7 @@ impl ContainerActor {
     ) -> Result<(), ContainerError> {
         match outcome {
             Ok(StartOutcome::Started(run)) => {
+                fault::point("shim-spawned");
                 let pid = run.process.pid;
                 self.apply(Event::Started(run))?;
                 info!(parent: &self.span, pid, "started");
@@ -239,6 +218,7 @@ impl ContainerActor {
         if let Err(e) = self.apply(Event::StartRequested) {
             return Box::pin(fut::ready(Err(e)));
         }
+        fault::point("start-persisted");
         let layout = &self.shared.layout;
         let id = self.record.id.clone();
         let dir = layout.run_container_dir(&id);
@@ -268,6 +248,7 @@ impl ContainerActor {
         self.apply(Event::RemoveRequested)?;
         let id = self.record.id.clone();
         cleanup::forget_spec(&self.shared.layout, &id)?;
+        fault::point("rm-persisted");
         self.shared.store.remove(&id)?;
         cleanup::spawn_remove_files(self.shared.clone(), id.clone());
         info!(parent: &self.span, "removed");
@@ -344,13 +325,16 @@ impl Actor for ContainerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // A resumed container is watched again.
+        // A resumed container is watched again; an orphan's process is watched for its end.
         if matches!(
             self.record.state,
             State::Running(_) | State::Paused(_) | State::Stopping(_)
         ) {
             self.emit("restore", &[]);
             self.restore_freezer(ctx);
+            self.watch(ctx);
+            self.resume_stop(ctx);
+        } else if let State::Orphaned { .. } = self.record.state {
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
             info!(parent: &self.span, "restart policy: starting at daemon start");
@@ -375,46 +359,6 @@ impl Handler<StartContainer> for ContainerActor {
     }
 }
 
-impl Handler<ShimExited> for ContainerActor {
-    type Result = ();
-
-    fn handle(&mut self, _: ShimExited, ctx: &mut Context<Self>) {
-        if self.record.state.run().is_none() {
-            return;
-        }
-        let dir = self.shared.layout.run_container_dir(&self.record.id);
-        let now = Utc::now();
-        let event = match runtime::read_run_files(&dir) {
-            Ok(files) => match files.exit {
-                Some(e) => Event::Exited {
-                    exit: e.exit,
-                    at: e.at,
-                },
-                None => Event::Lost {
-                    reason: "the shim exited without writing an exit status".into(),
-                    at: now,
-                },
-            },
-            Err(e) => Event::Lost {
-                reason: format!("the shim's exit status is unreadable: {e}"),
-                at: now,
-            },
-        };
-        match self.apply(event) {
-            Ok(()) => {
-                info!(parent: &self.span, exit_code = self.exit_code(), "exited");
-                self.emit("die", &[("exitCode", self.exit_code().to_string())]);
-                self.after_exit(ctx);
-                if !matches!(self.record.state, State::Removing) {
-                    // After the waiters got their answer: off the path the user waits on.
-                    self.release_in_order(ctx);
-                }
-            }
-            Err(e) => warn!(parent: &self.span, error = %e, "exit not recorded"),
-        }
-    }
-}
-
 impl Handler<StopContainer> for ContainerActor {
     type Result = ResponseFuture<Result<(), ContainerError>>;
 
@@ -433,9 +377,14 @@ impl Handler<StopContainer> for ContainerActor {
             return Box::pin(async { Ok(()) });
         }
         let paused = self.paused_run();
-        let prepared: Result<_, ContainerError> = self
-            .process_pidfd()
-            .and_then(|pidfd| self.apply(Event::StopRequested).map(|()| pidfd));
+        let timeout = msg
+            .timeout_secs
+            .or(self.record.spec.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let prepared: Result<_, ContainerError> = self.process_pidfd().and_then(|pidfd| {
+            self.apply_stop(Utc::now() + chrono::Duration::seconds(timeout.into()))
+                .map(|()| pidfd)
+        });
         // A paused container is thawed (an async runc call) before the signal, in order.
         let thawed = match (&prepared, &paused) {
             (Ok(_), Some(run)) => self.thaw(run),
@@ -444,10 +393,7 @@ impl Handler<StopContainer> for ContainerActor {
         let signalled = thawed.map(move |thawed, act, _| {
             let pidfd = prepared?;
             thawed?;
-            let signal = match act.record.spec.stop_signal.as_str() {
-                "" => libc::SIGTERM,
-                s => parse_signal(s).unwrap_or(libc::SIGTERM),
-            };
+            let signal = act.stop_signal();
             pidfd
                 .send_signal(signal)
                 .map_err(|source| ContainerError::Signal {
@@ -456,13 +402,10 @@ impl Handler<StopContainer> for ContainerActor {
                 })?;
             // Docker's order for a stop: kill (the stop signal), die, stop.
             act.emit("kill", &[("signal", signal.to_string())]);
+            fault::point("stop-signalled");
             Ok::<_, ContainerError>((pidfd, act.next_exit()))
         });
         let prepared = self.in_order(ctx, Box::pin(signalled));
-        let timeout = msg
-            .timeout_secs
-            .or(self.record.spec.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let span = self.span.clone();
         let (shared, record) = (self.shared.clone(), self.record.clone());
         Box::pin(async move {

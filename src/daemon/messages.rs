@@ -158,7 +158,9 @@ pub struct WaitContainer(pub WaitCondition);
 #[rtype(result = "ContainerRecord")]
 pub struct InspectContainer;
 
-/// The shim's pidfd became readable: the shim exited (Container, internal).
+/// The watched process ended, or may have: the shim (its pidfd became readable, or the
+/// liveness poll found it gone), or an orphan's process (Container, internal). The actor
+/// observes and classifies before it records anything.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ShimExited;

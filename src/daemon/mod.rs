@@ -9,6 +9,7 @@ pub mod container;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod fault;
 pub mod layout;
 pub mod messages;
 pub mod notify;
@@ -337,6 +338,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);
+    let _failpoints = fault::setup();
     let signals = signal_channel()?;
     let system = System::new();
     let result = system.block_on(serve(shared.clone(), recovered, signals));

@@ -101,7 +101,7 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
                 // A resumed run that is already recorded needs no write.
                 Ok(next) if next == record.state => {}
                 Ok(next) => {
-                    record.state = next;
+                    record = record.with_state(next);
                     if let Err(e) = shared.store.put(&record) {
                         error!(container_id = %short(&record.id), error = %e, "cannot persist the reconciled state");
                     }

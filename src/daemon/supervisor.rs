@@ -211,6 +211,7 @@ impl Handler<CreateContainer> for Supervisor {
             let _ = std::fs::remove_dir_all(self.shared.layout.container_dir(&id));
             return Err(name_conflict(e));
         }
+        crate::daemon::fault::point("create-persisted");
         info!(container_id = %&id[..12], name = %record.name, "created");
         crate::daemon::container::emit(&self.shared, &record, "create", &[]);
         let sync = sync_spec_in_background(&self.shared, &id);

@@ -7,6 +7,8 @@
 //! (output to the log, reap) → `exit.json` → exit. A start that fails writes `exit.json`
 //! with `start_error` and reports `Failed` instead.
 
+#[allow(unsafe_code)]
+pub mod adopt;
 pub mod clock;
 #[allow(unsafe_code)]
 pub mod daemonize;
@@ -380,6 +382,16 @@ fn report(report: &Report) {
     if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
         eprintln!("moor-shim: write report: {e}");
     }
+}
+
+/// An adoption that failed: the report only (no `exit.json`: the process still runs).
+fn fail_report(error: &str, code: i32) -> i32 {
+    eprintln!("moor-shim: adopt: {error}");
+    report(&Report::Failed {
+        code,
+        error: error.to_owned(),
+    });
+    code
 }
 
 /// Points stdout at /dev/null, closing the report pipe: the daemon sees EOF.

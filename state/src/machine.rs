@@ -230,12 +230,14 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
 
         // The reconciler.
         // An orphan whose shim this daemon can read again (e.g. after an upgrade) is resumed.
-        (
-            S::Created | S::Starting | S::Running(_) | S::Stopping(_) | S::Orphaned { .. },
-            E::Resumed(run),
-        ) => Ok(S::Running(run)),
+        (S::Created | S::Starting | S::Running(_) | S::Orphaned { .. }, E::Resumed(run)) => {
+            Ok(S::Running(run))
+        }
         // A paused container's process is still frozen after a daemon restart.
         (S::Paused(_), E::Resumed(run)) => Ok(S::Paused(run)),
+        // A stop cut short by a daemon crash is still a stop: the next daemon finishes it
+        // (SIGKILL at the deadline recorded with the record, see `ContainerRecord`).
+        (S::Stopping(_), E::Resumed(run)) => Ok(S::Stopping(run)),
         (
             S::Created
             | S::Starting
@@ -398,7 +400,7 @@ mod tests {
             // paused
             [PS, I, I, "stopping", AP, "running", "exited", "exited", RC, "paused", "orphaned", I],
             // stopping
-            [AR, I, I, "stopping", NR, NP, "exited", "exited", RC, "running", "orphaned", I],
+            [AR, I, I, "stopping", NR, NP, "exited", "exited", RC, "stopping", "orphaned", I],
             // exited
             ["starting", I, I, NR, NR, NP, I, I, "removing", I, "orphaned", I],
             // removing

@@ -214,8 +214,13 @@ fn classify_run(state: &State, o: &ObservedRun, exit: Option<ObservedExit>) -> C
         return Class::ExitedWhileDown(e);
     }
     if process_alive {
+        // Whether the daemon saw the shim die or finds it gone at start-up: the process
+        // runs on, so this is no exit, and nothing may start a second copy of it.
         return Class::Orphan {
-            reason: "shim gone while the process runs: its exit cannot be collected".into(),
+            reason: format!(
+                "shim (pid {}) gone while the process runs: its exit cannot be collected",
+                o.run.shim.pid
+            ),
             run: Some(o.run.clone()),
         };
     }
@@ -458,6 +463,65 @@ mod tests {
             let c = classify(&State::Running(run()), &obs(Alive, p, None));
             assert_eq!(c, Class::Resume(run()));
         }
+    }
+
+    #[test]
+    fn a_shim_killed_under_a_running_daemon_is_an_orphan_never_an_exit() {
+        // The daemon's actor classifies with this same function when the shim's pidfd fires.
+        for state in [
+            State::Running(run()),
+            State::Paused(run()),
+            State::Stopping(run()),
+        ] {
+            for runtime in [None, Some(RuncRunning)] {
+                let mut o = obs(Gone, Alive, None);
+                o.runtime_state = runtime;
+                match classify(&state, &o) {
+                    Class::Orphan {
+                        reason,
+                        run: Some(r),
+                    } => {
+                        assert!(reason.contains("shim (pid 100) gone"), "{reason}");
+                        assert_eq!(r, run());
+                        let next = transition(
+                            &state,
+                            Class::Orphan {
+                                reason,
+                                run: Some(r),
+                            }
+                            .event(at(9))
+                            .unwrap(),
+                        );
+                        assert_eq!(next.unwrap().name(), "orphaned");
+                    }
+                    other => panic!("{} {runtime:?}: {other:?}", state.name()),
+                }
+            }
+            // The shim wrote its exit file before it went: that is the evidence of an exit.
+            let c = classify(&state, &obs(Gone, Gone, exit_file()));
+            assert_eq!(c, Class::ExitedWhileDown(exit_file().unwrap()));
+        }
+        // The orphan stays one while its process lives; a start is refused meanwhile.
+        let orphan = State::Orphaned {
+            reason: "shim gone".into(),
+            run: Some(run()),
+        };
+        assert_eq!(classify(&orphan, &obs(Gone, Alive, None)).name(), "orphan");
+        assert!(matches!(
+            transition(&orphan, Event::StartRequested),
+            Err(crate::machine::TransitionError::Orphaned { .. })
+        ));
+        // Its process verified gone (or its pid reused): lost, and only now may a policy
+        // start a new copy.
+        for p in [Gone, Reused] {
+            let c = classify(&orphan, &obs(Gone, p, None));
+            assert_eq!(c.name(), "lost", "{p:?}");
+            let next = transition(&orphan, c.event(at(9)).unwrap()).unwrap();
+            assert!(matches!(next, State::Exited { exit: None, .. }));
+        }
+        let mut o = obs(Gone, Gone, None);
+        o.runtime_state = Some(Stopped);
+        assert_eq!(classify(&orphan, &o).name(), "lost");
     }
 
     fn with_runtime(mut o: Observation, r: RuntimeState) -> Observation {

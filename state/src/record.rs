@@ -156,6 +156,12 @@ pub struct ContainerRecord {
     /// does not bring it back, and no policy restarts it until then.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// While `Stopping`: when the stop's SIGKILL is due. Recorded with the `StopRequested`
+    /// transition, so a daemon that dies mid-stop leaves the next one the deadline to finish
+    /// the stop at (at once if it has passed). `None` in every other state, and in records
+    /// written before it existed (older readers ignore the field; see `schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_deadline: Option<Timestamp>,
 }
 
 impl ContainerRecord {
@@ -170,6 +176,104 @@ impl ContainerRecord {
             created_at,
             restart_count: 0,
             manually_stopped: false,
+            stop_deadline: None,
         }
+    }
+
+    /// The record in state `next` (a result of [`crate::transition`]): a stop deadline
+    /// outlives only a stop that goes on (`Stopping` to `Stopping`).
+    pub fn with_state(&self, next: State) -> ContainerRecord {
+        let keep = matches!(
+            (&self.state, &next),
+            (State::Stopping(_), State::Stopping(_))
+        );
+        ContainerRecord {
+            state: next,
+            stop_deadline: if keep { self.stop_deadline } else { None },
+            ..self.clone()
+        }
+    }
+
+    /// The record after a stop asked for a SIGKILL at `deadline`, once in state `Stopping`:
+    /// the earliest of the stops under way is kept (each sends its SIGKILL when its own
+    /// time is up; the next daemon honours the first).
+    pub fn with_stop_deadline(&self, deadline: Timestamp) -> ContainerRecord {
+        let mut rec = self.clone();
+        if matches!(rec.state, State::Stopping(_)) {
+            rec.stop_deadline = Some(rec.stop_deadline.map_or(deadline, |d| d.min(deadline)));
+        }
+        rec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::machine::Run;
+
+    fn run() -> Run {
+        let id = |pid| ProcessIdentity {
+            pid,
+            start_time: 7,
+            boot_id: "b".into(),
+        };
+        Run {
+            shim: id(1),
+            process: id(2),
+            started_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+        }
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn the_stop_deadline_lives_while_stopping_only() {
+        let mut rec = ContainerRecord::new("a".repeat(64), "c".into(), Default::default(), at(0));
+        rec.state = State::Running(run());
+        // Not stopping: nothing recorded.
+        assert_eq!(rec.with_stop_deadline(at(30)).stop_deadline, None);
+        let stopping = rec
+            .with_state(State::Stopping(run()))
+            .with_stop_deadline(at(30));
+        assert_eq!(stopping.stop_deadline, Some(at(30)));
+        // A second, shorter stop wins; a longer one does not postpone the first.
+        assert_eq!(
+            stopping.with_stop_deadline(at(10)).stop_deadline,
+            Some(at(10))
+        );
+        assert_eq!(
+            stopping.with_stop_deadline(at(90)).stop_deadline,
+            Some(at(30))
+        );
+        // Resumed as stopping by the next daemon: kept. Exited or orphaned: gone.
+        let resumed = stopping.with_state(State::Stopping(run()));
+        assert_eq!(resumed.stop_deadline, Some(at(30)));
+        let exited = stopping.with_state(State::Exited {
+            exit: None,
+            error: String::new(),
+            started_at: None,
+            finished_at: at(40),
+        });
+        assert_eq!(exited.stop_deadline, None);
+    }
+
+    #[test]
+    fn a_record_without_the_field_reads_and_one_with_it_round_trips() {
+        let rec = ContainerRecord::new("a".repeat(64), "c".into(), Default::default(), at(0));
+        let mut old = serde_json::to_value(&rec).unwrap();
+        assert!(old.get("stop_deadline").is_none(), "not written when unset");
+        old.as_object_mut().unwrap().remove("stop_deadline");
+        let read: ContainerRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(read.stop_deadline, None);
+        let stopping = rec
+            .with_state(State::Stopping(run()))
+            .with_stop_deadline(at(5));
+        let text = serde_json::to_string(&stopping).unwrap();
+        let back: ContainerRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, stopping);
     }
 }

@@ -177,9 +177,11 @@ fn model_event(s: &M, op: &Op, tick: i64) -> Result<M, Outcome> {
             Created | Starting | Running(_) | Stopping(_) | Exited { .. } => Err(O::NotPaused),
             _ => Err(refused(s)),
         },
-        // The reconciler resumes the run it found; a frozen process stays frozen.
+        // The reconciler resumes the run it found; a frozen process stays frozen, and a
+        // stop cut short by a crash stays a stop (the next daemon finishes it).
         Op::Resume(_) => match s {
             Paused(_) => Ok(Paused(tick)),
+            Stopping(_) => Ok(Stopping(tick)),
             Exited { .. } | Removing => Err(O::Invalid),
             _ => Ok(Running(tick)),
         },

@@ -1,6 +1,7 @@
 //! `moor admin adopt` and `moor admin kill-orphan` while the daemon runs (the daemon holds
 //! the store, so `moor admin` asks it). The same rules as with the daemon down
-//! (`src/admin/orphan.rs`): only an orphan with a live shim and process is adopted; a kill
+//! (`src/admin/orphan.rs`): only an orphan whose process is alive is adopted (with a new
+//! shim when its own is gone); a kill
 //! goes through a pidfd opened after the identity check and records the end, from the
 //! shim's exit file when it writes one, else as death by SIGKILL.
 
@@ -11,7 +12,7 @@ use moor_state::{Event, State};
 use tracing::info;
 
 use super::ContainerActor;
-use crate::admin::orphan::killed_orphan_exit;
+use crate::admin::orphan::{adoptable, killed_orphan_exit};
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{AdoptOrphan, KillOrphan};
 use crate::daemon::pidwatch;
@@ -39,54 +40,43 @@ impl ContainerActor {
 }
 
 impl Handler<AdoptOrphan> for ContainerActor {
+    // Atomic, off the actor thread: a new shim may be started and waited for.
     type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, _: AdoptOrphan, _: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.require_orphan() {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        // Reading the run files and `runc state` block: on the blocking pool, in order.
-        let (layout, id) = (self.shared.layout.clone(), self.record.id.clone());
-        let observed = tokio::task::spawn_blocking(move || observe(&layout, &id));
-        AtomicResponse::new(Box::pin(observed.into_actor(self).map(|obs, act, ctx| {
-            let obs =
-                obs.map_err(|e| act.refused(format!("its run directory could not be read: {e}")))?;
-            act.adopt(obs, ctx)
+        let shared = self.shared.clone();
+        let id = self.record.id.clone();
+        let adopt = tokio::task::spawn_blocking(move || {
+            let obs = observe(&shared.layout, &id);
+            if let Some(v) = obs.unsupported_protocol {
+                return Err(format!(
+                    "its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan"
+                ));
+            }
+            let started = obs.started.ok_or("no started file in its run directory")?;
+            adoptable(&shared.layout, &id, started)
+        });
+        AtomicResponse::new(Box::pin(adopt.into_actor(self).map(|res, act, ctx| {
+            let run = match res {
+                Ok(Ok(run)) => run,
+                Ok(Err(why)) => return Err(act.refused(why)),
+                Err(e) => return Err(act.refused(format!("adoption did not finish: {e}"))),
+            };
+            act.apply(Event::Adopted(run))?;
+            info!(parent: &act.span, "orphan adopted");
+            act.watch(ctx);
+            Ok(())
         })))
     }
 }
 
-impl ContainerActor {
-    fn adopt(
-        &mut self,
-        obs: moor_state::reconcile::Observation,
-        ctx: &mut Context<Self>,
-    ) -> Result<(), ContainerError> {
-        self.require_orphan()?;
-        if let Some(v) = obs.unsupported_protocol {
-            return Err(self.refused(format!(
-                "its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan"
-            )));
-        }
-        let run = match obs.started {
-            Some(o) if o.shim.is_alive() && o.process.is_alive() => o.run,
-            Some(o) => {
-                return Err(self.refused(format!(
-                    "shim {:?}, process {:?}: only a live shim with a live process can be adopted; use kill-orphan",
-                    o.shim, o.process
-                )))
-            }
-            None => return Err(self.refused("no started file in its run directory")),
-        };
-        self.apply(Event::Adopted(run))?;
-        info!(parent: &self.span, "orphan adopted");
-        self.watch(ctx);
-        Ok(())
-    }
-}
-
 impl Handler<KillOrphan> for ContainerActor {
-    type Result = ResponseActFuture<Self, Result<(), ContainerError>>;
+    // Atomic: the watch on the orphan's process sees it end too, and must not record a
+    // `lost` before this records the kill.
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, _: KillOrphan, _: &mut Context<Self>) -> Self::Result {
         let prepared: Result<_, ContainerError> = (|| {
@@ -128,12 +118,17 @@ impl Handler<KillOrphan> for ContainerActor {
             }
             Ok::<_, ContainerError>(())
         };
-        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             res?;
             let event = killed_orphan_exit(&act.shared.layout, &act.record.id);
             act.apply(event)?;
+            act.emit("die", &[("exitCode", act.exit_code().to_string())]);
             act.after_exit(ctx);
+            if !matches!(act.record.state, State::Removing) {
+                let shared = &act.shared;
+                runtime::runc::release(shared.runc.as_ref(), &shared.layout, &act.record.id);
+            }
             Ok(())
-        }))
+        })))
     }
 }

@@ -1,0 +1,43 @@
+//! Fail points between a persisted intent and its effect, for the fault-injection tests
+//! (`tests/fault_injection.rs`). Built only with the `failpoints` feature (every test build
+//! has it; a normal build does not, and then [`point`] is empty). A point is armed by the
+//! daemon's environment, `FAILPOINTS=<name>=return`, and then kills the daemon with SIGKILL
+//! right there: what a crash at that moment leaves is what the next start must recover.
+//!
+//! The points: `create-persisted` (record stored, not yet answered), `start-persisted`
+//! (`starting` stored, no shim yet), `shim-spawned` (the shim runs the process, `running`
+//! not yet stored), `stop-signalled` (stop signal sent, the SIGKILL not yet),
+//! `rm-persisted` (`removing` stored and the spec file gone, the record not yet deleted).
+
+/// Holds the armed points for the daemon's life (see [`setup`]).
+#[cfg(feature = "failpoints")]
+pub type Scenario = fail::FailScenario<'static>;
+/// Nothing to hold without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+pub struct Scenario;
+
+/// Arms the points named in `FAILPOINTS`.
+#[cfg(feature = "failpoints")]
+pub fn setup() -> Scenario {
+    fail::FailScenario::setup()
+}
+
+/// Nothing to arm without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+pub fn setup() -> Scenario {
+    Scenario
+}
+
+/// The daemon dies here (SIGKILL, as `kill -9`) when `name` is armed.
+#[cfg(feature = "failpoints")]
+pub fn point(name: &str) {
+    fail::fail_point!(name, |_| {
+        tracing::warn!(point = name, "fail point: killing the daemon");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    });
+}
+
+/// No fail points without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn point(_name: &str) {}
