@@ -3,6 +3,7 @@
 //! A missing file means the defaults; a malformed one is an error naming line and column.
 
 pub mod log_opts;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,6 @@ const DOCKER_ONLY_KEYS: &[&str] = &[
     "experimental",
     "features",
     "hosts",
-    "insecure-registries",
     "ip-forward",
     "iptables",
     "ipv6",
@@ -27,7 +27,6 @@ const DOCKER_ONLY_KEYS: &[&str] = &[
     "max-concurrent-downloads",
     "max-concurrent-uploads",
     "mtu",
-    "registry-mirrors",
     "storage-driver",
     "storage-opts",
     "userland-proxy",
@@ -82,6 +81,14 @@ pub struct DaemonConfig {
     /// binary units as `--memory`); None: [`DEFAULT_IMAGE_UNPACK_LIMIT`]. Reloadable.
     #[serde(default, deserialize_with = "image_limit")]
     pub image_unpack_limit: Option<u64>,
+    /// Registries reached over plain http (Docker's `insecure-registries`: `host[:port]` or
+    /// a CIDR); loopback ones always are. Reloadable: read at each pull.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Docker's `registry-mirrors`: moor does not use mirrors, so a non-empty list is refused
+    /// (never accepted and ignored).
+    #[serde(default)]
+    pub registry_mirrors: Vec<String>,
     /// Every other key: Docker-only keys are warned about, others refused.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -153,6 +160,14 @@ pub enum ConfigError {
         /// What is wrong, naming the option.
         reason: crate::config::log_opts::LogOptError,
     },
+    /// A registry option moor refuses (`insecure-registries` malformed, `registry-mirrors`).
+    #[error("{path}: {reason}")]
+    Registry {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the option.
+        reason: String,
+    },
     /// A key neither moor nor Docker knows.
     #[error("{path}: unknown key {key:?}{hint}")]
     UnknownKey {
@@ -201,6 +216,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
             reason,
         }
     })?;
+    let registry = |reason| ConfigError::Registry {
+        path: path.into(),
+        reason,
+    };
+    crate::config::registry::InsecureRegistries::parse(&config.insecure_registries)
+        .map_err(registry)?;
+    if !config.registry_mirrors.is_empty() {
+        return Err(registry(
+            "registry-mirrors: moor does not pull through mirrors; remove the key (images are \
+             pulled from the registry their name gives)"
+                .to_string(),
+        ));
+    }
     let mut ignored_keys = Vec::new();
     for key in config.other.keys() {
         if DOCKER_ONLY_KEYS.contains(&key.as_str()) {
@@ -231,6 +259,8 @@ const KNOWN_KEYS: &[&str] = &[
     "log-level",
     "labels",
     "image-unpack-limit",
+    "insecure-registries",
+    "registry-mirrors",
 ];
 
 fn did_you_mean(key: &str) -> String {
@@ -341,5 +371,18 @@ mod tests {
             let e = limit(&format!(r#"{{"image-unpack-limit": {bad}}}"#)).unwrap_err();
             assert!(e.to_string().contains("image-unpack-limit"), "{e}");
         }
+    }
+
+    #[test]
+    fn registry_options_are_parsed_or_refused() {
+        let p = |json: &str| parse(Path::new("d.json"), json);
+        let ok = p(r#"{"insecure-registries": ["reg:5000", "10.0.0.0/8"]}"#).expect("parse");
+        assert_eq!(ok.config.insecure_registries.len(), 2);
+        assert!(ok.ignored_keys.is_empty());
+        let e = p(r#"{"insecure-registries": ["http://reg"]}"#).unwrap_err();
+        assert!(e.to_string().contains("insecure-registries"), "{e}");
+        let e = p(r#"{"registry-mirrors": ["https://mirror.example"]}"#).unwrap_err();
+        assert!(e.to_string().contains("registry-mirrors"), "{e}");
+        assert!(p(r#"{"registry-mirrors": []}"#).is_ok());
     }
 }

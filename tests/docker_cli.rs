@@ -63,28 +63,25 @@ fn errors_are_dockers() {
         api_error(&d, "GET", "/v1.44/containers/nope/json", None),
         (404, "No such container: nope".into())
     );
-    // `docker run busybox` then tries to pull, which moor refuses with a pointer to import.
-    let out = d.docker(&["pull", "busybox"], None);
+    // A pull from a registry that is not there (a closed loopback port) names the reference.
+    let out = d.docker(&["pull", "127.0.0.1:1/nothing"], None);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(
-            "moor cannot pull from registries yet; import a rootfs tar with `moor image import`"
-        ),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Error response from daemon: pull 127.0.0.1:1/nothing:latest"),
         "{}",
         describe(&out)
     );
-    assert_eq!(
-        api_error(
-            &d,
-            "POST",
-            "/v1.44/images/create?fromImage=busybox&tag=latest",
-            None
-        ),
-        (
-            400,
-            "moor cannot pull from registries yet; import a rootfs tar with `moor image import`"
-                .into()
-        )
+    let (status, message) = api_error(
+        &d,
+        "POST",
+        "/v1.44/images/create?fromImage=127.0.0.1:1/nothing&tag=latest",
+        None,
+    );
+    assert_eq!(status, 500, "{message}");
+    assert!(
+        message.starts_with("pull 127.0.0.1:1/nothing:latest"),
+        "{message}"
     );
     let create = |body: &str| api_error(&d, "POST", "/v1.44/containers/create", Some(body));
     assert_eq!(

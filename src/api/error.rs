@@ -46,9 +46,9 @@ pub enum ApiError {
     /// An image name Docker would refuse.
     #[error(transparent)]
     Reference(#[from] moor_state::image::ReferenceError),
-    /// `docker pull` (`fromImage`): there is no registry client.
-    #[error("moor cannot pull from registries yet; import a rootfs tar with `moor image import`")]
-    NoPull,
+    /// `docker pull` (`fromImage`) failed; 404 for an image the registry does not have.
+    #[error("{}", crate::runtime::chain(.0))]
+    Pull(#[from] crate::image::registry::PullError),
     /// A create option moor does not implement yet.
     #[error("{option} is not supported by moor yet")]
     Unsupported {
@@ -229,7 +229,6 @@ impl ResponseError for ApiError {
             | ApiError::InvalidSignal(_)
             | ApiError::NoCommand
             | ApiError::NoExecCommand
-            | ApiError::NoPull
             | ApiError::User(_)
             | ApiError::Change(_)
             | ApiError::Reference(_)
@@ -247,6 +246,9 @@ impl ResponseError for ApiError {
             ApiError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Panicked { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
+            ApiError::Pull(e) if e.is_not_found() => StatusCode::NOT_FOUND,
+            ApiError::Pull(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            ApiError::Pull(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,

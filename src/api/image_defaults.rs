@@ -58,6 +58,7 @@ mod tests {
             ]
             .into(),
             stop_signal: "SIGINT".into(),
+            ..ImageConfig::default()
         }
     }
 

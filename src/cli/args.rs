@@ -63,6 +63,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Pull an image from a registry.
+    Pull(crate::cli::commands::pull::PullArgs),
     /// Manage images: import, ls, rm, inspect.
     #[command(subcommand)]
     Image(ImageCommand),

@@ -253,6 +253,17 @@ impl Client {
         })
     }
 
+    /// `POST path` (no body), the answer to be read as it arrives (`pull`'s progress).
+    pub fn post_stream(&self, path: &str) -> Result<BodyStream<'_>, ClientError> {
+        let response = self.runtime.block_on(self.send(Method::POST, path, None))?;
+        let response = self.runtime.block_on(check_status(response, path))?;
+        Ok(BodyStream {
+            client: self,
+            path: path.to_string(),
+            body: response.into_body(),
+        })
+    }
+
     /// `POST path` sent in the background; returns once the answer's headers arrived (the
     /// daemon registered the request) or a short grace period passed. Collect the answer with
     /// [`Client::finish`]. `run --rm` registers its wait this way before starting.

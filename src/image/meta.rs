@@ -10,6 +10,7 @@ use moor_state::image::{ImageRecord, ImageStore, IMAGE_RECORD_VERSION};
 use moor_state::store::Store;
 use tracing::{error, warn};
 
+use super::layers::dirs_layers;
 use super::ImageDirs;
 use crate::shim::exit_file::{self, ExitFileError};
 
@@ -75,6 +76,8 @@ fn untagged(id: &str, dir: &Path) -> ImageRecord {
         created_at,
         size: 0,
         config: Default::default(),
+        layers: dirs_layers(dir),
+        repo_digests: Vec::new(),
     }
 }
 
@@ -147,6 +150,8 @@ mod tests {
             created_at: DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("time"),
             size: 42,
             config: Default::default(),
+            layers: Vec::new(),
+            repo_digests: Vec::new(),
         }
     }
 

@@ -7,7 +7,9 @@
 //! with `changes` has a config too, and its id covers it ([`image_id`]).
 
 pub mod changes;
+pub mod layers;
 pub mod meta;
+pub mod registry;
 pub mod unpack;
 pub mod user;
 
@@ -79,6 +81,20 @@ pub enum ImageError {
         /// The first entry that went past it.
         entry: String,
     },
+    /// A digest that is not `sha256:` and 64 lowercase hex digits.
+    #[error("unsupported or malformed digest {digest:?}")]
+    BadDigest {
+        /// The digest as given.
+        digest: String,
+    },
+    /// A layer's uncompressed content is not what the image config says (its diff id).
+    #[error("layer content does not match its diff id {diff_id} (got {got})")]
+    DiffIdMismatch {
+        /// The diff id the config lists.
+        diff_id: String,
+        /// The sha256 of what was unpacked.
+        got: String,
+    },
     /// An entry could not be written.
     #[error("unpack tar entry {entry:?}")]
     Entry {
@@ -95,7 +111,11 @@ impl ImageError {
     pub fn is_bad_archive(&self) -> bool {
         matches!(
             self,
-            ImageError::Tar { .. } | ImageError::UnsafeEntry { .. } | ImageError::TooLarge { .. }
+            ImageError::Tar { .. }
+                | ImageError::UnsafeEntry { .. }
+                | ImageError::TooLarge { .. }
+                | ImageError::DiffIdMismatch { .. }
+                | ImageError::BadDigest { .. }
         )
     }
 }
@@ -125,9 +145,10 @@ impl ImageDirs {
         self.dir.join("tmp")
     }
 
-    /// Whether the image `id` is unpacked.
+    /// Whether the image `id` is unpacked: an imported rootfs, or a pulled image whose
+    /// layers are all there.
     pub fn exists(&self, id: &str) -> bool {
-        self.rootfs(id).is_dir()
+        self.rootfs(id).is_dir() || self.layered_exists(id)
     }
 
     /// A fresh, unique work directory name under `tmp/` for one import of `id`.

@@ -65,6 +65,62 @@ pub fn unpack(src: &Path, dest: &Path, limit: u64) -> Result<u64, ImageError> {
 
 /// Unpacks a tar stream into `dest`; see the module header for the checks and the cap.
 pub fn unpack_reader(reader: impl Read, dest: &Path, limit: u64) -> Result<u64, ImageError> {
+    unpack_entries(reader, dest, limit, false)
+}
+
+/// Unpacks one layer of a registry image into `dest` (a directory of its own): as
+/// [`unpack_reader`], with the OCI whiteouts turned into what overlayfs expects of a lower
+/// dir: `DIR/.wh.NAME` becomes a 0/0 character device `DIR/NAME`, and `DIR/.wh..wh..opq`
+/// the `trusted.overlay.opaque=y` xattr on `DIR`.
+pub fn unpack_layer_reader(reader: impl Read, dest: &Path, limit: u64) -> Result<u64, ImageError> {
+    unpack_entries(reader, dest, limit, true)
+}
+
+/// The OCI name of an opaque-directory marker.
+const OPAQUE: &str = ".wh..wh..opq";
+/// The OCI prefix of a whiteout.
+const WHITEOUT: &str = ".wh.";
+
+/// Writes the overlayfs form of the whiteout `rel` (a path ending in `.wh.NAME` or the
+/// opaque marker) under `dest`; false when `rel` is no whiteout.
+fn whiteout(dest: &Path, rel: &Path) -> io::Result<bool> {
+    let Some(name) = rel.file_name().and_then(|n| n.to_str()) else {
+        return Ok(false);
+    };
+    let parent = dest.join(rel.parent().unwrap_or(Path::new("")));
+    if name == OPAQUE {
+        std::fs::create_dir_all(&parent)?;
+        xattr::set(&parent, "trusted.overlay.opaque", b"y")?;
+        return Ok(true);
+    }
+    let Some(hidden) = name.strip_prefix(WHITEOUT) else {
+        return Ok(false);
+    };
+    if hidden.is_empty() || hidden == "." || hidden == ".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "whiteout without a name",
+        ));
+    }
+    std::fs::create_dir_all(&parent)?;
+    let path = parent.join(hidden);
+    if let Ok(m) = std::fs::symlink_metadata(&path) {
+        if m.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))?;
+    Ok(true)
+}
+
+fn unpack_entries(
+    reader: impl Read,
+    dest: &Path,
+    limit: u64,
+    whiteouts: bool,
+) -> Result<u64, ImageError> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
@@ -84,6 +140,15 @@ pub fn unpack_reader(reader: impl Read, dest: &Path, limit: u64) -> Result<u64, 
             continue;
         }
         no_symlink_on_the_way(dest, &rel).map_err(unsafe_entry)?;
+        if whiteouts {
+            let done = whiteout(dest, &rel).map_err(|source| ImageError::Entry {
+                entry: raw.clone(),
+                source,
+            })?;
+            if done {
+                continue;
+            }
+        }
         let kind = entry.header().entry_type();
         if let Some(target) = entry.link_name().map_err(bad_tar)? {
             let target = target.into_owned();

@@ -44,12 +44,19 @@ pub struct ExecUser {
 
 /// Resolves `user` (`""`, `NAME`, `UID`, `NAME:GROUP`, `UID:GID`...) inside `rootfs`.
 pub fn resolve(rootfs: &Path, user: &str) -> Result<ExecUser, UserError> {
+    resolve_layers(&[rootfs.to_path_buf()], user)
+}
+
+/// [`resolve`] in an image made of `lowers` (overlay lower dirs, top first): each file is
+/// read from the topmost layer that has it; a whiteout there (a 0/0 character device)
+/// means it was deleted.
+pub fn resolve_layers(lowers: &[std::path::PathBuf], user: &str) -> Result<ExecUser, UserError> {
     let (user_part, group_part) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
     let user_part = if user_part.is_empty() { "0" } else { user_part };
-    let passwd = read_in_root(rootfs, "/etc/passwd")?;
+    let passwd = read_in_layers(lowers, "/etc/passwd")?;
     let entry = passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -60,7 +67,7 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<ExecUser, UserError> {
         (None, Ok(uid)) => (String::new(), uid, 0),
         (None, Err(_)) => return Err(UserError::NoUser(user_part.to_string())),
     };
-    let groups = read_in_root(rootfs, "/etc/group")?;
+    let groups = read_in_layers(lowers, "/etc/group")?;
     let groups: Vec<Vec<&str>> = groups
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -94,6 +101,21 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<ExecUser, UserError> {
 
 fn number(field: &str) -> u32 {
     field.trim().parse().unwrap_or(0)
+}
+
+/// Reads `path` from the topmost of `lowers` that has it (empty when none has it or a
+/// whiteout hides it).
+fn read_in_layers(lowers: &[std::path::PathBuf], path: &str) -> Result<String, UserError> {
+    use std::os::unix::fs::FileTypeExt;
+    let rel = path.trim_start_matches('/');
+    for root in lowers {
+        match std::fs::symlink_metadata(root.join(rel)) {
+            Ok(m) if m.file_type().is_char_device() => return Ok(String::new()),
+            Ok(_) => return read_in_root(root, path),
+            Err(_) => continue,
+        }
+    }
+    Ok(String::new())
 }
 
 /// Reads `path` as seen from inside `root`: absolute symlinks and `..` stay within it. A

@@ -45,8 +45,9 @@ pub enum OverlayError {
 /// The directories of one container's overlay.
 #[derive(Debug, Clone)]
 pub struct Overlay {
-    /// The image's rootfs (read-only layer).
-    pub lower: PathBuf,
+    /// The image's read-only dirs, top first: its rootfs for an imported tarball, one per
+    /// layer for a pulled image (overlayfs stacks them as overlay2 does).
+    pub lowers: Vec<PathBuf>,
     /// The container's changes.
     pub upper: PathBuf,
     /// overlayfs's scratch directory (same filesystem as `upper`).
@@ -87,9 +88,14 @@ impl Overlay {
         if is_mounted(&self.target) {
             return Ok(());
         }
+        let lowers: Vec<String> = self
+            .lowers
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect();
         let options = format!(
             "lowerdir={},upperdir={},workdir={}",
-            self.lower.display(),
+            lowers.join(":"),
             self.upper.display(),
             self.work.display()
         );

@@ -34,6 +34,15 @@ pub struct ImageRecord {
     /// for records written before images had a config).
     #[serde(default)]
     pub config: ImageConfig,
+    /// For an image pulled from a registry: its layers' diff ids (`sha256:<hex>` of each
+    /// uncompressed tar), bottom first; each is unpacked once under `images/layers/` and
+    /// shared. Empty for an imported tarball (one flattened rootfs) and for older records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
+    /// `repo@sha256:<manifest digest>` of each registry manifest this image was pulled by
+    /// (Docker's RepoDigests); empty for imports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
 }
 
 /// An image's defaults for its containers (Docker's image `Config` subset an import's
@@ -55,6 +64,16 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     /// Default stop signal, empty for SIGTERM.
     pub stop_signal: String,
+    /// `PORT/PROTO` the image declares (Docker's ExposedPorts); stored and shown, from a
+    /// pulled image's config. Left out of the JSON when empty, so import ids stay as they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
+    /// Paths the image declares as volumes (Docker's Volumes); stored and shown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// The image's Healthcheck object as the registry's config blob has it; stored and shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 impl ImageConfig {
@@ -294,6 +313,16 @@ impl ImageStore {
         if let Some(img) = images.iter().find(|i| i.repo_tags.contains(&name)) {
             return Ok(Some(img.clone()));
         }
+        // `repo@sha256:...`: the image pulled by that manifest digest.
+        if let Some((repo, digest)) = key.split_once('@') {
+            let repo = parse_reference(repo)
+                .ok()
+                .and_then(|n| n.rsplit_once(':').map(|(r, _)| r.to_string()))
+                .unwrap_or_else(|| repo.to_string());
+            let want = format!("{repo}@{digest}");
+            let found = images.iter().find(|i| i.repo_digests.contains(&want));
+            return Ok(found.cloned());
+        }
         let hex = key.strip_prefix("sha256:").unwrap_or(key);
         if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
@@ -331,6 +360,11 @@ impl ImageStore {
             if let Some(n) = &name {
                 if !rec.repo_tags.contains(n) {
                     rec.repo_tags.push(n.clone());
+                }
+            }
+            for d in &fresh.repo_digests {
+                if !rec.repo_digests.contains(d) {
+                    rec.repo_digests.push(d.clone());
                 }
             }
             t.insert(rec.id.as_bytes(), encode(&rec))?;
@@ -444,6 +478,8 @@ mod tests {
             created_at: chrono::Utc::now(),
             size: 1,
             config: ImageConfig::default(),
+            layers: Vec::new(),
+            repo_digests: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub mod docker;
 mod http;
 pub mod prereq;
+pub mod registry;
 pub mod runc;
 
 pub use http::{ping, raw_request, HttpResponse};

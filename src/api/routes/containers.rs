@@ -192,8 +192,8 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
     shared.check_log_opts(&spec)?;
     if spec.runtime == RuntimeKind::Runc && !spec.user.is_empty() {
         // Docker finds out at start; a create that cannot start is refused at once.
-        let rootfs = crate::image::ImageDirs::new(&shared.layout.root).rootfs(&spec.image_id);
-        crate::image::user::resolve(&rootfs, &spec.user)?;
+        let lowers = crate::image::ImageDirs::new(&shared.layout.root).lowers(&spec.image_id);
+        crate::image::user::resolve_layers(&lowers, &spec.user)?;
     }
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
     let id = state
@@ -511,6 +511,8 @@ mod tests {
             created_at: Utc::now(),
             size: 0,
             config,
+            layers: Vec::new(),
+            repo_digests: Vec::new(),
         }
     }
 

@@ -1,9 +1,10 @@
-//! `/images/...`: import (`POST /images/create?fromSrc=-`), list, inspect, remove; Docker's
+//! `/images/...`: import (`POST /images/create?fromSrc=-`), pull (`?fromImage=`, in
+//! [`pull`]), list, inspect, remove; Docker's
 //! shapes, so `docker import` / `docker images` work against moor too.
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
 use moor_state::image::{
@@ -19,6 +20,8 @@ use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
 use crate::image::{changes, image_id, HashingFile, ImageDirs, TmpDir};
+
+pub mod pull;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -41,7 +44,7 @@ pub struct ImageSummary {
     pub parent_id: String,
     /// `repo:tag` names.
     pub repo_tags: Vec<String>,
-    /// Always empty (no registry yet).
+    /// `repo@sha256:<manifest digest>` of a pulled image.
     pub repo_digests: Vec<String>,
     /// Unix seconds.
     pub created: i64,
@@ -97,7 +100,7 @@ pub struct ImageInspect {
     pub id: String,
     /// `repo:tag` names.
     pub repo_tags: Vec<String>,
-    /// Always empty.
+    /// `repo@sha256:<manifest digest>` of a pulled image.
     pub repo_digests: Vec<String>,
     /// RFC 3339.
     pub created: String,
@@ -109,7 +112,7 @@ pub struct ImageInspect {
     pub architecture: String,
     /// Defaults for containers.
     pub config: ImageConfig,
-    /// Where the unpacked root filesystem is (moor's own field).
+    /// The overlay lower dirs, top first, `:`-joined (moor's own field).
     pub moor_rootfs: String,
 }
 
@@ -164,10 +167,17 @@ async fn create(
     state: Data,
     q: Query,
     all: AllQuery,
+    req: HttpRequest,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    if q.get("fromImage").is_some_and(|f| !f.is_empty()) {
+        return pull::pull(state, &q, &req).await;
+    }
     if q.get("fromSrc").map(String::as_str) != Some("-") {
-        return Err(ApiError::NoPull);
+        return Err(ApiError::Query {
+            name: "fromSrc",
+            value: q.get("fromSrc").cloned().unwrap_or_default(),
+        });
     }
     let lines: Vec<String> = all
         .into_inner()
@@ -215,6 +225,8 @@ async fn create(
         created_at: Utc::now(),
         size,
         config,
+        layers: Vec::new(),
+        repo_digests: Vec::new(),
     };
     let rec = images.add(&fresh, name.as_deref())?;
     save_metadata(&dirs, &images);
@@ -262,6 +274,7 @@ async fn list(state: Data) -> Result<HttpResponse, ApiError> {
         .map(|i| ImageSummary {
             id: format!("sha256:{}", i.id),
             repo_tags: i.repo_tags,
+            repo_digests: i.repo_digests,
             created: i.created_at.timestamp(),
             size: i.size,
             shared_size: -1,
@@ -285,13 +298,18 @@ async fn inspect(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse,
     Ok(HttpResponse::Ok().json(ImageInspect {
         id: format!("sha256:{}", img.id),
         repo_tags: img.repo_tags,
-        repo_digests: Vec::new(),
+        repo_digests: img.repo_digests,
         created: go_time(Some(img.created_at)),
         size: img.size,
         os: "linux".into(),
         architecture: std::env::consts::ARCH.into(),
         config: img.config.into(),
-        moor_rootfs: dirs.rootfs(&img.id).display().to_string(),
+        moor_rootfs: dirs
+            .lowers(&img.id)
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
     }))
 }
 

@@ -10,6 +10,7 @@ pub mod kill;
 pub mod logs;
 pub mod pause;
 pub mod ps;
+pub mod pull;
 pub mod rename;
 pub mod restart;
 pub mod rm;

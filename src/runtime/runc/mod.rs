@@ -109,7 +109,7 @@ pub fn bundle_dir(layout: &Layout, id: &str) -> PathBuf {
 fn overlay_of(layout: &Layout, images: &ImageDirs, id: &str, image_id: &str) -> Overlay {
     let dir = layout.container_dir(id).join("overlay");
     Overlay {
-        lower: images.rootfs(image_id),
+        lowers: images.lowers(image_id),
         upper: dir.join("upper"),
         work: dir.join("work"),
         target: bundle_dir(layout, id).join("rootfs"),
@@ -132,7 +132,7 @@ impl Runc {
                 dir: images.dir.clone(),
             });
         }
-        let user = crate::image::user::resolve(&images.rootfs(&spec.image_id), &spec.user)?;
+        let user = crate::image::user::resolve_layers(&images.lowers(&spec.image_id), &spec.user)?;
         let oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
         overlay_of(layout, &images, id, &spec.image_id).mount()?;
         let bundle = bundle_dir(layout, id);

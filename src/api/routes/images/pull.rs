@@ -1,0 +1,312 @@
+//! `POST /images/create?fromImage=NAME&tag=TAG[&platform=OS/ARCH]` (`docker pull`): pulls
+//! from the registry the name gives (see [`crate::image::registry`]) and answers with
+//! Docker's JSON progress stream. An error before any progress (an unknown image: 404) is an
+//! HTTP error as in Docker; one after it is the stream's last message (`errorDetail`). The
+//! pull runs in a task of its own: a client that goes away does not stop it half-way, and
+//! what it leaves is complete or nothing.
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine;
+use chrono::Utc;
+use futures_util::stream;
+use moor_state::image::{parse_reference, ImageRecord, IMAGE_RECORD_VERSION};
+use oci_client::secrets::RegistryAuth;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use super::{save_metadata, store_err, Data};
+use crate::api::error::ApiError;
+use crate::api::routes::Query;
+use crate::config::registry::InsecureRegistries;
+use crate::daemon::events::DockerEvent;
+use crate::image::layers::digest_hex;
+use crate::image::registry::{self, Platform, Progress, PullOptions, PullTarget};
+use crate::image::ImageDirs;
+
+/// One line of Docker's progress stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PullMessage {
+    /// What happened.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// Bytes done and total, as `{"current":N,"total":M}`, or `{}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
+    /// The layer's short id, or the tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A failure after the stream started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<ErrorDetail>,
+    /// The failure's message (the docker CLI's older field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `progressDetail`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProgressDetail {
+    /// Bytes done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    /// Bytes in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+/// `errorDetail`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ErrorDetail {
+    /// The message.
+    pub message: String,
+}
+
+fn line(msg: &PullMessage) -> Bytes {
+    let mut text = serde_json::to_string(msg).unwrap_or_default();
+    text.push_str("\r\n");
+    Bytes::from(text)
+}
+
+fn progress_line(p: Progress) -> Bytes {
+    line(&PullMessage {
+        status: p.status,
+        progress_detail: Some(match p.detail {
+            Some((current, total)) => ProgressDetail {
+                current: Some(current),
+                total: Some(total),
+            },
+            None => ProgressDetail::default(),
+        }),
+        id: p.id,
+        ..PullMessage::default()
+    })
+}
+
+fn status_line(status: String) -> Bytes {
+    line(&PullMessage {
+        status,
+        ..PullMessage::default()
+    })
+}
+
+/// What `fromImage` and `tag` name (Docker: a `tag` that parses as a digest pulls by it).
+pub fn target(q: &Query) -> Result<PullTarget, ApiError> {
+    let from = q.get("fromImage").cloned().unwrap_or_default();
+    let (name, mut digest) = match from.split_once('@') {
+        Some((n, d)) => (n.to_string(), Some(d.to_string())),
+        None => (from.clone(), None),
+    };
+    let last = name.rsplit('/').next().unwrap_or(&name);
+    let (repo, mut tag) = match last.rsplit_once(':') {
+        Some((_, t)) => (
+            name[..name.len() - t.len() - 1].to_string(),
+            Some(t.to_string()),
+        ),
+        None => (name.clone(), None),
+    };
+    if let Some(t) = q.get("tag").filter(|t| !t.is_empty()) {
+        match t.starts_with("sha256:") {
+            true => digest = Some(t.clone()),
+            false => tag = Some(t.clone()),
+        }
+    }
+    if let Some(d) = &digest {
+        if digest_hex(d).is_none() {
+            return Err(ApiError::Query {
+                name: "tag",
+                value: d.clone(),
+            });
+        }
+        tag = None;
+    }
+    let named = parse_reference(&format!("{repo}:{}", tag.as_deref().unwrap_or("latest")))?;
+    let repo = named.rsplit_once(':').map_or(named.as_str(), |(r, _)| r);
+    if digest.is_none() && tag.is_none() {
+        tag = Some("latest".into());
+    }
+    Ok(PullTarget {
+        repo: repo.to_string(),
+        tag,
+        digest,
+    })
+}
+
+/// The credentials of an `X-Registry-Auth` header (base64url JSON, as `docker login` stores
+/// them): a registry token is a bearer token, a username and password basic auth.
+pub fn auth(req: &HttpRequest) -> Result<RegistryAuth, ApiError> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct AuthConfig {
+        username: String,
+        password: String,
+        registrytoken: String,
+    }
+    let Some(header) = req.headers().get("X-Registry-Auth") else {
+        return Ok(RegistryAuth::Anonymous);
+    };
+    let bad = || ApiError::Query {
+        name: "X-Registry-Auth",
+        value: "not base64url-encoded JSON".into(),
+    };
+    let text = header.to_str().map_err(|_| bad())?.trim();
+    if text.is_empty() {
+        return Ok(RegistryAuth::Anonymous);
+    }
+    let engines = [
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD,
+    ];
+    let json = engines
+        .iter()
+        .find_map(|e| e.decode(text).ok())
+        .ok_or_else(bad)?;
+    let cfg: AuthConfig = serde_json::from_slice(&json).map_err(|_| bad())?;
+    Ok(if !cfg.registrytoken.is_empty() {
+        RegistryAuth::Bearer(cfg.registrytoken)
+    } else if !cfg.username.is_empty() {
+        RegistryAuth::Basic(cfg.username, cfg.password)
+    } else {
+        RegistryAuth::Anonymous
+    })
+}
+
+/// The pull itself, then its record: returns the last status lines.
+async fn run(
+    state: Data,
+    target: PullTarget,
+    opts: PullOptions,
+    tx: tokio::sync::mpsc::UnboundedSender<Progress>,
+) -> Result<Vec<String>, ApiError> {
+    let dirs = ImageDirs::new(&state.shared.layout.root);
+    let images = state.shared.store.images().map_err(store_err)?;
+    let shown = target.reference();
+    let before = images.resolve(&shown)?.map(|r| r.id);
+    let pulled = registry::pull(&dirs, &target, &opts, &tx).await?;
+    let name = target.tag.as_ref().map(|t| format!("{}:{t}", target.repo));
+    let fresh = ImageRecord {
+        version: IMAGE_RECORD_VERSION,
+        id: pulled.id.clone(),
+        repo_tags: Vec::new(),
+        created_at: pulled.created.unwrap_or_else(Utc::now),
+        size: pulled.size,
+        config: pulled.config,
+        layers: pulled.layers,
+        repo_digests: vec![format!("{}@{}", target.repo, pulled.digest)],
+    };
+    let rec = images.add(&fresh, name.as_deref())?;
+    save_metadata(&dirs, &images);
+    let event = DockerEvent::image("pull", &rec.id, &shown, &rec.config.labels);
+    state.shared.events.publish(event);
+    tracing::info!(image = %rec.id, reference = %shown, digest = %pulled.digest, "image pulled");
+    let status = match before.as_deref() == Some(rec.id.as_str()) {
+        true => format!("Status: Image is up to date for {shown}"),
+        false => format!("Status: Downloaded newer image for {shown}"),
+    };
+    Ok(vec![format!("Digest: {}", pulled.digest), status])
+}
+
+/// The handler (called by `POST /images/create` when `fromImage` is given).
+pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    let target = target(q)?;
+    let platform = Platform::parse(q.get("platform").map_or("", String::as_str))?;
+    let config = state.shared.config.get();
+    let insecure = InsecureRegistries::parse(&config.insecure_registries).map_err(|_| {
+        ApiError::Unsupported {
+            option: "a malformed insecure-registries",
+        }
+    })?;
+    let opts = PullOptions {
+        insecure,
+        auth: auth(req)?,
+        platform,
+        limit: config.image_unpack_limit(),
+    };
+    let (tx, mut rx) = unbounded_channel();
+    let task = actix_web::rt::spawn(run(state.clone(), target, opts, tx));
+    let Some(first) = rx.recv().await else {
+        // Ended before any progress: an error is the HTTP answer (404 for an unknown image).
+        let lines = task.await.map_err(|_| ApiError::Unsupported {
+            option: "a pull interrupted by shutdown",
+        })??;
+        let body: Vec<u8> = lines
+            .into_iter()
+            .flat_map(|l| status_line(l).to_vec())
+            .collect();
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body));
+    };
+    let body = stream::unfold(
+        (Some(first), rx, Some(task)),
+        |(pending, mut rx, task): (Option<Progress>, UnboundedReceiver<Progress>, _)| async move {
+            if let Some(p) = pending {
+                return Some((
+                    Ok::<_, actix_web::Error>(progress_line(p)),
+                    (None, rx, task),
+                ));
+            }
+            if let Some(p) = rx.recv().await {
+                return Some((Ok(progress_line(p)), (None, rx, task)));
+            }
+            let task: actix_web::rt::task::JoinHandle<_> = task?;
+            let out = match task.await {
+                Ok(Ok(lines)) => lines
+                    .into_iter()
+                    .flat_map(|l| status_line(l).to_vec())
+                    .collect(),
+                Ok(Err(e)) => error_line(&e),
+                Err(_) => error_line(&"pull interrupted by shutdown"),
+            };
+            Some((Ok(Bytes::from(out)), (None, rx, None)))
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(body))
+}
+
+fn error_line(e: &dyn std::fmt::Display) -> Vec<u8> {
+    let message = e.to_string();
+    line(&PullMessage {
+        error_detail: Some(ErrorDetail {
+            message: message.clone(),
+        }),
+        error: Some(message),
+        ..PullMessage::default()
+    })
+    .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Query {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        actix_web::web::Query(map)
+    }
+
+    #[test]
+    fn names_tags_and_digests() {
+        let t = target(&q(&[("fromImage", "127.0.0.1:5000/app"), ("tag", "v1")])).unwrap();
+        assert_eq!(t.reference(), "127.0.0.1:5000/app:v1");
+        let t = target(&q(&[("fromImage", "127.0.0.1:5000/app:v2")])).unwrap();
+        assert_eq!(t.tag.as_deref(), Some("v2"));
+        let d = format!("sha256:{}", "a".repeat(64));
+        let t = target(&q(&[("fromImage", "reg:5000/app"), ("tag", &d)])).unwrap();
+        assert_eq!(t.reference(), format!("reg:5000/app@{d}"));
+        assert_eq!(t.tag, None);
+        let t = target(&q(&[("fromImage", "docker.io/library/busybox")])).unwrap();
+        assert_eq!(t.reference(), "busybox:latest");
+        assert!(target(&q(&[("fromImage", "app@sha256:12")])).is_err());
+        assert!(target(&q(&[("fromImage", "Bad/Name")])).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! `moor pull NAME[:TAG|@DIGEST]`: `POST /images/create?fromImage=` and the progress stream
+//! drawn as it comes: on a terminal one bar per layer (indicatif) with size and rate,
+//! otherwise one line per layer step (`ID: Pull complete`), then the digest and the status.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::api::routes::images::pull::PullMessage;
+use crate::cli::client::{encode, Client};
+
+/// `moor pull` options.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image: NAME[:TAG] or NAME@sha256:DIGEST.
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub name: String,
+    /// The platform to pick from a multi-platform image (default: the host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+}
+
+/// How the progress is shown.
+enum View {
+    /// One bar per layer.
+    Bars {
+        /// The bars' container.
+        multi: MultiProgress,
+        /// Layer id -> its bar.
+        bars: HashMap<String, ProgressBar>,
+    },
+    /// One line per step.
+    Lines,
+}
+
+impl View {
+    fn show(&mut self, msg: &PullMessage) {
+        let Some(id) = msg.id.as_deref() else {
+            self.println(&msg.status);
+            return;
+        };
+        match self {
+            View::Lines => {
+                if msg.status != "Downloading" && msg.status != "Extracting" {
+                    println!("{id}: {}", msg.status);
+                }
+            }
+            View::Bars { multi, bars } => {
+                if msg.status.starts_with("Pulling from") {
+                    let _ = multi.println(format!("{id}: {}", msg.status));
+                    return;
+                }
+                let bar = bars.entry(id.to_string()).or_insert_with(|| {
+                    let bar = multi.add(ProgressBar::new(0));
+                    let style = ProgressStyle::with_template(
+                        "{prefix}: {msg:18} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+                    bar.set_style(style);
+                    bar.set_prefix(id.to_string());
+                    bar
+                });
+                bar.set_message(msg.status.clone());
+                if let Some(d) = &msg.progress_detail {
+                    if let (Some(current), Some(total)) = (d.current, d.total) {
+                        bar.set_length(total);
+                        bar.set_position(current);
+                    }
+                }
+                if matches!(msg.status.as_str(), "Pull complete" | "Already exists") {
+                    bar.finish();
+                }
+            }
+        }
+    }
+
+    fn println(&self, text: &str) {
+        match self {
+            View::Bars { multi, .. } => {
+                let _ = multi.println(text);
+            }
+            View::Lines => println!("{text}"),
+        }
+    }
+}
+
+/// Runs `moor pull`.
+pub fn execute(client: &Client, args: &PullArgs) -> anyhow::Result<i32> {
+    let mut path = format!("/images/create?fromImage={}", encode(&args.name));
+    if let Some(p) = &args.platform {
+        path.push_str(&format!("&platform={}", encode(p)));
+    }
+    let mut stream = client.post_stream(&path)?;
+    let mut view = match std::io::stdout().is_terminal() {
+        true => View::Bars {
+            multi: MultiProgress::new(),
+            bars: HashMap::new(),
+        },
+        false => View::Lines,
+    };
+    let mut pending = Vec::new();
+    while let Some(chunk) = stream.next_chunk()? {
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line);
+            if text.trim().is_empty() {
+                continue;
+            }
+            let msg: PullMessage = serde_json::from_str(text.trim())
+                .with_context(|| format!("decode the progress line {text:?}"))?;
+            if let Some(e) = msg
+                .error_detail
+                .as_ref()
+                .map(|d| d.message.clone())
+                .or(msg.error.clone())
+            {
+                anyhow::bail!("pull {}: {e}", args.name);
+            }
+            view.show(&msg);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,274 @@
+//! Pulling from a real registry (Debian's docker-registry on loopback, images built here as OCI
+//! layouts and copied in with skopeo) into a real daemon on runc: by tag and by digest, run
+//! with the image's config, whiteouts and opaque dirs, layers shared on disk, zstd layers,
+//! Docker schema 2, a platform picked from an index, a corrupted blob, an unknown image, and
+//! the docker CLI's pull.
+
+mod common;
+
+use std::path::Path;
+
+use common::registry::{
+    base_layer, build_image, sha256, skip_reason as registry_skip, tar_of, two_layer_image,
+    write_index, write_multi_platform, Compress, Layer, Registry,
+};
+use common::runc::skip_reason as runc_skip;
+use common::Daemon;
+use serde_json::json;
+
+/// A registry and a runc daemon, or None (reason printed) when asked to skip.
+fn setup() -> Option<(Registry, Daemon)> {
+    if let Some(reason) = runc_skip().or_else(registry_skip) {
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let reg = Registry::start();
+    let d = Daemon::start_with_runtime("{}", "runc");
+    Some((reg, d))
+}
+
+/// The layer directories under the daemon's images dir.
+fn layer_dirs(d: &Daemon) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(d.root().join("images/layers"))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn tmp_is_empty(d: &Daemon) -> bool {
+    std::fs::read_dir(d.root().join("images/tmp"))
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(true)
+}
+
+#[test]
+fn a_pulled_image_runs_with_its_layers_and_config() {
+    let Some((reg, d)) = setup() else { return };
+    let (layout, built) = two_layer_image(&d.root().with_file_name("oci"), "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let name = format!("{}/app:v1", reg.host());
+    let out = d.cli_ok(&["pull", &name]);
+    assert!(out.contains("v1: Pulling from"), "{out}");
+    assert!(out.contains(": Pull complete"), "{out}");
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", name.as_str()];
+        all.extend_from_slice(args);
+        d.cli_ok(&all)
+    };
+    assert_eq!(run(&["cat", "/etc/base.txt"]), "from layer 1\n");
+    assert_eq!(run(&[]), "from layer 2\n", "the config's Cmd");
+    let etc = run(&["ls", "-a", "/etc"]);
+    assert!(
+        !etc.contains("gone.txt") && !etc.contains(".wh."),
+        "whited out: {etc}"
+    );
+    assert_eq!(
+        run(&["ls", "-a", "/opq"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [".", "..", "new.txt"]
+    );
+    assert_eq!(
+        run(&["sh", "-c", "echo $GREETING; pwd"]),
+        "from-config\n/opq\n",
+        "Env and WorkingDir from the config"
+    );
+    // Each layer once, under its diff id, and the image record lists them.
+    let dirs = layer_dirs(&d);
+    let mut want: Vec<String> = built.diff_ids.iter().map(|x| x[7..].to_string()).collect();
+    want.sort();
+    assert_eq!(dirs, want);
+    let inspect = d.http("GET", &format!("/images/{name}/json"), None).json();
+    assert_eq!(
+        inspect["Id"],
+        format!("sha256:{}", &built.config_digest[7..])
+    );
+    assert_eq!(inspect["Config"]["WorkingDir"], "/opq");
+    assert_eq!(inspect["Config"]["Labels"]["org.example.test"], "pull");
+    let digests = inspect["RepoDigests"].to_string();
+    assert!(digests.contains(&built.manifest_digest), "{digests}");
+    let again = d.cli_ok(&["pull", &name]);
+    assert!(
+        again.contains(&format!("Status: Image is up to date for {name}"))
+            && again.contains("Already exists"),
+        "{again}"
+    );
+    assert!(tmp_is_empty(&d));
+}
+
+#[test]
+fn by_digest_shared_base_zstd_and_schema2() {
+    let Some((reg, d)) = setup() else { return };
+    let oci = d.root().with_file_name("oci");
+    let (layout, built) = two_layer_image(&oci, "v1");
+    // As Docker schema 2 (skopeo converts the manifest).
+    let pushed = reg.push(&layout, "v1", "app", &["--format", "v2s2"]);
+    // A second image on the same base layer, its own layer zstd-compressed (OCI only).
+    let layout2 = oci.join("layout-two");
+    std::fs::create_dir_all(&layout2).expect("layout");
+    let layers = [
+        Layer {
+            tar: base_layer(),
+            compress: Compress::Gzip,
+        },
+        Layer {
+            tar: tar_of(&[("etc/", ""), ("etc/two.txt", "zstd layer\n")]),
+            compress: Compress::Zstd,
+        },
+    ];
+    let two = build_image(
+        &layout2,
+        &layers,
+        json!({"Cmd": ["cat", "/etc/two.txt"]}),
+        ("linux", "amd64"),
+    );
+    write_index(&layout2, "v2", &two.manifest_digest);
+    reg.push(&layout2, "v2", "two", &[]);
+    assert_eq!(
+        two.diff_ids[0], built.diff_ids[0],
+        "the base layer is shared"
+    );
+
+    let by_digest = format!("{}/app@{pushed}", reg.host());
+    let out = d.cli_ok(&["pull", &by_digest]);
+    assert!(out.contains(&format!("Digest: {pushed}")), "{out}");
+    assert_eq!(
+        d.cli_ok(&["run", "--rm", &by_digest, "cat", "/etc/base.txt"]),
+        "from layer 1\n"
+    );
+    let out = d.cli_ok(&["pull", &format!("{}/two:v2", reg.host())]);
+    assert!(
+        out.contains("Already exists"),
+        "the base layer is not fetched again: {out}"
+    );
+    assert_eq!(
+        d.cli_ok(&["run", "--rm", &format!("{}/two:v2", reg.host())]),
+        "zstd layer\n"
+    );
+    assert_eq!(
+        layer_dirs(&d).len(),
+        3,
+        "base stored once: {:?}",
+        layer_dirs(&d)
+    );
+}
+
+#[test]
+fn a_platform_is_picked_from_an_index() {
+    let Some((reg, d)) = setup() else { return };
+    let layout = d.root().with_file_name("oci").join("multi");
+    std::fs::create_dir_all(&layout).expect("layout");
+    let image = |marker: &str, arch: &str| {
+        let layers = [Layer {
+            tar: common::runc::busybox_tar_with(&[("etc/arch", marker)]),
+            compress: Compress::Gzip,
+        }];
+        build_image(
+            &layout,
+            &layers,
+            json!({"Cmd": ["cat", "/etc/arch"]}),
+            ("linux", arch),
+        )
+    };
+    let amd = image("amd64\n", "amd64");
+    let arm = image("arm64\n", "arm64");
+    write_multi_platform(
+        &layout,
+        "multi",
+        &[
+            (&arm.manifest_digest, "linux", "arm64"),
+            (&amd.manifest_digest, "linux", "amd64"),
+        ],
+    );
+    let index_digest = reg.push(&layout, "multi", "multi", &["--all"]);
+    let name = format!("{}/multi:multi", reg.host());
+    let out = d.cli_ok(&["pull", &name]);
+    assert!(
+        out.contains(&format!("Digest: {index_digest}")),
+        "the index digest: {out}"
+    );
+    assert_eq!(d.cli_ok(&["run", "--rm", &name]), "amd64\n");
+    let arm_name = format!("{}/multi:multi", reg.host());
+    d.cli_ok(&["pull", "--platform", "linux/arm64", &arm_name]);
+    let id = d
+        .http("GET", &format!("/images/{arm_name}/json"), None)
+        .json()["Id"]
+        .clone();
+    assert_eq!(id, format!("sha256:{}", &arm.config_digest[7..]));
+    let err = d.cli_fail(&["pull", "--platform", "linux/s390x", &name]);
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        stderr.contains("no matching manifest for linux/s390x"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_corrupted_blob_fails_and_leaves_nothing() {
+    let Some((reg, d)) = setup() else { return };
+    let (layout, built) = two_layer_image(&d.root().with_file_name("oci"), "v1");
+    reg.push(&layout, "v1", "bad", &[]);
+    let top = &built.layer_digests[1];
+    let blob = reg.blob_path(top);
+    let len = std::fs::metadata(&blob).expect("blob").len() as usize;
+    std::fs::write(&blob, vec![0x5au8; len]).expect("corrupt the blob");
+    let name = format!("{}/bad:v1", reg.host());
+    let out = d.cli_fail(&["pull", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(top.as_str()),
+        "the error names the digest: {stderr}"
+    );
+    assert!(
+        !d.root()
+            .join("images/layers")
+            .join(&built.diff_ids[1][7..])
+            .exists(),
+        "no layer from the bad blob"
+    );
+    assert!(tmp_is_empty(&d), "nothing left in tmp");
+    let list = d.http("GET", "/images/json", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    assert!(!Path::new(&d.root().join("images").join(&built.config_digest[7..])).exists());
+}
+
+#[test]
+fn unknown_images_are_404_and_docker_pulls() {
+    let Some((reg, d)) = setup() else { return };
+    let path = format!("/images/create?fromImage={}/nope&tag=x", reg.host());
+    let r = d.http("POST", &path, None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("not found"), "{}", r.body);
+    let (layout, built) = two_layer_image(&d.root().with_file_name("oci"), "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let name = format!("{}/app:v1", reg.host());
+    let out = d.docker(&["pull", &name], None);
+    let text = common::describe(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Pull complete") && text.contains("Digest: sha256:"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Downloaded newer image for {name}")),
+        "{text}"
+    );
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(
+        images.contains(&format!("{name} {}", &built.config_digest[7..19])),
+        "{images}"
+    );
+    let out = d.docker_ok(&["run", "--rm", &name, "cat", "/etc/base.txt"]);
+    assert_eq!(out, "from layer 1\n");
+    assert_eq!(sha256(b"abc").len(), 71);
+}
