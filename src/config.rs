@@ -3,6 +3,7 @@
 //! A missing file means the defaults; a malformed one is an error naming line and column.
 
 pub mod log_opts;
+pub mod options;
 pub mod registry;
 
 use std::collections::BTreeMap;
@@ -113,7 +114,7 @@ fn image_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D:
     let value = serde_json::Value::deserialize(d)?;
     let bytes = match &value {
         serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => crate::daemon::parse_size(s),
+        serde_json::Value::String(s) => crate::humanize::parse_size(s),
         _ => None,
     };
     match bytes {

@@ -9,12 +9,12 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod host;
 pub mod humanize;
 #[allow(unsafe_code)]
 pub mod identity;
 pub mod image;
 pub mod logging;
 pub mod logs;
-pub mod paths;
 pub mod runtime;
 pub mod shim;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use moor_state::schema::SCHEMA_VERSION;
 use moor_state::store::Store;
 
-use crate::daemon::layout::Layout;
+use crate::host::layout::Layout;
 
 /// The problems found; empty when the store is sound.
 pub fn check(store: &Store, layout: &Layout) -> Vec<String> {

@@ -1,7 +1,7 @@
 //! `moor admin inspect`: for each container what the store records, what the host shows
 //! (identity checks of the shim and the process, exit file, log size) and what the
 //! reconciler would do with it on the next start. It is a dry run of the reconciler: the same
-//! `daemon::reconciler::observe` and `moor_state::reconcile::classify`, nothing written.
+//! `runtime::observe::observe` and `moor_state::reconcile::classify`, nothing written.
 
 use std::collections::HashSet;
 
@@ -10,9 +10,9 @@ use moor_state::store::Store;
 use moor_state::ContainerRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::layout::Layout;
-use crate::daemon::reconciler::observe;
+use crate::host::layout::Layout;
 use crate::runtime;
+use crate::runtime::observe::observe;
 
 /// One container as `admin inspect` shows it (also the JSON of `GET /moor/admin/inspect`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use moor_state::{transition, ContainerRecord, Event, TransitionError};
 use nix::fcntl::Flock;
 use thiserror::Error;
 
-use crate::daemon::layout::{Layout, RootLock};
+use crate::host::layout::{Layout, RootLock};
 
 /// Why an admin command could not do its work.
 #[derive(Debug, Error)]

@@ -6,7 +6,7 @@ use moor_state::{ContainerRecord, State};
 
 use crate::api::types::*;
 use crate::daemon::container::exit_code;
-use crate::daemon::layout::Layout;
+use crate::host::layout::Layout;
 
 /// Go's zero time, as Docker prints never-set times.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -89,7 +89,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
             paused: matches!(state, State::Paused(_)),
             restarting: false,
             oom_killed: matches!(state, State::Exited { .. })
-                && crate::runtime::read_run_files(&layout.run_container_dir(&rec.id))
+                && crate::host::runfiles::read_run_files(&layout.run_container_dir(&rec.id))
                     .is_ok_and(|f| f.oom_killed),
             dead: false,
             pid: if running {

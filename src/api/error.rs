@@ -47,7 +47,7 @@ pub enum ApiError {
     #[error(transparent)]
     Reference(#[from] moor_state::image::ReferenceError),
     /// `docker pull` (`fromImage`) failed; 404 for an image the registry does not have.
-    #[error("{}", crate::runtime::chain(.0))]
+    #[error("{}", crate::host::chain(.0))]
     Pull(#[from] crate::image::registry::PullError),
     /// A create option moor does not implement yet.
     #[error("{option} is not supported by moor yet")]

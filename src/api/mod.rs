@@ -7,6 +7,7 @@ pub mod guard;
 pub mod head;
 pub mod hijack;
 pub mod image_defaults;
+pub mod image_types;
 pub mod routes;
 pub mod server;
 pub mod types;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::paths::Paths;
+use crate::host::paths::Paths;
 
 pub use crate::cli::container_opts::*;
 
@@ -168,8 +168,8 @@ pub struct DaemonArgs {
 
 impl DaemonArgs {
     /// The daemon's options from these arguments.
-    pub fn to_options(&self) -> crate::daemon::Options {
-        crate::daemon::Options {
+    pub fn to_options(&self) -> crate::config::options::Options {
+        crate::config::options::Options {
             root: self.root.clone(),
             run_dir: self.run_dir.clone(),
             socket: self.socket.clone(),

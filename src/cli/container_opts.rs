@@ -149,7 +149,7 @@ pub fn parse_key_values(entries: &[String]) -> BTreeMap<String, String> {
 
 /// `--memory`: bytes, or with a b, k, m or g suffix (Docker's RAMInBytes).
 fn parse_memory(s: &str) -> Result<i64, String> {
-    crate::daemon::parse_size(s)
+    crate::humanize::parse_size(s)
         .and_then(|n| i64::try_from(n).ok())
         .ok_or_else(|| format!("invalid size: {s:?}"))
 }

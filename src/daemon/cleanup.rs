@@ -15,8 +15,8 @@ use tracing::{info, warn};
 
 use crate::daemon::container::short;
 use crate::daemon::error::ContainerError;
-use crate::daemon::layout::Layout;
 use crate::daemon::Shared;
+use crate::host::layout::Layout;
 use crate::runtime;
 
 /// Removes the spec file, the step that must come before the record goes: a store rebuilt

@@ -193,7 +193,7 @@ impl ContainerActor {
             .shared
             .layout
             .container_dir(&self.record.id)
-            .join(crate::daemon::layout::SPEC_FILE);
+            .join(crate::host::layout::SPEC_FILE);
         let on_disk = async move {
             let synced = match pending {
                 Some(job) => matches!(job.await, Ok(Ok(()))),

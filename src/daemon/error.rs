@@ -87,7 +87,7 @@ pub enum ContainerError {
     },
     /// The container's spec file could not be written.
     #[error("write the spec file")]
-    SpecFile(#[source] crate::shim::exit_file::ExitFileError),
+    SpecFile(#[source] crate::host::atomic::ExitFileError),
     /// An exec instance could not be created or started.
     #[error(transparent)]
     Exec(#[from] crate::daemon::exec::ExecError),

@@ -10,14 +10,12 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod fault;
-pub mod layout;
 pub mod messages;
 pub mod notify;
 #[allow(unsafe_code)]
 pub mod pidwatch;
 pub mod reconciler;
 pub mod reload;
-pub mod signal;
 pub mod supervisor;
 
 use std::fs::File;
@@ -34,34 +32,19 @@ use thiserror::Error;
 use tracing::{error, info, warn};
 
 use crate::config::log_opts::{LogOptError, LogOpts};
-use crate::config::{self, ConfigError, DaemonConfig};
-use crate::paths::Paths;
+use crate::config::options::{config_path, resolve, Options, OptionsError};
+use crate::config::DaemonConfig;
+use crate::host::layout::{self, Layout};
 use crate::runtime::runc::{self, Runc};
-use layout::Layout;
 use messages::{ShutDown, Summarize};
 use supervisor::Supervisor;
-
-/// How `moor daemon` was asked to run (command line over daemon.json over defaults).
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// State root (sled store, container directories, logs).
-    pub root: Option<PathBuf>,
-    /// Run directory (shim files, socket): gone at reboot.
-    pub run_dir: Option<PathBuf>,
-    /// API socket path.
-    pub socket: Option<PathBuf>,
-    /// daemon.json path.
-    pub config: Option<PathBuf>,
-    /// Default runtime for new containers: `process` or `runc`.
-    pub runtime: Option<String>,
-}
 
 /// Why the daemon could not run.
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    /// daemon.json is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
+    /// daemon.json is invalid or the paths cannot be resolved.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
     /// A directory or file of the daemon could not be prepared.
     #[error("{what} {path}")]
     Io {
@@ -150,19 +133,6 @@ impl Shared {
     }
 }
 
-/// Parses a size such as `10m`, `512k`, `1g` or `1024` (bytes).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (digits, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    digits.trim().parse::<u64>().ok()?.checked_mul(mult)
-}
-
 fn io_err(
     what: &'static str,
     path: &std::path::Path,
@@ -202,58 +172,6 @@ fn choose_runtime(
         None => RuntimeKind::Process,
     };
     Ok((kind, runc))
-}
-
-/// Resolves paths: command line, then daemon.json, then the defaults for this user.
-fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), DaemonError> {
-    let defaults = Paths::default_for_current_user();
-    let loaded = config::load(&config_path(opts))?;
-    for key in &loaded.ignored_keys {
-        warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
-    }
-    let config = loaded.config;
-    let root = opts
-        .root
-        .clone()
-        .or_else(|| config.data_root.clone())
-        .unwrap_or(defaults.root);
-    let run_dir = opts
-        .run_dir
-        .clone()
-        .or_else(|| config.exec_root.clone())
-        .unwrap_or(defaults.run_dir);
-    let socket = opts
-        .socket
-        .clone()
-        .unwrap_or_else(|| run_dir.join("moor.sock"));
-    // Absolute from here on: shims and runc run in other working directories.
-    let absolute = |p: PathBuf| std::path::absolute(&p).map_err(io_err("resolve", &p));
-    let layout = Layout {
-        root: absolute(root)?,
-        run_dir: absolute(run_dir)?,
-        socket: absolute(socket)?,
-        shim_bin: Layout::default_shim_bin(),
-    };
-    Ok((layout, config))
-}
-
-/// daemon.json: the command line's, else this user's default.
-pub fn config_path(opts: &Options) -> PathBuf {
-    opts.config
-        .clone()
-        .unwrap_or_else(|| Paths::default_for_current_user().config)
-}
-
-/// Checks daemon.json and the options as a start would, without starting (`--validate`).
-/// Returns the Docker options that would be ignored.
-pub fn validate(opts: &Options) -> Result<Vec<String>, DaemonError> {
-    resolve(opts)?;
-    Ok(config::load(&config_path(opts))?.ignored_keys)
-}
-
-/// Where the daemon with these options keeps things (for `moor admin`).
-pub fn layout(opts: &Options) -> Result<Layout, DaemonError> {
-    resolve(opts).map(|(layout, _)| layout)
 }
 
 /// Takes the root's lock file so a second daemon fails at once, and writes our pid in it.

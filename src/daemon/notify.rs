@@ -19,16 +19,6 @@ use crate::daemon::Shared;
 /// How often the STATUS line is refreshed when no watchdog asks for more.
 const STATUS_PERIOD: Duration = Duration::from_secs(5);
 
-/// Environment variables of the service manager that must not reach shims and containers.
-pub const MANAGER_ENV: &[&str] = &[
-    "NOTIFY_SOCKET",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-];
-
 fn send(states: &[NotifyState]) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;

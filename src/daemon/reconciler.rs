@@ -6,41 +6,17 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use chrono::Utc;
-use moor_state::reconcile::{classify, Class, Observation, ObservedRun};
+use moor_state::reconcile::{classify, Class};
 use moor_state::store::Store;
 use moor_state::{transition, ContainerRecord};
 use tracing::{error, info, warn};
 
 use crate::daemon::cleanup::remove_files;
 use crate::daemon::container::short;
-use crate::daemon::layout::Layout;
 use crate::daemon::Shared;
+use crate::host::layout::Layout;
 use crate::runtime;
-
-/// What the host shows for one container's run directory.
-pub fn observe(layout: &Layout, id: &str) -> Observation {
-    let dir = layout.run_container_dir(id);
-    let now = Utc::now();
-    let files = match runtime::read_run_files(&dir) {
-        Ok(f) => f,
-        Err(e) => {
-            warn!(container_id = %short(id), error = %e, "unreadable run files: treated as absent");
-            runtime::RunFiles::default()
-        }
-    };
-    Observation {
-        started: files.started.map(|run| ObservedRun {
-            shim: runtime::liveness(&run.shim),
-            process: runtime::liveness(&run.process),
-            run,
-        }),
-        exit: files.exit,
-        unsupported_protocol: files.unsupported_protocol,
-        runtime_state: runtime::runc::observed_state(&dir, id),
-        now,
-    }
-}
+use crate::runtime::observe::observe;
 
 /// Counts of the classes, for the summary line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +128,7 @@ pub fn rebuild(store: &Store, layout: &Layout) -> usize {
     };
     let mut restored = 0;
     for entry in entries.flatten() {
-        let path = entry.path().join(crate::daemon::layout::SPEC_FILE);
+        let path = entry.path().join(crate::host::layout::SPEC_FILE);
         match read_spec(&path) {
             Ok(record) => match store.create(&record) {
                 Ok(()) => restored += 1,

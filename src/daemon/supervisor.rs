@@ -99,13 +99,13 @@ pub fn name_conflict(e: StoreError) -> ContainerError {
 }
 
 /// A background fsync of a spec file.
-pub type SpecSync = tokio::task::JoinHandle<Result<(), crate::shim::exit_file::ExitFileError>>;
+pub type SpecSync = tokio::task::JoinHandle<Result<(), crate::host::atomic::ExitFileError>>;
 
 /// Starts making the spec file of `id` durable, off the create's answer.
 pub fn sync_spec_in_background(shared: &Shared, id: &str) -> SpecSync {
     let dir = shared.layout.container_dir(id);
     tokio::task::spawn_blocking(move || {
-        crate::shim::exit_file::sync_file(&dir, crate::daemon::layout::SPEC_FILE)
+        crate::host::atomic::sync_file(&dir, crate::host::layout::SPEC_FILE)
     })
 }
 
@@ -125,10 +125,10 @@ fn spec_file(shared: &Shared, rec: &ContainerRecord, durable: bool) -> Result<()
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let mut at_create = rec.clone();
     at_create.state = State::Created;
-    let name = crate::daemon::layout::SPEC_FILE;
+    let name = crate::host::layout::SPEC_FILE;
     match durable {
-        true => crate::shim::exit_file::write_json(&dir, name, &at_create),
-        false => crate::shim::exit_file::write_json_unsynced(&dir, name, &at_create),
+        true => crate::host::atomic::write_json(&dir, name, &at_create),
+        false => crate::host::atomic::write_json_unsynced(&dir, name, &at_create),
     }
     .map_err(ContainerError::SpecFile)
 }

@@ -14,7 +14,7 @@
 use moor_state::image::ImageConfig;
 use thiserror::Error;
 
-use crate::daemon::signal::parse_signal;
+use crate::host::signal::parse_signal;
 
 /// The instructions Docker's import and commit accept (moby `validCommitCommands`).
 const VALID: &[&str] = &[

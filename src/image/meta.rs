@@ -12,7 +12,7 @@ use tracing::{error, warn};
 
 use super::layers::dirs_layers;
 use super::ImageDirs;
-use crate::shim::exit_file::{self, ExitFileError};
+use crate::host::atomic::{self, ExitFileError};
 
 /// The metadata file in an image's directory.
 pub const META_FILE: &str = "image.json";
@@ -25,7 +25,7 @@ impl ImageDirs {
             if !dir.is_dir() || read(&dir.join(META_FILE)).as_ref() == Some(rec) {
                 continue;
             }
-            exit_file::write_json(&dir, META_FILE, rec)?;
+            atomic::write_json(&dir, META_FILE, rec)?;
         }
         Ok(())
     }

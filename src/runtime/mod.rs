@@ -2,27 +2,24 @@
 //! left in the run directory. The daemon never becomes the container's parent: it
 //! spawns `moor-shim`, whose first process exits at once after detaching.
 
+pub mod adopt;
 pub mod bundle;
 pub mod freeze;
+pub mod observe;
 pub mod overlay;
 pub mod runc;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use moor_state::reconcile::{Liveness, ObservedExit};
 use moor_state::record::RuntimeKind;
-use moor_state::{Exit, ProcessIdentity, Run};
+use moor_state::Run;
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
 
-use crate::daemon::layout::Layout;
-use crate::identity;
-use crate::shim::exit_file;
-use crate::shim::protocol::{
-    self, ExitKind, ExitStatus, Identity, Report, RuntimeSpec, ShimSpec, Started,
-};
+use crate::host::atomic;
+use crate::host::layout::Layout;
+use crate::shim::protocol::{self, Report, RuntimeSpec, ShimSpec};
 
 /// Why a shim could not be started or its files read.
 #[derive(Debug, Error)]
@@ -38,7 +35,7 @@ pub enum RuntimeError {
     },
     /// The shim's spec file could not be written.
     #[error("write the shim spec")]
-    WriteSpec(#[source] exit_file::ExitFileError),
+    WriteSpec(#[source] atomic::ExitFileError),
     /// The shim binary could not be executed.
     #[error("spawn shim {bin}")]
     Spawn {
@@ -81,14 +78,9 @@ pub enum RuntimeError {
     /// A step run on the blocking pool panicked or was cancelled.
     #[error("a blocking step of the runtime did not finish")]
     Task(#[source] tokio::task::JoinError),
-    /// A timestamp written by the shim is not RFC 3339.
-    #[error("bad timestamp {value:?} in {path}")]
-    Time {
-        /// The file.
-        path: PathBuf,
-        /// The text.
-        value: String,
-    },
+    /// A run file could not be read.
+    #[error(transparent)]
+    RunFile(#[from] RunFileError),
 }
 
 /// What the shim said once it knew how the start went.
@@ -105,56 +97,12 @@ pub enum StartOutcome {
     },
 }
 
-pub use crate::shim::chain;
+pub use crate::host::chain;
 
-/// Converts the shim's identity to the store's.
-pub fn to_identity(i: &Identity) -> ProcessIdentity {
-    ProcessIdentity {
-        pid: i.pid,
-        start_time: i.start_time,
-        boot_id: i.boot_id.clone(),
-    }
-}
-
-/// Converts the store's identity to the shim's.
-pub fn from_identity(i: &ProcessIdentity) -> Identity {
-    Identity {
-        pid: i.pid,
-        start_time: i.start_time,
-        boot_id: i.boot_id.clone(),
-    }
-}
-
-/// Checks a recorded identity against /proc.
-pub fn liveness(i: &ProcessIdentity) -> Liveness {
-    match identity::check(&from_identity(i)) {
-        Ok(identity::Check::Alive) => Liveness::Alive,
-        Ok(identity::Check::Gone) => Liveness::Gone,
-        Ok(identity::Check::Reused) => Liveness::Reused,
-        Err(e) => {
-            // Unknown is treated like a stranger: never resumed, never signalled.
-            tracing::warn!(pid = i.pid, error = %e, "cannot check a process identity");
-            Liveness::Reused
-        }
-    }
-}
-
-fn parse_time(path: &Path, value: &str) -> Result<DateTime<Utc>, RuntimeError> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| RuntimeError::Time {
-            path: path.into(),
-            value: value.into(),
-        })
-}
-
-fn to_run(path: &Path, s: &Started) -> Result<Run, RuntimeError> {
-    Ok(Run {
-        shim: to_identity(&s.shim),
-        process: to_identity(&s.process),
-        started_at: parse_time(path, &s.started_at)?,
-    })
-}
+use crate::host::runfiles::to_run;
+pub use crate::host::runfiles::{
+    from_identity, liveness, read_run_files, to_exit, to_identity, RunFileError, RunFiles,
+};
 
 /// Clears the run files of a previous run and writes the shim's spec (fsynced): blocking.
 fn prepare_run_dir(dir: &Path, spec: &ShimSpec) -> Result<(), RuntimeError> {
@@ -169,7 +117,7 @@ fn prepare_run_dir(dir: &Path, spec: &ShimSpec) -> Result<(), RuntimeError> {
             _ => {}
         }
     }
-    exit_file::write_json(dir, protocol::SPEC_FILE, spec).map_err(RuntimeError::WriteSpec)
+    atomic::write_json(dir, protocol::SPEC_FILE, spec).map_err(RuntimeError::WriteSpec)
 }
 
 /// Runs `step` on the blocking pool: what an actor awaits without holding up the thread
@@ -193,7 +141,7 @@ pub async fn start_shim(
     blocking(move || prepare_run_dir(&owned, &spec)).await?;
 
     let mut command = tokio::process::Command::new(shim_bin);
-    for var in crate::daemon::notify::MANAGER_ENV {
+    for var in crate::host::MANAGER_ENV {
         command.env_remove(var);
     }
     let mut child = command
@@ -231,78 +179,6 @@ pub async fn start_shim(
         Report::Started(s) => StartOutcome::Started(to_run(&dir.join(protocol::STARTED_FILE), &s)?),
         Report::Failed { code, error } => StartOutcome::Failed { code, error },
     })
-}
-
-/// What the run directory says about the last run, as read (missing files are `None`).
-#[derive(Debug, Clone, Default)]
-pub struct RunFiles {
-    /// started.json, when present and of a readable protocol.
-    pub started: Option<Run>,
-    /// exit.json, when present and of a readable protocol.
-    pub exit: Option<ObservedExit>,
-    /// Set when a file has a protocol version this daemon cannot read.
-    pub unsupported_protocol: Option<u32>,
-    /// The start error the shim recorded, if the start failed.
-    pub start_error: Option<String>,
-    /// The shim saw an OOM kill in the container's memory cgroup.
-    pub oom_killed: bool,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RuntimeError> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| RuntimeError::Decode {
-                    path: path.into(),
-                    source,
-                })
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(RuntimeError::Read {
-            path: path.into(),
-            source,
-        }),
-    }
-}
-
-fn readable(version: u32) -> bool {
-    (protocol::OLDEST_READABLE_PROTOCOL..=protocol::PROTOCOL).contains(&version)
-}
-
-/// Converts the shim's exit kind.
-pub fn to_exit(kind: ExitKind) -> Exit {
-    match kind {
-        ExitKind::Code(c) => Exit::Code(c),
-        ExitKind::Signal(s) => Exit::Signal(s),
-    }
-}
-
-/// Reads started.json and exit.json of one container's run directory.
-pub fn read_run_files(dir: &Path) -> Result<RunFiles, RuntimeError> {
-    let mut files = RunFiles::default();
-    let started_path = dir.join(protocol::STARTED_FILE);
-    if let Some(s) = read_json::<Started>(&started_path)? {
-        if readable(s.protocol) {
-            files.started = Some(to_run(&started_path, &s)?);
-        } else {
-            files.unsupported_protocol = Some(s.protocol);
-        }
-    }
-    let exit_path = dir.join(protocol::EXIT_FILE);
-    if let Some(e) = read_json::<ExitStatus>(&exit_path)? {
-        if readable(e.protocol) {
-            files.exit = Some(ObservedExit {
-                exit: to_exit(e.exit),
-                at: parse_time(&exit_path, &e.finished_at)?,
-            });
-            files.start_error = e.start_error;
-            files.oom_killed = e.oom_killed;
-        } else {
-            files.unsupported_protocol = Some(e.protocol);
-        }
-    }
-    Ok(files)
 }
 
 /// The shim's spec for a container: a process spec, or a runc bundle (overlay mount,

@@ -22,7 +22,8 @@ use nix::unistd::Pid;
 
 use super::daemonize::{self, Role};
 use super::protocol::{ExitKind, ExitStatus, Report, Started, EXIT_FILE, PROTOCOL, STARTED_FILE};
-use super::{clock, exit_file, fail_report, release_stdout, report};
+use super::{clock, fail_report, release_stdout, report};
+use crate::host::atomic;
 use crate::identity::{self, Check};
 
 /// Exit code of the spawned process when the adoption failed (reported on stdout too).
@@ -63,7 +64,7 @@ pub fn run(dir: &Path) -> i32 {
                 shim,
                 ..old.clone()
             };
-            exit_file::write_json(&dir, STARTED_FILE, &record)
+            atomic::write_json(&dir, STARTED_FILE, &record)
                 .map_err(|e| format!("write {STARTED_FILE}: {}", super::chain(&e)))?;
             Ok(record)
         });
@@ -85,7 +86,7 @@ pub fn run(dir: &Path) -> i32 {
                 start_error: None,
                 oom_killed: false,
             };
-            match exit_file::write_json(&dir, EXIT_FILE, &status) {
+            match atomic::write_json(&dir, EXIT_FILE, &status) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("moor-shim: write {EXIT_FILE}: {}", super::chain(&e));

@@ -12,7 +12,6 @@ pub mod adopt;
 pub mod clock;
 #[allow(unsafe_code)]
 pub mod daemonize;
-pub mod exit_file;
 pub mod log_file;
 pub mod log_pipeline;
 pub mod log_writer;
@@ -34,7 +33,6 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use self::daemonize::{DaemonizeError, Role};
-use self::exit_file::ExitFileError;
 use self::log_writer::{FileSink, LogWriter};
 use self::protocol::{
     ExitKind, ExitStatus, Report, ShimSpec, Started, EXIT_FILE, OLDEST_READABLE_PROTOCOL, PROTOCOL,
@@ -42,6 +40,7 @@ use self::protocol::{
 };
 use self::reaper::ReaperError;
 use self::spawn::SpawnError;
+use crate::host::atomic::{self, ExitFileError};
 use crate::identity::{self, IdentityError};
 
 /// Exit code for a start that failed before the container could run.
@@ -133,17 +132,7 @@ impl std::error::Error for ShimError {
     }
 }
 
-/// An error and its sources, joined with ": ".
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
+pub use crate::host::chain;
 
 /// The whole shim, for `moor-shim <container-run-dir>`; returns the process exit code.
 pub fn run(dir: &Path) -> i32 {
@@ -252,7 +241,7 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         start_error: None,
         oom_killed: oom_killed(spec),
     };
-    exit_file::write_json(dir, EXIT_FILE, &status).map_err(ShimError::File)
+    atomic::write_json(dir, EXIT_FILE, &status).map_err(ShimError::File)
 }
 
 /// What a successful start hands to the main loop.
@@ -306,7 +295,7 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
         })
         .map_err(ShimError::Identity)
         .and_then(|record| {
-            exit_file::write_json(dir, STARTED_FILE, &record).map_err(ShimError::File)?;
+            atomic::write_json(dir, STARTED_FILE, &record).map_err(ShimError::File)?;
             Ok(record)
         });
     match record {
@@ -358,7 +347,7 @@ fn fail(dir: &Path, code: i32, error: &str) {
         start_error: Some(error.to_owned()),
         oom_killed: false,
     };
-    if let Err(e) = exit_file::write_json(dir, EXIT_FILE, &status) {
+    if let Err(e) = atomic::write_json(dir, EXIT_FILE, &status) {
         eprintln!("moor-shim: {}", chain(&e));
     }
     report(&Report::Failed {

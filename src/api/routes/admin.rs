@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::admin::inspect;
 use crate::api::error::ApiError;
-use crate::api::routes::containers::{resolve, IdPath};
+use crate::api::routes::{resolve, IdPath};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{AdoptOrphan, KillOrphan};

@@ -7,9 +7,8 @@ use actix_web::{web, HttpResponse};
 use moor_state::State;
 
 use crate::api::error::ApiError;
-use crate::api::routes::containers::{matches_filters, parse_filters, resolve, IdPath};
-use crate::api::routes::logs::time_param;
 use crate::api::routes::Query;
+use crate::api::routes::{matches_filters, parse_filters, resolve, time_param, IdPath};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{InspectContainer, ListContainers, RemoveContainer};

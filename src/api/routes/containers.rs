@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use actix::Addr;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use moor_state::image::ImageRecord;
@@ -12,13 +11,12 @@ use moor_state::{ContainerSpec, TransitionError};
 
 use crate::api::convert;
 use crate::api::error::ApiError;
-use crate::api::routes::{flag, number, Query};
+use crate::api::routes::{flag, matches_filters, number, parse_filters, resolve, IdPath, Query};
 use crate::api::server::ApiState;
 use crate::api::types::{CreateRequest, CreateResponse, WaitError, WaitResponse};
-use crate::daemon::container::ContainerActor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
-use crate::daemon::signal::parse_signal;
+use crate::host::signal::parse_signal;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -37,25 +35,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 type Data = web::Data<ApiState>;
-/// The `{id}` segment (the versioned scope adds `{version}` before it).
-#[derive(serde::Deserialize)]
-pub struct IdPath {
-    /// Container id, name or id prefix.
-    pub id: String,
-}
-
 type Id = web::Path<IdPath>;
 
 /// The image name the process runtime runs: the host's own filesystem.
 pub const HOST_IMAGE: &str = "host";
-
-pub async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
-    Ok(state
-        .supervisor
-        .send(ResolveContainer(key.to_string()))
-        .await
-        .map_err(ContainerError::from)??)
-}
 
 fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy, ApiError> {
     let Some(p) = p else { return Ok(Policy::No) };
@@ -205,55 +188,6 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
         id,
         warnings: Vec::new(),
     }))
-}
-
-/// Docker's list filters, in either JSON shape: `{"name":["x"]}` or `{"name":{"x":true}}`.
-pub fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(BTreeMap::new());
-    };
-    let v: serde_json::Value = serde_json::from_str(raw)?;
-    let bad = || ApiError::Query {
-        name: "filters",
-        value: raw.clone(),
-    };
-    let obj = v.as_object().ok_or_else(bad)?;
-    let mut out = BTreeMap::new();
-    for (k, vals) in obj {
-        let list: Vec<String> = match vals {
-            serde_json::Value::Array(a) => a
-                .iter()
-                .map(|x| x.as_str().map(String::from).ok_or_else(bad))
-                .collect::<Result<_, _>>()?,
-            serde_json::Value::Object(m) => m.keys().cloned().collect(),
-            _ => return Err(bad()),
-        };
-        out.insert(k.clone(), list);
-    }
-    Ok(out)
-}
-
-pub fn matches_filters(
-    rec: &moor_state::ContainerRecord,
-    f: &BTreeMap<String, Vec<String>>,
-) -> bool {
-    f.iter().all(|(key, vals)| {
-        vals.iter().any(|v| match key.as_str() {
-            "id" => rec.id.starts_with(v.as_str()),
-            "name" => rec.name.contains(v.trim_start_matches('/')),
-            "status" => rec.state.docker_status() == v,
-            "ancestor" => rec.spec.image == *v,
-            "exited" => {
-                matches!(rec.state, moor_state::State::Exited { .. })
-                    && crate::daemon::container::exit_code(&rec.state).to_string() == *v
-            }
-            "label" => match v.split_once('=') {
-                Some((k, val)) => rec.spec.labels.get(k).is_some_and(|x| x == val),
-                None => rec.spec.labels.contains_key(v.as_str()),
-            },
-            _ => false,
-        })
-    })
 }
 
 async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {

@@ -11,9 +11,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::api::error::ApiError;
-use crate::api::routes::containers::parse_filters;
-use crate::api::routes::logs::time_param;
 use crate::api::routes::Query;
+use crate::api::routes::{parse_filters, time_param};
 use crate::api::server::ApiState;
 use crate::daemon::events::DockerEvent;
 

@@ -15,7 +15,7 @@ use crate::api::error::ApiError;
 use crate::api::exec_types::*;
 use crate::api::guard::unwinding;
 use crate::api::hijack::{self, refuse, AttachHead};
-use crate::api::routes::containers::{resolve, IdPath};
+use crate::api::routes::{resolve, IdPath};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::exec::{self, ExecRequest, ExecRun, ExecStatus};

@@ -2,8 +2,6 @@
 //! [`pull`]), list, inspect, remove; Docker's
 //! shapes, so `docker import` / `docker images` work against moor too.
 
-use std::collections::BTreeMap;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -11,10 +9,11 @@ use moor_state::image::{
     normalize_name, parse_reference, ImageConfig as StoredConfig, ImageRecord, ReferenceError,
     IMAGE_RECORD_VERSION,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::api::convert::go_time;
 use crate::api::error::ApiError;
+use crate::api::image_types::{DeleteItem, ImageConfig, ImageInspect, ImageSummary, ImportStatus};
 use crate::api::routes::Query;
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
@@ -34,50 +33,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 type Data = web::Data<ApiState>;
 
-/// `GET /images/json` entry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ImageSummary {
-    /// `sha256:<hex>`.
-    pub id: String,
-    /// Always empty (imported images have no parent).
-    pub parent_id: String,
-    /// `repo:tag` names.
-    pub repo_tags: Vec<String>,
-    /// `repo@sha256:<manifest digest>` of a pulled image.
-    pub repo_digests: Vec<String>,
-    /// Unix seconds.
-    pub created: i64,
-    /// Unpacked bytes.
-    pub size: u64,
-    /// Docker's "not computed".
-    pub shared_size: i64,
-    /// Docker's "not computed".
-    pub containers: i64,
-}
-
-/// The `Config` of an image inspect: an import's `changes`, null or empty where unset as
-/// in Docker.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ImageConfig {
-    /// Default user.
-    pub user: String,
-    /// Default environment.
-    pub env: Option<Vec<String>>,
-    /// Default command (none for a plain import: `run` needs one).
-    pub cmd: Option<Vec<String>>,
-    /// Default working directory.
-    pub working_dir: String,
-    /// Default entrypoint.
-    pub entrypoint: Option<Vec<String>>,
-    /// Labels containers inherit.
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Default stop signal (left out when unset, as Docker does).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub stop_signal: String,
-}
-
 impl From<StoredConfig> for ImageConfig {
     fn from(c: StoredConfig) -> Self {
         ImageConfig {
@@ -90,50 +45,6 @@ impl From<StoredConfig> for ImageConfig {
             stop_signal: c.stop_signal,
         }
     }
-}
-
-/// `GET /images/{name}/json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ImageInspect {
-    /// `sha256:<hex>`.
-    pub id: String,
-    /// `repo:tag` names.
-    pub repo_tags: Vec<String>,
-    /// `repo@sha256:<manifest digest>` of a pulled image.
-    pub repo_digests: Vec<String>,
-    /// RFC 3339.
-    pub created: String,
-    /// Unpacked bytes.
-    pub size: u64,
-    /// `linux`.
-    pub os: String,
-    /// The host's architecture.
-    pub architecture: String,
-    /// Defaults for containers.
-    pub config: ImageConfig,
-    /// The overlay lower dirs, top first, `:`-joined (moor's own field).
-    pub moor_rootfs: String,
-}
-
-/// Docker's import progress message.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ImportStatus {
-    /// `sha256:<hex>` once done.
-    pub status: String,
-}
-
-/// Docker's `DELETE /images` answer entry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct DeleteItem {
-    /// A name removed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub untagged: Option<String>,
-    /// An image removed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deleted: Option<String>,
 }
 
 fn store_err(e: moor_state::store::StoreError) -> ApiError {

@@ -2,14 +2,13 @@
 //! `crate::logs::stream`, whose frames (Docker's multiplexed stream format) become the body.
 
 use std::sync::mpsc::RecvTimeoutError;
-use std::time::SystemTime;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::error::ApiError;
-use crate::api::routes::{flag, Query};
+use crate::api::routes::{flag, time_param, Query};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{
@@ -29,7 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn logs(
     state: web::Data<ApiState>,
-    path: web::Path<crate::api::routes::containers::IdPath>,
+    path: web::Path<super::IdPath>,
     q: Query,
 ) -> Result<HttpResponse, ApiError> {
     let (id, addr) = state
@@ -112,12 +111,6 @@ fn stopped(rx: oneshot::Receiver<WaitOutcome>) -> logs::stream::Done {
         let _ = tx.send(());
     });
     Box::new(move |wait| !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout)))
-}
-
-/// Docker's `since`/`until` (RFC 3339, a unix timestamp or a duration back from now); a 400
-/// naming the parameter when it is none of them or past the calendar.
-pub fn time_param(name: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    logs::when::parse(value, SystemTime::now()).map_err(|source| ApiError::Time { name, source })
 }
 
 /// Sends the frames of the log at `path` to `tx` until the end (or, with `done`, until the

@@ -1,4 +1,6 @@
-//! Route table: one module per resource.
+//! Route table: one module per resource, and the helpers they share (query parameters,
+//! the `{id}` path, resolving a container, filters, times): route files import only these,
+//! never each other.
 
 pub mod admin;
 pub mod compat;
@@ -9,11 +11,18 @@ pub mod images;
 pub mod logs;
 pub mod system;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
 
+use actix::Addr;
 use actix_web::web;
+use chrono::{DateTime, Utc};
 
 use crate::api::error::ApiError;
+use crate::api::server::ApiState;
+use crate::daemon::container::ContainerActor;
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::ResolveContainer;
 
 /// Registers every route (called for the versioned scope and for the root).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -53,4 +62,78 @@ pub fn number<T: std::str::FromStr>(q: &Query, name: &'static str) -> Result<Opt
             value: v.into(),
         }),
     }
+}
+
+type Data = web::Data<ApiState>;
+
+/// The `{id}` segment (the versioned scope adds `{version}` before it).
+#[derive(serde::Deserialize)]
+pub struct IdPath {
+    /// Container id, name or id prefix.
+    pub id: String,
+}
+
+/// The container `key` names (id, name or unique prefix) and its actor.
+pub async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerActor>), ApiError> {
+    Ok(state
+        .supervisor
+        .send(ResolveContainer(key.to_string()))
+        .await
+        .map_err(ContainerError::from)??)
+}
+
+/// Docker's list filters, in either JSON shape: `{"name":["x"]}` or `{"name":{"x":true}}`.
+pub fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let v: serde_json::Value = serde_json::from_str(raw)?;
+    let bad = || ApiError::Query {
+        name: "filters",
+        value: raw.clone(),
+    };
+    let obj = v.as_object().ok_or_else(bad)?;
+    let mut out = BTreeMap::new();
+    for (k, vals) in obj {
+        let list: Vec<String> = match vals {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map(String::from).ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            _ => return Err(bad()),
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+pub fn matches_filters(
+    rec: &moor_state::ContainerRecord,
+    f: &BTreeMap<String, Vec<String>>,
+) -> bool {
+    f.iter().all(|(key, vals)| {
+        vals.iter().any(|v| match key.as_str() {
+            "id" => rec.id.starts_with(v.as_str()),
+            "name" => rec.name.contains(v.trim_start_matches('/')),
+            "status" => rec.state.docker_status() == v,
+            "ancestor" => rec.spec.image == *v,
+            "exited" => {
+                matches!(rec.state, moor_state::State::Exited { .. })
+                    && crate::daemon::container::exit_code(&rec.state).to_string() == *v
+            }
+            "label" => match v.split_once('=') {
+                Some((k, val)) => rec.spec.labels.get(k).is_some_and(|x| x == val),
+                None => rec.spec.labels.contains_key(v.as_str()),
+            },
+            _ => false,
+        })
+    })
+}
+
+/// Docker's `since`/`until` (RFC 3339, a unix timestamp or a duration back from now); a 400
+/// naming the parameter when it is none of them or past the calendar.
+pub fn time_param(name: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    crate::logs::when::parse(value, SystemTime::now())
+        .map_err(|source| ApiError::Time { name, source })
 }

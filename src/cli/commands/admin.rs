@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::admin::inspect::{self, ContainerReport};
 use crate::admin::{check, orphan, Access};
 use crate::cli::client::Client;
-use crate::daemon::layout::Layout;
+use crate::host::layout::Layout;
 
 /// `moor admin` options: the daemon's paths, then what to do.
 #[derive(Debug, Args)]
@@ -70,14 +70,14 @@ pub enum AdminCommand {
 }
 
 fn layout(args: &AdminArgs) -> anyhow::Result<Layout> {
-    let opts = crate::daemon::Options {
+    let opts = crate::config::options::Options {
         root: args.root.clone(),
         run_dir: args.run_dir.clone(),
         socket: None,
         config: args.config.clone(),
         runtime: Some("process".into()),
     };
-    crate::daemon::layout(&opts).context("resolve the daemon's paths")
+    crate::config::options::layout(&opts).context("resolve the daemon's paths")
 }
 
 /// The reports, from the store or from the running daemon.

@@ -9,8 +9,8 @@ use crate::cli::args::DaemonArgs;
 pub fn execute(args: &DaemonArgs) -> anyhow::Result<i32> {
     let opts = args.to_options();
     if args.validate {
-        let path = crate::daemon::config_path(&opts);
-        let ignored = crate::daemon::validate(&opts)
+        let path = crate::config::options::config_path(&opts);
+        let ignored = crate::config::options::validate(&opts)
             .with_context(|| format!("{} is not valid", path.display()))?;
         for key in ignored {
             eprintln!("warning: {key:?} is a Docker option moor does not implement: ignored");

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use anyhow::Context;
 use hyper::body::Bytes;
 
-use crate::api::routes::images::{DeleteItem, ImageSummary, ImportStatus};
+use crate::api::image_types::{DeleteItem, ImageSummary, ImportStatus};
 use crate::cli::args::ImageCommand;
 use crate::cli::client::{encode, Client};
 use crate::cli::error_line;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::api::routes::images::pull::PullMessage;
+use crate::api::image_types::PullMessage;
 use crate::cli::client::{encode, Client};
 
 /// `moor pull` options.

@@ -12,13 +12,14 @@ use moor_state::{Event, State};
 use tracing::info;
 
 use super::ContainerActor;
-use crate::admin::orphan::{adoptable, killed_orphan_exit};
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{AdoptOrphan, KillOrphan};
 use crate::daemon::pidwatch;
-use crate::daemon::reconciler::observe;
 use crate::identity::PidFd;
 use crate::runtime;
+use crate::runtime::adopt::adoptable;
+use crate::runtime::observe::killed_orphan_exit;
+use crate::runtime::observe::observe;
 
 /// How long the shim may take to write the exit file after its process was killed.
 const SHIM_EXIT_DEADLINE: Duration = Duration::from_secs(5);

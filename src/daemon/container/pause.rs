@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::ContainerActor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{PauseContainer, UnpauseContainer};
-use crate::daemon::signal::parse_signal;
+use crate::host::signal::parse_signal;
 use crate::runtime::freeze;
 
 /// Freeze or thaw.

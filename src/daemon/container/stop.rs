@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::{ContainerActor, DEFAULT_STOP_TIMEOUT};
 use crate::daemon::error::ContainerError;
-use crate::daemon::signal::parse_signal;
+use crate::host::signal::parse_signal;
 
 impl ContainerActor {
     /// The signal a stop sends first (the spec's `StopSignal`, SIGTERM by default).

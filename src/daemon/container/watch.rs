@@ -18,9 +18,9 @@ use tracing::{info, warn};
 use super::ContainerActor;
 use crate::daemon::messages::ShimExited;
 use crate::daemon::pidwatch;
-use crate::daemon::reconciler::observe;
 use crate::identity::PidFd;
 use crate::runtime;
+use crate::runtime::observe::observe;
 
 /// The period of the liveness poll that stands in for a pidfd that cannot be used.
 const LIVENESS_POLL: Duration = Duration::from_secs(1);

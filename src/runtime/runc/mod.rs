@@ -22,7 +22,7 @@ use thiserror::Error;
 use super::bundle::{self, BundleError};
 use super::overlay::{self, Overlay, OverlayError};
 use crate::config::DaemonConfig;
-use crate::daemon::layout::Layout;
+use crate::host::layout::Layout;
 use crate::image::ImageDirs;
 use crate::shim::protocol::{self, RuntimeSpec, ShimSpec};
 

@@ -12,58 +12,18 @@ use chrono::Utc;
 use futures_util::stream;
 use moor_state::image::{parse_reference, ImageRecord, IMAGE_RECORD_VERSION};
 use oci_client::secrets::RegistryAuth;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::{save_metadata, store_err, Data};
 use crate::api::error::ApiError;
+use crate::api::image_types::{ErrorDetail, ProgressDetail, PullMessage};
 use crate::api::routes::Query;
 use crate::config::registry::InsecureRegistries;
 use crate::daemon::events::DockerEvent;
 use crate::image::layers::digest_hex;
 use crate::image::registry::{self, Platform, Progress, PullOptions, PullTarget};
 use crate::image::ImageDirs;
-
-/// One line of Docker's progress stream.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PullMessage {
-    /// What happened.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub status: String,
-    /// Bytes done and total, as `{"current":N,"total":M}`, or `{}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub progress_detail: Option<ProgressDetail>,
-    /// The layer's short id, or the tag.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// A failure after the stream started.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_detail: Option<ErrorDetail>,
-    /// The failure's message (the docker CLI's older field).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// `progressDetail`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ProgressDetail {
-    /// Bytes done.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current: Option<u64>,
-    /// Bytes in all.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total: Option<u64>,
-}
-
-/// `errorDetail`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ErrorDetail {
-    /// The message.
-    pub message: String,
-}
 
 fn line(msg: &PullMessage) -> Bytes {
     let mut text = serde_json::to_string(msg).unwrap_or_default();

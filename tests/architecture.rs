@@ -1,0 +1,325 @@
+//! The layers of the code, checked: a forbidden path between modules fails this test with the
+//! file and line. The rules are the arrows of README's "Layout" diagram:
+//!
+//! - `state/` (the pure machine and its store) uses only its own dependencies;
+//! - the shim (`src/shim/`, `src/bin/moor-shim.rs`) uses std, libc, nix and serde_json, and
+//!   of this crate only `shim`, `identity`, `host` (the file formats they share) and the
+//!   pure runc argv builder `runtime::runc::args`;
+//! - `host` (paths, root lock, observing processes and run files, atomic writes) and `identity`
+//!   sit at the bottom: nothing above them is named there;
+//! - `runtime` never reaches up into the daemon, the API, the CLI or `admin`;
+//! - `admin` works with the daemon down: it never names the daemon's actors or the API;
+//! - the API talks to actors, never to a runtime; route files never import each other
+//!   (shared helpers live in `src/api/routes/mod.rs`);
+//! - the CLI speaks HTTP with the API's wire types (`api::types`, `api::exec_types`,
+//!   `api::image_types`), and names the daemon only to start it (`src/cli/commands/daemon.rs`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`, recursively.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap_or_else(|e| panic!("ls {}: {e}", d.display())) {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The top-level module of this crate that `path` (relative to `src/`) belongs to.
+fn module_of(rel: &Path) -> String {
+    if rel == Path::new("bin/moor-shim.rs") {
+        return "shim".into();
+    }
+    let first = rel
+        .components()
+        .next()
+        .expect("a path")
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// A line without its `//` comment (doc comments included).
+fn code_of(line: &str) -> &str {
+    match line.find("//") {
+        Some(i) => &line[..i],
+        None => line,
+    }
+}
+
+/// The paths a line names after `prefix` (e.g. `crate::`), as `module::rest` strings. A
+/// grouped `crate::{a, b::c}` is expanded one level.
+fn named_after(line: &str, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(i) = rest.find(prefix) {
+        // `prefix` must start a path, not end another identifier (`my_crate::`).
+        let before = rest[..i].chars().last();
+        rest = &rest[i + prefix.len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            out.extend(
+                group[..end]
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            );
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            out.push(rest[..end].trim_end_matches(':').to_string());
+        }
+    }
+    out
+}
+
+/// One forbidden use: the file, its line number, the line and the rule it breaks.
+struct Violation {
+    file: PathBuf,
+    line: usize,
+    text: String,
+    rule: &'static str,
+}
+
+/// The rule that `module` naming `target` (this crate's `target::...`, from `file`) breaks.
+fn crate_rule(module: &str, rel: &Path, target: &str) -> Option<&'static str> {
+    let top = target.split("::").next().unwrap_or_default();
+    let file = rel.to_string_lossy();
+    match module {
+        "shim"
+            if !matches!(top, "shim" | "identity" | "host")
+                && !target.starts_with("runtime::runc::args") =>
+        {
+            Some("the shim uses only shim, identity, host and the runc argv builder of this crate")
+        }
+        "host" | "identity" if !matches!(top, "host" | "identity" | "shim") => {
+            Some("host and identity are the bottom layer")
+        }
+        "runtime" if matches!(top, "daemon" | "api" | "cli" | "admin") => {
+            Some("runtime never reaches up into daemon, api, cli or admin")
+        }
+        "admin" if matches!(top, "daemon" | "api" | "cli") => {
+            Some("admin works with the daemon down: no daemon, api or cli")
+        }
+        "image" | "logs" | "config" if matches!(top, "daemon" | "api" | "cli" | "admin") => {
+            Some("image, logs and config sit below the daemon")
+        }
+        "api" if matches!(top, "runtime" | "cli") => {
+            Some("the API talks to actors, never to a runtime or the CLI")
+        }
+        "daemon" if top == "api" && file != "daemon/mod.rs" => {
+            Some("only daemon/mod.rs (which starts the API) names the API")
+        }
+        "daemon" if matches!(top, "cli" | "admin") => Some("the daemon never names cli or admin"),
+        "cli" if top == "daemon" && file != "cli/commands/daemon.rs" => {
+            Some("the CLI names the daemon only to start it")
+        }
+        "cli" if top == "api" && !is_wire_type(target) => {
+            Some("the CLI uses only the API's wire types (api::types, api::exec_types, api::image_types)")
+        }
+        "cli" if top == "runtime" => Some("the CLI never names a runtime"),
+        _ => None,
+    }
+}
+
+/// The API's wire types, shared by the routes and the CLI.
+fn is_wire_type(target: &str) -> bool {
+    ["api::types", "api::exec_types", "api::image_types"]
+        .iter()
+        .any(|m| target == *m || target.starts_with(&format!("{m}::")))
+}
+
+/// Route files never import each other.
+fn route_rule(rel: &Path, target: &str) -> Option<&'static str> {
+    let file = rel.to_string_lossy();
+    let own = file.strip_prefix("api/routes/")?.strip_suffix(".rs")?;
+    if own == "mod" {
+        return None;
+    }
+    let other = target.strip_prefix("api::routes::")?;
+    let name = other.split("::").next().unwrap_or_default();
+    let is_route_file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("src/api/routes/{name}.rs"))
+        .exists();
+    (is_route_file && name != own).then_some("route files never import each other")
+}
+
+fn check_crate() -> (Vec<Violation>, usize) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut bad = Vec::new();
+    let mut seen = 0;
+    for file in sources(&src) {
+        let rel = file.strip_prefix(&src).expect("under src").to_path_buf();
+        let module = module_of(&rel);
+        let text = fs::read_to_string(&file).expect("read source");
+        for (n, line) in text.lines().enumerate() {
+            let code = code_of(line);
+            for target in named_after(code, "crate::") {
+                seen += 1;
+                let rule = crate_rule(&module, &rel, &target).or_else(|| route_rule(&rel, &target));
+                if let Some(rule) = rule {
+                    bad.push(Violation {
+                        file: file.clone(),
+                        line: n + 1,
+                        text: line.trim().into(),
+                        rule,
+                    });
+                }
+            }
+            if module == "shim" {
+                for krate in [
+                    "moor_state",
+                    "actix",
+                    "tokio",
+                    "sled",
+                    "tracing",
+                    "moor::daemon",
+                ] {
+                    if !named_after(code, &format!("{krate}::")).is_empty()
+                        || code.contains(&format!("use {krate}"))
+                    {
+                        bad.push(Violation {
+                            file: file.clone(),
+                            line: n + 1,
+                            text: line.trim().into(),
+                            rule: "the shim uses only std, libc, nix and serde_json",
+                        });
+                    }
+                }
+            }
+        }
+    }
+    (bad, seen)
+}
+
+fn report(bad: &[Violation]) -> String {
+    bad.iter()
+        .map(|v| format!("{}:{}: {} ({})", v.file.display(), v.line, v.text, v.rule))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn no_module_names_a_layer_it_must_not() {
+    let (bad, seen) = check_crate();
+    assert!(
+        seen > 200,
+        "only {seen} crate paths found: is the scan broken?"
+    );
+    assert!(bad.is_empty(), "forbidden uses:\n{}", report(&bad));
+}
+
+#[test]
+fn state_uses_only_its_own_dependencies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("state");
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("state/Cargo.toml");
+    let deps: Vec<&str> = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("a [dependencies] table")
+        .split("\n[")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(['=', '.']).next())
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let allowed = ["chrono", "serde", "serde_json", "sled", "thiserror"];
+    for dep in &deps {
+        assert!(
+            allowed.contains(dep),
+            "state/ depends on {dep}: it must stay pure"
+        );
+    }
+    let mut bad = Vec::new();
+    for file in sources(&root.join("src")) {
+        let text = fs::read_to_string(&file).expect("read source");
+        for (n, line) in text.lines().enumerate() {
+            let code = code_of(line).trim();
+            if let Some(path) = code.strip_prefix("use ").or(code.strip_prefix("pub use ")) {
+                let krate = path.split([':', ';', ' ', '{']).next().unwrap_or_default();
+                let own = ["std", "crate", "self", "super", "core"];
+                // A module of state's own, or an enum in scope (`use State as S`).
+                let local = root.join(format!("src/{krate}.rs")).exists()
+                    || root.join("src").join(krate).is_dir()
+                    || krate.starts_with(char::is_uppercase);
+                if !own.contains(&krate) && !allowed.contains(&krate) && !local {
+                    bad.push(format!("{}:{}: {code}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "state/ uses outside crates:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// The checker itself: each rule catches what it should (so the test above can fail).
+#[test]
+fn the_checker_catches_forbidden_uses() {
+    let cases = [
+        ("shim", "shim/spawn.rs", "daemon::layout::Layout", true),
+        ("shim", "shim/spawn.rs", "host::atomic::write", false),
+        ("admin", "admin/mod.rs", "daemon::layout::Layout", true),
+        ("admin", "admin/mod.rs", "host::layout::Layout", false),
+        ("api", "api/routes/exec.rs", "runtime::DEFAULT_PATH", true),
+        ("runtime", "runtime/runc.rs", "daemon::layout::Layout", true),
+        (
+            "cli",
+            "cli/commands/image.rs",
+            "api::routes::images::ImageSummary",
+            true,
+        ),
+        (
+            "cli",
+            "cli/commands/image.rs",
+            "api::image_types::ImageSummary",
+            false,
+        ),
+        ("cli", "cli/commands/admin.rs", "daemon::layout", true),
+        ("api", "api/convert.rs", "runtime::read_run_files", true),
+        ("cli", "cli/commands/daemon.rs", "daemon::run", false),
+        (
+            "daemon",
+            "daemon/container/orphan.rs",
+            "admin::orphan::x",
+            true,
+        ),
+    ];
+    for (module, file, target, forbidden) in cases {
+        let got = crate_rule(module, Path::new(file), target).is_some();
+        assert_eq!(got, forbidden, "{module} ({file}) naming {target}");
+    }
+    assert!(route_rule(
+        Path::new("api/routes/compat.rs"),
+        "api::routes::logs::parse_when"
+    )
+    .is_some());
+    assert!(route_rule(Path::new("api/routes/mod.rs"), "api::routes::logs::x").is_none());
+    assert_eq!(
+        named_after("use crate::{daemon::x, api::types::Y};", "crate::"),
+        vec!["daemon::x", "api::types::Y"]
+    );
+    assert_eq!(
+        named_after("let a = my_crate::x;", "crate::"),
+        Vec::<String>::new()
+    );
+}
