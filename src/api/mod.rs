@@ -3,10 +3,12 @@
 pub mod convert;
 pub mod error;
 pub mod exec_types;
+pub mod fields;
 pub mod guard;
 pub mod head;
 pub mod hijack;
 pub mod image_defaults;
 pub mod routes;
 pub mod server;
+pub mod spec;
 pub mod types;
