@@ -45,65 +45,6 @@ fn version_and_info() {
     }
 }
 
-/// Issue 16: `-v`, `-p`, `--privileged` and friends are refused by name, never dropped, and
-/// a refused `run` leaves no container behind.
-#[test]
-fn unsupported_flags_are_refused_by_name() {
-    let d = Daemon::start(LIVE_RESTORE_ON);
-    let cases: &[(&[&str], &str)] = &[
-        (
-            &["-v", "/tmp:/data"],
-            "HostConfig.Binds is not supported by moor yet",
-        ),
-        (
-            &["-p", "8080:80"],
-            "HostConfig.PortBindings is not supported by moor yet",
-        ),
-        (
-            &["--privileged"],
-            "HostConfig.Privileged is not supported by moor yet",
-        ),
-        (
-            &["--mount", "type=bind,src=/tmp,dst=/x"],
-            "HostConfig.Mounts",
-        ),
-        (&["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd"),
-        (&["--init"], "HostConfig.Init"),
-        (&["--tmpfs", "/run"], "HostConfig.Tmpfs"),
-        (&["--cpu-shares", "512"], "HostConfig.CpuShares"),
-        (&["--memory-swap", "1g"], "HostConfig.MemorySwap"),
-        (
-            &["--device-cgroup-rule", "c 1:3 rwm"],
-            "HostConfig.DeviceCgroupRules",
-        ),
-        (&["--pid", "container:x"], "HostConfig.PidMode"),
-    ];
-    for (flags, message) in cases {
-        let mut args = vec!["run", "--rm"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&["host", "true"]);
-        let stderr = d.docker_fail(&args);
-        assert!(stderr.contains(message), "{args:?}: {stderr}");
-    }
-    assert_eq!(
-        ps_lines(&d),
-        Vec::<String>::new(),
-        "a refused run created a container"
-    );
-    // What the CLI sends by default still passes, and `--cidfile` (client-side) is recorded.
-    let cid = d.root().with_file_name("cid");
-    let cid = cid.to_str().expect("utf-8");
-    d.docker_ok(&["run", "--name", "ok", "--cidfile", cid, "host", "true"]);
-    let id = std::fs::read_to_string(cid).expect("the CLI wrote the cidfile");
-    let shown = d.docker_ok(&[
-        "inspect",
-        "-f",
-        "{{.HostConfig.ContainerIDFile}} {{.Id}}",
-        "ok",
-    ]);
-    assert_eq!(shown.trim(), format!("{cid} {id}"));
-}
-
 /// Status and exact message of a raw API call.
 fn api_error(d: &Daemon, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     let r = d.http(method, path, body);

@@ -233,7 +233,11 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         id: rec.id.clone(),
         names: vec![format!("/{}", rec.name)],
         image: rec.spec.image.clone(),
-        image_id: String::new(),
+        image_id: if rec.spec.image_id.is_empty() {
+            String::new()
+        } else {
+            format!("sha256:{}", rec.spec.image_id)
+        },
         command: rec.spec.argv().join(" "),
         created: rec.created_at.timestamp(),
         state: rec.state.docker_status().into(),
