@@ -115,8 +115,9 @@ fn host_config_cases() -> Vec<Case> {
         case("HostConfig.VolumesFrom", json!(["other"]), Refused),
         case("HostConfig.ConsoleSize", json!([24, 80]), Refused),
         case("HostConfig.Annotations", json!({"a": "b"}), Refused),
-        case("HostConfig.CapAdd", json!(["NET_ADMIN"]), Refused),
-        case("HostConfig.CapDrop", json!(["CHOWN"]), Refused),
+        same("HostConfig.CapAdd", json!(["NET_ADMIN"])),
+        case("HostConfig.CapAdd", json!(["NOT_A_CAP"]), Refused),
+        same("HostConfig.CapDrop", json!(["ALL"])),
         same("HostConfig.CgroupnsMode", json!("host")),
         case("HostConfig.CgroupnsMode", json!("private"), Refused),
         case("HostConfig.Dns", json!(["192.0.2.1"]), Refused),
@@ -125,11 +126,13 @@ fn host_config_cases() -> Vec<Case> {
         case("HostConfig.ExtraHosts", json!(["h:192.0.2.1"]), Refused),
         case("HostConfig.GroupAdd", json!(["10"]), Refused),
         same("HostConfig.IpcMode", json!("private")),
+        same("HostConfig.IpcMode", json!("host")),
         case("HostConfig.IpcMode", json!("shareable"), Refused),
         case("HostConfig.Cgroup", json!("other"), Refused),
         case("HostConfig.Links", json!(["a:b"]), Refused),
         case("HostConfig.OomScoreAdj", json!(100), Refused),
-        case("HostConfig.PidMode", json!("host"), Refused),
+        same("HostConfig.PidMode", json!("host")),
+        case("HostConfig.PidMode", json!("container:x"), Refused),
         case("HostConfig.Privileged", json!(true), Refused),
         case("HostConfig.PublishAllPorts", json!(true), Refused),
         same("HostConfig.ReadonlyRootfs", json!(true)),
@@ -140,7 +143,8 @@ fn host_config_cases() -> Vec<Case> {
         ),
         case("HostConfig.StorageOpt", json!({"size": "1G"}), Refused),
         case("HostConfig.Tmpfs", json!({"/run": ""}), Refused),
-        case("HostConfig.UTSMode", json!("host"), Refused),
+        same("HostConfig.UTSMode", json!("host")),
+        case("HostConfig.UTSMode", json!("private"), Refused),
         case("HostConfig.UsernsMode", json!("host"), Refused),
         same("HostConfig.ShmSize", json!(MIB64)),
         case("HostConfig.ShmSize", json!(MIB64 * 2), Refused),
@@ -382,4 +386,78 @@ fn every_create_field_is_honoured_or_refused_by_name() {
         vec![base_id.as_str()],
         "a refused create left a container"
     );
+}
+
+/// `docker run --rm FLAGS bb ARGS` on the runc daemon: its stdout.
+fn run(d: &Daemon, flags: &[&str], args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(flags);
+    all.push("bb");
+    all.extend_from_slice(args);
+    d.docker_ok(&all)
+}
+
+/// CapEff of the container's process, from its /proc/self/status.
+fn cap_eff(d: &Daemon, flags: &[&str]) -> u64 {
+    let status = run(d, flags, &["cat", "/proc/self/status"]);
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap_or_else(|| panic!("no CapEff: {status}"));
+    u64::from_str_radix(line.trim(), 16).expect("hex")
+}
+
+/// The namespace link (`pid:[4026531836]`) the container's `ls` sees for `kind`.
+fn namespace(d: &Daemon, flags: &[&str], kind: &str) -> String {
+    let out = run(d, flags, &["ls", "-l", &format!("/proc/self/ns/{kind}")]);
+    out.split("-> ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .to_string()
+}
+
+fn host_namespace(kind: &str) -> String {
+    let link = std::fs::read_link(format!("/proc/self/ns/{kind}")).expect("readlink");
+    link.to_string_lossy().into_owned()
+}
+
+#[test]
+fn namespace_modes_and_capabilities_take_effect_on_runc() {
+    let Some(d) = runc_daemon() else { return };
+    // Docker's default set is 0xa80425fb; CAP_NET_ADMIN is bit 12, CAP_CHOWN bit 0.
+    assert_eq!(cap_eff(&d, &[]), 0xa804_25fb);
+    assert_eq!(
+        cap_eff(&d, &["--cap-add", "NET_ADMIN"]),
+        0xa804_25fb | 1 << 12
+    );
+    assert_eq!(cap_eff(&d, &["--cap-drop", "CHOWN"]), 0xa804_25fb & !1);
+    assert_eq!(
+        cap_eff(&d, &["--cap-drop", "ALL", "--cap-add", "KILL"]),
+        1 << 5
+    );
+    for (kind, flag) in [("pid", "--pid"), ("uts", "--uts"), ("ipc", "--ipc")] {
+        let own = namespace(&d, &[], kind);
+        assert_ne!(
+            own,
+            host_namespace(kind),
+            "{kind}: a private namespace by default"
+        );
+        let shared = namespace(&d, &[flag, "host"], kind);
+        assert_eq!(shared, host_namespace(kind), "{flag} host");
+    }
+    let host_name = nix::unistd::gethostname().expect("hostname");
+    let shown = run(&d, &["--uts", "host"], &["hostname"]);
+    assert_eq!(shown.trim(), host_name.to_string_lossy());
+    // With the host's pid namespace the container sees the host's processes.
+    let pids = |flags: &[&str]| {
+        run(&d, flags, &["ls", "/proc"])
+            .split_whitespace()
+            .filter(|e| e.parse::<u32>().is_ok())
+            .count()
+    };
+    assert!(pids(&[]) <= 2, "own pid namespace: only ls");
+    assert!(pids(&["--pid", "host"]) > 10, "the host's processes");
+    let refused = d.docker_fail(&["run", "--rm", "--uts", "host", "-h", "x", "bb", "true"]);
+    assert!(refused.contains("Hostname=x is not supported"), "{refused}");
 }

@@ -87,9 +87,15 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
         readonly_rootfs: spec.read_only,
         container_id_file: spec.container_id_file.clone(),
         cgroupns_mode: "host".into(),
-        ipc_mode: shared("private"),
-        pid_mode: shared(""),
-        uts_mode: shared(""),
+        ipc_mode: shared(if spec.ipc_mode.is_empty() {
+            "private"
+        } else {
+            &spec.ipc_mode
+        }),
+        pid_mode: shared(&spec.pid_mode),
+        uts_mode: shared(&spec.uts_mode),
+        cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+        cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
         shm_size: if runc { crate::api::spec::SHM_SIZE } else { 0 },
         // No swap: runc gets memory.swap equal to the memory limit.
         memory_swap: spec.memory,

@@ -79,19 +79,32 @@ fn mode(
     }
 }
 
-/// The namespace modes: runc gives private pid, ipc and uts namespaces and shares the
-/// cgroup namespace (and never creates a user namespace); the process runtime shares them all with the host.
-fn check_modes(host: &HostConfig, runtime: RuntimeKind) -> Result<(), ApiError> {
+/// The namespace modes: runc gives private pid, ipc and uts namespaces unless `host` is
+/// asked, and shares the cgroup namespace (and never creates a user namespace); the
+/// process runtime shares them all with the host.
+fn check_modes(
+    req: &CreateRequest,
+    host: &HostConfig,
+    runtime: RuntimeKind,
+) -> Result<(), ApiError> {
     let runc = runtime == RuntimeKind::Runc;
-    let (ns, ns_text) = if runc {
-        (&[""][..], "\"\" with runc")
-    } else {
-        (&["", "host"][..], "\"\" and host with the process runtime")
-    };
-    mode("HostConfig.PidMode", &host.pid_mode, ns, ns_text)?;
-    mode("HostConfig.UTSMode", &host.uts_mode, ns, ns_text)?;
+    mode(
+        "HostConfig.PidMode",
+        &host.pid_mode,
+        &["", "host"],
+        "\"\" and host",
+    )?;
+    mode(
+        "HostConfig.UTSMode",
+        &host.uts_mode,
+        &["", "host"],
+        "\"\" and host",
+    )?;
     let (ipc, ipc_text) = if runc {
-        (&["", "private"][..], "\"\" and private with runc")
+        (
+            &["", "private", "host"][..],
+            "\"\", private and host with runc",
+        )
     } else {
         (&["", "host"][..], "\"\" and host with the process runtime")
     };
@@ -102,7 +115,41 @@ fn check_modes(host: &HostConfig, runtime: RuntimeKind) -> Result<(), ApiError> 
         &["", "host"],
         "\"\" and host",
     )?;
+    let hostname = req.hostname.as_deref().unwrap_or_default();
+    if host.uts_mode == "host" && !hostname.is_empty() {
+        // Docker: "Conflicting options: hostname and the UTS mode".
+        return Err(refuse("Hostname", hostname, "none with UTSMode host"));
+    }
     Ok(())
+}
+
+/// CapAdd and CapDrop: capability names (`NET_ADMIN`, `CAP_NET_ADMIN`) or `ALL`, on runc.
+fn capabilities(
+    host: &HostConfig,
+    runtime: RuntimeKind,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let mut out = [Vec::new(), Vec::new()];
+    for (i, (field, list)) in [
+        ("HostConfig.CapAdd", &host.cap_add),
+        ("HostConfig.CapDrop", &host.cap_drop),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for name in list.iter().flatten() {
+            if runtime == RuntimeKind::Process {
+                return Err(refuse(field, name, "none with the process runtime"));
+            }
+            let known = name.eq_ignore_ascii_case("ALL")
+                || crate::runtime::bundle::parse_capability(name).is_some();
+            if !known {
+                return Err(refuse(field, name, "capability names and ALL"));
+            }
+            out[i].push(name.clone());
+        }
+    }
+    let [add, drop] = out;
+    Ok((add, drop))
 }
 
 /// Memory, CPU, pids, swap, /dev/shm and a read-only rootfs: runc applies them, the process
@@ -240,8 +287,9 @@ pub fn to_spec(
         log_opts = lc.config.clone();
     }
     let network_mode = network_mode(&host)?;
-    check_modes(&host, runtime)?;
+    check_modes(&req, &host, runtime)?;
     check_resources(&host, runtime)?;
+    let (cap_add, cap_drop) = capabilities(&host, runtime)?;
     Ok(ContainerSpec {
         exposed_ports: exposed_ports(&req)?,
         attach: AttachHints {
@@ -250,6 +298,11 @@ pub fn to_spec(
             stderr: req.attach_stderr,
         },
         container_id_file: host.container_id_file.clone(),
+        pid_mode: host.pid_mode.clone(),
+        uts_mode: host.uts_mode.clone(),
+        ipc_mode: host.ipc_mode.clone(),
+        cap_add,
+        cap_drop,
         image: req.image,
         cmd,
         entrypoint,

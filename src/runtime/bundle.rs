@@ -4,16 +4,20 @@
 //! set; a deny-all device cgroup that runc extends with its default devices) plus the
 //! user's options and limits.
 
+mod caps;
+
 use std::path::Path;
 
 use moor_state::ContainerSpec;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, MountBuilder,
     ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 use oci_spec::OciSpecError;
 use thiserror::Error;
+
+pub use caps::parse as parse_capability;
 
 use super::DEFAULT_PATH;
 use crate::image::user::ExecUser;
@@ -76,16 +80,26 @@ pub fn build(
     cgroups_path: &str,
     user: &ExecUser,
 ) -> Result<Spec, BundleError> {
-    let hostname = if spec.hostname.is_empty() {
+    let uts_host = spec.uts_mode == "host";
+    let hostname = if uts_host {
+        nix::unistd::gethostname().map_or_else(|_| String::new(), |h| h.to_string_lossy().into())
+    } else if spec.hostname.is_empty() {
         id[..id.len().min(12)].to_string()
     } else {
         spec.hostname.clone()
     };
-    let caps: oci_spec::runtime::Capabilities = DOCKER_CAPS.iter().copied().collect();
+    let caps: oci_spec::runtime::Capabilities =
+        caps::effective(DOCKER_CAPS, &spec.cap_add, &spec.cap_drop, false)
+            .into_iter()
+            .collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        // Empty, as Docker since CVE-2022-24769: oci-spec's default would fill both with
+        // AUDIT_WRITE, KILL and NET_BIND_SERVICE.
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
         .build()?;
     let process = ProcessBuilder::default()
         .capabilities(capabilities)
@@ -139,6 +153,9 @@ pub fn build(
         .into_iter()
         .filter(|ns| match ns.typ() {
             LinuxNamespaceType::Network => spec.network_mode != "host",
+            LinuxNamespaceType::Pid => spec.pid_mode != "host",
+            LinuxNamespaceType::Uts => !uts_host,
+            LinuxNamespaceType::Ipc => spec.ipc_mode != "host",
             LinuxNamespaceType::Cgroup => false,
             _ => true,
         })
@@ -151,7 +168,31 @@ pub fn build(
         .cgroups_path(cgroups_path)
         .build()?;
     let mut oci = Spec::default();
-    oci.set_hostname(Some(hostname))
+    if spec.ipc_mode == "host" {
+        // The host's IPC namespace comes with the host's /dev/shm (Docker bind-mounts it).
+        let mounts = oci
+            .mounts()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                if m.destination() != Path::new("/dev/shm") {
+                    return Ok(m);
+                }
+                let opts = ["rbind", "nosuid", "noexec", "nodev"]
+                    .map(String::from)
+                    .to_vec();
+                MountBuilder::default()
+                    .destination("/dev/shm")
+                    .typ("bind")
+                    .source("/dev/shm")
+                    .options(opts)
+                    .build()
+            });
+        oci.set_mounts(Some(mounts.collect::<Result<_, _>>()?));
+    }
+    // runc cannot set a hostname without its own UTS namespace.
+    oci.set_hostname((!uts_host).then_some(hostname))
         .set_process(Some(process))
         .set_root(Some(
             RootBuilder::default()
@@ -211,5 +252,49 @@ mod tests {
             .expect("json")["linux"]["namespaces"]
             .to_string();
         assert!(!ns.contains("network"), "{ns}");
+    }
+
+    #[test]
+    fn host_modes_and_capability_tweaks() {
+        let spec = ContainerSpec {
+            cmd: vec!["sh".into()],
+            pid_mode: "host".into(),
+            uts_mode: "host".into(),
+            ipc_mode: "host".into(),
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["CHOWN".into()],
+            ..ContainerSpec::default()
+        };
+        let user = ExecUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        };
+        let json =
+            serde_json::to_value(build(&"ab".repeat(32), &spec, "/m", &user).unwrap()).unwrap();
+        let ns = json["linux"]["namespaces"].to_string();
+        assert!(
+            !ns.contains("pid") && !ns.contains("uts") && !ns.contains("ipc"),
+            "{ns}"
+        );
+        assert!(
+            json.get("hostname").is_none_or(|h| h.is_null()),
+            "no hostname without a UTS namespace"
+        );
+        let shm = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm");
+        assert_eq!(shm.unwrap()["source"], "/dev/shm");
+        let caps = &json["process"]["capabilities"];
+        let bounding = caps["bounding"].to_string();
+        assert!(
+            bounding.contains("CAP_NET_ADMIN") && !bounding.contains("CAP_CHOWN"),
+            "{bounding}"
+        );
+        for set in ["inheritable", "ambient"] {
+            assert_eq!(caps[set], serde_json::json!([]), "{set}");
+        }
     }
 }

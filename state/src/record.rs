@@ -132,6 +132,21 @@ pub struct ContainerSpec {
     /// Docker's ContainerIDFile (`--cidfile`): the client writes it; kept for inspect.
     #[serde(default)]
     pub container_id_file: String,
+    /// Docker's PidMode: empty (own pid namespace) or `host`.
+    #[serde(default)]
+    pub pid_mode: String,
+    /// Docker's UTSMode: empty (own hostname) or `host`.
+    #[serde(default)]
+    pub uts_mode: String,
+    /// Docker's IpcMode: empty or `private` (own IPC namespace) or `host`.
+    #[serde(default)]
+    pub ipc_mode: String,
+    /// Docker's CapAdd (`--cap-add`), names as given (`ALL` allowed).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Docker's CapDrop (`--cap-drop`), names as given (`ALL` allowed).
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
 }
 
 /// Which standard streams the creating client said it attaches (Docker's Attach* fields).
