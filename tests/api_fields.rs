@@ -133,7 +133,7 @@ fn host_config_cases() -> Vec<Case> {
         case("HostConfig.OomScoreAdj", json!(100), Refused),
         same("HostConfig.PidMode", json!("host")),
         case("HostConfig.PidMode", json!("container:x"), Refused),
-        case("HostConfig.Privileged", json!(true), Refused),
+        same("HostConfig.Privileged", json!(true)),
         case("HostConfig.PublishAllPorts", json!(true), Refused),
         same("HostConfig.ReadonlyRootfs", json!(true)),
         case(
@@ -460,4 +460,56 @@ fn namespace_modes_and_capabilities_take_effect_on_runc() {
     assert!(pids(&["--pid", "host"]) > 10, "the host's processes");
     let refused = d.docker_fail(&["run", "--rm", "--uts", "host", "-h", "x", "bb", "true"]);
     assert!(refused.contains("Hostname=x is not supported"), "{refused}");
+}
+
+#[test]
+fn privileged_takes_effect_on_runc() {
+    let Some(d) = runc_daemon() else { return };
+    // Every capability the daemon (this test's parent) holds: its bounding set.
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .expect("CapBnd");
+    let bounding = u64::from_str_radix(bounding.trim(), 16).expect("hex");
+    assert_eq!(cap_eff(&d, &["--privileged"]), bounding);
+    let sys_options = |flags: &[&str]| {
+        let mounts = run(&d, flags, &["cat", "/proc/mounts"]);
+        let sys = mounts.lines().find(|l| l.split(' ').nth(1) == Some("/sys"));
+        let sys = sys
+            .unwrap_or_else(|| panic!("no /sys: {mounts}"))
+            .to_string();
+        sys.split(' ')
+            .nth(3)
+            .unwrap_or_default()
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(sys_options(&[]), "ro");
+    assert_eq!(sys_options(&["--privileged"]), "rw");
+    // A host device runc does not create by default.
+    let device = ["loop-control", "kmsg", "fuse"]
+        .into_iter()
+        .find(|n| std::path::Path::new("/dev").join(n).exists())
+        .expect("the host has /dev/loop-control, /dev/kmsg or /dev/fuse");
+    let listed = |flags: &[&str]| {
+        run(&d, flags, &["ls", "/dev"])
+            .split_whitespace()
+            .any(|e| e == device)
+    };
+    assert!(!listed(&[]), "/dev/{device} without --privileged");
+    assert!(listed(&["--privileged"]), "/dev/{device} with --privileged");
+    let inspect = d.http(
+        "POST",
+        "/v1.44/containers/create?name=priv",
+        Some(r#"{"Image":"bb","Cmd":["true"],"HostConfig":{"Privileged":true,"Runtime":"runc"}}"#),
+    );
+    assert_eq!(inspect.status, 201, "{}", inspect.body);
+    let hc = &d.inspect_json("priv")["HostConfig"];
+    assert_eq!(
+        (hc["Privileged"].as_bool(), hc["MaskedPaths"].is_null()),
+        (Some(true), true)
+    );
 }

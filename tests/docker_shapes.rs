@@ -31,7 +31,7 @@ fn unsupported_flags_are_refused_by_name() {
         ),
         (
             &["--privileged"],
-            "HostConfig.Privileged is not supported by moor yet",
+            "HostConfig.Privileged=true is not supported by moor yet (it supports false with the process runtime)",
         ),
         (
             &["--mount", "type=bind,src=/tmp,dst=/x"],

@@ -72,6 +72,8 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
     // the process runtime shares every namespace with the host.
     let shared = |private: &str| if runc { private.into() } else { "host".into() };
     let defaults = oci_spec::runtime::Linux::default();
+    // A privileged container has no masked or read-only paths.
+    let confined = runc && !spec.privileged;
     HostConfig {
         auto_remove: spec.auto_remove,
         restart_policy: Some(policy(spec.restart_policy)),
@@ -99,8 +101,9 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
         shm_size: if runc { crate::api::spec::SHM_SIZE } else { 0 },
         // No swap: runc gets memory.swap equal to the memory limit.
         memory_swap: spec.memory,
-        masked_paths: runc.then(|| defaults.masked_paths().clone().unwrap_or_default()),
-        readonly_paths: runc.then(|| defaults.readonly_paths().clone().unwrap_or_default()),
+        privileged: spec.privileged,
+        masked_paths: confined.then(|| defaults.masked_paths().clone().unwrap_or_default()),
+        readonly_paths: confined.then(|| defaults.readonly_paths().clone().unwrap_or_default()),
         ..HostConfig::default()
     }
 }

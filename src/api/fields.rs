@@ -125,7 +125,7 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("Links", Refused(Zero)),
     ("OomScoreAdj", Refused(Zero)),
     ("PidMode", Honoured),
-    ("Privileged", Refused(Zero)),
+    ("Privileged", Honoured),
     ("PublishAllPorts", Refused(Zero)),
     ("ReadonlyRootfs", Honoured),
     ("SecurityOpt", Refused(Zero)),

@@ -152,8 +152,8 @@ fn capabilities(
     Ok((add, drop))
 }
 
-/// Memory, CPU, pids, swap, /dev/shm and a read-only rootfs: runc applies them, the process
-/// runtime applies none.
+/// Memory, CPU, pids, swap, /dev/shm, a read-only rootfs and Privileged: runc applies them,
+/// the process runtime applies none.
 fn check_resources(host: &HostConfig, runtime: RuntimeKind) -> Result<(), ApiError> {
     if host.memory < 0 {
         return Err(refuse(
@@ -195,6 +195,13 @@ fn check_resources(host: &HostConfig, runtime: RuntimeKind) -> Result<(), ApiErr
     ];
     if let Some((field, v)) = set.into_iter().find(|(_, v)| *v != 0) {
         return Err(refuse(field, v, process));
+    }
+    if host.privileged {
+        return Err(refuse(
+            "HostConfig.Privileged",
+            true,
+            "false with the process runtime",
+        ));
     }
     if host.readonly_rootfs {
         return Err(refuse(
@@ -303,6 +310,7 @@ pub fn to_spec(
         ipc_mode: host.ipc_mode.clone(),
         cap_add,
         cap_drop,
+        privileged: host.privileged,
         image: req.image,
         cmd,
         entrypoint,

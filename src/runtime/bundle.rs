@@ -5,6 +5,7 @@
 //! user's options and limits.
 
 mod caps;
+mod privileged;
 
 use std::path::Path;
 
@@ -89,7 +90,7 @@ pub fn build(
         spec.hostname.clone()
     };
     let caps: oci_spec::runtime::Capabilities =
-        caps::effective(DOCKER_CAPS, &spec.cap_add, &spec.cap_drop, false)
+        caps::effective(DOCKER_CAPS, &spec.cap_add, &spec.cap_drop, spec.privileged)
             .into_iter()
             .collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
@@ -121,7 +122,7 @@ pub fn build(
         .build()?;
     let mut resources =
         LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
+            .allow(spec.privileged)
             .access("rwm")
             .build()?]);
     if spec.memory > 0 {
@@ -160,14 +161,25 @@ pub fn build(
             _ => true,
         })
         .collect();
-    let linux = LinuxBuilder::default()
+    let confined = |paths: &Option<Vec<String>>| match spec.privileged {
+        true => Vec::new(),
+        false => paths.clone().unwrap_or_default(),
+    };
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
-        .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
+        .masked_paths(confined(defaults.masked_paths()))
+        .readonly_paths(confined(defaults.readonly_paths()))
         .resources(resources.build()?)
-        .cgroups_path(cgroups_path)
-        .build()?;
+        .cgroups_path(cgroups_path);
+    if spec.privileged {
+        linux = linux.devices(privileged::host_devices(Path::new("/dev"))?);
+    }
+    let linux = linux.build()?;
     let mut oci = Spec::default();
+    if spec.privileged {
+        let mounts = oci.mounts().clone().unwrap_or_default();
+        oci.set_mounts(Some(privileged::writable_sysfs(mounts)));
+    }
     if spec.ipc_mode == "host" {
         // The host's IPC namespace comes with the host's /dev/shm (Docker bind-mounts it).
         let mounts = oci

@@ -147,6 +147,9 @@ pub struct ContainerSpec {
     /// Docker's CapDrop (`--cap-drop`), names as given (`ALL` allowed).
     #[serde(default)]
     pub cap_drop: Vec<String>,
+    /// Docker's Privileged: every capability, the host's devices, no masked paths.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// Which standard streams the creating client said it attaches (Docker's Attach* fields).

@@ -1,12 +1,11 @@
 //! The capability set of a runc container: Docker's defaults tweaked by `--cap-add` and
 //! `--cap-drop` exactly as moby's `caps.TweakCapabilities` does (`ALL` in add: every
 //! capability but the dropped ones; `ALL` in drop: only the added ones), or every
-//! capability the kernel knows for `--privileged`.
+//! capability the daemon holds for `--privileged`.
 
 use oci_spec::runtime::Capability;
 
-/// Every capability in kernel order (bit 0 first), as Docker's `GetAllCapabilities` lists
-/// them for the running kernel.
+/// Every capability in kernel order (bit 0 first).
 const ALL: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
@@ -56,13 +55,26 @@ pub fn parse(name: &str) -> Option<Capability> {
     serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
 
-/// The capabilities this kernel has (`/proc/sys/kernel/cap_last_cap`; all when unreadable).
+/// The capabilities the daemon itself holds in its bounding set (`CapBnd` of
+/// /proc/self/status): a container cannot get more (containerd's `WithAllCurrentCapabilities`,
+/// which privileged containers use); every known one when the file cannot be read.
 fn all() -> Vec<Capability> {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    let bounding = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(ALL.len() - 1);
-    ALL.iter().take(last + 1).filter_map(|n| parse(n)).collect()
+        .and_then(|s| {
+            let line = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&line, 16).ok()
+        })
+        .unwrap_or(u64::MAX);
+    ALL.iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .filter_map(|(_, n)| parse(n))
+        .collect()
 }
 
 fn is_all(list: &[String]) -> bool {
