@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::runc::{busybox_tar, skip_reason};
-use common::{Daemon, LIVE_RESTORE_ON};
+use common::{describe, Daemon, LIVE_RESTORE_ON};
 use serde_json::{json, Value};
 
 /// What a field with its value must give.
@@ -512,4 +512,35 @@ fn privileged_takes_effect_on_runc() {
         (hc["Privileged"].as_bool(), hc["MaskedPaths"].is_null()),
         (Some(true), true)
     );
+}
+
+#[test]
+fn read_only_rootfs_and_shm_size_take_effect_on_runc() {
+    let Some(d) = runc_daemon() else { return };
+    let write = ["sh", "-c", "echo x > /f && echo written"];
+    assert_eq!(run(&d, &[], &write).trim(), "written");
+    let out = d.docker(
+        &[
+            "run",
+            "--rm",
+            "--read-only",
+            "bb",
+            "sh",
+            "-c",
+            "echo x > /f",
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+        "{}",
+        describe(&out)
+    );
+    // /dev/shm is 64 MiB, as ShmSize shows.
+    let mounts = run(&d, &["--shm-size", "64m"], &["cat", "/proc/mounts"]);
+    let shm = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some("/dev/shm"));
+    assert!(shm.is_some_and(|l| l.contains("size=65536k")), "{mounts}");
 }
