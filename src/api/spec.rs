@@ -123,33 +123,24 @@ fn check_modes(
     Ok(())
 }
 
-/// CapAdd and CapDrop: capability names (`NET_ADMIN`, `CAP_NET_ADMIN`) or `ALL`, on runc.
+/// CapAdd or CapDrop: capability names (`NET_ADMIN`, `CAP_NET_ADMIN`) or `ALL`, on runc.
 fn capabilities(
-    host: &HostConfig,
+    field: &str,
+    list: Option<&Vec<String>>,
     runtime: RuntimeKind,
-) -> Result<(Vec<String>, Vec<String>), ApiError> {
-    let mut out = [Vec::new(), Vec::new()];
-    for (i, (field, list)) in [
-        ("HostConfig.CapAdd", &host.cap_add),
-        ("HostConfig.CapDrop", &host.cap_drop),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        for name in list.iter().flatten() {
-            if runtime == RuntimeKind::Process {
-                return Err(refuse(field, name, "none with the process runtime"));
-            }
-            let known = name.eq_ignore_ascii_case("ALL")
-                || crate::runtime::bundle::parse_capability(name).is_some();
-            if !known {
-                return Err(refuse(field, name, "capability names and ALL"));
-            }
-            out[i].push(name.clone());
+) -> Result<Vec<String>, ApiError> {
+    let list = list.cloned().unwrap_or_default();
+    for name in &list {
+        if runtime == RuntimeKind::Process {
+            return Err(refuse(field, name, "none with the process runtime"));
+        }
+        let known = name.eq_ignore_ascii_case("ALL")
+            || crate::runtime::bundle::parse_capability(name).is_some();
+        if !known {
+            return Err(refuse(field, name, "capability names and ALL"));
         }
     }
-    let [add, drop] = out;
-    Ok((add, drop))
+    Ok(list)
 }
 
 /// Memory, CPU, pids, swap, /dev/shm, a read-only rootfs and Privileged: runc applies them,
@@ -241,6 +232,33 @@ fn network_mode(host: &HostConfig) -> Result<&'static str, ApiError> {
     }
 }
 
+/// Tty is refused; StdinOnce must follow OpenStdin: the shim closes a container's stdin
+/// when its first writer goes (Docker's StdinOnce).
+fn check_streams(req: &CreateRequest) -> Result<(), ApiError> {
+    if req.tty {
+        return Err(ApiError::Tty);
+    }
+    if req.open_stdin != req.stdin_once {
+        return Err(refuse(
+            "StdinOnce",
+            req.stdin_once,
+            "the value of OpenStdin: stdin closes when the first attached client detaches",
+        ));
+    }
+    Ok(())
+}
+
+/// The json-file driver's options (the only driver).
+fn log_opts(host: &HostConfig) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(lc) = host.log_config.as_ref() else {
+        return Ok(BTreeMap::new());
+    };
+    if !matches!(lc.kind.as_str(), "" | "json-file") {
+        return Err(refuse("HostConfig.LogConfig.Type", &lc.kind, "json-file"));
+    }
+    Ok(lc.config.clone())
+}
+
 /// Turns a Docker create request into a container spec, or says what is wrong with it.
 /// `find_image` maps an image name or id to an imported image, whose config gives the
 /// defaults ([`crate::api::image_defaults::merge`]).
@@ -266,17 +284,7 @@ pub fn to_spec(
             img.id
         }
     };
-    if req.tty {
-        return Err(ApiError::Tty);
-    }
-    if req.open_stdin != req.stdin_once {
-        // The shim closes a container's stdin when its first writer goes (Docker's StdinOnce).
-        return Err(refuse(
-            "StdinOnce",
-            req.stdin_once,
-            "the value of OpenStdin: stdin closes when the first attached client detaches",
-        ));
-    }
+    check_streams(&req)?;
     let cmd = req.cmd.take().unwrap_or_default();
     let entrypoint = req.entrypoint.take().unwrap_or_default();
     if cmd.is_empty() && entrypoint.is_empty() {
@@ -286,17 +294,12 @@ pub fn to_spec(
     if let Some(sig) = req.stop_signal.as_deref().filter(|s| !s.is_empty()) {
         parse_signal(sig).ok_or_else(|| ApiError::InvalidSignal(sig.into()))?;
     }
-    let mut log_opts = BTreeMap::new();
-    if let Some(lc) = host.log_config.as_ref() {
-        if !matches!(lc.kind.as_str(), "" | "json-file") {
-            return Err(refuse("HostConfig.LogConfig.Type", &lc.kind, "json-file"));
-        }
-        log_opts = lc.config.clone();
-    }
+    let log_opts = log_opts(&host)?;
     let network_mode = network_mode(&host)?;
     check_modes(&req, &host, runtime)?;
     check_resources(&host, runtime)?;
-    let (cap_add, cap_drop) = capabilities(&host, runtime)?;
+    let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), runtime)?;
+    let cap_drop = capabilities("HostConfig.CapDrop", host.cap_drop.as_ref(), runtime)?;
     Ok(ContainerSpec {
         exposed_ports: exposed_ports(&req)?,
         attach: AttachHints {
