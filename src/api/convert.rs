@@ -1,7 +1,7 @@
 //! Records to Docker's JSON shapes: ContainerInspect and ContainerSummary.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use moor_state::record::RestartPolicy as Policy;
+use moor_state::record::{RestartPolicy as Policy, RuntimeKind};
 use moor_state::{ContainerRecord, State};
 
 use crate::api::types::*;
@@ -50,8 +50,101 @@ fn policy(p: Policy) -> RestartPolicy {
 
 fn runtime_name(rec: &ContainerRecord) -> &'static str {
     match rec.spec.runtime {
-        moor_state::record::RuntimeKind::Process => "process",
-        moor_state::record::RuntimeKind::Runc => "runc",
+        RuntimeKind::Process => "process",
+        RuntimeKind::Runc => "runc",
+    }
+}
+
+/// The network a container is on, by Docker's name.
+fn network_name(rec: &ContainerRecord) -> &str {
+    match rec.spec.runtime {
+        RuntimeKind::Process => "host",
+        RuntimeKind::Runc if rec.spec.network_mode.is_empty() => "none",
+        RuntimeKind::Runc => &rec.spec.network_mode,
+    }
+}
+
+/// Inspect's HostConfig: every key Docker always shows, with the values moor applies.
+fn host_config(rec: &ContainerRecord) -> HostConfig {
+    let spec = &rec.spec;
+    let runc = spec.runtime == RuntimeKind::Runc;
+    // runc: private pid, ipc and uts namespaces, the host's cgroup and user namespaces;
+    // the process runtime shares every namespace with the host.
+    let shared = |private: &str| if runc { private.into() } else { "host".into() };
+    let defaults = oci_spec::runtime::Linux::default();
+    // A privileged container has no masked or read-only paths.
+    let confined = runc && !spec.privileged;
+    HostConfig {
+        auto_remove: spec.auto_remove,
+        restart_policy: Some(policy(spec.restart_policy)),
+        log_config: Some(LogConfig {
+            kind: "json-file".into(),
+            config: spec.log_opts.clone(),
+        }),
+        network_mode: Some(network_name(rec).into()),
+        runtime: Some(runtime_name(rec).into()),
+        memory: spec.memory,
+        nano_cpus: spec.nano_cpus,
+        pids_limit: spec.pids_limit,
+        readonly_rootfs: spec.read_only,
+        container_id_file: spec.container_id_file.clone(),
+        cgroupns_mode: "host".into(),
+        ipc_mode: shared(if spec.ipc_mode.is_empty() {
+            "private"
+        } else {
+            &spec.ipc_mode
+        }),
+        pid_mode: shared(&spec.pid_mode),
+        uts_mode: shared(&spec.uts_mode),
+        cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+        cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+        shm_size: if runc { crate::api::spec::SHM_SIZE } else { 0 },
+        // No swap: runc gets memory.swap equal to the memory limit.
+        memory_swap: spec.memory,
+        privileged: spec.privileged,
+        masked_paths: confined.then(|| defaults.masked_paths().clone().unwrap_or_default()),
+        readonly_paths: confined.then(|| defaults.readonly_paths().clone().unwrap_or_default()),
+        ..HostConfig::default()
+    }
+}
+
+/// Inspect's Config.
+fn config(rec: &ContainerRecord) -> ContainerConfig {
+    let spec = &rec.spec;
+    let ports = spec
+        .exposed_ports
+        .iter()
+        .map(|p| (p.clone(), serde_json::json!({})));
+    ContainerConfig {
+        hostname: spec.hostname.clone(),
+        user: spec.user.clone(),
+        env: spec.env.clone(),
+        cmd: spec.cmd.clone(),
+        entrypoint: (!spec.entrypoint.is_empty()).then(|| spec.entrypoint.clone()),
+        image: spec.image.clone(),
+        working_dir: spec.working_dir.clone(),
+        labels: spec.labels.clone(),
+        stop_signal: spec.stop_signal.clone(),
+        stop_timeout: spec.stop_timeout,
+        tty: false,
+        domainname: String::new(),
+        attach_stdin: spec.attach.stdin,
+        attach_stdout: spec.attach.stdout,
+        attach_stderr: spec.attach.stderr,
+        exposed_ports: (!spec.exposed_ports.is_empty()).then(|| ports.collect()),
+        open_stdin: spec.open_stdin,
+        stdin_once: spec.open_stdin,
+        volumes: None,
+        on_build: None,
+    }
+}
+
+/// Inspect's NetworkSettings as Docker shows them for `none` and `host`: one network, no
+/// address, no published port.
+fn network_settings(rec: &ContainerRecord) -> NetworkSettings {
+    NetworkSettings {
+        networks: [(network_name(rec).to_string(), Endpoint::default())].into(),
+        ..NetworkSettings::default()
     }
 }
 
@@ -116,39 +209,10 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
         },
         platform: "linux".into(),
         log_path: layout.log_path(&rec.id).display().to_string(),
-        host_config: HostConfig {
-            auto_remove: rec.spec.auto_remove,
-            restart_policy: Some(policy(rec.spec.restart_policy)),
-            log_config: Some(LogConfig {
-                kind: "json-file".into(),
-                config: rec.spec.log_opts.clone(),
-            }),
-            network_mode: Some(match rec.spec.runtime {
-                moor_state::record::RuntimeKind::Process => "host".into(),
-                moor_state::record::RuntimeKind::Runc if rec.spec.network_mode.is_empty() => {
-                    "none".into()
-                }
-                moor_state::record::RuntimeKind::Runc => rec.spec.network_mode.clone(),
-            }),
-            runtime: Some(runtime_name(rec).into()),
-            memory: rec.spec.memory,
-            nano_cpus: rec.spec.nano_cpus,
-            pids_limit: rec.spec.pids_limit,
-            readonly_rootfs: rec.spec.read_only,
-        },
-        config: ContainerConfig {
-            hostname: rec.spec.hostname.clone(),
-            user: rec.spec.user.clone(),
-            env: rec.spec.env.clone(),
-            cmd: rec.spec.cmd.clone(),
-            entrypoint: (!rec.spec.entrypoint.is_empty()).then(|| rec.spec.entrypoint.clone()),
-            image: rec.spec.image.clone(),
-            working_dir: rec.spec.working_dir.clone(),
-            labels: rec.spec.labels.clone(),
-            stop_signal: rec.spec.stop_signal.clone(),
-            stop_timeout: rec.spec.stop_timeout,
-            tty: false,
-        },
+        host_config: host_config(rec),
+        config: config(rec),
+        mounts: Vec::new(),
+        network_settings: network_settings(rec),
         moor: MoorDetails {
             state: state.name().into(),
             runtime: runtime_name(rec).into(),
@@ -178,7 +242,11 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         id: rec.id.clone(),
         names: vec![format!("/{}", rec.name)],
         image: rec.spec.image.clone(),
-        image_id: String::new(),
+        image_id: if rec.spec.image_id.is_empty() {
+            String::new()
+        } else {
+            format!("sha256:{}", rec.spec.image_id)
+        },
         command: rec.spec.argv().join(" "),
         created: rec.created_at.timestamp(),
         state: rec.state.docker_status().into(),

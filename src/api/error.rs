@@ -49,6 +49,9 @@ pub enum ApiError {
     /// `docker pull` (`fromImage`) failed; 404 for an image the registry does not have.
     #[error("{}", crate::host::chain(.0))]
     Pull(#[from] crate::image::registry::PullError),
+    /// A create request field refused by the field rule (`api::fields`).
+    #[error(transparent)]
+    Field(#[from] crate::api::fields::FieldError),
     /// A create option moor does not implement yet.
     #[error("{option} is not supported by moor yet")]
     Unsupported {
@@ -240,6 +243,7 @@ impl ResponseError for ApiError {
             | ApiError::BadHead { .. }
             | ApiError::BadTarget { .. }
             | ApiError::Unsupported { .. }
+            | ApiError::Field(_)
             | ApiError::LogOpt(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired { .. } => StatusCode::LENGTH_REQUIRED,

@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod error;
 pub mod exec_types;
+pub mod fields;
 pub mod guard;
 pub mod head;
 pub mod hijack;
@@ -10,4 +11,5 @@ pub mod image_defaults;
 pub mod image_types;
 pub mod routes;
 pub mod server;
+pub mod spec;
 pub mod types;

@@ -29,6 +29,17 @@ pub struct CreateRequest {
     pub tty: bool,
     /// Keep stdin open for attached clients (`-i`).
     pub open_stdin: bool,
+    /// Close stdin once the first attached client detaches (moor always does so with
+    /// OpenStdin: `false` there is refused).
+    pub stdin_once: bool,
+    /// Recorded client hint: the creator attaches stdin.
+    pub attach_stdin: bool,
+    /// Recorded client hint: the creator attaches stdout.
+    pub attach_stdout: bool,
+    /// Recorded client hint: the creator attaches stderr.
+    pub attach_stderr: bool,
+    /// `--expose` (metadata, as in Docker: nothing is published).
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     /// Stop signal, e.g. `SIGTERM`.
     pub stop_signal: Option<String>,
     /// Seconds to wait after the stop signal.
@@ -59,6 +70,70 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     /// `--read-only`.
     pub readonly_rootfs: bool,
+    /// `--cidfile`: written by the client, recorded and shown as Docker does.
+    #[serde(rename = "ContainerIDFile")]
+    pub container_id_file: String,
+    /// Bind mounts (`-v`): refused when set.
+    pub binds: Option<Vec<String>>,
+    /// Published ports (`-p`): refused when set.
+    pub port_bindings: BTreeMap<String, serde_json::Value>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--cap-add`.
+    pub cap_add: Option<Vec<String>>,
+    /// `--cap-drop`.
+    pub cap_drop: Option<Vec<String>>,
+    /// `--cgroupns`: moor does not unshare the cgroup namespace (`host`).
+    pub cgroupns_mode: String,
+    /// `--ipc`.
+    pub ipc_mode: String,
+    /// `--pid`.
+    pub pid_mode: String,
+    /// `--uts`.
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    /// `--userns`: always empty (moor never creates a user namespace).
+    pub userns_mode: String,
+    /// `/dev/shm`'s size in bytes (runc: Docker's 64 MiB).
+    pub shm_size: i64,
+    /// `--cpu-shares`.
+    pub cpu_shares: i64,
+    /// `--cpu-period`.
+    pub cpu_period: i64,
+    /// `--cpu-quota`.
+    pub cpu_quota: i64,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: String,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: String,
+    /// `--memory-reservation`.
+    pub memory_reservation: i64,
+    /// `--memory-swap`: memory plus swap (moor allows no swap: equal to Memory when set).
+    pub memory_swap: i64,
+    /// `--memory-swappiness` (null: the kernel's).
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable` (null: not set).
+    pub oom_kill_disable: Option<bool>,
+    /// `--group-add`.
+    pub group_add: Option<Vec<String>>,
+    /// `--security-opt`.
+    pub security_opt: Option<Vec<String>>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--add-host`.
+    pub extra_hosts: Option<Vec<String>>,
+    /// `--device`.
+    pub devices: Vec<serde_json::Value>,
+    /// `--ulimit`.
+    pub ulimits: Vec<serde_json::Value>,
+    /// Paths hidden from the container (null in a request: the runtime's defaults).
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths mounted read-only (null in a request: the runtime's defaults).
+    pub readonly_paths: Option<Vec<String>>,
 }
 
 /// Docker's RestartPolicy.
@@ -122,8 +197,113 @@ pub struct ContainerInspect {
     pub host_config: HostConfig,
     /// The container's config.
     pub config: ContainerConfig,
+    /// Always empty: moor has no volumes or bind mounts.
+    pub mounts: Vec<serde_json::Value>,
+    /// Docker's network facts for the container's one network (`none` or `host`).
+    pub network_settings: NetworkSettings,
     /// moor's own facts (shim, runtime, orphan reason).
     pub moor: MoorDetails,
+}
+
+/// Docker's NetworkSettings, as it shows them for the `none` and `host` networks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    /// Always empty (no bridge).
+    pub bridge: String,
+    /// Always empty: moor keeps no sandbox objects.
+    #[serde(rename = "SandboxID")]
+    pub sandbox_id: String,
+    /// Always empty.
+    pub sandbox_key: String,
+    /// Published ports: always `{}` (publishing is refused at create).
+    pub ports: BTreeMap<String, Option<Vec<serde_json::Value>>>,
+    /// Always false.
+    pub hairpin_mode: bool,
+    /// Always empty.
+    #[serde(rename = "LinkLocalIPv6Address")]
+    pub link_local_ipv6_address: String,
+    /// Always 0.
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    pub link_local_ipv6_prefix_len: i64,
+    /// Always null.
+    #[serde(rename = "SecondaryIPAddresses")]
+    pub secondary_ip_addresses: Option<Vec<String>>,
+    /// Always null.
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    pub secondary_ipv6_addresses: Option<Vec<String>>,
+    /// Legacy default-network field: empty for `none`/`host`.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// Legacy default-network field: empty.
+    pub gateway: String,
+    /// Legacy default-network field: empty.
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// Legacy default-network field: 0.
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
+    /// Legacy default-network field: empty.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Legacy default-network field: 0.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    /// Legacy default-network field: empty.
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    /// Legacy default-network field: empty.
+    pub mac_address: String,
+    /// The container's network by name (`none` or `host`).
+    pub networks: BTreeMap<String, Endpoint>,
+}
+
+/// Docker's EndpointSettings with everything a `none`/`host` endpoint leaves empty.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    /// Null.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<serde_json::Value>,
+    /// Null.
+    #[serde(rename = "Links")]
+    pub links: Option<Vec<String>>,
+    /// Null.
+    #[serde(rename = "Aliases")]
+    pub aliases: Option<Vec<String>>,
+    /// Empty.
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    /// Empty: moor has no network objects.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// Empty.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// Empty.
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    /// Empty.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// 0.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    /// Empty.
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    /// Empty.
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// 0.
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
+    /// Null.
+    #[serde(rename = "DriverOpts")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    /// Null.
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Option<Vec<String>>,
 }
 
 /// Docker's ContainerState.
@@ -181,6 +361,25 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<u32>,
     /// TTY.
     pub tty: bool,
+    /// Always empty (refused at create).
+    pub domainname: String,
+    /// Recorded client hint.
+    pub attach_stdin: bool,
+    /// Recorded client hint.
+    pub attach_stdout: bool,
+    /// Recorded client hint.
+    pub attach_stderr: bool,
+    /// Exposed ports (metadata), omitted when none as Docker does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// Keeps a stdin for attached clients.
+    pub open_stdin: bool,
+    /// Stdin closes after the first attached client.
+    pub stdin_once: bool,
+    /// Always null (anonymous volumes are refused).
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// Always null.
+    pub on_build: Option<Vec<String>>,
 }
 
 /// moor's own fields in inspect.

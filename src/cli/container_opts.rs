@@ -208,7 +208,9 @@ impl ContainerOpts {
                 nano_cpus: self.cpus.unwrap_or(0),
                 pids_limit: self.pids_limit,
                 readonly_rootfs: self.read_only,
+                ..HostConfig::default()
             }),
+            ..CreateRequest::default()
         })
     }
 }

@@ -4,16 +4,22 @@
 //! set; a deny-all device cgroup that runc extends with its default devices) plus the
 //! user's options and limits.
 
+mod caps;
+mod privileged;
+
 use std::path::Path;
 
 use moor_state::ContainerSpec;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
-    ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder,
+    RootBuilder, Spec, UserBuilder,
 };
 use oci_spec::OciSpecError;
 use thiserror::Error;
+
+pub use caps::parse as parse_capability;
 
 use super::DEFAULT_PATH;
 use crate::image::user::ExecUser;
@@ -68,46 +74,61 @@ fn environment(spec: &ContainerSpec, hostname: &str) -> Vec<String> {
     env
 }
 
-/// Builds config.json's content for container `id`; `cgroups_path` is where runc puts it,
-/// `user` the ids `-u` resolved to in the image.
-pub fn build(
-    id: &str,
-    spec: &ContainerSpec,
-    cgroups_path: &str,
-    user: &ExecUser,
-) -> Result<Spec, BundleError> {
-    let hostname = if spec.hostname.is_empty() {
-        id[..id.len().min(12)].to_string()
-    } else {
-        spec.hostname.clone()
-    };
-    let caps: oci_spec::runtime::Capabilities = DOCKER_CAPS.iter().copied().collect();
-    let capabilities = LinuxCapabilitiesBuilder::default()
+/// Docker's default set tweaked by CapAdd/CapDrop (every capability when privileged), with
+/// no inheritable or ambient ones, as Docker since CVE-2022-24769: oci-spec's default would
+/// fill both with AUDIT_WRITE, KILL and NET_BIND_SERVICE.
+fn capabilities(spec: &ContainerSpec) -> Result<LinuxCapabilities, BundleError> {
+    let caps: oci_spec::runtime::Capabilities =
+        caps::effective(DOCKER_CAPS, &spec.cap_add, &spec.cap_drop, spec.privileged)
+            .into_iter()
+            .collect();
+    Ok(LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
+        .build()?)
+}
+
+/// The default mounts, with a writable /sys when privileged and the host's /dev/shm with
+/// the host's IPC namespace (Docker bind-mounts it).
+fn mounts(oci: &Spec, spec: &ContainerSpec) -> Result<Vec<Mount>, BundleError> {
+    let mut mounts = oci.mounts().clone().unwrap_or_default();
+    if spec.privileged {
+        mounts = privileged::writable_sysfs(mounts);
+    }
+    if spec.ipc_mode != "host" {
+        return Ok(mounts);
+    }
+    let shm = Path::new("/dev/shm");
+    let opts = ["rbind", "nosuid", "noexec", "nodev"]
+        .map(String::from)
+        .to_vec();
+    let bind = MountBuilder::default()
+        .destination(shm)
+        .typ("bind")
+        .source(shm)
+        .options(opts)
         .build()?;
-    let process = ProcessBuilder::default()
-        .capabilities(capabilities)
-        .args(spec.argv())
-        .env(environment(spec, &hostname))
-        .cwd(if spec.working_dir.is_empty() {
-            "/".to_string()
-        } else {
-            spec.working_dir.clone()
+    Ok(mounts
+        .into_iter()
+        .map(|m| {
+            if m.destination() == shm {
+                bind.clone()
+            } else {
+                m
+            }
         })
-        .user(
-            UserBuilder::default()
-                .uid(user.uid)
-                .gid(user.gid)
-                .additional_gids(user.additional_gids.clone())
-                .build()?,
-        )
-        .no_new_privileges(false)
-        .build()?;
+        .collect())
+}
+
+/// The cgroup limits: the device cgroup (deny all unless privileged; runc adds its default
+/// devices), memory with no swap, CPU quota, pids.
+fn resources(spec: &ContainerSpec) -> Result<LinuxResources, BundleError> {
     let mut resources =
         LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
+            .allow(spec.privileged)
             .access("rwm")
             .build()?]);
     if spec.memory > 0 {
@@ -131,27 +152,75 @@ pub fn build(
     if let Some(limit) = spec.pids_limit.filter(|l| *l > 0) {
         resources = resources.pids(LinuxPidsBuilder::default().limit(limit).build()?);
     }
-    let defaults = oci_spec::runtime::Linux::default();
-    let namespaces: Vec<_> = defaults
-        .namespaces()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|ns| match ns.typ() {
-            LinuxNamespaceType::Network => spec.network_mode != "host",
-            LinuxNamespaceType::Cgroup => false,
-            _ => true,
+    Ok(resources.build()?)
+}
+
+/// Docker's namespaces but the cgroup one, less those shared with the host (`host` modes).
+fn namespaces(defaults: &oci_spec::runtime::Linux, spec: &ContainerSpec) -> Vec<LinuxNamespace> {
+    let mut all = defaults.namespaces().clone().unwrap_or_default();
+    all.retain(|ns| match ns.typ() {
+        LinuxNamespaceType::Network => spec.network_mode != "host",
+        LinuxNamespaceType::Pid => spec.pid_mode != "host",
+        LinuxNamespaceType::Uts => spec.uts_mode != "host",
+        LinuxNamespaceType::Ipc => spec.ipc_mode != "host",
+        LinuxNamespaceType::Cgroup => false,
+        _ => true,
+    });
+    all
+}
+
+/// Builds config.json's content for container `id`; `cgroups_path` is where runc puts it,
+/// `user` the ids `-u` resolved to in the image.
+pub fn build(
+    id: &str,
+    spec: &ContainerSpec,
+    cgroups_path: &str,
+    user: &ExecUser,
+) -> Result<Spec, BundleError> {
+    let uts_host = spec.uts_mode == "host";
+    let hostname = if uts_host {
+        nix::unistd::gethostname().map_or_else(|_| String::new(), |h| h.to_string_lossy().into())
+    } else if spec.hostname.is_empty() {
+        id[..id.len().min(12)].to_string()
+    } else {
+        spec.hostname.clone()
+    };
+    let process = ProcessBuilder::default()
+        .capabilities(capabilities(spec)?)
+        .args(spec.argv())
+        .env(environment(spec, &hostname))
+        .cwd(if spec.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            spec.working_dir.clone()
         })
-        .collect();
-    let linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
-        .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
-        .resources(resources.build()?)
-        .cgroups_path(cgroups_path)
+        .user(
+            UserBuilder::default()
+                .uid(user.uid)
+                .gid(user.gid)
+                .additional_gids(user.additional_gids.clone())
+                .build()?,
+        )
+        .no_new_privileges(false)
         .build()?;
+    let defaults = oci_spec::runtime::Linux::default();
+    let confined = |paths: &Option<Vec<String>>| match spec.privileged {
+        true => Vec::new(),
+        false => paths.clone().unwrap_or_default(),
+    };
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces(&defaults, spec))
+        .masked_paths(confined(defaults.masked_paths()))
+        .readonly_paths(confined(defaults.readonly_paths()))
+        .resources(resources(spec)?)
+        .cgroups_path(cgroups_path);
+    if spec.privileged {
+        linux = linux.devices(privileged::host_devices(Path::new("/dev"))?);
+    }
+    let linux = linux.build()?;
     let mut oci = Spec::default();
-    oci.set_hostname(Some(hostname))
+    oci.set_mounts(Some(mounts(&oci, spec)?));
+    oci.set_hostname((!uts_host).then_some(hostname))
         .set_process(Some(process))
         .set_root(Some(
             RootBuilder::default()
@@ -211,5 +280,49 @@ mod tests {
             .expect("json")["linux"]["namespaces"]
             .to_string();
         assert!(!ns.contains("network"), "{ns}");
+    }
+
+    #[test]
+    fn host_modes_and_capability_tweaks() {
+        let spec = ContainerSpec {
+            cmd: vec!["sh".into()],
+            pid_mode: "host".into(),
+            uts_mode: "host".into(),
+            ipc_mode: "host".into(),
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["CHOWN".into()],
+            ..ContainerSpec::default()
+        };
+        let user = ExecUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        };
+        let json =
+            serde_json::to_value(build(&"ab".repeat(32), &spec, "/m", &user).unwrap()).unwrap();
+        let ns = json["linux"]["namespaces"].to_string();
+        assert!(
+            !ns.contains("pid") && !ns.contains("uts") && !ns.contains("ipc"),
+            "{ns}"
+        );
+        assert!(
+            json.get("hostname").is_none_or(|h| h.is_null()),
+            "no hostname without a UTS namespace"
+        );
+        let shm = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm");
+        assert_eq!(shm.unwrap()["source"], "/dev/shm");
+        let caps = &json["process"]["capabilities"];
+        let bounding = caps["bounding"].to_string();
+        assert!(
+            bounding.contains("CAP_NET_ADMIN") && !bounding.contains("CAP_CHOWN"),
+            "{bounding}"
+        );
+        for set in ["inheritable", "ambient"] {
+            assert_eq!(caps[set], serde_json::json!([]), "{set}");
+        }
     }
 }

@@ -122,6 +122,45 @@ pub struct ContainerSpec {
     /// `none` (own netns, loopback only; the default) or `host`.
     #[serde(default)]
     pub network_mode: String,
+    /// Docker's AttachStdin/AttachStdout/AttachStderr: hints of the creating client, kept to
+    /// be shown back in inspect.
+    #[serde(default)]
+    pub attach: AttachHints,
+    /// Docker's ExposedPorts (`80/tcp`...): metadata, as in Docker; nothing is published.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// Docker's ContainerIDFile (`--cidfile`): the client writes it; kept for inspect.
+    #[serde(default)]
+    pub container_id_file: String,
+    /// Docker's PidMode: empty (own pid namespace) or `host`.
+    #[serde(default)]
+    pub pid_mode: String,
+    /// Docker's UTSMode: empty (own hostname) or `host`.
+    #[serde(default)]
+    pub uts_mode: String,
+    /// Docker's IpcMode: empty or `private` (own IPC namespace) or `host`.
+    #[serde(default)]
+    pub ipc_mode: String,
+    /// Docker's CapAdd (`--cap-add`), names as given (`ALL` allowed).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Docker's CapDrop (`--cap-drop`), names as given (`ALL` allowed).
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// Docker's Privileged: every capability, the host's devices, no masked paths.
+    #[serde(default)]
+    pub privileged: bool,
+}
+
+/// Which standard streams the creating client said it attaches (Docker's Attach* fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AttachHints {
+    /// AttachStdin.
+    pub stdin: bool,
+    /// AttachStdout.
+    pub stdout: bool,
+    /// AttachStderr.
+    pub stderr: bool,
 }
 
 impl ContainerSpec {

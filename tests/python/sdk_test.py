@@ -60,6 +60,22 @@ except APIError as e:
     assert e.explanation.startswith('Conflict. The container name "/web" is already in use'), e.explanation
 print("errors ok")
 
+# Issue 16: a field moor does not implement is refused by name, never dropped.
+for kwargs, field in [
+    # docker-py sends the anonymous volume (Volumes) with the bind (HostConfig.Binds).
+    ({"volumes": ["/tmp:/data"]}, "Volumes is not supported by moor yet"),
+    ({"ports": {"80/tcp": 8080}}, "HostConfig.PortBindings"),
+    ({"cap_add": ["NET_ADMIN"]}, "HostConfig.CapAdd"),
+    ({"privileged": True}, "HostConfig.Privileged"),
+]:
+    try:
+        client.containers.create("host", ["true"], **kwargs)
+        raise SystemExit(f"{kwargs} was not refused")
+    except APIError as e:
+        assert e.status_code == 400 and field in e.explanation, (kwargs, e.explanation)
+assert sorted(c.name for c in client.containers.list(all=True)) == ["other", "web"]
+print("refused fields ok")
+
 # stop, wait, remove.
 web.stop(timeout=5)
 assert web.wait()["StatusCode"] == 143

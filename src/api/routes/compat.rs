@@ -1,5 +1,5 @@
 //! Docker endpoints that only read or sweep: `GET /containers/{id}/top` (ps of the
-//! container's processes) and `POST /containers/prune`.
+//! container's processes) and `POST /containers/prune` (with the bytes it freed).
 
 use std::collections::BTreeMap;
 
@@ -105,6 +105,28 @@ async fn top(
     Ok(HttpResponse::Ok().json(serde_json::json!({"Titles": titles, "Processes": processes})))
 }
 
+/// Bytes of the regular files under `dir`, symlinks not followed (0 when it is missing).
+pub fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total: u64 = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total = total.saturating_add(meta.len());
+            }
+        }
+    }
+    total
+}
+
 async fn prune(state: web::Data<ApiState>, q: Query) -> Result<HttpResponse, ApiError> {
     let mut filters: BTreeMap<String, Vec<String>> = parse_filters(q.get("filters"))?;
     let until = match filters.remove("until").as_deref() {
@@ -117,6 +139,7 @@ async fn prune(state: web::Data<ApiState>, q: Query) -> Result<HttpResponse, Api
         .await
         .map_err(ContainerError::from)??;
     let mut deleted = Vec::new();
+    let mut reclaimed: u64 = 0;
     for rec in records {
         let stopped = matches!(rec.state, State::Created | State::Exited { .. });
         if !stopped
@@ -128,12 +151,16 @@ async fn prune(state: web::Data<ApiState>, q: Query) -> Result<HttpResponse, Api
         let Ok((id, addr)) = resolve(&state, &rec.id).await else {
             continue;
         };
+        // Measured before the removal deletes it: the log, the spec and the overlay's upper dir.
+        let dir = state.shared.layout.container_dir(&id);
+        let size = web::block(move || dir_size(&dir)).await.unwrap_or(0);
         if let Ok(Ok(())) = addr.send(RemoveContainer { force: false }).await {
             deleted.push(id);
+            reclaimed = reclaimed.saturating_add(size);
         }
     }
     Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})))
+        .json(serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed})))
 }
 
 #[cfg(test)]
@@ -161,6 +188,17 @@ mod tests {
             ]]
         );
         assert!(ps_table("no pid column\n", &[1]).is_none());
+    }
+
+    #[test]
+    fn dir_size_sums_files_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/f"), [0u8; 1000]).unwrap();
+        std::fs::write(dir.path().join("g"), [0u8; 24]).unwrap();
+        std::os::unix::fs::symlink("/usr", dir.path().join("link")).unwrap();
+        assert_eq!(dir_size(dir.path()), 1024);
+        assert_eq!(dir_size(&dir.path().join("missing")), 0);
     }
 
     #[test]

@@ -1,19 +1,17 @@
 //! `/containers/...`: create, list, inspect, start, stop, restart, kill, pause, unpause, wait,
 //! rename, delete.
 
-use std::collections::BTreeMap;
-
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
-use moor_state::image::ImageRecord;
-use moor_state::record::{RestartPolicy as Policy, RuntimeKind};
-use moor_state::{ContainerSpec, TransitionError};
+use moor_state::record::RuntimeKind;
+use moor_state::TransitionError;
 
 use crate::api::convert;
 use crate::api::error::ApiError;
 use crate::api::routes::{flag, matches_filters, number, parse_filters, resolve, IdPath, Query};
 use crate::api::server::ApiState;
-use crate::api::types::{CreateRequest, CreateResponse, WaitError, WaitResponse};
+pub use crate::api::spec::{to_spec, HOST_IMAGE};
+use crate::api::types::{CreateResponse, WaitError, WaitResponse};
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
 use crate::host::signal::parse_signal;
@@ -37,136 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 type Data = web::Data<ApiState>;
 type Id = web::Path<IdPath>;
 
-/// The image name the process runtime runs: the host's own filesystem.
-pub const HOST_IMAGE: &str = "host";
-
-fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy, ApiError> {
-    let Some(p) = p else { return Ok(Policy::No) };
-    match p.name.as_str() {
-        "" | "no" => Ok(Policy::No),
-        "always" => Ok(Policy::Always),
-        "unless-stopped" => Ok(Policy::UnlessStopped),
-        "on-failure" => Ok(Policy::OnFailure {
-            max_retries: p.maximum_retry_count,
-        }),
-        other => Err(ApiError::Query {
-            name: "RestartPolicy.Name",
-            value: other.into(),
-        }),
-    }
-}
-
-/// The runtime a create request gets: `host` without a runtime asked is the process runtime.
-fn runtime_of(req: &CreateRequest, default: RuntimeKind) -> Result<RuntimeKind, ApiError> {
-    let asked = req.host_config.as_ref().and_then(|h| h.runtime.as_deref());
-    match asked {
-        None | Some("") if req.image == HOST_IMAGE => Ok(RuntimeKind::Process),
-        None | Some("") => Ok(default),
-        Some("process") => Ok(RuntimeKind::Process),
-        Some("runc") => Ok(RuntimeKind::Runc),
-        Some(_) => Err(ApiError::Unsupported {
-            option: "HostConfig.Runtime",
-        }),
-    }
-}
-
-/// Turns a Docker create request into a container spec, or says what is wrong with it.
-/// `find_image` maps an image name or id to an imported image, whose config gives the
-/// defaults ([`crate::api::image_defaults::merge`]).
-pub fn to_spec(
-    mut req: CreateRequest,
-    default_runtime: RuntimeKind,
-    find_image: impl FnOnce(&str) -> Result<Option<ImageRecord>, ApiError>,
-) -> Result<ContainerSpec, ApiError> {
-    if req.image.is_empty() {
-        return Err(ApiError::Query {
-            name: "Image",
-            value: String::new(),
-        });
-    }
-    let runtime = runtime_of(&req, default_runtime)?;
-    let image_id = match runtime {
-        RuntimeKind::Process if req.image == HOST_IMAGE => String::new(),
-        RuntimeKind::Process => return Err(ApiError::NoSuchImage(req.image)),
-        RuntimeKind::Runc => {
-            let img =
-                find_image(&req.image)?.ok_or_else(|| ApiError::NoSuchImage(req.image.clone()))?;
-            crate::api::image_defaults::merge(&mut req, &img.config);
-            img.id
-        }
-    };
-    if req.tty {
-        return Err(ApiError::Tty);
-    }
-    let cmd = req.cmd.unwrap_or_default();
-    let entrypoint = req.entrypoint.unwrap_or_default();
-    if cmd.is_empty() && entrypoint.is_empty() {
-        return Err(ApiError::NoCommand);
-    }
-    let host = req.host_config.unwrap_or_default();
-    if let Some(sig) = req.stop_signal.as_deref().filter(|s| !s.is_empty()) {
-        parse_signal(sig).ok_or_else(|| ApiError::InvalidSignal(sig.into()))?;
-    }
-    let mut log_opts = BTreeMap::new();
-    if let Some(lc) = host.log_config.as_ref() {
-        if !matches!(lc.kind.as_str(), "" | "json-file") {
-            return Err(ApiError::Unsupported {
-                option: "a log driver other than json-file",
-            });
-        }
-        log_opts = lc.config.clone();
-    }
-    let network_mode = match host.network_mode.as_deref() {
-        None | Some("" | "default" | "none") => "none",
-        Some("host") => "host",
-        Some(_) => {
-            return Err(ApiError::Unsupported {
-                option: "a network mode other than none and host",
-            })
-        }
-    };
-    let limited = host.memory != 0 || host.nano_cpus != 0 || host.pids_limit.unwrap_or(0) > 0;
-    if runtime == RuntimeKind::Process && (limited || host.readonly_rootfs) {
-        return Err(ApiError::Unsupported {
-            option: "resource limits and --read-only with the process runtime",
-        });
-    }
-    if host.memory < 0 || host.nano_cpus < 0 {
-        return Err(ApiError::Unsupported {
-            option: "a negative memory or CPU limit",
-        });
-    }
-    Ok(ContainerSpec {
-        image: req.image,
-        cmd,
-        entrypoint,
-        env: req.env.unwrap_or_default(),
-        working_dir: req.working_dir.unwrap_or_default(),
-        user: req.user.unwrap_or_default(),
-        labels: req.labels.unwrap_or_default(),
-        hostname: req.hostname.unwrap_or_default(),
-        stop_signal: req.stop_signal.unwrap_or_default(),
-        stop_timeout: req.stop_timeout,
-        auto_remove: host.auto_remove,
-        restart_policy: restart_policy(host.restart_policy.as_ref())?,
-        runtime,
-        log_opts,
-        open_stdin: req.open_stdin,
-        image_id,
-        memory: host.memory,
-        nano_cpus: host.nano_cpus,
-        pids_limit: host.pids_limit.filter(|l| *l > 0),
-        read_only: host.readonly_rootfs,
-        network_mode: if runtime == RuntimeKind::Runc {
-            network_mode.into()
-        } else {
-            String::new()
-        },
-    })
-}
-
 async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let req: CreateRequest = serde_json::from_slice(&body)?;
+    let req = crate::api::spec::parse(&body)?;
     let shared = &state.shared;
     let spec = to_spec(req, shared.default_runtime, |name| {
         let images = shared.store.images().map_err(ContainerError::from)?;
@@ -421,67 +291,6 @@ async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn req(cmd: &[&str]) -> CreateRequest {
-        CreateRequest {
-            image: HOST_IMAGE.into(),
-            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn create_needs_a_command() {
-        let spec = |r| to_spec(r, RuntimeKind::Runc, |_| Ok(None));
-        assert!(matches!(spec(req(&[])), Err(ApiError::NoCommand)));
-        assert_eq!(spec(req(&["true"])).unwrap().cmd, vec!["true"]);
-    }
-
-    fn image(config: moor_state::image::ImageConfig) -> ImageRecord {
-        ImageRecord {
-            version: moor_state::image::IMAGE_RECORD_VERSION,
-            id: "ab".repeat(32),
-            repo_tags: Vec::new(),
-            created_at: Utc::now(),
-            size: 0,
-            config,
-            layers: Vec::new(),
-            repo_digests: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn the_image_config_gives_the_defaults() {
-        let changes = ["ENV A=1".to_string(), "CMD echo $A".to_string()];
-        let config = crate::image::changes::apply(&Default::default(), &changes).unwrap();
-        let mut r = req(&[]);
-        r.image = "bb".into();
-        let with = |c: &moor_state::image::ImageConfig| {
-            let c = c.clone();
-            move |_: &str| Ok(Some(image(c)))
-        };
-        let spec = to_spec(r.clone(), RuntimeKind::Runc, with(&config)).expect("image cmd");
-        assert_eq!(spec.argv(), vec!["/bin/sh", "-c", "echo $A"]);
-        assert_eq!(spec.env, vec!["A=1"]);
-        let e = to_spec(r, RuntimeKind::Runc, with(&Default::default())).unwrap_err();
-        assert!(matches!(e, ApiError::NoCommand));
-    }
-
-    #[test]
-    fn unknown_image_is_named() {
-        let mut r = req(&["true"]);
-        r.image = "busybox".into();
-        let e = to_spec(r.clone(), RuntimeKind::Runc, |_| Ok(None)).unwrap_err();
-        assert_eq!(e.to_string(), "No such image: busybox");
-        let found = |_: &str| Ok(Some(image(Default::default())));
-        let spec = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
-        assert_eq!(
-            (spec.runtime, spec.network_mode.as_str()),
-            (RuntimeKind::Runc, "none")
-        );
-        let e = to_spec(r, RuntimeKind::Process, found).unwrap_err();
-        assert_eq!(e.to_string(), "No such image: busybox");
-    }
 
     #[test]
     fn filters_accept_both_shapes() {

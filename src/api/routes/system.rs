@@ -105,15 +105,30 @@ async fn version() -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
+/// The runtimes a container can name, with their binaries, and the default one's name.
+fn runtimes(shared: &crate::daemon::Shared) -> (serde_json::Value, &'static str) {
+    let mut all = serde_json::json!({"process": {"path": shared.layout.shim_bin}});
+    if let Some(runc) = &shared.runc {
+        all["runc"] = serde_json::json!({"path": runc.args.binary});
+    }
+    let default = match shared.default_runtime {
+        moor_state::record::RuntimeKind::Process => "process",
+        moor_state::record::RuntimeKind::Runc => "runc",
+    };
+    (all, default)
+}
+
 async fn info(state: web::Data<ApiState>) -> HttpResponse {
     let s = state.supervisor.send(Summarize).await.unwrap_or_default();
     let shared = &state.shared;
+    let images = shared.store.images().ok().and_then(|i| i.list().ok());
+    let (runtimes, default_runtime) = runtimes(shared);
     HttpResponse::Ok().json(serde_json::json!({
         "Containers": s.running + s.paused + s.stopped + s.orphaned,
         "ContainersRunning": s.running + s.orphaned,
         "ContainersPaused": s.paused,
         "ContainersStopped": s.stopped,
-        "Images": 0,
+        "Images": images.map_or(0, |i| i.len()),
         "Driver": "none",
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
@@ -124,6 +139,7 @@ async fn info(state: web::Data<ApiState>) -> HttpResponse {
         "ID": "",
         "Debug": false,
         "Experimental": false,
+        "ExperimentalBuild": false,
         "SecurityOptions": [],
         "Warnings": [],
         "OSType": "linux",
@@ -133,7 +149,7 @@ async fn info(state: web::Data<ApiState>) -> HttpResponse {
         "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "LiveRestoreEnabled": shared.config.get().live_restore,
-        "DefaultRuntime": "process",
-        "Runtimes": {"process": {"path": shared.layout.shim_bin}},
+        "DefaultRuntime": default_runtime,
+        "Runtimes": runtimes,
     }))
 }

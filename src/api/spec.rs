@@ -1,0 +1,412 @@
+//! A create request to a container spec: the body passes the field rule
+//! ([`crate::api::fields`]) and is then converted here, where every honoured field's value
+//! is checked (a value moor cannot apply is a 400 naming the field) and kept in the spec
+//! that inspect shows back.
+
+use std::collections::BTreeMap;
+
+use moor_state::image::ImageRecord;
+use moor_state::record::{AttachHints, RestartPolicy as Policy, RuntimeKind};
+use moor_state::ContainerSpec;
+
+use crate::api::error::ApiError;
+use crate::api::fields::{self, FieldError};
+use crate::api::types::{CreateRequest, HostConfig};
+use crate::host::signal::parse_signal;
+
+/// The image name the process runtime runs: the host's own filesystem.
+pub const HOST_IMAGE: &str = "host";
+
+/// The size of `/dev/shm` in a runc container (Docker's default, `size=65536k`).
+pub const SHM_SIZE: i64 = 64 << 20;
+
+/// Parses a create body: the field rule first, then the typed request.
+pub fn parse(body: &[u8]) -> Result<CreateRequest, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    fields::check(&value)?;
+    Ok(serde_json::from_value(value)?)
+}
+
+/// A value of an honoured field that moor cannot apply.
+fn refuse(field: &str, value: impl std::fmt::Display, supported: &'static str) -> ApiError {
+    FieldError::Value {
+        field: field.into(),
+        value: value.to_string(),
+        supported,
+    }
+    .into()
+}
+
+fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy, ApiError> {
+    let Some(p) = p else { return Ok(Policy::No) };
+    match p.name.as_str() {
+        "" | "no" => Ok(Policy::No),
+        "always" => Ok(Policy::Always),
+        "unless-stopped" => Ok(Policy::UnlessStopped),
+        "on-failure" => Ok(Policy::OnFailure {
+            max_retries: p.maximum_retry_count,
+        }),
+        other => Err(ApiError::Query {
+            name: "RestartPolicy.Name",
+            value: other.into(),
+        }),
+    }
+}
+
+/// The runtime a create request gets: `host` without a runtime asked is the process runtime.
+fn runtime_of(req: &CreateRequest, default: RuntimeKind) -> Result<RuntimeKind, ApiError> {
+    let asked = req.host_config.as_ref().and_then(|h| h.runtime.as_deref());
+    match asked {
+        None | Some("") if req.image == HOST_IMAGE => Ok(RuntimeKind::Process),
+        None | Some("") => Ok(default),
+        Some("process") => Ok(RuntimeKind::Process),
+        Some("runc") => Ok(RuntimeKind::Runc),
+        Some(other) => Err(refuse("HostConfig.Runtime", other, "runc and process")),
+    }
+}
+
+/// `name` must be one of `allowed` (the modes moor applies for this runtime).
+fn mode(
+    name: &str,
+    value: &str,
+    allowed: &[&str],
+    supported: &'static str,
+) -> Result<(), ApiError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(refuse(name, value, supported))
+    }
+}
+
+/// The namespace modes: runc gives private pid, ipc and uts namespaces unless `host` is
+/// asked, and shares the cgroup namespace (and never creates a user namespace); the
+/// process runtime shares them all with the host.
+fn check_modes(
+    req: &CreateRequest,
+    host: &HostConfig,
+    runtime: RuntimeKind,
+) -> Result<(), ApiError> {
+    let runc = runtime == RuntimeKind::Runc;
+    mode(
+        "HostConfig.PidMode",
+        &host.pid_mode,
+        &["", "host"],
+        "\"\" and host",
+    )?;
+    mode(
+        "HostConfig.UTSMode",
+        &host.uts_mode,
+        &["", "host"],
+        "\"\" and host",
+    )?;
+    let (ipc, ipc_text) = if runc {
+        (
+            &["", "private", "host"][..],
+            "\"\", private and host with runc",
+        )
+    } else {
+        (&["", "host"][..], "\"\" and host with the process runtime")
+    };
+    mode("HostConfig.IpcMode", &host.ipc_mode, ipc, ipc_text)?;
+    mode(
+        "HostConfig.CgroupnsMode",
+        &host.cgroupns_mode,
+        &["", "host"],
+        "\"\" and host",
+    )?;
+    let hostname = req.hostname.as_deref().unwrap_or_default();
+    if host.uts_mode == "host" && !hostname.is_empty() {
+        // Docker: "Conflicting options: hostname and the UTS mode".
+        return Err(refuse("Hostname", hostname, "none with UTSMode host"));
+    }
+    Ok(())
+}
+
+/// CapAdd or CapDrop: capability names (`NET_ADMIN`, `CAP_NET_ADMIN`) or `ALL`, on runc.
+fn capabilities(
+    field: &str,
+    list: Option<&Vec<String>>,
+    runtime: RuntimeKind,
+) -> Result<Vec<String>, ApiError> {
+    let list = list.cloned().unwrap_or_default();
+    for name in &list {
+        if runtime == RuntimeKind::Process {
+            return Err(refuse(field, name, "none with the process runtime"));
+        }
+        // oci-spec's names, as the runc bundle parses them (`NET_ADMIN`, `CAP_NET_ADMIN`).
+        let known = name.eq_ignore_ascii_case("ALL")
+            || serde_json::from_value::<oci_spec::runtime::Capability>(name.as_str().into())
+                .is_ok();
+        if !known {
+            return Err(refuse(field, name, "capability names and ALL"));
+        }
+    }
+    Ok(list)
+}
+
+/// Memory, CPU, pids, swap, /dev/shm, a read-only rootfs and Privileged: runc applies them,
+/// the process runtime applies none.
+fn check_resources(host: &HostConfig, runtime: RuntimeKind) -> Result<(), ApiError> {
+    if host.memory < 0 {
+        return Err(refuse(
+            "HostConfig.Memory",
+            host.memory,
+            "0 or a positive size",
+        ));
+    }
+    if host.nano_cpus < 0 {
+        return Err(refuse(
+            "HostConfig.NanoCpus",
+            host.nano_cpus,
+            "0 or a positive count",
+        ));
+    }
+    if host.memory_swap != 0 && host.memory_swap != host.memory {
+        return Err(refuse(
+            "HostConfig.MemorySwap",
+            host.memory_swap,
+            "0 or the value of Memory: containers get no swap",
+        ));
+    }
+    if runtime == RuntimeKind::Runc {
+        if host.shm_size != 0 && host.shm_size != SHM_SIZE {
+            return Err(refuse(
+                "HostConfig.ShmSize",
+                host.shm_size,
+                "0 and 67108864 (64 MiB)",
+            ));
+        }
+        return Ok(());
+    }
+    let process = "0 with the process runtime";
+    let set = [
+        ("HostConfig.Memory", host.memory),
+        ("HostConfig.NanoCpus", host.nano_cpus),
+        ("HostConfig.PidsLimit", host.pids_limit.unwrap_or(0).max(0)),
+        ("HostConfig.ShmSize", host.shm_size),
+    ];
+    if let Some((field, v)) = set.into_iter().find(|(_, v)| *v != 0) {
+        return Err(refuse(field, v, process));
+    }
+    if host.privileged {
+        return Err(refuse(
+            "HostConfig.Privileged",
+            true,
+            "false with the process runtime",
+        ));
+    }
+    if host.readonly_rootfs {
+        return Err(refuse(
+            "HostConfig.ReadonlyRootfs",
+            true,
+            "false with the process runtime",
+        ));
+    }
+    Ok(())
+}
+
+/// ExposedPorts keys: `PORT[/tcp|udp|sctp]`, as Docker's nat.ParsePort takes them.
+fn exposed_ports(req: &CreateRequest) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    for key in req.exposed_ports.iter().flat_map(BTreeMap::keys) {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let ok =
+            port.parse::<u16>().is_ok_and(|p| p > 0) && ["tcp", "udp", "sctp"].contains(&proto);
+        if !ok {
+            return Err(refuse("ExposedPorts", key, "PORT[/tcp|udp|sctp]"));
+        }
+        out.push(format!("{port}/{proto}"));
+    }
+    Ok(out)
+}
+
+/// The network mode moor records for a runc container.
+fn network_mode(host: &HostConfig) -> Result<&'static str, ApiError> {
+    match host.network_mode.as_deref() {
+        None | Some("" | "default" | "none") => Ok("none"),
+        Some("host") => Ok("host"),
+        Some(other) => Err(refuse(
+            "HostConfig.NetworkMode",
+            other,
+            "default, none and host",
+        )),
+    }
+}
+
+/// Tty is refused; StdinOnce must follow OpenStdin: the shim closes a container's stdin
+/// when its first writer goes (Docker's StdinOnce).
+fn check_streams(req: &CreateRequest) -> Result<(), ApiError> {
+    if req.tty {
+        return Err(ApiError::Tty);
+    }
+    if req.open_stdin != req.stdin_once {
+        return Err(refuse(
+            "StdinOnce",
+            req.stdin_once,
+            "the value of OpenStdin: stdin closes when the first attached client detaches",
+        ));
+    }
+    Ok(())
+}
+
+/// The json-file driver's options (the only driver).
+fn log_opts(host: &HostConfig) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(lc) = host.log_config.as_ref() else {
+        return Ok(BTreeMap::new());
+    };
+    if !matches!(lc.kind.as_str(), "" | "json-file") {
+        return Err(refuse("HostConfig.LogConfig.Type", &lc.kind, "json-file"));
+    }
+    Ok(lc.config.clone())
+}
+
+/// Turns a Docker create request into a container spec, or says what is wrong with it.
+/// `find_image` maps an image name or id to an imported image, whose config gives the
+/// defaults ([`crate::api::image_defaults::merge`]).
+pub fn to_spec(
+    mut req: CreateRequest,
+    default_runtime: RuntimeKind,
+    find_image: impl FnOnce(&str) -> Result<Option<ImageRecord>, ApiError>,
+) -> Result<ContainerSpec, ApiError> {
+    if req.image.is_empty() {
+        return Err(ApiError::Query {
+            name: "Image",
+            value: String::new(),
+        });
+    }
+    let runtime = runtime_of(&req, default_runtime)?;
+    let image_id = match runtime {
+        RuntimeKind::Process if req.image == HOST_IMAGE => String::new(),
+        RuntimeKind::Process => return Err(ApiError::NoSuchImage(req.image)),
+        RuntimeKind::Runc => {
+            let img =
+                find_image(&req.image)?.ok_or_else(|| ApiError::NoSuchImage(req.image.clone()))?;
+            crate::api::image_defaults::merge(&mut req, &img.config);
+            img.id
+        }
+    };
+    check_streams(&req)?;
+    let cmd = req.cmd.take().unwrap_or_default();
+    let entrypoint = req.entrypoint.take().unwrap_or_default();
+    if cmd.is_empty() && entrypoint.is_empty() {
+        return Err(ApiError::NoCommand);
+    }
+    let host = req.host_config.take().unwrap_or_default();
+    if let Some(sig) = req.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        parse_signal(sig).ok_or_else(|| ApiError::InvalidSignal(sig.into()))?;
+    }
+    let log_opts = log_opts(&host)?;
+    let network_mode = network_mode(&host)?;
+    check_modes(&req, &host, runtime)?;
+    check_resources(&host, runtime)?;
+    let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), runtime)?;
+    let cap_drop = capabilities("HostConfig.CapDrop", host.cap_drop.as_ref(), runtime)?;
+    Ok(ContainerSpec {
+        exposed_ports: exposed_ports(&req)?,
+        attach: AttachHints {
+            stdin: req.attach_stdin,
+            stdout: req.attach_stdout,
+            stderr: req.attach_stderr,
+        },
+        container_id_file: host.container_id_file.clone(),
+        pid_mode: host.pid_mode.clone(),
+        uts_mode: host.uts_mode.clone(),
+        ipc_mode: host.ipc_mode.clone(),
+        cap_add,
+        cap_drop,
+        privileged: host.privileged,
+        image: req.image,
+        cmd,
+        entrypoint,
+        env: req.env.unwrap_or_default(),
+        working_dir: req.working_dir.unwrap_or_default(),
+        user: req.user.unwrap_or_default(),
+        labels: req.labels.unwrap_or_default(),
+        hostname: req.hostname.unwrap_or_default(),
+        stop_signal: req.stop_signal.unwrap_or_default(),
+        stop_timeout: req.stop_timeout,
+        auto_remove: host.auto_remove,
+        restart_policy: restart_policy(host.restart_policy.as_ref())?,
+        runtime,
+        log_opts,
+        open_stdin: req.open_stdin,
+        image_id,
+        memory: host.memory,
+        nano_cpus: host.nano_cpus,
+        pids_limit: host.pids_limit.filter(|l| *l > 0),
+        read_only: host.readonly_rootfs,
+        network_mode: if runtime == RuntimeKind::Runc {
+            network_mode.into()
+        } else {
+            String::new()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn req(cmd: &[&str]) -> CreateRequest {
+        CreateRequest {
+            image: HOST_IMAGE.into(),
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn create_needs_a_command() {
+        let spec = |r| to_spec(r, RuntimeKind::Runc, |_| Ok(None));
+        assert!(matches!(spec(req(&[])), Err(ApiError::NoCommand)));
+        assert_eq!(spec(req(&["true"])).unwrap().cmd, vec!["true"]);
+    }
+
+    fn image(config: moor_state::image::ImageConfig) -> ImageRecord {
+        ImageRecord {
+            version: moor_state::image::IMAGE_RECORD_VERSION,
+            id: "ab".repeat(32),
+            repo_tags: Vec::new(),
+            created_at: Utc::now(),
+            size: 0,
+            config,
+            layers: Vec::new(),
+            repo_digests: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_image_config_gives_the_defaults() {
+        let changes = ["ENV A=1".to_string(), "CMD echo $A".to_string()];
+        let config = crate::image::changes::apply(&Default::default(), &changes).unwrap();
+        let mut r = req(&[]);
+        r.image = "bb".into();
+        let with = |c: &moor_state::image::ImageConfig| {
+            let c = c.clone();
+            move |_: &str| Ok(Some(image(c)))
+        };
+        let spec = to_spec(r.clone(), RuntimeKind::Runc, with(&config)).expect("image cmd");
+        assert_eq!(spec.argv(), vec!["/bin/sh", "-c", "echo $A"]);
+        assert_eq!(spec.env, vec!["A=1"]);
+        let e = to_spec(r, RuntimeKind::Runc, with(&Default::default())).unwrap_err();
+        assert!(matches!(e, ApiError::NoCommand));
+    }
+
+    #[test]
+    fn unknown_image_is_named() {
+        let mut r = req(&["true"]);
+        r.image = "busybox".into();
+        let e = to_spec(r.clone(), RuntimeKind::Runc, |_| Ok(None)).unwrap_err();
+        assert_eq!(e.to_string(), "No such image: busybox");
+        let found = |_: &str| Ok(Some(image(Default::default())));
+        let spec = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
+        assert_eq!(
+            (spec.runtime, spec.network_mode.as_str()),
+            (RuntimeKind::Runc, "none")
+        );
+        let e = to_spec(r, RuntimeKind::Process, found).unwrap_err();
+        assert_eq!(e.to_string(), "No such image: busybox");
+    }
+}
