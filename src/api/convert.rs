@@ -49,10 +49,7 @@ fn policy(p: Policy) -> RestartPolicy {
 }
 
 fn runtime_name(rec: &ContainerRecord) -> &'static str {
-    match rec.spec.runtime {
-        moor_state::record::RuntimeKind::Process => "process",
-        moor_state::record::RuntimeKind::Runc => "runc",
-    }
+    crate::runtime::interface::profile(rec.spec.runtime).name
 }
 
 /// `GET /containers/{id}/json`.
@@ -123,13 +120,9 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
                 kind: "json-file".into(),
                 config: rec.spec.log_opts.clone(),
             }),
-            network_mode: Some(match rec.spec.runtime {
-                moor_state::record::RuntimeKind::Process => "host".into(),
-                moor_state::record::RuntimeKind::Runc if rec.spec.network_mode.is_empty() => {
-                    "none".into()
-                }
-                moor_state::record::RuntimeKind::Runc => rec.spec.network_mode.clone(),
-            }),
+            network_mode: Some(
+                crate::runtime::interface::profile(rec.spec.runtime).network_mode(&rec.spec),
+            ),
             runtime: Some(runtime_name(rec).into()),
             memory: rec.spec.memory,
             nano_cpus: rec.spec.nano_cpus,

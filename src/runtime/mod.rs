@@ -3,9 +3,16 @@
 //! spawns `moor-shim`, whose first process exits at once after detaching.
 
 pub mod bundle;
+pub mod exec;
+#[cfg(test)]
+pub mod fake;
 pub mod freeze;
+pub mod interface;
 pub mod overlay;
+pub mod process;
 pub mod runc;
+
+pub use interface::{LogTarget, ProcessHandle, Runtime, RuntimeFuture, Runtimes};
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ use crate::daemon::container::ContainerActor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
 use crate::daemon::signal::parse_signal;
+use crate::runtime::interface as runtime;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -77,11 +78,9 @@ fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy
 fn runtime_of(req: &CreateRequest, default: RuntimeKind) -> Result<RuntimeKind, ApiError> {
     let asked = req.host_config.as_ref().and_then(|h| h.runtime.as_deref());
     match asked {
-        None | Some("") if req.image == HOST_IMAGE => Ok(RuntimeKind::Process),
+        None | Some("") if req.image == HOST_IMAGE => Ok(runtime::HOST_IMAGE_KIND),
         None | Some("") => Ok(default),
-        Some("process") => Ok(RuntimeKind::Process),
-        Some("runc") => Ok(RuntimeKind::Runc),
-        Some(_) => Err(ApiError::Unsupported {
+        Some(name) => runtime::kind_named(name).ok_or(ApiError::Unsupported {
             option: "HostConfig.Runtime",
         }),
     }
@@ -102,10 +101,11 @@ pub fn to_spec(
         });
     }
     let runtime = runtime_of(&req, default_runtime)?;
-    let image_id = match runtime {
-        RuntimeKind::Process if req.image == HOST_IMAGE => String::new(),
-        RuntimeKind::Process => return Err(ApiError::NoSuchImage(req.image)),
-        RuntimeKind::Runc => {
+    let profile = runtime::profile(runtime);
+    let image_id = match profile.runs_images {
+        false if req.image == HOST_IMAGE => String::new(),
+        false => return Err(ApiError::NoSuchImage(req.image)),
+        true => {
             let img =
                 find_image(&req.image)?.ok_or_else(|| ApiError::NoSuchImage(req.image.clone()))?;
             crate::api::image_defaults::merge(&mut req, &img.config);
@@ -143,7 +143,7 @@ pub fn to_spec(
         }
     };
     let limited = host.memory != 0 || host.nano_cpus != 0 || host.pids_limit.unwrap_or(0) > 0;
-    if runtime == RuntimeKind::Process && (limited || host.readonly_rootfs) {
+    if !profile.limits && (limited || host.readonly_rootfs) {
         return Err(ApiError::Unsupported {
             option: "resource limits and --read-only with the process runtime",
         });
@@ -174,27 +174,19 @@ pub fn to_spec(
         nano_cpus: host.nano_cpus,
         pids_limit: host.pids_limit.filter(|l| *l > 0),
         read_only: host.readonly_rootfs,
-        network_mode: if runtime == RuntimeKind::Runc {
-            network_mode.into()
-        } else {
-            String::new()
-        },
+        network_mode: profile.network_mode_at_create(network_mode),
     })
 }
 
 async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req: CreateRequest = serde_json::from_slice(&body)?;
     let shared = &state.shared;
-    let spec = to_spec(req, shared.default_runtime, |name| {
+    let spec = to_spec(req, shared.runtimes.default_kind, |name| {
         let images = shared.store.images().map_err(ContainerError::from)?;
         Ok(images.resolve(name)?)
     })?;
     shared.check_log_opts(&spec)?;
-    if spec.runtime == RuntimeKind::Runc && !spec.user.is_empty() {
-        // Docker finds out at start; a create that cannot start is refused at once.
-        let lowers = crate::image::ImageDirs::new(&shared.layout.root).lowers(&spec.image_id);
-        crate::image::user::resolve_layers(&lowers, &spec.user)?;
-    }
+    shared.runtimes.for_spec(&spec).check_create(&spec)?;
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
     let id = state
         .supervisor
