@@ -19,6 +19,8 @@ pub mod reconciler;
 pub mod reload;
 pub mod signal;
 pub mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::io::Write;
@@ -130,6 +132,32 @@ impl Shared {
     /// The container's `max-file` log option (its own, else the daemon's; default 1).
     pub fn log_max_file(&self, spec: &ContainerSpec) -> u32 {
         self.log_opts(spec).max_file
+    }
+}
+
+#[cfg(test)]
+impl Shared {
+    /// A daemon's shared state on a temporary directory `dir` (store, root and run
+    /// directory under it), every container kind served by `runtime`: for in-process tests
+    /// of the actors and the API.
+    pub fn for_tests(dir: &std::path::Path, runtime: Arc<dyn crate::runtime::Runtime>) -> Shared {
+        let layout = Layout {
+            root: dir.join("root"),
+            run_dir: dir.join("run"),
+            socket: dir.join("run").join("moor.sock"),
+            shim_bin: dir.join("no-shim"),
+        };
+        prepare_dirs(&layout).expect("prepare the test layout");
+        let store = Store::open(&layout.store()).expect("open the test store");
+        let kind = moor_state::record::RuntimeKind::default();
+        Shared {
+            store,
+            config: reload::ConfigCell::new(DaemonConfig::default(), dir.join("daemon.json")),
+            runtimes: crate::runtime::Runtimes::new(runtime.clone(), runtime, kind),
+            layout,
+            events: events::EventBus::default(),
+            execs: exec::ExecRegistry::default(),
+        }
     }
 }
 

@@ -218,8 +218,12 @@ impl Runtime for FakeRuntime {
     }
 
     fn resume(&self, id: &str, _: &ProcessIdentity) -> RuntimeFuture<Result<(), FreezeError>> {
-        self.record(format!("resume {id}"));
-        Box::pin(async { Ok(()) })
+        let (me, id) = (self.clone(), id.to_string());
+        // Recorded when it runs, not when it is built (a pause builds its undo up front).
+        Box::pin(async move {
+            me.record(format!("resume {id}"));
+            Ok(())
+        })
     }
 
     fn frozen(&self, _: &str) -> RuntimeFuture<Option<bool>> {
@@ -270,8 +274,8 @@ impl Runtime for FakeRuntime {
     }
 
     fn release(&self, id: &str) -> RuntimeFuture<()> {
-        self.record(format!("release {id}"));
-        Box::pin(async {})
+        let (me, id) = (self.clone(), id.to_string());
+        Box::pin(async move { me.record(format!("release {id}")) })
     }
 
     fn release_blocking(&self, id: &str) {
