@@ -49,10 +49,7 @@ fn policy(p: Policy) -> RestartPolicy {
 }
 
 fn runtime_name(rec: &ContainerRecord) -> &'static str {
-    match rec.spec.runtime {
-        RuntimeKind::Process => "process",
-        RuntimeKind::Runc => "runc",
-    }
+    crate::runtime::interface::profile(rec.spec.runtime).name
 }
 
 /// The network a container is on, by Docker's name.

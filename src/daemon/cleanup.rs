@@ -36,8 +36,10 @@ pub fn forget_spec(layout: &Layout, id: &str) -> Result<(), ContainerError> {
 /// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
 pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
     shared.execs.forget_container(id);
-    runtime::runc::remove(shared.runc.as_ref(), &shared.layout, id)
-        .map_err(runtime::RuntimeError::from)?;
+    // The record (and with it the kind) may be gone: every runtime cleans up what it has.
+    for rt in shared.runtimes.all() {
+        rt.remove(id)?;
+    }
     for dir in [
         shared.layout.run_container_dir(id),
         shared.layout.container_dir(id),

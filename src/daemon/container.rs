@@ -19,8 +19,7 @@ use crate::daemon::fault;
 use crate::daemon::messages::*;
 use crate::daemon::supervisor::SpecSync;
 use crate::daemon::Shared;
-use crate::identity::PidFd;
-use crate::runtime::{self, StartOutcome};
+use crate::runtime::{self, LogTarget, ProcessHandle, Runtime, StartOutcome};
 
 mod exec;
 mod ordered;
@@ -39,6 +38,8 @@ pub struct ContainerActor {
     record: ContainerRecord,
     /// Store, layout and daemon settings.
     shared: Arc<Shared>,
+    /// The runtime of this container's kind, chosen once from its spec.
+    runtime: Arc<dyn Runtime>,
     /// Told when the container is removed.
     supervisor: Recipient<ContainerRemoved>,
     /// Clients waiting for an exit or the removal.
@@ -64,9 +65,11 @@ impl ContainerActor {
         supervisor: Recipient<ContainerRemoved>,
     ) -> Self {
         let span = tracing::info_span!("container", container_id = %short(&record.id));
+        let runtime = shared.runtimes.for_spec(&record.spec);
         ContainerActor {
             record,
             shared,
+            runtime,
             supervisor,
             waiters: Vec::new(),
             span,
@@ -219,22 +222,13 @@ impl ContainerActor {
             return Box::pin(fut::ready(Err(e)));
         }
         fault::point("start-persisted");
-        let layout = &self.shared.layout;
-        let id = self.record.id.clone();
-        let dir = layout.run_container_dir(&id);
-        let log = (
-            layout.log_path(&id),
-            self.shared.log_max_size(&self.record.spec),
-            self.shared.log_max_file(&self.record.spec),
-        );
-        let prepare = runtime::prepare(
-            self.shared.runc.clone(),
-            layout.clone(),
-            (id, self.record.spec.clone()),
-            log,
-        );
-        let bin = layout.shim_bin.clone();
-        let fut = async move { runtime::start_shim(&bin, &dir, prepare.await?).await };
+        let id = &self.record.id;
+        let log = LogTarget {
+            path: self.shared.layout.log_path(id),
+            max_size: self.shared.log_max_size(&self.record.spec),
+            max_file: self.shared.log_max_file(&self.record.spec),
+        };
+        let fut = self.runtime.start(id, &self.record.spec, log);
         Box::pin(
             fut.into_actor(self)
                 .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
@@ -271,15 +265,15 @@ impl ContainerActor {
         Ok(())
     }
 
-    /// Opens a verified pidfd on the container's process.
-    fn process_pidfd(&self) -> Result<PidFd, ContainerError> {
+    /// Opens a handle on the container's process, verified by identity (a pidfd).
+    fn process_pidfd(&self) -> Result<Box<dyn ProcessHandle>, ContainerError> {
         let run = self.record.state.signal_target()?;
-        PidFd::open_verified(&runtime::from_identity(&run.process)).map_err(|source| {
-            ContainerError::Signal {
+        self.runtime
+            .open(&run.process)
+            .map_err(|source| ContainerError::Signal {
                 id: self.record.id.clone(),
                 source,
-            }
-        })
+            })
     }
 
     fn next_exit(&mut self) -> oneshot::Receiver<WaitOutcome> {
@@ -395,7 +389,7 @@ impl Handler<StopContainer> for ContainerActor {
             thawed?;
             let signal = act.stop_signal();
             pidfd
-                .send_signal(signal)
+                .signal(signal)
                 .map_err(|source| ContainerError::Signal {
                     id: act.record.id.clone(),
                     source,
@@ -414,7 +408,7 @@ impl Handler<StopContainer> for ContainerActor {
             if waited.is_err() {
                 info!(parent: &span, timeout, "stop timeout: sending SIGKILL");
                 // The pidfd still names the same process: a reused pid cannot be hit.
-                if pidfd.send_signal(libc::SIGKILL).is_ok() {
+                if pidfd.signal(libc::SIGKILL).is_ok() {
                     emit(
                         &shared,
                         &record,
@@ -442,7 +436,7 @@ impl Handler<KillContainer> for ContainerActor {
         AtomicResponse::new(Box::pin(thawed.map(move |(), act, _| {
             info!(parent: &act.span, signal = msg.signal, "kill");
             pidfd
-                .send_signal(msg.signal)
+                .signal(msg.signal)
                 .map_err(|source| ContainerError::Signal {
                     id: act.record.id.clone(),
                     source,
@@ -475,7 +469,7 @@ impl Handler<RemoveContainer> for ContainerActor {
         let killed = thawed.map(move |(), act, _| {
             let exit = act.next_exit();
             pidfd?
-                .send_signal(libc::SIGKILL)
+                .signal(libc::SIGKILL)
                 .map_err(|source| ContainerError::Signal {
                     id: act.record.id.clone(),
                     source,

@@ -18,13 +18,15 @@ use actix_web::web::Bytes;
 use moor_state::record::RuntimeKind;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, Notify};
 
 use crate::daemon::events::DockerEvent;
 use crate::daemon::Shared;
 use crate::image::user::ExecUser;
-use crate::runtime::runc::args::ExecOpts;
+#[cfg(test)]
+use crate::runtime::exec::merge_env;
+use crate::runtime::exec::{ExecCommand, ExecRuleError, ExecSpec};
 
 /// How long output is still read after the process exited (a background child of it may
 /// hold the pipes open).
@@ -68,6 +70,16 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<ExecRuleError> for ExecError {
+    fn from(e: ExecRuleError) -> Self {
+        match e {
+            ExecRuleError::NoRunc => ExecError::NoRunc,
+            ExecRuleError::UserUnsupported => ExecError::UserUnsupported,
+            ExecRuleError::User(e) => ExecError::User(e),
+        }
+    }
 }
 
 /// What an exec instance runs, fixed at create.
@@ -128,25 +140,8 @@ pub fn config_for(
     req: ExecRequest,
 ) -> Result<ExecConfig, ExecError> {
     let spec = &rec.spec;
-    let (env, exec_user) = match spec.runtime {
-        RuntimeKind::Process if !req.user.is_empty() => return Err(ExecError::UserUnsupported),
-        RuntimeKind::Process => {
-            let mut base = spec.env.clone();
-            if !base.iter().any(|e| e.starts_with("PATH=")) {
-                base.push(format!(
-                    "PATH={}",
-                    std::env::var("PATH").unwrap_or_else(|_| crate::runtime::DEFAULT_PATH.into())
-                ));
-            }
-            (merge_env(&base, &req.env), None)
-        }
-        RuntimeKind::Runc if req.user.is_empty() => (req.env, None),
-        RuntimeKind::Runc => {
-            let rootfs = crate::runtime::runc::bundle_dir(&shared.layout, &rec.id).join("rootfs");
-            let user = crate::image::user::resolve(&rootfs, &req.user)?;
-            (req.env, Some(user))
-        }
-    };
+    let runtime = shared.runtimes.for_spec(spec);
+    let (env, exec_user) = runtime.exec_env(&rec.id, spec, req.env, &req.user)?;
     let working_dir = match req.working_dir.as_str() {
         "" => spec.working_dir.clone(),
         dir => dir.to_string(),
@@ -165,18 +160,6 @@ pub fn config_for(
         attach_stdout: req.attach_stdout,
         attach_stderr: req.attach_stderr,
     })
-}
-
-/// `key=value` entries of `base`, overridden per key by `over`.
-fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
-    let key = |e: &String| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_string());
-    let mut out: Vec<String> = base
-        .iter()
-        .filter(|b| !over.iter().any(|o| key(o) == key(b)))
-        .cloned()
-        .collect();
-    out.extend(over.iter().cloned());
-    out
 }
 
 impl ExecConfig {
@@ -332,14 +315,24 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
         .layout
         .run_container_dir(&config.container_id)
         .join(format!("exec-{id}.pid"));
-    let mut cmd = command(shared, &config, &pid_file)?;
+    let runtime = shared.runtimes.for_kind(config.runtime);
+    let spec = ExecSpec {
+        container_id: &config.container_id,
+        argv: &config.argv,
+        env: &config.env,
+        working_dir: &config.working_dir,
+        user: config.exec_user.as_ref(),
+        pid_file: &pid_file,
+    };
+    let ExecCommand {
+        command: mut cmd,
+        through_runtime,
+    } = runtime.exec_command(&spec)?;
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     cmd.stdin(pipe(attached && config.attach_stdin))
         .stdout(pipe(attached && config.attach_stdout))
         // runc's own stderr says why an exec failed to start: read even when not forwarded.
-        .stderr(pipe(
-            (attached && config.attach_stderr) || config.runtime == RuntimeKind::Runc,
-        ))
+        .stderr(pipe((attached && config.attach_stderr) || through_runtime))
         .kill_on_drop(false);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
@@ -357,7 +350,7 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
     let pid = child.id().map_or(0, |p| p as i32);
     let kill = Arc::new(Notify::new());
     shared.execs.running(id, pid, kill.clone());
-    if config.runtime == RuntimeKind::Runc {
+    if through_runtime {
         actix_rt::spawn(read_pid_file(shared.clone(), id.to_string(), pid_file));
     }
     let stdin = child.stdin.take();
@@ -366,7 +359,7 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
     let err = child.stderr.take();
     actix_rt::spawn(supervise(
         shared.clone(),
-        (config, id.to_string()),
+        (config, id.to_string(), through_runtime),
         (child, kill),
         (out, err),
         tx,
@@ -375,42 +368,6 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
         output: attached.then_some(rx),
         stdin,
     })
-}
-
-/// The process to run: `runc exec` in the container, or the command on the host.
-/// `runc exec` writes the process's host pid to `pid_file`.
-fn command(
-    shared: &Shared,
-    config: &ExecConfig,
-    pid_file: &std::path::Path,
-) -> Result<Command, ExecError> {
-    match config.runtime {
-        RuntimeKind::Runc => {
-            let runc = shared.runc.as_ref().ok_or(ExecError::NoRunc)?;
-            let mut opts = ExecOpts::new()
-                .pid_file(pid_file)
-                .env(config.env.iter().cloned())
-                .cwd(&config.working_dir);
-            if let Some(u) = &config.exec_user {
-                opts = opts.user(u.uid, u.gid, &u.additional_gids);
-            }
-            let exec = runc.args.exec(&config.container_id, &opts, &config.argv);
-            Ok(Command::from(exec.to_std()))
-        }
-        RuntimeKind::Process => {
-            let mut cmd = Command::new(&config.argv[0]);
-            cmd.args(&config.argv[1..]).env_clear();
-            for (k, v) in config.env.iter().filter_map(|e| e.split_once('=')) {
-                cmd.env(k, v);
-            }
-            let cwd = match config.working_dir.as_str() {
-                "" => "/",
-                dir => dir,
-            };
-            cmd.current_dir(cwd);
-            Ok(cmd)
-        }
-    }
 }
 
 /// Takes the exec'd process's pid from runc's pid file (runc's own pid until then), then
@@ -438,7 +395,7 @@ async fn read_pid_file(shared: Arc<Shared>, id: String, path: std::path::PathBuf
 /// Forwards output, reaps the process, records its exit, then ends the output.
 async fn supervise(
     shared: Arc<Shared>,
-    (config, id): (ExecConfig, String),
+    (config, id, runc): (ExecConfig, String, bool),
     (mut child, kill): (Child, Arc<Notify>),
     (out, err): (
         Option<tokio::process::ChildStdout>,
@@ -447,7 +404,6 @@ async fn supervise(
     tx: mpsc::Sender<Bytes>,
 ) {
     let pid = child.id().map_or(0, |p| p as i32);
-    let runc = config.runtime == RuntimeKind::Runc;
     let forward_err = config.attach_stderr;
     let pumps = [
         out.map(|r| actix_rt::spawn(pump(r, Stream::Stdout, tx.clone()))),

@@ -12,11 +12,11 @@ pub mod exec;
 pub mod fault;
 pub mod messages;
 pub mod notify;
-#[allow(unsafe_code)]
-pub mod pidwatch;
 pub mod reconciler;
 pub mod reload;
 pub mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::io::Write;
@@ -24,7 +24,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use moor_state::record::RuntimeKind;
 use moor_state::store::{Store, StoreError};
 use moor_state::ContainerSpec;
 use nix::fcntl::Flock;
@@ -33,9 +32,7 @@ use tracing::{error, info, warn};
 
 use crate::config::log_opts::{LogOptError, LogOpts};
 use crate::config::options::{config_path, resolve, Options, OptionsError};
-use crate::config::DaemonConfig;
 use crate::host::layout::{self, Layout};
-use crate::runtime::runc::{self, Runc};
 use messages::{ShutDown, Summarize};
 use supervisor::Supervisor;
 
@@ -64,23 +61,9 @@ pub enum DaemonError {
         /// The root.
         root: PathBuf,
     },
-    /// A runtime this build cannot run containers with.
-    #[error("unknown runtime {name:?}: use \"runc\" or \"process\"")]
-    UnsupportedRuntime {
-        /// The runtime asked for.
-        name: String,
-    },
-    /// runc asked for by a user who is not root.
-    #[error("the runc runtime needs root; run as root or use --runtime process")]
-    RuncNeedsRoot,
-    /// runc is the default runtime but its binary is missing.
-    #[error(
-        "runc not found ({where_}): install it (apt-get install runc) or use --runtime process"
-    )]
-    RuncMissing {
-        /// Where it was looked for.
-        where_: String,
-    },
+    /// The default runtime asked for cannot be had.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::interface::DefaultRuntimeError),
     /// The store cannot be opened or rebuilt.
     #[error("open the store")]
     Store(#[from] StoreError),
@@ -94,10 +77,9 @@ pub struct Shared {
     pub layout: Layout,
     /// daemon.json as loaded at start, with its reloadable part swapped on SIGHUP.
     pub config: reload::ConfigCell,
-    /// The runtime of containers that do not name one.
-    pub default_runtime: RuntimeKind,
-    /// runc and its state directory, when the daemon runs as root and runc was found.
-    pub runc: Option<Runc>,
+    /// The runtime of each kind (runc's refuses to run when the daemon has no runc), and
+    /// the kind of containers that do not name one.
+    pub runtimes: crate::runtime::Runtimes,
     /// Docker events for `GET /events`.
     pub events: events::EventBus,
     /// `docker exec` instances (in memory only, as Docker's).
@@ -133,45 +115,41 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+impl Shared {
+    /// A daemon's shared state on a temporary directory `dir` (store, root and run
+    /// directory under it), every container kind served by `runtime`: for in-process tests
+    /// of the actors and the API.
+    pub fn for_tests(dir: &std::path::Path, runtime: Arc<dyn crate::runtime::Runtime>) -> Shared {
+        let layout = Layout {
+            root: dir.join("root"),
+            run_dir: dir.join("run"),
+            socket: dir.join("run").join("moor.sock"),
+            shim_bin: dir.join("no-shim"),
+        };
+        prepare_dirs(&layout).expect("prepare the test layout");
+        let store = Store::open(&layout.store()).expect("open the test store");
+        let kind = moor_state::record::RuntimeKind::default();
+        Shared {
+            store,
+            config: reload::ConfigCell::new(
+                crate::config::DaemonConfig::default(),
+                dir.join("daemon.json"),
+            ),
+            runtimes: crate::runtime::Runtimes::new(runtime.clone(), runtime, kind),
+            layout,
+            events: events::EventBus::default(),
+            execs: exec::ExecRegistry::default(),
+        }
+    }
+}
+
 fn io_err(
     what: &'static str,
     path: &std::path::Path,
 ) -> impl FnOnce(std::io::Error) -> DaemonError {
     let path = path.to_path_buf();
     move |source| DaemonError::Io { what, path, source }
-}
-
-/// The default runtime and runc: root gets runc when it is found; runc asked for without
-/// root, or asked for and missing, is an error at start, not at the first run.
-fn choose_runtime(
-    asked: Option<&str>,
-    config: &DaemonConfig,
-    run_dir: &std::path::Path,
-    is_root: bool,
-) -> Result<(RuntimeKind, Option<Runc>), DaemonError> {
-    let binary = runc::find_binary(config).filter(|p| p.is_file());
-    let runc = binary
-        .filter(|_| is_root)
-        .map(|binary| Runc::new(runc::args_from_config(config, binary, run_dir.join("runc"))));
-    let kind = match asked {
-        Some("process") => RuntimeKind::Process,
-        Some("runc") if !is_root => return Err(DaemonError::RuncNeedsRoot),
-        Some("runc") if runc.is_none() => {
-            return Err(DaemonError::RuncMissing {
-                where_: match config.runtimes.get("runc") {
-                    Some(e) => format!("daemon.json runtimes: {}", e.path.display()),
-                    None => "not on PATH".into(),
-                },
-            })
-        }
-        Some("runc") => RuntimeKind::Runc,
-        Some(other) => {
-            return Err(DaemonError::UnsupportedRuntime { name: other.into() });
-        }
-        None if runc.is_some() => RuntimeKind::Runc,
-        None => RuntimeKind::Process,
-    };
-    Ok((kind, runc))
 }
 
 /// Takes the root's lock file so a second daemon fails at once, and writes our pid in it.
@@ -240,17 +218,21 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         .clone()
         .or_else(|| config.default_runtime.clone());
     let is_root = nix::unistd::geteuid().is_root();
-    let (default_runtime, runc) =
-        choose_runtime(asked.as_deref(), &config, &layout.run_dir, is_root)?;
+    let (default_runtime, runc) = crate::runtime::interface::choose_default(
+        asked.as_deref(),
+        &config,
+        &layout.run_dir,
+        is_root,
+    )?;
     prepare_dirs(&layout)?;
     let _lock = lock_root(&layout)?;
     let store = open_store(&layout)?;
+    let runtimes = crate::runtime::interface::daemon_runtimes(&layout, runc, default_runtime);
     let shared = Arc::new(Shared {
         store,
         layout,
         config: reload::ConfigCell::new(config, config_path(&opts)),
-        default_runtime,
-        runc,
+        runtimes,
         events: events::EventBus::default(),
         execs: exec::ExecRegistry::default(),
     });

@@ -15,8 +15,6 @@ use crate::daemon::cleanup::remove_files;
 use crate::daemon::container::short;
 use crate::daemon::Shared;
 use crate::host::layout::Layout;
-use crate::runtime;
-use crate::runtime::observe::observe;
 
 /// Counts of the classes, for the summary line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +51,8 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
     let mut tally = Tally::default();
     let mut kept = Vec::new();
     for mut record in records {
-        let obs = observe(&shared.layout, &record.id);
+        let runtime = shared.runtimes.for_spec(&record.spec);
+        let obs = runtime.observe(&record.id);
         let class = classify(&record.state, &obs);
         count(&mut tally, &class);
         info!(container_id = %short(&record.id), name = %record.name, class = class.name(), state = record.state.name(), "reconciled");
@@ -89,7 +88,7 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
         }
         if matches!(record.state, moor_state::State::Exited { .. }) {
             // Ended while the daemon was away: runc's state and the rootfs mount go now.
-            runtime::runc::release(shared.runc.as_ref(), &shared.layout, &record.id);
+            runtime.release_blocking(&record.id);
         }
         kept.push(record);
     }

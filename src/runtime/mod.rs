@@ -4,10 +4,19 @@
 
 pub mod adopt;
 pub mod bundle;
+pub mod exec;
+#[cfg(test)]
+pub mod fake;
 pub mod freeze;
+pub mod interface;
 pub mod observe;
 pub mod overlay;
+#[allow(unsafe_code)]
+pub mod pidwatch;
+pub mod process;
 pub mod runc;
+
+pub use interface::{LogTarget, ProcessHandle, Runtime, RuntimeFuture, Runtimes};
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
-use moor_state::record::RuntimeKind;
 use moor_state::TransitionError;
 
 use crate::api::convert;
@@ -38,16 +37,12 @@ type Id = web::Path<IdPath>;
 async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req = crate::api::spec::parse(&body)?;
     let shared = &state.shared;
-    let spec = to_spec(req, shared.default_runtime, |name| {
+    let spec = to_spec(req, shared.runtimes.default_kind, |name| {
         let images = shared.store.images().map_err(ContainerError::from)?;
         Ok(images.resolve(name)?)
     })?;
     shared.check_log_opts(&spec)?;
-    if spec.runtime == RuntimeKind::Runc && !spec.user.is_empty() {
-        // Docker finds out at start; a create that cannot start is refused at once.
-        let lowers = crate::image::ImageDirs::new(&shared.layout.root).lowers(&spec.image_id);
-        crate::image::user::resolve_layers(&lowers, &spec.user)?;
-    }
+    shared.runtimes.for_spec(&spec).check_create(&spec)?;
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
     let id = state
         .supervisor

@@ -107,14 +107,11 @@ async fn version() -> HttpResponse {
 
 /// The runtimes a container can name, with their binaries, and the default one's name.
 fn runtimes(shared: &crate::daemon::Shared) -> (serde_json::Value, &'static str) {
-    let mut all = serde_json::json!({"process": {"path": shared.layout.shim_bin}});
-    if let Some(runc) = &shared.runc {
-        all["runc"] = serde_json::json!({"path": runc.args.binary});
+    let mut all = serde_json::json!({});
+    for (name, binary) in shared.runtimes.described() {
+        all[name] = serde_json::json!({ "path": binary });
     }
-    let default = match shared.default_runtime {
-        moor_state::record::RuntimeKind::Process => "process",
-        moor_state::record::RuntimeKind::Runc => "runc",
-    };
+    let default = crate::runtime::interface::profile(shared.runtimes.default_kind).name;
     (all, default)
 }
 

@@ -8,7 +8,6 @@ use tokio::sync::oneshot;
 
 use super::ContainerActor;
 use crate::daemon::error::ContainerError;
-use crate::runtime::runc;
 
 impl ContainerActor {
     /// Runs `step` before this actor handles anything else, and hands its output to the
@@ -26,15 +25,10 @@ impl ContainerActor {
         rx
     }
 
-    /// After an exit or a failed start: `runc delete` and the rootfs unmount on the blocking
-    /// pool, done before this container's next operation (a restart mounts the rootfs again).
+    /// After an exit or a failed start: the runtime's release (runc: `runc delete` and the
+    /// rootfs unmount on the blocking pool), done before this container's next operation (a restart mounts the rootfs again).
     pub(super) fn release_in_order(&mut self, ctx: &mut Context<Self>) {
-        let shared = &self.shared;
-        let job = runc::release_in_background(
-            shared.runc.clone(),
-            shared.layout.clone(),
-            self.record.id.clone(),
-        );
+        let job = self.runtime.release(&self.record.id);
         ctx.wait(job.into_actor(self));
     }
 }

@@ -14,12 +14,8 @@ use tracing::info;
 use super::ContainerActor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{AdoptOrphan, KillOrphan};
-use crate::daemon::pidwatch;
-use crate::identity::PidFd;
-use crate::runtime;
 use crate::runtime::adopt::adoptable;
 use crate::runtime::observe::killed_orphan_exit;
-use crate::runtime::observe::observe;
 
 /// How long the shim may take to write the exit file after its process was killed.
 const SHIM_EXIT_DEADLINE: Duration = Duration::from_secs(5);
@@ -48,10 +44,10 @@ impl Handler<AdoptOrphan> for ContainerActor {
         if let Err(e) = self.require_orphan() {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        let shared = self.shared.clone();
+        let (shared, runtime) = (self.shared.clone(), self.runtime.clone());
         let id = self.record.id.clone();
         let adopt = tokio::task::spawn_blocking(move || {
-            let obs = observe(&shared.layout, &id);
+            let obs = runtime.observe(&id);
             if let Some(v) = obs.unsupported_protocol {
                 return Err(format!(
                     "its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan"
@@ -87,35 +83,31 @@ impl Handler<KillOrphan> for ContainerActor {
                 .state
                 .run()
                 .cloned()
-                .or_else(|| {
-                    observe(&self.shared.layout, &self.record.id)
-                        .started
-                        .map(|o| o.run)
-                })
+                .or_else(|| self.runtime.observe(&self.record.id).started.map(|o| o.run))
                 .ok_or_else(|| self.refused("no recorded process to kill"))?;
             let signal_err = |source| ContainerError::Signal {
                 id: self.record.id.clone(),
                 source,
             };
-            let process = match PidFd::open_verified(&runtime::from_identity(&run.process)) {
+            let process = match self.runtime.open(&run.process) {
                 Ok(fd) => {
-                    fd.send_signal(libc::SIGKILL).map_err(signal_err)?;
+                    fd.signal(libc::SIGKILL).map_err(signal_err)?;
                     info!(parent: &self.span, pid = run.process.pid, "orphan killed");
                     Some(fd)
                 }
                 // Already gone (or the pid is another process now): nothing to signal.
                 Err(_) => None,
             };
-            let shim = PidFd::open_verified(&runtime::from_identity(&run.shim)).ok();
+            let shim = self.runtime.open(&run.shim).ok();
             Ok((process, shim))
         })();
         let fut = async move {
             let (process, shim) = prepared?;
             if let Some(fd) = process {
-                let _ = pidwatch::exited(fd).await;
+                let _ = fd.exited().await;
             }
             if let Some(fd) = shim {
-                let _ = tokio::time::timeout(SHIM_EXIT_DEADLINE, pidwatch::exited(fd)).await;
+                let _ = tokio::time::timeout(SHIM_EXIT_DEADLINE, fd.exited()).await;
             }
             Ok::<_, ContainerError>(())
         };
@@ -126,8 +118,7 @@ impl Handler<KillOrphan> for ContainerActor {
             act.emit("die", &[("exitCode", act.exit_code().to_string())]);
             act.after_exit(ctx);
             if !matches!(act.record.state, State::Removing) {
-                let shared = &act.shared;
-                runtime::runc::release(shared.runc.as_ref(), &shared.layout, &act.record.id);
+                act.runtime.release_blocking(&act.record.id);
             }
             Ok(())
         })))

@@ -3,14 +3,13 @@
 //! signal is delivered). Transition and persist first, then freeze or thaw; a freeze that
 //! fails is rolled back, so the record never claims a state the process is not in.
 //!
-//! A freeze or thaw of a runc container is an async `runc pause` / `resume` child process:
+//! A freeze or thaw is the container's runtime's (for runc an async `runc pause` / `resume`):
 //! the handlers answer with [`AtomicResponse`] (this container's next message waits for
 //! it) while the thread every actor shares goes on serving the other containers.
 
 use std::future::Future;
 
 use actix::prelude::*;
-use moor_state::record::RuntimeKind;
 use moor_state::{Event, Run, State};
 use tracing::{info, warn};
 
@@ -18,7 +17,6 @@ use super::ContainerActor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{PauseContainer, UnpauseContainer};
 use crate::host::signal::parse_signal;
-use crate::runtime::freeze;
 
 /// Freeze or thaw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,16 +34,13 @@ impl ContainerActor {
         action: Freezer,
         run: &Run,
     ) -> impl Future<Output = Result<(), ContainerError>> + 'static {
-        let shared = self.shared.clone();
-        let kind = self.record.spec.runtime;
-        let (id, process) = (self.record.id.clone(), run.process.clone());
+        let id = self.record.id.clone();
+        let done = match action {
+            Freezer::Freeze => self.runtime.pause(&id, &run.process),
+            Freezer::Thaw => self.runtime.resume(&id, &run.process),
+        };
         async move {
-            let runc = shared.runc.as_ref();
-            let done = match action {
-                Freezer::Freeze => freeze::pause(kind, runc, &id, &process).await,
-                Freezer::Thaw => freeze::resume(kind, runc, &id, &process).await,
-            };
-            done.map_err(|source| ContainerError::Freeze {
+            done.await.map_err(|source| ContainerError::Freeze {
                 action: match action {
                     Freezer::Freeze => "pause",
                     Freezer::Thaw => "unpause",
@@ -107,24 +102,16 @@ impl ContainerActor {
     /// but frozen (died between persisting an unpause and thawing) is thawed. Awaited in
     /// order before this actor's first message, off the shared thread.
     pub(super) fn restore_freezer(&self, ctx: &mut Context<Self>) {
-        let runc = self.record.spec.runtime == RuntimeKind::Runc;
         let run = match &self.record.state {
             State::Paused(run) | State::Running(run) => run.clone(),
             _ => return,
         };
         let paused = matches!(self.record.state, State::Paused(_));
-        if !runc && !paused {
-            return;
-        }
-        let shared = self.shared.clone();
-        let id = self.record.id.clone();
+        let frozen = self.runtime.frozen(&self.record.id);
         let freeze = self.freezer(Freezer::Freeze, &run);
         let thaw = self.freezer(Freezer::Thaw, &run);
         let fixed = async move {
-            let frozen = match runc {
-                true => freeze::runc_paused(shared.runc.as_ref(), &id).await,
-                false => None,
-            };
+            let frozen = frozen.await;
             match (paused, frozen) {
                 (true, Some(true)) => Ok(false),
                 (true, _) => freeze.await.map(|()| false),

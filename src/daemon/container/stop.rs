@@ -71,11 +71,10 @@ impl ContainerActor {
     /// Sends `signal` to the container's process through a verified pidfd.
     fn signal_process(&self, signal: i32) -> Result<(), ContainerError> {
         let fd = self.process_pidfd()?;
-        fd.send_signal(signal)
-            .map_err(|source| ContainerError::Signal {
-                id: self.record.id.clone(),
-                source,
-            })
+        fd.signal(signal).map_err(|source| ContainerError::Signal {
+            id: self.record.id.clone(),
+            source,
+        })
     }
 
     /// SIGKILL for the stop whose deadline passed, if that stop still goes on (same process).

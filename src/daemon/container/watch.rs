@@ -17,10 +17,6 @@ use tracing::{info, warn};
 
 use super::ContainerActor;
 use crate::daemon::messages::ShimExited;
-use crate::daemon::pidwatch;
-use crate::identity::PidFd;
-use crate::runtime;
-use crate::runtime::observe::observe;
 
 /// The period of the liveness poll that stands in for a pidfd that cannot be used.
 const LIVENESS_POLL: Duration = Duration::from_secs(1);
@@ -41,10 +37,10 @@ impl ContainerActor {
         let Some(target) = self.watched() else {
             return;
         };
-        match PidFd::open_verified(&runtime::from_identity(&target)) {
+        match self.runtime.open(&target) {
             Ok(fd) => {
                 let span = self.span.clone();
-                let fut = async move { pidwatch::exited(fd).await };
+                let fut = fd.exited();
                 ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
                     Ok(()) => ctx.notify(ShimExited),
                     Err(e) => {
@@ -53,7 +49,7 @@ impl ContainerActor {
                     }
                 }));
             }
-            Err(e) if runtime::liveness(&target).is_alive() => {
+            Err(e) if self.runtime.liveness(&target).is_alive() => {
                 warn!(parent: &self.span, error = %e, pid = target.pid, "cannot open a pidfd: polling its identity instead");
                 self.poll_liveness(target, ctx);
             }
@@ -71,7 +67,7 @@ impl ContainerActor {
             if act.watched().as_ref() != Some(&target) {
                 return;
             }
-            if runtime::liveness(&target).is_alive() {
+            if act.runtime.liveness(&target).is_alive() {
                 act.poll_liveness(target, ctx);
             } else {
                 ctx.notify(ShimExited);
@@ -89,11 +85,11 @@ impl ContainerActor {
         };
         if self
             .watched()
-            .is_some_and(|p| runtime::liveness(&p).is_alive())
+            .is_some_and(|p| self.runtime.liveness(&p).is_alive())
         {
             return self.watch(ctx);
         }
-        if runtime::liveness(&run.shim).is_alive() {
+        if self.runtime.liveness(&run.shim).is_alive() {
             ctx.notify_later(ShimExited, LIVENESS_POLL);
             return;
         }
@@ -147,9 +143,9 @@ impl Handler<ShimExited> for ContainerActor {
         if self.record.state.run().is_none() {
             return;
         }
-        let shared = self.shared.clone();
+        let runtime = self.runtime.clone();
         let id = self.record.id.clone();
-        let observed = tokio::task::spawn_blocking(move || observe(&shared.layout, &id));
+        let observed = tokio::task::spawn_blocking(move || runtime.observe(&id));
         // `wait`: nothing else runs on this container until its end is recorded.
         ctx.wait(observed.into_actor(self).map(|res, act, ctx| match res {
             Ok(obs) => act.settle(obs, ctx),

@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod client;
+pub mod runtime;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,315 @@
+//! In-process tests of the Supervisor and the Container actors, and of `api::serve`, with
+//! the fake runtime (`runtime::fake`): no shim, no runc, no process is spawned. An actix
+//! System runs in the test's thread on a store in a temporary directory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use moor_state::{ContainerSpec, Exit, State};
+
+use super::container::ContainerActor;
+use super::error::ContainerError;
+use super::messages::*;
+use super::supervisor::Supervisor;
+use super::Shared;
+use crate::runtime::fake::FakeRuntime;
+
+/// What a test gets: the fake, the shared state, the Supervisor (kept in a tempdir).
+struct Daemon {
+    fake: FakeRuntime,
+    shared: Arc<Shared>,
+    supervisor: Addr<Supervisor>,
+    _dir: tempfile::TempDir,
+}
+
+fn daemon() -> Daemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeRuntime::default();
+    let shared = Arc::new(Shared::for_tests(dir.path(), Arc::new(fake.clone())));
+    let supervisor = Supervisor::new(shared.clone(), Vec::new()).start();
+    Daemon {
+        fake,
+        shared,
+        supervisor,
+        _dir: dir,
+    }
+}
+
+fn spec() -> ContainerSpec {
+    ContainerSpec {
+        image: "host".into(),
+        cmd: vec!["sleep".into(), "100".into()],
+        ..ContainerSpec::default()
+    }
+}
+
+impl Daemon {
+    async fn create(&self, name: &str) -> (String, Addr<ContainerActor>) {
+        let id = self
+            .supervisor
+            .send(CreateContainer {
+                name: Some(name.into()),
+                spec: spec(),
+            })
+            .await
+            .expect("mailbox")
+            .expect("create");
+        let (id, addr) = self
+            .supervisor
+            .send(ResolveContainer(id))
+            .await
+            .expect("mailbox")
+            .expect("resolve");
+        (id, addr)
+    }
+
+    async fn started(&self, name: &str) -> (String, Addr<ContainerActor>) {
+        let (id, addr) = self.create(name).await;
+        addr.send(StartContainer)
+            .await
+            .expect("mailbox")
+            .expect("start");
+        (id, addr)
+    }
+}
+
+async fn state(addr: &Addr<ContainerActor>) -> State {
+    addr.send(InspectContainer).await.expect("mailbox").state
+}
+
+/// Waits (up to 5 s) until the container's state satisfies `want`; the last state read.
+async fn state_until(addr: &Addr<ContainerActor>, want: impl Fn(&State) -> bool) -> State {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = state(addr).await;
+        if want(&s) || Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (up to 5 s) until the fake has seen `call`.
+async fn call_seen(fake: &FakeRuntime, call: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fake.calls().iter().any(|c| c == call) {
+        assert!(
+            Instant::now() < deadline,
+            "no {call:?} in {:?}",
+            fake.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn position(calls: &[String], call: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c == call)
+        .unwrap_or_else(|| panic!("no {call:?} in {calls:?}"))
+}
+
+#[test]
+fn a_failed_start_records_the_code_and_the_error() {
+    System::new().block_on(async {
+        let d = daemon();
+        let (id, addr) = d.create("box-a").await;
+        d.fake
+            .fail_next_start(127, "exec: \"nope\": executable file not found");
+        let err = addr
+            .send(StartContainer)
+            .await
+            .expect("mailbox")
+            .unwrap_err();
+        assert!(
+            matches!(err, ContainerError::StartFailed { code: 127, .. }),
+            "{err}"
+        );
+        match state(&addr).await {
+            State::Exited {
+                exit: Some(Exit::Code(127)),
+                error,
+                ..
+            } => assert!(error.contains("executable file not found"), "{error}"),
+            other => panic!("state {other:?}"),
+        }
+        // The record in the store says the same.
+        let stored = d.shared.store.get(&id).expect("store").expect("record");
+        assert!(matches!(
+            stored.state,
+            State::Exited {
+                exit: Some(Exit::Code(127)),
+                ..
+            }
+        ));
+        call_seen(&d.fake, &format!("release {id}")).await;
+    });
+}
+
+#[test]
+fn a_shim_that_dies_under_a_live_process_makes_an_orphan_not_an_exit() {
+    System::new().block_on(async {
+        let d = daemon();
+        let (id, addr) = d.started("box-a").await;
+        d.fake.kill_shim(&id);
+        let s = state_until(&addr, |s| matches!(s, State::Orphaned { .. })).await;
+        assert!(matches!(s, State::Orphaned { .. }), "state {s:?}");
+        assert!(!d.fake.calls().contains(&format!("release {id}")));
+    });
+}
+
+#[test]
+fn a_shim_that_ends_with_an_exit_file_records_the_exit() {
+    System::new().block_on(async {
+        let d = daemon();
+        let (id, addr) = d.started("box-a").await;
+        d.fake.exit(&id, Exit::Code(3));
+        let s = state_until(&addr, |s| matches!(s, State::Exited { .. })).await;
+        assert!(
+            matches!(
+                s,
+                State::Exited {
+                    exit: Some(Exit::Code(3)),
+                    ..
+                }
+            ),
+            "state {s:?}"
+        );
+        call_seen(&d.fake, &format!("release {id}")).await;
+    });
+}
+
+#[test]
+fn a_slow_pause_of_one_container_does_not_hold_up_another() {
+    System::new().block_on(async {
+        let d = daemon();
+        let (a_id, a) = d.started("box-a").await;
+        let (_, b) = d.started("box-b").await;
+        d.fake.slow_pause(Duration::from_secs(2));
+        let pausing = actix_rt::spawn(a.send(PauseContainer));
+        call_seen(&d.fake, &format!("pause-begin {a_id}")).await;
+        let inspect = tokio::time::timeout(Duration::from_secs(1), b.send(InspectContainer)).await;
+        assert!(matches!(
+            inspect
+                .expect("inspect of b within 1 s")
+                .expect("mailbox")
+                .state,
+            State::Running(_)
+        ));
+        let list = tokio::time::timeout(Duration::from_secs(1), d.supervisor.send(ListContainers))
+            .await
+            .expect("list within 1 s")
+            .expect("mailbox")
+            .expect("list");
+        assert_eq!(list.len(), 2);
+        assert!(
+            !d.fake.calls().contains(&format!("pause-end {a_id}")),
+            "the pause was not slow: the deadlines proved nothing"
+        );
+        pausing
+            .await
+            .expect("task")
+            .expect("mailbox")
+            .expect("pause");
+        assert!(matches!(state(&a).await, State::Paused(_)));
+    });
+}
+
+#[test]
+fn a_stop_sent_during_a_pause_is_applied_after_the_pause() {
+    System::new().block_on(async {
+        let d = daemon();
+        let (id, a) = d.started("box-a").await;
+        d.fake.slow_pause(Duration::from_secs(2));
+        let pausing = actix_rt::spawn(a.send(PauseContainer));
+        call_seen(&d.fake, &format!("pause-begin {id}")).await;
+        let stop = a.send(StopContainer {
+            timeout_secs: Some(5),
+            by: StopBy::User,
+        });
+        stop.await.expect("mailbox").expect("stop");
+        pausing
+            .await
+            .expect("task")
+            .expect("mailbox")
+            .expect("pause");
+        let calls = d.fake.calls();
+        let paused = position(&calls, &format!("pause-end {id}"));
+        let thawed = position(&calls, &format!("resume {id}"));
+        let signalled = position(&calls, &format!("signal {}", libc::SIGTERM));
+        assert!(paused < thawed && thawed < signalled, "{calls:?}");
+        let s = state(&a).await;
+        assert!(
+            matches!(
+                s,
+                State::Exited {
+                    exit: Some(Exit::Signal(libc::SIGTERM)),
+                    ..
+                }
+            ),
+            "state {s:?}"
+        );
+    });
+}
+
+#[test]
+fn a_pidfd_that_cannot_be_opened_is_not_an_exit() {
+    System::new().block_on(async {
+        let d = daemon();
+        d.fake.fail_open(true);
+        let (id, a) = d.started("box-a").await;
+        // Two liveness polls (1 s apart) find the shim alive: still running.
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        let s = state(&a).await;
+        assert!(matches!(s, State::Running(_)), "state {s:?}");
+        // The poll still watches: the real end is recorded.
+        d.fake.exit(&id, Exit::Code(0));
+        let s = state_until(&a, |s| matches!(s, State::Exited { .. })).await;
+        assert!(
+            matches!(
+                s,
+                State::Exited {
+                    exit: Some(Exit::Code(0)),
+                    ..
+                }
+            ),
+            "state {s:?}"
+        );
+    });
+}
+
+/// Sends one HTTP/1.1 request on the unix socket at `path`; the whole response as text.
+async fn http(path: &std::path::Path, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(path)
+        .await
+        .expect("connect");
+    let text = format!("{request} HTTP/1.1\r\nHost: moor\r\nConnection: close\r\n\r\n");
+    stream.write_all(text.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[test]
+fn the_api_serves_ping_and_the_container_list_in_process() {
+    System::new().block_on(async {
+        let d = daemon();
+        let (id, _) = d.started("web").await;
+        let path = d.shared.layout.socket.clone();
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let server = crate::api::server::serve(listener, d.supervisor.clone(), d.shared.clone())
+            .expect("serve");
+        let handle = server.handle();
+        let task = actix_rt::spawn(server);
+        let ping = http(&path, "GET /_ping").await;
+        assert!(ping.starts_with("HTTP/1.1 200"), "{ping}");
+        assert!(ping.ends_with("OK"), "{ping}");
+        let list = http(&path, "GET /containers/json").await;
+        assert!(list.starts_with("HTTP/1.1 200"), "{list}");
+        assert!(list.contains(&id) && list.contains("/web"), "{list}");
+        handle.stop(false).await;
+        let _ = task.await;
+    });
+}

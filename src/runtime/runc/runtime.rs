@@ -1,0 +1,124 @@
+//! The runc runtime behind the [`Runtime`] trait: an OCI bundle on an overlay of the
+//! image's layers, started by the shim's `runc run`, frozen with `runc pause`, cleaned up
+//! with `runc delete`. A daemon without runc (not root, or runc missing) still has one:
+//! it refuses to start, freeze or exec, and its clean-up only unmounts.
+
+use moor_state::reconcile::Observation;
+use moor_state::record::RuntimeKind;
+use moor_state::{ContainerSpec, ProcessIdentity};
+
+use super::Runc;
+use crate::host::layout::Layout;
+use crate::image::user::{ExecUser, UserError};
+use crate::image::ImageDirs;
+use crate::runtime::exec::{self, ExecCommand, ExecRuleError, ExecSpec};
+use crate::runtime::freeze::{self, FreezeError};
+use crate::runtime::interface::{LogTarget, Runtime, RuntimeFuture};
+use crate::runtime::{blocking, RuntimeError, StartOutcome};
+
+/// The runc runtime of a daemon.
+#[derive(Debug, Clone)]
+pub struct RuncRuntime {
+    /// runc and its state directory; None when the daemon runs without root or runc.
+    runc: Option<Runc>,
+    /// Bundles, rootfs mounts, the shim binary.
+    layout: Layout,
+}
+
+impl RuncRuntime {
+    /// The runc runtime of the daemon whose paths are `layout`.
+    pub fn new(runc: Option<Runc>, layout: Layout) -> Self {
+        RuncRuntime { runc, layout }
+    }
+}
+
+impl Runtime for RuncRuntime {
+    fn binary(&self) -> Option<std::path::PathBuf> {
+        self.runc.as_ref().map(|r| r.args.binary.clone())
+    }
+
+    fn check_create(&self, spec: &ContainerSpec) -> Result<(), UserError> {
+        if spec.user.is_empty() {
+            return Ok(());
+        }
+        // Docker finds out at start; a create that cannot start is refused at once.
+        let lowers = ImageDirs::new(&self.layout.root).lowers(&spec.image_id);
+        crate::image::user::resolve_layers(&lowers, &spec.user).map(|_| ())
+    }
+
+    fn start(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        log: LogTarget,
+    ) -> RuntimeFuture<Result<StartOutcome, RuntimeError>> {
+        let (runc, layout) = (self.runc.clone(), self.layout.clone());
+        let (id, spec) = (id.to_string(), spec.clone());
+        Box::pin(async move {
+            let runc = runc.ok_or(RuntimeError::NoRunc)?;
+            let dir = layout.run_container_dir(&id);
+            let bin = layout.shim_bin.clone();
+            let log = (log.path, log.max_size, log.max_file);
+            let shim = blocking(move || Ok(runc.prepare(&layout, &id, &spec, log)?)).await?;
+            crate::runtime::start_shim(&bin, &dir, shim).await
+        })
+    }
+
+    fn pause(&self, id: &str, process: &ProcessIdentity) -> RuntimeFuture<Result<(), FreezeError>> {
+        let (runc, id, process) = (self.runc.clone(), id.to_string(), process.clone());
+        Box::pin(
+            async move { freeze::pause(RuntimeKind::Runc, runc.as_ref(), &id, &process).await },
+        )
+    }
+
+    fn resume(
+        &self,
+        id: &str,
+        process: &ProcessIdentity,
+    ) -> RuntimeFuture<Result<(), FreezeError>> {
+        let (runc, id, process) = (self.runc.clone(), id.to_string(), process.clone());
+        Box::pin(
+            async move { freeze::resume(RuntimeKind::Runc, runc.as_ref(), &id, &process).await },
+        )
+    }
+
+    fn frozen(&self, id: &str) -> RuntimeFuture<Option<bool>> {
+        let (runc, id) = (self.runc.clone(), id.to_string());
+        Box::pin(async move { freeze::runc_paused(runc.as_ref(), &id).await })
+    }
+
+    fn observe(&self, id: &str) -> Observation {
+        crate::runtime::observe::observe(&self.layout, id)
+    }
+
+    fn release(&self, id: &str) -> RuntimeFuture<()> {
+        Box::pin(super::release_in_background(
+            self.runc.clone(),
+            self.layout.clone(),
+            id.to_string(),
+        ))
+    }
+
+    fn release_blocking(&self, id: &str) {
+        super::release(self.runc.as_ref(), &self.layout, id);
+    }
+
+    fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        Ok(super::remove(self.runc.as_ref(), &self.layout, id)?)
+    }
+
+    fn exec_env(
+        &self,
+        id: &str,
+        _: &ContainerSpec,
+        env: Vec<String>,
+        user: &str,
+    ) -> Result<(Vec<String>, Option<ExecUser>), ExecRuleError> {
+        let rootfs = super::bundle_dir(&self.layout, id).join("rootfs");
+        exec::runc_env(&rootfs, env, user)
+    }
+
+    fn exec_command(&self, spec: &ExecSpec<'_>) -> Result<ExecCommand, ExecRuleError> {
+        exec::runc_command(self.runc.as_ref(), spec)
+    }
+}
