@@ -261,15 +261,16 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     let size = flag(&q, "size", false)?;
     let limit: Option<i64> = number(&q, "limit")?;
     let filters = parse_filters(q.get("filters"))?;
-    let mut records = state
+    let records = state
         .supervisor
         .send(ListContainers)
         .await
         .map_err(ContainerError::from)??;
+    let mut records: Vec<_> = records.iter().collect();
     records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     let now = Utc::now();
     let mut out: Vec<_> = records
-        .iter()
+        .into_iter()
         .filter(|r| {
             // Docker lists paused containers with the running ones.
             all || matches!(r.state.docker_status(), "running" | "paused")
