@@ -196,8 +196,9 @@ enum Route {
 /// the figures of each route.
 fn read_phase(sock: &Path, ids: &[String], lists: usize, inspects: usize, secs: f64) -> [Stats; 2] {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let routes = std::iter::repeat_n(Route::List, lists)
-        .chain(std::iter::repeat_n(Route::Inspect, inspects));
+    let routes = std::iter::repeat(Route::List)
+        .take(lists)
+        .chain(std::iter::repeat(Route::Inspect).take(inspects));
     let threads: Vec<_> = routes
         .map(|route| {
             let sock = sock.to_path_buf();

@@ -158,9 +158,9 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
     }
 }
 
-/// `GET /containers/json` entry.
-pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
-    let status = match &rec.state {
+/// A list entry's `Status` text at `now`: `Up 5 minutes`, `Exited (0) 3 seconds ago`...
+pub fn status(rec: &ContainerRecord, now: DateTime<Utc>) -> String {
+    match &rec.state {
         State::Created | State::Starting => "Created".to_string(),
         State::Running(run) | State::Stopping(run) => {
             format!("Up {}", age(run.started_at, now))
@@ -173,7 +173,11 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
             age(*finished_at, now)
         ),
         State::Removing => "Removal In Progress".to_string(),
-    };
+    }
+}
+
+/// `GET /containers/json` entry.
+pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
     ContainerSummary {
         id: rec.id.clone(),
         names: vec![format!("/{}", rec.name)],
@@ -182,7 +186,7 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         command: rec.spec.argv().join(" "),
         created: rec.created_at.timestamp(),
         state: rec.state.docker_status().into(),
-        status,
+        status: status(rec, now),
         labels: rec.spec.labels.clone(),
         size_rw: None,
         size_root_fs: None,

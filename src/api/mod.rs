@@ -7,6 +7,7 @@ pub mod guard;
 pub mod head;
 pub mod hijack;
 pub mod image_defaults;
+pub mod list_cache;
 pub mod routes;
 pub mod server;
 pub mod types;
