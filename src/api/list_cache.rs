@@ -88,13 +88,17 @@ impl Listing {
             .map(|e| (e, &self.records[e.record]))
             .filter(|(_, rec)| keep(rec))
             .take(limit.unwrap_or(usize::MAX));
+        // One buffer for every status: no allocation per container.
+        let mut status = String::new();
         for (n, (entry, rec)) in kept.enumerate() {
             if n > 0 {
                 out.push(b',');
             }
             out.extend_from_slice(&entry.head);
-            // A String always serializes.
-            let _ = serde_json::to_writer(&mut out, &convert::status(rec, now));
+            status.clear();
+            // Neither writing to a String nor serializing a str can fail.
+            let _ = convert::write_status(&mut status, rec, now);
+            let _ = serde_json::to_writer(&mut out, status.as_str());
             out.extend_from_slice(&entry.tail);
         }
         out.push(b']');
