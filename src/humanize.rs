@@ -1,45 +1,55 @@
 //! Human-readable durations as Docker prints them (`docker ps`, `Status`), shared by the
 //! API and the CLI.
 
+use std::fmt::{self, Write};
 use std::time::Duration;
 
 /// Go's `units.HumanDuration` (github.com/docker/go-units), thresholds copied.
 pub fn human_duration(duration: Duration) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_human_duration(&mut out, duration);
+    out
+}
+
+/// [`human_duration`] written into `out`, without allocating (the container list writes one
+/// per container per request).
+pub fn write_human_duration(out: &mut impl Write, duration: Duration) -> fmt::Result {
     let seconds = duration.as_secs();
     if seconds < 1 {
-        return "Less than a second".to_string();
+        return out.write_str("Less than a second");
     }
     if seconds == 1 {
-        return "1 second".to_string();
+        return out.write_str("1 second");
     }
     if seconds < 60 {
-        return format!("{seconds} seconds");
+        return write!(out, "{seconds} seconds");
     }
     let minutes = seconds / 60;
     if minutes == 1 {
-        return "About a minute".to_string();
+        return out.write_str("About a minute");
     }
     if minutes < 60 {
-        return format!("{minutes} minutes");
+        return write!(out, "{minutes} minutes");
     }
     // Go rounds to the nearest hour here (half away from zero).
     let hours = (duration.as_secs_f64() / 3600.0).round() as u64;
     if hours == 1 {
-        return "About an hour".to_string();
+        return out.write_str("About an hour");
     }
     if hours < 48 {
-        return format!("{hours} hours");
+        return write!(out, "{hours} hours");
     }
     if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
+        return write!(out, "{} days", hours / 24);
     }
     if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
+        return write!(out, "{} weeks", hours / 24 / 7);
     }
     if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
+        return write!(out, "{} months", hours / 24 / 30);
     }
-    format!("{} years", seconds / 3600 / 24 / 365)
+    write!(out, "{} years", seconds / 3600 / 24 / 365)
 }
 
 /// Parses a size such as `10m`, `512k`, `1g` or `1024` (bytes).

@@ -319,3 +319,44 @@ fn ping_version_and_socket_mode() {
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o777, 0o660, "socket mode");
 }
+
+/// The list is reused while the store is unchanged (issue 15): every kind of write must
+/// still show in the next list, each listed twice (a fresh list, then a reused one).
+#[test]
+fn list_follows_every_change_while_reused() {
+    let d = Daemon::start(LIVE_RESTORE_OFF);
+    let listed = |d: &Daemon| -> Vec<(String, String)> {
+        let mut twice = Vec::new();
+        for _ in 0..2 {
+            let list = d.http("GET", "/containers/json?all=1", None);
+            assert_eq!(list.status, 200, "{}", list.body);
+            let entries = list.json().as_array().cloned().unwrap_or_default();
+            twice.push(
+                entries
+                    .iter()
+                    .map(|c| (c["Names"][0].to_string(), c["State"].to_string()))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(twice[0], twice[1], "the same list twice");
+        twice.remove(0)
+    };
+    assert_eq!(listed(&d), vec![]);
+    let body = r#"{"Image":"host","Cmd":["sleep","1000"]}"#;
+    let created = d.http("POST", "/containers/create?name=one", Some(body));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let pair = |name: &str, state: &str| (format!("\"/{name}\""), format!("\"{state}\""));
+    assert_eq!(listed(&d), vec![pair("one", "created")]);
+    let started = d.http("POST", "/containers/one/start", None);
+    assert_eq!(started.status, 204, "{}", started.body);
+    assert_eq!(listed(&d), vec![pair("one", "running")]);
+    let renamed = d.http("POST", "/containers/one/rename?name=two", None);
+    assert_eq!(renamed.status, 204, "{}", renamed.body);
+    assert_eq!(listed(&d), vec![pair("two", "running")]);
+    let stopped = d.http("POST", "/containers/two/stop?t=1", None);
+    assert_eq!(stopped.status, 204, "{}", stopped.body);
+    assert_eq!(listed(&d), vec![pair("two", "exited")]);
+    let removed = d.http("DELETE", "/containers/two", None);
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    assert_eq!(listed(&d), vec![]);
+}

@@ -40,12 +40,18 @@ pub fn socket(base: &Path) -> std::path::PathBuf {
     base.join("s.sock")
 }
 
-/// `moor daemon` with its root, socket and config (`config` written to `daemon.json`) under
+/// The daemon binary: `MOOR_BENCH_DAEMON` if set (to compare two builds back to back with
+/// one bench binary), else the one this bench was built with.
+fn daemon_binary() -> std::ffi::OsString {
+    std::env::var_os("MOOR_BENCH_DAEMON").unwrap_or_else(|| MOOR.into())
+}
+
+/// `moor daemon` (see [`daemon_binary`]) with its root, socket and config (`config` written to `daemon.json`) under
 /// `base`, its run directory `run_dir`, and `args`; logging at warn, output dropped. Not
 /// waited for: see [`ready`].
 pub fn spawn_daemon(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> Child {
     std::fs::write(base.join("daemon.json"), config).expect("write daemon.json");
-    Command::new(MOOR)
+    Command::new(daemon_binary())
         .arg("daemon")
         .arg("--root")
         .arg(base.join("root"))

@@ -1,5 +1,7 @@
 //! Records to Docker's JSON shapes: ContainerInspect and ContainerSummary.
 
+use std::fmt::{self, Write};
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use moor_state::record::{RestartPolicy as Policy, RuntimeKind};
 use moor_state::{ContainerRecord, State};
@@ -30,9 +32,9 @@ pub fn go_time(t: Option<DateTime<Utc>>) -> String {
     }
 }
 
-/// Docker's age text for the time between `from` and `now`.
-fn age(from: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    crate::humanize::human_duration((now - from).to_std().unwrap_or_default())
+/// Docker's age text for the time between `from` and `now`, written into `out`.
+fn write_age(out: &mut impl Write, from: DateTime<Utc>, now: DateTime<Utc>) -> fmt::Result {
+    crate::humanize::write_human_duration(out, (now - from).to_std().unwrap_or_default())
 }
 
 fn policy(p: Policy) -> RestartPolicy {
@@ -219,22 +221,43 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
     }
 }
 
+/// A list entry's `Status` text at `now`: `Up 5 minutes`, `Exited (0) 3 seconds ago`...
+pub fn status(rec: &ContainerRecord, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_status(&mut out, rec, now);
+    out
+}
+
+/// [`status`] written into `out`, without allocating.
+pub fn write_status(
+    out: &mut impl Write,
+    rec: &ContainerRecord,
+    now: DateTime<Utc>,
+) -> fmt::Result {
+    match &rec.state {
+        State::Created | State::Starting => out.write_str("Created"),
+        State::Running(run) | State::Stopping(run) => {
+            out.write_str("Up ")?;
+            write_age(out, run.started_at, now)
+        }
+        State::Paused(run) => {
+            out.write_str("Up ")?;
+            write_age(out, run.started_at, now)?;
+            out.write_str(" (Paused)")
+        }
+        State::Orphaned { .. } => out.write_str("Up (orphaned)"),
+        State::Exited { finished_at, .. } => {
+            write!(out, "Exited ({}) ", exit_code(&rec.state))?;
+            write_age(out, *finished_at, now)?;
+            out.write_str(" ago")
+        }
+        State::Removing => out.write_str("Removal In Progress"),
+    }
+}
+
 /// `GET /containers/json` entry.
 pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
-    let status = match &rec.state {
-        State::Created | State::Starting => "Created".to_string(),
-        State::Running(run) | State::Stopping(run) => {
-            format!("Up {}", age(run.started_at, now))
-        }
-        State::Paused(run) => format!("Up {} (Paused)", age(run.started_at, now)),
-        State::Orphaned { .. } => "Up (orphaned)".to_string(),
-        State::Exited { finished_at, .. } => format!(
-            "Exited ({}) {} ago",
-            exit_code(&rec.state),
-            age(*finished_at, now)
-        ),
-        State::Removing => "Removal In Progress".to_string(),
-    };
     ContainerSummary {
         id: rec.id.clone(),
         names: vec![format!("/{}", rec.name)],
@@ -247,7 +270,7 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         command: rec.spec.argv().join(" "),
         created: rec.created_at.timestamp(),
         state: rec.state.docker_status().into(),
-        status,
+        status: status(rec, now),
         labels: rec.spec.labels.clone(),
         size_rw: None,
         size_root_fs: None,

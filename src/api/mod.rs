@@ -9,6 +9,7 @@ pub mod head;
 pub mod hijack;
 pub mod image_defaults;
 pub mod image_types;
+pub mod list_cache;
 pub mod routes;
 pub mod server;
 pub mod spec;

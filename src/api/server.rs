@@ -19,6 +19,7 @@ use actix_web::dev::{AppConfig, Server};
 use actix_web::{web, App};
 use futures_util::FutureExt;
 
+use crate::api::list_cache::ListCache;
 use crate::api::routes;
 use crate::api::{guard, hijack};
 use crate::daemon::supervisor::Supervisor;
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub supervisor: Addr<Supervisor>,
     /// Store, layout and settings.
     pub shared: Arc<Shared>,
+    /// The list answer's parts, kept while the store is unchanged.
+    pub list_cache: ListCache,
 }
 
 /// Serves the API on an already bound listener; the caller stops it through the handle.
@@ -43,7 +46,11 @@ pub fn serve(
     supervisor: Addr<Supervisor>,
     shared: Arc<Shared>,
 ) -> std::io::Result<Server> {
-    let state = web::Data::new(ApiState { supervisor, shared });
+    let state = web::Data::new(ApiState {
+        supervisor,
+        shared,
+        list_cache: ListCache::default(),
+    });
     Ok(actix_server::Server::build()
         .workers(2)
         .disable_signals()

@@ -23,9 +23,10 @@ pub struct CreateContainer {
 #[rtype(result = "Result<(String, Addr<ContainerActor>), ContainerError>")]
 pub struct ResolveContainer(pub String);
 
-/// All records (Supervisor).
+/// All records, sorted by creation time then id (Supervisor). Shared: the same list serves
+/// every request until the store changes.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<ContainerRecord>, ContainerError>")]
+#[rtype(result = "Result<std::sync::Arc<Vec<ContainerRecord>>, ContainerError>")]
 pub struct ListContainers;
 
 /// Rename a container (Supervisor).

@@ -24,6 +24,10 @@ pub struct Supervisor {
     containers: HashMap<String, Addr<ContainerActor>>,
     /// Records to start actors for once the supervisor runs (from the reconciler).
     recovered: Vec<ContainerRecord>,
+    /// The last list of records and the store generation read before it: lists answer
+    /// from it while no write has committed since (decoding 1,000 records costs
+    /// milliseconds of this actor's thread, which every container actor shares).
+    listed: Option<(u64, Arc<Vec<ContainerRecord>>)>,
 }
 
 impl Supervisor {
@@ -33,6 +37,7 @@ impl Supervisor {
             shared,
             containers: HashMap::new(),
             recovered,
+            listed: None,
         }
     }
 
@@ -230,11 +235,28 @@ impl Handler<ResolveContainer> for Supervisor {
     }
 }
 
+impl Supervisor {
+    /// Every record, from the last list while the store has not changed since.
+    fn list(&mut self) -> Result<Arc<Vec<ContainerRecord>>, ContainerError> {
+        // Read before the list: a write committing meanwhile moves it on, so the next
+        // call lists again rather than reuse a list that may have missed that write.
+        let generation = self.shared.store.generation();
+        if let Some((at, records)) = &self.listed {
+            if *at == generation {
+                return Ok(records.clone());
+            }
+        }
+        let records = Arc::new(self.shared.store.list()?);
+        self.listed = Some((generation, records.clone()));
+        Ok(records)
+    }
+}
+
 impl Handler<ListContainers> for Supervisor {
-    type Result = Result<Vec<ContainerRecord>, ContainerError>;
+    type Result = Result<Arc<Vec<ContainerRecord>>, ContainerError>;
 
     fn handle(&mut self, _: ListContainers, _: &mut Context<Self>) -> Self::Result {
-        Ok(self.shared.store.list()?)
+        self.list()
     }
 }
 
@@ -262,7 +284,7 @@ impl Handler<Summarize> for Supervisor {
     type Result = Summary;
 
     fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Summary {
-        summarize(&self.shared.store.list().unwrap_or_default())
+        summarize(&self.list().unwrap_or_default())
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::Deserialize;
@@ -296,6 +297,8 @@ pub struct Store {
     path: PathBuf,
     /// The last counter copied beside the store: copies only move forward.
     witnessed: Mutex<u64>,
+    /// Bumped once a write has committed (see [`Store::generation`]).
+    generation: AtomicU64,
 }
 
 impl Store {
@@ -333,6 +336,7 @@ impl Store {
             meta,
             path: path.to_path_buf(),
             witnessed: Mutex::new(found),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -370,6 +374,13 @@ impl Store {
         })
     }
 
+    /// A number that changes after every committed write of this handle (create, put,
+    /// rename, remove). A list read after seeing generation G holds every write counted in
+    /// G, so a copy of it can be reused while the generation is still G.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.path
@@ -390,6 +401,8 @@ impl Store {
                 bump_seq(m)
             },
         ))?;
+        // Committed, so visible to readers: before the flush, which can fail after it.
+        self.generation.fetch_add(1, Ordering::Release);
         self.db
             .flush()
             .map_err(|source| StoreError::Write { source })?;

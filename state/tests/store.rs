@@ -87,6 +87,34 @@ fn remove_frees_the_name() {
 }
 
 #[test]
+fn every_committed_write_changes_the_generation_and_a_refused_one_does_not() {
+    let (_dir, store) = temp_store();
+    let mut seen = vec![store.generation()];
+    let mut changed = |store: &Store, what: &str| {
+        let g = store.generation();
+        assert!(!seen.contains(&g), "{what} left the generation at {g}");
+        seen.push(g);
+    };
+    let mut rec = record(1, "web");
+    store.create(&rec).unwrap();
+    changed(&store, "create");
+    rec.state = State::Starting;
+    store.put(&rec).unwrap();
+    changed(&store, "put");
+    store.rename(&id(1), "api").unwrap();
+    changed(&store, "rename");
+    store.remove(&id(1)).unwrap();
+    changed(&store, "remove");
+    let before = store.generation();
+    store.create(&record(2, "a")).unwrap();
+    let after = store.generation();
+    assert!(store.create(&record(3, "a")).is_err(), "name in use");
+    assert!(store.put(&record(9, "ghost")).is_err(), "no such container");
+    assert_eq!(store.generation(), after, "a refused write changes nothing");
+    assert_ne!(before, after);
+}
+
+#[test]
 fn put_overwrites_but_never_renames() {
     let (_dir, store) = temp_store();
     let mut rec = record(1, "web");

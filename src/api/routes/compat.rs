@@ -140,11 +140,9 @@ async fn prune(state: web::Data<ApiState>, q: Query) -> Result<HttpResponse, Api
         .map_err(ContainerError::from)??;
     let mut deleted = Vec::new();
     let mut reclaimed: u64 = 0;
-    for rec in records {
+    for rec in records.iter() {
         let stopped = matches!(rec.state, State::Created | State::Exited { .. });
-        if !stopped
-            || !matches_filters(&rec, &filters)
-            || until.is_some_and(|u| rec.created_at >= u)
+        if !stopped || !matches_filters(rec, &filters) || until.is_some_and(|u| rec.created_at >= u)
         {
             continue;
         }

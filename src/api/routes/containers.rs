@@ -59,22 +59,37 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     let all = flag(&q, "all", false)?;
     let size = flag(&q, "size", false)?;
     let limit: Option<i64> = number(&q, "limit")?;
+    let limit = limit
+        .filter(|n| *n > 0)
+        .and_then(|n| usize::try_from(n).ok());
     let filters = parse_filters(q.get("filters"))?;
-    let mut records = state
+    let records = state
         .supervisor
         .send(ListContainers)
         .await
         .map_err(ContainerError::from)??;
-    records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    let keep = |r: &moor_state::ContainerRecord| {
+        // Docker lists paused containers with the running ones.
+        (all || matches!(r.state.docker_status(), "running" | "paused")
+            || filters.contains_key("status"))
+            && matches_filters(r, &filters)
+    };
     let now = Utc::now();
-    let mut out: Vec<_> = records
-        .iter()
-        .filter(|r| {
-            // Docker lists paused containers with the running ones.
-            all || matches!(r.state.docker_status(), "running" | "paused")
-                || filters.contains_key("status")
-        })
-        .filter(|r| matches_filters(r, &filters))
+    // The common answer from parts kept while the store is unchanged (api::list_cache).
+    if let Some(listing) = (!size)
+        .then(|| state.list_cache.listing(records.clone()))
+        .flatten()
+    {
+        return Ok(HttpResponse::Ok()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(listing.render(now, keep, limit)));
+    }
+    let mut records: Vec<_> = records.iter().collect();
+    records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    let out: Vec<_> = records
+        .into_iter()
+        .filter(|r| keep(r))
+        .take(limit.unwrap_or(usize::MAX))
         .map(|r| convert::summary(r, now))
         .map(|mut s| {
             if size {
@@ -83,9 +98,6 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
             s
         })
         .collect();
-    if let Some(n) = limit.filter(|n| *n > 0) {
-        out.truncate(n as usize);
-    }
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -1,0 +1,364 @@
+//! Load benchmark (issue 18 "Load", issue 15 `GET /containers/json` row).
+//!
+//! A daemon (process runtime) runs N containers (`sleep`, default 1,000), created over the
+//! API by a few concurrent clients. Then, over the unix socket with raw HTTP/1.1 keep-alive
+//! clients on threads:
+//! 1. `list`: 50 clients on `GET /containers/json` for 10 s (the issue 15 target: p99 ≤ 20 ms);
+//! 2. `mixed`: 25 clients on the list and 25 on `GET /containers/{id}/json` (random ids);
+//! 3. `churn`: 20 clients creating, starting, stopping (`t=1`) and removing 500 containers in
+//!    all, each its own sequence; then the invariants (removed ones gone with their processes,
+//!    no container listed running with a dead pid, names unique).
+//!
+//! Errors are non-2xx answers and I/O errors; any error or broken invariant fails the run.
+//! The daemon's RSS is read before and after each phase.
+//!
+//! `cargo bench --bench load [-- N]` (env: `LOAD_SECS`, seconds per read phase, default 10;
+//! `LOAD_CLIENTS`, default 50; `LOAD_CHURN`, default 500). Under `cargo test --all-targets`
+//! (no `--bench`) it does a smoke run: 5 containers, 4 clients, 0.3 s. Figures go into
+//! BENCHMARKS.md.
+
+#[path = "load/churn.rs"]
+mod churn;
+#[path = "load/client.rs"]
+mod client;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use client::{Conn, Stats};
+
+/// What one run does.
+struct Plan {
+    /// Containers running during the read phases.
+    containers: usize,
+    /// Concurrent clients in each read phase.
+    clients: usize,
+    /// Length of each read phase.
+    secs: f64,
+    /// Concurrent clients in the churn phase.
+    churn_clients: usize,
+    /// Containers created and removed by the churn clients, in all.
+    churn_total: usize,
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl Plan {
+    fn from_args() -> Plan {
+        let Some(containers) = common::count("load", 1000) else {
+            println!("load: a smoke run (5 containers, 4 clients, 0.3 s)");
+            return Plan {
+                containers: 5,
+                clients: 4,
+                secs: 0.3,
+                churn_clients: 2,
+                churn_total: 4,
+            };
+        };
+        Plan {
+            containers,
+            clients: env_number("LOAD_CLIENTS", 50).max(2),
+            secs: env_number("LOAD_SECS", 10) as f64,
+            churn_clients: 20,
+            churn_total: env_number("LOAD_CHURN", 500),
+        }
+    }
+}
+
+/// The daemon; on every path out (panics included) it is killed and reaped, and the
+/// containers and shims its run dir records are killed by pid.
+struct DaemonGuard {
+    /// The daemon process.
+    child: Child,
+    /// The bench's temp dir.
+    base: PathBuf,
+}
+
+impl DaemonGuard {
+    fn start(base: &Path) -> DaemonGuard {
+        let child = common::spawn_daemon(base, &base.join("run"), "{}", &[]);
+        let guard = DaemonGuard {
+            child,
+            base: base.into(),
+        };
+        let up = common::wait_ready(
+            &guard.socket(),
+            Duration::from_secs(30),
+            Duration::from_millis(2),
+        );
+        assert!(up, "daemon never ready");
+        guard
+    }
+
+    fn socket(&self) -> PathBuf {
+        common::socket(&self.base)
+    }
+
+    /// The daemon's VmRSS in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The (shim, process) pids of every container the run dir records.
+    fn pids(&self) -> Vec<i32> {
+        let Ok(entries) = std::fs::read_dir(self.base.join("run/containers")) else {
+            return Vec::new();
+        };
+        let mut pids = Vec::new();
+        for e in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path().join("started.json")) else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            for who in ["process", "shim"] {
+                if let Some(pid) = v[who]["pid"].as_i64() {
+                    pids.push(pid as i32);
+                }
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Creates and starts `n` containers with `clients` concurrent clients; their ids.
+fn populate(sock: &Path, n: usize, clients: usize) -> Vec<String> {
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let sock = sock.to_path_buf();
+            let share = n / clients + usize::from(c < n % clients);
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(&sock).expect("connect");
+                let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
+                (0..share)
+                    .map(|_| {
+                        let a = conn
+                            .call("POST", "/containers/create", body)
+                            .expect("create");
+                        assert_eq!(
+                            a.status,
+                            201,
+                            "create: {}",
+                            String::from_utf8_lossy(&a.body)
+                        );
+                        let id = a.json()["Id"].as_str().expect("Id").to_string();
+                        let a = conn
+                            .call("POST", &format!("/containers/{id}/start"), "")
+                            .expect("start");
+                        assert_eq!(a.status, 204, "start: {}", String::from_utf8_lossy(&a.body));
+                        id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("populate client panicked"))
+        .collect()
+}
+
+/// Which route a read client hammers.
+#[derive(Clone, Copy)]
+enum Route {
+    List,
+    Inspect,
+}
+
+/// `lists` clients on the list and `inspects` on inspect of random `ids`, for `secs`;
+/// the figures of each route.
+fn read_phase(sock: &Path, ids: &[String], lists: usize, inspects: usize, secs: f64) -> [Stats; 2] {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let routes = std::iter::repeat(Route::List)
+        .take(lists)
+        .chain(std::iter::repeat(Route::Inspect).take(inspects));
+    let threads: Vec<_> = routes
+        .map(|route| {
+            let sock = sock.to_path_buf();
+            let ids = ids.to_vec();
+            std::thread::spawn(move || read_client(&sock, route, &ids, deadline))
+        })
+        .collect();
+    let mut out = [Stats::default(), Stats::default()];
+    for t in threads {
+        let (route, stats) = t.join().expect("read client panicked");
+        out[route as usize].merge(stats);
+    }
+    out
+}
+
+fn read_client(sock: &Path, route: Route, ids: &[String], deadline: Instant) -> (Route, Stats) {
+    let mut stats = Stats::default();
+    let mut rng = rand::thread_rng();
+    let mut conn = Conn::open(sock).ok();
+    while Instant::now() < deadline {
+        let path = match route {
+            Route::List => "/containers/json".to_string(),
+            Route::Inspect => format!("/containers/{}/json", ids[rng.gen_range(0..ids.len())]),
+        };
+        let t0 = Instant::now();
+        let answer = match conn.as_mut() {
+            Some(c) => c.call("GET", &path, ""),
+            None => Conn::open(sock).and_then(|mut c| {
+                let a = c.call("GET", &path, "");
+                conn = Some(c);
+                a
+            }),
+        };
+        let took = t0.elapsed();
+        let outcome = match answer {
+            Ok(a)
+                if a.status == 200
+                    && a.body.first()
+                        == Some(&b"{["[usize::from(matches!(route, Route::List))]) =>
+            {
+                Ok(())
+            }
+            Ok(a) => Err(format!(
+                "{path}: {} {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            )),
+            Err(e) => {
+                conn = None;
+                Err(format!("{path}: {e}"))
+            }
+        };
+        stats.record(took, outcome);
+    }
+    (route, stats)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn main() {
+    let plan = Plan::from_args();
+    let tmp = common::temp_dir();
+    let daemon = DaemonGuard::start(tmp.path());
+    let sock = daemon.socket();
+    let rss_idle = daemon.rss_kib();
+
+    let t0 = Instant::now();
+    let ids = populate(&sock, plan.containers, 8.min(plan.containers));
+    let populate_took = t0.elapsed();
+    let rss_full = daemon.rss_kib();
+
+    let half = plan.clients / 2;
+    let [mut list_only, _] = read_phase(&sock, &ids, plan.clients, 0, plan.secs);
+    let [mut mixed_list, mut mixed_inspect] =
+        read_phase(&sock, &ids, half, plan.clients - half, plan.secs);
+    let rss_read = daemon.rss_kib();
+
+    let (mut ops, removed) = churn::run(&sock, plan.churn_clients, plan.churn_total);
+    let rss_churn = daemon.rss_kib();
+    let mut broken = churn::check_invariants(&sock, &removed);
+    let listed = Conn::open(&sock)
+        .and_then(|mut c| c.call("GET", "/containers/json", ""))
+        .map(|a| a.json().as_array().map_or(0, Vec::len))
+        .unwrap_or(0);
+    if listed != plan.containers {
+        broken.push(format!(
+            "{listed} running listed, {} expected",
+            plan.containers
+        ));
+    }
+
+    let (n, c, s) = (plan.containers, plan.clients, plan.secs);
+    println!(
+        "load: {n} running containers (created and started by 8 clients in {:.1} s)",
+        populate_took.as_secs_f64()
+    );
+    println!("{}", client::HEADER);
+    println!(
+        "{}",
+        list_only.row(
+            &format!("list only, {c} clients, {s} s: GET /containers/json"),
+            Some(s)
+        )
+    );
+    println!(
+        "{}",
+        mixed_list.row(
+            &format!("mixed, {half} clients: GET /containers/json"),
+            Some(s)
+        )
+    );
+    println!(
+        "{}",
+        mixed_inspect.row(
+            &format!("mixed, {} clients: GET /containers/{{id}}/json", c - half),
+            Some(s)
+        )
+    );
+    let churn_label = format!(
+        "churn, {} clients, {} containers:",
+        plan.churn_clients, plan.churn_total
+    );
+    println!("{}", ops.create.row(&format!("{churn_label} create"), None));
+    println!("{}", ops.start.row(&format!("{churn_label} start"), None));
+    println!("{}", ops.stop.row(&format!("{churn_label} stop t=1"), None));
+    println!("{}", ops.remove.row(&format!("{churn_label} remove"), None));
+    println!(
+        "daemon RSS: idle {}, {n} running {}, after the read phases {}, after the churn {}",
+        mib(rss_idle),
+        mib(rss_full),
+        mib(rss_read),
+        mib(rss_churn)
+    );
+    println!(
+        "invariants after the churn: {}",
+        if broken.is_empty() {
+            "all hold".to_string()
+        } else {
+            broken.join("; ")
+        }
+    );
+
+    let all = [
+        &list_only,
+        &mixed_list,
+        &mixed_inspect,
+        &ops.create,
+        &ops.start,
+        &ops.stop,
+        &ops.remove,
+    ];
+    let errors: u64 = all.iter().map(|s| s.errors).sum();
+    let first = all.iter().find_map(|s| s.first_error.clone());
+    assert_eq!(errors, 0, "errors under load; the first: {first:?}");
+    assert!(broken.is_empty(), "invariants broken: {broken:?}");
+    assert_eq!(
+        removed.len(),
+        plan.churn_total,
+        "every churn container removed"
+    );
+}
