@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-/// Keys Docker's daemon.json knows that moor accepts without acting on them (warned, not refused).
+/// Keys Docker's daemon.json knows that moor does not implement: refused by name (never
+/// accepted and ignored), so a Docker daemon.json brought over says what moor would not do.
 const DOCKER_ONLY_KEYS: &[&str] = &[
     "bip",
     "bridge",
@@ -170,6 +171,14 @@ pub enum ConfigError {
         reason: String,
     },
     /// A key neither moor nor Docker knows.
+    #[error("{path}: {key:?} is a Docker option moor does not implement yet: remove it")]
+    NotImplemented {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A key neither moor nor Docker knows.
     #[error("{path}: unknown key {key:?}{hint}")]
     UnknownKey {
         /// The file.
@@ -181,13 +190,11 @@ pub enum ConfigError {
     },
 }
 
-/// What loading found besides the config: keys accepted but not acted on.
+/// What loading found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Loaded {
     /// The configuration.
     pub config: DaemonConfig,
-    /// Docker keys moor does not implement (warned at start).
-    pub ignored_keys: Vec<String>,
 }
 
 /// Reads daemon.json; a missing file gives the defaults.
@@ -230,22 +237,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
                 .to_string(),
         ));
     }
-    let mut ignored_keys = Vec::new();
-    for key in config.other.keys() {
-        if DOCKER_ONLY_KEYS.contains(&key.as_str()) {
-            ignored_keys.push(key.clone());
+    if let Some(key) = config.other.keys().next() {
+        return Err(if DOCKER_ONLY_KEYS.contains(&key.as_str()) {
+            ConfigError::NotImplemented {
+                path: path.into(),
+                key: key.clone(),
+            }
         } else {
-            return Err(ConfigError::UnknownKey {
+            ConfigError::UnknownKey {
                 path: path.into(),
                 key: key.clone(),
                 hint: did_you_mean(key),
-            });
-        }
+            }
+        });
     }
-    Ok(Loaded {
-        config,
-        ignored_keys,
-    })
+    Ok(Loaded { config })
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -303,12 +309,16 @@ mod tests {
     fn parses_docker_names() {
         let l = parse(
             Path::new("d.json"),
-            r#"{"live-restore": true, "log-opts": {"max-size": "1m"}, "storage-driver": "overlay2"}"#,
+            r#"{"live-restore": true, "log-opts": {"max-size": "1m"}}"#,
         )
         .unwrap();
         assert!(l.config.live_restore);
         assert_eq!(l.config.log_opts["max-size"], "1m");
-        assert_eq!(l.ignored_keys, vec!["storage-driver".to_string()]);
+        let e = parse(Path::new("d.json"), r#"{"storage-driver": "overlay2"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "d.json: \"storage-driver\" is a Docker option moor does not implement yet: remove it"
+        );
     }
 
     #[test]
@@ -379,7 +389,6 @@ mod tests {
         let p = |json: &str| parse(Path::new("d.json"), json);
         let ok = p(r#"{"insecure-registries": ["reg:5000", "10.0.0.0/8"]}"#).expect("parse");
         assert_eq!(ok.config.insecure_registries.len(), 2);
-        assert!(ok.ignored_keys.is_empty());
         let e = p(r#"{"insecure-registries": ["http://reg"]}"#).unwrap_err();
         assert!(e.to_string().contains("insecure-registries"), "{e}");
         let e = p(r#"{"registry-mirrors": ["https://mirror.example"]}"#).unwrap_err();

@@ -182,6 +182,28 @@ fn exec_errors_are_dockers() {
         ),
         (404, "No such container: nope".into())
     );
+    // Never accepted and ignored: what an exec cannot honour is refused by name.
+    assert_eq!(
+        err(
+            "POST",
+            "/v1.44/containers/box/exec",
+            Some(r#"{"Cmd":["ls"],"Privileged":true}"#)
+        ),
+        (400, "Privileged (exec) is not supported by moor yet".into())
+    );
+    let keys = d.docker_fail(&["exec", "--privileged", "box", "ls"]);
+    assert!(keys.contains("Privileged (exec)"), "{keys}");
+    assert_eq!(
+        err(
+            "POST",
+            "/v1.44/containers/box/exec",
+            Some(r#"{"Cmd":["ls"],"DetachKeys":"ctrl-x"}"#)
+        ),
+        (
+            400,
+            "DetachKeys (exec without a TTY) is not supported by moor yet".into()
+        )
+    );
     let tty = d.docker_fail(&["exec", "-t", "box", "ls"]);
     assert!(tty.contains("moor does not support TTY yet"), "{tty}");
 

@@ -23,9 +23,9 @@ pub struct ExecCreateRequest {
     pub working_dir: Option<String>,
     /// `USER[:GROUP]`; empty = the container's.
     pub user: Option<String>,
-    /// `--privileged`: accepted and ignored.
+    /// `--privileged`: refused when true (not implemented).
     pub privileged: bool,
-    /// `--detach-keys`: accepted and ignored (no TTY).
+    /// `--detach-keys`: refused when set (no TTY, nothing to detach from).
     pub detach_keys: Option<String>,
 }
 

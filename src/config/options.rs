@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use thiserror::Error;
-use tracing::warn;
 
 use crate::config::{self, ConfigError, DaemonConfig};
 use crate::host::layout::Layout;
@@ -47,9 +46,6 @@ pub enum OptionsError {
 pub fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), OptionsError> {
     let defaults = Paths::default_for_current_user();
     let loaded = config::load(&config_path(opts))?;
-    for key in &loaded.ignored_keys {
-        warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
-    }
     let config = loaded.config;
     let root = opts
         .root
@@ -86,10 +82,8 @@ pub fn config_path(opts: &Options) -> PathBuf {
 }
 
 /// Checks daemon.json and the options as a start would, without starting (`--validate`).
-/// Returns the Docker options that would be ignored.
-pub fn validate(opts: &Options) -> Result<Vec<String>, OptionsError> {
-    resolve(opts)?;
-    Ok(config::load(&config_path(opts))?.ignored_keys)
+pub fn validate(opts: &Options) -> Result<(), OptionsError> {
+    resolve(opts).map(|_| ())
 }
 
 /// Where the daemon with these options keeps things (for `moor admin`).

@@ -72,10 +72,7 @@ impl ConfigCell {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         let (merged, kept) = merge(&current, loaded.config);
         *current = Arc::new(merged);
-        Ok(Reloaded {
-            kept,
-            ignored_keys: loaded.ignored_keys,
-        })
+        Ok(Reloaded { kept })
     }
 }
 
@@ -84,8 +81,6 @@ impl ConfigCell {
 pub struct Reloaded {
     /// Options that changed in the file but keep their running value until a restart.
     pub kept: Vec<&'static str>,
-    /// Docker options moor does not implement (warned about).
-    pub ignored_keys: Vec<String>,
 }
 
 /// The new configuration with every non-reloadable option taken from `old`, and the names
@@ -118,9 +113,6 @@ pub async fn on_sighup(shared: &Arc<Shared>, supervisor: &Addr<Supervisor>) {
     let before = cell.get();
     match cell.reload() {
         Ok(reloaded) => {
-            for key in &reloaded.ignored_keys {
-                warn!(key = %key, "daemon.json: Docker option not implemented by moor: ignored");
-            }
             for key in &reloaded.kept {
                 warn!(
                     option = key,

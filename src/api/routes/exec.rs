@@ -51,6 +51,17 @@ async fn create(
     if req.tty {
         return Err(ApiError::Tty);
     }
+    // Never accepted and ignored: what moor cannot do for an exec is refused by name.
+    if req.privileged {
+        return Err(ApiError::Unsupported {
+            option: "Privileged (exec)",
+        });
+    }
+    if req.detach_keys.as_deref().is_some_and(|k| !k.is_empty()) {
+        return Err(ApiError::Unsupported {
+            option: "DetachKeys (exec without a TTY)",
+        });
+    }
     let (_, addr) = resolve(&state, &path.id).await?;
     let request = ExecRequest {
         argv,
