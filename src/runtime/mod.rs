@@ -60,24 +60,6 @@ pub enum RuntimeError {
         /// The shim's own log.
         log: PathBuf,
     },
-    /// A run file is not valid JSON of a known shape.
-    #[error("read {path}")]
-    Decode {
-        /// The file.
-        path: PathBuf,
-        /// The parse failure.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// A run file could not be read.
-    #[error("read {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O failure.
-        #[source]
-        source: io::Error,
-    },
     /// The runc runtime could not prepare or clean up the container.
     #[error("runc runtime")]
     Runc(#[from] runc::SetupError),
@@ -170,7 +152,7 @@ pub async fn start_shim(
         stdout
             .read_to_string(&mut out)
             .await
-            .map_err(|source| RuntimeError::Read {
+            .map_err(|source| RunFileError::Read {
                 path: dir.join("<shim stdout>"),
                 source,
             })?;
@@ -180,7 +162,7 @@ pub async fn start_shim(
     let line = out.lines().next().ok_or_else(|| RuntimeError::NoReport {
         log: dir.join(protocol::SHIM_LOG_FILE),
     })?;
-    let report: Report = serde_json::from_str(line).map_err(|source| RuntimeError::Decode {
+    let report: Report = serde_json::from_str(line).map_err(|source| RunFileError::Decode {
         path: dir.join("<shim report>"),
         source,
     })?;
