@@ -197,13 +197,7 @@ impl Daemon {
             .open(self.output_path())
             .expect("open the daemon's output file");
         let moor = &self.binaries.moor;
-        writeln!(
-            out,
-            "===== moor daemon start #{} ({}) =====",
-            self.starts,
-            moor.display()
-        )
-        .expect("write header");
+        writeln!(out, "===== moor daemon start #{} =====", self.starts).expect("write header");
         let err = out.try_clone().expect("clone the output file");
         let child = Command::new(moor)
             .arg("daemon")
