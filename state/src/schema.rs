@@ -4,6 +4,17 @@
 //! At open, [`migrate`] stamps a new store, runs every step from the stored version up to
 //! [`SCHEMA_VERSION`] in order (stamping after each, so a crash resumes at the right step),
 //! and refuses a store written by a newer build without touching it.
+//!
+//! The version is also kept as decimal text in [`VERSION_FILE`] inside the store directory,
+//! written (atomically) before the migration steps run, so it names the version a store is
+//! at or on its way to. A newer store is refused on that file *before* sled opens it: sled
+//! rewrites its snapshot file at every open, so only a check that never opens sled leaves a
+//! newer store byte-identical. sled's stamp stays authoritative (a store without the file,
+//! written by 0.1.0, is checked on the stamp).
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
 
 use crate::store::StoreError;
 
@@ -60,6 +71,48 @@ fn stamp(db: &sled::Db, version: u32) -> Result<(), StoreError> {
         .map_err(|source| StoreError::Write { source })?;
     db.flush().map_err(|source| StoreError::Write { source })?;
     Ok(())
+}
+
+/// The file in the store directory repeating the schema version (see the module header).
+pub const VERSION_FILE: &str = "moor-schema-version";
+
+/// The version in [`VERSION_FILE`] of the store at `dir`; `None` when the file is missing or
+/// unreadable (sled's stamp decides then).
+pub fn version_on_disk(dir: &Path) -> Option<u32> {
+    fs::read_to_string(dir.join(VERSION_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// [`StoreError::SchemaTooNew`] when [`VERSION_FILE`] names a version above `supported`.
+/// Reads one file: never opens sled.
+pub fn refuse_newer_on_disk(dir: &Path, supported: u32) -> Result<(), StoreError> {
+    match version_on_disk(dir) {
+        Some(found) if found > supported => Err(StoreError::SchemaTooNew { found, supported }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `version` to [`VERSION_FILE`] in `dir` (temp file, fsync, rename) unless it
+/// holds it already.
+pub fn write_version_file(dir: &Path, version: u32) -> Result<(), StoreError> {
+    if version_on_disk(dir) == Some(version) {
+        return Ok(());
+    }
+    let path = dir.join(VERSION_FILE);
+    let tmp = dir.join(format!("{VERSION_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{version}")?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(|source| StoreError::VersionFile {
+        path: path.clone(),
+        source,
+    })
 }
 
 /// Brings `db` to [`SCHEMA_VERSION`] with [`STEPS`]; refuses a newer store untouched.
@@ -171,6 +224,25 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(stored_version(&db).unwrap(), SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn the_version_file_refuses_a_newer_store_and_tolerates_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(version_on_disk(dir.path()), None);
+        refuse_newer_on_disk(dir.path(), SCHEMA_VERSION).unwrap();
+        write_version_file(dir.path(), SCHEMA_VERSION).unwrap();
+        assert_eq!(version_on_disk(dir.path()), Some(SCHEMA_VERSION));
+        refuse_newer_on_disk(dir.path(), SCHEMA_VERSION).unwrap();
+        write_version_file(dir.path(), SCHEMA_VERSION + 1).unwrap();
+        let err = refuse_newer_on_disk(dir.path(), SCHEMA_VERSION).unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found, supported }
+                if (found, supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
+            "{err:?}"
+        );
+        fs::write(dir.path().join(VERSION_FILE), b"two\n").unwrap();
+        assert_eq!(version_on_disk(dir.path()), None);
     }
 
     #[test]

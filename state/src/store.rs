@@ -178,6 +178,15 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// The schema version file beside sled's files could not be written.
+    #[error("writing the schema version file {path} failed")]
+    VersionFile {
+        /// The file.
+        path: PathBuf,
+        /// What the write or rename said.
+        #[source]
+        source: io::Error,
+    },
     /// The unreadable store was moved aside, but a fresh one could not be opened.
     #[error("the unreadable store was moved to {moved_to}, but a fresh store at {path} failed")]
     Fresh {
@@ -305,6 +314,8 @@ impl Store {
     /// Opens or creates the store at `path`, checks that sled lost no writes, and brings
     /// its schema up to date. A store of a newer schema is refused untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Before sled: it rewrites its snapshot file at every open.
+        schema::refuse_newer_on_disk(path, schema::SCHEMA_VERSION)?;
         let db = sled::Config::new()
             .path(path)
             .open()
@@ -328,6 +339,7 @@ impl Store {
                 found,
             });
         }
+        schema::write_version_file(path, schema::SCHEMA_VERSION)?;
         schema::migrate(&db)?;
         Ok(Store {
             db,

@@ -19,9 +19,11 @@ pub mod docker;
 mod http;
 pub mod prereq;
 pub mod registry;
+pub mod release;
 pub mod runc;
 
 pub use http::{ping, raw_request, HttpResponse};
+pub use release::Binaries;
 
 use chrono::{DateTime, Utc};
 use nix::sys::signal::{kill, Signal};
@@ -64,6 +66,9 @@ pub struct Daemon {
     output_shown: Cell<bool>,
     /// The daemon's `--runtime`.
     runtime: &'static str,
+    /// The `moor` binary run as daemon and CLI, and the shim given to it ([`Binaries::current`]
+    /// unless [`Daemon::start_binaries`] or [`Daemon::use_binaries`] named others).
+    binaries: Binaries,
 }
 
 impl Daemon {
@@ -75,6 +80,11 @@ impl Daemon {
 
     /// [`Daemon::start`] with `--runtime runtime` (`process` or `runc`).
     pub fn start_with_runtime(config_json: &str, runtime: &'static str) -> Daemon {
+        Daemon::start_binaries(config_json, runtime, Binaries::current())
+    }
+
+    /// [`Daemon::start_with_runtime`] running `binaries` (another build's) as daemon and CLI.
+    pub fn start_binaries(config_json: &str, runtime: &'static str, binaries: Binaries) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("moor-")
             .tempdir_in("/tmp")
@@ -86,6 +96,7 @@ impl Daemon {
             tracked: RefCell::new(Vec::new()),
             output_shown: Cell::new(false),
             runtime,
+            binaries,
         };
         fs::write(daemon.config_path(), config_json).expect("write daemon.json");
         daemon.spawn();
@@ -99,6 +110,11 @@ impl Daemon {
             "restart() while the daemon still runs"
         );
         self.spawn();
+    }
+
+    /// Runs `binaries` as daemon and CLI from now on (the next [`Daemon::restart`]).
+    pub fn use_binaries(&mut self, binaries: Binaries) {
+        self.binaries = binaries;
     }
 
     /// The running daemon's pid, if one runs.
@@ -180,9 +196,10 @@ impl Daemon {
             .append(true)
             .open(self.output_path())
             .expect("open the daemon's output file");
+        let moor = &self.binaries.moor;
         writeln!(out, "===== moor daemon start #{} =====", self.starts).expect("write header");
         let err = out.try_clone().expect("clone the output file");
-        let child = Command::new(MOOR)
+        let child = Command::new(moor)
             .arg("daemon")
             .arg("--root")
             .arg(self.root())
@@ -194,7 +211,7 @@ impl Daemon {
             .arg(self.config_path())
             .args(["--runtime", self.runtime])
             .env_remove("MOOR_HOST")
-            .env("MOOR_SHIM", MOOR_SHIM)
+            .env("MOOR_SHIM", &self.binaries.shim)
             .env("NO_COLOR", "1")
             .env(
                 "RUST_LOG",
@@ -205,7 +222,7 @@ impl Daemon {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {MOOR} daemon: {e}"));
+            .unwrap_or_else(|e| panic!("spawn {} daemon: {e}", moor.display()));
         self.child = Some(child);
         self.wait_ready();
     }
@@ -294,7 +311,7 @@ impl Daemon {
     /// [`Daemon::cli`] with `stdin` as its input (None: /dev/null; the pipe is closed after it).
     pub fn cli_input(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let host = format!("unix://{}", self.socket().display());
-        let mut cmd = Command::new(MOOR);
+        let mut cmd = Command::new(&self.binaries.moor);
         cmd.arg("--host")
             .arg(&host)
             .args(args)
