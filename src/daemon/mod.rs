@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod fault;
+pub mod image;
 pub mod messages;
 pub mod notify;
 pub mod reconciler;
