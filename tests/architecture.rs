@@ -12,6 +12,9 @@
 //! - the API talks to actors, never to a runtime (it reads only the runtime kinds' static
 //!   profile, `runtime::interface::profile`); route files never import each other
 //!   (shared helpers live in `src/api/routes/mod.rs`);
+//! - only `src/runtime/` turns a runtime kind into behaviour: no code line elsewhere names
+//!   `RuntimeKind::` (test code aside); the rest asks `runtime::interface::profile` or a
+//!   `Runtime` (and `state/`, which defines the kinds, is a crate of its own);
 //! - the CLI speaks HTTP with the API's wire types (`api::types`, `api::exec_types`,
 //!   `api::image_types`), and names the daemon only to start it (`src/cli/commands/daemon.rs`).
 
@@ -216,6 +219,52 @@ fn check_crate() -> (Vec<Violation>, usize) {
     (bad, seen)
 }
 
+/// The rule a code line of `rel` (relative to `src/`) breaks by naming a runtime kind.
+fn kind_rule(rel: &Path, code: &str) -> Option<&'static str> {
+    let outside = module_of(rel) != "runtime";
+    (outside && code.contains("RuntimeKind::")).then_some(
+        "only src/runtime/ matches on or picks a RuntimeKind: use runtime::interface::profile \
+         or a Runtime call",
+    )
+}
+
+/// Whether the lines of `rel` from `line` on are test code: a test-only file, or after the
+/// file's `#[cfg(test)]` (test modules go at the bottom of a file).
+fn is_test_code(rel: &Path, text: &str, line: usize) -> bool {
+    if rel.file_name().is_some_and(|f| f == "tests.rs") {
+        return true;
+    }
+    let first_test = text
+        .lines()
+        .position(|l| code_of(l).trim() == "#[cfg(test)]")
+        .unwrap_or(usize::MAX);
+    line >= first_test
+}
+
+/// Every non-test line outside `src/runtime/` that names a `RuntimeKind::` variant.
+fn kind_matches() -> Vec<Violation> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut bad = Vec::new();
+    for file in sources(&src) {
+        let rel = file.strip_prefix(&src).expect("under src").to_path_buf();
+        let text = fs::read_to_string(&file).expect("read source");
+        for (n, line) in text.lines().enumerate() {
+            if is_test_code(&rel, &text, n) {
+                break;
+            }
+            if let Some(rule) = kind_rule(&rel, code_of(line)) {
+                bad.push(Violation {
+                    file: file.clone(),
+                    line: n + 1,
+                    text: line.trim().into(),
+                    rule,
+                });
+            }
+        }
+    }
+    bad
+}
+
 fn report(bad: &[Violation]) -> String {
     bad.iter()
         .map(|v| format!("{}:{}: {} ({})", v.file.display(), v.line, v.text, v.rule))
@@ -231,6 +280,12 @@ fn no_module_names_a_layer_it_must_not() {
         "only {seen} crate paths found: is the scan broken?"
     );
     assert!(bad.is_empty(), "forbidden uses:\n{}", report(&bad));
+}
+
+#[test]
+fn only_the_runtime_layer_matches_on_a_runtime_kind() {
+    let bad = kind_matches();
+    assert!(bad.is_empty(), "runtime kinds named:\n{}", report(&bad));
 }
 
 #[test]
@@ -335,6 +390,14 @@ fn the_checker_catches_forbidden_uses() {
     )
     .is_some());
     assert!(route_rule(Path::new("api/routes/mod.rs"), "api::routes::logs::x").is_none());
+    let runc = "RuntimeKind::Runc => \"none\",";
+    assert!(kind_rule(Path::new("api/convert.rs"), runc).is_some());
+    assert!(kind_rule(Path::new("daemon/exec.rs"), "runtime: RuntimeKind,").is_none());
+    assert!(kind_rule(Path::new("runtime/interface.rs"), runc).is_none());
+    let text = "fn a() {}\n#[cfg(test)]\nmod tests {}\n";
+    assert!(!is_test_code(Path::new("api/spec.rs"), text, 0));
+    assert!(is_test_code(Path::new("api/spec.rs"), text, 2));
+    assert!(is_test_code(Path::new("daemon/tests.rs"), "", 0));
     assert_eq!(
         named_after("use crate::{daemon::x, api::types::Y};", "crate::"),
         vec!["daemon::x", "api::types::Y"]

@@ -3,7 +3,7 @@
 use std::fmt::{self, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use moor_state::record::{RestartPolicy as Policy, RuntimeKind};
+use moor_state::record::RestartPolicy as Policy;
 use moor_state::{ContainerRecord, State};
 
 use crate::api::types::*;
@@ -55,24 +55,23 @@ fn runtime_name(rec: &ContainerRecord) -> &'static str {
 }
 
 /// The network a container is on, by Docker's name.
-fn network_name(rec: &ContainerRecord) -> &str {
-    match rec.spec.runtime {
-        RuntimeKind::Process => "host",
-        RuntimeKind::Runc if rec.spec.network_mode.is_empty() => "none",
-        RuntimeKind::Runc => &rec.spec.network_mode,
-    }
+fn network_name(rec: &ContainerRecord) -> String {
+    crate::runtime::interface::profile(rec.spec.runtime).network_mode(&rec.spec)
 }
 
 /// Inspect's HostConfig: every key Docker always shows, with the values moor applies.
 fn host_config(rec: &ContainerRecord) -> HostConfig {
     let spec = &rec.spec;
-    let runc = spec.runtime == RuntimeKind::Runc;
+    let kind = crate::runtime::interface::profile(spec.runtime);
     // runc: private pid, ipc and uts namespaces, the host's cgroup and user namespaces;
     // the process runtime shares every namespace with the host.
-    let shared = |private: &str| if runc { private.into() } else { "host".into() };
+    let shared = |private: &str| match kind.own_namespaces {
+        true => private.into(),
+        false => "host".into(),
+    };
     let defaults = oci_spec::runtime::Linux::default();
     // A privileged container has no masked or read-only paths.
-    let confined = runc && !spec.privileged;
+    let confined = kind.confined && !spec.privileged;
     HostConfig {
         auto_remove: spec.auto_remove,
         restart_policy: Some(policy(spec.restart_policy)),
@@ -80,7 +79,7 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
             kind: "json-file".into(),
             config: spec.log_opts.clone(),
         }),
-        network_mode: Some(network_name(rec).into()),
+        network_mode: Some(network_name(rec)),
         runtime: Some(runtime_name(rec).into()),
         memory: spec.memory,
         nano_cpus: spec.nano_cpus,
@@ -97,7 +96,11 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
         uts_mode: shared(&spec.uts_mode),
         cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
         cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
-        shm_size: if runc { crate::api::spec::SHM_SIZE } else { 0 },
+        shm_size: if kind.confined {
+            crate::api::spec::SHM_SIZE
+        } else {
+            0
+        },
         // No swap: runc gets memory.swap equal to the memory limit.
         memory_swap: spec.memory,
         privileged: spec.privileged,
@@ -142,7 +145,7 @@ fn config(rec: &ContainerRecord) -> ContainerConfig {
 /// address, no published port.
 fn network_settings(rec: &ContainerRecord) -> NetworkSettings {
     NetworkSettings {
-        networks: [(network_name(rec).to_string(), Endpoint::default())].into(),
+        networks: [(network_name(rec), Endpoint::default())].into(),
         ..NetworkSettings::default()
     }
 }

@@ -300,6 +300,19 @@ fn exec_status(e: &crate::daemon::exec::ExecError) -> StatusCode {
     }
 }
 
+fn image_status(e: &crate::daemon::image::ImageOwnerError) -> StatusCode {
+    use crate::daemon::image::ImageOwnerError;
+    match e {
+        ImageOwnerError::NoSuchImage(_) => StatusCode::NOT_FOUND,
+        ImageOwnerError::InUse { .. } => StatusCode::CONFLICT,
+        e if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+        ImageOwnerError::Store(_)
+        | ImageOwnerError::Containers(_)
+        | ImageOwnerError::Records(_)
+        | ImageOwnerError::Files(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 fn container_status(e: &ContainerError) -> StatusCode {
     match e {
         ContainerError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -323,6 +336,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
             | TransitionError::Invalid { .. } => StatusCode::CONFLICT,
         },
         ContainerError::Exec(e) => exec_status(e),
+        ContainerError::Image(e) => image_status(e),
         ContainerError::Store(_)
         | ContainerError::Runtime(_)
         | ContainerError::Freeze { .. }

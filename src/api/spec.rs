@@ -13,6 +13,11 @@ use crate::api::error::ApiError;
 use crate::api::fields::{self, FieldError};
 use crate::api::types::{CreateRequest, HostConfig};
 use crate::host::signal::parse_signal;
+// One path per line: the architecture test reads one level of `{...}` only.
+use crate::runtime::interface::kind_named;
+use crate::runtime::interface::profile;
+use crate::runtime::interface::Profile;
+use crate::runtime::interface::HOST_IMAGE_KIND;
 
 /// The image name the process runtime runs: the host's own filesystem.
 pub const HOST_IMAGE: &str = "host";
@@ -57,11 +62,11 @@ fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy
 fn runtime_of(req: &CreateRequest, default: RuntimeKind) -> Result<RuntimeKind, ApiError> {
     let asked = req.host_config.as_ref().and_then(|h| h.runtime.as_deref());
     match asked {
-        None | Some("") if req.image == HOST_IMAGE => Ok(RuntimeKind::Process),
+        None | Some("") if req.image == HOST_IMAGE => Ok(HOST_IMAGE_KIND),
         None | Some("") => Ok(default),
-        Some("process") => Ok(RuntimeKind::Process),
-        Some("runc") => Ok(RuntimeKind::Runc),
-        Some(other) => Err(refuse("HostConfig.Runtime", other, "runc and process")),
+        Some(name) => {
+            kind_named(name).ok_or_else(|| refuse("HostConfig.Runtime", name, "runc and process"))
+        }
     }
 }
 
@@ -82,12 +87,7 @@ fn mode(
 /// The namespace modes: runc gives private pid, ipc and uts namespaces unless `host` is
 /// asked, and shares the cgroup namespace (and never creates a user namespace); the
 /// process runtime shares them all with the host.
-fn check_modes(
-    req: &CreateRequest,
-    host: &HostConfig,
-    runtime: RuntimeKind,
-) -> Result<(), ApiError> {
-    let runc = runtime == RuntimeKind::Runc;
+fn check_modes(req: &CreateRequest, host: &HostConfig, runtime: Profile) -> Result<(), ApiError> {
     mode(
         "HostConfig.PidMode",
         &host.pid_mode,
@@ -100,7 +100,7 @@ fn check_modes(
         &["", "host"],
         "\"\" and host",
     )?;
-    let (ipc, ipc_text) = if runc {
+    let (ipc, ipc_text) = if runtime.own_namespaces {
         (
             &["", "private", "host"][..],
             "\"\", private and host with runc",
@@ -127,11 +127,11 @@ fn check_modes(
 fn capabilities(
     field: &str,
     list: Option<&Vec<String>>,
-    runtime: RuntimeKind,
+    runtime: Profile,
 ) -> Result<Vec<String>, ApiError> {
     let list = list.cloned().unwrap_or_default();
     for name in &list {
-        if runtime == RuntimeKind::Process {
+        if !runtime.confined {
             return Err(refuse(field, name, "none with the process runtime"));
         }
         // oci-spec's names, as the runc bundle parses them (`NET_ADMIN`, `CAP_NET_ADMIN`).
@@ -147,7 +147,7 @@ fn capabilities(
 
 /// Memory, CPU, pids, swap, /dev/shm, a read-only rootfs and Privileged: runc applies them,
 /// the process runtime applies none.
-fn check_resources(host: &HostConfig, runtime: RuntimeKind) -> Result<(), ApiError> {
+fn check_resources(host: &HostConfig, runtime: Profile) -> Result<(), ApiError> {
     if host.memory < 0 {
         return Err(refuse(
             "HostConfig.Memory",
@@ -169,14 +169,14 @@ fn check_resources(host: &HostConfig, runtime: RuntimeKind) -> Result<(), ApiErr
             "0 or the value of Memory: containers get no swap",
         ));
     }
-    if runtime == RuntimeKind::Runc {
-        if host.shm_size != 0 && host.shm_size != SHM_SIZE {
-            return Err(refuse(
-                "HostConfig.ShmSize",
-                host.shm_size,
-                "0 and 67108864 (64 MiB)",
-            ));
-        }
+    if runtime.confined && host.shm_size != 0 && host.shm_size != SHM_SIZE {
+        return Err(refuse(
+            "HostConfig.ShmSize",
+            host.shm_size,
+            "0 and 67108864 (64 MiB)",
+        ));
+    }
+    if runtime.limits {
         return Ok(());
     }
     let process = "0 with the process runtime";
@@ -189,7 +189,7 @@ fn check_resources(host: &HostConfig, runtime: RuntimeKind) -> Result<(), ApiErr
     if let Some((field, v)) = set.into_iter().find(|(_, v)| *v != 0) {
         return Err(refuse(field, v, process));
     }
-    if host.privileged {
+    if host.privileged && !runtime.confined {
         return Err(refuse(
             "HostConfig.Privileged",
             true,
@@ -276,10 +276,11 @@ pub fn to_spec(
         });
     }
     let runtime = runtime_of(&req, default_runtime)?;
-    let image_id = match runtime {
-        RuntimeKind::Process if req.image == HOST_IMAGE => String::new(),
-        RuntimeKind::Process => return Err(ApiError::NoSuchImage(req.image)),
-        RuntimeKind::Runc => {
+    let kind = profile(runtime);
+    let image_id = match kind.runs_images {
+        false if req.image == HOST_IMAGE => String::new(),
+        false => return Err(ApiError::NoSuchImage(req.image)),
+        true => {
             let img =
                 find_image(&req.image)?.ok_or_else(|| ApiError::NoSuchImage(req.image.clone()))?;
             crate::api::image_defaults::merge(&mut req, &img.config);
@@ -298,10 +299,10 @@ pub fn to_spec(
     }
     let log_opts = log_opts(&host)?;
     let network_mode = network_mode(&host)?;
-    check_modes(&req, &host, runtime)?;
-    check_resources(&host, runtime)?;
-    let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), runtime)?;
-    let cap_drop = capabilities("HostConfig.CapDrop", host.cap_drop.as_ref(), runtime)?;
+    check_modes(&req, &host, kind)?;
+    check_resources(&host, kind)?;
+    let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), kind)?;
+    let cap_drop = capabilities("HostConfig.CapDrop", host.cap_drop.as_ref(), kind)?;
     Ok(ContainerSpec {
         exposed_ports: exposed_ports(&req)?,
         attach: AttachHints {
@@ -336,11 +337,7 @@ pub fn to_spec(
         nano_cpus: host.nano_cpus,
         pids_limit: host.pids_limit.filter(|l| *l > 0),
         read_only: host.readonly_rootfs,
-        network_mode: if runtime == RuntimeKind::Runc {
-            network_mode.into()
-        } else {
-            String::new()
-        },
+        network_mode: kind.network_mode_at_create(network_mode),
     })
 }
 

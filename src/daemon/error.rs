@@ -91,6 +91,9 @@ pub enum ContainerError {
     /// An exec instance could not be created or started.
     #[error(transparent)]
     Exec(#[from] crate::daemon::exec::ExecError),
+    /// An image operation failed, or a create's image is gone.
+    #[error(transparent)]
+    Image(#[from] crate::daemon::image::ImageOwnerError),
     /// The actor is gone (daemon shutting down).
     #[error("the daemon is shutting down")]
     Mailbox(#[from] actix::MailboxError),

@@ -9,9 +9,8 @@
 //! container exits, a still running exec process is killed (SIGKILL), as the kernel does to
 //! the processes of a runc container's pid namespace: a host process would outlive it.
 
-use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
@@ -27,6 +26,9 @@ use crate::image::user::ExecUser;
 #[cfg(test)]
 use crate::runtime::exec::merge_env;
 use crate::runtime::exec::{ExecCommand, ExecRuleError, ExecSpec};
+
+mod registry;
+pub use registry::{ExecEntry, ExecRegistry, ExecStatus};
 
 /// How long output is still read after the process exited (a background child of it may
 /// hold the pipes open).
@@ -173,125 +175,6 @@ impl ExecConfig {
     }
 }
 
-/// Where an exec instance is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExecStatus {
-    /// Created, not started.
-    Created,
-    /// Started; the pid is 0 until the process is spawned.
-    Running {
-        /// Its host pid.
-        pid: i32,
-    },
-    /// Ended (or could not start).
-    Exited {
-        /// Its host pid (0 if it never started).
-        pid: i32,
-        /// Its exit code (128 + signal for a signal death).
-        code: i32,
-    },
-}
-
-/// One exec instance.
-#[derive(Debug, Clone)]
-pub struct ExecEntry {
-    /// What it runs.
-    pub config: ExecConfig,
-    /// Where it is.
-    pub status: ExecStatus,
-    /// Wakes its supervising task to kill it (set while it runs).
-    kill: Option<Arc<Notify>>,
-}
-
-/// Every exec instance of the daemon, by exec id.
-#[derive(Default)]
-pub struct ExecRegistry {
-    /// The instances; short critical sections only, never held across an await.
-    entries: Mutex<HashMap<String, ExecEntry>>,
-}
-
-impl ExecRegistry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecEntry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Registers a new instance; its id.
-    pub fn insert(&self, config: ExecConfig) -> String {
-        let id = new_id();
-        self.lock().insert(
-            id.clone(),
-            ExecEntry {
-                config,
-                status: ExecStatus::Created,
-                kill: None,
-            },
-        );
-        id
-    }
-
-    /// A copy of an instance.
-    pub fn get(&self, id: &str) -> Option<ExecEntry> {
-        self.lock().get(id).cloned()
-    }
-
-    /// Marks an instance as started: only a created one can be.
-    pub fn begin(&self, id: &str) -> Result<ExecConfig, ExecError> {
-        let mut entries = self.lock();
-        let entry = entries
-            .get_mut(id)
-            .ok_or_else(|| ExecError::NotFound(id.into()))?;
-        match entry.status {
-            ExecStatus::Created => {
-                entry.status = ExecStatus::Running { pid: 0 };
-                Ok(entry.config.clone())
-            }
-            ExecStatus::Running { .. } => Err(ExecError::Running(id.into())),
-            ExecStatus::Exited { .. } => Err(ExecError::Ran(id.into())),
-        }
-    }
-
-    fn set(&self, id: &str, status: ExecStatus) {
-        if let Some(entry) = self.lock().get_mut(id) {
-            entry.status = status;
-            if !matches!(status, ExecStatus::Running { .. }) {
-                entry.kill = None;
-            }
-        }
-    }
-
-    /// Records the pid of a started instance and how to kill it.
-    fn running(&self, id: &str, pid: i32, kill: Arc<Notify>) {
-        if let Some(entry) = self.lock().get_mut(id) {
-            entry.status = ExecStatus::Running { pid };
-            entry.kill = Some(kill);
-        }
-    }
-
-    /// Kills the running instances of a container that exited.
-    pub fn container_exited(&self, container_id: &str) {
-        for entry in self.lock().values() {
-            if entry.config.container_id == container_id {
-                if let Some(kill) = &entry.kill {
-                    kill.notify_one();
-                }
-            }
-        }
-    }
-
-    /// Drops the instances of a removed container.
-    pub fn forget_container(&self, container_id: &str) {
-        self.lock()
-            .retain(|_, e| e.config.container_id != container_id);
-    }
-}
-
-/// 64 hex digits, as Docker's exec ids.
-fn new_id() -> String {
-    use rand::Rng;
-    let bytes: [u8; 32] = rand::thread_rng().gen();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A started exec: its output frames and its stdin, as asked.
 pub struct ExecRun {
     /// Multiplexed frames (8-byte header + payload) until the process ended; None detached.
@@ -377,14 +260,7 @@ async fn read_pid_file(shared: Arc<Shared>, id: String, path: std::path::PathBuf
     while tokio::time::Instant::now() < deadline {
         let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
         if let Ok(pid) = text.trim().parse::<i32>() {
-            let mut entries = shared.execs.lock();
-            if let Some(ExecEntry {
-                status: ExecStatus::Running { pid: p },
-                ..
-            }) = entries.get_mut(&id)
-            {
-                *p = pid;
-            }
+            shared.execs.exec_pid(&id, pid);
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -193,3 +193,61 @@ pub struct StartExec {
     /// The client streams (else output is dropped and stdin is /dev/null).
     pub attached: bool,
 }
+
+// Images: the Supervisor owns them (src/daemon/image.rs). The API sends these; it never
+// writes the images tree or their records itself.
+
+/// What an import or a pull hands to the images' owner once its slow part is done.
+#[derive(Debug)]
+pub enum ImageFiles {
+    /// An import unpacked into its work directory (moved into place by the commit).
+    Unpacked(crate::image::Unpacked),
+    /// A pull whose layers are unpacked: the image's directory (its layer list) is put in
+    /// place again by the commit if a removal took it meanwhile.
+    Layers,
+}
+
+/// Record an imported or pulled image, and the name it gets (Supervisor): the files go
+/// into place and the record is written in one step, in order with removals and creates.
+#[derive(Message)]
+#[rtype(result = "Result<crate::daemon::image::Committed, crate::daemon::image::ImageOwnerError>")]
+pub struct CommitImage {
+    /// The new image's record (an existing one of this id is kept and gets the name).
+    pub record: moor_state::image::ImageRecord,
+    /// The checked, normalized name, if any.
+    pub name: Option<String>,
+    /// Its files.
+    pub files: ImageFiles,
+}
+
+/// Give an image one more name (Supervisor); the image that had it loses it.
+#[derive(Message)]
+#[rtype(result = "Result<moor_state::image::ImageRecord, crate::daemon::image::ImageOwnerError>")]
+pub struct TagImage {
+    /// The image: name or id.
+    pub image: String,
+    /// The checked, normalized new name.
+    pub name: String,
+}
+
+/// Remove an image, or only the name it is asked by when it has others (Supervisor).
+/// Refused while a container uses it; a create of a container on it waits for the answer.
+#[derive(Message)]
+#[rtype(
+    result = "Result<crate::daemon::image::ImageRemoved, crate::daemon::image::ImageOwnerError>"
+)]
+pub struct RemoveImage(pub String);
+
+/// The image a name, `sha256:` id or unique id prefix means, if any (Supervisor).
+#[derive(Message)]
+#[rtype(
+    result = "Result<Option<moor_state::image::ImageRecord>, crate::daemon::image::ImageOwnerError>"
+)]
+pub struct FindImage(pub String);
+
+/// Every image, newest first (Supervisor).
+#[derive(Message)]
+#[rtype(
+    result = "Result<Vec<moor_state::image::ImageRecord>, crate::daemon::image::ImageOwnerError>"
+)]
+pub struct ListImages;

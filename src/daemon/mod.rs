@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod fault;
+pub mod image;
 pub mod messages;
 pub mod notify;
 pub mod reconciler;
@@ -129,7 +130,7 @@ impl Shared {
         };
         prepare_dirs(&layout).expect("prepare the test layout");
         let store = Store::open(&layout.store()).expect("open the test store");
-        let kind = moor_state::record::RuntimeKind::default();
+        let kind = Default::default();
         Shared {
             store,
             config: reload::ConfigCell::new(

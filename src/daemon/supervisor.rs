@@ -18,8 +18,8 @@ use crate::daemon::Shared;
 
 /// Owns the registry of container actors.
 pub struct Supervisor {
-    /// Store, layout and settings.
-    shared: Arc<Shared>,
+    /// Store, layout and settings (the image handlers in `daemon::image` use it too).
+    pub(super) shared: Arc<Shared>,
     /// Live actors by full id.
     containers: HashMap<String, Addr<ContainerActor>>,
     /// Records to start actors for once the supervisor runs (from the reconciler).
@@ -176,6 +176,8 @@ impl Handler<CreateContainer> for Supervisor {
     type Result = Result<String, ContainerError>;
 
     fn handle(&mut self, msg: CreateContainer, ctx: &mut Context<Self>) -> Self::Result {
+        // In this step, before the record: a removal of the image is ordered against it.
+        crate::daemon::image::check_create(&self.shared, &msg.spec)?;
         let name = match msg.name {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(&n).to_string();
@@ -237,7 +239,7 @@ impl Handler<ResolveContainer> for Supervisor {
 
 impl Supervisor {
     /// Every record, from the last list while the store has not changed since.
-    fn list(&mut self) -> Result<Arc<Vec<ContainerRecord>>, ContainerError> {
+    pub(super) fn list(&mut self) -> Result<Arc<Vec<ContainerRecord>>, ContainerError> {
         // Read before the list: a write committing meanwhile moves it on, so the next
         // call lists again rather than reuse a list that may have missed that write.
         let generation = self.shared.store.generation();

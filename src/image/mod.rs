@@ -159,37 +159,81 @@ impl ImageDirs {
     }
 
     /// Unpacks `tar` as image `id` (no-op when it already is), refusing an archive that
-    /// unpacks to more than `limit` bytes; returns the unpacked size. Concurrent installs of
-    /// one id each unpack into their own work directory; the first rename wins and the
-    /// others are dropped.
+    /// unpacks to more than `limit` bytes; returns the unpacked size. [`ImageDirs::unpack`]
+    /// then [`ImageDirs::commit`], in one go.
     pub fn install(&self, id: &str, tar: &Path, limit: u64) -> Result<u64, ImageError> {
+        let unpacked = self.unpack(id, tar, limit)?;
+        self.commit(id, &unpacked)?;
+        Ok(unpacked.size)
+    }
+
+    /// Unpacks `tar` into a work directory of its own under `tmp/` (the slow part of an
+    /// import, run on a blocking pool), refusing an archive that unpacks to more than `limit`
+    /// bytes. Nothing is visible under the image's id until [`ImageDirs::commit`].
+    pub fn unpack(&self, id: &str, tar: &Path, limit: u64) -> Result<Unpacked, ImageError> {
+        let work = TmpDir(self.work_dir(id));
+        let rootfs = work.0.join("rootfs");
+        std::fs::create_dir_all(&rootfs).map_err(|source| ImageError::Io {
+            what: "create",
+            path: rootfs.clone(),
+            source,
+        })?;
+        let size = unpack::unpack(tar, &rootfs, limit)?;
+        Ok(Unpacked { work, size })
+    }
+
+    /// Moves an unpacked import into place as image `id` (renames only: the images' owner
+    /// runs it, in order with removals). No-op when the image is there already (the
+    /// caller drops `unpacked`, a whole tree then, off its thread); a directory of `id`
+    /// without a rootfs (a metadata file only) is moved aside first.
+    pub fn commit(&self, id: &str, unpacked: &Unpacked) -> Result<(), ImageError> {
         let io = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| ImageError::Io { what, path, source }
         };
-        let work = TmpDir(self.work_dir(id));
-        let rootfs = work.0.join("rootfs");
-        std::fs::create_dir_all(&rootfs).map_err(io("create", &rootfs))?;
-        let size = unpack::unpack(tar, &rootfs, limit)?;
+        let work = &unpacked.work;
         let target = self.dir.join(id);
         if self.exists(id) {
-            return Ok(size);
+            return Ok(());
         }
         match std::fs::rename(&work.0, &target) {
-            Ok(()) => Ok(size),
+            Ok(()) => Ok(()),
             // Another import of the same id got there first.
-            Err(_) if self.exists(id) => Ok(size),
+            Err(_) if self.exists(id) => Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
-                // A directory without a rootfs (a metadata file only): moved aside into tmp/
-                // (removed there), then this image takes its place.
+                // Moved aside into tmp/ (removed there), then this image takes its place.
                 let aside = TmpDir(self.work_dir(id));
                 std::fs::rename(&target, &aside.0).map_err(io("move aside", &target))?;
                 match std::fs::rename(&work.0, &target) {
-                    Err(_) if self.exists(id) => Ok(size),
-                    other => other.map(|()| size).map_err(io("rename", &work.0)),
+                    Err(_) if self.exists(id) => Ok(()),
+                    other => other.map_err(io("rename", &work.0)),
                 }
             }
             Err(e) => Err(io("rename", &work.0)(e)),
+        }
+    }
+
+    /// Moves image `id`'s directory aside into `tmp/` (a rename: the images' owner runs it
+    /// when it deletes the image); the returned path removes the tree when dropped, which
+    /// the caller does on a blocking pool. `None` when the image has no directory.
+    pub fn take_aside(&self, id: &str) -> Result<Option<TmpDir>, ImageError> {
+        let path = self.dir.join(id);
+        let aside = TmpDir(self.work_dir(id));
+        if let Some(parent) = aside.0.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| ImageError::Io {
+                what: "create",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        match std::fs::rename(&path, &aside.0) {
+            Ok(()) => Ok(Some(aside)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ImageError::Io {
+                what: "move aside",
+                path,
+                source,
+            }),
         }
     }
 
@@ -216,19 +260,6 @@ impl ImageDirs {
         }
         removed
     }
-
-    /// Deletes an image's files.
-    pub fn remove(&self, id: &str) -> Result<(), ImageError> {
-        let path = self.dir.join(id);
-        match std::fs::remove_dir_all(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ImageError::Io {
-                what: "remove",
-                path,
-                source: e,
-            }),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// A path under `images/tmp/` removed (file or tree) when the value is dropped: an import's
@@ -247,6 +278,16 @@ impl Drop for TmpDir {
             tracing::warn!(path = %self.0.display(), error = %e, "cannot remove import leftover");
         }
     }
+}
+
+/// An import unpacked into its work directory under `tmp/`, not yet in place: removed
+/// when dropped uncommitted.
+#[derive(Debug)]
+pub struct Unpacked {
+    /// The work directory (holds `rootfs/`).
+    work: TmpDir,
+    /// The unpacked size, in bytes.
+    pub size: u64,
 }
 
 /// Writes what it is given to a file and hashes it on the way: an upload's sha256.

@@ -139,6 +139,12 @@ pub struct Profile {
     pub limits: bool,
     /// It gives the container its own network setting (else the host's network).
     pub own_network: bool,
+    /// It gives the container private pid, ipc and uts namespaces unless `host` is asked
+    /// (an ipc mode `private` included); else every namespace is the host's.
+    pub own_namespaces: bool,
+    /// It confines the container: capabilities (CapAdd, CapDrop, Privileged), masked and
+    /// read-only paths, a `/dev/shm` of its own.
+    pub confined: bool,
 }
 
 impl Profile {
@@ -168,12 +174,16 @@ pub fn profile(kind: RuntimeKind) -> Profile {
             runs_images: false,
             limits: false,
             own_network: false,
+            own_namespaces: false,
+            confined: false,
         },
         RuntimeKind::Runc => Profile {
             name: "runc",
             runs_images: true,
             limits: true,
             own_network: true,
+            own_namespaces: true,
+            confined: true,
         },
     }
 }

@@ -37,10 +37,18 @@ type Id = web::Path<IdPath>;
 async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req = crate::api::spec::parse(&body)?;
     let shared = &state.shared;
-    let spec = to_spec(req, shared.runtimes.default_kind, |name| {
-        let images = shared.store.images().map_err(ContainerError::from)?;
-        Ok(images.resolve(name)?)
-    })?;
+    // The image's config gives the spec's defaults; the Supervisor checks again, in the
+    // step that makes the record, that the image is still there (a racing `rmi`).
+    let image = match req.image.is_empty() {
+        true => None,
+        false => state
+            .supervisor
+            .send(FindImage(req.image.clone()))
+            .await
+            .map_err(ContainerError::from)?
+            .map_err(ContainerError::from)?,
+    };
+    let spec = to_spec(req, shared.runtimes.default_kind, |_| Ok(image))?;
     shared.check_log_opts(&spec)?;
     shared.runtimes.for_spec(&spec).check_create(&spec)?;
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();

@@ -18,6 +18,11 @@ use crate::api::routes::Query;
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
+use crate::daemon::image::{ImageOwnerError, ImageRemoved};
+use crate::daemon::messages::{
+    CommitImage, FindImage, ImageFiles, ListImages, RemoveImage, TagImage,
+};
+use crate::daemon::supervisor::Supervisor;
 use crate::image::{changes, image_id, HashingFile, ImageDirs, TmpDir};
 
 pub mod pull;
@@ -47,14 +52,22 @@ impl From<StoredConfig> for ImageConfig {
     }
 }
 
-fn store_err(e: moor_state::store::StoreError) -> ApiError {
-    ContainerError::from(e).into()
+/// Sends an image message to the images' owner (the Supervisor) and waits for its answer.
+async fn ask<M, T>(state: &Data, msg: M) -> Result<T, ApiError>
+where
+    M: actix::Message<Result = Result<T, ImageOwnerError>> + Send + 'static,
+    T: Send + 'static,
+    Supervisor: actix::Handler<M>,
+{
+    let answer = state.supervisor.send(msg).await;
+    Ok(answer
+        .map_err(ContainerError::from)?
+        .map_err(ContainerError::from)?)
 }
 
-fn resolve(state: &Data, name: &str) -> Result<ImageRecord, ApiError> {
-    let images = state.shared.store.images().map_err(store_err)?;
-    images
-        .resolve(name)?
+async fn resolve(state: &Data, name: &str) -> Result<ImageRecord, ApiError> {
+    ask(state, FindImage(name.to_string()))
+        .await?
         .ok_or_else(|| ApiError::NoSuchImage(name.to_string()))
 }
 
@@ -117,30 +130,38 @@ async fn create(
     }
     let id = image_id(&file.finish(), &config);
     let limit = state.shared.config.get().image_unpack_limit();
-    let (work_dirs, work_id) = (dirs.clone(), id.clone());
-    // The upload moves into the blocking task: removed when the unpack is done with it.
+    let work_id = id.clone();
+    // The unpack runs on the blocking pool; the upload moves into its task and is removed
+    // when the unpack is done with it. Only the commit goes through the images' owner.
     let unpacked = web::block(move || {
-        let installed = work_dirs.install(&work_id, &upload.0, limit);
+        let unpacked = dirs.unpack(&work_id, &upload.0, limit);
         drop(upload);
-        installed
+        unpacked
     })
     .await;
-    let size = unpacked.map_err(|_| ApiError::Unsupported {
+    let unpacked = unpacked.map_err(|_| ApiError::Unsupported {
         option: "an import interrupted by shutdown",
     })??;
-    let images = state.shared.store.images().map_err(store_err)?;
     let fresh = ImageRecord {
         version: IMAGE_RECORD_VERSION,
         id: id.clone(),
         repo_tags: Vec::new(),
         created_at: Utc::now(),
-        size,
+        size: unpacked.size,
         config,
         layers: Vec::new(),
         repo_digests: Vec::new(),
     };
-    let rec = images.add(&fresh, name.as_deref())?;
-    save_metadata(&dirs, &images);
+    let commit = CommitImage {
+        record: fresh,
+        name: name.clone(),
+        files: ImageFiles::Unpacked(unpacked),
+    };
+    let committed = ask(&state, commit).await?;
+    let leftover = committed.leftover;
+    // Removed before the answer (a whole tree when the image was there already).
+    web::block(move || drop(leftover)).await.ok();
+    let rec = committed.record;
     let labels = &rec.config.labels;
     let events = &state.shared.events;
     if let Some(name) = name {
@@ -166,21 +187,9 @@ async fn create(
         .body(line + "\n"))
 }
 
-/// Each image's own copy of its record, for a store rebuild; a failure is logged only (the
-/// store has the record).
-fn save_metadata(dirs: &ImageDirs, images: &moor_state::image::ImageStore) {
-    let saved = images.list().map(|list| dirs.save_records(&list));
-    match saved {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot write image metadata"),
-        Err(e) => tracing::warn!(error = %e, "cannot list images"),
-    }
-}
-
 async fn list(state: Data) -> Result<HttpResponse, ApiError> {
-    let images = state.shared.store.images().map_err(store_err)?;
-    let out: Vec<ImageSummary> = images
-        .list()?
+    let out: Vec<ImageSummary> = ask(&state, ListImages)
+        .await?
         .into_iter()
         .map(|i| ImageSummary {
             id: format!("sha256:{}", i.id),
@@ -204,7 +213,7 @@ struct NamePath {
 }
 
 async fn inspect(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, ApiError> {
-    let img = resolve(&state, &path.name)?;
+    let img = resolve(&state, &path.name).await?;
     let dirs = ImageDirs::new(&state.shared.layout.root);
     Ok(HttpResponse::Ok().json(ImageInspect {
         id: format!("sha256:{}", img.id),
@@ -227,60 +236,57 @@ async fn inspect(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse,
 /// `POST /images/{name}/tag?repo=&tag=` (`docker tag`): one more name for an image; the
 /// image that had it loses it, as in Docker.
 async fn tag(state: Data, path: web::Path<NamePath>, q: Query) -> Result<HttpResponse, ApiError> {
-    let img = resolve(&state, &path.name)?;
     let Some(name) = reference(&q)? else {
         return Err(ApiError::Query {
             name: "repo",
             value: String::new(),
         });
     };
-    let images = state.shared.store.images().map_err(store_err)?;
-    images.add(&img, Some(&name))?;
-    save_metadata(&ImageDirs::new(&state.shared.layout.root), &images);
+    let tag = TagImage {
+        image: path.name.clone(),
+        name: name.clone(),
+    };
+    let img = ask(&state, tag).await?;
     let event = DockerEvent::image("tag", &img.id, &name, &img.config.labels);
     state.shared.events.publish(event);
     Ok(HttpResponse::Created().finish())
 }
 
 async fn remove(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, ApiError> {
-    let img = resolve(&state, &path.name)?;
-    let by_name = normalize_name(&path.name);
-    let images = state.shared.store.images().map_err(store_err)?;
-    let mut out = Vec::new();
-    // A name of an image that has others: only the name goes, as in Docker.
-    if img.repo_tags.contains(&by_name) && img.repo_tags.len() > 1 {
-        images.untag(&img.id, &by_name)?;
-        save_metadata(&ImageDirs::new(&state.shared.layout.root), &images);
-        let untag = DockerEvent::image("untag", &img.id, &by_name, &img.config.labels);
-        state.shared.events.publish(untag);
-        out.push(DeleteItem {
-            untagged: Some(by_name),
-            deleted: None,
-        });
-        return Ok(HttpResponse::Ok().json(out));
-    }
-    let records = state.shared.store.list().map_err(store_err)?;
-    if let Some(user) = records.iter().find(|r| r.spec.image_id == img.id) {
-        return Err(ApiError::ImageInUse {
-            name: path.name.clone(),
-            container: user.id[..12].to_string(),
-        });
-    }
-    ImageDirs::new(&state.shared.layout.root).remove(&img.id)?;
-    images.remove(&img.id)?;
-    let (events, labels) = (&state.shared.events, &img.config.labels);
+    let events = &state.shared.events;
+    let img = match ask(&state, RemoveImage(path.name.clone())).await? {
+        ImageRemoved::Untagged { name, record } => {
+            let untag = DockerEvent::image("untag", &record.id, &name, &record.config.labels);
+            events.publish(untag);
+            let out = vec![DeleteItem {
+                untagged: Some(name),
+                deleted: None,
+            }];
+            return Ok(HttpResponse::Ok().json(out));
+        }
+        ImageRemoved::Deleted { record, files } => {
+            // The tree is removed before the answer, off the actors' thread.
+            web::block(move || drop(files)).await.ok();
+            record
+        }
+    };
+    let labels = &img.config.labels;
     for tag in &img.repo_tags {
         events.publish(DockerEvent::image("untag", &img.id, tag, labels));
     }
     let sha = format!("sha256:{}", img.id);
     events.publish(DockerEvent::image("delete", &img.id, &sha, labels));
-    out.extend(img.repo_tags.into_iter().map(|t| DeleteItem {
-        untagged: Some(t),
-        deleted: None,
-    }));
+    let mut out: Vec<DeleteItem> = img
+        .repo_tags
+        .into_iter()
+        .map(|t| DeleteItem {
+            untagged: Some(t),
+            deleted: None,
+        })
+        .collect();
     out.push(DeleteItem {
         untagged: None,
-        deleted: Some(format!("sha256:{}", img.id)),
+        deleted: Some(sha),
     });
     Ok(HttpResponse::Ok().json(out))
 }

@@ -15,12 +15,13 @@ use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use super::{save_metadata, store_err, Data};
+use super::{ask, Data};
 use crate::api::error::ApiError;
 use crate::api::image_types::{ErrorDetail, ProgressDetail, PullMessage};
 use crate::api::routes::Query;
 use crate::config::registry::InsecureRegistries;
 use crate::daemon::events::DockerEvent;
+use crate::daemon::messages::{CommitImage, FindImage, ImageFiles};
 use crate::image::layers::digest_hex;
 use crate::image::registry::{self, Platform, Progress, PullOptions, PullTarget};
 use crate::image::ImageDirs;
@@ -143,9 +144,8 @@ async fn run(
     tx: tokio::sync::mpsc::UnboundedSender<Progress>,
 ) -> Result<Vec<String>, ApiError> {
     let dirs = ImageDirs::new(&state.shared.layout.root);
-    let images = state.shared.store.images().map_err(store_err)?;
     let shown = target.reference();
-    let before = images.resolve(&shown)?.map(|r| r.id);
+    let before = ask(&state, FindImage(shown.clone())).await?.map(|r| r.id);
     let pulled = registry::pull(&dirs, &target, &opts, &tx).await?;
     let name = target.tag.as_ref().map(|t| format!("{}:{t}", target.repo));
     let fresh = ImageRecord {
@@ -158,8 +158,14 @@ async fn run(
         layers: pulled.layers,
         repo_digests: vec![format!("{}@{}", target.repo, pulled.digest)],
     };
-    let rec = images.add(&fresh, name.as_deref())?;
-    save_metadata(&dirs, &images);
+    // The download and unpack are done; the record (and the image's directory, should a
+    // removal have taken it meanwhile) goes through the images' owner.
+    let commit = CommitImage {
+        record: fresh,
+        name,
+        files: ImageFiles::Layers,
+    };
+    let rec = ask(&state, commit).await?.record;
     let event = DockerEvent::image("pull", &rec.id, &shown, &rec.config.labels);
     state.shared.events.publish(event);
     tracing::info!(image = %rec.id, reference = %shown, digest = %pulled.digest, "image pulled");
