@@ -37,7 +37,7 @@ type Id = web::Path<IdPath>;
 async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req = crate::api::spec::parse(&body)?;
     let shared = &state.shared;
-    let spec = to_spec(req, shared.runtimes.default_kind, |name| {
+    let (spec, warnings) = to_spec(req, shared.runtimes.default_kind, |name| {
         let images = shared.store.images().map_err(ContainerError::from)?;
         Ok(images.resolve(name)?)
     })?;
@@ -49,10 +49,7 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
         .send(CreateContainer { name, spec })
         .await
         .map_err(ContainerError::from)??;
-    Ok(HttpResponse::Created().json(CreateResponse {
-        id,
-        warnings: Vec::new(),
-    }))
+    Ok(HttpResponse::Created().json(CreateResponse { id, warnings }))
 }
 
 async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {

@@ -133,6 +133,7 @@ impl Runc {
                 dir: images.dir.clone(),
             });
         }
+        create_bind_sources(spec)?;
         let user = crate::image::user::resolve_layers(&images.lowers(&spec.image_id), &spec.user)?;
         let oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
         overlay_of(layout, &images, id, &spec.image_id).mount()?;
@@ -164,6 +165,22 @@ impl Runc {
             open_stdin: spec.open_stdin,
         })
     }
+}
+
+/// The missing host paths of `-v` binds, created as directories as Docker does (a
+/// `--mount` bind's source was checked at create instead).
+fn create_bind_sources(spec: &ContainerSpec) -> Result<(), SetupError> {
+    for m in spec.mounts.iter().filter(|m| m.create_source) {
+        let path = Path::new(&m.source);
+        if path.symlink_metadata().is_err() {
+            std::fs::create_dir_all(path).map_err(|source| SetupError::Io {
+                what: "create the bind source",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// `runc state` of the container whose run directory is `dir`, when its shim.json says it
