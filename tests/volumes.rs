@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::{busybox_tar, busybox_tar_with, skip_reason};
 use common::{Daemon, LIVE_RESTORE_ON};
 use serde_json::{json, Value};
 
@@ -231,4 +231,123 @@ fn a_bind_survives_a_daemon_kill_9() {
     assert!(common::wait_for(Duration::from_secs(10), || dir
         .join("after")
         .is_file()));
+}
+
+/// The data directory of volume `name` on the host, from `docker volume inspect`.
+fn mountpoint(d: &Daemon, name: &str) -> PathBuf {
+    let out = d.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", name]);
+    PathBuf::from(out.trim())
+}
+
+#[test]
+fn a_named_volume_keeps_its_data_across_containers_and_a_restart() {
+    let Some(mut d) = daemon(LIVE_RESTORE_ON) else {
+        return;
+    };
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "store:/v",
+        "bb",
+        "sh",
+        "-c",
+        "echo kept > /v/f",
+    ]);
+    let dir = mountpoint(&d, "store");
+    assert!(dir.ends_with("volumes/store/_data"), "{}", dir.display());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("f")).expect("on the host"),
+        "kept\n"
+    );
+    let v = d.inspect_json("writer");
+    assert_eq!(v["Mounts"][0]["Type"], "volume");
+    assert_eq!(v["Mounts"][0]["Name"], "store");
+    assert_eq!(v["Mounts"][0]["Driver"], "local");
+    assert_eq!(v["Mounts"][0]["Source"], text(&dir));
+    // In use, even by a stopped container: Docker's 409.
+    let err = d.docker_fail(&["volume", "rm", "store"]);
+    assert!(err.contains("volume is in use"), "{err}");
+    let r = d.http("DELETE", "/volumes/store", None);
+    assert_eq!(r.status, 409, "{}", r.body);
+    d.docker_ok(&["rm", "-v", "writer"]);
+    d.kill9();
+    d.restart();
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=store,dst=/w",
+        "bb",
+        "cat",
+        "/w/f",
+    ]);
+    assert_eq!(out, "kept\n");
+    let listed = d.docker_ok(&["volume", "ls", "-q"]);
+    assert_eq!(listed.trim(), "store");
+    assert_eq!(d.cli_ok(&["volume", "ls", "-q"]).trim(), "store");
+    d.docker_ok(&["volume", "rm", "store"]);
+    assert!(common::wait_for(Duration::from_secs(10), || !dir.exists()));
+    let r = d.http("GET", "/volumes/store", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+#[test]
+fn anonymous_volumes_go_with_rm_v_and_new_volumes_get_the_images_content() {
+    let Some(d) = daemon("{}") else { return };
+    let tar = d.root().with_file_name("etc.tar");
+    std::fs::write(&tar, busybox_tar_with(&[("etc/motd", "hello\n")])).expect("write tar");
+    d.cli_ok(&["image", "import", text(&tar), "bbetc"]);
+    // A new, empty volume at /etc gets the image's /etc (Docker's copy-up).
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "conf:/etc",
+        "bbetc",
+        "cat",
+        "/etc/motd",
+    ]);
+    assert_eq!(out, "hello\n");
+    assert!(mountpoint(&d, "conf").join("motd").is_file());
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "bare:/etc:nocopy",
+        "bbetc",
+        "ls",
+        "/etc",
+    ]);
+    assert_eq!(out, "", "nocopy");
+    // `-v /DST`: an anonymous volume, kept by rm, removed by rm -v.
+    d.docker_ok(&["create", "--name", "anon1", "-v", "/scratch", "bb", "true"]);
+    d.docker_ok(&["create", "--name", "anon2", "-v", "/scratch", "bb", "true"]);
+    let name = |c: &str| {
+        d.inspect_json(c)["Mounts"][0]["Name"]
+            .as_str()
+            .expect("a name")
+            .to_string()
+    };
+    let (a1, a2) = (name("anon1"), name("anon2"));
+    assert_eq!(a1.len(), 64, "{a1}");
+    assert_eq!(
+        d.inspect_json("anon1")["Config"]["Volumes"],
+        json!({"/scratch": {}})
+    );
+    d.docker_ok(&["rm", "-v", "anon1"]);
+    d.docker_ok(&["rm", "anon2"]);
+    let left = d.docker_ok(&["volume", "ls", "-q"]);
+    assert!(!left.contains(&a1) && left.contains(&a2), "{left}");
+    // prune: unused anonymous volumes only, then every unused one with --all.
+    let out = d.docker_ok(&["volume", "prune", "-f"]);
+    assert!(out.contains(&a2), "{out}");
+    let left = d.docker_ok(&["volume", "ls", "-q"]);
+    assert_eq!(left.lines().collect::<Vec<_>>(), vec!["bare", "conf"]);
+    d.docker_ok(&["volume", "create", "--label", "k=v", "made"]);
+    let label = d.docker_ok(&["volume", "inspect", "-f", "{{.Labels.k}}", "made"]);
+    assert_eq!(label.trim(), "v");
+    d.docker_ok(&["volume", "prune", "-f", "--all"]);
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), "");
 }

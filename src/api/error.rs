@@ -306,7 +306,8 @@ fn exec_status(e: &crate::daemon::exec::ExecError) -> StatusCode {
 
 fn container_status(e: &ContainerError) -> StatusCode {
     match e {
-        ContainerError::NotFound(_) => StatusCode::NOT_FOUND,
+        ContainerError::NotFound(_) | ContainerError::NoSuchVolume(_) => StatusCode::NOT_FOUND,
+        ContainerError::VolumeInUse { .. } => StatusCode::CONFLICT,
         ContainerError::Ambiguous(_)
         | ContainerError::InvalidName(_)
         | ContainerError::BadRequest(_)
@@ -328,6 +329,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
         },
         ContainerError::Exec(e) => exec_status(e),
         ContainerError::Store(_)
+        | ContainerError::VolumeStore(_)
         | ContainerError::Runtime(_)
         | ContainerError::Freeze { .. }
         | ContainerError::Io { .. }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use moor_state::image::ImageRecord;
-use moor_state::record::{AttachHints, MountKind, RestartPolicy as Policy, RuntimeKind};
+use moor_state::record::{AttachHints, RestartPolicy as Policy, RuntimeKind};
 use moor_state::ContainerSpec;
 
 use crate::api::error::ApiError;
@@ -304,13 +304,6 @@ pub fn to_spec(
     let cap_drop = capabilities("HostConfig.CapDrop", host.cap_drop.as_ref(), runtime)?;
     let (mounts, warnings) =
         crate::api::mounts::mounts_of(&req, &host, runtime == RuntimeKind::Runc)?;
-    if let Some(v) = mounts.iter().find(|m| m.kind == MountKind::Volume) {
-        return Err(refuse(
-            "HostConfig.Binds",
-            format!("{}:{}", v.name, v.destination),
-            "host paths: volumes are not supported by moor yet",
-        ));
-    }
     let spec = ContainerSpec {
         mounts,
         exposed_ports: exposed_ports(&req)?,

@@ -270,8 +270,8 @@ async fn rename(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
 async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let force = flag(&q, "force", false)?;
-    // moor has no volumes: `v` is validated and has nothing to remove.
-    flag(&q, "v", false)?;
+    // `v`: the container's anonymous volumes go with it (named ones stay, as in Docker).
+    let volumes = flag(&q, "v", false)?;
     let rec = addr
         .send(InspectContainer)
         .await
@@ -281,7 +281,18 @@ async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
         .await
         .map_err(ContainerError::from)?
     {
-        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Ok(()) => {
+            if volumes {
+                let names = rec.spec.mounts.iter().map(|m| m.name.clone());
+                let names = names.filter(|n| !n.is_empty()).collect();
+                state
+                    .supervisor
+                    .send(RemoveAnonymousVolumes(names))
+                    .await
+                    .map_err(ContainerError::from)?;
+            }
+            Ok(HttpResponse::NoContent().finish())
+        }
         Err(ContainerError::Transition(TransitionError::RunningCannotRemove)) => {
             if let moor_state::State::Paused(_) = rec.state {
                 return Err(ApiError::RemovePaused { name: rec.name });

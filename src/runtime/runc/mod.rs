@@ -17,6 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use moor_state::reconcile::RuntimeState;
+use moor_state::record::MountKind;
 use moor_state::ContainerSpec;
 use thiserror::Error;
 
@@ -138,6 +139,10 @@ impl Runc {
         let oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
         overlay_of(layout, &images, id, &spec.image_id).mount()?;
         let bundle = bundle_dir(layout, id);
+        if let Err(e) = populate_volumes(&bundle.join("rootfs"), spec) {
+            let _ = overlay::unmount(&bundle.join("rootfs"));
+            return Err(e);
+        }
         if let Err(e) = bundle::write(&bundle, &oci) {
             let _ = overlay::unmount(&bundle.join("rootfs"));
             return Err(e.into());
@@ -178,6 +183,36 @@ fn create_bind_sources(spec: &ContainerSpec) -> Result<(), SetupError> {
                 path: path.to_path_buf(),
                 source,
             })?;
+        }
+    }
+    Ok(())
+}
+
+/// Docker's copy-up: an empty volume mounted where the image has files gets a copy of them
+/// (owners, modes and links kept, by `cp -a`), unless the mount says `nocopy`.
+fn populate_volumes(rootfs: &Path, spec: &ContainerSpec) -> Result<(), SetupError> {
+    let volumes = spec.mounts.iter().filter(|m| m.kind == MountKind::Volume);
+    for m in volumes.filter(|m| !m.no_copy) {
+        let from = rootfs.join(m.destination.trim_start_matches('/'));
+        let to = Path::new(&m.source);
+        let empty = |p: &Path| std::fs::read_dir(p).map_or(true, |mut d| d.next().is_none());
+        if !from.is_dir() || empty(&from) || !empty(to) {
+            continue;
+        }
+        let io = |source| SetupError::Io {
+            what: "copy the image's content into the volume",
+            path: to.to_path_buf(),
+            source,
+        };
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from.join("."))
+            .arg(to)
+            .output()
+            .map_err(io)?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(io(io::Error::other(text)));
         }
     }
     Ok(())
