@@ -72,7 +72,7 @@ fn config_cases() -> Vec<Case> {
         case("Healthcheck", json!({"Test": ["CMD", "true"]}), Refused),
         case("ArgsEscaped", json!(true), Refused),
         same("Image", json!("bb")),
-        case("Volumes", json!({"/data": {}}), Refused),
+        same("Volumes", json!({"/data": {}})),
         same("WorkingDir", json!("/tmp")),
         same("Entrypoint", json!(["/bin/sh"])),
         case("NetworkDisabled", json!(true), Refused),
@@ -91,7 +91,7 @@ const MIB64: i64 = 64 << 20;
 fn host_config_cases() -> Vec<Case> {
     let throttle = json!([{"Path": "/dev/null", "Rate": 1024}]);
     vec![
-        case("HostConfig.Binds", json!(["/tmp:/data"]), Refused),
+        same("HostConfig.Binds", json!(["/tmp:/data:ro"])),
         same("HostConfig.ContainerIDFile", json!("/tmp/cid")),
         same(
             "HostConfig.LogConfig",
@@ -142,7 +142,7 @@ fn host_config_cases() -> Vec<Case> {
             Refused,
         ),
         case("HostConfig.StorageOpt", json!({"size": "1G"}), Refused),
-        case("HostConfig.Tmpfs", json!({"/run": ""}), Refused),
+        same("HostConfig.Tmpfs", json!({"/run": "size=1m"})),
         same("HostConfig.UTSMode", json!("host")),
         case("HostConfig.UTSMode", json!("private"), Refused),
         case("HostConfig.UsernsMode", json!("host"), Refused),
@@ -210,10 +210,9 @@ fn host_config_cases() -> Vec<Case> {
         case("HostConfig.CpuPercent", json!(50), Refused),
         case("HostConfig.IOMaximumIOps", json!(100), Refused),
         case("HostConfig.IOMaximumBandwidth", json!(100), Refused),
-        case(
+        same(
             "HostConfig.Mounts",
-            json!([{"Type": "bind", "Source": "/tmp", "Target": "/x"}]),
-            Refused,
+            json!([{"Type": "bind", "Source": "/tmp", "Target": "/x", "ReadOnly": true}]),
         ),
         case("HostConfig.MaskedPaths", json!([]), Refused),
         case("HostConfig.ReadonlyPaths", json!([]), Refused),

@@ -16,7 +16,7 @@
 //!   `RuntimeKind::` (test code aside); the rest asks `runtime::interface::profile` or a
 //!   `Runtime` (and `state/`, which defines the kinds, is a crate of its own);
 //! - the CLI speaks HTTP with the API's wire types (`api::types`, `api::exec_types`,
-//!   `api::image_types`), and names the daemon only to start it (`src/cli/commands/daemon.rs`).
+//!   `api::image_types`, `api::volume_types`), and names the daemon only to start it (`src/cli/commands/daemon.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -134,7 +134,7 @@ fn crate_rule(module: &str, rel: &Path, target: &str) -> Option<&'static str> {
             Some("the CLI names the daemon only to start it")
         }
         "cli" if top == "api" && !is_wire_type(target) => {
-            Some("the CLI uses only the API's wire types (api::types, api::exec_types, api::image_types)")
+            Some("the CLI uses only the API's wire types (api::types, api::exec_types, api::image_types, api::volume_types)")
         }
         "cli" if top == "runtime" => Some("the CLI never names a runtime"),
         _ => None,
@@ -151,9 +151,14 @@ fn is_runtime_profile(target: &str) -> bool {
 
 /// The API's wire types, shared by the routes and the CLI.
 fn is_wire_type(target: &str) -> bool {
-    ["api::types", "api::exec_types", "api::image_types"]
-        .iter()
-        .any(|m| target == *m || target.starts_with(&format!("{m}::")))
+    [
+        "api::types",
+        "api::exec_types",
+        "api::image_types",
+        "api::volume_types",
+    ]
+    .iter()
+    .any(|m| target == *m || target.starts_with(&format!("{m}::")))
 }
 
 /// Route files never import each other.

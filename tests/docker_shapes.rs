@@ -23,7 +23,7 @@ fn unsupported_flags_are_refused_by_name() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["-v", "/tmp:/data"],
-            "HostConfig.Binds is not supported by moor yet",
+            "HostConfig.Binds is not supported by the process runtime (use runc)",
         ),
         (
             &["-p", "8080:80"],

@@ -3,10 +3,11 @@
 use std::fmt::{self, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use moor_state::record::RestartPolicy as Policy;
+use moor_state::record::{MountKind, MountOrigin, MountSpec, RestartPolicy as Policy};
 use moor_state::{ContainerRecord, State};
 
 use crate::api::types::*;
+use crate::api::volume_types::{BindOptions, Mount, MountPoint, TmpfsOptions, VolumeOptions};
 use crate::daemon::container::exit_code;
 use crate::host::layout::Layout;
 
@@ -106,8 +107,122 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
         privileged: spec.privileged,
         masked_paths: confined.then(|| defaults.masked_paths().clone().unwrap_or_default()),
         readonly_paths: confined.then(|| defaults.readonly_paths().clone().unwrap_or_default()),
+        binds: some_if_any(from(spec, MountOrigin::Binds).map(bind_text).collect()),
+        mounts: some_if_any(from(spec, MountOrigin::Mounts).map(mount_back).collect()),
+        tmpfs: some_if_any(
+            from(spec, MountOrigin::Tmpfs)
+                .map(|m| (m.destination.clone(), m.mode.clone()))
+                .collect(),
+        ),
         ..HostConfig::default()
     }
+}
+
+/// The mounts of `spec` that came from the create field `origin`.
+fn from(spec: &moor_state::ContainerSpec, origin: MountOrigin) -> impl Iterator<Item = &MountSpec> {
+    spec.mounts.iter().filter(move |m| m.origin == origin)
+}
+
+/// None for an empty collection (Docker shows null or omits the key).
+fn some_if_any<T: Collection>(c: T) -> Option<T> {
+    (!c.empty()).then_some(c)
+}
+
+/// What [`some_if_any`] takes.
+trait Collection {
+    fn empty(&self) -> bool;
+}
+
+impl<T> Collection for Vec<T> {
+    fn empty(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<K, V> Collection for std::collections::BTreeMap<K, V> {
+    fn empty(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+/// A Binds entry as given: `SRC:DST[:MODE]` (SRC a host path or a volume's name).
+fn bind_text(m: &MountSpec) -> String {
+    let src = match m.kind {
+        MountKind::Bind => &m.source,
+        _ => &m.name,
+    };
+    match m.mode.as_str() {
+        "" => format!("{src}:{}", m.destination),
+        mode => format!("{src}:{}:{mode}", m.destination),
+    }
+}
+
+/// A `--mount` entry as the client sent it (its defaults filled in).
+fn mount_back(m: &MountSpec) -> Mount {
+    let mut out = Mount {
+        source: match m.kind {
+            MountKind::Bind => m.source.clone(),
+            MountKind::Volume => m.name.clone(),
+            MountKind::Tmpfs => String::new(),
+        },
+        target: m.destination.clone(),
+        read_only: m.read_only,
+        ..Mount::default()
+    };
+    match m.kind {
+        MountKind::Bind => {
+            out.kind = "bind".into();
+            // Shown when asked for: Docker shows back the request.
+            out.bind_options =
+                (m.propagation != crate::api::mounts::DEFAULT_PROPAGATION).then(|| BindOptions {
+                    propagation: m.propagation.clone(),
+                });
+        }
+        MountKind::Volume => {
+            out.kind = "volume".into();
+            out.volume_options = m.no_copy.then(|| VolumeOptions {
+                no_copy: true,
+                ..VolumeOptions::default()
+            });
+        }
+        MountKind::Tmpfs => {
+            out.kind = "tmpfs".into();
+            out.tmpfs_options = Some(TmpfsOptions {
+                size_bytes: i64::try_from(m.tmpfs_size).unwrap_or(i64::MAX),
+                mode: m.tmpfs_mode,
+            });
+        }
+    }
+    out
+}
+
+/// Inspect's `Mounts`, as Docker lists them: binds, volumes and `--mount` tmpfs mounts
+/// (a `--tmpfs` one shows in `HostConfig.Tmpfs` only, as in Docker).
+pub fn mount_points(spec: &moor_state::ContainerSpec) -> Vec<MountPoint> {
+    let shown = spec
+        .mounts
+        .iter()
+        .filter(|m| m.origin != MountOrigin::Tmpfs);
+    shown
+        .map(|m| MountPoint {
+            kind: match m.kind {
+                MountKind::Bind => "bind",
+                MountKind::Volume => "volume",
+                MountKind::Tmpfs => "tmpfs",
+            }
+            .into(),
+            name: m.name.clone(),
+            source: m.source.clone(),
+            destination: m.destination.clone(),
+            driver: match m.kind {
+                MountKind::Volume => "local".into(),
+                _ => String::new(),
+            },
+            mode: m.mode.clone(),
+            rw: !m.read_only,
+            propagation: m.propagation.clone(),
+        })
+        .collect()
 }
 
 /// Inspect's Config.
@@ -136,7 +251,11 @@ fn config(rec: &ContainerRecord) -> ContainerConfig {
         exposed_ports: (!spec.exposed_ports.is_empty()).then(|| ports.collect()),
         open_stdin: spec.open_stdin,
         stdin_once: spec.open_stdin,
-        volumes: None,
+        volumes: some_if_any(
+            from(spec, MountOrigin::Volumes)
+                .map(|m| (m.destination.clone(), serde_json::json!({})))
+                .collect(),
+        ),
         on_build: None,
     }
 }
@@ -213,7 +332,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
         log_path: layout.log_path(&rec.id).display().to_string(),
         host_config: host_config(rec),
         config: config(rec),
-        mounts: Vec::new(),
+        mounts: mount_points(&rec.spec),
         network_settings: network_settings(rec),
         moor: MoorDetails {
             state: state.name().into(),

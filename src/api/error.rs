@@ -52,6 +52,9 @@ pub enum ApiError {
     /// A create request field refused by the field rule (`api::fields`).
     #[error(transparent)]
     Field(#[from] crate::api::fields::FieldError),
+    /// A bind mount, volume or tmpfs moor cannot take.
+    #[error(transparent)]
+    Mount(#[from] crate::api::mounts::MountError),
     /// A create option moor does not implement yet.
     #[error("{option} is not supported by moor yet")]
     Unsupported {
@@ -244,6 +247,7 @@ impl ResponseError for ApiError {
             | ApiError::BadTarget { .. }
             | ApiError::Unsupported { .. }
             | ApiError::Field(_)
+            | ApiError::Mount(_)
             | ApiError::LogOpt(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired { .. } => StatusCode::LENGTH_REQUIRED,
@@ -315,7 +319,8 @@ fn image_status(e: &crate::daemon::image::ImageOwnerError) -> StatusCode {
 
 fn container_status(e: &ContainerError) -> StatusCode {
     match e {
-        ContainerError::NotFound(_) => StatusCode::NOT_FOUND,
+        ContainerError::NotFound(_) | ContainerError::NoSuchVolume(_) => StatusCode::NOT_FOUND,
+        ContainerError::VolumeInUse { .. } => StatusCode::CONFLICT,
         ContainerError::Ambiguous(_)
         | ContainerError::InvalidName(_)
         | ContainerError::BadRequest(_)
@@ -338,6 +343,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::Exec(e) => exec_status(e),
         ContainerError::Image(e) => image_status(e),
         ContainerError::Store(_)
+        | ContainerError::VolumeStore(_)
         | ContainerError::Runtime(_)
         | ContainerError::Freeze { .. }
         | ContainerError::Io { .. }

@@ -87,7 +87,7 @@ pub const CONFIG: &[(&str, Field)] = &[
     ("Healthcheck", Refused(Zero)),
     ("ArgsEscaped", Refused(Zero)),
     ("Image", Honoured),
-    ("Volumes", Refused(Zero)),
+    ("Volumes", Honoured),
     ("WorkingDir", Honoured),
     ("Entrypoint", Honoured),
     ("NetworkDisabled", Refused(Zero)),
@@ -101,7 +101,7 @@ pub const CONFIG: &[(&str, Field)] = &[
 
 /// `HostConfig` with the `Resources` it embeds (api/types/container/hostconfig.go).
 pub const HOST_CONFIG: &[(&str, Field)] = &[
-    ("Binds", Refused(Zero)),
+    ("Binds", Honoured),
     ("ContainerIDFile", Honoured),
     ("LogConfig", Honoured),
     ("NetworkMode", Honoured),
@@ -130,7 +130,7 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("ReadonlyRootfs", Honoured),
     ("SecurityOpt", Refused(Zero)),
     ("StorageOpt", Refused(Zero)),
-    ("Tmpfs", Refused(Zero)),
+    ("Tmpfs", Honoured),
     ("UTSMode", Honoured),
     ("UsernsMode", Refused(Zero)),
     ("ShmSize", Honoured),
@@ -168,7 +168,7 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("CpuPercent", Refused(Zero)),
     ("IOMaximumIOps", Refused(Zero)),
     ("IOMaximumBandwidth", Refused(Zero)),
-    ("Mounts", Refused(Zero)),
+    ("Mounts", Honoured),
     ("MaskedPaths", Refused(Null)),
     ("ReadonlyPaths", Refused(Null)),
     ("Init", Refused(Zero)),
@@ -192,6 +192,75 @@ pub const ENDPOINT: &[(&str, Field)] = &[
     ("DriverOpts", Refused(Zero)),
     ("DNSNames", Refused(Zero)),
 ];
+
+/// One `HostConfig.Mounts` entry (api/types/mount/mount.go).
+pub const MOUNT: &[(&str, Field)] = &[
+    ("Type", Honoured),
+    ("Source", Honoured),
+    ("Target", Honoured),
+    ("ReadOnly", Honoured),
+    // Docker Desktop's hint, which Docker ignores on Linux too.
+    ("Consistency", Honoured),
+    ("BindOptions", Honoured),
+    ("VolumeOptions", Honoured),
+    ("TmpfsOptions", Honoured),
+    ("ClusterOptions", Refused(Zero)),
+];
+
+/// `Mount.BindOptions`.
+pub const BIND_OPTIONS: &[(&str, Field)] = &[
+    ("Propagation", Honoured),
+    ("NonRecursive", Refused(Zero)),
+    ("CreateMountpoint", Refused(Zero)),
+    ("ReadOnlyNonRecursive", Refused(Zero)),
+    ("ReadOnlyForceRecursive", Refused(Zero)),
+];
+
+/// `Mount.VolumeOptions`.
+pub const VOLUME_OPTIONS: &[(&str, Field)] = &[
+    ("NoCopy", Honoured),
+    ("Labels", Honoured),
+    ("DriverConfig", Refused(ZeroOr(&[r#"{"Name":"local"}"#]))),
+    ("Subpath", Refused(Zero)),
+];
+
+/// `Mount.TmpfsOptions`.
+pub const TMPFS_OPTIONS: &[(&str, Field)] = &[
+    ("SizeBytes", Honoured),
+    ("Mode", Honoured),
+    ("Options", Refused(Zero)),
+];
+
+/// `HostConfig.Mounts`: each entry and its options against their tables.
+fn check_mounts(v: &Value) -> Result<(), FieldError> {
+    let Some(list) = v.as_array() else {
+        return match v {
+            Value::Null => Ok(()),
+            _ => Err(FieldError::NotAnObject {
+                field: "HostConfig.Mounts".into(),
+            }),
+        };
+    };
+    let options = [
+        ("BindOptions", BIND_OPTIONS),
+        ("VolumeOptions", VOLUME_OPTIONS),
+        ("TmpfsOptions", TMPFS_OPTIONS),
+    ];
+    for (i, entry) in list.iter().enumerate() {
+        let prefix = format!("HostConfig.Mounts[{i}]");
+        let Some(m) = object(entry, &prefix)? else {
+            continue;
+        };
+        check_object(m, MOUNT, &format!("{prefix}."), &[])?;
+        for (key, table) in options {
+            let field = format!("{prefix}.{key}");
+            if let Some(o) = m.get(key).map(|o| object(o, &field)).transpose()?.flatten() {
+                check_object(o, table, &format!("{field}."), &[])?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Whether `v` is JSON's zero value: null, false, 0, "", an empty map, or a list of those
 /// scalars (`ConsoleSize: [0, 0]`). A map with a key is a value (`Volumes: {"/data": {}}`).
@@ -291,6 +360,9 @@ pub fn check(body: &Value) -> Result<(), FieldError> {
     if let Some(hc) = obj.get("HostConfig") {
         if let Some(hc) = object(hc, "HostConfig")? {
             check_object(hc, HOST_CONFIG, "HostConfig.", &[])?;
+            if let Some(mounts) = hc.get("Mounts") {
+                check_mounts(mounts)?;
+            }
             let mode = hc.get("NetworkMode").and_then(Value::as_str);
             network_mode = mode.unwrap_or_default().to_string();
         }
@@ -324,11 +396,25 @@ mod tests {
     fn a_refused_field_is_named() {
         let mut v: Value = serde_json::from_str(CLI_CREATE).unwrap();
         v["HostConfig"]["Binds"] = json!(["/a:/b"]);
+        assert_eq!(check(&v), Ok(()), "Binds are honoured");
+        v["HostConfig"]["Mounts"] = json!([{"Type": "bind", "Source": "/a", "Target": "/b",
+            "BindOptions": {"Propagation": "rshared", "NonRecursive": true}}]);
         assert_eq!(
             check(&v).unwrap_err().to_string(),
-            "HostConfig.Binds is not supported by moor yet"
+            "HostConfig.Mounts[0].BindOptions.NonRecursive is not supported by moor yet"
         );
-        v["HostConfig"]["Binds"] = Value::Null;
+        v["HostConfig"]["Mounts"] = json!([{"Type": "volume", "Target": "/b",
+            "VolumeOptions": {"DriverConfig": {"Name": "local"}}}]);
+        assert_eq!(check(&v), Ok(()));
+        v["HostConfig"]["Mounts"] = json!([{"Type": "tmpfs", "Target": "/b", "Future": 1}]);
+        assert!(check(&v).is_err(), "an unknown key with a value is refused");
+        v["HostConfig"]["Mounts"] = Value::Null;
+        v["HostConfig"]["PortBindings"] = json!({"80/tcp": [{"HostPort": "80"}]});
+        assert_eq!(
+            check(&v).unwrap_err().to_string(),
+            "HostConfig.PortBindings is not supported by moor yet"
+        );
+        v["HostConfig"]["PortBindings"] = json!({});
         v["HostConfig"]["MaskedPaths"] = json!([]);
         assert!(check(&v).is_err(), "[] unmasks everything: not a default");
         v["HostConfig"]["MaskedPaths"] = Value::Null;
@@ -353,7 +439,7 @@ mod tests {
         );
         assert!(check(&json!({"HostConfig": []})).is_err());
         assert!(
-            check(&json!({"Volumes": {"/data": {}}})).is_err(),
+            check(&json!({"Labels": {"a": ""}, "Domainname": {"x": {}}})).is_err(),
             "a key is a value"
         );
         assert!(check(&json!({"HostConfig": {"ConsoleSize": [0, 0]}})).is_ok());
@@ -362,7 +448,15 @@ mod tests {
 
     #[test]
     fn every_table_entry_is_unique() {
-        for table in [CONFIG, HOST_CONFIG, ENDPOINT] {
+        for table in [
+            CONFIG,
+            HOST_CONFIG,
+            ENDPOINT,
+            MOUNT,
+            BIND_OPTIONS,
+            VOLUME_OPTIONS,
+            TMPFS_OPTIONS,
+        ] {
             let mut names: Vec<_> = table.iter().map(|(n, _)| *n).collect();
             names.sort_unstable();
             let before = names.len();

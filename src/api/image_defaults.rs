@@ -21,6 +21,13 @@ pub fn merge(req: &mut CreateRequest, image: &ImageConfig) {
     let key = |e: &str| e.split('=').next().unwrap_or_default().to_string();
     let own: Vec<String> = env.iter().map(|e| key(e)).collect();
     env.extend(image.env.iter().filter(|e| !own.contains(&key(e))).cloned());
+    // The image's VOLUMEs are anonymous volumes, as in Docker (`api::mounts`).
+    let volumes = req.volumes.get_or_insert_with(Default::default);
+    for path in &image.volumes {
+        volumes
+            .entry(path.clone())
+            .or_insert_with(|| serde_json::json!({}));
+    }
     let labels = req.labels.get_or_insert_with(Default::default);
     for (k, v) in &image.labels {
         labels.entry(k.clone()).or_insert_with(|| v.clone());

@@ -261,14 +261,14 @@ fn log_opts(host: &HostConfig) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(lc.config.clone())
 }
 
-/// Turns a Docker create request into a container spec, or says what is wrong with it.
-/// `find_image` maps an image name or id to an imported image, whose config gives the
-/// defaults ([`crate::api::image_defaults::merge`]).
+/// Turns a Docker create request into a container spec and the create's warnings, or says
+/// what is wrong with it. `find_image` maps an image name or id to an imported image, whose
+/// config gives the defaults ([`crate::api::image_defaults::merge`]).
 pub fn to_spec(
     mut req: CreateRequest,
     default_runtime: RuntimeKind,
     find_image: impl FnOnce(&str) -> Result<Option<ImageRecord>, ApiError>,
-) -> Result<ContainerSpec, ApiError> {
+) -> Result<(ContainerSpec, Vec<String>), ApiError> {
     if req.image.is_empty() {
         return Err(ApiError::Query {
             name: "Image",
@@ -303,7 +303,10 @@ pub fn to_spec(
     check_resources(&host, kind)?;
     let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), kind)?;
     let cap_drop = capabilities("HostConfig.CapDrop", host.cap_drop.as_ref(), kind)?;
-    Ok(ContainerSpec {
+    // Mounts are part of the runtime's bundle: a runtime with images of its own has one.
+    let (mounts, warnings) = crate::api::mounts::mounts_of(&req, &host, kind.runs_images)?;
+    let spec = ContainerSpec {
+        mounts,
         exposed_ports: exposed_ports(&req)?,
         attach: AttachHints {
             stdin: req.attach_stdin,
@@ -338,7 +341,8 @@ pub fn to_spec(
         pids_limit: host.pids_limit.filter(|l| *l > 0),
         read_only: host.readonly_rootfs,
         network_mode: kind.network_mode_at_create(network_mode),
-    })
+    };
+    Ok((spec, warnings))
 }
 
 #[cfg(test)]
@@ -358,7 +362,7 @@ mod tests {
     fn create_needs_a_command() {
         let spec = |r| to_spec(r, RuntimeKind::Runc, |_| Ok(None));
         assert!(matches!(spec(req(&[])), Err(ApiError::NoCommand)));
-        assert_eq!(spec(req(&["true"])).unwrap().cmd, vec!["true"]);
+        assert_eq!(spec(req(&["true"])).unwrap().0.cmd, vec!["true"]);
     }
 
     fn image(config: moor_state::image::ImageConfig) -> ImageRecord {
@@ -384,7 +388,7 @@ mod tests {
             let c = c.clone();
             move |_: &str| Ok(Some(image(c)))
         };
-        let spec = to_spec(r.clone(), RuntimeKind::Runc, with(&config)).expect("image cmd");
+        let (spec, _) = to_spec(r.clone(), RuntimeKind::Runc, with(&config)).expect("image cmd");
         assert_eq!(spec.argv(), vec!["/bin/sh", "-c", "echo $A"]);
         assert_eq!(spec.env, vec!["A=1"]);
         let e = to_spec(r, RuntimeKind::Runc, with(&Default::default())).unwrap_err();
@@ -398,7 +402,7 @@ mod tests {
         let e = to_spec(r.clone(), RuntimeKind::Runc, |_| Ok(None)).unwrap_err();
         assert_eq!(e.to_string(), "No such image: busybox");
         let found = |_: &str| Ok(Some(image(Default::default())));
-        let spec = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
+        let (spec, _) = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
         assert_eq!(
             (spec.runtime, spec.network_mode.as_str()),
             (RuntimeKind::Runc, "none")

@@ -44,6 +44,8 @@ pub struct CreateRequest {
     pub stop_signal: Option<String>,
     /// Seconds to wait after the stop signal.
     pub stop_timeout: Option<u32>,
+    /// Anonymous volumes (`-v /DST`), as `{"/DST": {}}`.
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     /// Host-side options.
     pub host_config: Option<HostConfig>,
 }
@@ -73,8 +75,14 @@ pub struct HostConfig {
     /// `--cidfile`: written by the client, recorded and shown as Docker does.
     #[serde(rename = "ContainerIDFile")]
     pub container_id_file: String,
-    /// Bind mounts (`-v`): refused when set.
+    /// Bind mounts and named volumes (`-v SRC:DST[:MODE]`).
     pub binds: Option<Vec<String>>,
+    /// `--mount` (bind, volume, tmpfs); omitted when none, as Docker does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<crate::api::volume_types::Mount>>,
+    /// `--tmpfs PATH[:OPTIONS]`; omitted when none, as Docker does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<BTreeMap<String, String>>,
     /// Published ports (`-p`): refused when set.
     pub port_bindings: BTreeMap<String, serde_json::Value>,
     /// `--privileged`.
@@ -197,8 +205,8 @@ pub struct ContainerInspect {
     pub host_config: HostConfig,
     /// The container's config.
     pub config: ContainerConfig,
-    /// Always empty: moor has no volumes or bind mounts.
-    pub mounts: Vec<serde_json::Value>,
+    /// The container's bind mounts, volumes and tmpfs mounts.
+    pub mounts: Vec<crate::api::volume_types::MountPoint>,
     /// Docker's network facts for the container's one network (`none` or `host`).
     pub network_settings: NetworkSettings,
     /// moor's own facts (shim, runtime, orphan reason).
@@ -376,7 +384,7 @@ pub struct ContainerConfig {
     pub open_stdin: bool,
     /// Stdin closes after the first attached client.
     pub stdin_once: bool,
-    /// Always null (anonymous volumes are refused).
+    /// Anonymous volumes (`-v /DST`, an image's VOLUME), as `{"/DST": {}}`.
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     /// Always null.
     pub on_build: Option<Vec<String>>,

@@ -68,6 +68,9 @@ pub enum Command {
     /// Manage images: import, ls, rm, inspect.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage volumes: create, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(crate::cli::commands::volume::VolumeCommand),
     /// Show the moor version information.
     Version,
     /// Administer the store and orphans; works with the daemon down.

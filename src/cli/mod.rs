@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Rename(args) => commands::rename::execute(&client, args),
         Command::Pull(args) => commands::pull::execute(&client, args),
         Command::Image(cmd) => commands::image::execute(&client, cmd),
+        Command::Volume(cmd) => commands::volume::execute(&client, cmd),
         Command::Version => commands::version::execute(&client),
     }
 }

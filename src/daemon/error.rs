@@ -94,6 +94,20 @@ pub enum ContainerError {
     /// An image operation failed, or a create's image is gone.
     #[error(transparent)]
     Image(#[from] crate::daemon::image::ImageOwnerError),
+    /// No volume has this name.
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    /// A volume in use by containers cannot be removed (Docker's text).
+    #[error("remove {name}: volume is in use - [{}]", .ids.join(", "))]
+    VolumeInUse {
+        /// The volume.
+        name: String,
+        /// The containers that use it.
+        ids: Vec<String>,
+    },
+    /// The volumes tree failed.
+    #[error("volume store: {0}")]
+    VolumeStore(#[from] moor_state::volume::VolumeStoreError),
     /// The actor is gone (daemon shutting down).
     #[error("the daemon is shutting down")]
     Mailbox(#[from] actix::MailboxError),

@@ -251,3 +251,49 @@ pub struct FindImage(pub String);
     result = "Result<Vec<moor_state::image::ImageRecord>, crate::daemon::image::ImageOwnerError>"
 )]
 pub struct ListImages;
+
+/// Create a volume, or find the one of that name (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<moor_state::volume::VolumeRecord, ContainerError>")]
+pub struct CreateVolume {
+    /// Its name (None: a generated one).
+    pub name: Option<String>,
+    /// Labels of a new volume.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Every volume (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<moor_state::volume::VolumeRecord>, ContainerError>")]
+pub struct ListVolumes;
+
+/// One volume by name (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<moor_state::volume::VolumeRecord, ContainerError>")]
+pub struct InspectVolume(pub String);
+
+/// Remove a volume: refused while a container uses it, unless `force` (Docker's `force`
+/// removes an unused volume's record even when its data cannot be, and ignores a missing one).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct RemoveVolume {
+    /// Its name.
+    pub name: String,
+    /// Docker's `force`.
+    pub force: bool,
+}
+
+/// Remove the volumes no container uses: anonymous ones, or every one with `all` (Supervisor).
+/// The names removed and the bytes freed.
+#[derive(Message)]
+#[rtype(result = "Result<(Vec<String>, u64), ContainerError>")]
+pub struct PruneVolumes {
+    /// Named volumes too (Docker's `all=true` filter).
+    pub all: bool,
+}
+
+/// Remove the anonymous volumes of a removed container's spec (`rm -v`) that nothing else
+/// uses (Supervisor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveAnonymousVolumes(pub Vec<String>);

@@ -1,4 +1,8 @@
-//! The Supervisor actor: owns ids and names, creates containers and finds them.
+//! The Supervisor actor: owns ids, names and volumes, creates containers and finds them.
+
+mod volumes;
+
+pub use volumes::volume_dir;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -192,8 +196,10 @@ impl Handler<CreateContainer> for Supervisor {
             }
             None => self.free_generated_name()?,
         };
+        let mut spec = msg.spec;
+        self.attach_volumes(&mut spec)?;
         let id = new_id();
-        let record = ContainerRecord::new(id.clone(), name, msg.spec, Utc::now());
+        let record = ContainerRecord::new(id.clone(), name, spec, Utc::now());
         // Durable before the first start, not before this answer: see ContainerActor::start.
         spec_file(&self.shared, &record, false)?;
         // The log exists from create on, so `logs -f` can open it before the start.

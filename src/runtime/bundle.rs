@@ -6,6 +6,7 @@
 
 mod caps;
 mod privileged;
+mod user_mounts;
 
 use std::path::Path;
 
@@ -92,8 +93,13 @@ fn capabilities(spec: &ContainerSpec) -> Result<LinuxCapabilities, BundleError> 
 }
 
 /// The default mounts, with a writable /sys when privileged and the host's /dev/shm with
-/// the host's IPC namespace (Docker bind-mounts it).
+/// the host's IPC namespace (Docker bind-mounts it), then the user's mounts.
 fn mounts(oci: &Spec, spec: &ContainerSpec) -> Result<Vec<Mount>, BundleError> {
+    user_mounts::merge(default_mounts(oci, spec)?, &spec.mounts)
+}
+
+/// Docker's default mounts for this spec.
+fn default_mounts(oci: &Spec, spec: &ContainerSpec) -> Result<Vec<Mount>, BundleError> {
     let mut mounts = oci.mounts().clone().unwrap_or_default();
     if spec.privileged {
         mounts = privileged::writable_sysfs(mounts);

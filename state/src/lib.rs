@@ -14,6 +14,7 @@ pub mod restart;
 mod runtime_state;
 pub mod schema;
 pub mod store;
+pub mod volume;
 mod witness;
 
 pub use event::Event;

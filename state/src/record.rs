@@ -150,6 +150,77 @@ pub struct ContainerSpec {
     /// Docker's Privileged: every capability, the host's devices, no masked paths.
     #[serde(default)]
     pub privileged: bool,
+    /// Bind mounts, volumes and tmpfs mounts (Binds, Mounts, Tmpfs, Volumes), in the order
+    /// they are mounted: part of the runc bundle, so they live as long as the container.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+}
+
+/// What a mount is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountKind {
+    /// A host path bind-mounted into the container.
+    #[default]
+    Bind,
+    /// A named or anonymous volume of the `local` driver (a bind of its data directory).
+    Volume,
+    /// A tmpfs, gone with the container's mount namespace.
+    Tmpfs,
+}
+
+/// Which create field a mount came from: inspect shows it back under that field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountOrigin {
+    /// `HostConfig.Binds` (`-v SRC:DST[:MODE]`).
+    #[default]
+    Binds,
+    /// `HostConfig.Mounts` (`--mount`).
+    Mounts,
+    /// `HostConfig.Tmpfs` (`--tmpfs`).
+    Tmpfs,
+    /// `Config.Volumes` (`-v /DST`, an image's VOLUME): an anonymous volume.
+    Volumes,
+}
+
+/// One mount of a container, as recorded at create.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Bind, volume or tmpfs.
+    pub kind: MountKind,
+    /// Which create field gave it.
+    pub origin: MountOrigin,
+    /// The host path: the bind's source, a volume's data directory; empty for a tmpfs.
+    pub source: String,
+    /// The absolute path inside the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Docker's Mode text as given in Binds (`ro`, `rw,z`...) or empty.
+    #[serde(default)]
+    pub mode: String,
+    /// Bind propagation (`rprivate` unless asked); empty for volumes and tmpfs.
+    #[serde(default)]
+    pub propagation: String,
+    /// The volume's name (volumes only).
+    #[serde(default)]
+    pub name: String,
+    /// A bind whose missing source is created as a directory at start (`-v`, not `--mount`).
+    #[serde(default)]
+    pub create_source: bool,
+    /// Do not copy the image's content at the destination into a new, empty volume.
+    #[serde(default)]
+    pub no_copy: bool,
+    /// tmpfs size in bytes (0: the kernel's default).
+    #[serde(default)]
+    pub tmpfs_size: u64,
+    /// tmpfs mode bits (0: 1777).
+    #[serde(default)]
+    pub tmpfs_mode: u32,
+    /// tmpfs mount flags as given (`noexec`, `nosuid`...).
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 /// Which standard streams the creating client said it attaches (Docker's Attach* fields).

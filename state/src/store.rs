@@ -1,5 +1,5 @@
-//! The sled store: typed trees `containers` (id -> record), `names` (name -> id) and
-//! `meta` (schema version). Every write is flushed before it returns: "every transition
+//! The sled store: typed trees `containers` (id -> record), `names` (name -> id),
+//! `meta` (schema version), and beside them `images` and `volumes`. Every write is flushed before it returns: "every transition
 //! is flushed to disk before the daemon acknowledges it".
 //!
 //! A store sled cannot read is moved aside, never deleted ([`Store::open_or_move_aside`]),
@@ -381,6 +381,18 @@ impl Store {
             .open_tree(crate::image::IMAGES_TREE)
             .map_err(|source| StoreError::Read { source })?;
         Ok(crate::image::ImageStore {
+            db: self.db.clone(),
+            tree,
+        })
+    }
+
+    /// The volumes tree (see [`crate::volume`]), sharing this store's database.
+    pub fn volumes(&self) -> Result<crate::volume::VolumeStore, StoreError> {
+        let tree = self
+            .db
+            .open_tree(crate::volume::VOLUMES_TREE)
+            .map_err(|source| StoreError::Read { source })?;
+        Ok(crate::volume::VolumeStore {
             db: self.db.clone(),
             tree,
         })

@@ -48,7 +48,7 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
             .map_err(ContainerError::from)?
             .map_err(ContainerError::from)?,
     };
-    let spec = to_spec(req, shared.runtimes.default_kind, |_| Ok(image))?;
+    let (spec, warnings) = to_spec(req, shared.runtimes.default_kind, |_| Ok(image))?;
     shared.check_log_opts(&spec)?;
     shared.runtimes.for_spec(&spec).check_create(&spec)?;
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
@@ -57,10 +57,7 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
         .send(CreateContainer { name, spec })
         .await
         .map_err(ContainerError::from)??;
-    Ok(HttpResponse::Created().json(CreateResponse {
-        id,
-        warnings: Vec::new(),
-    }))
+    Ok(HttpResponse::Created().json(CreateResponse { id, warnings }))
 }
 
 async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
@@ -281,8 +278,8 @@ async fn rename(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
 async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (_, addr) = resolve(&state, &path.id).await?;
     let force = flag(&q, "force", false)?;
-    // moor has no volumes: `v` is validated and has nothing to remove.
-    flag(&q, "v", false)?;
+    // `v`: the container's anonymous volumes go with it (named ones stay, as in Docker).
+    let volumes = flag(&q, "v", false)?;
     let rec = addr
         .send(InspectContainer)
         .await
@@ -292,7 +289,18 @@ async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
         .await
         .map_err(ContainerError::from)?
     {
-        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Ok(()) => {
+            if volumes {
+                let names = rec.spec.mounts.iter().map(|m| m.name.clone());
+                let names = names.filter(|n| !n.is_empty()).collect();
+                state
+                    .supervisor
+                    .send(RemoveAnonymousVolumes(names))
+                    .await
+                    .map_err(ContainerError::from)?;
+            }
+            Ok(HttpResponse::NoContent().finish())
+        }
         Err(ContainerError::Transition(TransitionError::RunningCannotRemove)) => {
             if let moor_state::State::Paused(_) = rec.state {
                 return Err(ApiError::RemovePaused { name: rec.name });

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod system;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::configure(cfg);
     exec::configure(cfg);
     admin::configure(cfg);
+    volumes::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.

@@ -18,6 +18,7 @@ pub mod run;
 pub mod start;
 pub mod stop;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 use super::client::encode;

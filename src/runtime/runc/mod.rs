@@ -17,6 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use moor_state::reconcile::RuntimeState;
+use moor_state::record::MountKind;
 use moor_state::ContainerSpec;
 use thiserror::Error;
 
@@ -133,10 +134,15 @@ impl Runc {
                 dir: images.dir.clone(),
             });
         }
+        create_bind_sources(spec)?;
         let user = crate::image::user::resolve_layers(&images.lowers(&spec.image_id), &spec.user)?;
         let oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
         overlay_of(layout, &images, id, &spec.image_id).mount()?;
         let bundle = bundle_dir(layout, id);
+        if let Err(e) = populate_volumes(&bundle.join("rootfs"), spec) {
+            let _ = overlay::unmount(&bundle.join("rootfs"));
+            return Err(e);
+        }
         if let Err(e) = bundle::write(&bundle, &oci) {
             let _ = overlay::unmount(&bundle.join("rootfs"));
             return Err(e.into());
@@ -164,6 +170,52 @@ impl Runc {
             open_stdin: spec.open_stdin,
         })
     }
+}
+
+/// The missing host paths of `-v` binds, created as directories as Docker does (a
+/// `--mount` bind's source was checked at create instead).
+fn create_bind_sources(spec: &ContainerSpec) -> Result<(), SetupError> {
+    for m in spec.mounts.iter().filter(|m| m.create_source) {
+        let path = Path::new(&m.source);
+        if path.symlink_metadata().is_err() {
+            std::fs::create_dir_all(path).map_err(|source| SetupError::Io {
+                what: "create the bind source",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Docker's copy-up: an empty volume mounted where the image has files gets a copy of them
+/// (owners, modes and links kept, by `cp -a`), unless the mount says `nocopy`.
+fn populate_volumes(rootfs: &Path, spec: &ContainerSpec) -> Result<(), SetupError> {
+    let volumes = spec.mounts.iter().filter(|m| m.kind == MountKind::Volume);
+    for m in volumes.filter(|m| !m.no_copy) {
+        let from = rootfs.join(m.destination.trim_start_matches('/'));
+        let to = Path::new(&m.source);
+        let empty = |p: &Path| std::fs::read_dir(p).map_or(true, |mut d| d.next().is_none());
+        if !from.is_dir() || empty(&from) || !empty(to) {
+            continue;
+        }
+        let io = |source| SetupError::Io {
+            what: "copy the image's content into the volume",
+            path: to.to_path_buf(),
+            source,
+        };
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from.join("."))
+            .arg(to)
+            .output()
+            .map_err(io)?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(io(io::Error::other(text)));
+        }
+    }
+    Ok(())
 }
 
 /// `runc state` of the container whose run directory is `dir`, when its shim.json says it

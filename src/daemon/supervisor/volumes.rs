@@ -1,0 +1,213 @@
+//! The Supervisor's volumes: it owns them as it owns names, so creating one, the in-use
+//! check of a removal and a container's create or removal never interleave.
+
+use std::path::{Path, PathBuf};
+
+use actix::prelude::*;
+use chrono::Utc;
+use moor_state::record::MountKind;
+use moor_state::volume::{self, VolumeRecord, ANONYMOUS_LABEL, VOLUME_RECORD_VERSION};
+use moor_state::ContainerSpec;
+use tracing::{info, warn};
+
+use super::{new_id, Supervisor};
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::*;
+
+/// A volume's directory, `<root>/volumes/<name>` (its data in `_data`, as Docker's).
+pub fn volume_dir(root: &Path, name: &str) -> PathBuf {
+    root.join("volumes").join(name)
+}
+
+/// Docker's volume name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+impl Supervisor {
+    /// The volume `name` (None: a new anonymous one), created with its data directory when
+    /// missing.
+    fn volume(
+        &self,
+        name: Option<String>,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<VolumeRecord, ContainerError> {
+        let store = self.shared.store.volumes()?;
+        let anonymous = name.is_none();
+        let name = name.unwrap_or_else(new_id);
+        if !valid_name(&name) {
+            return Err(ContainerError::BadRequest(format!(
+                "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
+            )));
+        }
+        if let Some(existing) = store.get(&name)? {
+            return Ok(existing);
+        }
+        let data = volume_dir(&self.shared.layout.root, &name).join("_data");
+        std::fs::create_dir_all(&data).map_err(|source| ContainerError::Io {
+            what: "create",
+            path: data.clone(),
+            source,
+        })?;
+        let mut labels = labels;
+        if anonymous {
+            labels.insert(ANONYMOUS_LABEL.into(), String::new());
+        }
+        let rec = VolumeRecord {
+            version: VOLUME_RECORD_VERSION,
+            name,
+            created_at: Utc::now(),
+            labels,
+            anonymous,
+        };
+        store.put(&rec)?;
+        info!(volume = %rec.name, "volume created");
+        Ok(rec)
+    }
+
+    /// Gives every volume mount of `spec` its volume (created when missing) and host path.
+    pub(super) fn attach_volumes(&self, spec: &mut ContainerSpec) -> Result<(), ContainerError> {
+        let root = self.shared.layout.root.clone();
+        for m in spec
+            .mounts
+            .iter_mut()
+            .filter(|m| m.kind == MountKind::Volume)
+        {
+            let name = (!m.name.is_empty()).then(|| m.name.clone());
+            let rec = self.volume(name, Default::default())?;
+            m.source = volume_dir(&root, &rec.name)
+                .join("_data")
+                .display()
+                .to_string();
+            m.name = rec.name;
+        }
+        Ok(())
+    }
+
+    /// Removes the volume `name`'s record, then its directory off this thread. Refused
+    /// while a container uses it.
+    fn remove_volume(&mut self, name: &str) -> Result<u64, ContainerError> {
+        let store = self.shared.store.volumes()?;
+        if store.get(name)?.is_none() {
+            return Err(ContainerError::NoSuchVolume(name.into()));
+        }
+        let records = self.list()?;
+        let ids: Vec<String> = volume::users(&records, name).map(String::from).collect();
+        if !ids.is_empty() {
+            return Err(ContainerError::VolumeInUse {
+                name: name.into(),
+                ids,
+            });
+        }
+        store.remove(name)?;
+        let dir = volume_dir(&self.shared.layout.root, name);
+        let size = dir_size(&dir);
+        let volume = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                warn!(volume = %volume, error = %e, "volume data not removed");
+            }
+        });
+        info!(volume = %name, "volume removed");
+        Ok(size)
+    }
+}
+
+/// The bytes of the files under `dir` (what a prune reports as reclaimed).
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+impl Handler<CreateVolume> for Supervisor {
+    type Result = Result<VolumeRecord, ContainerError>;
+
+    fn handle(&mut self, msg: CreateVolume, _: &mut Context<Self>) -> Self::Result {
+        self.volume(msg.name, msg.labels)
+    }
+}
+
+impl Handler<ListVolumes> for Supervisor {
+    type Result = Result<Vec<VolumeRecord>, ContainerError>;
+
+    fn handle(&mut self, _: ListVolumes, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.shared.store.volumes()?.list()?)
+    }
+}
+
+impl Handler<InspectVolume> for Supervisor {
+    type Result = Result<VolumeRecord, ContainerError>;
+
+    fn handle(&mut self, msg: InspectVolume, _: &mut Context<Self>) -> Self::Result {
+        let found = self.shared.store.volumes()?.get(&msg.0)?;
+        found.ok_or(ContainerError::NoSuchVolume(msg.0))
+    }
+}
+
+impl Handler<RemoveVolume> for Supervisor {
+    type Result = Result<(), ContainerError>;
+
+    fn handle(&mut self, msg: RemoveVolume, _: &mut Context<Self>) -> Self::Result {
+        match self.remove_volume(&msg.name) {
+            // Docker's force: a missing volume is no error.
+            Err(ContainerError::NoSuchVolume(_)) if msg.force => Ok(()),
+            other => other.map(drop),
+        }
+    }
+}
+
+impl Handler<PruneVolumes> for Supervisor {
+    type Result = Result<(Vec<String>, u64), ContainerError>;
+
+    fn handle(&mut self, msg: PruneVolumes, _: &mut Context<Self>) -> Self::Result {
+        let records = self.list()?;
+        let candidates: Vec<String> = self
+            .shared
+            .store
+            .volumes()?
+            .list()?
+            .into_iter()
+            .filter(|v| msg.all || v.anonymous)
+            .filter(|v| volume::users(&records, &v.name).next().is_none())
+            .map(|v| v.name)
+            .collect();
+        let mut removed = Vec::new();
+        let mut space = 0;
+        for name in candidates {
+            space += self.remove_volume(&name)?;
+            removed.push(name);
+        }
+        Ok((removed, space))
+    }
+}
+
+impl Handler<RemoveAnonymousVolumes> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveAnonymousVolumes, _: &mut Context<Self>) {
+        let Ok(store) = self.shared.store.volumes() else {
+            return;
+        };
+        for name in msg.0 {
+            let anonymous = store.get(&name).ok().flatten().is_some_and(|v| v.anonymous);
+            if anonymous {
+                if let Err(e) = self.remove_volume(&name) {
+                    warn!(volume = %name, error = %e, "anonymous volume kept");
+                }
+            }
+        }
+    }
+}
