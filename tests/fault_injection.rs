@@ -205,3 +205,65 @@ fn killed_between_removing_and_the_record_deletion() {
     d.cli_ok(&args);
     check(&d, &mark);
 }
+
+/// An import killed at `point`: after the restart nothing half-imported is visible (no work
+/// directory left in `images/tmp`, the image listed whole or not at all), a retry imports it
+/// once, and it is still there after a second restart.
+fn import_killed_at(point: &str) {
+    let mut d = armed(point);
+    let tar = d.root().with_file_name(format!("bb-{point}.tar"));
+    fs::write(&tar, common::runc::busybox_tar()).expect("write the image tar");
+    let tar = tar.to_str().expect("utf-8").to_string();
+    let _ = d.cli(&["image", "import", &tar, "faulty"]);
+    crashed_and_restarted(&mut d, point);
+    let tmp = d.root().join("images").join("tmp");
+    let left: Vec<_> = fs::read_dir(&tmp)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{point}: left in images/tmp: {left:?}");
+    let listed: Value = d.http("GET", "/images/json", None).json();
+    for img in listed.as_array().expect("a list") {
+        let id = img["Id"].as_str().expect("Id");
+        let hex = id.trim_start_matches("sha256:");
+        assert!(
+            d.root().join("images").join(hex).exists(),
+            "{point}: image {id} listed without its files"
+        );
+    }
+    let out = d.cli_ok(&["image", "import", &tar, "faulty"]);
+    assert!(out.trim().starts_with("sha256:"), "{point}: {out}");
+    let ids = |d: &Daemon| -> Vec<String> {
+        let v: Value = d.http("GET", "/images/json", None).json();
+        v.as_array()
+            .expect("a list")
+            .iter()
+            .filter(|i| i["RepoTags"].to_string().contains("faulty"))
+            .map(|i| i["Id"].as_str().expect("Id").to_string())
+            .collect()
+    };
+    assert_eq!(ids(&d).len(), 1, "{point}: imported once");
+    d.kill9();
+    d.restart();
+    assert_eq!(
+        ids(&d).len(),
+        1,
+        "{point}: still there after a second restart"
+    );
+    let r = d.http("GET", "/images/faulty/json", None);
+    assert_eq!(r.status, 200, "{point}: {}", r.body);
+}
+
+#[test]
+fn killed_with_an_import_unpacked() {
+    import_killed_at("image-unpacked");
+}
+
+#[test]
+fn killed_with_an_import_committed_but_not_recorded() {
+    import_killed_at("image-committed");
+}
+
+#[test]
+fn killed_with_an_import_recorded_but_its_metadata_unwritten() {
+    import_killed_at("image-recorded");
+}

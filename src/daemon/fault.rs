@@ -7,7 +7,10 @@
 //! The points: `create-persisted` (record stored, not yet answered), `start-persisted`
 //! (`starting` stored, no shim yet), `shim-spawned` (the shim runs the process, `running`
 //! not yet stored), `stop-signalled` (stop signal sent, the SIGKILL not yet),
-//! `rm-persisted` (`removing` stored and the spec file gone, the record not yet deleted).
+//! `rm-persisted` (`removing` stored and the spec file gone, the record not yet deleted);
+//! for an image import: `image-unpacked` (unpacked in its work directory, nothing committed),
+//! `image-committed` (its tree in place, no record yet), `image-recorded` (the record
+//! stored, its metadata file not yet written).
 
 /// Holds the armed points for the daemon's life (see [`setup`]).
 #[cfg(feature = "failpoints")]

@@ -129,6 +129,7 @@ impl Handler<CommitImage> for Supervisor {
     fn handle(&mut self, msg: CommitImage, _: &mut Context<Self>) -> Self::Result {
         let dirs = ImageDirs::new(&self.shared.layout.root);
         let id = msg.record.id.clone();
+        crate::daemon::fault::point("image-unpacked");
         let leftover = match msg.files {
             ImageFiles::Unpacked(unpacked) => match dirs.commit(&id, &unpacked) {
                 Ok(()) => Some(unpacked),
@@ -143,8 +144,10 @@ impl Handler<CommitImage> for Supervisor {
                 None
             }
         };
+        crate::daemon::fault::point("image-committed");
         let images = records(&self.shared)?;
         let record = images.add(&msg.record, msg.name.as_deref())?;
+        crate::daemon::fault::point("image-recorded");
         save_metadata(&self.shared, images);
         Ok(Committed { record, leftover })
     }
