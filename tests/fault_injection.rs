@@ -267,3 +267,56 @@ fn killed_with_an_import_committed_but_not_recorded() {
 fn killed_with_an_import_recorded_but_its_metadata_unwritten() {
     import_killed_at("image-recorded");
 }
+
+/// The volume names `moor volume ls` shows.
+fn volumes(d: &Daemon) -> Vec<String> {
+    let v: Value = d.http("GET", "/volumes", None).json();
+    v["Volumes"]
+        .as_array()
+        .expect("Volumes")
+        .iter()
+        .map(|v| v["Name"].as_str().expect("Name").to_string())
+        .collect()
+}
+
+#[test]
+fn killed_with_a_volume_directory_made_but_not_recorded() {
+    let mut d = armed("volume-dir-created");
+    let _ = d.cli(&["volume", "create", "vfault"]);
+    crashed_and_restarted(&mut d, "volume-dir-created");
+    // No record, so nothing is listed, and the empty directory is gone at the start.
+    assert!(!volumes(&d).contains(&"vfault".to_string()));
+    assert!(!d.root().join("volumes/vfault").exists());
+    d.cli_ok(&["volume", "create", "vfault"]);
+    assert!(volumes(&d).contains(&"vfault".to_string()));
+    d.kill9();
+    d.restart();
+    assert!(
+        volumes(&d).contains(&"vfault".to_string()),
+        "kept across a restart"
+    );
+    assert!(d.root().join("volumes/vfault/_data").is_dir());
+}
+
+#[test]
+fn killed_between_a_volume_record_and_its_data_removal() {
+    let mut d = armed("volume-record-removed");
+    let made = d.http("POST", "/volumes/create", Some(r#"{"Name":"vgone"}"#));
+    assert_eq!(made.status, 201, "{}", made.body);
+    let data = d.root().join("volumes/vgone/_data");
+    fs::write(data.join("secret"), "old data").expect("write into the volume");
+    let _ = d.cli(&["volume", "rm", "vgone"]);
+    crashed_and_restarted(&mut d, "volume-record-removed");
+    // The removal is finished at the start: no record, no data; a new volume of that name
+    // starts empty, never with the old one's files.
+    assert!(!volumes(&d).contains(&"vgone".to_string()));
+    assert!(
+        !d.root().join("volumes/vgone").exists(),
+        "half-removed data left"
+    );
+    d.cli_ok(&["volume", "create", "vgone"]);
+    assert!(
+        !data.join("secret").exists(),
+        "a new volume got the old data"
+    );
+}

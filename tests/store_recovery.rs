@@ -184,3 +184,26 @@ fn a_spec_file_lost_before_the_first_start_is_written_again() {
     assert_eq!(d.inspect_field("late", "{{.State.Status}}"), "running");
     assert_eq!(d.inspect_field("late", "{{.State.Pid}}"), pid);
 }
+
+#[test]
+fn a_rebuilt_store_gets_its_volumes_back_with_their_data() {
+    let mut d = Daemon::start(LIVE_RESTORE_ON);
+    let made = d.http("POST", "/volumes/create", Some(r#"{"Name":"keepme"}"#));
+    assert_eq!(made.status, 201, "{}", made.body);
+    let data = d.root().join("volumes/keepme/_data");
+    fs::write(data.join("file"), "kept").expect("write into the volume");
+    d.kill9();
+    assert!(garble(&d.root().join("moor.db")) > 0);
+    d.restart();
+    // The volumes tree was lost with the store: the volume comes back from its directory,
+    // with its data, instead of being taken for the remains of a removal.
+    let listed = d.http("GET", "/volumes/keepme", None);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(
+        fs::read_to_string(data.join("file")).expect("data kept"),
+        "kept"
+    );
+    d.kill9();
+    d.restart();
+    assert_eq!(d.http("GET", "/volumes/keepme", None).status, 200);
+}

@@ -10,7 +10,9 @@
 //! `rm-persisted` (`removing` stored and the spec file gone, the record not yet deleted);
 //! for an image import: `image-unpacked` (unpacked in its work directory, nothing committed),
 //! `image-committed` (its tree in place, no record yet), `image-recorded` (the record
-//! stored, its metadata file not yet written).
+//! stored, its metadata file not yet written); for volumes: `volume-dir-created` (the data
+//! directory made, no record yet) and `volume-record-removed` (the record gone, the data not
+//! yet).
 
 /// Holds the armed points for the daemon's life (see [`setup`]).
 #[cfg(feature = "failpoints")]

@@ -177,6 +177,7 @@ fn open_store(layout: &Layout) -> Result<Store, DaemonError> {
         warn!(restored = n, "store rebuilt from spec files");
     }
     crate::image::meta::on_open(&store, &layout.root, moved.is_some());
+    supervisor::volumes::on_open(&store, &layout.root, moved.is_some());
     Ok(store)
 }
 

@@ -1,6 +1,6 @@
 //! The Supervisor actor: owns ids, names and volumes, creates containers and finds them.
 
-mod volumes;
+pub mod volumes;
 
 pub use volumes::volume_dir;
 

@@ -19,6 +19,54 @@ pub fn volume_dir(root: &Path, name: &str) -> PathBuf {
     root.join("volumes").join(name)
 }
 
+/// At daemon start, the volumes tree against the volume directories. A store that opened
+/// normally holds every volume: a directory without a record is what an interrupted create
+/// (an empty directory) or removal (the record gone, the data not yet) left, and is removed.
+/// A store rebuilt from spec files has lost its volumes tree: each directory gets its record
+/// back (anonymous when its name is a 64-hex id, as moor names them), so no data is lost.
+pub fn on_open(store: &moor_state::store::Store, root: &Path, rebuilt: bool) {
+    let Ok(entries) = std::fs::read_dir(root.join("volumes")) else {
+        return;
+    };
+    let volumes = match store.volumes() {
+        Ok(v) => v,
+        Err(e) => return warn!(error = %e, "cannot open the volumes tree"),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !valid_name(&name) || !matches!(volumes.get(&name), Ok(None)) {
+            continue;
+        }
+        if rebuilt {
+            let anonymous = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            let mut labels = std::collections::BTreeMap::new();
+            if anonymous {
+                labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+            }
+            let rec = VolumeRecord {
+                version: VOLUME_RECORD_VERSION,
+                name: name.clone(),
+                created_at: Utc::now(),
+                labels,
+                anonymous,
+            };
+            match volumes.put(&rec) {
+                Ok(()) => warn!(volume = %name, "volume record restored from its directory"),
+                Err(e) => warn!(volume = %name, error = %e, "volume record not restored"),
+            }
+        } else {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    warn!(volume = %name, "removed a volume directory without a record (an interrupted create or removal)")
+                }
+                Err(e) => {
+                    warn!(volume = %name, error = %e, "volume directory without a record not removed")
+                }
+            }
+        }
+    }
+}
+
 /// Docker's volume name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -52,6 +100,7 @@ impl Supervisor {
             path: data.clone(),
             source,
         })?;
+        crate::daemon::fault::point("volume-dir-created");
         let mut labels = labels;
         if anonymous {
             labels.insert(ANONYMOUS_LABEL.into(), String::new());
@@ -103,6 +152,7 @@ impl Supervisor {
             });
         }
         store.remove(name)?;
+        crate::daemon::fault::point("volume-record-removed");
         let dir = volume_dir(&self.shared.layout.root, name);
         let size = dir_size(&dir);
         let volume = name.to_string();
