@@ -46,13 +46,51 @@ fn daemon_binary() -> std::ffi::OsString {
     std::env::var_os("MOOR_BENCH_DAEMON").unwrap_or_else(|| MOOR.into())
 }
 
+/// The shim: `MOOR_BENCH_SHIM` if set (with `MOOR_BENCH_DAEMON`), else [`SHIM`].
+fn shim_binary() -> std::ffi::OsString {
+    std::env::var_os("MOOR_BENCH_SHIM").unwrap_or_else(|| SHIM.into())
+}
+
 /// `moor daemon` (see [`daemon_binary`]) with its root, socket and config (`config` written to `daemon.json`) under
 /// `base`, its run directory `run_dir`, and `args`; logging at warn, output dropped. Not
 /// waited for: see [`ready`].
+#[allow(dead_code)]
 pub fn spawn_daemon(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> Child {
+    daemon_command(base, run_dir, config, args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moor daemon")
+}
+
+/// [`spawn_daemon`] logging at `RUST_LOG=rust_log` into the file `log` (appended).
+#[allow(dead_code)]
+pub fn spawn_daemon_logged(
+    base: &Path,
+    run_dir: &Path,
+    config: &str,
+    args: &[&str],
+    rust_log: &str,
+    log: &Path,
+) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the daemon's log file");
+    daemon_command(base, run_dir, config, args)
+        .env("RUST_LOG", rust_log)
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("start moor daemon")
+}
+
+fn daemon_command(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> Command {
     std::fs::write(base.join("daemon.json"), config).expect("write daemon.json");
-    Command::new(daemon_binary())
-        .arg("daemon")
+    let mut cmd = Command::new(daemon_binary());
+    cmd.arg("daemon")
         .arg("--root")
         .arg(base.join("root"))
         .arg("--run-dir")
@@ -62,12 +100,8 @@ pub fn spawn_daemon(base: &Path, run_dir: &Path, config: &str, args: &[&str]) ->
         .arg("--config")
         .arg(base.join("daemon.json"))
         .args(args)
-        .env("MOOR_SHIM", SHIM)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moor daemon")
+        .env("MOOR_SHIM", shim_binary());
+    cmd
 }
 
 /// One HTTP/1.0 request on the socket; the whole answer, or None if it failed.

@@ -151,6 +151,20 @@ impl Runc {
         parse_state(&output_blocking(&self.args.state(id))?)
     }
 
+    /// What `runc state ID` would say, read from runc's state file; None when only runc can
+    /// tell, or when daemon.json's `runtimeArgs` move its root (`--root`).
+    pub fn state_from_file(&self, id: &str) -> Option<RuntimeState> {
+        let moved = self
+            .args
+            .runtime_args
+            .iter()
+            .any(|a| a == "--root" || a.starts_with("--root="));
+        match moved {
+            true => None,
+            false => super::state_file::status(self.root(), id),
+        }
+    }
+
     /// `runc delete --force ID`; a container runc does not know (or no longer knows once
     /// the call failed) is not an error.
     pub async fn delete_force(&self, id: &str) -> Result<(), RuncError> {
@@ -178,10 +192,15 @@ impl Runc {
     }
 
     /// The reconciler's reading of `runc state ID`: Missing when runc has no state for it,
-    /// None when runc cannot tell (it failed while its state directory exists).
+    /// None when runc cannot tell (it failed while its state directory exists). Read from
+    /// runc's state file where that gives what `runc state` would ([`super::state_file`]),
+    /// else from `runc state` itself.
     pub fn observe_blocking(&self, id: &str) -> Option<RuntimeState> {
         if !self.knows(id) {
             return Some(RuntimeState::Missing);
+        }
+        if let Some(state) = self.state_from_file(id) {
+            return Some(state);
         }
         match self.state_blocking(id) {
             Ok(state) => state.runtime_state(),

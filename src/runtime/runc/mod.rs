@@ -12,6 +12,7 @@
 pub mod args;
 pub mod client;
 pub mod runtime;
+pub mod state_file;
 
 use std::io;
 use std::path::{Path, PathBuf};
