@@ -43,23 +43,6 @@ fn marker(tag: &str) -> String {
     format!("moor-fault-{tag}-{}", std::process::id())
 }
 
-/// Live processes with `marker` as an argument.
-fn copies(marker: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if cmdline.split(|b| *b == 0).any(|a| a == marker.as_bytes()) && pid_alive(pid) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// The invariants after a restart; returns the inspect objects by name.
 fn check(d: &Daemon, marker: &str) -> Vec<Value> {
     let list: Value = d.http("GET", "/containers/json?all=1", None).json();

@@ -16,23 +16,6 @@ use common::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-/// The pids of live processes with `marker` as one of their arguments.
-fn copies(marker: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if cmdline.split(|b| *b == 0).any(|a| a == marker.as_bytes()) && pid_alive(pid) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 fn marker(tag: &str) -> String {
     format!("moor-shim-death-{tag}-{}", std::process::id())
 }

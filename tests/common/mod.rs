@@ -465,6 +465,24 @@ pub fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The pids of live processes with `marker` as one of their arguments (by pid, never by
+/// name: how tests count the copies of a container's process).
+pub fn copies(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|b| *b == 0).any(|a| a == marker.as_bytes()) && pid_alive(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 /// Whether `pid` names a live process (a zombie counts as dead).
 pub fn pid_alive(pid: i32) -> bool {
     matches!(proc_stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
