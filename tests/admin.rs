@@ -22,26 +22,9 @@ fn ident(d: &Daemon, id: &str, key: &str) -> (i32, u64) {
     )
 }
 
-fn admin(d: &Daemon, args: &[&str]) -> std::process::Output {
-    let root = d.root();
-    let run = d.run_dir();
-    let config = d.config_path();
-    let mut all = vec![
-        "admin",
-        "--root",
-        root.to_str().unwrap(),
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    d.cli(&all)
-}
-
 /// `admin inspect --format json`: the prediction per name, and the source line.
 fn predictions(d: &Daemon) -> (Vec<(String, String, Value)>, String) {
-    let out = admin(d, &["inspect", "--format", "json"]);
+    let out = d.admin(&["inspect", "--format", "json"]);
     assert!(out.status.success(), "{}", describe(&out));
     let reports: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mut found: Vec<(String, String, Value)> = reports
@@ -111,7 +94,7 @@ fn admin_inspect_predicts_what_the_next_start_does() {
     assert_eq!(found[1].2["exit_file_code"], 143);
     assert_eq!(found[3].2["process"], "alive");
     assert_eq!(found[3].2["shim"], "gone");
-    let orphans = admin(&d, &["orphans"]);
+    let orphans = d.admin(&["orphans"]);
     let text = String::from_utf8_lossy(&orphans.stdout);
     assert!(
         text.contains("d-orphan") && !text.contains("a-resume"),
@@ -141,10 +124,10 @@ fn admin_inspect_predicts_what_the_next_start_does() {
 
     // (An orphan without a shim is adopted with a new one: tests/shim_death.rs.)
     d.stop_term();
-    let kill = admin(&d, &["kill-orphan", "d-orphan"]);
+    let kill = d.admin(&["kill-orphan", "d-orphan"]);
     assert!(kill.status.success(), "{}", describe(&kill));
     assert!(!process_is(orphan_pid, orphan_st));
-    let check = admin(&d, &["check"]);
+    let check = d.admin(&["check"]);
     assert!(check.status.success(), "{}", describe(&check));
     d.restart();
     assert_eq!(
@@ -161,10 +144,10 @@ fn admin_check_reports_a_missing_spec_file() {
         .trim()
         .to_string();
     d.stop_term();
-    let ok = admin(&d, &["check"]);
+    let ok = d.admin(&["check"]);
     assert!(ok.status.success(), "{}", describe(&ok));
     std::fs::remove_file(d.container_dir(&id).join("config.v2.json")).unwrap();
-    let bad = admin(&d, &["check"]);
+    let bad = d.admin(&["check"]);
     assert_eq!(bad.status.code(), Some(1), "{}", describe(&bad));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("no spec file"));
 }
@@ -186,7 +169,7 @@ fn orphans_are_handled_through_a_running_daemon() {
     assert_eq!(d.inspect_field("lonely", "{{.Moor.State}}"), "orphaned");
 
     // The daemon holds the store: admin asks it.
-    let kill = admin(&d, &["kill-orphan", "lonely"]);
+    let kill = d.admin(&["kill-orphan", "lonely"]);
     assert!(kill.status.success(), "{}", describe(&kill));
     let stderr = String::from_utf8_lossy(&kill.stderr);
     assert!(stderr.contains("source: the daemon"), "{stderr}");
@@ -219,7 +202,7 @@ fn an_orphan_is_adopted_once_its_cause_is_fixed() {
     d.stop_term();
     // The cause fixed (the run directory readable again), the admin adopts it.
     write_json_atomically(&path, &original);
-    let adopt = admin(&d, &["adopt", "newer"]);
+    let adopt = d.admin(&["adopt", "newer"]);
     assert!(adopt.status.success(), "{}", describe(&adopt));
     d.restart();
     assert_eq!(

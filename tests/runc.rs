@@ -237,19 +237,7 @@ fn ident(d: &Daemon, id: &str, key: &str) -> (i32, u64) {
 
 /// `moor admin inspect --format json` with the daemon down: (name, next start, report).
 fn predictions(d: &Daemon) -> Vec<(String, String, serde_json::Value)> {
-    let (root, run, config) = (d.root(), d.run_dir(), d.config_path());
-    let out = d.cli(&[
-        "admin",
-        "--root",
-        root.to_str().expect("utf-8"),
-        "--run-dir",
-        run.to_str().expect("utf-8"),
-        "--config",
-        config.to_str().expect("utf-8"),
-        "inspect",
-        "--format",
-        "json",
-    ]);
+    let out = d.admin(&["inspect", "--format", "json"]);
     assert!(out.status.success(), "{}", common::describe(&out));
     let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
     let mut found: Vec<_> = reports

@@ -28,24 +28,9 @@ fn ident(d: &Daemon, id: &str, key: &str) -> (i32, u64) {
     )
 }
 
-fn admin(d: &Daemon, args: &[&str]) -> std::process::Output {
-    let (root, run, config) = (d.root(), d.run_dir(), d.config_path());
-    let mut all = vec![
-        "admin",
-        "--root",
-        root.to_str().unwrap(),
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    d.cli(&all)
-}
-
 /// `moor admin orphans` lists the container (by full id or name).
 fn listed_as_orphan(d: &Daemon, id: &str, name: &str) -> String {
-    let out = admin(d, &["orphans"]);
+    let out = d.admin(&["orphans"]);
     assert!(out.status.success(), "{}", describe(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -122,7 +107,7 @@ fn a_killed_shim_makes_an_orphan_never_a_second_copy() {
 
     // The same classification after a daemon crash and restart.
     d.kill9();
-    let out = admin(&d, &["inspect", "--format", "json"]);
+    let out = d.admin(&["inspect", "--format", "json"]);
     assert!(out.status.success(), "{}", describe(&out));
     let reports: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reports[0]["next_start"], "orphan", "{reports:?}");
@@ -130,7 +115,7 @@ fn a_killed_shim_makes_an_orphan_never_a_second_copy() {
     assert_orphaned(&d, &id, "victim", proc_, &mark);
 
     // The admin kills it: the exit is recorded, and only then may the policy start a new copy.
-    let kill = admin(&d, &["kill-orphan", "victim"]);
+    let kill = d.admin(&["kill-orphan", "victim"]);
     assert!(kill.status.success(), "{}", describe(&kill));
     assert!(wait_for(Duration::from_secs(10), || !process_is(
         proc_.0, proc_.1
@@ -226,7 +211,7 @@ fn a_runc_container_whose_shim_is_killed_is_an_orphan_too() {
     d.restart();
     assert_orphaned(&d, &id, "boxed", (pid, st), &mark);
 
-    let kill = admin(&d, &["kill-orphan", "boxed"]);
+    let kill = d.admin(&["kill-orphan", "boxed"]);
     assert!(kill.status.success(), "{}", describe(&kill));
     assert!(wait_for(Duration::from_secs(10), || !process_is(pid, st)));
     // Recorded, and the policy then starts the one new copy.
@@ -258,7 +243,7 @@ fn an_orphan_gets_a_new_shim_on_adopt_and_its_real_exit_is_recorded() {
     let (pid, st) = kill_the_shim(&d, &id);
     assert_orphaned(&d, &id, "adoptee", (pid, st), &mark);
     // Through the running daemon: a new shim traces the process.
-    let adopt = admin(&d, &["adopt", "adoptee"]);
+    let adopt = d.admin(&["adopt", "adoptee"]);
     assert!(adopt.status.success(), "{}", describe(&adopt));
     assert_eq!(
         d.inspect_field(
@@ -297,7 +282,7 @@ fn a_runc_orphan_is_adopted_with_the_daemon_down_and_stopped_after() {
     let (pid, st) = kill_the_shim(&d, &id);
     assert_orphaned(&d, &id, "boxed2", (pid, st), &mark);
     d.stop_term();
-    let adopt = admin(&d, &["adopt", "boxed2"]);
+    let adopt = d.admin(&["adopt", "boxed2"]);
     assert!(adopt.status.success(), "{}", describe(&adopt));
     d.restart();
     assert_eq!(

@@ -303,6 +303,23 @@ impl Daemon {
         child.wait().expect("reap the daemon");
     }
 
+    /// Runs `moor admin --root R --run-dir D --config F ARGS` on this daemon's paths (works
+    /// whether the daemon runs or not).
+    pub fn admin(&self, args: &[&str]) -> Output {
+        let (root, run, config) = (self.root(), self.run_dir(), self.config_path());
+        let mut all = vec![
+            "admin",
+            "--root",
+            root.to_str().expect("utf-8"),
+            "--run-dir",
+            run.to_str().expect("utf-8"),
+            "--config",
+            config.to_str().expect("utf-8"),
+        ];
+        all.extend_from_slice(args);
+        self.cli(&all)
+    }
+
     /// Runs `moor --host unix://<socket> ARGS`, killing it after [`CLI_DEADLINE`].
     pub fn cli(&self, args: &[&str]) -> Output {
         self.cli_input(args, None)
