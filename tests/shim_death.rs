@@ -41,6 +41,19 @@ fn listed_as_orphan(d: &Daemon, id: &str, name: &str) -> String {
     text
 }
 
+/// Runs `sh -c 'while :; do sleep 1; done' MARK` detached as `name` on `image` (with
+/// restart policy `always` when `always`); its id and the marker its process carries.
+fn looping(d: &Daemon, name: &str, image: &str, always: bool, tag: &str) -> (String, String) {
+    let mark = marker(tag);
+    let mut args = vec!["--name", name];
+    if always {
+        args.extend(["--restart", "always"]);
+    }
+    args.extend([image, "sh", "-c", "while :; do sleep 1; done", &mark]);
+    let id = d.run_detached(&args);
+    (id, mark)
+}
+
 /// Kills the shim of `name` with SIGKILL; returns the container process (pid, start time).
 fn kill_the_shim(d: &Daemon, id: &str) -> (i32, u64) {
     let (pid, st) = ident(d, id, "process");
@@ -87,18 +100,7 @@ fn assert_orphaned(d: &Daemon, id: &str, name: &str, (pid, st): (i32, u64), mark
 #[test]
 fn a_killed_shim_makes_an_orphan_never_a_second_copy() {
     let mut d = Daemon::start(LIVE_RESTORE_ON);
-    let mark = marker("process");
-    let id = d.run_detached(&[
-        "--name",
-        "victim",
-        "--restart",
-        "always",
-        "host",
-        "sh",
-        "-c",
-        "while :; do sleep 1; done",
-        &mark,
-    ]);
+    let (id, mark) = looping(&d, "victim", "host", true, "process");
     let proc_ = kill_the_shim(&d, &id);
     assert_orphaned(&d, &id, "victim", proc_, &mark);
     // The restart policy had time to fire (its first delay is 100 ms): it did not.
@@ -130,16 +132,7 @@ fn a_killed_shim_makes_an_orphan_never_a_second_copy() {
 #[test]
 fn an_orphan_whose_process_ends_is_recorded_once_verified_gone() {
     let d = Daemon::start(LIVE_RESTORE_ON);
-    let mark = marker("ends");
-    let id = d.run_detached(&[
-        "--name",
-        "ends",
-        "host",
-        "sh",
-        "-c",
-        "while :; do sleep 1; done",
-        &mark,
-    ]);
+    let (id, mark) = looping(&d, "ends", "host", false, "ends");
     let (pid, st) = kill_the_shim(&d, &id);
     assert_orphaned(&d, &id, "ends", (pid, st), &mark);
     // Its process ends on its own (no shim writes an exit file): the daemon verifies it is
@@ -186,18 +179,7 @@ fn runc_status(d: &Daemon, id: &str) -> String {
 #[test]
 fn a_runc_container_whose_shim_is_killed_is_an_orphan_too() {
     let mut d = runc_daemon();
-    let mark = marker("runc");
-    let id = d.run_detached(&[
-        "--name",
-        "boxed",
-        "--restart",
-        "always",
-        "bb",
-        "sh",
-        "-c",
-        "while :; do sleep 1; done",
-        &mark,
-    ]);
+    let (id, mark) = looping(&d, "boxed", "bb", true, "runc");
     assert_eq!(runc_status(&d, &id), "running");
     let (pid, st) = kill_the_shim(&d, &id);
     // runc's init is re-parented (to the nearest subreaper above the shim) and runs on;
@@ -227,18 +209,7 @@ fn a_runc_container_whose_shim_is_killed_is_an_orphan_too() {
 #[test]
 fn an_orphan_gets_a_new_shim_on_adopt_and_its_real_exit_is_recorded() {
     let d = Daemon::start(LIVE_RESTORE_ON);
-    let mark = marker("adopt");
-    let id = d.run_detached(&[
-        "--name",
-        "adoptee",
-        "--restart",
-        "always",
-        "host",
-        "sh",
-        "-c",
-        "while :; do sleep 1; done",
-        &mark,
-    ]);
+    let (id, mark) = looping(&d, "adoptee", "host", true, "adopt");
     let started_at = d.inspect_field("adoptee", "{{.State.StartedAt}}");
     let (pid, st) = kill_the_shim(&d, &id);
     assert_orphaned(&d, &id, "adoptee", (pid, st), &mark);
@@ -269,16 +240,7 @@ fn an_orphan_gets_a_new_shim_on_adopt_and_its_real_exit_is_recorded() {
 #[test]
 fn a_runc_orphan_is_adopted_with_the_daemon_down_and_stopped_after() {
     let mut d = runc_daemon();
-    let mark = marker("runc-adopt");
-    let id = d.run_detached(&[
-        "--name",
-        "boxed2",
-        "bb",
-        "sh",
-        "-c",
-        "while :; do sleep 1; done",
-        &mark,
-    ]);
+    let (id, mark) = looping(&d, "boxed2", "bb", false, "runc-adopt");
     let (pid, st) = kill_the_shim(&d, &id);
     assert_orphaned(&d, &id, "boxed2", (pid, st), &mark);
     d.stop_term();

@@ -262,14 +262,7 @@ fn a_store_written_by_a_newer_schema_is_refused_and_left_byte_identical() {
     let specs = files(&d.root().join("containers"));
     let mut cmd = Command::new(common::MOOR);
     cmd.arg("daemon")
-        .arg("--root")
-        .arg(d.root())
-        .arg("--run-dir")
-        .arg(d.run_dir())
-        .arg("--socket")
-        .arg(d.socket())
-        .arg("--config")
-        .arg(d.config_path())
+        .args(d.path_args())
         .args(["--runtime", "process"])
         .env("MOOR_SHIM", common::MOOR_SHIM)
         .env("NO_COLOR", "1");

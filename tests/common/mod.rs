@@ -186,6 +186,21 @@ impl Daemon {
         self.tracked.borrow_mut().push((pid, start_time));
     }
 
+    /// `--root R --run-dir D --socket S --config F`: a `moor daemon` on this daemon's paths.
+    pub fn path_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        for (flag, path) in [
+            ("--root", self.root()),
+            ("--run-dir", self.run_dir()),
+            ("--socket", self.socket()),
+            ("--config", self.config_path()),
+        ] {
+            args.push(flag.into());
+            args.push(path.into_os_string());
+        }
+        args
+    }
+
     fn spawn(&mut self) {
         for dir in [self.root(), self.run_dir()] {
             fs::create_dir_all(&dir).expect("create root and run dir");
@@ -201,14 +216,7 @@ impl Daemon {
         let err = out.try_clone().expect("clone the output file");
         let child = Command::new(moor)
             .arg("daemon")
-            .arg("--root")
-            .arg(self.root())
-            .arg("--run-dir")
-            .arg(self.run_dir())
-            .arg("--socket")
-            .arg(self.socket())
-            .arg("--config")
-            .arg(self.config_path())
+            .args(self.path_args())
             .args(["--runtime", self.runtime])
             .env_remove("MOOR_HOST")
             .env("MOOR_SHIM", &self.binaries.shim)
