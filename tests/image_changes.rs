@@ -46,6 +46,14 @@ fn docker_import_changes_are_the_image_defaults() {
     );
     let config = d.docker_ok(&["image", "inspect", "-f", "{{json .Config}}", "ch:1"]);
     let config: serde_json::Value = serde_json::from_str(&config).expect("config JSON");
+    let own = d.cli_ok(&["image", "inspect", "ch:1"]);
+    let own: serde_json::Value = serde_json::from_str(&own).expect("a JSON array");
+    for key in ["Cmd", "Env"] {
+        assert_eq!(
+            own[0]["Config"][key], config[key],
+            "moor image inspect: {key}"
+        );
+    }
     assert_eq!(config["Env"], serde_json::json!(["A=1"]), "{config}");
     assert_eq!(
         config["Cmd"],

@@ -236,6 +236,10 @@ fn a_bind_survives_a_daemon_kill_9() {
 /// The data directory of volume `name` on the host, from `docker volume inspect`.
 fn mountpoint(d: &Daemon, name: &str) -> PathBuf {
     let out = d.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", name]);
+    // moor's own `volume inspect` prints the same object in a JSON array.
+    let own: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["volume", "inspect", name])).expect("a JSON array");
+    assert_eq!(own[0]["Mountpoint"].as_str(), Some(out.trim()), "{own}");
     PathBuf::from(out.trim())
 }
 

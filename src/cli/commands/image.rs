@@ -9,7 +9,7 @@ use crate::api::image_types::{DeleteItem, ImageSummary, ImportStatus};
 use crate::cli::args::ImageCommand;
 use crate::cli::client::{encode, Client};
 use crate::cli::error_line;
-use crate::cli::format::{human_duration, indent_json, table};
+use crate::cli::format::{human_duration, table};
 
 /// Above this many bytes an import on a terminal shows a progress bar.
 const PROGRESS_FROM: u64 = 4 << 20;
@@ -191,19 +191,9 @@ fn rm(client: &Client, names: &[String]) -> i32 {
 }
 
 fn inspect(client: &Client, names: &[String]) -> anyhow::Result<i32> {
-    let mut failed = false;
-    let mut raw = Vec::new();
-    for name in names {
-        match client.get_raw(&format!("/images/{}/json", encode(name))) {
-            Ok(body) => raw.push(String::from_utf8_lossy(&body).trim().to_string()),
-            Err(e) => {
-                eprintln!("{}", error_line(&e.into()));
-                failed = true;
-            }
-        }
-    }
-    println!("{}", indent_json(&format!("[{}]", raw.join(",")), "    "));
-    Ok(i32::from(failed))
+    Ok(super::inspect_raw(client, names, |name| {
+        format!("/images/{}/json", encode(name))
+    }))
 }
 
 #[cfg(test)]

@@ -43,6 +43,30 @@ where
     i32::from(failed)
 }
 
+/// The raw JSON of every name's object at `path(name)`, printed as one indented array
+/// (docker's `image inspect` and `volume inspect`); a name that fails is reported and the
+/// exit code is 1.
+pub(crate) fn inspect_raw(
+    client: &super::client::Client,
+    names: &[String],
+    path: impl Fn(&str) -> String,
+) -> i32 {
+    let mut failed = false;
+    let mut raw = Vec::new();
+    for name in names {
+        match client.get_raw(&path(name)) {
+            Ok(body) => raw.push(String::from_utf8_lossy(&body).trim().to_string()),
+            Err(e) => {
+                eprintln!("{}", error_line(&e.into()));
+                failed = true;
+            }
+        }
+    }
+    let array = format!("[{}]", raw.join(","));
+    println!("{}", super::format::indent_json(&array, "    "));
+    i32::from(failed)
+}
+
 /// `/containers/NAME` with the name encoded, plus `rest`.
 pub(crate) fn container_path(name: &str, rest: &str) -> String {
     format!("/containers/{}{rest}", encode(name))

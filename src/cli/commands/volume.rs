@@ -4,9 +4,8 @@ use clap::Subcommand;
 
 use crate::api::volume_types::{Volume, VolumeCreateRequest, VolumeList, VolumePruneReport};
 use crate::cli::client::{encode, Client};
-use crate::cli::commands::each_name;
-use crate::cli::error_line;
-use crate::cli::format::{indent_json, table};
+use crate::cli::commands::{each_name, inspect_raw};
+use crate::cli::format::table;
 
 /// `moor volume ...`.
 #[derive(Debug, Subcommand)]
@@ -79,21 +78,9 @@ pub fn execute(client: &Client, cmd: &VolumeCommand) -> anyhow::Result<i32> {
             print!("{}", table(&rows));
             Ok(0)
         }
-        VolumeCommand::Inspect { names } => {
-            let mut failed = false;
-            let mut raw = Vec::new();
-            for name in names {
-                match client.get_raw(&format!("/volumes/{}", encode(name))) {
-                    Ok(body) => raw.push(String::from_utf8_lossy(&body).trim().to_string()),
-                    Err(e) => {
-                        eprintln!("{}", error_line(&e.into()));
-                        failed = true;
-                    }
-                }
-            }
-            println!("{}", indent_json(&format!("[{}]", raw.join(",")), "    "));
-            Ok(i32::from(failed))
-        }
+        VolumeCommand::Inspect { names } => Ok(inspect_raw(client, names, |name| {
+            format!("/volumes/{}", encode(name))
+        })),
         VolumeCommand::Rm { force, names } => Ok(each_name(names, |name| {
             let path = format!("/volumes/{}?force={force}", encode(name));
             Ok(client.delete(&path)?)
