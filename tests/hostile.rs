@@ -303,6 +303,32 @@ fn actix_refusals_are_json_too() {
     assert_refused(&d, &send(&d.socket(), long.as_bytes()), 431, "too large");
 }
 
+/// A second request on a kept-alive connection is never read by actix-http's own parser
+/// (whose refusals are a plain-text 400): every answer closes its connection, so each request
+/// head is the first of its connection and checked where it is peeked at.
+#[test]
+fn a_second_request_on_a_connection_is_never_answered_outside_the_json_rule() {
+    let d = start();
+    let pipelined =
+        b"GET /_ping HTTP/1.1\r\nHost: moor\r\n\r\nGET /\x01 HTTP/1.1\r\nHost: moor\r\n\r\n";
+    let answer = send(&d.socket(), pipelined);
+    assert_eq!(answer.status, Some(200), "{}", answer.head);
+    assert!(
+        answer.head.contains("connection: close"),
+        "the first answer keeps the connection open: {}",
+        answer.head
+    );
+    assert_eq!(
+        answer.body,
+        b"OK",
+        "a second answer followed the first on the same connection: {:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    // The same malformed head, first on its own connection: refused with JSON.
+    let answer = send(&d.socket(), b"GET /\x01 HTTP/1.1\r\nHost: moor\r\n\r\n");
+    assert_refused(&d, &answer, 400, "malformed request head");
+}
+
 #[test]
 fn a_panicking_handler_is_a_500_and_the_daemon_serves_on() {
     let d = start();

@@ -1,5 +1,6 @@
-//! A raw HTTP/1.1 keep-alive client on the daemon's unix socket (one per bench thread), and
-//! latency figures. The client reads each answer whole (Content-Length or chunked) but does
+//! A raw HTTP/1.1 client on the daemon's unix socket (one per bench thread), and latency
+//! figures. The daemon closes each connection after its answer (`Connection: close`): the
+//! client connects again for the next request, and that connect is part of the latency. The client reads each answer whole (Content-Length or chunked) but does
 //! not parse its body: on 2 cores, the bench's own JSON parsing would steal the daemon's CPU.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -7,10 +8,14 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-/// One kept-alive connection.
+/// A client's connection, opened again when the daemon closed the last one.
 pub struct Conn {
+    /// The daemon's socket.
+    sock: std::path::PathBuf,
     /// Buffered reads of the answers; writes go to the inner stream.
     reader: BufReader<UnixStream>,
+    /// The last answer said `Connection: close`.
+    closed: bool,
 }
 
 /// An answer: its status and body.
@@ -31,15 +36,24 @@ impl Answer {
 impl Conn {
     /// Connects to `sock`.
     pub fn open(sock: &Path) -> std::io::Result<Conn> {
-        let s = UnixStream::connect(sock)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
         Ok(Conn {
-            reader: BufReader::with_capacity(256 * 1024, s),
+            sock: sock.to_path_buf(),
+            reader: Self::connect(sock)?,
+            closed: false,
         })
     }
 
-    /// One request on the connection; the connection stays open for the next.
+    fn connect(sock: &Path) -> std::io::Result<BufReader<UnixStream>> {
+        let s = UnixStream::connect(sock)?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(BufReader::with_capacity(256 * 1024, s))
+    }
+
+    /// One request, on the open connection or on a new one if the daemon closed it.
     pub fn call(&mut self, method: &str, path: &str, body: &str) -> std::io::Result<Answer> {
+        if std::mem::take(&mut self.closed) {
+            self.reader = Self::connect(&self.sock)?;
+        }
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: moor\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -68,7 +82,9 @@ impl Conn {
                 return Err(bad(format!("bad header {header:?}")));
             };
             let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
+            if name.eq_ignore_ascii_case("connection") {
+                self.closed = value.eq_ignore_ascii_case("close");
+            } else if name.eq_ignore_ascii_case("content-length") {
                 length = Some(value.parse().map_err(|_| bad("bad content-length"))?);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.eq_ignore_ascii_case("chunked");

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::api::error::ApiError;
 use crate::api::guard::unwinding;
 use crate::api::head::{self, MAX_HEAD, MAX_HEADERS};
+use crate::api::one_request::Framing;
 use crate::api::routes::logs::{pump, LogOptions};
 use crate::api::routes::{flag, Query};
 use crate::api::server::{ApiState, MAX_BODY};
@@ -50,8 +51,9 @@ pub enum Peeked {
     Attach(AttachHead),
     /// An exec start (hijacked, or streamed with a plain 200).
     ExecStart(AttachHead),
-    /// Anything else: for the HTTP service (nothing consumed).
-    Other,
+    /// Anything else: for the HTTP service (nothing consumed), with how its first request is
+    /// framed (None: its head was too slow to peek whole).
+    Other(Option<Framing>),
     /// The client closed before sending a head.
     Closed,
     /// A head refused before any route sees it (malformed, too large, a body too large for a
@@ -100,7 +102,7 @@ pub async fn peek(io: &UnixStream) -> std::io::Result<Peeked> {
         match parse_head(&buf[..n]) {
             Some(p) => return Ok(p),
             None if n == buf.len() => return Ok(Peeked::Refused(too_large())),
-            None if Instant::now() > deadline => return Ok(Peeked::Other),
+            None if Instant::now() > deadline => return Ok(Peeked::Other(None)),
             // Incomplete head: the socket stays readable, so back off before peeking again.
             None => tokio::time::sleep(Duration::from_millis(2)).await,
         }
@@ -129,8 +131,12 @@ fn parse_head(bytes: &[u8]) -> Option<Peeked> {
         Ok(facts) => facts,
         Err(e) => return Some(Peeked::Refused(e)),
     };
+    let other = Peeked::Other(Some(Framing {
+        head_len,
+        body: facts,
+    }));
     if req.method != Some("POST") {
-        return Some(Peeked::Other);
+        return Some(other);
     }
     let (path, query) = req
         .path
@@ -138,7 +144,7 @@ fn parse_head(bytes: &[u8]) -> Option<Peeked> {
         .split_once('?')
         .unwrap_or((req.path.unwrap_or(""), ""));
     let Some((target, id)) = hijack_target(path) else {
-        return Some(Peeked::Other);
+        return Some(other);
     };
     let route = match target {
         Target::Attach => "attach",
@@ -393,11 +399,11 @@ mod tests {
         assert!(parse_head(b"POST /containers/abc/attach HTTP/1.1\r\nHost:").is_none());
         assert!(matches!(
             parse_head(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Some(Peeked::Other)
+            Some(Peeked::Other(Some(_)))
         ));
         assert!(matches!(
             parse_head(b"POST /containers/abc/start HTTP/1.0\r\n\r\n"),
-            Some(Peeked::Other)
+            Some(Peeked::Other(Some(_)))
         ));
         let id = |p| hijack_target(p).map(|(_, id)| id);
         assert_eq!(id("/containers/x/attach"), Some("x"));
@@ -413,7 +419,7 @@ mod tests {
         }
         assert!(matches!(
             parse_head(b"POST /exec/e1/resize HTTP/1.0\r\n\r\n"),
-            Some(Peeked::Other)
+            Some(Peeked::Other(Some(_)))
         ));
     }
 

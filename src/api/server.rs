@@ -3,7 +3,8 @@
 //! (`POST /containers/{id}/attach`, `POST /exec/{id}/start`) is served raw by
 //! [`crate::api::hijack`] and [`crate::api::routes::exec`], everything else goes to the one
 //! actix-web `App` (every route under `/v{version}` and unversioned) through actix-http's
-//! HTTP/1 service. Why actix-web alone cannot serve the hijack:
+//! HTTP/1 service, one request per connection (so every request head is checked as it is
+//! peeked at: [`crate::api::head`]). Why actix-web alone cannot serve the hijack:
 //! DESIGN.md, "Docker attach on actix-web".
 
 use std::panic::AssertUnwindSafe;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use actix_http::{HttpService, Protocol};
+use actix_http::{HttpService, KeepAlive, Protocol};
 use actix_rt::net::UnixStream;
 use actix_service::{fn_factory, fn_service, map_config, Service, ServiceFactory};
 use actix_web::dev::{AppConfig, Server};
@@ -20,6 +21,7 @@ use actix_web::{web, App};
 use futures_util::FutureExt;
 
 use crate::api::list_cache::ListCache;
+use crate::api::one_request::OneRequest;
 use crate::api::routes;
 use crate::api::{guard, hijack};
 use crate::daemon::supervisor::Supervisor;
@@ -91,7 +93,12 @@ fn connections(
 ) -> impl ServiceFactory<UnixStream, Config = (), Response = (), Error = (), InitError = ()> {
     fn_factory(move || {
         let state = state.clone();
+        // Every answer closes its connection: a second request on a kept-alive connection
+        // would be parsed by actix-http alone, whose refusals of a malformed head are a
+        // plain-text 400, not Docker's JSON. A unix-socket connect costs ~30 µs; clients
+        // (the docker CLI, docker-py) reconnect on `Connection: close` as HTTP/1.1 says.
         let http = HttpService::build()
+            .keep_alive(KeepAlive::Disabled)
             .client_request_timeout(Duration::from_secs(30))
             .finish(map_config(app(state.clone()), |_| AppConfig::default()));
         async move {
@@ -114,7 +121,11 @@ fn connections(
 /// hijacks' own guards (after the 101) ends this connection only.
 async fn route<S>(io: UnixStream, h1: Rc<S>, state: web::Data<ApiState>)
 where
-    S: Service<(UnixStream, Protocol, Option<std::net::SocketAddr>)>,
+    S: Service<(
+        OneRequest<UnixStream>,
+        Protocol,
+        Option<std::net::SocketAddr>,
+    )>,
     S::Error: std::fmt::Debug,
 {
     let served = AssertUnwindSafe(serve_connection(io, h1, state)).catch_unwind();
@@ -126,14 +137,19 @@ where
 
 async fn serve_connection<S>(io: UnixStream, h1: Rc<S>, state: web::Data<ApiState>)
 where
-    S: Service<(UnixStream, Protocol, Option<std::net::SocketAddr>)>,
+    S: Service<(
+        OneRequest<UnixStream>,
+        Protocol,
+        Option<std::net::SocketAddr>,
+    )>,
     S::Error: std::fmt::Debug,
 {
     match hijack::peek(&io).await {
         Ok(hijack::Peeked::Attach(head)) => hijack::attach(io, head, state).await,
         Ok(hijack::Peeked::ExecStart(head)) => routes::exec::serve_start(io, head, state).await,
         Ok(hijack::Peeked::Refused(e)) => hijack::refuse(io, &e).await,
-        Ok(hijack::Peeked::Other) => {
+        Ok(hijack::Peeked::Other(framing)) => {
+            let io = OneRequest::new(io, framing);
             if let Err(e) = h1.call((io, Protocol::Http1, None)).await {
                 tracing::debug!(error = ?e, "connection ended with an error");
             }
