@@ -130,6 +130,12 @@ pub struct ProcStat {
     pub state: char,
     /// Field 4: the parent pid.
     pub ppid: i32,
+    /// Field 6: the session id.
+    pub session: i32,
+    /// Fields 14 and 15: user and system time, in clock ticks.
+    pub times: (u64, u64),
+    /// Fields 16 and 17: user and system time of the children it waited for, in ticks.
+    pub children_times: (u64, u64),
     /// Field 22: start time in clock ticks since boot.
     pub start_time: u64,
 }
@@ -182,11 +188,48 @@ fn parse_stat(pid: i32, text: &str) -> Result<ProcStat, IdentityError> {
             pid,
             what: "start time (field 22)",
         })?;
+    let number = |n: usize| field(n).and_then(|s| s.parse::<u64>().ok());
+    let session = field(6).and_then(|s| s.parse().ok());
     Ok(ProcStat {
         state,
         ppid,
+        session: session.ok_or(IdentityError::Parse {
+            pid,
+            what: "session",
+        })?,
+        times: number(14).zip(number(15)).ok_or(IdentityError::Parse {
+            pid,
+            what: "utime and stime",
+        })?,
+        children_times: number(16).zip(number(17)).ok_or(IdentityError::Parse {
+            pid,
+            what: "cutime and cstime",
+        })?,
         start_time,
     })
+}
+
+/// A container's processes as the process runtime makes them: its init and every process in
+/// the init's session (the init is started with setsid), sorted.
+pub fn session_pids(init: i32) -> Vec<i32> {
+    let mut pids = vec![init];
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in dir.flatten() {
+        let pid = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok());
+        let Some(pid) = pid.filter(|&p| p != init) else {
+            continue;
+        };
+        if matches!(stat(pid), Ok(Some(s)) if s.session == init) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
 }
 
 /// The identity of a live process.
@@ -337,6 +380,8 @@ mod tests {
     #[test]
     fn parse_handles_parens_and_spaces_in_comm() {
         let mut fields = vec!["S", "1", "2", "3"];
+        fields.resize(11, "0");
+        fields.extend(["5", "6", "7", "8"]);
         fields.resize(19, "0");
         fields.push("4242");
         fields.push("99");
@@ -347,6 +392,9 @@ mod tests {
             ProcStat {
                 state: 'S',
                 ppid: 1,
+                session: 3,
+                times: (5, 6),
+                children_times: (7, 8),
                 start_time: 4242
             }
         );

@@ -55,6 +55,12 @@ pub enum ApiError {
     /// A bind mount, volume or tmpfs moor cannot take.
     #[error(transparent)]
     Mount(#[from] crate::api::mounts::MountError),
+    /// A container's use of the host could not be read.
+    #[error("cannot read the container's stats")]
+    Stats(#[from] crate::runtime::stats::StatsError),
+    /// `one-shot` asked of a streamed stats answer (it only applies to a single one).
+    #[error("one-shot applies only to stats with stream=false")]
+    OneShotStream,
     /// A create option moor does not implement yet.
     #[error("{option} is not supported by moor yet")]
     Unsupported {
@@ -239,6 +245,7 @@ impl ResponseError for ApiError {
             | ApiError::Change(_)
             | ApiError::Reference(_)
             | ApiError::Tty
+            | ApiError::OneShotStream
             | ApiError::Time { .. }
             | ApiError::ContentLength { .. }
             | ApiError::BodyIncomplete { .. }
@@ -252,7 +259,7 @@ impl ResponseError for ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired { .. } => StatusCode::LENGTH_REQUIRED,
             ApiError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::Panicked { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Panicked { .. } | ApiError::Stats(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
             ApiError::Pull(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             ApiError::Pull(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,

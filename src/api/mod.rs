@@ -15,5 +15,6 @@ pub mod one_request;
 pub mod routes;
 pub mod server;
 pub mod spec;
+pub mod stats_types;
 pub mod types;
 pub mod volume_types;

@@ -63,6 +63,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Display a live stream of containers' resource usage.
+    Stats(crate::cli::commands::stats::StatsArgs),
     /// Pull an image from a registry.
     Pull(crate::cli::commands::pull::PullArgs),
     /// Manage images: import, ls, rm, inspect.

@@ -3,6 +3,57 @@
 
 pub use crate::humanize::human_duration;
 
+/// Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let text = format!("{value:.3}");
+    let digits = if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        text[..text.len().min(4)].to_string()
+    };
+    let digits = if digits.contains('.') {
+        digits
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        digits
+    };
+    format!("{digits}{}", units[unit])
+}
+
+/// Docker's `units.BytesSize`: binary units, Go's `%.4g` (four significant digits).
+pub fn binary_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let decimals = match value {
+        v if v >= 1000.0 => 0,
+        v if v >= 100.0 => 1,
+        v if v >= 10.0 => 2,
+        _ => 3,
+    };
+    let digits = format!("{value:.decimals$}");
+    let digits = match digits.contains('.') {
+        true => digits.trim_end_matches('0').trim_end_matches('.'),
+        false => &digits,
+    };
+    format!("{digits}{}", units[unit])
+}
+
 /// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
 pub fn ellipsis(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -138,6 +189,15 @@ mod tests {
         assert_eq!(ellipsis(long, 20), "sh -c 'while true; …");
         assert_eq!(ellipsis(long, 20).chars().count(), 20);
         assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+    }
+
+    #[test]
+    fn binary_sizes_have_four_significant_digits() {
+        assert_eq!(binary_size(64 << 20), "64MiB");
+        assert_eq!(binary_size(1536), "1.5KiB");
+        assert_eq!(binary_size(12_939_428), "12.34MiB");
+        assert_eq!(binary_size(512), "512B");
+        assert_eq!(binary_size(7_960_000_000), "7.413GiB");
     }
 
     #[test]

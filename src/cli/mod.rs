@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Restart(args) => Ok(commands::restart::execute(&client, args)),
         Command::Rm(args) => Ok(commands::rm::execute(&client, args)),
         Command::Wait(args) => Ok(commands::wait::execute(&client, args)),
+        Command::Stats(args) => commands::stats::execute(&client, args),
         Command::Pause(args) => Ok(commands::pause::pause(&client, args)),
         Command::Unpause(args) => Ok(commands::pause::unpause(&client, args)),
         Command::Ps(args) => commands::ps::execute(&client, args),

@@ -26,6 +26,7 @@ mod ordered;
 mod orphan;
 mod pause;
 mod policy;
+mod stats;
 mod stop;
 mod watch;
 

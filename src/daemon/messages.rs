@@ -154,6 +154,13 @@ pub type WaitOutcome = Result<i64, String>;
 #[rtype(result = "oneshot::Receiver<WaitOutcome>")]
 pub struct WaitContainer(pub WaitCondition);
 
+/// What the container uses now (Container): None when it does not run.
+#[derive(Message)]
+#[rtype(
+    result = "Option<Result<crate::runtime::stats::Sample, crate::runtime::stats::StatsError>>"
+)]
+pub struct SampleStats;
+
 /// The current record (Container).
 #[derive(Message)]
 #[rtype(result = "ContainerRecord")]

@@ -259,6 +259,21 @@ impl Runtime for FakeRuntime {
         }
     }
 
+    fn stats(
+        &self,
+        _: &str,
+        _: &ProcessIdentity,
+    ) -> RuntimeFuture<Result<crate::runtime::stats::Sample, crate::runtime::stats::StatsError>>
+    {
+        // One task and nothing used: what a fake process uses.
+        let sample = crate::runtime::stats::Sample {
+            pids: (1, None),
+            online_cpus: 1,
+            ..Default::default()
+        };
+        Box::pin(async move { Ok(sample) })
+    }
+
     fn observe(&self, id: &str) -> Observation {
         let (run, exit) = {
             let t = self.lock();

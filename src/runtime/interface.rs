@@ -19,6 +19,7 @@ use moor_state::{ContainerSpec, ProcessIdentity};
 
 use super::exec::{ExecCommand, ExecRuleError, ExecSpec};
 use super::freeze::FreezeError;
+use super::stats::{Sample, StatsError};
 use super::{RuntimeError, StartOutcome};
 use crate::identity::{IdentityError, PidFd};
 use crate::image::user::{ExecUser, UserError};
@@ -94,6 +95,14 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     fn liveness(&self, process: &ProcessIdentity) -> Liveness {
         super::liveness(process)
     }
+
+    /// What the running container whose init is `process` uses now (CPU, memory, tasks,
+    /// network devices). Runs off the actor thread.
+    fn stats(
+        &self,
+        id: &str,
+        process: &ProcessIdentity,
+    ) -> RuntimeFuture<Result<Sample, StatsError>>;
 
     /// What the host shows for the container's run (files, identities, the runtime's own
     /// state): the reconciler's input. Blocking.

@@ -15,6 +15,7 @@ pub mod overlay;
 pub mod pidwatch;
 pub mod process;
 pub mod runc;
+pub mod stats;
 
 pub use interface::{LogTarget, ProcessHandle, Runtime, RuntimeFuture, Runtimes};
 

@@ -8,6 +8,7 @@ use moor_state::{ContainerSpec, ProcessIdentity};
 use super::exec::{self, ExecCommand, ExecRuleError, ExecSpec};
 use super::freeze::{self, FreezeError};
 use super::interface::{LogTarget, Runtime, RuntimeFuture};
+use super::stats::{self, Sample, StatsError};
 use super::{RuntimeError, StartOutcome};
 use crate::host::layout::Layout;
 use crate::image::user::{ExecUser, UserError};
@@ -63,6 +64,20 @@ impl Runtime for ProcessRuntime {
 
     fn frozen(&self, _: &str) -> RuntimeFuture<Option<bool>> {
         Box::pin(async { None })
+    }
+
+    fn stats(
+        &self,
+        _: &str,
+        process: &ProcessIdentity,
+    ) -> RuntimeFuture<Result<Sample, StatsError>> {
+        let init = process.pid;
+        Box::pin(async move {
+            let read = move || Ok(stats::processes(&crate::identity::session_pids(init)));
+            tokio::task::spawn_blocking(read)
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        })
     }
 
     fn observe(&self, id: &str) -> Observation {

@@ -19,37 +19,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/containers/{id}/top", web::get().to(top));
 }
 
-/// The pids of a container: its init and every process in the init's session (the process
-/// runtime starts the init with setsid).
-pub fn container_pids(init: i32) -> Vec<i32> {
-    let mut pids = vec![init];
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return pids;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid != init && session_of(pid) == Some(init) {
-            pids.push(pid);
-        }
-    }
-    pids.sort_unstable();
-    pids
-}
-
-/// Field 6 (session id) of /proc/PID/stat.
-fn session_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(3)?.parse().ok()
-}
-
 /// Splits ps output into titles and the rows whose PID column is one of `pids`.
 pub fn ps_table(output: &str, pids: &[i32]) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let mut lines = output.lines();
@@ -100,7 +69,7 @@ async fn top(
         .await
         .map_err(|source| ApiError::Ps { source })?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let pids = container_pids(run.process.pid);
+    let pids = crate::identity::session_pids(run.process.pid);
     let (titles, processes) = ps_table(&text, &pids).ok_or(ApiError::PsOutput { args })?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"Titles": titles, "Processes": processes})))
 }
@@ -202,7 +171,6 @@ mod tests {
     #[test]
     fn own_session_is_found() {
         let me = std::process::id() as i32;
-        assert!(session_of(me).is_some());
-        assert_eq!(container_pids(me)[0..1].len(), 1);
+        assert_eq!(crate::identity::session_pids(me)[0..1].len(), 1);
     }
 }

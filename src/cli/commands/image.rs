@@ -9,7 +9,7 @@ use crate::api::image_types::{DeleteItem, ImageSummary, ImportStatus};
 use crate::cli::args::ImageCommand;
 use crate::cli::client::{encode, Client};
 use crate::cli::error_line;
-use crate::cli::format::{human_duration, table};
+use crate::cli::format::{human_duration, human_size, table};
 
 /// Above this many bytes an import on a terminal shows a progress bar.
 const PROGRESS_FROM: u64 = 4 << 20;
@@ -133,34 +133,6 @@ fn ls(client: &Client) -> anyhow::Result<i32> {
     }
     print!("{}", table(&rows));
     Ok(0)
-}
-
-/// Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units.
-fn human_size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let text = format!("{value:.3}");
-    let digits = if value >= 100.0 {
-        format!("{value:.0}")
-    } else if value >= 10.0 {
-        format!("{value:.1}")
-    } else {
-        text[..text.len().min(4)].to_string()
-    };
-    let digits = if digits.contains('.') {
-        digits
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    } else {
-        digits
-    };
-    format!("{digits}{}", units[unit])
 }
 
 fn rm(client: &Client, names: &[String]) -> i32 {

@@ -16,6 +16,7 @@ pub mod restart;
 pub mod rm;
 pub mod run;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod version;
 pub mod volume;

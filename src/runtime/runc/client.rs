@@ -153,6 +153,18 @@ impl Runc {
 
     /// What `runc state ID` would say, read from runc's state file; None when only runc can
     /// tell, or when daemon.json's `runtimeArgs` move its root (`--root`).
+    pub fn cgroup_paths(&self, id: &str) -> Option<std::collections::HashMap<String, String>> {
+        let moved = self.args.runtime_args.iter();
+        match moved
+            .into_iter()
+            .any(|a| a == "--root" || a.starts_with("--root="))
+        {
+            true => None,
+            false => super::state_file::cgroup_paths(self.root(), id),
+        }
+    }
+
+    /// What `runc state` would say of `id`, from its state file (None: ask runc).
     pub fn state_from_file(&self, id: &str) -> Option<RuntimeState> {
         let moved = self
             .args

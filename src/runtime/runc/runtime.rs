@@ -14,6 +14,7 @@ use crate::image::ImageDirs;
 use crate::runtime::exec::{self, ExecCommand, ExecRuleError, ExecSpec};
 use crate::runtime::freeze::{self, FreezeError};
 use crate::runtime::interface::{LogTarget, Runtime, RuntimeFuture};
+use crate::runtime::stats::{self, Sample, StatsError};
 use crate::runtime::{blocking, RuntimeError, StartOutcome};
 
 /// The runc runtime of a daemon.
@@ -94,6 +95,26 @@ impl Runtime for RuncRuntime {
                 Some(state) => Some(state == RuntimeState::Paused),
                 None => freeze::runc_paused(runc.as_ref(), &id).await,
             }
+        })
+    }
+
+    fn stats(
+        &self,
+        id: &str,
+        process: &ProcessIdentity,
+    ) -> RuntimeFuture<Result<Sample, StatsError>> {
+        let (runc, id, init) = (self.runc.clone(), id.to_string(), process.pid);
+        Box::pin(async move {
+            let read = move || {
+                let runc = runc.ok_or(StatsError::NoCgroup)?;
+                let paths = runc.cgroup_paths(&id).ok_or(StatsError::NoCgroup)?;
+                let mut sample = stats::cgroup(&paths)?;
+                sample.networks = stats::networks(init);
+                Ok(sample)
+            };
+            tokio::task::spawn_blocking(read)
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         })
     }
 

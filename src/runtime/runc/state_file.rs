@@ -67,6 +67,14 @@ pub fn status(root: &Path, id: &str) -> Option<RuntimeState> {
     status_on(root, id, cgroup2_unified())
 }
 
+/// The cgroup paths runc recorded for `id` (a path per v1 controller, or `""` for the v2
+/// unified one); `None` when its state file cannot be read.
+pub fn cgroup_paths(root: &Path, id: &str) -> Option<HashMap<String, String>> {
+    let bytes = std::fs::read(root.join(id).join(STATE_FILE)).ok()?;
+    let state: StateFile = serde_json::from_slice(&bytes).ok()?;
+    Some(state.cgroup_paths)
+}
+
 /// [`status`] on a host whose cgroups are `unified` (v2) or not.
 fn status_on(root: &Path, id: &str, unified: bool) -> Option<RuntimeState> {
     let dir = root.join(id);
