@@ -58,6 +58,9 @@ pub enum ApiError {
     /// A container's use of the host could not be read.
     #[error("cannot read the container's stats")]
     Stats(#[from] crate::runtime::stats::StatsError),
+    /// A new binary refused by the upgrade's check.
+    #[error("upgrade refused")]
+    Upgrade(#[from] crate::daemon::upgrade::UpgradeError),
     /// `one-shot` asked of a streamed stats answer (it only applies to a single one).
     #[error("one-shot applies only to stats with stream=false")]
     OneShotStream,
@@ -246,6 +249,7 @@ impl ResponseError for ApiError {
             | ApiError::Reference(_)
             | ApiError::Tty
             | ApiError::OneShotStream
+            | ApiError::Upgrade(_)
             | ApiError::Time { .. }
             | ApiError::ContentLength { .. }
             | ApiError::BodyIncomplete { .. }

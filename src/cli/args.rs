@@ -169,6 +169,10 @@ pub struct DaemonArgs {
     /// Check daemon.json (--config) and the options, print the verdict and exit: 0 valid, 1 not.
     #[arg(long)]
     pub validate: bool,
+    /// What `moor admin upgrade` asks of a new binary: check daemon.json and the options as
+    /// a start would, print this build's version, store schema and shim protocols as JSON.
+    #[arg(long, conflicts_with = "validate")]
+    pub check_upgrade: bool,
 }
 
 impl DaemonArgs {

@@ -16,8 +16,11 @@ pub mod notify;
 pub mod reconciler;
 pub mod reload;
 pub mod supervisor;
+// One unsafe block: the listening socket inherited across the upgrade's exec.
 #[cfg(test)]
 mod tests;
+#[allow(unsafe_code)]
+pub mod upgrade;
 
 use std::fs::File;
 use std::io::Write;
@@ -68,6 +71,9 @@ pub enum DaemonError {
     /// The store cannot be opened or rebuilt.
     #[error("open the store")]
     Store(#[from] StoreError),
+    /// The re-execution of an upgrade failed after its check passed.
+    #[error("upgrade")]
+    Upgrade(#[source] upgrade::UpgradeError),
 }
 
 /// What every actor shares: the store, the layout and the settings.
@@ -85,6 +91,10 @@ pub struct Shared {
     pub events: events::EventBus,
     /// `docker exec` instances (in memory only, as Docker's).
     pub execs: exec::ExecRegistry,
+    /// What this daemon was started as (for `moor admin upgrade`).
+    pub invocation: upgrade::Invocation,
+    /// From the upgrade route to the serve loop.
+    pub upgrade: upgrade::Trigger,
 }
 
 impl Shared {
@@ -141,6 +151,8 @@ impl Shared {
             layout,
             events: events::EventBus::default(),
             execs: exec::ExecRegistry::default(),
+            invocation: upgrade::Invocation::current(),
+            upgrade: upgrade::Trigger::default(),
         }
     }
 }
@@ -211,8 +223,12 @@ fn bind_socket(layout: &Layout) -> Result<std::os::unix::net::UnixListener, Daem
     Ok(listener)
 }
 
-/// Runs the daemon until SIGTERM/SIGINT.
+/// Runs the daemon until SIGTERM/SIGINT, or until `moor admin upgrade` replaces it.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
+    // First, before any other thread reads the environment: a socket handed over by the
+    // image this process was before an upgrade.
+    let inherited = upgrade::take_inherited();
+    let invocation = upgrade::Invocation::current();
     let (layout, config) = resolve(&opts)?;
     crate::logging::apply_config(&config);
     let asked = opts
@@ -237,13 +253,22 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         runtimes,
         events: events::EventBus::default(),
         execs: exec::ExecRegistry::default(),
+        invocation,
+        upgrade: upgrade::Trigger::default(),
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);
     let _failpoints = fault::setup();
     let signals = signal_channel()?;
     let system = System::new();
-    let result = system.block_on(serve(shared.clone(), recovered, signals));
+    let result = system.block_on(serve(shared.clone(), recovered, signals, inherited));
+    if let Ok(Some((binary, listener))) = &result {
+        info!(binary = %binary.display(), "re-executing for the upgrade");
+        let args = &shared.invocation.args;
+        let e = upgrade::exec(binary, args, std::os::fd::AsRawFd::as_raw_fd(listener));
+        error!(error = %crate::api::error::chain(&e), "the upgrade's exec failed: stopping");
+        return Err(DaemonError::Upgrade(e));
+    }
     let _ = std::fs::remove_file(&shared.layout.socket);
     let left = cleanup::wait_pending(CLEANUP_WAIT);
     if left > 0 {
@@ -253,7 +278,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         );
     }
     info!("stopped");
-    result
+    result.map(|_| ())
 }
 
 /// How long a stopping daemon waits for the clean-ups of removed containers.
@@ -278,13 +303,36 @@ fn signal_channel() -> Result<tokio::sync::mpsc::UnboundedReceiver<i32>, DaemonE
     Ok(rx)
 }
 
+/// The binary to re-execute and the listening socket to hand it, after an upgrade request.
+type HandOver = (PathBuf, std::os::fd::OwnedFd);
+
+/// Serves until a stop signal (containers stopped or left running as live-restore says) or
+/// an upgrade (containers untouched: the new image resumes them).
 async fn serve(
     shared: Arc<Shared>,
     recovered: Vec<moor_state::ContainerRecord>,
     mut signals: tokio::sync::mpsc::UnboundedReceiver<i32>,
-) -> Result<(), DaemonError> {
+    inherited: Option<std::os::fd::OwnedFd>,
+) -> Result<Option<HandOver>, DaemonError> {
     let supervisor = Supervisor::new(shared.clone(), recovered).start();
-    let listener = bind_socket(&shared.layout)?;
+    let socket = &shared.layout.socket;
+    let listener = match inherited.and_then(|fd| upgrade::listener_at(fd, socket)) {
+        Some(listener) => {
+            info!(socket = %socket.display(), "serving the socket handed over by the upgrade");
+            listener
+        }
+        None => bind_socket(&shared.layout)?,
+    };
+    // Kept for a hand-over: actix closes its own descriptor when it stops.
+    let kept = std::os::fd::OwnedFd::from(
+        listener
+            .try_clone()
+            .map_err(io_err("duplicate the listener", socket))?,
+    );
+    let mut upgrades = shared
+        .upgrade
+        .take()
+        .expect("the upgrade channel is taken once");
     let server = crate::api::server::serve(listener, supervisor.clone(), shared.clone())
         .map_err(io_err("serve", &shared.layout.socket))?;
     let handle = server.handle();
@@ -294,7 +342,17 @@ async fn serve(
     notify::ready(&notify::current_status(&shared, &supervisor).await);
     notify::spawn_keeper(shared.clone(), supervisor.clone());
     loop {
-        match signals.recv().await {
+        let signal = tokio::select! {
+            sig = signals.recv() => sig,
+            Some(binary) = upgrades.recv() => {
+                info!(binary = %binary.display(), "upgrading: the API stops for the hand-over");
+                notify::reloading();
+                handle.stop(true).await;
+                let _ = server_task.await;
+                return Ok(Some((binary, kept)));
+            }
+        };
+        match signal {
             Some(libc::SIGHUP) => reload::on_sighup(&shared, &supervisor).await,
             Some(sig) => {
                 info!(signal = sig, "shutting down");
@@ -316,7 +374,7 @@ async fn serve(
         timeout_secs: config.shutdown_timeout,
     });
     await_shutdown(shutdown, &mut signals, &supervisor, config.live_restore).await;
-    Ok(())
+    Ok(None)
 }
 
 /// How long after the first interrupt a second one skips the stop timeouts.

@@ -40,6 +40,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/containers/{id}"),
     ("GET", "/containers/{id}/logs"),
     ("GET", "/containers/{id}/top"),
+    ("GET", "/containers/{id}/stats"),
     ("POST", "/containers/prune"),
     ("POST", "/containers/{id}/attach"),
     ("POST", "/containers/{id}/exec"),
@@ -54,6 +55,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/moor/admin/inspect"),
     ("POST", "/moor/admin/containers/{id}/adopt"),
     ("POST", "/moor/admin/containers/{id}/kill-orphan"),
+    // A valid request re-executes the daemon in place: requests after it wait in the
+    // socket's backlog and are answered by the new image.
+    ("POST", "/moor/admin/upgrade"),
     ("GET", "/no/such/route"),
 ];
 

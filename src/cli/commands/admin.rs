@@ -67,6 +67,14 @@ pub enum AdminCommand {
     },
     /// Verify the store without changing it; exit code 1 if a problem is found.
     Check,
+    /// Replace the running daemon with a new binary in place (same pid, same socket, the
+    /// containers untouched), after the binary passed its check.
+    Upgrade {
+        /// The new binary (default: the path the daemon was started from, as after a package
+        /// replaced the file).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
 }
 
 fn layout(args: &AdminArgs) -> anyhow::Result<Layout> {
@@ -130,6 +138,39 @@ fn through_daemon(
     Ok(0)
 }
 
+/// How long the new daemon image may take to serve after the hand-over.
+const UPGRADE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Asks the daemon `pid` to re-execute as `binary`, then waits until that process runs it
+/// and answers `/_ping`.
+fn upgrade(host: &str, pid: &str, binary: Option<&std::path::Path>) -> anyhow::Result<i32> {
+    let client = Client::new(host)?;
+    let binary = binary
+        .map(std::fs::canonicalize)
+        .transpose()
+        .context("the new binary")?;
+    let body = serde_json::json!({ "Binary": binary });
+    let answer: serde_json::Value = client.post("/moor/admin/upgrade", &body)?;
+    let (version, path) = (
+        &answer["Version"],
+        answer["Binary"].as_str().unwrap_or_default(),
+    );
+    eprintln!("checked: {path} is moor {version}; the daemon (pid {pid}) hands over to it");
+    let exe = format!("/proc/{pid}/exe");
+    let started = std::time::Instant::now();
+    loop {
+        let runs = std::fs::read_link(&exe).is_ok_and(|p| p == std::path::Path::new(path));
+        if runs && client.get_raw("/_ping").is_ok() {
+            println!("upgraded: the daemon (pid {pid}) runs {path} (moor {version})");
+            return Ok(0);
+        }
+        if started.elapsed() > UPGRADE_DEADLINE {
+            anyhow::bail!("the daemon (pid {pid}) did not serve as {path} within {UPGRADE_DEADLINE:?}: see its log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Runs one admin command; `host` is the daemon's socket when it runs.
 pub fn execute(host: &str, args: &AdminArgs) -> anyhow::Result<i32> {
     let layout = layout(args)?;
@@ -167,6 +208,13 @@ pub fn execute(host: &str, args: &AdminArgs) -> anyhow::Result<i32> {
                 Ok(0)
             }
             Access::Daemon(pid) => through_daemon(host, &pid, container, "kill-orphan", "killed"),
+        },
+        AdminCommand::Upgrade { binary } => match Access::open(&layout)? {
+            Access::Direct(direct) => anyhow::bail!(
+                "no daemon runs on {}: nothing to upgrade (start the new binary)",
+                direct.layout.root.display()
+            ),
+            Access::Daemon(pid) => upgrade(host, &pid, binary.as_deref()),
         },
         AdminCommand::Check => {
             let direct = Access::open(&layout)?.direct(&layout)?;

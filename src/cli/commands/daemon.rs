@@ -1,5 +1,5 @@
 //! `moor daemon`: runs the daemon in the foreground, or checks its configuration
-//! (`--validate`) without starting it.
+//! (`--validate`; `--check-upgrade`, for `moor admin upgrade`) without starting it.
 
 use anyhow::Context;
 
@@ -13,6 +13,12 @@ pub fn execute(args: &DaemonArgs) -> anyhow::Result<i32> {
         crate::config::options::validate(&opts)
             .with_context(|| format!("{} is not valid", path.display()))?;
         println!("configuration OK: {}", path.display());
+        return Ok(0);
+    }
+    if args.check_upgrade {
+        crate::config::options::validate(&opts).context("the configuration is not valid")?;
+        let report = crate::daemon::upgrade::CheckReport::this_build();
+        println!("{}", serde_json::to_string(&report)?);
         return Ok(0);
     }
     crate::daemon::run(args.to_options()).context("run the daemon")?;
