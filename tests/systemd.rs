@@ -60,8 +60,8 @@ struct SdBox {
     dir: PathBuf,
     /// The directory bound into the box: daemon.json, root, run dir, socket.
     scratch: PathBuf,
-    /// Holds both; removed after the box is down.
-    _tmp: tempfile::TempDir,
+    /// Holds both; removed after the box is down (taken by a test that boots again).
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl SdBox {
@@ -73,6 +73,11 @@ impl SdBox {
         let scratch = tmp.path().join("s");
         std::fs::create_dir_all(&scratch).unwrap();
         let dir = tmp.path().join("box");
+        SdBox::boot(dir, scratch, tmp)
+    }
+
+    /// Boots a box in `dir` with `scratch` bound (a second boot may reuse a scratch).
+    fn boot(dir: PathBuf, scratch: PathBuf, tmp: tempfile::TempDir) -> SdBox {
         let bin_dir = Path::new(MOOR).parent().unwrap();
         let out = Command::new(tool())
             .arg("up")
@@ -91,7 +96,7 @@ impl SdBox {
         SdBox {
             dir,
             scratch,
-            _tmp: tmp,
+            _tmp: Some(tmp),
         }
     }
 
@@ -146,6 +151,8 @@ impl SdBox {
         // A 2 s watchdog: a daemon that stopped sending WATCHDOG=1 would be killed and
         // restarted by systemd, and the same-main-pid checks below would fail.
         let exec = format!("WatchdogSec=2\n{exec}");
+        // The daemon's output outlives the box (its journal does not).
+        let exec = format!("StandardError=append:{s}/daemon.log\n{exec}");
         let unit = shipped.replace("ExecStart=/usr/local/bin/moor daemon", &exec);
         assert_ne!(
             unit, shipped,
@@ -310,4 +317,127 @@ fn systemd_service_lifecycle_keeps_containers() {
         "web",
     ]);
     assert_eq!(state, "exited 143");
+}
+
+/// The host going down (`systemctl poweroff` in the box, live-restore on): the daemon stops
+/// every container itself, in parallel and cleanly, before it exits; at the next boot (a new
+/// box on the same state) the containers whose policy asks are started again.
+#[test]
+fn a_host_shutdown_stops_containers_and_the_next_boot_starts_them_by_policy() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIP a_host_shutdown_stops_containers_and_the_next_boot_starts_them_by_policy: {reason}");
+        return;
+    }
+    let mut first = SdBox::up();
+    first.write_config(r#"{"live-restore": true}"#);
+    first.install_unit();
+    first.ok(&["systemctl", "start", UNIT]);
+    // A shell that leaves with 42 on SIGTERM: the exit is the daemon's clean stop.
+    let polite = "trap 'exit 42' TERM; while :; do sleep 0.1; done";
+    for (name, policy) in [
+        ("al", "always"),
+        ("us", "unless-stopped"),
+        ("no", "no"),
+        ("held", "unless-stopped"),
+    ] {
+        first.moor(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "host",
+            "sh",
+            "-c",
+            polite,
+        ]);
+    }
+    first.moor(&["stop", "held"]);
+    let before: Vec<(String, String)> = ["al", "us", "no"]
+        .iter()
+        .map(|n| first.pid_started(n))
+        .collect();
+
+    // An events stream from outside the box, open through the shutdown.
+    let socket = first.scratch.join("run/moor.sock");
+    let events = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        s.write_all(b"GET /events HTTP/1.0\r\n\r\n").unwrap();
+        let mut seen = Vec::new();
+        let _ = s.read_to_end(&mut seen);
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let pid1 = std::fs::read_to_string(first.dir.join("pid"))
+        .expect("the box's pid")
+        .trim()
+        .to_string();
+    let _ = first.exec(&["systemctl", "poweroff"]);
+    let gone = wait_for(Duration::from_secs(90), || {
+        !Path::new(&format!("/proc/{pid1}")).exists()
+    });
+    assert!(gone, "the box did not power off");
+    let log = std::fs::read_to_string(first.scratch.join("daemon.log")).unwrap_or_default();
+    assert!(
+        log.contains("the host is shutting down"),
+        "the daemon did not see the shutdown:\n{log}"
+    );
+    assert!(log.contains("host_shutdown=true"), "{log}");
+    let events = events.join().expect("the events reader");
+    for name in ["al", "us", "no"] {
+        let needle = format!("\"Action\":\"host-shutdown\"");
+        let line = events
+            .lines()
+            .find(|l| l.contains(&needle) && l.contains(&format!("\"name\":\"{name}\"")));
+        assert!(
+            line.is_some(),
+            "no host-shutdown event for {name}:\n{events}"
+        );
+    }
+    assert!(
+        !events.contains("\"name\":\"held\"")
+            || !events
+                .lines()
+                .any(|l| l.contains("host-shutdown") && l.contains("\"held\""))
+    );
+
+    let tmp = first._tmp.take().expect("the scratch");
+    let scratch = first.scratch.clone();
+    drop(first);
+    let second = SdBox::boot(tmp.path().join("box2"), scratch, tmp);
+    second.install_unit();
+    second.ok(&["systemctl", "start", UNIT]);
+    let state = |n: &str| {
+        second.moor(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} [{{.State.Error}}]",
+            n,
+        ])
+    };
+    assert_eq!(
+        state("no"),
+        "exited 42 []",
+        "the stop was the daemon's, clean"
+    );
+    assert_eq!(
+        state("held"),
+        "exited 42 []",
+        "a container stopped by hand stays stopped"
+    );
+    for (i, name) in ["al", "us"].iter().enumerate() {
+        let ok = wait_for(Duration::from_secs(10), || {
+            state(name).starts_with("running")
+        });
+        assert!(ok, "{name} was not started again: {}", state(name));
+        assert_ne!(
+            second.pid_started(name).1,
+            before[i].1,
+            "{name} is a new run"
+        );
+    }
+    second.moor(&["rm", "-f", "al", "us", "no", "held"]);
 }

@@ -366,6 +366,12 @@ impl Handler<StopContainer> for ContainerActor {
                 }
             }
             StopBy::DaemonShutdown => self.suppress_restart = true,
+            StopBy::HostShutdown => {
+                self.suppress_restart = true;
+                if self.record.state.run().is_some() {
+                    self.emit("host-shutdown", &[]);
+                }
+            }
         }
         if cancelled.is_some() && self.record.state.run().is_none() {
             info!(parent: &self.span, "pending restart cancelled");

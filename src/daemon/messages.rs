@@ -47,12 +47,16 @@ pub struct ContainerRemoved {
     pub id: String,
 }
 
-/// Stop every container (live-restore off) or none (on), then answer (Supervisor).
+/// Stop every container (live-restore off, or the host shutting down) or none (on), then
+/// answer (Supervisor).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ShutDown {
     /// Whether containers keep running.
     pub live_restore: bool,
+    /// The host is going down: every container stops (its own stop signal and timeout),
+    /// whatever live-restore says, and is started at the next boot as its policy asks.
+    pub host_shutdown: bool,
     /// Upper bound for each container's stop timeout.
     pub timeout_secs: Option<u32>,
 }
@@ -102,6 +106,8 @@ pub enum StopBy {
     User,
     /// The daemon shutting down without live-restore: restarted at the next daemon start.
     DaemonShutdown,
+    /// The host shutting down: as [`StopBy::DaemonShutdown`], with a `host-shutdown` event.
+    HostShutdown,
 }
 
 /// Start it again because its restart policy says so (Container, internal).

@@ -362,18 +362,28 @@ async fn serve(
         }
     }
     let config = shared.config.get();
-    notify::stopping(if config.live_restore {
-        "stopping; live-restore on: containers keep running"
-    } else {
-        "stopping every container"
+    let host_shutdown = tokio::task::spawn_blocking(crate::host::systemd::system_stopping)
+        .await
+        .unwrap_or(false);
+    notify::stopping(match (host_shutdown, config.live_restore) {
+        (true, _) => "the host is shutting down: stopping every container",
+        (false, true) => "stopping; live-restore on: containers keep running",
+        (false, false) => "stopping every container",
     });
-    handle.stop(false).await;
-    let _ = server_task.await;
+    if host_shutdown {
+        info!("the host is shutting down: every container is stopped, and started at the next boot as its restart policy asks");
+    }
+    // No new connection from here; open ones (an events stream) see the stops, then close.
+    handle.pause().await;
     let shutdown = supervisor.send(ShutDown {
         live_restore: config.live_restore,
+        host_shutdown,
         timeout_secs: config.shutdown_timeout,
     });
-    await_shutdown(shutdown, &mut signals, &supervisor, config.live_restore).await;
+    let keep = config.live_restore && !host_shutdown;
+    await_shutdown(shutdown, &mut signals, &supervisor, keep).await;
+    handle.stop(false).await;
+    let _ = server_task.await;
     Ok(None)
 }
 

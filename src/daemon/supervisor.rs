@@ -334,27 +334,32 @@ impl Handler<ShutDown> for Supervisor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: ShutDown, _: &mut Context<Self>) -> Self::Result {
-        if msg.live_restore {
+        if msg.live_restore && !msg.host_shutdown {
             info!(
                 containers = self.containers.len(),
                 "live-restore: containers keep running"
             );
             return Box::pin(async {});
         }
-        let timeout = msg.timeout_secs;
+        // The host going down stops each container with its own timeout, in parallel.
+        let (timeout, by) = match msg.host_shutdown {
+            true => (None, StopBy::HostShutdown),
+            false => (msg.timeout_secs, StopBy::DaemonShutdown),
+        };
         let stops: Vec<_> = self
             .containers
             .values()
             .map(|addr| {
                 addr.send(StopContainer {
                     timeout_secs: timeout,
-                    by: StopBy::DaemonShutdown,
+                    by,
                 })
             })
             .collect();
         info!(
             containers = stops.len(),
-            "live-restore off: stopping every container"
+            host_shutdown = msg.host_shutdown,
+            "stopping every container"
         );
         Box::pin(async move {
             join_all(stops).await;

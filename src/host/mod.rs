@@ -11,6 +11,7 @@ pub mod layout;
 pub mod paths;
 pub mod runfiles;
 pub mod signal;
+pub mod systemd;
 
 /// Environment variables of the service manager that must not reach shims and containers.
 pub const MANAGER_ENV: &[&str] = &[

@@ -1,0 +1,53 @@
+//! Whether the host itself is going down: systemd says `stopping` (`systemctl
+//! is-system-running`, the manager's `SystemState`) once shutdown.target's jobs run, which is
+//! when it stops moor's unit on a poweroff or reboot. A daemon stop at any other time (a
+//! `systemctl stop`, an upgrade, a crash) is not one. On a host without systemd as init this
+//! is never true.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// How long `systemctl` may take to answer.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Whether systemd is this host's init (its runtime directory exists, as sd_booted checks).
+pub fn booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// Whether systemd reports the system as stopping (shutting down or rebooting). Blocking,
+/// bounded by [`ANSWER_DEADLINE`]; any failure to ask is "no".
+pub fn system_stopping() -> bool {
+    if !booted() {
+        return false;
+    }
+    let child = Command::new("systemctl")
+        .arg("is-system-running")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(child) = child else {
+        return false;
+    };
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(ANSWER_DEADLINE) {
+        Ok(Ok(out)) => String::from_utf8_lossy(&out.stdout).trim() == "stopping",
+        Ok(Err(_)) => false,
+        Err(_) => {
+            // Not reaped yet by the waiting thread, so the pid is still the child's.
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            false
+        }
+    }
+}
