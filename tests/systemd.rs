@@ -388,10 +388,10 @@ fn a_host_shutdown_stops_containers_and_the_next_boot_starts_them_by_policy() {
     assert!(log.contains("host_shutdown=true"), "{log}");
     let events = events.join().expect("the events reader");
     for name in ["al", "us", "no"] {
-        let needle = format!("\"Action\":\"host-shutdown\"");
+        let needle = "\"Action\":\"host-shutdown\"";
         let line = events
             .lines()
-            .find(|l| l.contains(&needle) && l.contains(&format!("\"name\":\"{name}\"")));
+            .find(|l| l.contains(needle) && l.contains(&format!("\"name\":\"{name}\"")));
         assert!(
             line.is_some(),
             "no host-shutdown event for {name}:\n{events}"
