@@ -360,3 +360,25 @@ fn list_follows_every_change_while_reused() {
     assert_eq!(removed.status, 204, "{}", removed.body);
     assert_eq!(listed(&d), vec![]);
 }
+
+/// Docker's kill with SIGKILL answers once the container is no longer running: inspect right
+/// after it shows the exit, and a plain `rm` right after it succeeds (it was a 409 in 4 of 5
+/// tries when kill answered at the signal).
+#[test]
+fn kill_answers_once_the_container_is_dead_so_rm_follows() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    for round in 0..20 {
+        let name = format!("k{round}");
+        d.run_detached(&["--name", &name, "host", "sleep", "1000"]);
+        let kill = d.http("POST", &format!("/v1.44/containers/{name}/kill"), None);
+        assert_eq!(kill.status, 204, "{}", kill.body);
+        let state = d.inspect_json(&name)["State"].clone();
+        assert_eq!(
+            (state["Status"].as_str(), state["ExitCode"].as_i64()),
+            (Some("exited"), Some(137)),
+            "round {round}: {state}"
+        );
+        let rm = d.http("DELETE", &format!("/v1.44/containers/{name}"), None);
+        assert_eq!(rm.status, 204, "round {round}: {}", rm.body);
+    }
+}

@@ -167,6 +167,9 @@ async fn restart(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErr
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// How long a kill with SIGKILL waits for the container's exit to be recorded (Docker: 10 s).
+const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn kill(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError> {
     let (id, addr) = resolve(&state, &path.id).await?;
     let signal = match q.get("signal").filter(|s| !s.is_empty()) {
@@ -178,6 +181,18 @@ async fn kill(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiError>
         .await
         .map_err(ContainerError::from)?
     {
+        Ok(()) if signal == libc::SIGKILL => {
+            // Docker's kill with SIGKILL answers once the container is no longer running
+            // (bounded): a `rm` right after it does not find it running.
+            let exited = addr
+                .send(WaitContainer(WaitCondition::NotRunning))
+                .await
+                .map_err(ContainerError::from)?;
+            if tokio::time::timeout(KILL_WAIT, exited).await.is_err() {
+                tracing::warn!(%id, "the container was still running {KILL_WAIT:?} after SIGKILL");
+            }
+            Ok(HttpResponse::NoContent().finish())
+        }
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(ContainerError::Transition(TransitionError::NotRunning)) => {
             Err(ApiError::NotRunning { id })
