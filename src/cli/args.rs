@@ -65,6 +65,10 @@ pub enum Command {
     Rename(RenameArgs),
     /// Pull an image from a registry.
     Pull(crate::cli::commands::pull::PullArgs),
+    /// Log in to a registry (credentials kept in config.json, as the docker CLI does).
+    Login(crate::cli::commands::login::LoginArgs),
+    /// Log out from a registry.
+    Logout(crate::cli::commands::login::LogoutArgs),
     /// Manage images: import, ls, rm, inspect.
     #[command(subcommand)]
     Image(ImageCommand),

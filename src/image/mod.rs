@@ -8,6 +8,7 @@
 
 pub mod changes;
 pub mod layers;
+pub mod login;
 pub mod meta;
 pub mod registry;
 pub mod unpack;

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod image;
 pub mod inspect;
 pub mod kill;
+pub mod login;
 pub mod logs;
 pub mod pause;
 pub mod ps;

@@ -93,7 +93,8 @@ pub fn execute(client: &Client, args: &PullArgs) -> anyhow::Result<i32> {
     if let Some(p) = &args.platform {
         path.push_str(&format!("&platform={}", encode(p)));
     }
-    let mut stream = client.post_stream(&path)?;
+    let auth = super::login::registry_auth_for(&args.name)?;
+    let mut stream = client.post_stream_auth(&path, auth)?;
     let mut view = match std::io::stdout().is_terminal() {
         true => View::Bars {
             multi: MultiProgress::new(),

@@ -7,12 +7,9 @@
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
-use base64::Engine;
 use chrono::Utc;
 use futures_util::stream;
 use moor_state::image::{parse_reference, ImageRecord, IMAGE_RECORD_VERSION};
-use oci_client::secrets::RegistryAuth;
-use serde::Deserialize;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::{ask, Data};
@@ -96,46 +93,6 @@ pub fn target(q: &Query) -> Result<PullTarget, ApiError> {
     })
 }
 
-/// The credentials of an `X-Registry-Auth` header (base64url JSON, as `docker login` stores
-/// them): a registry token is a bearer token, a username and password basic auth.
-pub fn auth(req: &HttpRequest) -> Result<RegistryAuth, ApiError> {
-    #[derive(Deserialize, Default)]
-    #[serde(default)]
-    struct AuthConfig {
-        username: String,
-        password: String,
-        registrytoken: String,
-    }
-    let Some(header) = req.headers().get("X-Registry-Auth") else {
-        return Ok(RegistryAuth::Anonymous);
-    };
-    let bad = || ApiError::Query {
-        name: "X-Registry-Auth",
-        value: "not base64url-encoded JSON".into(),
-    };
-    let text = header.to_str().map_err(|_| bad())?.trim();
-    if text.is_empty() {
-        return Ok(RegistryAuth::Anonymous);
-    }
-    let engines = [
-        base64::engine::general_purpose::URL_SAFE,
-        base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        base64::engine::general_purpose::STANDARD,
-    ];
-    let json = engines
-        .iter()
-        .find_map(|e| e.decode(text).ok())
-        .ok_or_else(bad)?;
-    let cfg: AuthConfig = serde_json::from_slice(&json).map_err(|_| bad())?;
-    Ok(if !cfg.registrytoken.is_empty() {
-        RegistryAuth::Bearer(cfg.registrytoken)
-    } else if !cfg.username.is_empty() {
-        RegistryAuth::Basic(cfg.username, cfg.password)
-    } else {
-        RegistryAuth::Anonymous
-    })
-}
-
 /// The pull itself, then its record: returns the last status lines.
 async fn run(
     state: Data,
@@ -188,7 +145,7 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
     })?;
     let opts = PullOptions {
         insecure,
-        auth: auth(req)?,
+        auth: crate::api::registry_auth::header(req)?,
         platform,
         limit: config.image_unpack_limit(),
     };
