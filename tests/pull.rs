@@ -272,3 +272,43 @@ fn unknown_images_are_404_and_docker_pulls() {
     assert_eq!(out, "from layer 1\n");
     assert_eq!(sha256(b"abc").len(), 71);
 }
+
+#[test]
+fn run_and_create_pull_a_missing_image() {
+    let Some((reg, d)) = setup() else { return };
+    let (layout, _) = two_layer_image(&d.root().with_file_name("oci"), "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let name = format!("{}/app:v1", reg.host());
+    let out = d.cli_fail(&["create", "--pull", "never", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("No such image: {name}")),
+        "{stderr}"
+    );
+    // The default (missing): pulled first, its progress on stderr, the output the container's.
+    let out = d.cli(&["run", "--rm", &name, "cat", "/etc/base.txt"]);
+    let text = common::describe(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from layer 1\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("Unable to find image '{name}' locally"))
+            && stderr.contains("Downloaded newer image"),
+        "{stderr}"
+    );
+    let out = d.cli(&["create", "--pull", "always", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", common::describe(&out));
+    assert!(stderr.contains("Image is up to date"), "{stderr}");
+    // The docker CLI pulls on the 404 of its create by itself.
+    let (layout, _) = two_layer_image(&d.root().with_file_name("oci2"), "v2");
+    reg.push(&layout, "v2", "other", &[]);
+    let other = format!("{}/other:v2", reg.host());
+    let out = d.docker(&["run", "--rm", &other, "cat", "/etc/top.txt"], None);
+    let text = common::describe(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from layer 2\n");
+    assert!(text.contains("Unable to find image"), "{text}");
+    let err = d.docker_fail(&["create", "--pull", "never", &format!("{}/x:y", reg.host())]);
+    assert!(err.contains("No such image"), "{err}");
+}
