@@ -315,6 +315,7 @@ fn image_status(e: &crate::daemon::image::ImageOwnerError) -> StatusCode {
     match e {
         ImageOwnerError::NoSuchImage(_) => StatusCode::NOT_FOUND,
         ImageOwnerError::InUse { .. } => StatusCode::CONFLICT,
+        ImageOwnerError::LayerGone(_) => StatusCode::CONFLICT,
         e if e.is_bad_archive() => StatusCode::BAD_REQUEST,
         ImageOwnerError::Store(_)
         | ImageOwnerError::Containers(_)

@@ -93,6 +93,16 @@ pub struct DeleteItem {
     pub deleted: Option<String>,
 }
 
+/// `POST /images/prune`'s answer (Docker's `PruneReport`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PruneReport {
+    /// Names and images removed (null when none, as in Docker).
+    pub images_deleted: Option<Vec<DeleteItem>>,
+    /// Bytes freed on disk.
+    pub space_reclaimed: u64,
+}
+
 /// One line of Docker's progress stream.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

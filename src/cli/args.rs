@@ -123,6 +123,13 @@ pub enum ImageCommand {
         #[arg(required = true, value_name = "IMAGE")]
         names: Vec<String>,
     },
+    /// Remove the untagged images no container uses (every unused one with --all), and the
+    /// layers no image lists.
+    Prune {
+        /// Tagged images too.
+        #[arg(short, long)]
+        all: bool,
+    },
 }
 
 impl Command {

@@ -17,7 +17,9 @@ use crate::api::error::ApiError;
 use crate::api::image_types::{ErrorDetail, ProgressDetail, PullMessage};
 use crate::api::routes::Query;
 use crate::config::registry::InsecureRegistries;
+use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
+use crate::daemon::image::ImageOwnerError;
 use crate::daemon::messages::{CommitImage, FindImage, ImageFiles};
 use crate::image::layers::digest_hex;
 use crate::image::registry::{self, Platform, Progress, PullOptions, PullTarget};
@@ -93,6 +95,9 @@ pub fn target(q: &Query) -> Result<PullTarget, ApiError> {
     })
 }
 
+/// How many times a pull whose layer a removal collected before its commit starts again.
+const ATTEMPTS: usize = 3;
+
 /// The pull itself, then its record: returns the last status lines.
 async fn run(
     state: Data,
@@ -103,26 +108,40 @@ async fn run(
     let dirs = ImageDirs::new(&state.shared.layout.root);
     let shown = target.reference();
     let before = ask(&state, FindImage(shown.clone())).await?.map(|r| r.id);
-    let pulled = registry::pull(&dirs, &target, &opts, &tx).await?;
-    let name = target.tag.as_ref().map(|t| format!("{}:{t}", target.repo));
-    let fresh = ImageRecord {
-        version: IMAGE_RECORD_VERSION,
-        id: pulled.id.clone(),
-        repo_tags: Vec::new(),
-        created_at: pulled.created.unwrap_or_else(Utc::now),
-        size: pulled.size,
-        config: pulled.config,
-        layers: pulled.layers,
-        repo_digests: vec![format!("{}@{}", target.repo, pulled.digest)],
+    let mut attempt = 0;
+    let (rec, pulled) = loop {
+        attempt += 1;
+        let pulled = registry::pull(&dirs, &target, &opts, &tx).await?;
+        let name = target.tag.as_ref().map(|t| format!("{}:{t}", target.repo));
+        let fresh = ImageRecord {
+            version: IMAGE_RECORD_VERSION,
+            id: pulled.id.clone(),
+            repo_tags: Vec::new(),
+            created_at: pulled.created.unwrap_or_else(Utc::now),
+            size: pulled.size,
+            config: pulled.config.clone(),
+            layers: pulled.layers.clone(),
+            repo_digests: vec![format!("{}@{}", target.repo, pulled.digest)],
+        };
+        // The download and unpack are done; the record (and the image's directory, should a
+        // removal have taken it meanwhile) goes through the images' owner.
+        let commit = CommitImage {
+            record: fresh,
+            name,
+            files: ImageFiles::Layers,
+        };
+        match state.supervisor.send(commit).await {
+            Ok(Err(ImageOwnerError::LayerGone(layer))) if attempt < ATTEMPTS => {
+                tracing::info!(reference = %shown, layer = %layer, "layer collected during the pull: again");
+            }
+            answer => {
+                let committed = answer
+                    .map_err(ContainerError::from)?
+                    .map_err(ContainerError::from)?;
+                break (committed.record, pulled);
+            }
+        }
     };
-    // The download and unpack are done; the record (and the image's directory, should a
-    // removal have taken it meanwhile) goes through the images' owner.
-    let commit = CommitImage {
-        record: fresh,
-        name,
-        files: ImageFiles::Layers,
-    };
-    let rec = ask(&state, commit).await?.record;
     let event = DockerEvent::image("pull", &rec.id, &shown, &rec.config.labels);
     state.shared.events.publish(event);
     tracing::info!(image = %rec.id, reference = %shown, digest = %pulled.digest, "image pulled");
