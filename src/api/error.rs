@@ -49,6 +49,9 @@ pub enum ApiError {
     /// `docker pull` (`fromImage`) failed; 404 for an image the registry does not have.
     #[error("{}", crate::host::chain(.0))]
     Pull(#[from] crate::image::registry::PullError),
+    /// `docker push` failed.
+    #[error("{}", crate::host::chain(.0))]
+    Push(#[from] crate::image::push::PushError),
     /// `docker login` (`POST /auth`) failed; 401 for refused credentials.
     #[error(transparent)]
     Login(#[from] crate::image::login::LoginError),
@@ -260,6 +263,8 @@ impl ResponseError for ApiError {
             ApiError::Pull(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             ApiError::Pull(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
             ApiError::Pull(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Push(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            ApiError::Push(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Login(e) if e.is_denied() => StatusCode::UNAUTHORIZED,
             ApiError::Login(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
             ApiError::Login(_) => StatusCode::BAD_GATEWAY,

@@ -65,6 +65,8 @@ pub enum Command {
     Rename(RenameArgs),
     /// Pull an image from a registry.
     Pull(crate::cli::commands::pull::PullArgs),
+    /// Push an image to a registry.
+    Push(crate::cli::commands::push::PushArgs),
     /// Log in to a registry (credentials kept in config.json, as the docker CLI does).
     Login(crate::cli::commands::login::LoginArgs),
     /// Log out from a registry.

@@ -27,6 +27,7 @@ use crate::image::{changes, image_id, HashingFile, ImageDirs, TmpDir};
 
 pub mod prune;
 pub mod pull;
+pub mod push;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/images/json", web::get().to(list))
         .route("/images/{name:.+}/json", web::get().to(inspect))
         .route("/images/{name:.+}/tag", web::post().to(tag))
+        .route("/images/{name:.+}/push", web::post().to(push::push))
         .route("/images/{name:.+}", web::delete().to(remove));
 }
 

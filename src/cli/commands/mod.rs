@@ -12,6 +12,7 @@ pub mod logs;
 pub mod pause;
 pub mod ps;
 pub mod pull;
+pub mod push;
 pub mod rename;
 pub mod restart;
 pub mod rm;

@@ -118,7 +118,19 @@ pub fn pull(
         path.push_str(&format!("&platform={}", encode(p)));
     }
     let auth = super::login::registry_auth_for(name)?;
-    let mut stream = client.post_stream_auth(&path, auth)?;
+    follow(client, &path, auth, to_stderr, &format!("pull {name}"))
+}
+
+/// Sends `POST path` with `auth` and draws the progress stream it answers (pull's and
+/// push's); an error line ends it as an error prefixed with `what`.
+pub fn follow(
+    client: &Client,
+    path: &str,
+    auth: Option<String>,
+    to_stderr: bool,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut stream = client.post_stream_auth(path, auth)?;
     let terminal = match to_stderr {
         true => std::io::stderr().is_terminal(),
         false => std::io::stdout().is_terminal(),
@@ -147,7 +159,7 @@ pub fn pull(
                 .map(|d| d.message.clone())
                 .or(msg.error.clone())
             {
-                anyhow::bail!("pull {name}: {e}");
+                anyhow::bail!("{what}: {e}");
             }
             view.show(&msg);
         }

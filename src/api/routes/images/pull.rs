@@ -168,12 +168,22 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
         platform,
         limit: config.image_unpack_limit(),
     };
-    let (tx, mut rx) = unbounded_channel();
+    let (tx, rx) = unbounded_channel();
     let task = actix_web::rt::spawn(run(state.clone(), target, opts, tx));
+    respond(rx, task, "pull").await
+}
+
+/// The answer of a pull or push running as `task` and sending its progress on `rx`: an
+/// error before any progress is the HTTP answer (404 for an unknown image); otherwise
+/// Docker's JSON progress stream, ending with the task's status lines or its error.
+pub(super) async fn respond(
+    mut rx: UnboundedReceiver<Progress>,
+    task: actix_web::rt::task::JoinHandle<Result<Vec<String>, ApiError>>,
+    what: &'static str,
+) -> Result<HttpResponse, ApiError> {
     let Some(first) = rx.recv().await else {
-        // Ended before any progress: an error is the HTTP answer (404 for an unknown image).
         let lines = task.await.map_err(|_| ApiError::Unsupported {
-            option: "a pull interrupted by shutdown",
+            option: "a pull or push interrupted by shutdown",
         })??;
         let body: Vec<u8> = lines
             .into_iter()
@@ -185,7 +195,7 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
     };
     let body = stream::unfold(
         (Some(first), rx, Some(task)),
-        |(pending, mut rx, task): (Option<Progress>, UnboundedReceiver<Progress>, _)| async move {
+        move |(pending, mut rx, task): (Option<Progress>, UnboundedReceiver<Progress>, _)| async move {
             if let Some(p) = pending {
                 return Some((
                     Ok::<_, actix_web::Error>(progress_line(p)),
@@ -202,7 +212,7 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
                     .flat_map(|l| status_line(l).to_vec())
                     .collect(),
                 Ok(Err(e)) => error_line(&e),
-                Err(_) => error_line(&"pull interrupted by shutdown"),
+                Err(_) => error_line(&format!("{what} interrupted by shutdown")),
             };
             Some((Ok(Bytes::from(out)), (None, rx, None)))
         },
