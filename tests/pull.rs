@@ -272,3 +272,163 @@ fn unknown_images_are_404_and_docker_pulls() {
     assert_eq!(out, "from layer 1\n");
     assert_eq!(sha256(b"abc").len(), 71);
 }
+
+#[test]
+fn run_and_create_pull_a_missing_image() {
+    let Some((reg, d)) = setup() else { return };
+    let (layout, _) = two_layer_image(&d.root().with_file_name("oci"), "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let name = format!("{}/app:v1", reg.host());
+    let out = d.cli_fail(&["create", "--pull", "never", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("No such image: {name}")),
+        "{stderr}"
+    );
+    // The default (missing): pulled first, its progress on stderr, the output the container's.
+    let out = d.cli(&["run", "--rm", &name, "cat", "/etc/base.txt"]);
+    let text = common::describe(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from layer 1\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("Unable to find image '{name}' locally"))
+            && stderr.contains("Downloaded newer image"),
+        "{stderr}"
+    );
+    let out = d.cli(&["create", "--pull", "always", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", common::describe(&out));
+    assert!(stderr.contains("Image is up to date"), "{stderr}");
+    // The docker CLI pulls on the 404 of its create by itself.
+    let (layout, _) = two_layer_image(&d.root().with_file_name("oci2"), "v2");
+    reg.push(&layout, "v2", "other", &[]);
+    let other = format!("{}/other:v2", reg.host());
+    let out = d.docker(&["run", "--rm", &other, "cat", "/etc/top.txt"], None);
+    let text = common::describe(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from layer 2\n");
+    assert!(text.contains("Unable to find image"), "{text}");
+    let err = d.docker_fail(&["create", "--pull", "never", &format!("{}/x:y", reg.host())]);
+    assert!(err.contains("No such image"), "{err}");
+}
+
+/// Pushes the two images of one base layer (`app:v1`, `two:v2`), pulls both; returns their
+/// names and the diff ids of app's layers.
+fn two_images(reg: &Registry, d: &Daemon) -> (String, String, Vec<String>) {
+    let oci = d.root().with_file_name("oci");
+    let (layout, built) = two_layer_image(&oci, "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let layout2 = oci.join("layout-two");
+    std::fs::create_dir_all(&layout2).expect("layout");
+    let layers = [
+        Layer {
+            tar: base_layer(),
+            compress: Compress::Gzip,
+        },
+        Layer {
+            tar: tar_of(&[("etc/", ""), ("etc/two.txt", "zstd layer\n")]),
+            compress: Compress::Zstd,
+        },
+    ];
+    let two = build_image(
+        &layout2,
+        &layers,
+        json!({"Cmd": ["cat", "/etc/two.txt"]}),
+        ("linux", "amd64"),
+    );
+    write_index(&layout2, "v2", &two.manifest_digest);
+    reg.push(&layout2, "v2", "two", &[]);
+    let (app, two) = (
+        format!("{}/app:v1", reg.host()),
+        format!("{}/two:v2", reg.host()),
+    );
+    d.cli_ok(&["pull", &app]);
+    d.cli_ok(&["pull", &two]);
+    assert_eq!(layer_dirs(d).len(), 3);
+    (app, two, built.diff_ids)
+}
+
+#[test]
+fn rmi_removes_the_layers_no_image_uses() {
+    let Some((reg, d)) = setup() else { return };
+    let (app, two, diff_ids) = two_images(&reg, &d);
+    let out = d.cli_ok(&["image", "rm", &app]);
+    assert!(out.contains(&format!("Deleted: {}", diff_ids[1])), "{out}");
+    assert!(!out.contains(&diff_ids[0]), "the shared base stays: {out}");
+    let dirs = layer_dirs(&d);
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    assert!(dirs.contains(&diff_ids[0][7..].to_string()), "{dirs:?}");
+    assert_eq!(d.cli_ok(&["run", "--rm", &two]), "zstd layer\n");
+    // A container's image stays, and so do its layers.
+    d.cli_ok(&["create", "--name", "user", &two]);
+    let out = d.cli_fail(&["image", "rm", &two]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("being used by container"));
+    assert_eq!(layer_dirs(&d).len(), 2);
+    d.cli_ok(&["rm", "user"]);
+    d.cli_ok(&["image", "rm", &two]);
+    assert!(layer_dirs(&d).is_empty(), "{:?}", layer_dirs(&d));
+    assert!(tmp_is_empty(&d));
+    // Pulled again from nothing: the layers come back.
+    d.cli_ok(&["pull", &app]);
+    assert_eq!(d.cli_ok(&["run", "--rm", &app]), "from layer 2\n");
+}
+
+#[test]
+fn prune_removes_dangling_then_unused_images() {
+    let Some((reg, d)) = setup() else { return };
+    let (app, two, diff_ids) = two_images(&reg, &d);
+    // app:v1 moves to another image: the first one is dangling.
+    let oci = d.root().with_file_name("oci-new");
+    let layout = oci.join("layout");
+    std::fs::create_dir_all(&layout).expect("layout");
+    let layers = [Layer {
+        tar: base_layer(),
+        compress: Compress::Gzip,
+    }];
+    let newer = build_image(
+        &layout,
+        &layers,
+        json!({"Cmd": ["true"]}),
+        ("linux", "amd64"),
+    );
+    write_index(&layout, "v1", &newer.manifest_digest);
+    reg.push(&layout, "v1", "app", &[]);
+    d.cli_ok(&["pull", &app]);
+    let r = d.http("POST", "/v1.44/images/prune", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    let deleted = report["ImagesDeleted"].to_string();
+    assert!(
+        deleted.contains(&diff_ids[1]),
+        "the old top layer: {deleted}"
+    );
+    assert!(
+        !deleted.contains(&diff_ids[0]),
+        "the base is used: {deleted}"
+    );
+    assert!(
+        report["SpaceReclaimed"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert_eq!(layer_dirs(&d).len(), 2);
+    let r = d.http(
+        "POST",
+        "/v1.44/images/prune?filters=%7B%22until%22%3A%5B%221h%22%5D%7D",
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("until"), "{}", r.body);
+    // -a: every image no container uses; two:v2 has a container.
+    d.cli_ok(&["create", "--name", "user", &two]);
+    let out = d.docker_ok(&["image", "prune", "-a", "-f"]);
+    assert!(out.contains(&format!("untagged: {app}")), "{out}");
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let list = d.http("GET", "/images/json", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(layer_dirs(&d).len(), 2, "two:v2's layers stay");
+    d.cli_ok(&["rm", "user"]);
+    let out = d.cli_ok(&["image", "prune", "--all"]);
+    assert!(out.contains(&format!("untagged: {two}")), "{out}");
+    assert!(layer_dirs(&d).is_empty() && tmp_is_empty(&d));
+}

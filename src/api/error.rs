@@ -49,6 +49,12 @@ pub enum ApiError {
     /// `docker pull` (`fromImage`) failed; 404 for an image the registry does not have.
     #[error("{}", crate::host::chain(.0))]
     Pull(#[from] crate::image::registry::PullError),
+    /// `docker push` failed.
+    #[error("{}", crate::host::chain(.0))]
+    Push(#[from] crate::image::push::PushError),
+    /// `docker login` (`POST /auth`) failed; 401 for refused credentials.
+    #[error(transparent)]
+    Login(#[from] crate::image::login::LoginError),
     /// A create request field refused by the field rule (`api::fields`).
     #[error(transparent)]
     Field(#[from] crate::api::fields::FieldError),
@@ -268,6 +274,11 @@ impl ResponseError for ApiError {
             ApiError::Pull(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             ApiError::Pull(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
             ApiError::Pull(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Push(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            ApiError::Push(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Login(e) if e.is_denied() => StatusCode::UNAUTHORIZED,
+            ApiError::Login(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            ApiError::Login(_) => StatusCode::BAD_GATEWAY,
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -320,6 +331,7 @@ fn image_status(e: &crate::daemon::image::ImageOwnerError) -> StatusCode {
     match e {
         ImageOwnerError::NoSuchImage(_) => StatusCode::NOT_FOUND,
         ImageOwnerError::InUse { .. } => StatusCode::CONFLICT,
+        ImageOwnerError::LayerGone(_) => StatusCode::CONFLICT,
         e if e.is_bad_archive() => StatusCode::BAD_REQUEST,
         ImageOwnerError::Store(_)
         | ImageOwnerError::Containers(_)

@@ -93,6 +93,16 @@ pub struct DeleteItem {
     pub deleted: Option<String>,
 }
 
+/// `POST /images/prune`'s answer (Docker's `PruneReport`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PruneReport {
+    /// Names and images removed (null when none, as in Docker).
+    pub images_deleted: Option<Vec<DeleteItem>>,
+    /// Bytes freed on disk.
+    pub space_reclaimed: u64,
+}
+
 /// One line of Docker's progress stream.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -132,4 +142,42 @@ pub struct ProgressDetail {
 pub struct ErrorDetail {
     /// The message.
     pub message: String,
+}
+
+/// Registry credentials: the body of `POST /auth` and the JSON of an `X-Registry-Auth`
+/// header (base64url), as `docker login` and the docker CLI send them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// The user.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    /// The password.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    /// `base64(user:password)`, as config.json stores it (used when `username` is empty).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth: String,
+    /// The registry (`host[:port]`, with or without a scheme); Docker Hub when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub serveraddress: String,
+    /// Deprecated by Docker and ignored by it too; accepted for the same reason.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    /// An OAuth refresh token from an earlier login: moor refuses it (none is ever issued).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub identitytoken: String,
+    /// A bearer token for the registry, sent as it is.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub registrytoken: String,
+}
+
+/// `POST /auth`'s answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AuthResponse {
+    /// `Login Succeeded`.
+    pub status: String,
+    /// Always empty: moor issues no refresh tokens.
+    pub identity_token: String,
 }

@@ -12,6 +12,7 @@ pub mod image_types;
 pub mod list_cache;
 pub mod mounts;
 pub mod one_request;
+pub mod registry_auth;
 pub mod routes;
 pub mod server;
 pub mod spec;

@@ -67,6 +67,12 @@ pub enum Command {
     Stats(crate::cli::commands::stats::StatsArgs),
     /// Pull an image from a registry.
     Pull(crate::cli::commands::pull::PullArgs),
+    /// Push an image to a registry.
+    Push(crate::cli::commands::push::PushArgs),
+    /// Log in to a registry (credentials kept in config.json, as the docker CLI does).
+    Login(crate::cli::commands::login::LoginArgs),
+    /// Log out from a registry.
+    Logout(crate::cli::commands::login::LogoutArgs),
     /// Manage images: import, ls, rm, inspect.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -120,6 +126,13 @@ pub enum ImageCommand {
         /// Images (names or ids).
         #[arg(required = true, value_name = "IMAGE")]
         names: Vec<String>,
+    },
+    /// Remove the untagged images no container uses (every unused one with --all), and the
+    /// layers no image lists.
+    Prune {
+        /// Tagged images too.
+        #[arg(short, long)]
+        all: bool,
     },
 }
 

@@ -255,7 +255,17 @@ impl Client {
 
     /// `POST path` (no body), the answer to be read as it arrives (`pull`'s progress).
     pub fn post_stream(&self, path: &str) -> Result<BodyStream<'_>, ClientError> {
-        let response = self.runtime.block_on(self.send(Method::POST, path, None))?;
+        self.post_stream_auth(path, None)
+    }
+
+    /// [`Client::post_stream`] with registry credentials (an `X-Registry-Auth` value).
+    pub fn post_stream_auth(
+        &self,
+        path: &str,
+        registry_auth: Option<String>,
+    ) -> Result<BodyStream<'_>, ClientError> {
+        let request = self.send_with(Method::POST, path, None, registry_auth);
+        let response = self.runtime.block_on(request)?;
         let response = self.runtime.block_on(check_status(response, path))?;
         Ok(BodyStream {
             client: self,
@@ -341,11 +351,26 @@ impl Client {
         body: Option<Bytes>,
     ) -> impl std::future::Future<Output = Result<Response<Incoming>, ClientError>> + Send + 'static
     {
+        self.send_with(method, path, body, None)
+    }
+
+    /// [`Client::send`] with an optional `X-Registry-Auth` header.
+    fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        registry_auth: Option<String>,
+    ) -> impl std::future::Future<Output = Result<Response<Incoming>, ClientError>> + Send + 'static
+    {
         let full_path = format!("/v{API_VERSION}{path}");
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, &full_path).into();
         let mut builder = Request::builder().method(method.clone()).uri(uri);
         if body.is_some() {
             builder = builder.header("Content-Type", "application/json");
+        }
+        if let Some(auth) = registry_auth {
+            builder = builder.header("X-Registry-Auth", auth);
         }
         let request = builder.body(Full::new(body.unwrap_or_default()));
         let http = self.http.clone();

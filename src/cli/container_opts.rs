@@ -18,6 +18,9 @@ pub struct ContainerOpts {
     /// Assign a name to the container.
     #[arg(long)]
     pub name: Option<String>,
+    /// Pull the image before creating: missing (when it is not here), always, never.
+    #[arg(long, value_enum, default_value_t = crate::cli::commands::create::PullPolicy::Missing)]
+    pub pull: crate::cli::commands::create::PullPolicy,
     /// Set an environment variable (KEY=VALUE, or KEY to copy it from this environment).
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,

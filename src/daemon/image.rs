@@ -17,7 +17,7 @@ use thiserror::Error;
 use tracing::warn;
 
 use crate::daemon::messages::{
-    CommitImage, FindImage, ImageFiles, ListImages, RemoveImage, TagImage,
+    CommitImage, FindImage, ImageFiles, ListImages, PruneImages, RemoveImage, TagImage,
 };
 use crate::daemon::supervisor::Supervisor;
 use crate::daemon::Shared;
@@ -50,6 +50,10 @@ pub enum ImageOwnerError {
     /// The image's files could not be put in place or moved aside.
     #[error(transparent)]
     Files(#[from] ImageError),
+    /// A pulled layer was removed (no image listed it yet) before the pull's commit: the
+    /// pull fetches it again.
+    #[error("layer {0} was removed while the pull ran")]
+    LayerGone(String),
 }
 
 impl ImageOwnerError {
@@ -86,7 +90,59 @@ pub enum ImageRemoved {
         /// Its files, moved aside: the caller drops them (removes the tree) on a blocking
         /// pool before it answers.
         files: Option<crate::image::TmpDir>,
+        /// Its layers no other image lists, moved aside likewise.
+        layers: Vec<GoneLayer>,
     },
+}
+
+/// A layer no image lists any more, moved aside.
+#[derive(Debug)]
+pub struct GoneLayer {
+    /// Its diff id.
+    pub diff_id: String,
+    /// Its unpacked size.
+    pub size: u64,
+    /// Its tree under `tmp/`: removed when dropped, on a blocking pool.
+    pub files: Option<crate::image::TmpDir>,
+}
+
+/// What an image prune did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// The images removed, as they were.
+    pub images: Vec<ImageRecord>,
+    /// Their directories under `tmp/`: removed when dropped, on a blocking pool.
+    pub files: Vec<crate::image::TmpDir>,
+    /// The layers no image lists any more.
+    pub layers: Vec<GoneLayer>,
+}
+
+/// Moves aside every layer in `candidates` that no image in `images` lists (the images'
+/// owner runs it after a removal; a pull not yet committed finds its layer gone at its
+/// commit and fetches it again).
+fn collect_layers(
+    dirs: &ImageDirs,
+    images: &ImageStore,
+    candidates: impl IntoIterator<Item = String>,
+) -> Result<Vec<GoneLayer>, ImageOwnerError> {
+    let kept: std::collections::BTreeSet<String> =
+        images.list()?.into_iter().flat_map(|r| r.layers).collect();
+    let mut gone = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for diff_id in candidates {
+        if kept.contains(&diff_id) || !seen.insert(diff_id.clone()) {
+            continue;
+        }
+        let size = dirs.layer_size(&diff_id);
+        if let Some(files) = dirs.take_layer_aside(&diff_id)? {
+            gone.push(GoneLayer {
+                diff_id,
+                size,
+                files: Some(files),
+            });
+        }
+    }
+    Ok(gone)
 }
 
 /// Serialises the rewrites of the images' metadata files: each rewrite reads the records
@@ -140,6 +196,10 @@ impl Handler<CommitImage> for Supervisor {
                 }
             },
             ImageFiles::Layers => {
+                // A removal may have collected a layer this pull found or unpacked.
+                if let Some(gone) = msg.record.layers.iter().find(|l| !dirs.has_layer(l)) {
+                    return Err(ImageOwnerError::LayerGone(gone.clone()));
+                }
                 dirs.install_layered(&id, &msg.record.layers)?;
                 None
             }
@@ -196,9 +256,49 @@ impl Handler<RemoveImage> for Supervisor {
                 container: user.id[..12].to_string(),
             });
         }
-        let files = ImageDirs::new(&self.shared.layout.root).take_aside(&img.id)?;
+        let dirs = ImageDirs::new(&self.shared.layout.root);
+        let files = dirs.take_aside(&img.id)?;
         images.remove(&img.id)?;
-        Ok(ImageRemoved::Deleted { record: img, files })
+        let layers = collect_layers(&dirs, &images, img.layers.clone())?;
+        Ok(ImageRemoved::Deleted {
+            record: img,
+            files,
+            layers,
+        })
+    }
+}
+
+impl Handler<PruneImages> for Supervisor {
+    type Result = Result<Pruned, ImageOwnerError>;
+
+    fn handle(&mut self, msg: PruneImages, _: &mut Context<Self>) -> Self::Result {
+        let images = records(&self.shared)?;
+        let containers = self
+            .list()
+            .map_err(|e| ImageOwnerError::Containers(Box::new(e)))?;
+        let used: std::collections::BTreeSet<&str> = containers
+            .iter()
+            .map(|r| r.spec.image_id.as_str())
+            .collect();
+        let dirs = ImageDirs::new(&self.shared.layout.root);
+        let mut pruned = Pruned::default();
+        for img in images.list()? {
+            let candidate = msg.all || img.repo_tags.is_empty();
+            if !candidate || used.contains(img.id.as_str()) {
+                continue;
+            }
+            if let Some(files) = dirs.take_aside(&img.id)? {
+                pruned.files.push(files);
+            }
+            images.remove(&img.id)?;
+            pruned.images.push(img);
+        }
+        // Every layer no image lists: the pruned images' and any a crash left unlisted.
+        pruned.layers = collect_layers(&dirs, &images, dirs.layers_on_disk())?;
+        if !pruned.images.is_empty() {
+            save_metadata(&self.shared, images);
+        }
+        Ok(pruned)
     }
 }
 
@@ -215,5 +315,94 @@ impl Handler<ListImages> for Supervisor {
 
     fn handle(&mut self, _: ListImages, _: &mut Context<Self>) -> Self::Result {
         Ok(records(&self.shared)?.list()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use moor_state::image::IMAGE_RECORD_VERSION;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::runtime::fake::FakeRuntime;
+
+    /// Installs a one-file layer; returns its diff id.
+    fn layer(dirs: &ImageDirs, dir: &Path) -> String {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_mtime(1);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, "f", &b"hi"[..]).expect("tar");
+        let tar = b.into_inner().expect("tar");
+        let hex: String = Sha256::digest(&tar)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let diff_id = format!("sha256:{hex}");
+        let blob = dir.join("blob");
+        std::fs::write(&blob, tar).expect("blob");
+        dirs.install_layer(&diff_id, &blob, 1 << 20)
+            .expect("install");
+        diff_id
+    }
+
+    fn commit(id: char, layers: &[String]) -> CommitImage {
+        CommitImage {
+            record: ImageRecord {
+                version: IMAGE_RECORD_VERSION,
+                id: id.to_string().repeat(64),
+                repo_tags: Vec::new(),
+                created_at: chrono::Utc::now(),
+                size: 2,
+                config: Default::default(),
+                layers: layers.to_vec(),
+                repo_digests: Vec::new(),
+            },
+            name: Some(format!("{id}:1")),
+            files: ImageFiles::Layers,
+        }
+    }
+
+    #[test]
+    fn a_layer_collected_before_a_pull_commits_fails_that_commit() {
+        System::new().block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let fake = Arc::new(FakeRuntime::default());
+            let shared = Arc::new(Shared::for_tests(dir.path(), fake));
+            let owner = Supervisor::new(shared.clone(), Vec::new()).start();
+            let dirs = ImageDirs::new(&shared.layout.root);
+            let base = layer(&dirs, dir.path());
+            let a = commit('a', std::slice::from_ref(&base));
+            owner.send(a).await.expect("mailbox").expect("commit a");
+            // A pull of b found `base` on disk; before it commits, a is removed.
+            let removed = owner
+                .send(RemoveImage("a:1".into()))
+                .await
+                .expect("mailbox")
+                .expect("remove a");
+            let ImageRemoved::Deleted { layers, .. } = removed else {
+                panic!("a was deleted, not untagged");
+            };
+            assert_eq!(layers.len(), 1, "its only layer was collected");
+            drop(layers);
+            assert!(!dirs.has_layer(&base));
+            let b = commit('b', std::slice::from_ref(&base));
+            let err = owner.send(b).await.expect("mailbox").expect_err("no layer");
+            assert!(
+                matches!(&err, ImageOwnerError::LayerGone(l) if *l == base),
+                "{err:?}"
+            );
+            let found = owner.send(FindImage("b:1".into())).await.expect("mailbox");
+            assert!(
+                found.expect("find").is_none(),
+                "no record of a broken image"
+            );
+        });
     }
 }

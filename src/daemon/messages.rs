@@ -258,6 +258,15 @@ pub struct RemoveImage(pub String);
 )]
 pub struct FindImage(pub String);
 
+/// Remove the images no container uses: the untagged ones, or all with `all` (Supervisor);
+/// then every layer no image lists.
+#[derive(Message)]
+#[rtype(result = "Result<crate::daemon::image::Pruned, crate::daemon::image::ImageOwnerError>")]
+pub struct PruneImages {
+    /// Docker's `dangling=false`: every unused image, not only the untagged ones.
+    pub all: bool,
+}
+
 /// Every image, newest first (Supervisor).
 #[derive(Message)]
 #[rtype(

@@ -199,6 +199,52 @@ impl ImageDirs {
     }
 }
 
+impl ImageDirs {
+    /// The diff ids (`sha256:<hex>`) of every layer on disk.
+    pub fn layers_on_disk(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.layers_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(|n| format!("sha256:{n}")))
+            .filter(|d| digest_hex(d).is_some())
+            .collect()
+    }
+
+    /// Moves the layer `diff_id` aside into `tmp/` (a rename: the images' owner runs it when
+    /// no image lists the layer any more); the returned path removes the tree when dropped,
+    /// which the caller does on a blocking pool. `None` when the layer is not there.
+    pub fn take_layer_aside(&self, diff_id: &str) -> Result<Option<TmpDir>, ImageError> {
+        let Some(hex) = digest_hex(diff_id) else {
+            return Err(ImageError::BadDigest {
+                digest: diff_id.to_string(),
+            });
+        };
+        let home = self.layer_home(diff_id);
+        let tmp = self.tmp();
+        std::fs::create_dir_all(&tmp).map_err(|source| ImageError::Io {
+            what: "create",
+            path: tmp.clone(),
+            source,
+        })?;
+        let aside = TmpDir(tmp.join(format!(
+            "gone-{}-{:016x}",
+            &hex[..12],
+            rand::random::<u64>()
+        )));
+        match std::fs::rename(&home, &aside.0) {
+            Ok(()) => Ok(Some(aside)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ImageError::Io {
+                what: "move aside",
+                path: home,
+                source,
+            }),
+        }
+    }
+}
+
 fn read_head(file: &mut File, head: &mut [u8; 4]) -> io::Result<usize> {
     let mut n = 0;
     while n < head.len() {
@@ -265,6 +311,13 @@ mod tests {
             .expect("image");
         assert_eq!(dirs.lowers(&"ab".repeat(32)), vec![root]);
         assert!(dirs.exists(&"ab".repeat(32)));
+        assert_eq!(dirs.layers_on_disk(), vec![diff_id.clone()]);
+        let aside = dirs.take_layer_aside(&diff_id).expect("aside");
+        assert!(aside.is_some() && !dirs.has_layer(&diff_id));
+        drop(aside);
+        assert!(dirs.layers_on_disk().is_empty());
+        assert_eq!(std::fs::read_dir(dirs.tmp()).expect("tmp").count(), 0);
+        assert!(dirs.take_layer_aside(&diff_id).expect("gone").is_none());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 pub mod changes;
 pub mod layers;
+pub mod login;
 pub mod meta;
+pub mod push;
 pub mod registry;
 pub mod unpack;
 pub mod user;

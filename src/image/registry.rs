@@ -346,15 +346,10 @@ fn classify(reference: &str, e: OciDistributionError) -> PullError {
     }
 }
 
-/// A client for `reference`'s registry: plain http when it is insecure, else https; the
-/// platform resolver picks `platform` in an index and notes when none matched.
-async fn client_for(
-    reference: &Reference,
-    opts: &PullOptions,
-    unmatched: Arc<AtomicBool>,
-) -> Client {
-    let host = reference.registry().to_string();
-    let name = host_name(&host).trim_matches(['[', ']']).to_string();
+/// `http` when the registry `host` (`name[:port]`) is insecure (named in
+/// `insecure-registries`, or on loopback), else `https`.
+pub async fn scheme_for(host: &str, insecure: &InsecureRegistries) -> &'static str {
+    let name = host_name(host).trim_matches(['[', ']']).to_string();
     let addrs: Vec<IpAddr> = match name.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) => tokio::net::lookup_host((name.as_str(), 0))
@@ -362,10 +357,22 @@ async fn client_for(
             .map(|a| a.map(|s| s.ip()).collect())
             .unwrap_or_default(),
     };
-    let protocol = if opts.insecure.allows(&host, &addrs) {
-        ClientProtocol::Http
-    } else {
-        ClientProtocol::Https
+    match insecure.allows(host, &addrs) {
+        true => "http",
+        false => "https",
+    }
+}
+
+/// A client for `reference`'s registry: plain http when it is insecure, else https; the
+/// platform resolver picks `platform` in an index and notes when none matched.
+async fn client_for(
+    reference: &Reference,
+    opts: &PullOptions,
+    unmatched: Arc<AtomicBool>,
+) -> Client {
+    let protocol = match scheme_for(reference.registry(), &opts.insecure).await {
+        "http" => ClientProtocol::Http,
+        _ => ClientProtocol::Https,
     };
     let platform = opts.platform.clone();
     let resolver = move |entries: &[ImageIndexEntry]| {

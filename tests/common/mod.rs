@@ -21,6 +21,7 @@ pub mod prereq;
 pub mod registry;
 pub mod release;
 pub mod runc;
+pub mod token_realm;
 
 pub use http::{ping, raw_request, HttpResponse};
 pub use release::Binaries;
@@ -340,7 +341,9 @@ impl Daemon {
         cmd.arg("--host")
             .arg(&host)
             .args(args)
-            .env_remove("MOOR_HOST");
+            .env_remove("MOOR_HOST")
+            // Registry credentials: the test's own config.json, shared with its docker CLI.
+            .env("DOCKER_CONFIG", self.root().with_file_name("docker-config"));
         run_client(cmd, "moor", args, stdin)
     }
 

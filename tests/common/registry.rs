@@ -61,6 +61,16 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry without auth on a free loopback port; returns once `/v2/` answers.
     pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// Starts a registry with htpasswd basic auth for `user` and `password` (bcrypt lines
+    /// from `htpasswd -nbB`).
+    pub fn start_htpasswd(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)))
+    }
+
+    fn start_with(basic: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("moor-reg-")
             .tempdir()
@@ -77,6 +87,23 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
+        let yaml = match basic {
+            None => yaml,
+            Some((user, password)) => {
+                let args = ["-nbB", user, password];
+                let out = Command::new("htpasswd")
+                    .args(args)
+                    .output()
+                    .expect("run htpasswd");
+                let line = super::succeeded("htpasswd", &args, out);
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, line.trim()).expect("htpasswd file");
+                format!(
+                    "{yaml}auth:\n  htpasswd:\n    realm: moor-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+        };
         std::fs::write(&config, yaml).expect("registry config");
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
         let mut cmd = Command::new(REGISTRY_BIN);
@@ -95,8 +122,9 @@ impl Registry {
             .expect("start docker-registry");
         let reg = Registry { dir, child, port };
         let up = super::wait_for(Duration::from_secs(15), || {
-            reg.get("/v2/")
-                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+            reg.get("/v2/").is_some_and(|r| {
+                r.starts_with("HTTP/1.1 200") || (basic.is_some() && r.starts_with("HTTP/1.1 401"))
+            })
         });
         assert!(up, "registry did not answer: {}", reg.log());
         reg

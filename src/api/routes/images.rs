@@ -25,14 +25,18 @@ use crate::daemon::messages::{
 use crate::daemon::supervisor::Supervisor;
 use crate::image::{changes, image_id, HashingFile, ImageDirs, TmpDir};
 
+pub mod prune;
 pub mod pull;
+pub mod push;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/images/create", web::post().to(create))
+        .route("/images/prune", web::post().to(prune::prune))
         .route("/images/json", web::get().to(list))
         .route("/images/{name:.+}/json", web::get().to(inspect))
         .route("/images/{name:.+}/tag", web::post().to(tag))
+        .route("/images/{name:.+}/push", web::post().to(push::push))
         .route("/images/{name:.+}", web::delete().to(remove));
 }
 
@@ -264,12 +268,18 @@ async fn remove(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, 
             }];
             return Ok(HttpResponse::Ok().json(out));
         }
-        ImageRemoved::Deleted { record, files } => {
-            // The tree is removed before the answer, off the actors' thread.
-            web::block(move || drop(files)).await.ok();
-            record
+        ImageRemoved::Deleted {
+            record,
+            files,
+            layers,
+        } => {
+            let gone: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
+            // The trees are removed before the answer, off the actors' thread.
+            web::block(move || drop((files, layers))).await.ok();
+            (record, gone)
         }
     };
+    let (img, gone) = img;
     let labels = &img.config.labels;
     for tag in &img.repo_tags {
         events.publish(DockerEvent::image("untag", &img.id, tag, labels));
@@ -288,5 +298,10 @@ async fn remove(state: Data, path: web::Path<NamePath>) -> Result<HttpResponse, 
         untagged: None,
         deleted: Some(sha),
     });
+    // Layers no other image lists went too (Docker lists its removed layers likewise).
+    out.extend(gone.into_iter().map(|diff_id| DeleteItem {
+        untagged: None,
+        deleted: Some(diff_id),
+    }));
     Ok(HttpResponse::Ok().json(out))
 }

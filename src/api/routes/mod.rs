@@ -3,6 +3,7 @@
 //! never each other.
 
 pub mod admin;
+pub mod auth;
 pub mod compat;
 pub mod containers;
 pub mod events;
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::configure(cfg);
     exec::configure(cfg);
     admin::configure(cfg);
+    auth::configure(cfg);
     volumes::configure(cfg);
     stats::configure(cfg);
 }

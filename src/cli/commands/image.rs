@@ -1,11 +1,11 @@
-//! `moor image import|ls|rm|tag|inspect`: Docker's image endpoints.
+//! `moor image import|ls|rm|tag|inspect|prune`: Docker's image endpoints.
 
 use std::io::{IsTerminal, Read};
 
 use anyhow::Context;
 use hyper::body::Bytes;
 
-use crate::api::image_types::{DeleteItem, ImageSummary, ImportStatus};
+use crate::api::image_types::{DeleteItem, ImageSummary, ImportStatus, PruneReport};
 use crate::cli::args::ImageCommand;
 use crate::cli::client::{encode, Client};
 use crate::cli::error_line;
@@ -30,7 +30,35 @@ pub fn execute(client: &Client, cmd: &ImageCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         ImageCommand::Inspect { names } => inspect(client, names),
+        ImageCommand::Prune { all } => prune(client, *all),
     }
+}
+
+/// `POST /images/prune`, printed as `docker image prune` does.
+fn prune(client: &Client, all: bool) -> anyhow::Result<i32> {
+    let path = match all {
+        true => format!(
+            "/images/prune?filters={}",
+            encode(r#"{"dangling":["false"]}"#)
+        ),
+        false => "/images/prune".to_string(),
+    };
+    let report: PruneReport = client.post_answer(&path)?;
+    let items = report.images_deleted.unwrap_or_default();
+    if !items.is_empty() {
+        println!("Deleted Images:");
+        for item in items {
+            if let Some(t) = item.untagged {
+                println!("untagged: {t}");
+            }
+            if let Some(d) = item.deleted {
+                println!("deleted: {d}");
+            }
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {} B", report.space_reclaimed);
+    Ok(0)
 }
 
 /// Reads the tarball, with a progress bar on a terminal for big files.

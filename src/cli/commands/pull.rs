@@ -32,8 +32,20 @@ enum View {
         /// Layer id -> its bar.
         bars: HashMap<String, ProgressBar>,
     },
-    /// One line per step.
-    Lines,
+    /// One line per step, on stdout or (`run`, `create`: their stdout is the container's)
+    /// stderr.
+    Lines {
+        /// Whether the lines go to stderr.
+        stderr: bool,
+    },
+}
+
+/// Prints a line on stdout or stderr.
+fn emit(stderr: bool, text: &str) {
+    match stderr {
+        true => eprintln!("{text}"),
+        false => println!("{text}"),
+    }
 }
 
 impl View {
@@ -43,9 +55,9 @@ impl View {
             return;
         };
         match self {
-            View::Lines => {
+            View::Lines { stderr } => {
                 if msg.status != "Downloading" && msg.status != "Extracting" {
-                    println!("{id}: {}", msg.status);
+                    emit(*stderr, &format!("{id}: {}", msg.status));
                 }
             }
             View::Bars { multi, bars } => {
@@ -82,24 +94,53 @@ impl View {
             View::Bars { multi, .. } => {
                 let _ = multi.println(text);
             }
-            View::Lines => println!("{text}"),
+            View::Lines { stderr } => emit(*stderr, text),
         }
     }
 }
 
 /// Runs `moor pull`.
 pub fn execute(client: &Client, args: &PullArgs) -> anyhow::Result<i32> {
-    let mut path = format!("/images/create?fromImage={}", encode(&args.name));
-    if let Some(p) = &args.platform {
+    pull(client, &args.name, args.platform.as_deref(), false)?;
+    Ok(0)
+}
+
+/// Pulls `name` with the stored credentials of its registry, drawing the progress (on
+/// stderr when `to_stderr`: `run` and `create` pull this way).
+pub fn pull(
+    client: &Client,
+    name: &str,
+    platform: Option<&str>,
+    to_stderr: bool,
+) -> anyhow::Result<()> {
+    let mut path = format!("/images/create?fromImage={}", encode(name));
+    if let Some(p) = platform {
         path.push_str(&format!("&platform={}", encode(p)));
     }
-    let mut stream = client.post_stream(&path)?;
-    let mut view = match std::io::stdout().is_terminal() {
+    let auth = super::login::registry_auth_for(name)?;
+    follow(client, &path, auth, to_stderr, &format!("pull {name}"))
+}
+
+/// Sends `POST path` with `auth` and draws the progress stream it answers (pull's and
+/// push's); an error line ends it as an error prefixed with `what`.
+pub fn follow(
+    client: &Client,
+    path: &str,
+    auth: Option<String>,
+    to_stderr: bool,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut stream = client.post_stream_auth(path, auth)?;
+    let terminal = match to_stderr {
+        true => std::io::stderr().is_terminal(),
+        false => std::io::stdout().is_terminal(),
+    };
+    let mut view = match terminal {
         true => View::Bars {
             multi: MultiProgress::new(),
             bars: HashMap::new(),
         },
-        false => View::Lines,
+        false => View::Lines { stderr: to_stderr },
     };
     let mut pending = Vec::new();
     while let Some(chunk) = stream.next_chunk()? {
@@ -118,10 +159,10 @@ pub fn execute(client: &Client, args: &PullArgs) -> anyhow::Result<i32> {
                 .map(|d| d.message.clone())
                 .or(msg.error.clone())
             {
-                anyhow::bail!("pull {}: {e}", args.name);
+                anyhow::bail!("{what}: {e}");
             }
             view.show(&msg);
         }
     }
-    Ok(0)
+    Ok(())
 }

@@ -7,12 +7,9 @@
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
-use base64::Engine;
 use chrono::Utc;
 use futures_util::stream;
 use moor_state::image::{parse_reference, ImageRecord, IMAGE_RECORD_VERSION};
-use oci_client::secrets::RegistryAuth;
-use serde::Deserialize;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::{ask, Data};
@@ -20,7 +17,9 @@ use crate::api::error::ApiError;
 use crate::api::image_types::{ErrorDetail, ProgressDetail, PullMessage};
 use crate::api::routes::Query;
 use crate::config::registry::InsecureRegistries;
+use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
+use crate::daemon::image::ImageOwnerError;
 use crate::daemon::messages::{CommitImage, FindImage, ImageFiles};
 use crate::image::layers::digest_hex;
 use crate::image::registry::{self, Platform, Progress, PullOptions, PullTarget};
@@ -96,45 +95,8 @@ pub fn target(q: &Query) -> Result<PullTarget, ApiError> {
     })
 }
 
-/// The credentials of an `X-Registry-Auth` header (base64url JSON, as `docker login` stores
-/// them): a registry token is a bearer token, a username and password basic auth.
-pub fn auth(req: &HttpRequest) -> Result<RegistryAuth, ApiError> {
-    #[derive(Deserialize, Default)]
-    #[serde(default)]
-    struct AuthConfig {
-        username: String,
-        password: String,
-        registrytoken: String,
-    }
-    let Some(header) = req.headers().get("X-Registry-Auth") else {
-        return Ok(RegistryAuth::Anonymous);
-    };
-    let bad = || ApiError::Query {
-        name: "X-Registry-Auth",
-        value: "not base64url-encoded JSON".into(),
-    };
-    let text = header.to_str().map_err(|_| bad())?.trim();
-    if text.is_empty() {
-        return Ok(RegistryAuth::Anonymous);
-    }
-    let engines = [
-        base64::engine::general_purpose::URL_SAFE,
-        base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        base64::engine::general_purpose::STANDARD,
-    ];
-    let json = engines
-        .iter()
-        .find_map(|e| e.decode(text).ok())
-        .ok_or_else(bad)?;
-    let cfg: AuthConfig = serde_json::from_slice(&json).map_err(|_| bad())?;
-    Ok(if !cfg.registrytoken.is_empty() {
-        RegistryAuth::Bearer(cfg.registrytoken)
-    } else if !cfg.username.is_empty() {
-        RegistryAuth::Basic(cfg.username, cfg.password)
-    } else {
-        RegistryAuth::Anonymous
-    })
-}
+/// How many times a pull whose layer a removal collected before its commit starts again.
+const ATTEMPTS: usize = 3;
 
 /// The pull itself, then its record: returns the last status lines.
 async fn run(
@@ -146,26 +108,40 @@ async fn run(
     let dirs = ImageDirs::new(&state.shared.layout.root);
     let shown = target.reference();
     let before = ask(&state, FindImage(shown.clone())).await?.map(|r| r.id);
-    let pulled = registry::pull(&dirs, &target, &opts, &tx).await?;
-    let name = target.tag.as_ref().map(|t| format!("{}:{t}", target.repo));
-    let fresh = ImageRecord {
-        version: IMAGE_RECORD_VERSION,
-        id: pulled.id.clone(),
-        repo_tags: Vec::new(),
-        created_at: pulled.created.unwrap_or_else(Utc::now),
-        size: pulled.size,
-        config: pulled.config,
-        layers: pulled.layers,
-        repo_digests: vec![format!("{}@{}", target.repo, pulled.digest)],
+    let mut attempt = 0;
+    let (rec, pulled) = loop {
+        attempt += 1;
+        let pulled = registry::pull(&dirs, &target, &opts, &tx).await?;
+        let name = target.tag.as_ref().map(|t| format!("{}:{t}", target.repo));
+        let fresh = ImageRecord {
+            version: IMAGE_RECORD_VERSION,
+            id: pulled.id.clone(),
+            repo_tags: Vec::new(),
+            created_at: pulled.created.unwrap_or_else(Utc::now),
+            size: pulled.size,
+            config: pulled.config.clone(),
+            layers: pulled.layers.clone(),
+            repo_digests: vec![format!("{}@{}", target.repo, pulled.digest)],
+        };
+        // The download and unpack are done; the record (and the image's directory, should a
+        // removal have taken it meanwhile) goes through the images' owner.
+        let commit = CommitImage {
+            record: fresh,
+            name,
+            files: ImageFiles::Layers,
+        };
+        match state.supervisor.send(commit).await {
+            Ok(Err(ImageOwnerError::LayerGone(layer))) if attempt < ATTEMPTS => {
+                tracing::info!(reference = %shown, layer = %layer, "layer collected during the pull: again");
+            }
+            answer => {
+                let committed = answer
+                    .map_err(ContainerError::from)?
+                    .map_err(ContainerError::from)?;
+                break (committed.record, pulled);
+            }
+        }
     };
-    // The download and unpack are done; the record (and the image's directory, should a
-    // removal have taken it meanwhile) goes through the images' owner.
-    let commit = CommitImage {
-        record: fresh,
-        name,
-        files: ImageFiles::Layers,
-    };
-    let rec = ask(&state, commit).await?.record;
     let event = DockerEvent::image("pull", &rec.id, &shown, &rec.config.labels);
     state.shared.events.publish(event);
     tracing::info!(image = %rec.id, reference = %shown, digest = %pulled.digest, "image pulled");
@@ -188,16 +164,26 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
     })?;
     let opts = PullOptions {
         insecure,
-        auth: auth(req)?,
+        auth: crate::api::registry_auth::header(req)?,
         platform,
         limit: config.image_unpack_limit(),
     };
-    let (tx, mut rx) = unbounded_channel();
+    let (tx, rx) = unbounded_channel();
     let task = actix_web::rt::spawn(run(state.clone(), target, opts, tx));
+    respond(rx, task, "pull").await
+}
+
+/// The answer of a pull or push running as `task` and sending its progress on `rx`: an
+/// error before any progress is the HTTP answer (404 for an unknown image); otherwise
+/// Docker's JSON progress stream, ending with the task's status lines or its error.
+pub(super) async fn respond(
+    mut rx: UnboundedReceiver<Progress>,
+    task: actix_web::rt::task::JoinHandle<Result<Vec<String>, ApiError>>,
+    what: &'static str,
+) -> Result<HttpResponse, ApiError> {
     let Some(first) = rx.recv().await else {
-        // Ended before any progress: an error is the HTTP answer (404 for an unknown image).
         let lines = task.await.map_err(|_| ApiError::Unsupported {
-            option: "a pull interrupted by shutdown",
+            option: "a pull or push interrupted by shutdown",
         })??;
         let body: Vec<u8> = lines
             .into_iter()
@@ -209,7 +195,7 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
     };
     let body = stream::unfold(
         (Some(first), rx, Some(task)),
-        |(pending, mut rx, task): (Option<Progress>, UnboundedReceiver<Progress>, _)| async move {
+        move |(pending, mut rx, task): (Option<Progress>, UnboundedReceiver<Progress>, _)| async move {
             if let Some(p) = pending {
                 return Some((
                     Ok::<_, actix_web::Error>(progress_line(p)),
@@ -226,7 +212,7 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
                     .flat_map(|l| status_line(l).to_vec())
                     .collect(),
                 Ok(Err(e)) => error_line(&e),
-                Err(_) => error_line(&"pull interrupted by shutdown"),
+                Err(_) => error_line(&format!("{what} interrupted by shutdown")),
             };
             Some((Ok(Bytes::from(out)), (None, rx, None)))
         },
