@@ -11,6 +11,7 @@ pub mod image_defaults;
 pub mod image_types;
 pub mod list_cache;
 pub mod mounts;
+pub mod network_types;
 pub mod routes;
 pub mod server;
 pub mod spec;

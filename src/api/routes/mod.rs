@@ -9,6 +9,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod networks;
 pub mod system;
 pub mod volumes;
 
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     exec::configure(cfg);
     admin::configure(cfg);
     volumes::configure(cfg);
+    networks::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.

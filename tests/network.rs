@@ -1,0 +1,260 @@
+//! The default bridge network for real (root, runc, busybox): each daemon runs in a network
+//! namespace the test made (`common::netns`), and the host's own links, addresses and routes
+//! are the same before and after. A container on `bridge` gets an address, eth0, a default
+//! route and moor's /etc files; it answers HTTP from the daemon's namespace, across a
+//! `kill -9` of the daemon, and again after a restart that repairs a deleted veth; `none`
+//! has only loopback; addresses are never handed out twice while held; nothing of a
+//! container's network is left once it is gone.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::Duration;
+
+use common::netns::{host_network, TestNetns};
+use common::runc::{busybox_tar, skip_reason};
+use common::{wait_for, Daemon};
+use serde_json::Value;
+
+const BRIDGE_LIVE: &str = r#"{"live-restore": true, "bridge": "moor0"}"#;
+const BRIDGE: &str = r#"{"bridge": "moor0"}"#;
+
+/// The namespace and a runc daemon in it with busybox imported as `bb`; None when skipped.
+fn setup(config: &str) -> Option<(TestNetns, Daemon)> {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let ns = TestNetns::new();
+    let d = ns.daemon(config, "runc");
+    let tar = d.root().with_file_name("bb.tar");
+    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
+    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    Some((ns, d))
+}
+
+fn ip_of(d: &Daemon, name: &str) -> Ipv4Addr {
+    let v = d.inspect_json(name);
+    let ip = v["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap_or_default();
+    ip.parse()
+        .unwrap_or_else(|_| panic!("{name} has no address: {v:#}"))
+}
+
+/// The container's page, fetched from the daemon's namespace with `busybox nc` (this
+/// machine's static busybox `wget` crashes in its resolver).
+fn fetch(ns: &TestNetns, ip: Ipv4Addr) -> Option<String> {
+    let mut cmd = Command::new("nsenter");
+    cmd.args([
+        "-t",
+        &ns.pid().to_string(),
+        "-n",
+        "--",
+        "busybox",
+        "nc",
+        "-w",
+        "2",
+    ])
+    .arg(ip.to_string())
+    .arg("80");
+    let out = common::run_client(cmd, "busybox nc", &[], Some(b"GET / HTTP/1.0\r\n\r\n"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.starts_with("HTTP/1.1 200").then_some(text)
+}
+
+fn answers(ns: &TestNetns, ip: Ipv4Addr) -> bool {
+    wait_for(Duration::from_secs(10), || {
+        fetch(ns, ip).is_some_and(|t| t.contains("hello-moor"))
+    })
+}
+
+const HTTPD: &str =
+    "mkdir -p /www && echo hello-moor > /www/index.html && exec httpd -f -p 80 -h /www";
+
+#[test]
+fn a_bridge_container_answers_across_a_daemon_kill_and_its_veth_is_repaired() {
+    let before = host_network();
+    let Some((ns, mut d)) = setup(BRIDGE_LIVE) else {
+        return;
+    };
+    let id = d.cli_ok(&["run", "-d", "--name", "web", "bb", "sh", "-c", HTTPD]);
+    let id = id.trim().to_string();
+    let v = d.inspect_json("web");
+    let net = d.http("GET", "/v1.44/networks/bridge", None).json();
+    let subnet = net["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .expect("subnet")
+        .to_string();
+    let gateway = net["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .expect("gateway")
+        .to_string();
+    let ip = ip_of(&d, "web");
+    let (addr, len) = subnet.split_once('/').expect("CIDR");
+    let mask = u32::MAX << (32 - len.parse::<u32>().expect("prefix"));
+    let base: Ipv4Addr = addr.parse().expect("subnet address");
+    assert_eq!(u32::from(ip) & mask, u32::from(base), "{ip} in {subnet}");
+    let settings = &v["NetworkSettings"];
+    assert_eq!(settings["Gateway"], gateway.as_str());
+    assert_eq!(
+        settings["Networks"]["bridge"]["IPAddress"],
+        ip.to_string().as_str()
+    );
+    assert_eq!(settings["Networks"]["bridge"]["NetworkID"], net["Id"]);
+    let o = ip.octets();
+    let mac = format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
+    assert_eq!(settings["MacAddress"], mac.as_str());
+    assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");
+    let sandbox = settings["SandboxKey"]
+        .as_str()
+        .expect("SandboxKey")
+        .to_string();
+    assert!(std::path::Path::new(&sandbox).exists(), "{sandbox}");
+    assert!(
+        net["Containers"][&id]["IPv4Address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&ip.to_string())),
+        "{net:#}"
+    );
+
+    // Inside: eth0 with the address and MAC, moor's /etc files.
+    let eth0 = d.cli_ok(&["exec", "web", "ip", "addr", "show", "eth0"]);
+    assert!(eth0.contains(&format!("inet {ip}/{len}")), "{eth0}");
+    assert!(eth0.contains(&mac), "{eth0}");
+    let hosts = d.cli_ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip}\t{}", &id[..12])), "{hosts}");
+    assert_eq!(
+        d.cli_ok(&["exec", "web", "cat", "/etc/hostname"]).trim(),
+        &id[..12]
+    );
+    let resolv = d.cli_ok(&["exec", "web", "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.contains("nameserver") && !resolv.contains("nameserver 127."),
+        "{resolv}"
+    );
+    let route = d.cli_ok(&["exec", "web", "ip", "route"]);
+    assert!(route.contains(&format!("default via {gateway}")), "{route}");
+    assert!(answers(&ns, ip), "the container's httpd answers on {ip}");
+
+    // The daemon dies: the container keeps answering.
+    d.kill9();
+    assert!(answers(&ns, ip), "answers with the daemon killed");
+
+    // Its veth is deleted while the daemon is down: the next start puts it back.
+    let veth = format!("moorv{}", &id[..10]);
+    assert!(ns.links().contains(&veth), "{:?}", ns.links());
+    ns.ok(&["ip", "link", "del", &veth]);
+    assert!(fetch(&ns, ip).is_none(), "no answer without the veth");
+    d.restart();
+    assert_eq!(ip_of(&d, "web"), ip, "same address after the restart");
+    assert!(ns.links().contains(&veth), "{:?}", ns.links());
+    assert!(answers(&ns, ip), "answers again after the repair");
+    assert!(d.output().contains("network repaired"), "{}", d.output());
+    let again = d.http("GET", "/v1.44/networks/bridge", None).json();
+    assert_eq!(
+        (&again["Id"], &again["IPAM"]),
+        (&net["Id"], &net["IPAM"]),
+        "the stored network is reused"
+    );
+
+    // Removed: its veth and namespace file go.
+    d.cli_ok(&["rm", "-f", "web"]);
+    let gone = wait_for(Duration::from_secs(10), || {
+        !ns.links().contains(&veth) && !std::path::Path::new(&sandbox).exists()
+    });
+    assert!(
+        gone,
+        "links {:?}, {sandbox} exists: {}",
+        ns.links(),
+        std::path::Path::new(&sandbox).exists()
+    );
+    d.stop_term();
+    drop(d);
+    drop(ns);
+    assert_eq!(
+        host_network(),
+        before,
+        "the host's links, addresses and routes are unchanged"
+    );
+}
+
+#[test]
+fn none_has_only_loopback_and_a_stop_without_live_restore_leaves_nothing() {
+    let before = host_network();
+    let Some((ns, mut d)) = setup(BRIDGE) else {
+        return;
+    };
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "nn",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    let dev = d.cli_ok(&["exec", "nn", "cat", "/proc/net/dev"]);
+    let names: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(names, ["lo"], "{dev}");
+    assert_eq!(d.inspect_json("nn")["NetworkSettings"]["IPAddress"], "");
+    let id = d.cli_ok(&["run", "-d", "--name", "bb1", "bb", "sleep", "1000"]);
+    let dev = d.cli_ok(&["exec", "bb1", "cat", "/proc/net/dev"]);
+    assert!(dev.contains("eth0"), "{dev}");
+    let veth = format!("moorv{}", &id.trim()[..10]);
+    assert!(ns.links().contains(&veth));
+    let netns_dir = d.run_dir().join("netns");
+    d.stop_term();
+    let links = ns.links();
+    assert!(!links.iter().any(|l| l.starts_with("moorv")), "{links:?}");
+    let files: Vec<_> = std::fs::read_dir(&netns_dir)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(files.is_empty(), "{files:?}");
+    // The bridge may stay (as Docker's); no other address of moor's is in the namespace.
+    let addrs: Value = serde_json::from_str(&ns.ok(&["ip", "-j", "addr"])).expect("ip -j addr");
+    let named: Vec<&str> = addrs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["ifname"].as_str())
+        .collect();
+    assert_eq!(named, ["lo", "moor0"], "{addrs:#}");
+    drop(d);
+    drop(ns);
+    assert_eq!(
+        host_network(),
+        before,
+        "the host's links, addresses and routes are unchanged"
+    );
+}
+
+#[test]
+fn addresses_held_by_containers_are_never_handed_out_again() {
+    let Some((_ns, d)) = setup(BRIDGE) else {
+        return;
+    };
+    d.cli_ok(&["run", "-d", "--name", "aa", "bb", "sleep", "1000"]);
+    d.cli_ok(&["run", "-d", "--name", "bb1", "bb", "sleep", "1000"]);
+    let (a, b) = (ip_of(&d, "aa"), ip_of(&d, "bb1"));
+    assert_ne!(a, b);
+    d.cli_ok(&["rm", "-f", "aa"]);
+    // `c` is only created: it holds an address too (a's, the first free one).
+    d.cli_ok(&["create", "--name", "cc", "bb", "sleep", "1000"]);
+    d.cli_ok(&["run", "-d", "--name", "ee", "bb", "sleep", "1000"]);
+    let e = ip_of(&d, "ee");
+    assert!(e != a && e != b, "e got {e}; a had {a}, b has {b}");
+    d.cli_ok(&["start", "cc"]);
+    assert_eq!(ip_of(&d, "cc"), a, "c holds the address freed by a");
+    for name in ["bb1", "cc", "ee"] {
+        d.cli_ok(&["rm", "-f", name]);
+    }
+}
