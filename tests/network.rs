@@ -258,3 +258,81 @@ fn addresses_held_by_containers_are_never_handed_out_again() {
         d.cli_ok(&["rm", "-f", name]);
     }
 }
+
+#[test]
+fn an_exit_while_the_daemon_is_down_takes_the_network_and_admin_cleans_leftovers() {
+    let Some((ns, mut d)) = setup(BRIDGE_LIVE) else {
+        return;
+    };
+    let id = d.cli_ok(&["run", "-d", "--name", "gone", "bb", "sleep", "1000"]);
+    let id = id.trim().to_string();
+    let kept = d.cli_ok(&["run", "-d", "--name", "kept", "bb", "sleep", "1000"]);
+    let kept = kept.trim().to_string();
+    let pid = d.inspect_json("gone")["State"]["Pid"]
+        .as_i64()
+        .expect("pid") as i32;
+    let netns_dir = d.run_dir().join("netns");
+    d.kill9();
+    // The container ends while the daemon is away; its network goes at the next start.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the container");
+    let veth = format!("moorv{}", &id[..10]);
+    d.restart();
+    let torn = wait_for(Duration::from_secs(10), || {
+        !ns.links().contains(&veth) && !netns_dir.join(&id).exists()
+    });
+    assert!(torn, "links {:?}", ns.links());
+    d.stop_term();
+    // Leftovers of no container: a veth named as moor names them and a namespace file.
+    ns.ok(&[
+        "ip",
+        "link",
+        "add",
+        "moorv00deadbeef",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "moorc00deadbeef",
+    ]);
+    let stray = netns_dir.join("00deadbeef".repeat(6) + "0123");
+    std::fs::write(&stray, "").expect("write a stray namespace file");
+    let paths = [d.root(), d.run_dir(), d.config_path()].map(|p| p.display().to_string());
+    let admin = |args: &[&str]| {
+        let mut all = vec![
+            common::MOOR,
+            "admin",
+            "--root",
+            &paths[0],
+            "--run-dir",
+            &paths[1],
+        ];
+        all.extend_from_slice(&["--config", &paths[2]]);
+        all.extend_from_slice(args);
+        ns.ok(&all)
+    };
+    let listed = admin(&["network"]);
+    for want in [
+        "moor0",
+        "moorv00deadbeef",
+        &format!("moorv{}", &kept[..10]),
+        &kept[..12],
+    ] {
+        assert!(listed.contains(want), "{want} in\n{listed}");
+    }
+    assert_eq!(listed.matches("(leftover)").count(), 2, "{listed}");
+    let removed = admin(&["network", "--clean"]);
+    assert!(
+        removed.contains("removed veth moorv00deadbeef"),
+        "{removed}"
+    );
+    assert!(!stray.exists() && !ns.links().contains(&"moorv00deadbeef".to_string()));
+    // The running container's objects stay.
+    assert!(ns.links().contains(&format!("moorv{}", &kept[..10])));
+    assert!(netns_dir.join(&kept).exists());
+    d.restart();
+    d.cli_ok(&["rm", "-f", "kept"]);
+}
