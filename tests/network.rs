@@ -147,11 +147,20 @@ fn a_bridge_container_answers_across_a_daemon_kill_and_its_veth_is_repaired() {
     assert!(ns.links().contains(&veth), "{:?}", ns.links());
     ns.ok(&["ip", "link", "del", &veth]);
     assert!(fetch(&ns, ip).is_none(), "no answer without the veth");
+    // Its namespace file goes too: the next start mounts it again from the container's init.
+    nix::mount::umount2(sandbox.as_str(), nix::mount::MntFlags::MNT_DETACH).expect("umount");
+    std::fs::remove_file(&sandbox).expect("remove the namespace file");
     d.restart();
     assert_eq!(ip_of(&d, "web"), ip, "same address after the restart");
     assert!(ns.links().contains(&veth), "{:?}", ns.links());
     assert!(answers(&ns, ip), "answers again after the repair");
     assert!(d.output().contains("network repaired"), "{}", d.output());
+    assert!(
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&sandbox),
+        "{sandbox} is mounted again"
+    );
     let again = d.http("GET", "/v1.44/networks/bridge", None).json();
     assert_eq!(
         (&again["Id"], &again["IPAM"]),
@@ -239,7 +248,7 @@ fn none_has_only_loopback_and_a_stop_without_live_restore_leaves_nothing() {
 
 #[test]
 fn addresses_held_by_containers_are_never_handed_out_again() {
-    let Some((_ns, d)) = setup(BRIDGE) else {
+    let Some((ns, mut d)) = setup(BRIDGE) else {
         return;
     };
     d.cli_ok(&["run", "-d", "--name", "aa", "bb", "sleep", "1000"]);
@@ -257,6 +266,72 @@ fn addresses_held_by_containers_are_never_handed_out_again() {
     for name in ["bb1", "cc", "ee"] {
         d.cli_ok(&["rm", "-f", name]);
     }
+    // The default networks as Docker lists them; an unknown one is 404.
+    let list = d.http("GET", "/v1.44/networks", None).json();
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|n| n["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["bridge", "host", "none"], "{list:#}");
+    assert_eq!(list[0]["Driver"], "bridge");
+    assert_eq!(list[2]["Driver"], "null");
+    assert_eq!(d.http("GET", "/v1.44/networks/nosuch", None).status, 404);
+    let by_id = list[0]["Id"].as_str().expect("id")[..12].to_string();
+    assert_eq!(
+        d.http("GET", &format!("/networks/{by_id}"), None).json()["Name"],
+        "bridge"
+    );
+    // The stored network is kept: a later different `bip` is refused, naming both.
+    d.stop_term();
+    d.write_config(r#"{"bridge": "moor0", "bip": "10.99.0.1/16"}"#);
+    let mut cmd = Command::new("nsenter");
+    cmd.args([
+        "-t",
+        &ns.pid().to_string(),
+        "-n",
+        "--",
+        common::MOOR,
+        "daemon",
+    ])
+    .args(d.path_args())
+    .args(["--runtime", "runc"])
+    .env("MOOR_SHIM", common::MOOR_SHIM);
+    let out = common::run_client(cmd, "moor", &["daemon"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("bip 10.99.0.1/16") && err.contains("bip 172.17.0.1/16"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_the_bridge_containers_default_to_none_and_bridge_is_refused() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    // The harness's daemon.json has `"bridge": "none"`.
+    let d = Daemon::start_with_runtime("{}", "runc");
+    let tar = d.root().with_file_name("bb.tar");
+    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
+    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.cli_ok(&["create", "--name", "plain", "bb", "true"]);
+    assert_eq!(d.inspect_json("plain")["HostConfig"]["NetworkMode"], "none");
+    let out = d.cli_fail(&["create", "--network", "bridge", "bb", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("network bridge not found"), "{err}");
+    let names: Vec<String> = d
+        .http("GET", "/networks", None)
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|n| n["Name"].as_str().map(String::from))
+        .collect();
+    assert_eq!(names, ["host", "none"]);
 }
 
 #[test]

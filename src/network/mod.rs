@@ -370,6 +370,37 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_network_is_kept_and_a_different_setting_names_both() {
+        let rec = NetworkRecord {
+            version: NETWORK_RECORD_VERSION,
+            name: DEFAULT_NETWORK.into(),
+            id: "a".repeat(64),
+            bridge: DEFAULT_BRIDGE.into(),
+            subnet: Subnet::parse("172.17.0.0/16").expect("subnet"),
+            gateway: Ipv4Addr::new(172, 17, 0, 1),
+        };
+        let asked = |name: &str, bip| BridgeSettings {
+            name: name.into(),
+            bip,
+        };
+        assert!(check_unchanged(&rec, &asked("moor0", None)).is_ok());
+        let same = Some((Ipv4Addr::new(172, 17, 0, 1), 16));
+        assert!(check_unchanged(&rec, &asked("moor0", same)).is_ok());
+        let other = Some((Ipv4Addr::new(10, 9, 0, 1), 24));
+        let e = check_unchanged(&rec, &asked("moor0", other))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bip 10.9.0.1/24") && e.contains("bip 172.17.0.1/16"),
+            "{e}"
+        );
+        let e = check_unchanged(&rec, &asked("br1", None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"br1\"") && e.contains("\"moor0\""), "{e}");
+    }
+
+    #[test]
     fn veth_names_fit_the_kernels_limit_and_name_their_container() {
         let id = "0123456789abcdef".repeat(4);
         assert_eq!(host_veth(&id), "moorv0123456789");
