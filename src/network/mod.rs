@@ -112,32 +112,15 @@ pub fn default_network(
             check_unchanged(&rec, settings)?;
             rec
         }
-        None => {
-            let (subnet, gateway) = match settings.bip {
-                Some((addr, len)) => (
-                    Subnet::new(addr, len).ok_or(NetworkError::NoFreeSubnet)?,
-                    addr,
-                ),
-                None => {
-                    let routes = netns::run_in(None, || {
-                        link::block(|h| async move { link::routes(&h).await })
-                    })?;
-                    let subnet = choose_subnet(&routes).ok_or(NetworkError::NoFreeSubnet)?;
-                    info!(subnet = %subnet, "chose the bridge network's subnet: it overlaps no route of the host");
-                    (subnet, first_host(subnet))
-                }
-            };
-            let rec = NetworkRecord {
-                version: NETWORK_RECORD_VERSION,
-                name: DEFAULT_NETWORK.into(),
-                id: random_id(),
-                bridge: settings.name.clone(),
-                subnet,
-                gateway,
-            };
-            tree.put(&rec)?;
-            rec
-        }
+        None => match moor_state::network::from_endpoints(&store.list()?) {
+            Some(rec) => {
+                warn!(subnet = %rec.subnet, "the network record was lost (store rebuilt): taken back from the containers' addresses");
+                check_unchanged(&rec, settings)?;
+                tree.put(&rec)?;
+                rec
+            }
+            None => new_network(settings, &tree)?,
+        },
     };
     let (name, gw, len) = (
         record.bridge.clone(),
@@ -149,6 +132,38 @@ pub fn default_network(
     })?;
     info!(bridge = %record.bridge, subnet = %record.subnet, gateway = %record.gateway, made, "bridge network ready");
     Ok(record)
+}
+
+/// A new default network: `bip`, else the first default pool free of the host's routes
+/// (logged); stored.
+fn new_network(
+    settings: &BridgeSettings,
+    tree: &moor_state::network::NetworkStore,
+) -> Result<NetworkRecord, NetworkError> {
+    let (subnet, gateway) = match settings.bip {
+        Some((addr, len)) => (
+            Subnet::new(addr, len).ok_or(NetworkError::NoFreeSubnet)?,
+            addr,
+        ),
+        None => {
+            let routes = netns::run_in(None, || {
+                link::block(|h| async move { link::routes(&h).await })
+            })?;
+            let subnet = choose_subnet(&routes).ok_or(NetworkError::NoFreeSubnet)?;
+            info!(subnet = %subnet, "chose the bridge network's subnet: it overlaps no route of the host");
+            (subnet, first_host(subnet))
+        }
+    };
+    let rec = NetworkRecord {
+        version: NETWORK_RECORD_VERSION,
+        name: DEFAULT_NETWORK.into(),
+        id: random_id(),
+        bridge: settings.name.clone(),
+        subnet,
+        gateway,
+    };
+    tree.put(&rec)?;
+    Ok(rec)
 }
 
 fn check_unchanged(rec: &NetworkRecord, settings: &BridgeSettings) -> Result<(), NetworkError> {

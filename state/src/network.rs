@@ -149,6 +149,24 @@ pub fn held(records: &[ContainerRecord], name: &str) -> BTreeSet<Ipv4Addr> {
         .collect()
 }
 
+/// The default network as its containers' endpoints describe it: what a store rebuilt from
+/// spec files (which lost the networks tree) gets back, so the subnet its containers hold
+/// addresses in is kept. None when no record has an endpoint on it.
+pub fn from_endpoints(records: &[ContainerRecord]) -> Option<NetworkRecord> {
+    let ep = records
+        .iter()
+        .filter_map(|r| r.spec.endpoint.as_ref())
+        .find(|e| e.network == DEFAULT_NETWORK)?;
+    Some(NetworkRecord {
+        version: NETWORK_RECORD_VERSION,
+        name: ep.network.clone(),
+        id: ep.network_id.clone(),
+        bridge: ep.bridge.clone(),
+        subnet: Subnet::new(ep.ip, ep.prefix_len)?,
+        gateway: ep.gateway,
+    })
+}
+
 /// Docker's default pools in order: 172.17-31.0.0/16, then 192.168.0-240.0/20.
 pub fn default_pools() -> impl Iterator<Item = Subnet> {
     let b = (17..=31).map(|n| Subnet {
@@ -274,6 +292,29 @@ mod tests {
         assert_eq!(
             choose_subnet(&[net("172.16.0.0/12"), net("192.168.0.0/16")]),
             None
+        );
+    }
+
+    #[test]
+    fn a_lost_network_record_comes_back_from_its_containers() {
+        use crate::record::ContainerSpec;
+        let ts = chrono::DateTime::from_timestamp(0, 0).expect("epoch");
+        let mut spec = ContainerSpec::default();
+        assert_eq!(from_endpoints(&[]), None);
+        spec.endpoint = Some(Endpoint {
+            network: DEFAULT_NETWORK.into(),
+            network_id: "f".repeat(64),
+            bridge: "moor0".into(),
+            ip: Ipv4Addr::new(172, 18, 0, 7),
+            prefix_len: 16,
+            gateway: Ipv4Addr::new(172, 18, 0, 1),
+        });
+        let rec = ContainerRecord::new("a".repeat(64), "x".into(), spec, ts);
+        let back = from_endpoints(&[rec]).expect("rebuilt");
+        assert_eq!(back.subnet, net("172.18.0.0/16"));
+        assert_eq!(
+            (back.gateway, back.id.len()),
+            (Ipv4Addr::new(172, 18, 0, 1), 64)
         );
     }
 
