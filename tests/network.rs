@@ -323,6 +323,9 @@ fn without_the_bridge_containers_default_to_none_and_bridge_is_refused() {
     let out = d.cli_fail(&["create", "--network", "bridge", "bb", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("network bridge not found"), "{err}");
+    let body = r#"{"Image": "bb", "Cmd": ["true"], "HostConfig": {"NetworkMode": "bridge"}}"#;
+    let r = d.http("POST", "/v1.44/containers/create", Some(body));
+    assert_eq!(r.status, 404, "{}", r.body);
     let names: Vec<String> = d
         .http("GET", "/networks", None)
         .json()

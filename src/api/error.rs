@@ -322,7 +322,9 @@ fn image_status(e: &crate::daemon::image::ImageOwnerError) -> StatusCode {
 
 fn container_status(e: &ContainerError) -> StatusCode {
     match e {
-        ContainerError::NotFound(_) | ContainerError::NoSuchVolume(_) => StatusCode::NOT_FOUND,
+        ContainerError::NotFound(_)
+        | ContainerError::NoSuchVolume(_)
+        | ContainerError::NoSuchNetwork(_) => StatusCode::NOT_FOUND,
         ContainerError::VolumeInUse { .. } => StatusCode::CONFLICT,
         ContainerError::Ambiguous(_)
         | ContainerError::InvalidName(_)

@@ -59,6 +59,13 @@ pub enum NetworkError {
         /// Its name.
         name: String,
     },
+    /// The bridge a container's endpoint names is gone (the daemon runs with `"bridge":
+    /// "none"` and the device was removed, or a reboot took it).
+    #[error("bridge {name} does not exist: the container was created on the default bridge network, which this daemon does not keep (daemon.json \"bridge\")")]
+    NoBridge {
+        /// The bridge device.
+        name: String,
+    },
     /// A thread of the network steps panicked.
     #[error("a network thread panicked")]
     Thread,
@@ -245,7 +252,7 @@ fn plug(netns_path: &Path, id: &str, ep: &Endpoint, keep: bool) -> Result<(), Ne
         link::block(|h| async move {
             let br = link::get(&h, &bridge)
                 .await?
-                .ok_or(NetworkError::Vanished { name: bridge })?;
+                .ok_or(NetworkError::NoBridge { name: bridge })?;
             match link::get(&h, &host).await? {
                 Some(v) if keep => {
                     if v.controller != Some(br.index) || !v.up {

@@ -20,11 +20,7 @@ impl Supervisor {
         let network = self.shared.network.clone();
         match (spec.network_mode.as_str(), network) {
             ("default", None) => spec.network_mode = "none".into(),
-            ("bridge", None) => {
-                return Err(ContainerError::BadRequest(
-                    "network bridge not found: the daemon runs with \"bridge\": \"none\"".into(),
-                ))
-            }
+            ("bridge", None) => return Err(ContainerError::NoSuchNetwork("bridge".into())),
             ("default" | "bridge", Some(net)) => {
                 spec.network_mode = "bridge".into();
                 spec.endpoint = Some(self.endpoint_on(&net)?);
