@@ -11,9 +11,13 @@ use std::path::Path;
 use futures_util::TryStreamExt;
 use moor_state::network::Subnet;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use super::NetworkError;
 
@@ -212,8 +216,9 @@ pub async fn routes(handle: &Handle) -> Result<Vec<Subnet>, NetworkError> {
     Ok(out)
 }
 
-/// A veth pair `host`–`peer` with `peer` moved into the namespace of `netns` (its MAC
-/// set first), `host` attached to `bridge` and up.
+/// A veth pair `host`–`peer` made in one request: `peer` created in the namespace of
+/// `netns` with its MAC (no move afterwards: each move of a device between namespaces waits
+/// for an RCU grace period), `host` attached to `bridge` and up.
 pub async fn add_veth(
     handle: &Handle,
     host: &str,
@@ -227,27 +232,22 @@ pub async fn add_veth(
         path: netns.to_path_buf(),
         source,
     })?;
-    let pair = LinkVeth::new(host, peer).build();
+    let peer_msg = LinkUnspec::new_with_name(peer)
+        .address(mac.to_vec())
+        .setns_by_fd(ns.as_raw_fd())
+        .build();
+    let pair = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host)
+        .controller(bridge)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+        .build();
     handle
         .link()
         .add(pair)
         .execute()
         .await
-        .map_err(netlink("create the veth pair"))?;
-    let p = get(handle, peer)
-        .await?
-        .ok_or(NetworkError::Vanished { name: peer.into() })?;
-    let moved = LinkUnspec::new_with_index(p.index)
-        .address(mac.to_vec())
-        .setns_by_fd(ns.as_raw_fd())
-        .build();
-    handle
-        .link()
-        .set(moved)
-        .execute()
-        .await
-        .map_err(netlink("move the veth into the container's namespace"))?;
-    attach(handle, host, bridge).await
+        .map_err(netlink("create the veth pair"))
 }
 
 /// `host` attached to the bridge of index `bridge` and up.

@@ -227,11 +227,21 @@ pub fn attach(
     hostname: &str,
     ep: &Endpoint,
 ) -> Result<Attached, NetworkError> {
+    let began = std::time::Instant::now();
     detach(run_dir, id)?;
     let path = netns::path(run_dir, id);
+    let cleared = began.elapsed();
     netns::create(&path, None)?;
+    let made = began.elapsed();
     let done =
         plug(&path, id, ep, false).and_then(|()| files::write(container_dir, ep.ip, hostname));
+    tracing::debug!(
+        container_id = %&id[..12.min(id.len())],
+        clear_ms = cleared.as_secs_f64() * 1e3,
+        netns_ms = (made - cleared).as_secs_f64() * 1e3,
+        total_ms = began.elapsed().as_secs_f64() * 1e3,
+        "network attached"
+    );
     match done {
         Ok(files) => Ok(Attached { netns: path, files }),
         Err(e) => {
