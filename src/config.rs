@@ -15,8 +15,6 @@ use thiserror::Error;
 /// Keys Docker's daemon.json knows that moor does not implement: refused by name (never
 /// accepted and ignored), so a Docker daemon.json brought over says what moor would not do.
 const DOCKER_ONLY_KEYS: &[&str] = &[
-    "bip",
-    "bridge",
     "dns",
     "exec-opts",
     "experimental",
@@ -91,6 +89,14 @@ pub struct DaemonConfig {
     /// (never accepted and ignored).
     #[serde(default)]
     pub registry_mirrors: Vec<String>,
+    /// Docker's `bridge`: the Linux bridge of the default network (`moor0` when unset);
+    /// `"none"` disables the default network (containers then default to `none`).
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// Docker's `bip`: the bridge's address with the subnet's prefix (`172.30.0.1/16`);
+    /// unset, a default pool that overlaps no route of the host is chosen at first start.
+    #[serde(default)]
+    pub bip: Option<String>,
     /// Every other key: Docker-only keys are warned about, others refused.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -106,6 +112,44 @@ impl DaemonConfig {
     pub fn image_unpack_limit(&self) -> u64 {
         self.image_unpack_limit
             .unwrap_or(DEFAULT_IMAGE_UNPACK_LIMIT)
+    }
+}
+
+impl DaemonConfig {
+    /// The default bridge network's settings; None when `bridge` is `"none"`. An error
+    /// names the key and what it must be.
+    pub fn bridge_settings(&self) -> Result<Option<crate::network::BridgeSettings>, String> {
+        let name = self
+            .bridge
+            .as_deref()
+            .unwrap_or(crate::network::DEFAULT_BRIDGE);
+        let valid = !name.is_empty()
+            && name.len() <= 15
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid {
+            return Err(format!(
+                "bridge: {name:?} is not an interface name (1-15 letters, digits, '-', '_', '.') \
+                 or \"none\""
+            ));
+        }
+        let bip = match self.bip.as_deref() {
+            None => None,
+            Some(text) => Some(crate::network::parse_bip(text).ok_or_else(|| {
+                format!("bip: {text:?} is not an address with its subnet's prefix, such as \"172.30.0.1/16\"")
+            })?),
+        };
+        if name == "none" {
+            return match bip {
+                Some(_) => Err("bip: set, but bridge is \"none\": remove one of them".into()),
+                None => Ok(None),
+            };
+        }
+        Ok(Some(crate::network::BridgeSettings {
+            name: name.to_string(),
+            bip,
+        }))
     }
 }
 
@@ -168,6 +212,14 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// What is wrong, naming the option.
+        reason: String,
+    },
+    /// `bridge` or `bip` malformed.
+    #[error("{path}: {reason}")]
+    Bridge {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
         reason: String,
     },
     /// A key neither moor nor Docker knows.
@@ -237,6 +289,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
                 .to_string(),
         ));
     }
+    config
+        .bridge_settings()
+        .map_err(|reason| ConfigError::Bridge {
+            path: path.into(),
+            reason,
+        })?;
     if let Some(key) = config.other.keys().next() {
         return Err(if DOCKER_ONLY_KEYS.contains(&key.as_str()) {
             ConfigError::NotImplemented {
@@ -268,6 +326,8 @@ const KNOWN_KEYS: &[&str] = &[
     "image-unpack-limit",
     "insecure-registries",
     "registry-mirrors",
+    "bridge",
+    "bip",
 ];
 
 fn did_you_mean(key: &str) -> String {
@@ -381,6 +441,26 @@ mod tests {
         for bad in [r#""lots""#, "0", "-1", "true"] {
             let e = limit(&format!(r#"{{"image-unpack-limit": {bad}}}"#)).unwrap_err();
             assert!(e.to_string().contains("image-unpack-limit"), "{e}");
+        }
+    }
+
+    #[test]
+    fn bridge_and_bip_are_honoured_or_refused_by_name() {
+        let p = |json: &str| parse(Path::new("d.json"), json).map(|l| l.config.bridge_settings());
+        let default = p("{}").unwrap().unwrap().unwrap();
+        assert_eq!((default.name.as_str(), default.bip), ("moor0", None));
+        assert_eq!(p(r#"{"bridge": "none"}"#).unwrap().unwrap(), None);
+        let bip = p(r#"{"bip": "10.88.0.1/16"}"#).unwrap().unwrap().unwrap();
+        assert_eq!(bip.bip, Some(("10.88.0.1".parse().unwrap(), 16)));
+        for bad in [
+            r#"{"bip": "10.88.0.0/16"}"#,
+            r#"{"bip": "nonsense"}"#,
+            r#"{"bridge": "none", "bip": "10.88.0.1/16"}"#,
+            r#"{"bridge": "a/b"}"#,
+            r#"{"bridge": "averyveryverylongname"}"#,
+        ] {
+            let e = p(bad).unwrap_err().to_string();
+            assert!(e.contains("bip") || e.contains("bridge"), "{bad}: {e}");
         }
     }
 

@@ -248,8 +248,10 @@ fn endpoint_cases() -> Vec<Case> {
             expect: Refused,
         })
         .collect();
+    // `bridge` is the default mode's own network (Docker's name for it): taken like
+    // `default`; a network moor does not have is refused.
     cases.push(case(
-        "NetworkingConfig.EndpointsConfig.bridge",
+        "NetworkingConfig.EndpointsConfig.mynet",
         json!({}),
         Refused,
     ));

@@ -115,6 +115,16 @@ fn crate_rule(module: &str, rel: &Path, target: &str) -> Option<&'static str> {
         "host" | "identity" if !matches!(top, "host" | "identity" | "shim") => {
             Some("host and identity are the bottom layer")
         }
+        "network" if !matches!(top, "network" | "host" | "identity") => {
+            Some("network sits below the daemon and the runtime: it names only host and identity")
+        }
+        "api" if top == "network" && !is_network_helper(target) => {
+            Some("the API reads only network::netns::path (a container's SandboxKey)")
+        }
+        "config" if top == "network" && !is_network_setting(target) => {
+            Some("config names only the network's settings (BridgeSettings, parse_bip, DEFAULT_BRIDGE)")
+        }
+        "image" | "logs" if top == "network" => Some("image and logs never name the network"),
         "runtime" if matches!(top, "daemon" | "api" | "cli" | "admin") => {
             Some("runtime never reaches up into daemon, api, cli or admin")
         }
@@ -158,6 +168,18 @@ fn is_runtime_profile(target: &str) -> bool {
         .any(|name| target == format!("runtime::interface::{name}"))
 }
 
+/// The one network helper the API reads: where a container's namespace file is.
+fn is_network_helper(target: &str) -> bool {
+    target == "network::netns::path" || target == "network::netns"
+}
+
+/// What config turns daemon.json's `bridge` and `bip` into.
+fn is_network_setting(target: &str) -> bool {
+    ["BridgeSettings", "parse_bip", "DEFAULT_BRIDGE"]
+        .iter()
+        .any(|name| target == format!("network::{name}"))
+}
+
 /// The API's wire types, shared by the routes and the CLI.
 fn is_wire_type(target: &str) -> bool {
     [
@@ -165,6 +187,7 @@ fn is_wire_type(target: &str) -> bool {
         "api::exec_types",
         "api::image_types",
         "api::volume_types",
+        "api::network_types",
     ]
     .iter()
     .any(|m| target == *m || target.starts_with(&format!("{m}::")))
@@ -387,6 +410,19 @@ fn the_checker_catches_forbidden_uses() {
             true,
         ),
         ("cli", "cli/commands/daemon.rs", "daemon::run", false),
+        ("network", "network/mod.rs", "runtime::bundle::build", true),
+        ("network", "network/mod.rs", "config::DaemonConfig", true),
+        ("network", "network/netns.rs", "host::layout::Layout", false),
+        ("api", "api/convert.rs", "network::netns::path", false),
+        ("api", "api/convert.rs", "network::attach", true),
+        ("config", "config.rs", "network::parse_bip", false),
+        ("config", "config.rs", "network::attach", true),
+        (
+            "runtime",
+            "runtime/runc/runtime.rs",
+            "network::attach",
+            false,
+        ),
         (
             "daemon",
             "daemon/container/orphan.rs",

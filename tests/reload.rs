@@ -21,7 +21,7 @@ fn live_restore(d: &Daemon) -> bool {
 }
 
 fn reload(d: &Daemon, config: &str, expect_in_log: &str) {
-    std::fs::write(d.config_path(), config).unwrap();
+    d.write_config(config);
     let before = d.output().matches(expect_in_log).count();
     d.send(Signal::SIGHUP);
     assert!(

@@ -47,6 +47,8 @@ fn relative_paths_are_resolved_at_start() {
         .prefix("moor-rel-")
         .tempdir_in("/tmp")
         .unwrap();
+    // No bridge on the host: see common::netns::no_bridge.
+    std::fs::write(dir.path().join("daemon.json"), r#"{"bridge": "none"}"#).unwrap();
     let mut daemon = Command::new(MOOR)
         .current_dir(dir.path())
         .args([

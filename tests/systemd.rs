@@ -135,8 +135,12 @@ impl SdBox {
         self.ok(&all)
     }
 
+    /// daemon.json, with `"bridge": "none"`: the box shares the host's network, where a
+    /// test never makes a bridge.
     fn write_config(&self, json: &str) {
-        std::fs::write(self.scratch.join("daemon.json"), json).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(json).expect("a JSON object");
+        v["bridge"] = "none".into();
+        std::fs::write(self.scratch.join("daemon.json"), v.to_string()).unwrap();
     }
 
     fn install_unit(&self) {

@@ -88,7 +88,12 @@ pub fn spawn_daemon_logged(
 }
 
 fn daemon_command(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> Command {
-    std::fs::write(base.join("daemon.json"), config).expect("write daemon.json");
+    // No bridge on the host unless the bench asks (and the floors were measured without).
+    let mut json: serde_json::Value = serde_json::from_str(config).expect("daemon.json object");
+    if json.get("bridge").is_none() {
+        json["bridge"] = "none".into();
+    }
+    std::fs::write(base.join("daemon.json"), json.to_string()).expect("write daemon.json");
     let mut cmd = Command::new(daemon_binary());
     cmd.arg("daemon")
         .arg("--root")

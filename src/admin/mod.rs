@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod inspect;
+pub mod network;
 pub mod orphan;
 
 use std::fs::File;

@@ -260,13 +260,52 @@ fn config(rec: &ContainerRecord) -> ContainerConfig {
     }
 }
 
-/// Inspect's NetworkSettings as Docker shows them for `none` and `host`: one network, no
-/// address, no published port.
-fn network_settings(rec: &ContainerRecord) -> NetworkSettings {
+/// Inspect's NetworkSettings: one network; a bridge container's address, gateway and MAC
+/// while it runs (Docker's), its namespace file as the SandboxKey; `none` and `host` have no
+/// address.
+fn network_settings(rec: &ContainerRecord, layout: &Layout, running: bool) -> NetworkSettings {
+    let Some(ep) = &rec.spec.endpoint else {
+        return NetworkSettings {
+            networks: [(network_name(rec), Endpoint::default())].into(),
+            ..NetworkSettings::default()
+        };
+    };
+    let endpoint_id = endpoint_id(&rec.id, &ep.network_id);
+    let mut out = Endpoint {
+        network_id: ep.network_id.clone(),
+        ..Endpoint::default()
+    };
+    if !running {
+        return NetworkSettings {
+            networks: [(ep.network.clone(), out)].into(),
+            ..NetworkSettings::default()
+        };
+    }
+    out.mac_address = ep.mac_text();
+    out.endpoint_id = endpoint_id.clone();
+    out.gateway = ep.gateway.to_string();
+    out.ip_address = ep.ip.to_string();
+    out.ip_prefix_len = i64::from(ep.prefix_len);
     NetworkSettings {
-        networks: [(network_name(rec), Endpoint::default())].into(),
+        bridge: ep.bridge.clone(),
+        sandbox_key: crate::network::netns::path(&layout.run_dir, &rec.id)
+            .display()
+            .to_string(),
+        endpoint_id,
+        gateway: out.gateway.clone(),
+        ip_address: out.ip_address.clone(),
+        ip_prefix_len: out.ip_prefix_len,
+        mac_address: out.mac_address.clone(),
+        networks: [(ep.network.clone(), out)].into(),
         ..NetworkSettings::default()
     }
+}
+
+/// Docker's EndpointID: 64 hex, the same for a container on a network at every inspect.
+pub fn endpoint_id(container: &str, network: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{container}/{network}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `GET /containers/{id}/json`.
@@ -333,7 +372,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
         host_config: host_config(rec),
         config: config(rec),
         mounts: mount_points(&rec.spec),
-        network_settings: network_settings(rec),
+        network_settings: network_settings(rec, layout, running),
         moor: MoorDetails {
             state: state.name().into(),
             runtime: runtime_name(rec).into(),

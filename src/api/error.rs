@@ -43,6 +43,9 @@ pub enum ApiError {
     /// An image moor does not have.
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// A network moor does not have (Docker's message).
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     /// An image name Docker would refuse.
     #[error(transparent)]
     Reference(#[from] moor_state::image::ReferenceError),
@@ -270,7 +273,7 @@ impl ResponseError for ApiError {
             ApiError::LengthRequired { .. } => StatusCode::LENGTH_REQUIRED,
             ApiError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Panicked { .. } | ApiError::Stats(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::NoSuchImage(_) => StatusCode::NOT_FOUND,
+            ApiError::NoSuchImage(_) | ApiError::NoSuchNetwork(_) => StatusCode::NOT_FOUND,
             ApiError::Pull(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             ApiError::Pull(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
             ApiError::Pull(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -342,7 +345,9 @@ fn image_status(e: &crate::daemon::image::ImageOwnerError) -> StatusCode {
 
 fn container_status(e: &ContainerError) -> StatusCode {
     match e {
-        ContainerError::NotFound(_) | ContainerError::NoSuchVolume(_) => StatusCode::NOT_FOUND,
+        ContainerError::NotFound(_)
+        | ContainerError::NoSuchVolume(_)
+        | ContainerError::NoSuchNetwork(_) => StatusCode::NOT_FOUND,
         ContainerError::VolumeInUse { .. } => StatusCode::CONFLICT,
         ContainerError::Ambiguous(_)
         | ContainerError::InvalidName(_)

@@ -338,7 +338,8 @@ fn check_networking(v: &Value, network_mode: &str) -> Result<(), FieldError> {
     };
     for (name, settings) in endpoints {
         let prefix = format!("NetworkingConfig.EndpointsConfig.{name}");
-        let own = name == network_mode || (name == "default" && network_mode.is_empty());
+        let default = |n: &str| matches!(n, "" | "default" | "bridge");
+        let own = name == network_mode || (default(name) && default(network_mode));
         if !own {
             return Err(FieldError::Unsupported { field: prefix });
         }

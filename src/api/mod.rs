@@ -13,6 +13,7 @@ pub mod list_cache;
 pub mod mounts;
 pub mod one_request;
 pub mod registry_auth;
+pub mod network_types;
 pub mod routes;
 pub mod server;
 pub mod spec;

@@ -224,12 +224,14 @@ fn exposed_ports(req: &CreateRequest) -> Result<Vec<String>, ApiError> {
 /// The network mode moor records for a runc container.
 fn network_mode(host: &HostConfig) -> Result<&'static str, ApiError> {
     match host.network_mode.as_deref() {
-        None | Some("" | "default" | "none") => Ok("none"),
+        None | Some("" | "default") => Ok("default"),
+        Some("none") => Ok("none"),
+        Some("bridge") => Ok("bridge"),
         Some("host") => Ok("host"),
         Some(other) => Err(refuse(
             "HostConfig.NetworkMode",
             other,
-            "default, none and host",
+            "default, bridge, none and host",
         )),
     }
 }
@@ -307,6 +309,7 @@ pub fn to_spec(
     let (mounts, warnings) = crate::api::mounts::mounts_of(&req, &host, kind.runs_images)?;
     let spec = ContainerSpec {
         mounts,
+        endpoint: None,
         exposed_ports: exposed_ports(&req)?,
         attach: AttachHints {
             stdin: req.attach_stdin,
@@ -405,7 +408,7 @@ mod tests {
         let (spec, _) = to_spec(r.clone(), RuntimeKind::Runc, found).expect("imported");
         assert_eq!(
             (spec.runtime, spec.network_mode.as_str()),
-            (RuntimeKind::Runc, "none")
+            (RuntimeKind::Runc, "default")
         );
         let e = to_spec(r, RuntimeKind::Process, found).unwrap_err();
         assert_eq!(e.to_string(), "No such image: busybox");

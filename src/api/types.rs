@@ -213,16 +213,17 @@ pub struct ContainerInspect {
     pub moor: MoorDetails,
 }
 
-/// Docker's NetworkSettings, as it shows them for the `none` and `host` networks.
+/// Docker's NetworkSettings: the legacy default-network fields and `Networks` carry a bridge
+/// container's address while it runs; empty for `none` and `host`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkSettings {
-    /// Always empty (no bridge).
+    /// The Linux bridge of a bridge container (`moor0`); else empty.
     pub bridge: String,
     /// Always empty: moor keeps no sandbox objects.
     #[serde(rename = "SandboxID")]
     pub sandbox_id: String,
-    /// Always empty.
+    /// A bridge container's network namespace file; else empty.
     pub sandbox_key: String,
     /// Published ports: always `{}` (publishing is refused at create).
     pub ports: BTreeMap<String, Option<Vec<serde_json::Value>>>,
@@ -262,7 +263,7 @@ pub struct NetworkSettings {
     pub ipv6_gateway: String,
     /// Legacy default-network field: empty.
     pub mac_address: String,
-    /// The container's network by name (`none` or `host`).
+    /// The container's network by name (`bridge`, `none` or `host`).
     pub networks: BTreeMap<String, Endpoint>,
 }
 

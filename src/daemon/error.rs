@@ -97,6 +97,9 @@ pub enum ContainerError {
     /// No volume has this name.
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
+    /// A network the daemon does not have (Docker's message).
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     /// A volume in use by containers cannot be removed (Docker's text).
     #[error("remove {name}: volume is in use - [{}]", .ids.join(", "))]
     VolumeInUse {

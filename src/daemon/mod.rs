@@ -68,6 +68,12 @@ pub enum DaemonError {
     /// The default runtime asked for cannot be had.
     #[error(transparent)]
     Runtime(#[from] crate::runtime::interface::DefaultRuntimeError),
+    /// daemon.json's `bridge` or `bip` is malformed (checked when it was loaded too).
+    #[error("daemon.json: {0}")]
+    Bridge(String),
+    /// The default bridge network cannot be made or checked.
+    #[error("the default bridge network")]
+    Network(#[from] crate::network::NetworkError),
     /// The store cannot be opened or rebuilt.
     #[error("open the store")]
     Store(#[from] StoreError),
@@ -95,6 +101,8 @@ pub struct Shared {
     pub invocation: upgrade::Invocation,
     /// From the upgrade route to the serve loop.
     pub upgrade: upgrade::Trigger,
+    /// The default bridge network (None: daemon.json's `bridge` is `"none"`).
+    pub network: Option<moor_state::network::NetworkRecord>,
 }
 
 impl Shared {
@@ -153,6 +161,7 @@ impl Shared {
             execs: exec::ExecRegistry::default(),
             invocation: upgrade::Invocation::current(),
             upgrade: upgrade::Trigger::default(),
+            network: None,
         }
     }
 }
@@ -245,6 +254,14 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     prepare_dirs(&layout)?;
     let _lock = lock_root(&layout)?;
     let store = open_store(&layout)?;
+    let network = match config.bridge_settings().map_err(DaemonError::Bridge)? {
+        Some(settings) if is_root => Some(crate::network::default_network(&store, &settings)?),
+        Some(_) => {
+            info!("not root: no bridge network (containers default to the host's network or none)");
+            None
+        }
+        None => None,
+    };
     let runtimes = crate::runtime::interface::daemon_runtimes(&layout, runc, default_runtime);
     let shared = Arc::new(Shared {
         store,
@@ -255,6 +272,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         execs: exec::ExecRegistry::default(),
         invocation,
         upgrade: upgrade::Trigger::default(),
+        network,
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);

@@ -90,6 +90,7 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
             // Ended while the daemon was away: runc's state and the rootfs mount go now.
             runtime.release_blocking(&record.id);
         }
+        repair_network(shared, &record);
         kept.push(record);
     }
     keep.extend(kept.iter().map(|r| r.id.clone()));
@@ -152,4 +153,25 @@ pub enum SpecFileError {
 
 fn read_spec(path: &Path) -> Result<ContainerRecord, SpecFileError> {
     Ok(serde_json::from_slice(&std::fs::read(path)?)?)
+}
+
+/// A container that kept running while the daemon was away keeps its network: what is
+/// missing of it (the namespace file, the veth, eth0's set-up) is put back, what is there
+/// is left alone.
+fn repair_network(shared: &Shared, record: &ContainerRecord) {
+    let (run, ep) = match (&record.state, &record.spec.endpoint) {
+        (
+            moor_state::State::Running(run)
+            | moor_state::State::Paused(run)
+            | moor_state::State::Stopping(run),
+            Some(ep),
+        ) => (run, ep),
+        _ => return,
+    };
+    let id = short(&record.id);
+    match crate::network::repair(&shared.layout.run_dir, &record.id, ep, run.process.pid) {
+        Ok(r) if r == crate::network::Repaired::default() => {}
+        Ok(r) => warn!(container_id = %id, netns = r.netns, veth = r.veth, "network repaired"),
+        Err(e) => error!(container_id = %id, error = %e, "network repair failed"),
+    }
 }

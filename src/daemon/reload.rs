@@ -103,6 +103,11 @@ pub fn merge(old: &DaemonConfig, mut new: DaemonConfig) -> (DaemonConfig, Vec<&'
         kept.push("runtimes");
         new.runtimes.clone_from(&old.runtimes);
     }
+    if (&new.bridge, &new.bip) != (&old.bridge, &old.bip) {
+        kept.push("bridge/bip");
+        new.bridge.clone_from(&old.bridge);
+        new.bip.clone_from(&old.bip);
+    }
     (new, kept)
 }
 

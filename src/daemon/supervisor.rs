@@ -1,5 +1,6 @@
 //! The Supervisor actor: owns ids, names and volumes, creates containers and finds them.
 
+mod network;
 pub mod volumes;
 
 pub use volumes::volume_dir;
@@ -198,6 +199,7 @@ impl Handler<CreateContainer> for Supervisor {
         };
         let mut spec = msg.spec;
         self.attach_volumes(&mut spec)?;
+        self.attach_network(&mut spec)?;
         let id = new_id();
         let record = ContainerRecord::new(id.clone(), name, spec, Utc::now());
         // Durable before the first start, not before this answer: see ContainerActor::start.

@@ -238,6 +238,42 @@ pub fn build(
     Ok(oci)
 }
 
+/// A bridge container's bundle: its network namespace is the file moor made (`netns`), and
+/// moor's `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bind-mounted read-write
+/// (Docker's), unless the user mounts something there.
+pub fn join_network(
+    oci: &mut Spec,
+    netns: &Path,
+    files: &[(std::path::PathBuf, String)],
+) -> Result<(), BundleError> {
+    if let Some(linux) = oci.linux_mut() {
+        let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+        for ns in namespaces
+            .iter_mut()
+            .filter(|ns| ns.typ() == LinuxNamespaceType::Network)
+        {
+            ns.set_path(Some(netns.to_path_buf()));
+        }
+        linux.set_namespaces(Some(namespaces));
+    }
+    let mut mounts = oci.mounts().clone().unwrap_or_default();
+    for (source, dest) in files {
+        if mounts.iter().any(|m| m.destination() == Path::new(dest)) {
+            continue;
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(dest)
+                .typ("bind")
+                .source(source)
+                .options(["rbind", "rprivate"].map(String::from).to_vec())
+                .build()?,
+        );
+    }
+    oci.set_mounts(Some(mounts));
+    Ok(())
+}
+
 /// Writes `config.json` into `bundle`.
 pub fn write(bundle: &Path, oci: &Spec) -> Result<(), BundleError> {
     let path = bundle.join("config.json");

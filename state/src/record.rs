@@ -154,6 +154,10 @@ pub struct ContainerSpec {
     /// they are mounted: part of the runc bundle, so they live as long as the container.
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
+    /// The container's address on the default bridge network, allocated at create (when
+    /// its network mode is `bridge`) and held until it is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<crate::network::Endpoint>,
 }
 
 /// What a mount is.

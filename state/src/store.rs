@@ -386,6 +386,16 @@ impl Store {
         })
     }
 
+    /// The networks tree (see [`crate::network`]), sharing this store's database.
+    pub fn networks(&self) -> Result<crate::network::NetworkStore, StoreError> {
+        let tree = self.db.open_tree(crate::network::NETWORKS_TREE);
+        let tree = tree.map_err(|source| StoreError::Read { source })?;
+        Ok(crate::network::NetworkStore {
+            db: self.db.clone(),
+            tree,
+        })
+    }
+
     /// The volumes tree (see [`crate::volume`]), sharing this store's database.
     pub fn volumes(&self) -> Result<crate::volume::VolumeStore, StoreError> {
         let tree = self

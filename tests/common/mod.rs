@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 pub mod docker;
 mod http;
+pub mod netns;
 pub mod prereq;
 pub mod registry;
 pub mod release;
@@ -70,6 +71,9 @@ pub struct Daemon {
     /// The `moor` binary run as daemon and CLI, and the shim given to it ([`Binaries::current`]
     /// unless [`Daemon::start_binaries`] or [`Daemon::use_binaries`] named others).
     binaries: Binaries,
+    /// A process in the network namespace the daemon runs in (`nsenter -t PID -n`); None:
+    /// the host's ([`netns::TestNetns`]).
+    netns_holder: Option<i32>,
 }
 
 impl Daemon {
@@ -86,11 +90,18 @@ impl Daemon {
 
     /// [`Daemon::start_with_runtime`] running `binaries` (another build's) as daemon and CLI.
     pub fn start_binaries(config_json: &str, runtime: &'static str, binaries: Binaries) -> Daemon {
+        let mut daemon = Daemon::unstarted(config_json, runtime, binaries);
+        daemon.spawn();
+        daemon
+    }
+
+    /// The directories and daemon.json of a daemon not started yet.
+    fn unstarted(config_json: &str, runtime: &'static str, binaries: Binaries) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("moor-")
             .tempdir_in("/tmp")
             .expect("create the test's temp dir in /tmp");
-        let mut daemon = Daemon {
+        let daemon = Daemon {
             dir,
             child: None,
             starts: 0,
@@ -98,9 +109,9 @@ impl Daemon {
             output_shown: Cell::new(false),
             runtime,
             binaries,
+            netns_holder: None,
         };
-        fs::write(daemon.config_path(), config_json).expect("write daemon.json");
-        daemon.spawn();
+        fs::write(daemon.config_path(), netns::no_bridge(config_json)).expect("write daemon.json");
         daemon
     }
 
@@ -215,7 +226,15 @@ impl Daemon {
         let moor = &self.binaries.moor;
         writeln!(out, "===== moor daemon start #{} =====", self.starts).expect("write header");
         let err = out.try_clone().expect("clone the output file");
-        let child = Command::new(moor)
+        let mut cmd = match self.netns_holder {
+            Some(pid) => {
+                let mut c = Command::new("nsenter");
+                c.args(["-t", &pid.to_string(), "-n", "--"]).arg(moor);
+                c
+            }
+            None => Command::new(moor),
+        };
+        let child = cmd
             .arg("daemon")
             .args(self.path_args())
             .args(["--runtime", self.runtime])

@@ -7,7 +7,7 @@ use std::process::Command;
 /// The applets the test image links to busybox.
 const APPLETS: &[&str] = &[
     "sh", "echo", "ls", "hostname", "sleep", "cat", "seq", "head", "tr", "date", "true", "kill",
-    "id",
+    "id", "ip", "mkdir", "httpd",
 ];
 
 /// A GNU header owned by root with an mtime (tar leaves uid, gid and mtime empty).

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod stats;
+pub mod networks;
 pub mod system;
 pub mod volumes;
 
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     volumes::configure(cfg);
     stats::configure(cfg);
+    networks::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.

@@ -1,4 +1,4 @@
-//! `moor admin`: inspect, orphans, adopt, kill-orphan and check, working with the daemon down
+//! `moor admin`: inspect, orphans, adopt, kill-orphan, check and network, working with the daemon down
 //! (the store opened directly) and, for inspect and orphans, through the daemon when it runs.
 //! The first line on stderr says which source answered.
 
@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::admin::inspect::{self, ContainerReport};
-use crate::admin::{check, orphan, Access};
+use crate::admin::{check, network as net, orphan, Access};
 use crate::cli::client::Client;
 use crate::host::layout::Layout;
 
@@ -75,17 +75,68 @@ pub enum AdminCommand {
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
     },
+    /// List moor's network objects (bridge, veths, namespace files) and whose they are.
+    Network {
+        /// Remove the leftovers: veths and namespace files of no running container (the
+        /// daemon must be stopped).
+        #[arg(long)]
+        clean: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
 }
 
-fn layout(args: &AdminArgs) -> anyhow::Result<Layout> {
-    let opts = crate::config::options::Options {
+fn options(args: &AdminArgs) -> crate::config::options::Options {
+    crate::config::options::Options {
         root: args.root.clone(),
         run_dir: args.run_dir.clone(),
         socket: None,
         config: args.config.clone(),
         runtime: Some("process".into()),
+    }
+}
+
+fn layout(args: &AdminArgs) -> anyhow::Result<Layout> {
+    crate::config::options::layout(&options(args)).context("resolve the daemon's paths")
+}
+
+/// `admin network`: the objects (their containers named when the store can be read), and
+/// with `clean` the leftovers removed (the daemon down: it owns them while it runs).
+fn network(
+    args: &AdminArgs,
+    layout: &Layout,
+    clean: bool,
+    format: ReportFormat,
+) -> anyhow::Result<i32> {
+    let (_, config) =
+        crate::config::options::resolve(&options(args)).context("read daemon.json")?;
+    let bridge = net::bridge_name(&config).map_err(anyhow::Error::msg)?;
+    let access = Access::open(layout)?;
+    let records = match &access {
+        Access::Direct(d) => Some(d.store.list().context("list the store")?),
+        Access::Daemon(pid) if clean => {
+            anyhow::bail!(
+                "a moor daemon (pid {pid}) runs: stop it before cleaning its network objects"
+            )
+        }
+        Access::Daemon(_) => None,
     };
-    crate::config::options::layout(&opts).context("resolve the daemon's paths")
+    let objects = net::objects(layout, &bridge, records.as_deref())?;
+    let shown = match clean {
+        true => net::clean(&objects)?,
+        false => objects,
+    };
+    match format {
+        ReportFormat::Table if clean => {
+            for o in &shown {
+                println!("removed {} {}", o.kind, o.name);
+            }
+        }
+        ReportFormat::Table => print!("{}", net::table(&shown)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+    }
+    Ok(0)
 }
 
 /// The reports, from the store or from the running daemon.
@@ -216,6 +267,7 @@ pub fn execute(host: &str, args: &AdminArgs) -> anyhow::Result<i32> {
             ),
             Access::Daemon(pid) => upgrade(host, &pid, binary.as_deref()),
         },
+        AdminCommand::Network { clean, format } => network(args, &layout, *clean, *format),
         AdminCommand::Check => {
             let direct = Access::open(&layout)?.direct(&layout)?;
             let problems = check::check(&direct.store, &direct.layout);

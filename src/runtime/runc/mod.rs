@@ -52,6 +52,9 @@ pub enum SetupError {
     /// config.json failed.
     #[error("OCI bundle")]
     Bundle(#[from] BundleError),
+    /// The container's network could not be set up.
+    #[error("network")]
+    Network(#[from] crate::network::NetworkError),
     /// A bundle directory could not be created or removed.
     #[error("{what} {path}")]
     Io {
@@ -127,6 +130,7 @@ impl Runc {
         id: &str,
         spec: &ContainerSpec,
         log: (PathBuf, Option<u64>, u32),
+        net: Option<&crate::network::Attached>,
     ) -> Result<ShimSpec, SetupError> {
         let images = ImageDirs::new(&layout.root);
         if !images.exists(&spec.image_id) {
@@ -137,7 +141,10 @@ impl Runc {
         }
         create_bind_sources(spec)?;
         let user = crate::image::user::resolve_layers(&images.lowers(&spec.image_id), &spec.user)?;
-        let oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
+        let mut oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
+        if let Some(net) = net {
+            bundle::join_network(&mut oci, &net.netns, &net.files)?;
+        }
         overlay_of(layout, &images, id, &spec.image_id).mount()?;
         let bundle = bundle_dir(layout, id);
         if let Err(e) = populate_volumes(&bundle.join("rootfs"), spec) {
@@ -249,6 +256,9 @@ pub fn release(runc: Option<&Runc>, layout: &Layout, id: &str) {
     }
     if let Err(e) = overlay::unmount(&bundle_dir(layout, id).join("rootfs")) {
         tracing::warn!(container_id = %short, error = %e, "unmount failed");
+    }
+    if let Err(e) = crate::network::detach(&layout.run_dir, id) {
+        tracing::warn!(container_id = %short, error = %e, "network teardown failed");
     }
 }
 

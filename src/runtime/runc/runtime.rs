@@ -33,6 +33,36 @@ impl RuncRuntime {
     }
 }
 
+/// The container's network (a bridge container's), then its bundle; a failed bundle takes
+/// the network down again. Blocking.
+pub fn prepare(
+    runc: &Runc,
+    layout: &Layout,
+    id: &str,
+    spec: &ContainerSpec,
+    log: (std::path::PathBuf, Option<u64>, u32),
+) -> Result<crate::shim::protocol::ShimSpec, RuntimeError> {
+    let net = match &spec.endpoint {
+        Some(ep) => {
+            let hostname = match spec.hostname.as_str() {
+                "" => &id[..12.min(id.len())],
+                name => name,
+            };
+            let dir = layout.container_dir(id);
+            let attached = crate::network::attach(&layout.run_dir, &dir, id, hostname, ep);
+            Some(attached.map_err(super::SetupError::from)?)
+        }
+        None => None,
+    };
+    let prepared = runc.prepare(layout, id, spec, log, net.as_ref());
+    if prepared.is_err() && net.is_some() {
+        if let Err(e) = crate::network::detach(&layout.run_dir, id) {
+            tracing::warn!(container_id = %&id[..12.min(id.len())], error = %e, "network teardown failed");
+        }
+    }
+    Ok(prepared?)
+}
+
 impl Runtime for RuncRuntime {
     fn binary(&self) -> Option<std::path::PathBuf> {
         self.runc.as_ref().map(|r| r.args.binary.clone())
@@ -60,7 +90,7 @@ impl Runtime for RuncRuntime {
             let dir = layout.run_container_dir(&id);
             let bin = layout.shim_bin.clone();
             let log = (log.path, log.max_size, log.max_file);
-            let shim = blocking(move || Ok(runc.prepare(&layout, &id, &spec, log)?)).await?;
+            let shim = blocking(move || prepare(&runc, &layout, &id, &spec, log)).await?;
             crate::runtime::start_shim(&bin, &dir, shim).await
         })
     }

@@ -1,0 +1,333 @@
+//! Networks as data: the default bridge network's record (persisted in the `networks` tree so
+//! every later start reuses the subnet it chose), a container's endpoint on it, the address
+//! allocator and the choice of a subnet that overlaps no route of the host. Pure but for the
+//! tree's reads and writes: the daemon reads the routes and creates the links.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use sled::Tree;
+use thiserror::Error;
+
+use crate::record::ContainerRecord;
+
+/// Name of the tree: network name -> JSON of [`NetworkRecord`].
+pub const NETWORKS_TREE: &str = "networks";
+
+/// Version of [`NetworkRecord`]'s shape.
+pub const NETWORK_RECORD_VERSION: u32 = 1;
+
+/// The name of the default bridge network (Docker's).
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// An IPv4 subnet: a network address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    /// The network address (host bits zero).
+    pub address: Ipv4Addr,
+    /// The prefix length, 0 to 32.
+    pub prefix_len: u8,
+}
+
+impl Subnet {
+    /// The subnet of `address/prefix_len` (host bits cleared); None for a prefix over 32.
+    pub fn new(address: Ipv4Addr, prefix_len: u8) -> Option<Subnet> {
+        (prefix_len <= 32).then(|| Subnet {
+            address: Ipv4Addr::from(u32::from(address) & mask(prefix_len)),
+            prefix_len,
+        })
+    }
+
+    /// Parses `A.B.C.D/N`.
+    pub fn parse(text: &str) -> Option<Subnet> {
+        let (addr, len) = text.split_once('/')?;
+        Subnet::new(addr.parse().ok()?, len.parse().ok()?)
+    }
+
+    /// The first and last address of the subnet.
+    pub fn bounds(&self) -> (u32, u32) {
+        let first = u32::from(self.address);
+        (first, first | !mask(self.prefix_len))
+    }
+
+    /// Whether `ip` is in the subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask(self.prefix_len) == u32::from(self.address)
+    }
+
+    /// Whether the two subnets share an address.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let ((a0, a1), (b0, b1)) = (self.bounds(), other.bounds());
+        a0 <= b1 && b0 <= a1
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
+fn mask(prefix_len: u8) -> u32 {
+    match prefix_len {
+        0 => 0,
+        n => u32::MAX << (32 - u32::from(n.min(32))),
+    }
+}
+
+/// A network moor created (for now only the default bridge network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// Shape version ([`NETWORK_RECORD_VERSION`]).
+    pub version: u32,
+    /// Its name (`bridge`).
+    pub name: String,
+    /// Docker's NetworkID: 64 hex, fixed at creation.
+    pub id: String,
+    /// The Linux bridge device (`moor0`).
+    pub bridge: String,
+    /// The subnet containers get addresses from.
+    pub subnet: Subnet,
+    /// The bridge's own address, the containers' default route.
+    pub gateway: Ipv4Addr,
+}
+
+/// A container's place on a network: allocated at create, kept in its record until removal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The network's name (`bridge`).
+    pub network: String,
+    /// The network's id (Docker's NetworkID).
+    pub network_id: String,
+    /// The Linux bridge the host side of the veth is attached to.
+    pub bridge: String,
+    /// The container's address.
+    pub ip: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix_len: u8,
+    /// The default route's gateway.
+    pub gateway: Ipv4Addr,
+}
+
+impl Endpoint {
+    /// Docker's MAC for an address: `02:42` then the address's four bytes.
+    pub fn mac(&self) -> [u8; 6] {
+        let o = self.ip.octets();
+        [0x02, 0x42, o[0], o[1], o[2], o[3]]
+    }
+
+    /// [`Endpoint::mac`] as `02:42:ac:11:00:02`.
+    pub fn mac_text(&self) -> String {
+        let m = self.mac();
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+}
+
+/// The first free address of `subnet`: neither its network nor broadcast address, nor the
+/// gateway, nor one in `held`. None when the subnet is full.
+pub fn allocate(subnet: Subnet, gateway: Ipv4Addr, held: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    let (first, last) = subnet.bounds();
+    if last.saturating_sub(first) < 2 {
+        return None;
+    }
+    (first + 1..last)
+        .map(Ipv4Addr::from)
+        .find(|ip| *ip != gateway && !held.contains(ip))
+}
+
+/// The addresses held on network `name` by the containers of `records`.
+pub fn held(records: &[ContainerRecord], name: &str) -> BTreeSet<Ipv4Addr> {
+    records
+        .iter()
+        .filter_map(|r| r.spec.endpoint.as_ref())
+        .filter(|e| e.network == name)
+        .map(|e| e.ip)
+        .collect()
+}
+
+/// The default network as its containers' endpoints describe it: what a store rebuilt from
+/// spec files (which lost the networks tree) gets back, so the subnet its containers hold
+/// addresses in is kept. None when no record has an endpoint on it.
+pub fn from_endpoints(records: &[ContainerRecord]) -> Option<NetworkRecord> {
+    let ep = records
+        .iter()
+        .filter_map(|r| r.spec.endpoint.as_ref())
+        .find(|e| e.network == DEFAULT_NETWORK)?;
+    Some(NetworkRecord {
+        version: NETWORK_RECORD_VERSION,
+        name: ep.network.clone(),
+        id: ep.network_id.clone(),
+        bridge: ep.bridge.clone(),
+        subnet: Subnet::new(ep.ip, ep.prefix_len)?,
+        gateway: ep.gateway,
+    })
+}
+
+/// Docker's default pools in order: 172.17-31.0.0/16, then 192.168.0-240.0/20.
+pub fn default_pools() -> impl Iterator<Item = Subnet> {
+    let b = (17..=31).map(|n| Subnet {
+        address: Ipv4Addr::new(172, n, 0, 0),
+        prefix_len: 16,
+    });
+    let c = (0..=15).map(|n| Subnet {
+        address: Ipv4Addr::new(192, 168, n * 16, 0),
+        prefix_len: 20,
+    });
+    b.chain(c)
+}
+
+/// The first default pool that overlaps none of `routes` (default routes, prefix 0, match
+/// everything and are left out, as Docker does). None when every pool is taken.
+pub fn choose_subnet(routes: &[Subnet]) -> Option<Subnet> {
+    let specific: Vec<&Subnet> = routes.iter().filter(|r| r.prefix_len > 0).collect();
+    default_pools().find(|pool| !specific.iter().any(|r| r.overlaps(pool)))
+}
+
+/// The bridge's address in `subnet` (its first host address, Docker's choice).
+pub fn first_host(subnet: Subnet) -> Ipv4Addr {
+    Ipv4Addr::from(subnet.bounds().0 + 1)
+}
+
+/// What can go wrong with the networks tree.
+#[derive(Debug, Error)]
+pub enum NetworkStoreError {
+    /// sled failed to read.
+    #[error("reading the network store failed")]
+    Read(#[source] sled::Error),
+    /// sled failed to write or flush.
+    #[error("writing the network store failed")]
+    Write(#[source] sled::Error),
+    /// A stored record is not valid JSON for [`NetworkRecord`].
+    #[error("the record of network {name} cannot be decoded")]
+    Decode {
+        /// The key.
+        name: String,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The `networks` tree.
+#[derive(Debug, Clone)]
+pub struct NetworkStore {
+    /// For flushes.
+    pub(crate) db: sled::Db,
+    /// name -> JSON of [`NetworkRecord`].
+    pub(crate) tree: Tree,
+}
+
+impl NetworkStore {
+    /// The network named `name`.
+    pub fn get(&self, name: &str) -> Result<Option<NetworkRecord>, NetworkStoreError> {
+        let raw = self.tree.get(name).map_err(NetworkStoreError::Read)?;
+        raw.map(|v| {
+            serde_json::from_slice(&v).map_err(|source| NetworkStoreError::Decode {
+                name: name.into(),
+                source,
+            })
+        })
+        .transpose()
+    }
+
+    /// Writes a record, then flushes.
+    pub fn put(&self, rec: &NetworkRecord) -> Result<(), NetworkStoreError> {
+        // Strings and addresses always serialize.
+        let bytes = serde_json::to_vec(rec).unwrap_or_default();
+        self.tree
+            .insert(rec.name.as_bytes(), bytes)
+            .map_err(NetworkStoreError::Write)?;
+        self.db.flush().map(drop).map_err(NetworkStoreError::Write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Subnet {
+        Subnet::parse(s).expect("subnet")
+    }
+
+    #[test]
+    fn subnets_parse_and_overlap() {
+        assert_eq!(net("172.17.3.4/16").to_string(), "172.17.0.0/16");
+        assert!(Subnet::parse("1.2.3.4/33").is_none());
+        assert!(Subnet::parse("1.2.3.4").is_none());
+        assert!(net("172.17.0.0/16").overlaps(&net("172.17.5.0/24")));
+        assert!(net("172.17.5.0/24").overlaps(&net("172.17.0.0/16")));
+        assert!(!net("172.17.0.0/16").overlaps(&net("172.18.0.0/16")));
+        assert!(net("10.0.0.0/8").contains("10.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn allocation_skips_network_gateway_broadcast_and_held() {
+        let s = net("10.9.0.0/29");
+        let gw = first_host(s);
+        assert_eq!(gw, Ipv4Addr::new(10, 9, 0, 1));
+        let mut held = BTreeSet::new();
+        let mut got = Vec::new();
+        while let Some(ip) = allocate(s, gw, &held) {
+            held.insert(ip);
+            got.push(ip.octets()[3]);
+        }
+        assert_eq!(got, vec![2, 3, 4, 5, 6]);
+        held.remove(&Ipv4Addr::new(10, 9, 0, 4));
+        assert_eq!(allocate(s, gw, &held), Some(Ipv4Addr::new(10, 9, 0, 4)));
+        assert_eq!(allocate(net("10.0.0.0/31"), gw, &BTreeSet::new()), None);
+    }
+
+    #[test]
+    fn subnet_choice_avoids_the_hosts_routes() {
+        assert_eq!(choose_subnet(&[]), Some(net("172.17.0.0/16")));
+        let default_route = net("0.0.0.0/0");
+        let routes = [default_route, net("172.17.0.0/16"), net("172.18.1.0/24")];
+        assert_eq!(choose_subnet(&routes), Some(net("172.19.0.0/16")));
+        let wide = [net("172.16.0.0/12"), net("192.168.0.0/20")];
+        assert_eq!(choose_subnet(&wide), Some(net("192.168.16.0/20")));
+        assert_eq!(
+            choose_subnet(&[net("172.16.0.0/12"), net("192.168.0.0/16")]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_lost_network_record_comes_back_from_its_containers() {
+        use crate::record::ContainerSpec;
+        let ts = chrono::DateTime::from_timestamp(0, 0).expect("epoch");
+        let mut spec = ContainerSpec::default();
+        assert_eq!(from_endpoints(&[]), None);
+        spec.endpoint = Some(Endpoint {
+            network: DEFAULT_NETWORK.into(),
+            network_id: "f".repeat(64),
+            bridge: "moor0".into(),
+            ip: Ipv4Addr::new(172, 18, 0, 7),
+            prefix_len: 16,
+            gateway: Ipv4Addr::new(172, 18, 0, 1),
+        });
+        let rec = ContainerRecord::new("a".repeat(64), "x".into(), spec, ts);
+        let back = from_endpoints(&[rec]).expect("rebuilt");
+        assert_eq!(back.subnet, net("172.18.0.0/16"));
+        assert_eq!(
+            (back.gateway, back.id.len()),
+            (Ipv4Addr::new(172, 18, 0, 1), 64)
+        );
+    }
+
+    #[test]
+    fn mac_is_derived_from_the_address_as_docker_does() {
+        let e = Endpoint {
+            network: DEFAULT_NETWORK.into(),
+            network_id: String::new(),
+            bridge: "moor0".into(),
+            ip: Ipv4Addr::new(172, 17, 0, 2),
+            prefix_len: 16,
+            gateway: Ipv4Addr::new(172, 17, 0, 1),
+        };
+        assert_eq!(e.mac_text(), "02:42:ac:11:00:02");
+    }
+}

@@ -1,0 +1,156 @@
+//! A network namespace of the test's own for a daemon that makes a bridge: `ip netns add
+//! moor-test-<random>`, one holder process in it (`nsenter --net=... sleep`) that every daemon
+//! start enters (`nsenter -t HOLDER -n`: only the network namespace, the host's mounts and
+//! cgroups stay, which runc needs; `ip netns exec` would remount /sys). Dropped: the holder
+//! is killed by pid and the namespace deleted. [`host_network`] is what the host shows of its
+//! own links, addresses and routes, for a before/after comparison.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{wait_for, Binaries, Daemon};
+
+/// A named network namespace with a holder process in it.
+pub struct TestNetns {
+    /// `moor-test-<random>`.
+    pub name: String,
+    /// `nsenter --net=/run/netns/NAME sleep`: keeps a process in the namespace.
+    holder: Child,
+}
+
+impl TestNetns {
+    /// Creates the namespace (loopback up) and its holder.
+    pub fn new() -> TestNetns {
+        let name = format!("moor-test-{:08x}", rand::random::<u32>());
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("run ip netns add");
+        assert!(
+            out.status.success(),
+            "ip netns add {name}: {}",
+            super::describe(&out)
+        );
+        let holder = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{name}"))
+            .args(["sleep", "100000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn the namespace's holder");
+        let ns = TestNetns { name, holder };
+        let want = std::fs::metadata(format!("/run/netns/{}", ns.name))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let entered = wait_for(Duration::from_secs(10), || {
+            let link = std::fs::metadata(format!("/proc/{}/ns/net", ns.pid()));
+            matches!((&link, &want), (Ok(l), Ok(w)) if std::os::unix::fs::MetadataExt::ino(l) == *w)
+        });
+        assert!(entered, "the holder did not enter {}", ns.name);
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The holder's pid.
+    pub fn pid(&self) -> i32 {
+        self.holder.id() as i32
+    }
+
+    /// Runs `args` in the namespace.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid().to_string(), "-n", "--"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("nsenter {args:?}: {e}"))
+    }
+
+    /// [`TestNetns::run`] that must succeed: its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        super::succeeded("nsenter", args, out)
+    }
+
+    /// The namespace's links by name (`ip -j link`).
+    pub fn links(&self) -> Vec<String> {
+        let text = self.ok(&["ip", "-j", "link"]);
+        let v: Value = serde_json::from_str(&text).expect("ip -j link");
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(String::from))
+            .collect()
+    }
+
+    /// A daemon of `runtime` on `config_json` (which must name `bridge`) in this namespace.
+    pub fn daemon(&self, config_json: &str, runtime: &'static str) -> Daemon {
+        assert!(
+            config_json.contains("\"bridge\""),
+            "a bridge test names its bridge"
+        );
+        let mut d = Daemon::unstarted(config_json, runtime, Binaries::current());
+        d.netns_holder = Some(self.pid());
+        d.spawn();
+        d
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// The host's links, addresses and routes as `ip -j` shows them, less the fields that change
+/// by themselves (address lifetimes).
+pub fn host_network() -> Vec<Value> {
+    ["link", "addr", "route"]
+        .iter()
+        .map(|what| {
+            let out = Command::new("ip")
+                .args(["-j", what])
+                .output()
+                .expect("run ip");
+            let mut v: Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+            strip_lifetimes(&mut v);
+            v
+        })
+        .collect()
+}
+
+fn strip_lifetimes(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| !k.ends_with("_life_time"));
+            map.values_mut().for_each(strip_lifetimes);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_lifetimes),
+        _ => {}
+    }
+}
+
+/// `config_json` with `"bridge": "none"` added unless it names `bridge` (or is not a JSON
+/// object, for tests of malformed files): test daemons never make a bridge on the host. A
+/// test of networking names `bridge` and runs its daemon in a network namespace of its own
+/// ([`TestNetns`]).
+pub fn no_bridge(config_json: &str) -> String {
+    match serde_json::from_str::<Value>(config_json) {
+        Ok(Value::Object(mut map)) if !map.contains_key("bridge") => {
+            map.insert("bridge".into(), Value::String("none".into()));
+            Value::Object(map).to_string()
+        }
+        _ => config_json.to_string(),
+    }
+}
+
+/// Writes `config_json` (through [`no_bridge`]) as this daemon's daemon.json.
+impl Daemon {
+    pub fn write_config(&self, config_json: &str) {
+        std::fs::write(self.config_path(), no_bridge(config_json)).expect("write daemon.json");
+    }
+}
