@@ -16,5 +16,6 @@ pub mod identity;
 pub mod image;
 pub mod logging;
 pub mod logs;
+pub mod network;
 pub mod runtime;
 pub mod shim;

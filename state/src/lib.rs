@@ -8,6 +8,7 @@ mod aside;
 pub mod event;
 pub mod image;
 pub mod machine;
+pub mod ports;
 pub mod reconcile;
 pub mod record;
 pub mod restart;
