@@ -63,6 +63,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// List a container's published ports, or the host side of one.
+    Port(PortArgs),
     /// Pull an image from a registry.
     Pull(crate::cli::commands::pull::PullArgs),
     /// Manage images: import, ls, rm, inspect.
@@ -321,6 +323,17 @@ pub struct RenameArgs {
     /// Its new name.
     #[arg(value_name = "NEW_NAME")]
     pub new: String,
+}
+
+/// `moor port CONTAINER [PRIVATE_PORT[/PROTO]]`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container's name or id.
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Only this container port (`80`, `80/udp`).
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
 }
 
 #[cfg(test)]
