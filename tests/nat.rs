@@ -142,6 +142,20 @@ impl Lab {
             ],
         );
         ns_ok(h, &["ip", "link", "set", "vh0", "master", BRIDGE, "up"]);
+        // What moor's bridge code does for its ports: a container may reach itself.
+        ns_ok(
+            h,
+            &[
+                "ip",
+                "link",
+                "set",
+                "vh0",
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ],
+        );
         ns_ok(h, &["ip", "link", "set", "vc0", "netns", c]);
         ns_ok(c, &["ip", "link", "set", "lo", "up"]);
         ns_ok(c, &["ip", "addr", "add", &cip, "dev", "vc0"]);
@@ -152,9 +166,14 @@ impl Lab {
 
     /// `busybox wget` from the host namespace: the page, or why not.
     fn fetch(&self, url: &str) -> Result<String, String> {
+        self.fetch_from(&self.host, url)
+    }
+
+    /// `busybox wget` from namespace `ns`.
+    fn fetch_from(&self, ns: &str, url: &str) -> Result<String, String> {
         // `timeout`, not wget's `-T`: busybox 1.35's wget crashes with it here.
         let out = in_ns(
-            &self.host,
+            ns,
             &["timeout", "10", "busybox", "wget", "-q", "-O", "-", url],
         );
         match out.status.success() {
@@ -228,6 +247,12 @@ fn published_ports_reach_the_container_from_loopback_and_own_address() {
         assert!(
             lab.fetch(&format!("http://{OWN_ADDR}:18081/")).is_err(),
             "published on 127.0.0.1 only"
+        );
+        // Hairpin: the container reaches its own published port through a host address.
+        let gateway = format!("http://{}.{}.{}.1:18080/", SUBNET[0], SUBNET[1], SUBNET[2]);
+        assert_eq!(
+            lab.fetch_from(&lab.container, &gateway).as_deref(),
+            Ok(PAGE)
         );
 
         let listing = lab.nat(nat::list).expect("list").expect("table present");

@@ -329,6 +329,18 @@ pub fn resolve(
     Ok(out)
 }
 
+/// What the daemon calls before a container starts: its requested ports resolved against
+/// `taken` (the other running containers' mappings) and the host's sockets, ephemeral ports
+/// searched from a random point of the range (two daemons' worth of starts rarely race for
+/// the same one).
+pub fn resolve_on_host(
+    spec: &ContainerSpec,
+    taken: &[PortMapping],
+) -> Result<Vec<PortMapping>, PortError> {
+    let start = rand::random::<u16>() % (EPHEMERAL.len() as u16) + EPHEMERAL.start();
+    resolve(&requested(spec)?, taken, start, host_port_free)
+}
+
 /// Published ports need a bridge network: a `none` or `host` container is refused (Docker
 /// discards them on `host` with a warning; moor never accepts and ignores).
 pub fn check_network(network_mode: &str, publishes: bool) -> Result<(), String> {

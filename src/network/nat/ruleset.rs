@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use moor_state::ports::PortMapping;
-use nftables::expr::{Elem, Expression, Fib, FibFlag, FibResult, Map, Meta, MetaKey};
+use nftables::expr::{Elem, Expression, Fib, FibFlag, FibResult, Map, Meta, MetaKey, CT};
 use nftables::expr::{NamedExpression, Payload, PayloadField, Prefix};
 use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Rule};
 use nftables::schema::{Set, SetFlag, SetType, SetTypeValue, Table};
@@ -114,6 +114,14 @@ fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
     )))
 }
 
+fn ct(key: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::CT(CT {
+        key: key.into(),
+        family: None,
+        dir: None,
+    }))
+}
+
 fn meta(key: MetaKey) -> Expression<'static> {
     Expression::Named(NamedExpression::Meta(Meta { key }))
 }
@@ -201,6 +209,22 @@ fn rules() -> Vec<NfObject<'static>> {
                     s(&format!("@{SUBNETS}")),
                 ),
                 matches(oifname(), Operator::NEQ, s(&format!("@{BRIDGES}"))),
+                Statement::Masquerade(None),
+            ],
+        ),
+        // Hairpin: a container reaching a published port (its own or a neighbour's) through
+        // a host address comes back onto its bridge; the answer must come back through
+        // the host to be un-translated, not straight from the neighbour.
+        rule(
+            "postrouting",
+            vec![
+                matches(
+                    payload("ip", "saddr"),
+                    Operator::EQ,
+                    s(&format!("@{SUBNETS}")),
+                ),
+                matches(oifname(), Operator::EQ, s(&format!("@{BRIDGES}"))),
+                matches(ct("status"), Operator::IN, s("dnat")),
                 Statement::Masquerade(None),
             ],
         ),

@@ -217,6 +217,36 @@ fn the_host_probe_sees_a_listening_socket() {
 }
 
 #[test]
+fn on_the_host_a_listening_socket_and_publish_all_are_honoured() {
+    let held = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let spec = ContainerSpec {
+        port_bindings: vec![b(80, Proto::Tcp, None, Some(port))],
+        ..ContainerSpec::default()
+    };
+    let err = resolve_on_host(&spec, &[]).unwrap_err();
+    assert_eq!(
+        err,
+        PortError::Allocated {
+            ip: Ipv4Addr::UNSPECIFIED,
+            port
+        }
+    );
+    let spec = ContainerSpec {
+        exposed_ports: vec!["80/tcp".into(), "53/udp".into()],
+        publish_all: true,
+        ..ContainerSpec::default()
+    };
+    let got = resolve_on_host(&spec, &[]).unwrap();
+    assert_eq!(got.len(), 2);
+    for m in &got {
+        assert!(EPHEMERAL.contains(&m.host_port), "{m:?}");
+        assert_eq!(m.host_ip, None);
+    }
+    assert_eq!((got[0].container_port, got[1].container_port), (80, 53));
+}
+
+#[test]
 fn none_and_host_networks_refuse_ports() {
     assert!(check_network("none", true)
         .unwrap_err()

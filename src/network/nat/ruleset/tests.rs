@@ -102,7 +102,13 @@ fn masquerade_covers_outbound_and_local_clients() {
         json!({"match": {"op": "!=", "left": {"meta": {"key": "oifname"}}, "right": "@bridges"}})
     );
     assert_eq!(out[2], json!({"masquerade": null}));
-    let local = &rules[1]["add"]["rule"]["expr"];
+    let hairpin = &rules[1]["add"]["rule"]["expr"];
+    assert_eq!(hairpin[1]["match"]["right"], "@bridges");
+    assert_eq!(
+        hairpin[2],
+        json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}})
+    );
+    let local = &rules[2]["add"]["rule"]["expr"];
     assert_eq!(local[0]["match"]["op"], "==");
     assert_eq!(local[1]["match"]["left"]["fib"]["flags"], json!(["saddr"]));
 }
