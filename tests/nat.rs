@@ -195,6 +195,30 @@ impl Lab {
         .expect("nat thread")
     }
 
+    /// `moor admin nat ARGS` run in the host namespace, on paths of the test's own.
+    fn admin_nat(&self, args: &[&str]) -> String {
+        let root = self._www.path().join("root");
+        let run = self._www.path().join("run");
+        let (root, run) = (root.to_str().unwrap(), run.to_str().unwrap());
+        let mut all = vec![
+            env!("CARGO_BIN_EXE_moor"),
+            "admin",
+            "--root",
+            root,
+            "--run-dir",
+            run,
+            "nat",
+        ];
+        all.extend(args);
+        let out = in_ns(&self.host, &all);
+        assert!(
+            out.status.success(),
+            "moor admin nat {args:?}: {}",
+            common::describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn bridge() -> BridgeNat {
         BridgeNat {
             name: BRIDGE.into(),
@@ -289,6 +313,14 @@ fn published_ports_reach_the_container_from_loopback_and_own_address() {
         assert_eq!(lab.fetch("http://127.0.0.1:18080/").as_deref(), Ok(PAGE));
         assert_eq!(lab.fetch(&own).as_deref(), Ok(PAGE));
         assert_eq!(lab.nat(nat::list).unwrap().unwrap().published.len(), 2);
+        let shown = lab.admin_nat(&[]);
+        assert!(shown.contains("bridges: moortest0\n"), "{shown}");
+        let line = format!("tcp    0.0.0.0:18080          {ip}:80          c1");
+        assert!(shown.contains(&line), "{shown}");
+        assert!(
+            shown.contains(&format!("tcp    127.0.0.1:18081        {ip}:80")),
+            "{shown}"
+        );
 
         lab.nat(|| {
             nat::remove_table().expect("remove");
@@ -328,5 +360,13 @@ fn a_key_held_by_another_container_is_neither_taken_nor_removed() {
         lab.fetch("http://127.0.0.1:18082/").as_deref(),
         Ok(PAGE),
         "c1's port stays"
+    );
+    let shown = lab.admin_nat(&["--remove"]);
+    assert!(shown.contains("table ip moor removed"), "{shown}");
+    assert_eq!(lab.admin_nat(&[]), "no table ip moor\n");
+    assert_eq!(lab.admin_nat(&["--format", "json"]), "null\n");
+    assert!(
+        lab.fetch("http://127.0.0.1:18082/").is_err(),
+        "removed with the table"
     );
 }

@@ -1,4 +1,4 @@
-//! `moor admin`: inspect, orphans, adopt, kill-orphan and check, working with the daemon down
+//! `moor admin`: inspect, orphans, adopt, kill-orphan, check and nat, working with the daemon down
 //! (the store opened directly) and, for inspect and orphans, through the daemon when it runs.
 //! The first line on stderr says which source answered.
 
@@ -67,6 +67,15 @@ pub enum AdminCommand {
     },
     /// Verify the store without changing it; exit code 1 if a problem is found.
     Check,
+    /// Show moor's nftables table (bridges, published ports), or remove it.
+    Nat {
+        /// Remove the table (published ports stop answering until a daemon start).
+        #[arg(long)]
+        remove: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
 }
 
 fn layout(args: &AdminArgs) -> anyhow::Result<Layout> {
@@ -168,6 +177,7 @@ pub fn execute(host: &str, args: &AdminArgs) -> anyhow::Result<i32> {
             }
             Access::Daemon(pid) => through_daemon(host, &pid, container, "kill-orphan", "killed"),
         },
+        AdminCommand::Nat { remove, format } => super::admin_nat::execute(*remove, *format),
         AdminCommand::Check => {
             let direct = Access::open(&layout)?.direct(&layout)?;
             let problems = check::check(&direct.store, &direct.layout);
