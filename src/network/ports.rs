@@ -34,6 +34,14 @@ pub enum PortError {
         /// The host port.
         port: u16,
     },
+    /// A host address that is none of this host's (Docker fails the same way at bind).
+    #[error("Bind for {ip}:{port} failed: {ip} is not an address of this host")]
+    NotLocal {
+        /// The address asked for.
+        ip: Ipv4Addr,
+        /// The host port asked for (0: ephemeral).
+        port: u16,
+    },
     /// No ephemeral port is free.
     #[error("no free host port in {}-{} for {proto} port {container_port}", EPHEMERAL.start(), EPHEMERAL.end())]
     Exhausted {
@@ -270,6 +278,14 @@ pub fn requested(spec: &ContainerSpec) -> Result<Vec<PortBinding>, PortError> {
     Ok(all)
 }
 
+/// Whether `ip` is one of this host's addresses (a socket can be bound on it).
+fn is_local(ip: Ipv4Addr) -> bool {
+    match UdpSocket::bind(SocketAddrV4::new(ip, 0)) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::AddrNotAvailable,
+    }
+}
+
 /// Whether the host has a socket on `ip:port` already (binding it fails).
 pub fn host_port_free(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> bool {
     let addr = SocketAddrV4::new(ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
@@ -337,8 +353,15 @@ pub fn resolve_on_host(
     spec: &ContainerSpec,
     taken: &[PortMapping],
 ) -> Result<Vec<PortMapping>, PortError> {
+    let wanted = requested(spec)?;
+    for b in &wanted {
+        if let Some(ip) = b.host_ip.filter(|ip| !is_local(*ip)) {
+            let port = b.host_port.unwrap_or(0);
+            return Err(PortError::NotLocal { ip, port });
+        }
+    }
     let start = rand::random::<u16>() % (EPHEMERAL.len() as u16) + EPHEMERAL.start();
-    resolve(&requested(spec)?, taken, start, host_port_free)
+    resolve(&wanted, taken, start, host_port_free)
 }
 
 /// Published ports need a bridge network: a `none` or `host` container is refused (Docker

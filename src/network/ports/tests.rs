@@ -232,6 +232,21 @@ fn on_the_host_a_listening_socket_and_publish_all_are_honoured() {
             port
         }
     );
+    // 198.51.100.0/24 is documentation space: no address of this host.
+    let spec = ContainerSpec {
+        port_bindings: vec![b(80, Proto::Tcp, Some([198, 51, 100, 77]), Some(8080))],
+        ..ContainerSpec::default()
+    };
+    let err = resolve_on_host(&spec, &[]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "Bind for 198.51.100.77:8080 failed: 198.51.100.77 is not an address of this host"
+    );
+    let spec = ContainerSpec {
+        port_bindings: vec![b(80, Proto::Tcp, Some([127, 0, 0, 1]), None)],
+        ..ContainerSpec::default()
+    };
+    assert!(resolve_on_host(&spec, &[]).is_ok(), "127.0.0.1 is local");
     let spec = ContainerSpec {
         exposed_ports: vec!["80/tcp".into(), "53/udp".into()],
         publish_all: true,
