@@ -236,3 +236,26 @@ pub fn list() -> Result<Option<NatListing>, NatError> {
         .map(Some)
         .map_err(|detail| NatError::Output { doing, detail })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bridge(name: &str, prefix_len: u8) -> BridgeNat {
+        BridgeNat {
+            name: name.into(),
+            subnet: Ipv4Addr::new(172, 30, 0, 0),
+            prefix_len,
+        }
+    }
+
+    #[test]
+    fn a_bridge_name_that_could_leave_proc_sys_is_refused_before_anything_runs() {
+        for name in ["", "..", "a/b", "sixteen-chars-xx", "a b"] {
+            let err = ensure(&bridge(name, 16)).unwrap_err();
+            assert!(matches!(err, NatError::BridgeName(_)), "{name:?}: {err}");
+        }
+        let err = replace_all(&[bridge("moor0", 33)], &[]).unwrap_err();
+        assert_eq!(err.to_string(), "invalid prefix length /33");
+    }
+}
