@@ -27,7 +27,7 @@ fn unsupported_flags_are_refused_by_name() {
         ),
         (
             &["-p", "8080:80"],
-            "HostConfig.PortBindings is not supported by moor yet",
+            "HostConfig.PortBindings: published ports (-p/-P, PortBindings, PublishAllPorts) need a bridge network; this container's network is \"host\"",
         ),
         (
             &["--privileged"],
@@ -72,6 +72,39 @@ fn unsupported_flags_are_refused_by_name() {
         "ok",
     ]);
     assert_eq!(shown.trim(), format!("{cid} {id}"));
+}
+
+/// Issue 17: moor's own `-p`/`-P` and `moor port`. A bad spec is refused by the CLI before
+/// any request; ports on a network without a bridge are refused at create, nothing created.
+#[test]
+fn moor_publish_flags_and_port() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let out = d.cli_fail(&["run", "-d", "-p", "x:80", "host", "sleep", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid port specification 'x:80': host port \"x\" is not a port"),
+        "{err}"
+    );
+    let out = d.cli_fail(&["create", "--name", "all", "-P", "host", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HostConfig.PublishAllPorts: published ports") && err.contains("\"host\""),
+        "{err}"
+    );
+    assert_eq!(
+        d.cli_ok(&["ps", "-aq"]),
+        "",
+        "a refused create created nothing"
+    );
+    d.cli_ok(&["run", "-d", "--name", "np", "host", "sleep", "1000"]);
+    assert_eq!(d.cli_ok(&["port", "np"]), "");
+    let out = d.cli_fail(&["port", "np", "80"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("No public port '80' published for np"),
+        "{err}"
+    );
+    d.cli_ok(&["rm", "-f", "np"]);
 }
 
 #[test]

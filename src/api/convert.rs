@@ -4,7 +4,8 @@ use std::fmt::{self, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use moor_state::record::{MountKind, MountOrigin, MountSpec, RestartPolicy as Policy};
-use moor_state::{ContainerRecord, State};
+use moor_state::{ContainerRecord, ContainerSpec, State};
+use std::collections::BTreeMap;
 
 use crate::api::types::*;
 use crate::api::volume_types::{BindOptions, Mount, MountPoint, TmpfsOptions, VolumeOptions};
@@ -107,6 +108,8 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
         privileged: spec.privileged,
         masked_paths: confined.then(|| defaults.masked_paths().clone().unwrap_or_default()),
         readonly_paths: confined.then(|| defaults.readonly_paths().clone().unwrap_or_default()),
+        port_bindings: port_bindings(spec),
+        publish_all_ports: spec.publish_all,
         binds: some_if_any(from(spec, MountOrigin::Binds).map(bind_text).collect()),
         mounts: some_if_any(from(spec, MountOrigin::Mounts).map(mount_back).collect()),
         tmpfs: some_if_any(
@@ -260,12 +263,49 @@ fn config(rec: &ContainerRecord) -> ContainerConfig {
     }
 }
 
+/// Inspect's HostConfig.PortBindings: what was asked, Docker's shape (an ephemeral port is
+/// an empty HostPort, every address an empty HostIp).
+fn port_bindings(spec: &ContainerSpec) -> BTreeMap<String, serde_json::Value> {
+    let mut out: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for b in &spec.port_bindings {
+        let host_ip = b.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let host_port = b.host_port.map(|p| p.to_string()).unwrap_or_default();
+        out.entry(format!("{}/{}", b.container_port, b.proto))
+            .or_default()
+            .push(serde_json::json!({"HostIp": host_ip, "HostPort": host_port}));
+    }
+    out.into_iter()
+        .map(|(k, v)| (k, serde_json::Value::Array(v)))
+        .collect()
+}
+
+/// Inspect's NetworkSettings.Ports: every exposed port, with the host side it is published
+/// on (resolved at start), or `null`.
+fn ports(rec: &ContainerRecord) -> BTreeMap<String, Option<Vec<serde_json::Value>>> {
+    let mut out: BTreeMap<String, Option<Vec<serde_json::Value>>> = rec
+        .spec
+        .exposed_ports
+        .iter()
+        .map(|p| (p.clone(), None))
+        .collect();
+    for m in &rec.published {
+        let host =
+            serde_json::json!({"HostIp": m.host_ip_text(), "HostPort": m.host_port.to_string()});
+        out.entry(m.container_key())
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(host);
+    }
+    out
+}
+
 /// Inspect's NetworkSettings: one network; a bridge container's address, gateway and MAC
 /// while it runs (Docker's), its namespace file as the SandboxKey; `none` and `host` have no
 /// address.
 fn network_settings(rec: &ContainerRecord, layout: &Layout, running: bool) -> NetworkSettings {
     let Some(ep) = &rec.spec.endpoint else {
         return NetworkSettings {
+            ports: ports(rec),
             networks: [(network_name(rec), Endpoint::default())].into(),
             ..NetworkSettings::default()
         };
@@ -277,6 +317,7 @@ fn network_settings(rec: &ContainerRecord, layout: &Layout, running: bool) -> Ne
     };
     if !running {
         return NetworkSettings {
+            ports: ports(rec),
             networks: [(ep.network.clone(), out)].into(),
             ..NetworkSettings::default()
         };
@@ -296,6 +337,7 @@ fn network_settings(rec: &ContainerRecord, layout: &Layout, running: bool) -> Ne
         ip_address: out.ip_address.clone(),
         ip_prefix_len: out.ip_prefix_len,
         mac_address: out.mac_address.clone(),
+        ports: ports(rec),
         networks: [(ep.network.clone(), out)].into(),
         ..NetworkSettings::default()
     }
@@ -450,5 +492,36 @@ mod tests {
         let t = t + chrono::Duration::nanoseconds(123_450_000);
         assert_eq!(go_time(Some(t)), "2026-11-27T16:00:00.12345Z");
         assert_eq!(go_time(None), ZERO_TIME);
+    }
+
+    #[test]
+    fn ports_have_dockers_shape() {
+        use moor_state::ports::{PortBinding, PortMapping, Proto};
+        use serde_json::json;
+        let spec = ContainerSpec {
+            exposed_ports: vec!["80/tcp".into(), "443/tcp".into()],
+            port_bindings: vec![PortBinding {
+                container_port: 80,
+                proto: Proto::Tcp,
+                host_ip: None,
+                host_port: None,
+            }],
+            ..ContainerSpec::default()
+        };
+        let mut rec = ContainerRecord::new("ab".repeat(32), "web".into(), spec, Utc::now());
+        assert_eq!(
+            serde_json::to_value(port_bindings(&rec.spec)).unwrap(),
+            json!({"80/tcp": [{"HostIp": "", "HostPort": ""}]})
+        );
+        rec.published = vec![PortMapping {
+            container_port: 80,
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 32768,
+        }];
+        assert_eq!(
+            serde_json::to_value(ports(&rec)).unwrap(),
+            json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}], "443/tcp": null})
+        );
     }
 }

@@ -33,6 +33,14 @@ pub enum FieldError {
         /// What moor takes instead.
         supported: &'static str,
     },
+    /// A field moor implements, given a value it cannot take.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Its path in the request body.
+        field: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
     /// A key that is not in the 1.44 schema, given a value.
     #[error("{field} is not a field of the Docker Engine API 1.44 create request")]
     Unknown {
@@ -105,7 +113,7 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("ContainerIDFile", Honoured),
     ("LogConfig", Honoured),
     ("NetworkMode", Honoured),
-    ("PortBindings", Refused(Zero)),
+    ("PortBindings", Honoured),
     ("RestartPolicy", Honoured),
     ("AutoRemove", Honoured),
     ("VolumeDriver", Refused(Zero)),
@@ -126,7 +134,7 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("OomScoreAdj", Refused(Zero)),
     ("PidMode", Honoured),
     ("Privileged", Honoured),
-    ("PublishAllPorts", Refused(Zero)),
+    ("PublishAllPorts", Honoured),
     ("ReadonlyRootfs", Honoured),
     ("SecurityOpt", Refused(Zero)),
     ("StorageOpt", Refused(Zero)),
@@ -411,11 +419,13 @@ mod tests {
         assert!(check(&v).is_err(), "an unknown key with a value is refused");
         v["HostConfig"]["Mounts"] = Value::Null;
         v["HostConfig"]["PortBindings"] = json!({"80/tcp": [{"HostPort": "80"}]});
+        assert_eq!(check(&v), Ok(()), "PortBindings are honoured");
+        v["HostConfig"]["Sysctls"] = json!({"net.ipv4.ip_forward": "1"});
         assert_eq!(
             check(&v).unwrap_err().to_string(),
-            "HostConfig.PortBindings is not supported by moor yet"
+            "HostConfig.Sysctls is not supported by moor yet"
         );
-        v["HostConfig"]["PortBindings"] = json!({});
+        v["HostConfig"]["Sysctls"] = Value::Null;
         v["HostConfig"]["MaskedPaths"] = json!([]);
         assert!(check(&v).is_err(), "[] unmasks everything: not a default");
         v["HostConfig"]["MaskedPaths"] = Value::Null;

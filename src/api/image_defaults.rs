@@ -28,6 +28,15 @@ pub fn merge(req: &mut CreateRequest, image: &ImageConfig) {
             .entry(path.clone())
             .or_insert_with(|| serde_json::json!({}));
     }
+    // The image's EXPOSE ports join the request's (Docker's merge): `-P` publishes them.
+    if !image.exposed_ports.is_empty() {
+        let exposed = req.exposed_ports.get_or_insert_with(Default::default);
+        for port in &image.exposed_ports {
+            exposed
+                .entry(port.clone())
+                .or_insert_with(|| serde_json::json!({}));
+        }
+    }
     let labels = req.labels.get_or_insert_with(Default::default);
     for (k, v) in &image.labels {
         labels.entry(k.clone()).or_insert_with(|| v.clone());
@@ -67,6 +76,21 @@ mod tests {
             stop_signal: "SIGINT".into(),
             ..ImageConfig::default()
         }
+    }
+
+    #[test]
+    fn the_images_exposed_ports_join_the_requests() {
+        let img = ImageConfig {
+            exposed_ports: strings(&["80/tcp", "53/udp"]),
+            ..ImageConfig::default()
+        };
+        let mut req = CreateRequest {
+            exposed_ports: Some([("443/tcp".to_string(), serde_json::json!({}))].into()),
+            ..Default::default()
+        };
+        merge(&mut req, &img);
+        let keys: Vec<&String> = req.exposed_ports.as_ref().unwrap().keys().collect();
+        assert_eq!(keys, ["443/tcp", "53/udp", "80/tcp"]);
     }
 
     #[test]

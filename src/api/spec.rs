@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use moor_state::image::ImageRecord;
+use moor_state::ports::PortBinding;
 use moor_state::record::{AttachHints, RestartPolicy as Policy, RuntimeKind};
 use moor_state::ContainerSpec;
 
@@ -221,6 +222,36 @@ fn exposed_ports(req: &CreateRequest) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// Published ports (`PortBindings`, `PublishAllPorts` with the exposed ports) and the
+/// exposed ports with the published ones added, as Docker records them. Refused on a
+/// network without a bridge (`none`, `host`).
+fn published_ports(
+    host: &HostConfig,
+    mut exposed: Vec<String>,
+    shown_network: &str,
+) -> Result<(Vec<PortBinding>, Vec<String>), ApiError> {
+    let invalid = |field: &str, reason: String| FieldError::Invalid {
+        field: field.into(),
+        reason,
+    };
+    let field = match host.port_bindings.is_empty() {
+        true => "HostConfig.PublishAllPorts",
+        false => "HostConfig.PortBindings",
+    };
+    let bindings = crate::network::ports::from_api(&host.port_bindings)
+        .map_err(|e| invalid("HostConfig.PortBindings", e.to_string()))?;
+    let publishes = !bindings.is_empty() || host.publish_all_ports;
+    crate::network::ports::check_network(shown_network, publishes)
+        .map_err(|reason| invalid(field, reason))?;
+    for b in &bindings {
+        let key = format!("{}/{}", b.container_port, b.proto);
+        if !exposed.contains(&key) {
+            exposed.push(key);
+        }
+    }
+    Ok((bindings, exposed))
+}
+
 /// The network mode moor records for a runc container.
 fn network_mode(host: &HostConfig) -> Result<&'static str, ApiError> {
     match host.network_mode.as_deref() {
@@ -307,7 +338,7 @@ pub fn to_spec(
     let cap_drop = capabilities("HostConfig.CapDrop", host.cap_drop.as_ref(), kind)?;
     // Mounts are part of the runtime's bundle: a runtime with images of its own has one.
     let (mounts, warnings) = crate::api::mounts::mounts_of(&req, &host, kind.runs_images)?;
-    let spec = ContainerSpec {
+    let mut spec = ContainerSpec {
         mounts,
         endpoint: None,
         exposed_ports: exposed_ports(&req)?,
@@ -344,7 +375,13 @@ pub fn to_spec(
         pids_limit: host.pids_limit.filter(|l| *l > 0),
         read_only: host.readonly_rootfs,
         network_mode: kind.network_mode_at_create(network_mode),
+        port_bindings: Vec::new(),
+        publish_all: host.publish_all_ports,
     };
+    let (bindings, exposed) =
+        published_ports(&host, spec.exposed_ports.clone(), &kind.network_mode(&spec))?;
+    spec.port_bindings = bindings;
+    spec.exposed_ports = exposed;
     Ok((spec, warnings))
 }
 
@@ -396,6 +433,69 @@ mod tests {
         assert_eq!(spec.env, vec!["A=1"]);
         let e = to_spec(r, RuntimeKind::Runc, with(&Default::default())).unwrap_err();
         assert!(matches!(e, ApiError::NoCommand));
+    }
+
+    #[test]
+    fn port_bindings_are_parsed_and_refused_without_a_bridge() {
+        let found = |_: &str| Ok(Some(image(Default::default())));
+        let mut r = req(&["true"]);
+        r.image = "busybox".into();
+        let mut host = HostConfig {
+            port_bindings: [("80/tcp".to_string(), serde_json::json!([{"HostPort": "x"}]))].into(),
+            ..HostConfig::default()
+        };
+        r.host_config = Some(host.clone());
+        let e = to_spec(r.clone(), RuntimeKind::Runc, found).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "HostConfig.PortBindings: invalid port specification '80/tcp {\"HostPort\":\"x\"}': \
+             host port \"x\" is not a port (1-65535)"
+        );
+        host.port_bindings = [(
+            "80/tcp".to_string(),
+            serde_json::json!([{"HostPort": "8080"}]),
+        )]
+        .into();
+        r.host_config = Some(host.clone());
+        let e = to_spec(r.clone(), RuntimeKind::Runc, found).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("HostConfig.PortBindings: published ports"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with("this container's network is \"none\""),
+            "{e}"
+        );
+        host.port_bindings.clear();
+        host.publish_all_ports = true;
+        r.host_config = Some(host);
+        let e = to_spec(r, RuntimeKind::Runc, found).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("HostConfig.PublishAllPorts: published ports"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn published_ports_join_the_exposed_ones() {
+        let host = HostConfig {
+            port_bindings: [(
+                "80/tcp".to_string(),
+                serde_json::json!([{"HostPort": "8080"}]),
+            )]
+            .into(),
+            ..HostConfig::default()
+        };
+        let (bindings, exposed) =
+            published_ports(&host, vec!["443/tcp".into(), "80/tcp".into()], "bridge").unwrap();
+        assert_eq!(exposed, ["443/tcp", "80/tcp"]);
+        assert_eq!(bindings.len(), 1);
+        assert_eq!(bindings[0].host_port, Some(8080));
+        let (_, exposed) = published_ports(&host, vec![], "bridge").unwrap();
+        assert_eq!(exposed, ["80/tcp"]);
     }
 
     #[test]

@@ -83,8 +83,11 @@ pub struct HostConfig {
     /// `--tmpfs PATH[:OPTIONS]`; omitted when none, as Docker does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<BTreeMap<String, String>>,
-    /// Published ports (`-p`): refused when set.
+    /// Published ports (`-p`): `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`, parsed by
+    /// `network::ports::from_api` (kept as JSON here so a bad entry is refused by name).
     pub port_bindings: BTreeMap<String, serde_json::Value>,
+    /// `-P`: every exposed port on an ephemeral host port.
+    pub publish_all_ports: bool,
     /// `--privileged`.
     pub privileged: bool,
     /// `--cap-add`.
@@ -225,7 +228,8 @@ pub struct NetworkSettings {
     pub sandbox_id: String,
     /// A bridge container's network namespace file; else empty.
     pub sandbox_key: String,
-    /// Published ports: always `{}` (publishing is refused at create).
+    /// Published ports, Docker's shape: `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort":
+    /// "8080"}]}`; an exposed port that is not published is `null`.
     pub ports: BTreeMap<String, Option<Vec<serde_json::Value>>>,
     /// Always false.
     pub hairpin_mode: bool,

@@ -65,6 +65,8 @@ pub enum Command {
     Rename(RenameArgs),
     /// Display a live stream of containers' resource usage.
     Stats(crate::cli::commands::stats::StatsArgs),
+    /// List a container's published ports, or the host side of one.
+    Port(PortArgs),
     /// Pull an image from a registry.
     Pull(crate::cli::commands::pull::PullArgs),
     /// Push an image to a registry.
@@ -340,6 +342,17 @@ pub struct RenameArgs {
     /// Its new name.
     #[arg(value_name = "NEW_NAME")]
     pub new: String,
+}
+
+/// `moor port CONTAINER [PRIVATE_PORT[/PROTO]]`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container's name or id.
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Only this container port (`80`, `80/udp`).
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
 }
 
 #[cfg(test)]

@@ -72,6 +72,13 @@ pub struct ContainerOpts {
     /// Network: none (the default, loopback only) or host.
     #[arg(long = "network", visible_alias = "net", value_name = "MODE")]
     pub network: Option<String>,
+    /// Publish a container's port(s) to the host: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp],
+    /// ports may be ranges (8000-8001:80-81); no host port means an ephemeral one.
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port to an ephemeral host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Image to run (`host` for the process runtime).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -166,6 +173,24 @@ fn parse_cpus(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("invalid number of CPUs: {s:?}"))
 }
 
+/// `-p` specs as Docker's `HostConfig.PortBindings`.
+pub fn port_bindings(specs: &[String]) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+    let mut out: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for spec in specs {
+        for b in crate::network::ports::parse_publish(spec)? {
+            let host_ip = b.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
+            let host_port = b.host_port.map(|p| p.to_string()).unwrap_or_default();
+            out.entry(format!("{}/{}", b.container_port, b.proto))
+                .or_default()
+                .push(serde_json::json!({"HostIp": host_ip, "HostPort": host_port}));
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::Array(v)))
+        .collect())
+}
+
 impl ContainerOpts {
     /// The `POST /containers/create` body for these options.
     pub fn to_request(&self) -> anyhow::Result<CreateRequest> {
@@ -211,9 +236,39 @@ impl ContainerOpts {
                 nano_cpus: self.cpus.unwrap_or(0),
                 pids_limit: self.pids_limit,
                 readonly_rootfs: self.read_only,
+                port_bindings: port_bindings(&self.publish)?,
+                publish_all_ports: self.publish_all,
                 ..HostConfig::default()
             }),
             ..CreateRequest::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn publish_specs_become_docker_port_bindings() {
+        let specs = [
+            "8080:80".to_string(),
+            "127.0.0.1::80".into(),
+            "53/udp".into(),
+        ];
+        let got = port_bindings(&specs).unwrap();
+        let want = json!({
+            "80/tcp": [{"HostIp": "", "HostPort": "8080"}, {"HostIp": "127.0.0.1", "HostPort": ""}],
+            "53/udp": [{"HostIp": "", "HostPort": ""}],
+        });
+        assert_eq!(serde_json::to_value(got).unwrap(), want);
+        let err = port_bindings(&["x:80".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid port specification 'x:80': host port \"x\" is not a port (1-65535)"
+        );
     }
 }

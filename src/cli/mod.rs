@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Inspect(args) => commands::inspect::execute(&client, args),
         Command::Logs(args) => commands::logs::execute(&client, args),
         Command::Rename(args) => commands::rename::execute(&client, args),
+        Command::Port(args) => commands::port::execute(&client, args),
         Command::Pull(args) => commands::pull::execute(&client, args),
         Command::Push(args) => commands::push::execute(&client, args),
         Command::Login(args) => commands::login::execute_login(&client, args),

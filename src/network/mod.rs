@@ -1,6 +1,7 @@
 //! Container networking on the host: the default bridge (`moor0`), a network namespace file
 //! and a veth pair per container, and the container's `/etc/hosts`, `/etc/resolv.conf` and
-//! `/etc/hostname`. Everything here is kernel state that outlives the daemon: a daemon that
+//! `/etc/hostname`; moor's nftables table for NAT and published ports (`nat`, `ports`).
+//! Everything here is kernel state that outlives the daemon: a daemon that
 //! stops (live restore) or dies leaves it in place, and the next one checks and repairs it.
 //!
 //! Below the daemon and the runtime, beside `runtime/`: names only `host/`, `identity`,
@@ -8,7 +9,9 @@
 
 pub mod files;
 pub mod link;
+pub mod nat;
 pub mod netns;
+pub mod ports;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

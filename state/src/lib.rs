@@ -9,6 +9,7 @@ pub mod event;
 pub mod image;
 pub mod machine;
 pub mod network;
+pub mod ports;
 pub mod reconcile;
 pub mod record;
 pub mod restart;

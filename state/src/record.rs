@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::machine::State;
+use crate::ports::{PortBinding, PortMapping};
 
 /// A point in time, always UTC; serialized as RFC 3339 with nanoseconds.
 pub type Timestamp = DateTime<Utc>;
@@ -158,6 +159,12 @@ pub struct ContainerSpec {
     /// its network mode is `bridge`) and held until it is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<crate::network::Endpoint>,
+    /// Docker's HostConfig.PortBindings (`-p`): container ports to publish on the host.
+    #[serde(default)]
+    pub port_bindings: Vec<PortBinding>,
+    /// Docker's PublishAllPorts (`-P`): every exposed port on an ephemeral host port.
+    #[serde(default)]
+    pub publish_all: bool,
 }
 
 /// What a mount is.
@@ -276,6 +283,11 @@ pub struct ContainerRecord {
     /// written before it existed (older readers ignore the field; see `schema`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_deadline: Option<Timestamp>,
+    /// The published ports as resolved at the container's last start (host ports chosen):
+    /// what inspect's `NetworkSettings.Ports` and `docker port` show, and what the NAT
+    /// table holds for it while it runs.
+    #[serde(default)]
+    pub published: Vec<PortMapping>,
 }
 
 impl ContainerRecord {
@@ -291,6 +303,7 @@ impl ContainerRecord {
             restart_count: 0,
             manually_stopped: false,
             stop_deadline: None,
+            published: Vec::new(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! `moor admin`: inspect, orphans, adopt, kill-orphan, check and network, working with the daemon down
+//! `moor admin`: inspect, orphans, adopt, kill-orphan, check, network and nat, working with the daemon down
 //! (the store opened directly) and, for inspect and orphans, through the daemon when it runs.
 //! The first line on stderr says which source answered.
 
@@ -81,6 +81,15 @@ pub enum AdminCommand {
         /// daemon must be stopped).
         #[arg(long)]
         clean: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
+    /// Show moor's nftables table (bridges, published ports), or remove it.
+    Nat {
+        /// Remove the table (published ports stop answering until a daemon start).
+        #[arg(long)]
+        remove: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
@@ -268,6 +277,7 @@ pub fn execute(host: &str, args: &AdminArgs) -> anyhow::Result<i32> {
             Access::Daemon(pid) => upgrade(host, &pid, binary.as_deref()),
         },
         AdminCommand::Network { clean, format } => network(args, &layout, *clean, *format),
+        AdminCommand::Nat { remove, format } => super::admin_nat::execute(*remove, *format),
         AdminCommand::Check => {
             let direct = Access::open(&layout)?.direct(&layout)?;
             let problems = check::check(&direct.store, &direct.layout);

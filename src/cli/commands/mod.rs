@@ -1,6 +1,7 @@
 //! One module per `moor` command (youki's layout), plus what several share.
 
 pub mod admin;
+pub mod admin_nat;
 pub mod create;
 pub mod daemon;
 pub mod exec;
@@ -10,6 +11,7 @@ pub mod kill;
 pub mod login;
 pub mod logs;
 pub mod pause;
+pub mod port;
 pub mod ps;
 pub mod pull;
 pub mod push;
