@@ -27,7 +27,15 @@ impl Supervisor {
             }
             _ => {}
         }
-        Ok(())
+        // Ports on a network the daemon resolved to `none` (the bridge is disabled): the API
+        // could not know, so the refusal is here, before anything is recorded.
+        let field = match spec.port_bindings.is_empty() {
+            true => "HostConfig.PublishAllPorts",
+            false => "HostConfig.PortBindings",
+        };
+        let publishes = !spec.port_bindings.is_empty() || spec.publish_all;
+        crate::network::ports::check_network(&spec.network_mode, publishes)
+            .map_err(|reason| ContainerError::BadRequest(format!("{field}: {reason}")))
     }
 
     fn endpoint_on(&mut self, net: &NetworkRecord) -> Result<Endpoint, ContainerError> {
