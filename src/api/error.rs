@@ -28,9 +28,18 @@ pub enum ApiError {
     /// `kill` or `stop` with a signal that does not exist.
     #[error("Invalid signal: {0}")]
     InvalidSignal(String),
-    /// `Tty: true` (`-t`).
+    /// `Tty: true` (`-t`) for an exec.
     #[error("moor does not support TTY yet")]
     Tty,
+    /// A `detachKeys` value that is not a key sequence (Docker's text).
+    #[error("Invalid detach keys ({0}) provided")]
+    DetachKeys(String),
+    /// A resize of a container without a terminal.
+    #[error("Container {id} has no TTY to resize (it was not created with Tty)")]
+    NoTty {
+        /// Its id.
+        id: String,
+    },
     /// Neither Cmd nor Entrypoint.
     #[error("No command specified")]
     NoCommand,
@@ -239,6 +248,7 @@ impl ResponseError for ApiError {
             | ApiError::Change(_)
             | ApiError::Reference(_)
             | ApiError::Tty
+            | ApiError::DetachKeys(_)
             | ApiError::Time { .. }
             | ApiError::ContentLength { .. }
             | ApiError::BodyIncomplete { .. }
@@ -263,6 +273,7 @@ impl ResponseError for ApiError {
             ApiError::RemoveRunning { .. }
             | ApiError::RemovePaused { .. }
             | ApiError::NotRunning { .. }
+            | ApiError::NoTty { .. }
             | ApiError::AlreadyPaused { .. }
             | ApiError::NotPaused { .. }
             | ApiError::ExecPaused { .. } => StatusCode::CONFLICT,

@@ -1,6 +1,7 @@
 //! The Docker Engine API subset moor serves on its unix socket.
 
 pub mod convert;
+pub mod detach;
 pub mod error;
 pub mod exec_types;
 pub mod fields;

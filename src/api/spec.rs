@@ -234,13 +234,11 @@ fn network_mode(host: &HostConfig) -> Result<&'static str, ApiError> {
     }
 }
 
-/// Tty is refused; StdinOnce must follow OpenStdin: the shim closes a container's stdin
-/// when its first writer goes (Docker's StdinOnce).
+/// Without Tty, StdinOnce must follow OpenStdin: the shim closes a container's stdin when
+/// its first writer goes (Docker's StdinOnce). A terminal's input is never closed by a
+/// client that goes (Docker's too), so with Tty either value is taken.
 fn check_streams(req: &CreateRequest) -> Result<(), ApiError> {
-    if req.tty {
-        return Err(ApiError::Tty);
-    }
-    if req.open_stdin != req.stdin_once {
+    if !req.tty && req.open_stdin != req.stdin_once {
         return Err(refuse(
             "StdinOnce",
             req.stdin_once,
@@ -335,6 +333,8 @@ pub fn to_spec(
         runtime,
         log_opts,
         open_stdin: req.open_stdin,
+        tty: req.tty,
+        console_size: host.console_size.unwrap_or_default(),
         image_id,
         memory: host.memory,
         nano_cpus: host.nano_cpus,

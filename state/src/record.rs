@@ -154,6 +154,14 @@ pub struct ContainerSpec {
     /// they are mounted: part of the runc bundle, so they live as long as the container.
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
+    /// Docker's Tty (`-t`): the shim gives the container a pseudo-terminal and holds its
+    /// master; the output is one stream (stdout) and attach sends it raw.
+    #[serde(default)]
+    pub tty: bool,
+    /// Docker's HostConfig.ConsoleSize, `[height, width]` (`[0, 0]`: the pty's default), the
+    /// terminal's size at start.
+    #[serde(default)]
+    pub console_size: [u16; 2],
 }
 
 /// What a mount is.

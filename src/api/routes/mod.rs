@@ -9,6 +9,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod resize;
 pub mod system;
 pub mod volumes;
 
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     containers::configure(cfg);
     images::configure(cfg);
     logs::configure(cfg);
+    resize::configure(cfg);
     events::configure(cfg);
     exec::configure(cfg);
     admin::configure(cfg);

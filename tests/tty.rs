@@ -1,0 +1,320 @@
+//! Terminals (Docker's Tty), for real on both runtimes: a busybox `sh` on a pty the shim
+//! holds, attached raw (no multiplex header), resized, detached from with the detach keys,
+//! and attached again, to the same shell, after a `kill -9` of the daemon. The docker CLI's
+//! `run -it` and `attach` are driven under a pty (`script`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::docker::docker_bin;
+use common::runc::{busybox_tar, skip_reason};
+use common::{Daemon, LIVE_RESTORE_ON};
+
+/// How long an answer from the shell may take.
+const ANSWER: Duration = Duration::from_secs(20);
+
+/// A live-restore daemon on `runtime`; with runc, busybox imported as `bb`. The image and
+/// the shell's argv to use.
+fn daemon(runtime: &'static str) -> (Daemon, &'static str, Vec<&'static str>) {
+    if runtime == "runc" {
+        if let Some(reason) = skip_reason() {
+            panic!("runc tests need their prerequisites: {reason}");
+        }
+    }
+    let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, runtime);
+    if runtime == "runc" {
+        let tar = d.root().with_file_name("bb.tar");
+        std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
+        d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+        (d, "bb", vec!["sh"])
+    } else {
+        (d, "host", vec!["busybox", "sh"])
+    }
+}
+
+/// Creates and starts a Tty container running `cmd`; its id.
+fn start_tty(d: &Daemon, image: &str, cmd: &[&str], extra: &str) -> String {
+    let body = format!(
+        r#"{{"Image":"{image}","Cmd":{},"Tty":true,"OpenStdin":true,"StdinOnce":false{extra}}}"#,
+        serde_json::to_string(cmd).expect("json")
+    );
+    let created = d.http("POST", "/containers/create", Some(&body));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["Id"].as_str().expect("Id").to_string();
+    let started = d.http("POST", &format!("/containers/{id}/start"), None);
+    assert_eq!(started.status, 204, "{}", started.body);
+    id
+}
+
+/// A hijacked attach; the connection after the `101`, or the refusal's status and body.
+fn attach(d: &Daemon, id: &str, query: &str) -> Result<UnixStream, (u16, String)> {
+    let mut s = UnixStream::connect(d.socket()).expect("connect");
+    s.set_read_timeout(Some(ANSWER)).expect("timeout");
+    let head = format!(
+        "POST /v1.44/containers/{id}/attach?{query} HTTP/1.1\r\nHost: x\r\n\
+         Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).expect("send head");
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).expect("read head");
+        assert_eq!(n, 1, "closed in the head: {got:?}");
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).into_owned();
+    if head.starts_with("HTTP/1.1 101") {
+        assert!(head.contains("application/vnd.docker.raw-stream"), "{head}");
+        return Ok(s);
+    }
+    let status = head[9..12].parse().expect("status");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    Err((status, body))
+}
+
+/// Reads until the output contains `needle`; everything read.
+fn read_until(s: &mut UnixStream, needle: &str) -> String {
+    let deadline = Instant::now() + ANSWER;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(needle) {
+        assert!(Instant::now() < deadline, "no {needle:?} in {got:?}");
+        match s.read(&mut buf) {
+            Ok(0) => panic!("closed before {needle:?}: {got:?}"),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read before {needle:?}: {e}: {got:?}"),
+        }
+    }
+    assert!(
+        !got.windows(4).any(|w| w == [1, 0, 0, 0]),
+        "a multiplex header in a Tty stream: {got:?}"
+    );
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Reads until the daemon closes the connection (the session ended).
+fn read_to_close(s: &mut UnixStream) {
+    let mut sink = Vec::new();
+    match s.read_to_end(&mut sink) {
+        Ok(_) => {}
+        Err(e) => panic!("the session did not end: {e}: {sink:?}"),
+    }
+}
+
+fn running(d: &Daemon, id: &str) -> bool {
+    d.inspect_field(id, "{{.State.Running}}") == "true"
+}
+
+/// The whole life of a terminal on `runtime`.
+fn terminal_lives_through_detach_and_daemon_kill(runtime: &'static str) {
+    let (mut d, image, sh) = daemon(runtime);
+    let id = start_tty(&d, image, &sh, r#","HostConfig":{"ConsoleSize":[30,100]}"#);
+    let q = "stdin=1&stdout=1&stderr=1&stream=1";
+    let mut s = attach(&d, &id, q).expect("attach");
+    s.write_all(b"stty size; echo hi-$((1+1)); echo err-$((2+2)) >&2\n")
+        .expect("type");
+    let out = read_until(&mut s, "err-4");
+    assert!(out.contains("30 100"), "ConsoleSize: {out}");
+    assert!(out.contains("hi-2"), "{out}");
+
+    // Resize: the shell sees the new size.
+    let resized = d.http("POST", &format!("/containers/{id}/resize?h=40&w=132"), None);
+    assert_eq!(resized.status, 200, "{}", resized.body);
+    s.write_all(b"stty size\n").expect("type");
+    read_until(&mut s, "40 132");
+    let bad = d.http("POST", &format!("/containers/{id}/resize?h=x&w=1"), None);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.message().contains("\"h\""), "{}", bad.message());
+
+    // Logs: one raw stream; stderr went to the terminal, so it is stdout.
+    let logs = d.http("GET", &format!("/containers/{id}/logs?stdout=1"), None);
+    assert_eq!(logs.status, 200);
+    assert!(
+        logs.body.contains("hi-2") && logs.body.contains("err-4"),
+        "{}",
+        logs.body
+    );
+    assert!(
+        !logs.body.contains('\u{1}'),
+        "a header in raw logs: {:?}",
+        logs.body
+    );
+    let json = std::fs::read_to_string(d.container_dir(&id).join(format!("{id}-json.log")))
+        .expect("json log");
+    assert!(!json.contains("\"stderr\""), "{json}");
+
+    // ctrl-p ctrl-q: the session ends, the container runs on.
+    s.write_all(b"\x10\x11").expect("detach");
+    read_to_close(&mut s);
+    assert!(running(&d, &id));
+    // A custom sequence; a bad one is refused.
+    let mut s = attach(&d, &id, &format!("{q}&detachKeys=ctrl-x")).expect("attach");
+    s.write_all(b"echo pid=$$ again-$((1+1))\n").expect("type");
+    let out = read_until(&mut s, "again-2");
+    let pid: String = out
+        .rsplit("pid=")
+        .next()
+        .expect("pid")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    s.write_all(b"\x18").expect("detach");
+    read_to_close(&mut s);
+    assert!(running(&d, &id));
+    let (status, body) = attach(&d, &id, &format!("{q}&detachKeys=ctrl-1")).expect_err("bad keys");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("Invalid detach keys (ctrl-1) provided"),
+        "{body}"
+    );
+
+    // kill -9 of the daemon: the shim keeps the terminal; the same shell answers after.
+    let mut s = attach(&d, &id, q).expect("attach");
+    d.kill9();
+    read_to_close(&mut s);
+    std::thread::sleep(Duration::from_millis(200));
+    d.restart();
+    let mut s = attach(&d, &id, q).expect("attach after restart");
+    s.write_all(b"echo pid=$$ back; stty size\n").expect("type");
+    let out = read_until(&mut s, "40 132");
+    assert!(out.contains(&format!("pid={pid} back")), "{pid}: {out}");
+    s.write_all(b"exit 3\n").expect("type");
+    read_to_close(&mut s);
+    assert_eq!(d.wait_code(&id), "3");
+    let gone = d.http("POST", &format!("/containers/{id}/resize?h=1&w=1"), None);
+    assert_eq!(gone.status, 409, "{}", gone.body);
+    d.cli_ok(&["rm", &id]);
+}
+
+#[test]
+fn process_terminal() {
+    terminal_lives_through_detach_and_daemon_kill("process");
+}
+
+#[test]
+fn runc_terminal() {
+    terminal_lives_through_detach_and_daemon_kill("runc");
+}
+
+#[test]
+fn resize_needs_a_terminal() {
+    let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "process");
+    let id = d.run_detached(&["host", "sleep", "100"]);
+    let r = d.http("POST", &format!("/containers/{id}/resize?h=10&w=10"), None);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.message().contains("Tty"), "{}", r.message());
+    let r = d.http("POST", "/containers/nope/resize?h=10&w=10", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    d.cli_ok(&["rm", "-f", &id]);
+}
+
+/// `docker ARGS` under a pty (`script`), fed `input` step by step: each step waits for its
+/// text in the output before typing. Returns the exit status and the whole output.
+fn docker_in_pty(d: &Daemon, args: &str, steps: &[(&str, &[u8])]) -> (i32, String) {
+    let config = d.root().with_file_name("docker-config");
+    let mut child = Command::new("script")
+        .args([
+            "-qfec",
+            &format!("{} {args}", docker_bin().display()),
+            "/dev/null",
+        ])
+        .env("DOCKER_HOST", d.docker_host())
+        .env("DOCKER_CONFIG", &config)
+        .env("DOCKER_CLI_HINTS", "false")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let mut wait_for = |needle: &str, out: &mut Vec<u8>| {
+        let deadline = Instant::now() + ANSWER;
+        while !String::from_utf8_lossy(out).contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => out.extend_from_slice(&chunk),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "docker {args}: no {needle:?} in {:?}",
+                        String::from_utf8_lossy(out)
+                    );
+                }
+            }
+        }
+    };
+    for (needle, input) in steps {
+        wait_for(needle, &mut out);
+        stdin.write_all(input).expect("type");
+    }
+    let deadline = Instant::now() + ANSWER;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "docker {args} did not end: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+        out.extend_from_slice(&chunk);
+    }
+    drop(stdin);
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out).into_owned(),
+    )
+}
+
+#[test]
+fn docker_run_it_and_attach() {
+    let (d, image, _) = daemon("runc");
+    let run = format!("run -it --name t1 {image} sh");
+    // The prompt, then a command; ctrl-p ctrl-q detaches the CLI (exit 0).
+    let (code, out) = docker_in_pty(
+        &d,
+        &run,
+        &[
+            ("# ", b"echo hi-$((3+4)); stty size\n"),
+            ("hi-7", b"\x10\x11"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(running(&d, "t1"), "{out}");
+    // `docker attach` reaches the same shell; `exit 5` ends it and the CLI with its code.
+    let (code, out) = docker_in_pty(
+        &d,
+        "attach t1",
+        &[
+            ("", b"\n"),
+            ("# ", b"echo there-$((2*3))\n"),
+            ("there-6", b"exit 5\n"),
+        ],
+    );
+    assert_eq!(code, 5, "{out}");
+    assert_eq!(d.wait_code("t1"), "5");
+    d.cli_ok(&["rm", "t1"]);
+}
