@@ -52,11 +52,18 @@ fn start_tty(d: &Daemon, image: &str, cmd: &[&str], extra: &str) -> String {
 
 /// A hijacked attach; the connection after the `101`, or the refusal's status and body.
 fn attach(d: &Daemon, id: &str, query: &str) -> Result<UnixStream, (u16, String)> {
+    hijack(d, &format!("/v1.44/containers/{id}/attach?{query}"), "")
+}
+
+/// A hijacked POST of `path` with `body`; the connection after the `101` (a raw stream), or
+/// the refusal's status and body.
+fn hijack(d: &Daemon, path: &str, body: &str) -> Result<UnixStream, (u16, String)> {
     let mut s = UnixStream::connect(d.socket()).expect("connect");
     s.set_read_timeout(Some(ANSWER)).expect("timeout");
     let head = format!(
-        "POST /v1.44/containers/{id}/attach?{query} HTTP/1.1\r\nHost: x\r\n\
-         Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n{body}",
+        body.len()
     );
     s.write_all(head.as_bytes()).expect("send head");
     let mut got = Vec::new();
@@ -201,6 +208,64 @@ fn runc_terminal() {
     terminal_lives_through_detach_and_daemon_kill("runc");
 }
 
+/// An exec on a terminal in a running (non-Tty) container of `runtime`.
+fn exec_terminal(runtime: &'static str) {
+    let (d, image, _) = daemon(runtime);
+    let id = d.run_detached(&[image, "sleep", "1000"]);
+    let sh = if runtime == "runc" { "sh" } else { "busybox" };
+    let cmd = if runtime == "runc" {
+        r#"["sh"]"#
+    } else {
+        r#"["busybox","sh"]"#
+    };
+    let create = format!(
+        r#"{{"Cmd":{cmd},"Tty":true,"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"ConsoleSize":[20,70],"DetachKeys":"ctrl-x"}}"#
+    );
+    let created = d.http("POST", &format!("/containers/{id}/exec"), Some(&create));
+    assert_eq!(created.status, 201, "{sh}: {}", created.body);
+    let exec = created.json()["Id"].as_str().expect("Id").to_string();
+    let mut s = hijack(&d, &format!("/exec/{exec}/start"), r#"{"Tty":true}"#).expect("start");
+    // The prompt first: runc sets its terminal up while the shell starts.
+    read_until(&mut s, "# ");
+    s.write_all(b"stty size; echo e-$((6*7)) >&2\n")
+        .expect("type");
+    let out = read_until(&mut s, "e-42");
+    assert!(out.contains("20 70"), "{out}");
+    let r = d.http("POST", &format!("/exec/{exec}/resize?h=50&w=160"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.write_all(b"stty size\n").expect("type");
+    read_until(&mut s, "50 160");
+    let inspect = d.http("GET", &format!("/exec/{exec}/json"), None).json();
+    assert_eq!(inspect["ProcessConfig"]["tty"], true, "{inspect}");
+    assert_eq!(inspect["DetachKeys"], "ctrl-x", "{inspect}");
+    // ctrl-x: the session ends, the shell runs on.
+    s.write_all(b"\x18").expect("detach");
+    read_to_close(&mut s);
+    let inspect = d.http("GET", &format!("/exec/{exec}/json"), None).json();
+    assert_eq!(inspect["Running"], true, "{inspect}");
+    let bad = format!(r#"{{"Cmd":{cmd},"Tty":true,"DetachKeys":"ctrl-1"}}"#);
+    let r = d.http("POST", &format!("/containers/{id}/exec"), Some(&bad));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.message().contains("Invalid detach keys (ctrl-1)"),
+        "{}",
+        r.message()
+    );
+    let r = d.http("POST", "/exec/nope/resize?h=1&w=1", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    d.cli_ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn process_exec_terminal() {
+    exec_terminal("process");
+}
+
+#[test]
+fn runc_exec_terminal() {
+    exec_terminal("runc");
+}
+
 #[test]
 fn resize_needs_a_terminal() {
     let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "process");
@@ -304,6 +369,13 @@ fn docker_run_it_and_attach() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(running(&d, "t1"), "{out}");
+    // `docker exec -it`: a second shell on a terminal of its own, with its exit code.
+    let (code, out) = docker_in_pty(
+        &d,
+        "exec -it t1 sh",
+        &[("# ", b"echo x-$((5*5))\n"), ("x-25", b"exit 4\n")],
+    );
+    assert_eq!(code, 4, "{out}");
     // `docker attach` reaches the same shell; `exit 5` ends it and the CLI with its code.
     let (code, out) = docker_in_pty(
         &d,

@@ -28,9 +28,6 @@ pub enum ApiError {
     /// `kill` or `stop` with a signal that does not exist.
     #[error("Invalid signal: {0}")]
     InvalidSignal(String),
-    /// `Tty: true` (`-t`) for an exec.
-    #[error("moor does not support TTY yet")]
-    Tty,
     /// A `detachKeys` value that is not a key sequence (Docker's text).
     #[error("Invalid detach keys ({0}) provided")]
     DetachKeys(String),
@@ -247,7 +244,6 @@ impl ResponseError for ApiError {
             | ApiError::User(_)
             | ApiError::Change(_)
             | ApiError::Reference(_)
-            | ApiError::Tty
             | ApiError::DetachKeys(_)
             | ApiError::Time { .. }
             | ApiError::ContentLength { .. }
@@ -309,7 +305,9 @@ fn exec_status(e: &crate::daemon::exec::ExecError) -> StatusCode {
         ExecError::Running(_)
         | ExecError::Ran(_)
         | ExecError::NotRunning(_)
-        | ExecError::Paused(_) => StatusCode::CONFLICT,
+        | ExecError::Paused(_)
+        | ExecError::NoTty(_) => StatusCode::CONFLICT,
+        ExecError::Terminal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         ExecError::UserUnsupported | ExecError::User(_) => StatusCode::BAD_REQUEST,
         ExecError::NoRunc | ExecError::Spawn { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }

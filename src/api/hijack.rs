@@ -397,6 +397,34 @@ async fn feed_stdin(mut rd: OwnedReadHalf, fifo: PathBuf, mut escape: Option<Esc
     }
 }
 
+/// Copies the client's bytes to an exec's stdin until the client's EOF or, with `escape`,
+/// the detach keys; the stdin is then dropped.
+pub(crate) async fn copy_input(
+    mut rd: OwnedReadHalf,
+    mut stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    mut escape: Option<Escape>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pass = Vec::new();
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        pass.clear();
+        let detached = match escape.as_mut() {
+            Some(esc) => esc.filter(&buf[..n], &mut pass),
+            None => {
+                pass.extend_from_slice(&buf[..n]);
+                false
+            }
+        };
+        if stdin.write_all(&pass).await.is_err() || stdin.flush().await.is_err() || detached {
+            return;
+        }
+    }
+}
+
 /// An error as a complete HTTP response (the connection is closed after it).
 pub(crate) fn error_response(e: &ApiError) -> Vec<u8> {
     let status = e.status_code();

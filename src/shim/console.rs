@@ -77,6 +77,24 @@ pub fn make_controlling() -> io::Result<()> {
     Ok(())
 }
 
+/// Gives `cmd` the pty `slave` as stdin, stdout, stderr and controlling terminal, in a
+/// session of its own (the daemon's exec with Tty: `runc exec --tty` or a host process).
+pub fn on_terminal(cmd: &mut std::process::Command, slave: &OwnedFd) -> io::Result<()> {
+    cmd.stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave.try_clone()?);
+    // SAFETY: the closure runs in the forked child between fork and exec, where only
+    // async-signal-safe calls are allowed: setsid(2) and one ioctl(2), errno mapped to a
+    // raw OS error without allocating.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            make_controlling()
+        });
+    }
+    Ok(())
+}
+
 /// The listening socket runc sends the master to.
 #[derive(Debug)]
 pub struct ConsoleSocket {

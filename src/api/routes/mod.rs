@@ -68,6 +68,14 @@ pub fn number<T: std::str::FromStr>(q: &Query, name: &'static str) -> Result<Opt
     }
 }
 
+/// A resize's `h` and `w` (Docker's names): each a number of rows or columns that fits a
+/// terminal.
+pub fn terminal_size(q: &Query) -> Result<(u16, u16), ApiError> {
+    let h = number::<u16>(q, "h")?.unwrap_or(0);
+    let w = number::<u16>(q, "w")?.unwrap_or(0);
+    Ok((h, w))
+}
+
 type Data = web::Data<ApiState>;
 
 /// The `{id}` segment (the versioned scope adds `{version}` before it).

@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use actix_web::{web, HttpResponse};
 
-use super::{number, resolve, IdPath, Query};
+use super::{resolve, terminal_size, IdPath, Query};
 use crate::api::error::ApiError;
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
@@ -21,19 +21,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/containers/{id}/resize", web::post().to(resize));
 }
 
-/// `h` and `w` (Docker's names); each a number of rows or columns that fits a terminal.
-pub fn size(q: &Query) -> Result<(u16, u16), ApiError> {
-    let h = number::<u16>(q, "h")?.unwrap_or(0);
-    let w = number::<u16>(q, "w")?.unwrap_or(0);
-    Ok((h, w))
-}
-
 async fn resize(
     state: web::Data<ApiState>,
     path: web::Path<IdPath>,
     q: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let (h, w) = size(&q)?;
+    let (h, w) = terminal_size(&q)?;
     let (id, addr) = resolve(&state, &path.id).await?;
     let rec = addr
         .send(InspectContainer)
