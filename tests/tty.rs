@@ -281,13 +281,25 @@ fn resize_needs_a_terminal() {
 /// `docker ARGS` under a pty (`script`), fed `input` step by step: each step waits for its
 /// text in the output before typing. Returns the exit status and the whole output.
 fn docker_in_pty(d: &Daemon, args: &str, steps: &[(&str, &[u8])]) -> (i32, String) {
+    in_pty(d, &format!("{} {args}", docker_bin().display()), steps)
+}
+
+/// `moor --host unix://SOCKET ARGS` under a pty, as [`docker_in_pty`].
+fn moor_in_pty(d: &Daemon, args: &str, steps: &[(&str, &[u8])]) -> (i32, String) {
+    let moor = env!("CARGO_BIN_EXE_moor");
+    in_pty(
+        d,
+        &format!("{moor} --host {} {args}", d.docker_host()),
+        steps,
+    )
+}
+
+/// The shell command line `line` under a pty (`script`), as [`docker_in_pty`].
+fn in_pty(d: &Daemon, line: &str, steps: &[(&str, &[u8])]) -> (i32, String) {
+    let args = line;
     let config = d.root().with_file_name("docker-config");
     let mut child = Command::new("script")
-        .args([
-            "-qfec",
-            &format!("{} {args}", docker_bin().display()),
-            "/dev/null",
-        ])
+        .args(["-qfec", line, "/dev/null"])
         .env("DOCKER_HOST", d.docker_host())
         .env("DOCKER_CONFIG", &config)
         .env("DOCKER_CLI_HINTS", "false")
@@ -319,7 +331,7 @@ fn docker_in_pty(d: &Daemon, args: &str, steps: &[(&str, &[u8])]) -> (i32, Strin
                 Err(_) => {
                     let _ = child.kill();
                     panic!(
-                        "docker {args}: no {needle:?} in {:?}",
+                        "{args}: no {needle:?} in {:?}",
                         String::from_utf8_lossy(out)
                     );
                 }
@@ -337,10 +349,7 @@ fn docker_in_pty(d: &Daemon, args: &str, steps: &[(&str, &[u8])]) -> (i32, Strin
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!(
-                "docker {args} did not end: {:?}",
-                String::from_utf8_lossy(&out)
-            );
+            panic!("{args} did not end: {:?}", String::from_utf8_lossy(&out));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -352,6 +361,43 @@ fn docker_in_pty(d: &Daemon, args: &str, steps: &[(&str, &[u8])]) -> (i32, Strin
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out).into_owned(),
     )
+}
+
+#[test]
+fn moor_run_it_attach_and_exec_it() {
+    let (d, image, sh) = daemon("process");
+    let sh = sh.join(" ");
+    let run = format!("run -it --name m1 {image} {sh}");
+    let (code, out) = moor_in_pty(
+        &d,
+        &run,
+        &[("# ", b"echo m-$((8+1)); tty\n"), ("m-9", b"\x10\x11")],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("/dev/pts/"), "a terminal: {out}");
+    // The local terminal is raw: what is typed comes back once, echoed by the container's.
+    assert_eq!(out.matches("echo m-$((8+1))").count(), 1, "{out}");
+    assert!(running(&d, "m1"), "{out}");
+    let (code, out) = moor_in_pty(
+        &d,
+        &format!("exec -it --detach-keys ctrl-x m1 {sh}"),
+        &[("# ", b"echo x-$((2+3))\n"), ("x-5", b"exit 7\n")],
+    );
+    assert_eq!(code, 7, "{out}");
+    let (code, out) = moor_in_pty(
+        &d,
+        "attach --detach-keys ctrl-x m1",
+        &[("", b"echo a-$((1+2))\n"), ("a-3", b"\x18")],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(running(&d, "m1"), "{out}");
+    let (code, out) = moor_in_pty(
+        &d,
+        "attach m1",
+        &[("", b"echo b-$((4+4))\n"), ("b-8", b"exit 6\n")],
+    );
+    assert_eq!(code, 6, "{out}");
+    d.cli_ok(&["rm", "m1"]);
 }
 
 #[test]

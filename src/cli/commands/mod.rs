@@ -1,6 +1,7 @@
 //! One module per `moor` command (youki's layout), plus what several share.
 
 pub mod admin;
+pub mod attach;
 pub mod create;
 pub mod daemon;
 pub mod exec;
