@@ -398,6 +398,32 @@ fn moor_run_it_attach_and_exec_it() {
     );
     assert_eq!(code, 6, "{out}");
     d.cli_ok(&["rm", "m1"]);
+
+    // The local terminal's size: sent at the start, and again when it changes (SIGWINCH).
+    // A process container shares the host's files: its `touch` lets the resize happen.
+    let flag = d.root().with_file_name("resize-now");
+    let moor = env!("CARGO_BIN_EXE_moor");
+    let line = format!(
+        "stty rows 25 cols 90; (n=0; while ! [ -e {f} ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; stty rows 30 cols 100 </dev/tty) & \
+         {moor} --host {} run -it --rm {image} {sh}",
+        d.docker_host(),
+        f = flag.display(),
+    );
+    let wait = format!(
+        "stty size; touch {}; until [ \"$(stty size)\" = '30 100' ]; do sleep 0.05; done; \
+         echo resized-$((1+1))\n",
+        flag.display()
+    );
+    let (code, out) = in_pty(
+        &d,
+        &line,
+        &[("# ", wait.as_bytes()), ("resized-2", b"exit 0\n")],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("25 90"),
+        "ConsoleSize from the terminal: {out}"
+    );
 }
 
 #[test]
