@@ -355,3 +355,29 @@ fn anonymous_volumes_go_with_rm_v_and_new_volumes_get_the_images_content() {
     d.docker_ok(&["volume", "prune", "-f", "--all"]);
     assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn run_rm_takes_its_anonymous_volumes_and_keeps_named_ones() {
+    let Some(d) = daemon("{}") else { return };
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "/scratch",
+        "-v",
+        "kept:/k",
+        "bb",
+        "sh",
+        "-c",
+        "grep -c -e ' /scratch ' -e ' /k ' /proc/mounts",
+    ]);
+    assert_eq!(out.trim(), "2", "both volumes were mounted");
+    let left = || d.docker_ok(&["volume", "ls", "-q"]);
+    // The volumes go right after the container: wait for the removal to be done.
+    common::wait_for(Duration::from_secs(10), || left().trim() == "kept");
+    assert_eq!(left().lines().collect::<Vec<_>>(), vec!["kept"]);
+    // A plain `rm` (no -v) still keeps a container's anonymous volume.
+    d.docker_ok(&["run", "--name", "plain", "-v", "/scratch", "bb", "true"]);
+    d.docker_ok(&["rm", "plain"]);
+    assert_eq!(left().lines().count(), 2, "{}", left());
+}
