@@ -76,6 +76,7 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
     HostConfig {
         auto_remove: spec.auto_remove,
         console_size: Some(spec.console_size),
+        volumes_from: some_if_any(spec.volumes_from.clone()),
         restart_policy: Some(policy(spec.restart_policy)),
         log_config: Some(LogConfig {
             kind: "json-file".into(),

@@ -109,7 +109,7 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("RestartPolicy", Honoured),
     ("AutoRemove", Honoured),
     ("VolumeDriver", Refused(Zero)),
-    ("VolumesFrom", Refused(Zero)),
+    ("VolumesFrom", Honoured),
     ("ConsoleSize", Honoured),
     ("Annotations", Refused(Zero)),
     ("CapAdd", Honoured),

@@ -248,6 +248,21 @@ fn check_streams(req: &CreateRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `VolumesFrom`, checked (the sources are looked up by the create route); runc only.
+fn volumes_from(host: &HostConfig, runc: bool) -> Result<Vec<String>, ApiError> {
+    let entries = host.volumes_from.clone().unwrap_or_default();
+    for entry in &entries {
+        crate::api::mounts::parse_volumes_from(entry)?;
+    }
+    if !runc && !entries.is_empty() {
+        return Err(crate::api::mounts::MountError::ProcessRuntime {
+            field: "HostConfig.VolumesFrom",
+        }
+        .into());
+    }
+    Ok(entries)
+}
+
 /// The json-file driver's options (the only driver).
 fn log_opts(host: &HostConfig) -> Result<BTreeMap<String, String>, ApiError> {
     let Some(lc) = host.log_config.as_ref() else {
@@ -335,6 +350,7 @@ pub fn to_spec(
         open_stdin: req.open_stdin,
         tty: req.tty,
         console_size: host.console_size.unwrap_or_default(),
+        volumes_from: volumes_from(&host, kind.confined)?,
         image_id,
         memory: host.memory,
         nano_cpus: host.nano_cpus,

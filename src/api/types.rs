@@ -58,6 +58,8 @@ pub struct HostConfig {
     pub auto_remove: bool,
     /// The terminal's size at start, `[height, width]` (the docker CLI's, with `-t`).
     pub console_size: Option<[u16; 2]>,
+    /// `--volumes-from C[:ro|rw]`.
+    pub volumes_from: Option<Vec<String>>,
     /// `--restart`.
     pub restart_policy: Option<RestartPolicy>,
     /// `--log-driver` / `--log-opt`.

@@ -259,6 +259,7 @@ impl ContainerActor {
         };
         let volumes: Vec<String> = mounts
             .iter()
+            .filter(|m| m.origin != moor_state::record::MountOrigin::VolumesFrom)
             .map(|m| m.name.clone())
             .filter(|n| !n.is_empty())
             .collect();
