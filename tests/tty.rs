@@ -154,6 +154,11 @@ fn terminal_lives_through_detach_and_daemon_kill(runtime: &'static str) {
     let json = std::fs::read_to_string(d.container_dir(&id).join(format!("{id}-json.log")))
         .expect("json log");
     assert!(!json.contains("\"stderr\""), "{json}");
+    let cli_logs = d.cli_ok(&["logs", &id]);
+    assert!(
+        cli_logs.contains("hi-2") && cli_logs.contains("err-4"),
+        "{cli_logs}"
+    );
 
     // ctrl-p ctrl-q: the session ends, the container runs on.
     s.write_all(b"\x10\x11").expect("detach");
