@@ -9,14 +9,13 @@
 //! container exits, a still running exec process is killed (SIGKILL), as the kernel does to
 //! the processes of a runc container's pid namespace: a host process would outlive it.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
 use moor_state::record::RuntimeKind;
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
 use tokio::sync::{mpsc, Notify};
 
@@ -28,6 +27,7 @@ use crate::runtime::exec::merge_env;
 use crate::runtime::exec::{ExecCommand, ExecRuleError, ExecSpec};
 
 mod registry;
+mod stdio;
 mod terminal;
 pub use registry::{ExecEntry, ExecRegistry, ExecStatus};
 
@@ -203,7 +203,7 @@ pub struct ExecRun {
     /// until the process ended; None detached.
     pub output: Option<mpsc::Receiver<Bytes>>,
     /// The process's stdin (its terminal's input), when the client's is forwarded.
-    pub stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    pub stdin: Option<stdio::Input>,
 }
 
 /// Starts a created exec instance. `attached`: the client streams (else output is dropped
@@ -235,21 +235,10 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
         command: mut cmd,
         through_runtime,
     } = runtime.exec_command(&spec)?;
-    let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-    let term = if config.tty {
-        let term = terminal::open(&mut cmd, config.console_size).map_err(|e| {
-            finish(shared, &config, id, 0, 126);
-            ExecError::Terminal(e)
-        })?;
-        Some(term)
-    } else {
-        cmd.stdin(pipe(attached && config.attach_stdin))
-            .stdout(pipe(attached && config.attach_stdout))
-            // runc's own stderr says why an exec failed to start: read even when not
-            // forwarded.
-            .stderr(pipe((attached && config.attach_stderr) || through_runtime));
-        None
-    };
+    let term = stdio::prepare(&mut cmd, &config, attached, through_runtime).map_err(|e| {
+        finish(shared, &config, id, 0, 126);
+        ExecError::Terminal(e)
+    })?;
     cmd.kill_on_drop(false);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
@@ -271,34 +260,13 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
         actix_rt::spawn(read_pid_file(shared.clone(), id.to_string(), pid_file));
     }
     let (tx, rx) = mpsc::channel(FRAMES);
-    let (stdin, outputs): (Option<Box<dyn AsyncWrite + Send + Unpin>>, _) = match term {
-        Some(term) => {
-            drop(term.slave);
-            shared.execs.terminal(id, term.master);
-            let input = (attached && config.attach_stdin).then_some(term.input);
-            let output = Box::new(term.output) as Output;
-            (
-                input.map(|i| Box::new(i) as _),
-                [Some((output, Stream::Tty)), None],
-            )
-        }
-        None => {
-            let stdin = child.stdin.take().map(|s| Box::new(s) as _);
-            let out = child
-                .stdout
-                .take()
-                .map(|r| (Box::new(r) as Output, Stream::Stdout));
-            let err_stream = match (through_runtime, config.attach_stderr) {
-                (true, forward) => Stream::RuncStderr { forward },
-                (false, _) => Stream::Stderr,
-            };
-            let err = child
-                .stderr
-                .take()
-                .map(|r| (Box::new(r) as Output, err_stream));
-            (stdin, [out, err])
-        }
-    };
+    let (stdin, outputs) = stdio::split(
+        (shared, id),
+        &mut child,
+        term,
+        &config,
+        (attached, through_runtime),
+    );
     actix_rt::spawn(supervise(
         shared.clone(),
         (config, id.to_string()),
