@@ -247,17 +247,29 @@ fn start_tty(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
         }
     };
     let [height, width] = spec.console_size;
-    if height > 0 && width > 0 {
-        console::set_size(master.as_fd(), height, width).map_err(|e| console(e.into()))?;
-    }
     let dup = || console::dup_nonblocking(master.as_fd()).map_err(|e| console(e.into()));
-    Ok(Spawned {
-        pid,
-        stdout: dup()?,
-        stderr: None,
-        stdin: if spec.open_stdin { Some(dup()?) } else { None },
-        master: Some(master),
-    })
+    let held = (|| {
+        if height > 0 && width > 0 {
+            console::set_size(master.as_fd(), height, width).map_err(|e| console(e.into()))?;
+        }
+        Ok((dup()?, spec.open_stdin.then(dup).transpose()?))
+    })();
+    match held {
+        Ok((stdout, stdin)) => Ok(Spawned {
+            pid,
+            stdout,
+            stderr: None,
+            stdin,
+            master: Some(master),
+        }),
+        Err(e) => {
+            // Never leave a process running that nobody was told about.
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Err(e)
+        }
+    }
 }
 
 /// The size asked for the container's output pipes.
