@@ -75,6 +75,8 @@ fn run_shim(input: &Path, dir: &Path) -> (Duration, std::path::PathBuf) {
         log_max_size: None,
         log_max_file: 1,
         open_stdin: false,
+        tty: false,
+        console_size: [0, 0],
     };
     fs::write(
         run.join(SPEC_FILE),

@@ -100,15 +100,6 @@ fn errors_are_dockers() {
         create(r#"{"Image":"host"}"#),
         (400, "No command specified".into())
     );
-    assert_eq!(
-        create(r#"{"Image":"host","Cmd":["true"],"Tty":true}"#),
-        (400, "Tty is not supported by moor yet".into())
-    );
-    let stderr = d.docker_fail(&["run", "-t", "host", "true"]);
-    assert!(
-        stderr.contains("Tty is not supported by moor yet"),
-        "{stderr}"
-    );
 
     let id = d.docker_ok(&["run", "-d", "--name", "web", "host", "sleep", "1000"]);
     let id = id.trim();

@@ -204,8 +204,14 @@ fn exec_errors_are_dockers() {
             "DetachKeys (exec without a TTY) is not supported by moor yet".into()
         )
     );
-    let tty = d.docker_fail(&["exec", "-t", "box", "ls"]);
-    assert!(tty.contains("moor does not support TTY yet"), "{tty}");
+    assert_eq!(
+        err(
+            "POST",
+            "/v1.44/containers/box/exec",
+            Some(r#"{"Cmd":["ls"],"Tty":true,"DetachKeys":"ctrl-"}"#)
+        ),
+        (400, "Invalid detach keys (ctrl-) provided".into())
+    );
 
     d.docker_ok(&["pause", "box"]);
     let paused = d.docker_fail(&["exec", "box", "ls"]);

@@ -96,6 +96,8 @@ fn start_spec(
         log_max_size: None,
         log_max_file: 1,
         open_stdin: false,
+        tty: false,
+        console_size: [0, 0],
     };
     tweak(&mut spec);
     fs::write(

@@ -355,3 +355,98 @@ fn anonymous_volumes_go_with_rm_v_and_new_volumes_get_the_images_content() {
     d.docker_ok(&["volume", "prune", "-f", "--all"]);
     assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn run_rm_takes_its_anonymous_volumes_and_keeps_named_ones() {
+    let Some(d) = daemon("{}") else { return };
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "/scratch",
+        "-v",
+        "kept:/k",
+        "bb",
+        "sh",
+        "-c",
+        "grep -c -e ' /scratch ' -e ' /k ' /proc/mounts",
+    ]);
+    assert_eq!(out.trim(), "2", "both volumes were mounted");
+    let left = || d.docker_ok(&["volume", "ls", "-q"]);
+    // The volumes go right after the container: wait for the removal to be done.
+    common::wait_for(Duration::from_secs(10), || left().trim() == "kept");
+    assert_eq!(left().lines().collect::<Vec<_>>(), vec!["kept"]);
+    // A plain `rm` (no -v) still keeps a container's anonymous volume.
+    d.docker_ok(&["run", "--name", "plain", "-v", "/scratch", "bb", "true"]);
+    d.docker_ok(&["rm", "plain"]);
+    assert_eq!(left().lines().count(), 2, "{}", left());
+}
+
+#[test]
+fn volumes_from_shares_binds_and_volumes_with_their_modes() {
+    let Some(d) = daemon("{}") else { return };
+    let bind = host_dir(&d, "shared-bind");
+    let bind_spec = format!("{}:/b", bind.display());
+    let script = "echo one > /anon/f; echo two > /n/g; echo three > /b/h";
+    d.docker_ok(&[
+        "run", "--name", "src", "-v", "/anon", "-v", "named:/n", "-v", &bind_spec, "--tmpfs", "/t",
+        "bb", "sh", "-c", script,
+    ]);
+    let read =
+        "cat /anon/f /n/g /b/h; echo x > /anon/new && echo wrote; grep -q ' /t ' /proc/mounts || echo no-t";
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src",
+        "bb",
+        "sh",
+        "-c",
+        read,
+    ]);
+    assert_eq!(
+        out, "one\ntwo\nthree\nwrote\nno-t\n",
+        "the tmpfs is src's own"
+    );
+    // `:ro`: every mount read-only; the consumer's own mount on a path wins.
+    let ro = "cat /anon/f /n/g; echo x > /n/g || echo refused; ls /b";
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src:ro",
+        "-v",
+        "/b",
+        "bb",
+        "sh",
+        "-c",
+        ro,
+    ]);
+    assert_eq!(out, "one\ntwo\nrefused\n", "{out}");
+    // The consumer's `--rm` took nothing of src's: its anonymous volume is still there.
+    let anon = d.inspect_json("src")["Mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["Destination"] == "/anon")
+        .and_then(|m| m["Name"].as_str())
+        .expect("anonymous volume")
+        .to_string();
+    assert!(d.docker_ok(&["volume", "ls", "-q"]).contains(&anon));
+    let bad = |from: &str| {
+        let body = json!({"Image": "bb", "Cmd": ["true"], "HostConfig": {"VolumesFrom": [from]}});
+        create(&d, "", body)
+    };
+    let (status, body) = bad("src:zz");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid mode: zz"),
+        "{body}"
+    );
+    let (status, body) = bad("nope");
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["message"], "No such container: nope");
+}

@@ -76,6 +76,8 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
     let confined = kind.confined && !spec.privileged;
     HostConfig {
         auto_remove: spec.auto_remove,
+        console_size: Some(spec.console_size),
+        volumes_from: some_if_any(spec.volumes_from.clone()),
         restart_policy: Some(policy(spec.restart_policy)),
         log_config: Some(LogConfig {
             kind: "json-file".into(),
@@ -246,7 +248,7 @@ fn config(rec: &ContainerRecord) -> ContainerConfig {
         labels: spec.labels.clone(),
         stop_signal: spec.stop_signal.clone(),
         stop_timeout: spec.stop_timeout,
-        tty: false,
+        tty: spec.tty,
         domainname: String::new(),
         attach_stdin: spec.attach.stdin,
         attach_stdout: spec.attach.stdout,

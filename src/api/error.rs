@@ -28,9 +28,15 @@ pub enum ApiError {
     /// `kill` or `stop` with a signal that does not exist.
     #[error("Invalid signal: {0}")]
     InvalidSignal(String),
-    /// `Tty: true` (`-t`).
-    #[error("moor does not support TTY yet")]
-    Tty,
+    /// A `detachKeys` value that is not a key sequence (Docker's text).
+    #[error("Invalid detach keys ({0}) provided")]
+    DetachKeys(String),
+    /// A resize of a container without a terminal.
+    #[error("Container {id} has no TTY to resize (it was not created with Tty)")]
+    NoTty {
+        /// Its id.
+        id: String,
+    },
     /// Neither Cmd nor Entrypoint.
     #[error("No command specified")]
     NoCommand,
@@ -256,9 +262,9 @@ impl ResponseError for ApiError {
             | ApiError::User(_)
             | ApiError::Change(_)
             | ApiError::Reference(_)
-            | ApiError::Tty
             | ApiError::OneShotStream
             | ApiError::Upgrade(_)
+            | ApiError::DetachKeys(_)
             | ApiError::Time { .. }
             | ApiError::ContentLength { .. }
             | ApiError::BodyIncomplete { .. }
@@ -288,6 +294,7 @@ impl ResponseError for ApiError {
             ApiError::RemoveRunning { .. }
             | ApiError::RemovePaused { .. }
             | ApiError::NotRunning { .. }
+            | ApiError::NoTty { .. }
             | ApiError::AlreadyPaused { .. }
             | ApiError::NotPaused { .. }
             | ApiError::ExecPaused { .. } => StatusCode::CONFLICT,
@@ -323,7 +330,9 @@ fn exec_status(e: &crate::daemon::exec::ExecError) -> StatusCode {
         ExecError::Running(_)
         | ExecError::Ran(_)
         | ExecError::NotRunning(_)
-        | ExecError::Paused(_) => StatusCode::CONFLICT,
+        | ExecError::Paused(_)
+        | ExecError::NoTty(_) => StatusCode::CONFLICT,
+        ExecError::Terminal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         ExecError::UserUnsupported | ExecError::User(_) => StatusCode::BAD_REQUEST,
         ExecError::NoRunc | ExecError::Spawn { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -15,8 +15,10 @@ pub struct ExecCreateRequest {
     pub attach_stdout: bool,
     /// Send stderr.
     pub attach_stderr: bool,
-    /// TTY (not supported yet: must be false).
+    /// Run on a terminal: one raw output stream, resizable (`/exec/{id}/resize`).
     pub tty: bool,
+    /// The terminal's size at start, `[height, width]`.
+    pub console_size: Option<[u16; 2]>,
     /// `KEY=VALUE` added to (and overriding) the container's environment.
     pub env: Option<Vec<String>>,
     /// Working directory; empty = the container's.
@@ -25,7 +27,7 @@ pub struct ExecCreateRequest {
     pub user: Option<String>,
     /// `--privileged`: refused when true (not implemented).
     pub privileged: bool,
-    /// `--detach-keys`: refused when set (no TTY, nothing to detach from).
+    /// `--detach-keys`: the sequence that ends a Tty exec's session (Docker's spec).
     pub detach_keys: Option<String>,
 }
 
@@ -43,8 +45,10 @@ pub struct ExecCreateResponse {
 pub struct ExecStartRequest {
     /// Start and answer at once, output dropped.
     pub detach: bool,
-    /// TTY (not supported yet).
+    /// The client's view of the exec's Tty (the exec's own, from its create, is used).
     pub tty: bool,
+    /// The terminal's size, set once the exec runs.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// `GET /exec/{id}/json` answer.
@@ -71,7 +75,7 @@ pub struct ExecInspect {
     pub open_stderr: bool,
     /// Always false (moby's field).
     pub can_remove: bool,
-    /// Always empty (no TTY).
+    /// The detach keys given at create.
     pub detach_keys: String,
     /// What runs.
     pub process_config: ProcessConfig,
@@ -84,7 +88,7 @@ pub struct ProcessConfig {
     pub entrypoint: String,
     /// Its arguments.
     pub arguments: Vec<String>,
-    /// Always false.
+    /// Whether it runs on a terminal.
     pub tty: bool,
     /// Always false (ignored).
     pub privileged: bool,

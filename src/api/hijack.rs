@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
+use crate::api::detach::{self, Escape};
 use crate::api::error::ApiError;
 use crate::api::guard::unwinding;
 use crate::api::head::{self, MAX_HEAD, MAX_HEADERS};
@@ -80,6 +81,11 @@ pub struct AttachHead {
 /// The answer head that switches a connection to the raw multiplexed stream.
 pub(crate) const UPGRADED: &str = "HTTP/1.1 101 UPGRADED\r\n\
                     Content-Type: application/vnd.docker.multiplexed-stream\r\n\
+                    Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+
+/// The answer head of an attach to a Tty container: its one stream, raw (Docker's).
+pub(crate) const UPGRADED_RAW: &str = "HTTP/1.1 101 UPGRADED\r\n\
+                    Content-Type: application/vnd.docker.raw-stream\r\n\
                     Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
 
 /// Peeks at the first request head (MSG_PEEK: nothing is consumed).
@@ -231,6 +237,9 @@ fn hijack_target(path: &str) -> Option<(Target, &str)> {
 struct AttachOptions {
     /// Forward the client's bytes to the container's stdin.
     stdin: bool,
+    /// The detach key sequence (`detachKeys`; Docker's default ctrl-p ctrl-q), watched
+    /// for in the input of a Tty container.
+    detach_keys: Vec<u8>,
     /// Output streams and where to start.
     log: LogOptions,
     /// Follow until the container stops.
@@ -245,6 +254,7 @@ fn options(query: &str) -> Result<AttachOptions, ApiError> {
     let logs = flag(&q, "logs", false)?;
     Ok(AttachOptions {
         stdin: flag(&q, "stdin", false)?,
+        detach_keys: detach::parse(q.get("detachKeys").map(String::as_str))?,
         stream: flag(&q, "stream", false)?,
         log: LogOptions {
             stdout: flag(&q, "stdout", false)?,
@@ -254,6 +264,7 @@ fn options(query: &str) -> Result<AttachOptions, ApiError> {
             tail: if logs { None } else { Some(0) },
             since: None,
             until: None,
+            raw: false,
         },
     })
 }
@@ -265,33 +276,37 @@ pub async fn attach(mut io: UnixStream, head: AttachHead, state: web::Data<ApiSt
         return refuse(io, &e).await;
     }
     let prepared = unwinding("attach", prepare(&head, &state)).await;
-    let (opts, output, fifo) = match prepared {
+    let (opts, output, fifo, tty) = match prepared {
         Ok(p) => p,
         Err(e) => return refuse(io, &e).await,
     };
-    if io.write_all(UPGRADED.as_bytes()).await.is_err() {
+    let answer = if tty { UPGRADED_RAW } else { UPGRADED };
+    if io.write_all(answer.as_bytes()).await.is_err() {
         return;
     }
     let (rd, wr) = io.into_split();
-    let feeder = match fifo.filter(|_| opts.stdin) {
-        Some(path) => Some(actix_rt::spawn(feed_stdin(rd, path))),
-        None => {
-            drop(rd);
-            None
-        }
+    let Some(path) = fifo.filter(|_| opts.stdin) else {
+        drop(rd);
+        return send_output(wr, output).await;
     };
-    send_output(wr, output).await;
-    if let Some(task) = feeder {
-        task.abort();
+    // With a terminal, the detach keys, and the client's EOF, end the session (Docker's):
+    // the container and its terminal stay as they are.
+    let escape = tty.then(|| Escape::new(opts.detach_keys));
+    let mut feeder = actix_rt::spawn(feed_stdin(rd, path, escape));
+    if tty {
+        tokio::select! {
+            () = send_output(wr, output) => feeder.abort(),
+            _ = &mut feeder => {}
+        }
+    } else {
+        send_output(wr, output).await;
+        feeder.abort();
     }
 }
 
 /// Resolves the container and starts following its log; the FIFO when its stdin is open.
-async fn prepare(
-    head: &AttachHead,
-    state: &web::Data<ApiState>,
-) -> Result<(AttachOptions, mpsc::Receiver<web::Bytes>, Option<PathBuf>), ApiError> {
-    let opts = options(&head.query)?;
+async fn prepare(head: &AttachHead, state: &web::Data<ApiState>) -> Result<Prepared, ApiError> {
+    let mut opts = options(&head.query)?;
     let (id, addr) = state
         .supervisor
         .send(ResolveContainer(head.id.clone()))
@@ -317,14 +332,24 @@ async fn prepare(
     };
     let path = state.shared.layout.log_path(&id);
     let file = tokio::fs::File::open(&path).await.ok();
+    opts.log.raw = rec.spec.tty;
     let (tx, rx) = mpsc::channel::<web::Bytes>(32);
     actix_rt::spawn(pump(path, file, opts.log.clone(), done, tx));
     let fifo = rec
         .spec
         .open_stdin
         .then(|| state.shared.layout.run_container_dir(&id).join(STDIN_FIFO));
-    Ok((opts, rx, fifo))
+    Ok((opts, rx, fifo, rec.spec.tty))
 }
+
+/// What an attach serves: its options, the output, the stdin FIFO (when stdin is open),
+/// whether the container has a terminal.
+type Prepared = (
+    AttachOptions,
+    mpsc::Receiver<web::Bytes>,
+    Option<PathBuf>,
+    bool,
+);
 
 /// Writes the frames until the container stopped, then closes the connection.
 pub(crate) async fn send_output(mut wr: OwnedWriteHalf, mut output: mpsc::Receiver<web::Bytes>) {
@@ -336,31 +361,74 @@ pub(crate) async fn send_output(mut wr: OwnedWriteHalf, mut output: mpsc::Receiv
     let _ = wr.shutdown().await;
 }
 
-/// Copies the client's bytes to the stdin FIFO; the client's EOF closes it. Bytes sent
-/// before the container runs (the FIFO has no reader yet) are held and sent once it does.
-async fn feed_stdin(mut rd: OwnedReadHalf, fifo: PathBuf) {
-    let mut early = Vec::new();
-    let mut eof = false;
-    let mut sender = loop {
-        if let Ok(s) = tokio::net::unix::pipe::OpenOptions::new().open_sender(&fifo) {
-            break s;
+/// Copies the client's bytes to the stdin FIFO until the client's EOF (which closes it)
+/// or, with `escape`, the detach keys. Bytes sent before the container runs (the FIFO has
+/// no reader yet) are held and sent once it does.
+async fn feed_stdin(mut rd: OwnedReadHalf, fifo: PathBuf, mut escape: Option<Escape>) {
+    let mut pending = Vec::new();
+    let mut sender = None;
+    let mut ended = false;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if sender.is_none() {
+            sender = tokio::net::unix::pipe::OpenOptions::new()
+                .open_sender(&fifo)
+                .ok();
         }
-        if eof || early.len() >= MAX_EARLY_STDIN {
+        if let Some(s) = sender.as_mut() {
+            if s.write_all(&pending).await.is_err() || ended {
+                return;
+            }
+            pending.clear();
+        } else if ended || pending.len() >= MAX_EARLY_STDIN {
             tokio::time::sleep(FIFO_RETRY).await;
             continue;
         }
-        tokio::select! {
-            r = rd.read_buf(&mut early) => match r {
-                Ok(0) | Err(_) => eof = true,
-                Ok(_) => {}
+        let read = if sender.is_some() {
+            Some(rd.read(&mut buf).await)
+        } else {
+            tokio::select! {
+                r = rd.read(&mut buf) => Some(r),
+                () = tokio::time::sleep(FIFO_RETRY) => None,
+            }
+        };
+        match read {
+            None => {}
+            Some(Ok(0) | Err(_)) => ended = true,
+            Some(Ok(n)) => match escape.as_mut() {
+                Some(esc) => ended = esc.filter(&buf[..n], &mut pending),
+                None => pending.extend_from_slice(&buf[..n]),
             },
-            _ = tokio::time::sleep(FIFO_RETRY) => {}
         }
-    };
-    if sender.write_all(&early).await.is_err() || eof {
-        return;
     }
-    let _ = tokio::io::copy(&mut rd, &mut sender).await;
+}
+
+/// Copies the client's bytes to an exec's stdin until the client's EOF or, with `escape`,
+/// the detach keys; the stdin is then dropped.
+pub(crate) async fn copy_input(
+    mut rd: OwnedReadHalf,
+    mut stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    mut escape: Option<Escape>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pass = Vec::new();
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        pass.clear();
+        let detached = match escape.as_mut() {
+            Some(esc) => esc.filter(&buf[..n], &mut pass),
+            None => {
+                pass.extend_from_slice(&buf[..n]);
+                false
+            }
+        };
+        if stdin.write_all(&pass).await.is_err() || stdin.flush().await.is_err() || detached {
+            return;
+        }
+    }
 }
 
 /// An error as a complete HTTP response (the connection is closed after it).

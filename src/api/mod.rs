@@ -1,6 +1,7 @@
 //! The Docker Engine API subset moor serves on its unix socket.
 
 pub mod convert;
+pub mod detach;
 pub mod error;
 pub mod exec_types;
 pub mod fields;
@@ -11,9 +12,9 @@ pub mod image_defaults;
 pub mod image_types;
 pub mod list_cache;
 pub mod mounts;
+pub mod network_types;
 pub mod one_request;
 pub mod registry_auth;
-pub mod network_types;
 pub mod routes;
 pub mod server;
 pub mod spec;

@@ -322,6 +322,48 @@ pub fn parse_tmpfs(path: &str, options: &str) -> Result<MountSpec, MountError> {
     Ok(spec)
 }
 
+/// A `VolumesFrom` entry: the container and the mode (`ro`: read-only, `rw`: writable,
+/// none: each mount as the source has it).
+pub fn parse_volumes_from(entry: &str) -> Result<(&str, Option<bool>), MountError> {
+    let (name, read_only) = match entry.split_once(':') {
+        None => (entry, None),
+        Some((name, "ro")) => (name, Some(true)),
+        Some((name, "rw")) => (name, Some(false)),
+        Some((_, mode)) => {
+            return Err(invalid(
+                entry,
+                format!("invalid mode: {mode} (moor takes ro or rw)"),
+            ))
+        }
+    };
+    if name.is_empty() {
+        return Err(invalid(entry, "no container named"));
+    }
+    Ok((name, read_only))
+}
+
+/// Adds the binds and volumes of `source` (its tmpfs mounts are its own) to `spec`, on the
+/// paths `spec` does not mount itself, with `read_only` when given (`VolumesFrom`).
+pub fn add_volumes_from(
+    spec: &mut moor_state::ContainerSpec,
+    source: &moor_state::ContainerSpec,
+    read_only: Option<bool>,
+) {
+    for m in source.mounts.iter().filter(|m| m.kind != MountKind::Tmpfs) {
+        if spec.mounts.iter().any(|o| o.destination == m.destination) {
+            continue;
+        }
+        let mut m = m.clone();
+        m.origin = MountOrigin::VolumesFrom;
+        // Its data is there already: never copied up from this container's image.
+        m.no_copy = true;
+        if let Some(ro) = read_only {
+            m.read_only = ro;
+        }
+        spec.mounts.push(m);
+    }
+}
+
 /// Every mount of a create request, in the order moor mounts them (Binds, Mounts, Tmpfs,
 /// then anonymous volumes of `Config.Volumes` on paths nothing else mounts), and the
 /// create's warnings. `runc` false (the process runtime) refuses every mount.
@@ -368,6 +410,7 @@ pub fn mounts_of(
             Some(MountOrigin::Mounts) => "HostConfig.Mounts",
             Some(MountOrigin::Tmpfs) => "HostConfig.Tmpfs",
             Some(MountOrigin::Volumes) => "Volumes",
+            Some(MountOrigin::VolumesFrom) => "HostConfig.VolumesFrom",
         };
         return Err(MountError::ProcessRuntime { field });
     }

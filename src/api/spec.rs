@@ -267,13 +267,11 @@ fn network_mode(host: &HostConfig) -> Result<&'static str, ApiError> {
     }
 }
 
-/// Tty is refused; StdinOnce must follow OpenStdin: the shim closes a container's stdin
-/// when its first writer goes (Docker's StdinOnce).
+/// Without Tty, StdinOnce must follow OpenStdin: the shim closes a container's stdin when
+/// its first writer goes (Docker's StdinOnce). A terminal's input is never closed by a
+/// client that goes (Docker's too), so with Tty either value is taken.
 fn check_streams(req: &CreateRequest) -> Result<(), ApiError> {
-    if req.tty {
-        return Err(ApiError::Tty);
-    }
-    if req.open_stdin != req.stdin_once {
+    if !req.tty && req.open_stdin != req.stdin_once {
         return Err(refuse(
             "StdinOnce",
             req.stdin_once,
@@ -281,6 +279,21 @@ fn check_streams(req: &CreateRequest) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// `VolumesFrom`, checked (the sources are looked up by the create route); runc only.
+fn volumes_from(host: &HostConfig, runc: bool) -> Result<Vec<String>, ApiError> {
+    let entries = host.volumes_from.clone().unwrap_or_default();
+    for entry in &entries {
+        crate::api::mounts::parse_volumes_from(entry)?;
+    }
+    if !runc && !entries.is_empty() {
+        return Err(crate::api::mounts::MountError::ProcessRuntime {
+            field: "HostConfig.VolumesFrom",
+        }
+        .into());
+    }
+    Ok(entries)
 }
 
 /// The json-file driver's options (the only driver).
@@ -369,6 +382,9 @@ pub fn to_spec(
         runtime,
         log_opts,
         open_stdin: req.open_stdin,
+        tty: req.tty,
+        console_size: host.console_size.unwrap_or_default(),
+        volumes_from: volumes_from(&host, kind.confined)?,
         image_id,
         memory: host.memory,
         nano_cpus: host.nano_cpus,

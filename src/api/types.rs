@@ -25,7 +25,7 @@ pub struct CreateRequest {
     pub labels: Option<BTreeMap<String, String>>,
     /// Hostname.
     pub hostname: Option<String>,
-    /// TTY (not supported yet: must be false).
+    /// A pseudo-terminal (`-t`), held by the shim.
     pub tty: bool,
     /// Keep stdin open for attached clients (`-i`).
     pub open_stdin: bool,
@@ -56,6 +56,10 @@ pub struct CreateRequest {
 pub struct HostConfig {
     /// `--rm`.
     pub auto_remove: bool,
+    /// The terminal's size at start, `[height, width]` (the docker CLI's, with `-t`).
+    pub console_size: Option<[u16; 2]>,
+    /// `--volumes-from C[:ro|rw]`.
+    pub volumes_from: Option<Vec<String>>,
     /// `--restart`.
     pub restart_policy: Option<RestartPolicy>,
     /// `--log-driver` / `--log-opt`.

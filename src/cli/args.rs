@@ -39,6 +39,8 @@ pub enum Command {
     Create(CreateArgs),
     /// Run a command in a running container.
     Exec(crate::cli::commands::exec::ExecArgs),
+    /// Attach the local stdin and output to a running container.
+    Attach(crate::cli::commands::attach::AttachArgs),
     /// Start one or more stopped containers.
     Start(StartArgs),
     /// Stop one or more running containers.
@@ -212,6 +214,9 @@ pub struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// The key sequence that detaches from a terminal (Docker's spec; default ctrl-p,ctrl-q).
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// The container.
     #[command(flatten)]
     pub opts: ContainerOpts,

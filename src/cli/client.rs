@@ -144,6 +144,16 @@ pub struct BodyStream<'c> {
     path: String,
     /// The body.
     body: Incoming,
+    /// The answer is Docker's raw stream (a Tty container's output), not multiplexed.
+    pub raw: bool,
+}
+
+/// Whether an answer's Content-Type is Docker's raw stream.
+fn is_raw_stream(response: &hyper::Response<Incoming>) -> bool {
+    response
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/vnd.docker.raw-stream")
 }
 
 /// A request sent in the background whose answer is collected later ([`Client::finish`]).
@@ -249,6 +259,7 @@ impl Client {
         Ok(BodyStream {
             client: self,
             path: path.to_string(),
+            raw: is_raw_stream(&response),
             body: response.into_body(),
         })
     }
@@ -270,6 +281,7 @@ impl Client {
         Ok(BodyStream {
             client: self,
             path: path.to_string(),
+            raw: is_raw_stream(&response),
             body: response.into_body(),
         })
     }

@@ -15,6 +15,12 @@ pub struct ContainerOpts {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Keep stdin open (OpenStdin); `run` sends it to the container.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the container a terminal (Tty).
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Assign a name to the container.
     #[arg(long)]
     pub name: Option<String>,
@@ -219,8 +225,9 @@ impl ContainerOpts {
             user: self.user.clone(),
             labels: (!self.label.is_empty()).then(|| parse_key_values(&self.label)),
             hostname: self.hostname.clone(),
-            tty: false,
-            open_stdin: false,
+            tty: self.tty,
+            open_stdin: self.interactive,
+            stdin_once: self.interactive,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
             host_config: Some(HostConfig {
@@ -238,6 +245,11 @@ impl ContainerOpts {
                 readonly_rootfs: self.read_only,
                 port_bindings: port_bindings(&self.publish)?,
                 publish_all_ports: self.publish_all,
+                console_size: self
+                    .tty
+                    .then(crate::cli::terminal::size)
+                    .flatten()
+                    .map(|(h, w)| [h, w]),
                 ..HostConfig::default()
             }),
             ..CreateRequest::default()

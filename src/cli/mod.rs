@@ -9,7 +9,10 @@ pub mod commands;
 pub mod container_opts;
 pub mod demux;
 pub mod format;
+pub mod session;
 pub mod template;
+#[allow(unsafe_code)]
+pub mod terminal;
 
 use args::{Cli, Command};
 use client::{Client, ClientError};
@@ -29,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Create(args) => commands::create::execute(&client, args),
         Command::Exec(args) => commands::exec::execute(&client, args),
         Command::Start(args) => commands::start::execute(&client, args),
+        Command::Attach(args) => commands::attach::execute(&client, args),
         Command::Stop(args) => Ok(commands::stop::execute(&client, args)),
         Command::Kill(args) => Ok(commands::kill::execute(&client, args)),
         Command::Restart(args) => Ok(commands::restart::execute(&client, args)),

@@ -164,7 +164,7 @@ impl ContainerActor {
             let _ = tx.send(Ok(code));
         }
         if self.record.spec.auto_remove {
-            if let Err(e) = self.remove_now(ctx) {
+            if let Err(e) = self.remove_now(ctx, true) {
                 warn!(parent: &self.span, error = %e, "auto-remove failed");
             }
             return;
@@ -238,7 +238,7 @@ impl ContainerActor {
 
     /// Removes a container that does not run: state, spec file, record, then the actor; the
     /// runtime's clean-up and the files go in the background (see `cleanup`).
-    fn remove_now(&mut self, ctx: &mut Context<Self>) -> Result<(), ContainerError> {
+    fn remove_now(&mut self, ctx: &mut Context<Self>, volumes: bool) -> Result<(), ContainerError> {
         let code = self.exit_code();
         self.apply(Event::RemoveRequested)?;
         let id = self.record.id.clone();
@@ -252,9 +252,21 @@ impl ContainerActor {
             let _ = tx.send(Ok(code));
         }
         let span = self.span.clone();
+        // `--rm` takes the container's anonymous volumes with it (Docker's); `rm` without
+        // `-v` keeps them.
+        let mounts = match volumes {
+            true => &self.record.spec.mounts[..],
+            false => &[],
+        };
+        let volumes: Vec<String> = mounts
+            .iter()
+            .filter(|m| m.origin != moor_state::record::MountOrigin::VolumesFrom)
+            .map(|m| m.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect();
         ctx.spawn(
             self.supervisor
-                .send(ContainerRemoved { id })
+                .send(ContainerRemoved { id, volumes })
                 .into_actor(self)
                 .map(move |res, _, ctx| {
                     if let Err(e) = res {
@@ -466,7 +478,7 @@ impl Handler<RemoveContainer> for ContainerActor {
             State::Running(_) | State::Paused(_) | State::Stopping(_) | State::Starting
         );
         if !(running && msg.force) {
-            return Box::pin(fut::ready(self.remove_now(ctx)));
+            return Box::pin(fut::ready(self.remove_now(ctx, false)));
         }
         let pidfd = self.process_pidfd();
         let thawed = match pidfd {
@@ -497,7 +509,7 @@ impl Handler<RemoveContainer> for ContainerActor {
                 if matches!(act.record.state, State::Removing) {
                     return Ok(());
                 }
-                act.remove_now(ctx)
+                act.remove_now(ctx, false)
             }),
         )
     }

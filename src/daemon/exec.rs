@@ -9,7 +9,6 @@
 //! container exits, a still running exec process is killed (SIGKILL), as the kernel does to
 //! the processes of a runc container's pid namespace: a host process would outlive it.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use actix_web::web::Bytes;
 use moor_state::record::RuntimeKind;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, ChildStdin};
+use tokio::process::Child;
 use tokio::sync::{mpsc, Notify};
 
 use crate::daemon::events::DockerEvent;
@@ -28,6 +27,8 @@ use crate::runtime::exec::merge_env;
 use crate::runtime::exec::{ExecCommand, ExecRuleError, ExecSpec};
 
 mod registry;
+mod stdio;
+mod terminal;
 pub use registry::{ExecEntry, ExecRegistry, ExecStatus};
 
 /// How long output is still read after the process exited (a background child of it may
@@ -63,6 +64,12 @@ pub enum ExecError {
     /// The exec's `User` is not in the container's image.
     #[error(transparent)]
     User(#[from] crate::image::user::UserError),
+    /// A resize of an exec that has no terminal or does not run.
+    #[error("Exec {0} has no running TTY to resize (it was not created with Tty, or it ended)")]
+    NoTty(String),
+    /// The exec's terminal could not be opened.
+    #[error("open a terminal for the exec")]
+    Terminal(#[source] std::io::Error),
     /// The process could not be started.
     #[error("cannot start {program}")]
     Spawn {
@@ -112,6 +119,12 @@ pub struct ExecConfig {
     pub attach_stdout: bool,
     /// Send stderr.
     pub attach_stderr: bool,
+    /// On a terminal (Tty): one raw output stream.
+    pub tty: bool,
+    /// The terminal's size at start, `[height, width]` (`[0, 0]`: the default).
+    pub console_size: [u16; 2],
+    /// The detach keys as given (checked at create; empty: Docker's default).
+    pub detach_keys: String,
 }
 
 /// What a client asked of an exec at create (the API's request, checked for a command).
@@ -131,6 +144,12 @@ pub struct ExecRequest {
     pub attach_stdout: bool,
     /// Send stderr.
     pub attach_stderr: bool,
+    /// On a terminal (Tty).
+    pub tty: bool,
+    /// The terminal's size at start (`[0, 0]`: the default).
+    pub console_size: [u16; 2],
+    /// The detach keys as given (checked; empty: Docker's default).
+    pub detach_keys: String,
 }
 
 /// The exec instance `req` makes in the container `rec` (its container actor calls this
@@ -161,6 +180,9 @@ pub fn config_for(
         attach_stdin: req.attach_stdin,
         attach_stdout: req.attach_stdout,
         attach_stderr: req.attach_stderr,
+        tty: req.tty,
+        console_size: req.console_size,
+        detach_keys: req.detach_keys,
     })
 }
 
@@ -177,10 +199,11 @@ impl ExecConfig {
 
 /// A started exec: its output frames and its stdin, as asked.
 pub struct ExecRun {
-    /// Multiplexed frames (8-byte header + payload) until the process ended; None detached.
+    /// Multiplexed frames (8-byte header + payload), or with a terminal its raw output,
+    /// until the process ended; None detached.
     pub output: Option<mpsc::Receiver<Bytes>>,
-    /// The process's stdin, when the client's is forwarded.
-    pub stdin: Option<ChildStdin>,
+    /// The process's stdin (its terminal's input), when the client's is forwarded.
+    pub stdin: Option<stdio::Input>,
 }
 
 /// Starts a created exec instance. `attached`: the client streams (else output is dropped
@@ -206,17 +229,17 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
         working_dir: &config.working_dir,
         user: config.exec_user.as_ref(),
         pid_file: &pid_file,
+        tty: config.tty,
     };
     let ExecCommand {
         command: mut cmd,
         through_runtime,
     } = runtime.exec_command(&spec)?;
-    let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-    cmd.stdin(pipe(attached && config.attach_stdin))
-        .stdout(pipe(attached && config.attach_stdout))
-        // runc's own stderr says why an exec failed to start: read even when not forwarded.
-        .stderr(pipe((attached && config.attach_stderr) || through_runtime))
-        .kill_on_drop(false);
+    let term = stdio::prepare(&mut cmd, &config, attached, through_runtime).map_err(|e| {
+        finish(shared, &config, id, 0, 126);
+        ExecError::Terminal(e)
+    })?;
+    cmd.kill_on_drop(false);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(source) => {
@@ -236,15 +259,19 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
     if through_runtime {
         actix_rt::spawn(read_pid_file(shared.clone(), id.to_string(), pid_file));
     }
-    let stdin = child.stdin.take();
     let (tx, rx) = mpsc::channel(FRAMES);
-    let out = child.stdout.take();
-    let err = child.stderr.take();
+    let (stdin, outputs) = stdio::split(
+        (shared, id),
+        &mut child,
+        term,
+        &config,
+        (attached, through_runtime),
+    );
     actix_rt::spawn(supervise(
         shared.clone(),
-        (config, id.to_string(), through_runtime),
+        (config, id.to_string()),
         (child, kill),
-        (out, err),
+        outputs,
         tx,
     ));
     Ok(ExecRun {
@@ -268,29 +295,19 @@ async fn read_pid_file(shared: Arc<Shared>, id: String, path: std::path::PathBuf
     let _ = tokio::fs::remove_file(&path).await;
 }
 
+/// One output of an exec process, read by a pump.
+type Output = Box<dyn AsyncRead + Send + Unpin>;
+
 /// Forwards output, reaps the process, records its exit, then ends the output.
 async fn supervise(
     shared: Arc<Shared>,
-    (config, id, runc): (ExecConfig, String, bool),
+    (config, id): (ExecConfig, String),
     (mut child, kill): (Child, Arc<Notify>),
-    (out, err): (
-        Option<tokio::process::ChildStdout>,
-        Option<tokio::process::ChildStderr>,
-    ),
+    outputs: [Option<(Output, Stream)>; 2],
     tx: mpsc::Sender<Bytes>,
 ) {
     let pid = child.id().map_or(0, |p| p as i32);
-    let forward_err = config.attach_stderr;
-    let pumps = [
-        out.map(|r| actix_rt::spawn(pump(r, Stream::Stdout, tx.clone()))),
-        err.map(|r| {
-            let stream = match (runc, forward_err) {
-                (true, forward) => Stream::RuncStderr { forward },
-                (false, _) => Stream::Stderr,
-            };
-            actix_rt::spawn(pump(r, stream, tx.clone()))
-        }),
-    ];
+    let pumps = outputs.map(|o| o.map(|(r, stream)| actix_rt::spawn(pump(r, stream, tx.clone()))));
     let waited = tokio::select! {
         status = child.wait() => status,
         () = kill.notified() => {
@@ -373,6 +390,8 @@ enum Stream {
     Stdout,
     /// The process's stderr.
     Stderr,
+    /// Its terminal: one stream, sent raw (no frame header).
+    Tty,
     /// The stderr of `runc exec`: the process's, or runc's own error when the command could
     /// not be started (then rewritten as Docker writes it); `forward`: the client wants it.
     RuncStderr {
@@ -393,7 +412,7 @@ async fn pump<R: AsyncRead + Unpin>(
     tx: mpsc::Sender<Bytes>,
 ) -> Option<i32> {
     let (kind, mut open) = match stream {
-        Stream::Stdout => (1, true),
+        Stream::Stdout | Stream::Tty => (1, true),
         Stream::Stderr => (2, true),
         Stream::RuncStderr { forward } => (2, forward),
     };
@@ -414,7 +433,11 @@ async fn pump<R: AsyncRead + Unpin>(
                 payload = translated.as_bytes();
             }
         }
-        if open && tx.send(frame(kind, payload)).await.is_err() {
+        let chunk = match stream {
+            Stream::Tty => Bytes::copy_from_slice(payload),
+            _ => frame(kind, payload),
+        };
+        if open && tx.send(chunk).await.is_err() {
             open = false;
         }
     }
@@ -503,6 +526,9 @@ mod tests {
             attach_stdin: false,
             attach_stdout: true,
             attach_stderr: true,
+            tty: false,
+            console_size: [0, 0],
+            detach_keys: String::new(),
         }
     }
 

@@ -45,6 +45,9 @@ pub struct RenameContainer {
 pub struct ContainerRemoved {
     /// Its id.
     pub id: String,
+    /// The volumes of its mounts to remove if anonymous and unused (`--rm` does so, as
+    /// Docker's; empty for a plain `rm`, whose `-v` the API handles).
+    pub volumes: Vec<String>,
 }
 
 /// Stop every container (live-restore off, or the host shutting down) or none (on), then

@@ -287,6 +287,7 @@ impl Handler<ContainerRemoved> for Supervisor {
 
     fn handle(&mut self, msg: ContainerRemoved, _: &mut Context<Self>) {
         self.containers.remove(&msg.id);
+        self.remove_anonymous(msg.volumes);
     }
 }
 

@@ -23,6 +23,9 @@ pub struct LogOptions {
     pub since: Option<DateTime<Utc>>,
     /// Stop at the first record after this time.
     pub until: Option<DateTime<Utc>>,
+    /// The payloads alone, without the 8-byte frame headers: a Tty container's one stream,
+    /// as Docker sends it.
+    pub raw: bool,
 }
 
 /// One json-file record.
@@ -77,9 +80,11 @@ pub fn frame(line: &[u8], opts: &LogOptions, out: &mut Vec<u8>) -> Verdict {
     } else {
         None
     };
-    let len = rec.log.len() + time.as_ref().map_or(0, |t| t.len() + 1);
-    out.extend_from_slice(&[kind, 0, 0, 0]);
-    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    if !opts.raw {
+        let len = rec.log.len() + time.as_ref().map_or(0, |t| t.len() + 1);
+        out.extend_from_slice(&[kind, 0, 0, 0]);
+        out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    }
     if let Some(time) = time {
         out.extend_from_slice(time.as_bytes());
         out.push(b' ');
@@ -119,6 +124,18 @@ mod tests {
             stderr: true,
             ..LogOptions::default()
         }
+    }
+
+    #[test]
+    fn raw_frames_have_no_header() {
+        let raw = LogOptions {
+            raw: true,
+            ..opts()
+        };
+        let line = br#"{"log":"/ # ","stream":"stdout","time":"2026-01-01T00:00:00Z"}"#;
+        assert_eq!(one(line, &raw), (Verdict::Shown, b"/ # ".to_vec()));
+        let (_, framed) = one(line, &opts());
+        assert_eq!(framed, b"\x01\0\0\0\0\0\0\x04/ # ");
     }
 
     fn one(line: &[u8], o: &LogOptions) -> (Verdict, Vec<u8>) {

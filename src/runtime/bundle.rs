@@ -72,6 +72,10 @@ fn environment(spec: &ContainerSpec, hostname: &str) -> Vec<String> {
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.insert(1, format!("HOSTNAME={hostname}"));
     }
+    // Docker's: a terminal container gets TERM=xterm unless it sets TERM.
+    if spec.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     env
 }
 
@@ -208,6 +212,7 @@ pub fn build(
                 .build()?,
         )
         .no_new_privileges(false)
+        .terminal(spec.tty)
         .build()?;
     let defaults = oci_spec::runtime::Linux::default();
     let confined = |paths: &Option<Vec<String>>| match spec.privileged {

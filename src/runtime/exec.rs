@@ -40,6 +40,9 @@ pub struct ExecSpec<'a> {
     pub user: Option<&'a ExecUser>,
     /// Where the exec'd process's host pid is to be written (runc).
     pub pid_file: &'a Path,
+    /// On a terminal (Tty): runc is given `--tty` and copies between the terminal it is
+    /// started on and the one it makes in the container.
+    pub tty: bool,
 }
 
 /// The command of an exec, and how to read it.
@@ -113,7 +116,8 @@ pub fn runc_command(
     let mut opts = ExecOpts::new()
         .pid_file(exec.pid_file)
         .env(exec.env.iter().cloned())
-        .cwd(exec.working_dir);
+        .cwd(exec.working_dir)
+        .tty(exec.tty);
     if let Some(u) = exec.user {
         opts = opts.user(u.uid, u.gid, &u.additional_gids);
     }

@@ -208,6 +208,9 @@ pub fn process_spec(
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) && !spec.hostname.is_empty() {
         env.push(format!("HOSTNAME={}", spec.hostname));
     }
+    if spec.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     ShimSpec {
         protocol: protocol::PROTOCOL,
         id: id.into(),
@@ -220,6 +223,8 @@ pub fn process_spec(
         log_max_size,
         log_max_file,
         open_stdin: spec.open_stdin,
+        tty: spec.tty,
+        console_size: spec.console_size,
     }
 }
 

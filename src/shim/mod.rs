@@ -11,6 +11,8 @@
 pub mod adopt;
 pub mod clock;
 #[allow(unsafe_code)]
+pub mod console;
+#[allow(unsafe_code)]
 pub mod daemonize;
 pub mod log_file;
 pub mod log_pipeline;
@@ -204,6 +206,7 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         sfd,
         mut log,
         stdin_fifo,
+        control,
     } = match start(dir, spec) {
         Ok(running) => running,
         Err((code, err)) => {
@@ -224,6 +227,7 @@ fn serve(dir: &Path, spec: &ShimSpec) -> Result<(), ShimError> {
         stdout: child.stdout,
         stderr: child.stderr,
         stdin: forward,
+        control,
     };
     let group = matches!(spec.runtime, protocol::RuntimeSpec::Process { .. });
     let exit =
@@ -256,6 +260,8 @@ struct Running {
     log: LogWriter<FileSink>,
     /// The read end of the stdin FIFO, when stdin is open.
     stdin_fifo: Option<fs::File>,
+    /// With a terminal, its control FIFO.
+    control: Option<console::Control>,
 }
 
 /// Everything up to `started.json`; on error, the Docker exit code to report with it.
@@ -273,7 +279,9 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
     // The FIFO exists and is read before the container starts: a writer that can open it
     // knows the shim is there.
     let stdin_fifo = if spec.open_stdin {
-        let fifo = stdin::open_fifo(dir)
+        // With a terminal the FIFO is held read-write: a client that goes leaves the
+        // terminal's input open for the next one (Docker closes a Tty's stdin never).
+        let fifo = stdin::open_fifo(dir, spec.tty)
             .map_err(|source| ShimError::OpenStdin {
                 path: dir.join(protocol::STDIN_FIFO),
                 source,
@@ -283,17 +291,28 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
     } else {
         None
     };
-    let child = spawn::start(spec, dir).map_err(|e| (e.exit_code(), ShimError::Spawn(e)))?;
-    let record = identity::identify(nix::unistd::getpid().as_raw())
-        .and_then(|shim| {
-            Ok(Started {
-                protocol: PROTOCOL,
-                shim,
-                process: identity::identify(child.pid)?,
-                started_at: clock::now_fixed(),
-            })
+    let mut child = spawn::start(spec, dir).map_err(|e| (e.exit_code(), ShimError::Spawn(e)))?;
+    let mut control = None;
+    let record = child
+        .master
+        .take()
+        .map(|master| console::Control::open(dir, master))
+        .transpose()
+        .map_err(|source| ShimError::Spawn(SpawnError::Console { source }))
+        .and_then(|c| {
+            control = c;
+            identity::identify(nix::unistd::getpid().as_raw()).map_err(ShimError::Identity)
         })
-        .map_err(ShimError::Identity)
+        .and_then(|shim| {
+            identity::identify(child.pid)
+                .map(|process| Started {
+                    protocol: PROTOCOL,
+                    shim,
+                    process,
+                    started_at: clock::now_fixed(),
+                })
+                .map_err(ShimError::Identity)
+        })
         .and_then(|record| {
             atomic::write_json(dir, STARTED_FILE, &record).map_err(ShimError::File)?;
             Ok(record)
@@ -305,6 +324,7 @@ fn start(dir: &Path, spec: &ShimSpec) -> Result<Running, (i32, ShimError)> {
             sfd,
             log: LogWriter::new(sink, spec.log_max_size),
             stdin_fifo,
+            control,
         }),
         Err(err) => {
             // Never leave a process running that nobody was told about.

@@ -30,6 +30,12 @@ pub const SHIM_LOG_FILE: &str = "shim.log";
 /// first writer's close is the container's stdin EOF (Docker's StdinOnce).
 pub const STDIN_FIFO: &str = "stdin.fifo";
 
+/// With `tty`, a FIFO the shim reads for control lines: `resize HEIGHT WIDTH`.
+pub const CONTROL_FIFO: &str = "control.fifo";
+/// With `tty` and the runc runtime, the socket over which runc hands the pty master to the
+/// shim (`runc run --console-socket`); removed once the master arrived.
+pub const CONSOLE_SOCKET: &str = "console.sock";
+
 /// A process identity as the shim records it (same JSON shape as `moor_state::ProcessIdentity`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -93,6 +99,14 @@ pub struct ShimSpec {
     /// false: its stdin is /dev/null.
     #[serde(default)]
     pub open_stdin: bool,
+    /// Give the container a pseudo-terminal (Docker's Tty): the shim holds its master, logs
+    /// what it reads from it as stdout, writes [`STDIN_FIFO`] into it and resizes it on a
+    /// line in [`CONTROL_FIFO`].
+    #[serde(default)]
+    pub tty: bool,
+    /// The terminal's size at start, `[height, width]`; `[0, 0]` leaves the pty's default.
+    #[serde(default)]
+    pub console_size: [u16; 2],
 }
 
 fn one() -> u32 {

@@ -18,6 +18,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::clock::Timestamp;
+use super::console::Control;
 use super::log_writer::{LogSink, LogWriter, Stream};
 use super::protocol::ExitKind;
 use super::stdin::StdinForward;
@@ -79,6 +80,9 @@ struct Outputs {
     pipes: [Option<File>; 2],
     /// The read buffer, allocated once.
     buf: Vec<u8>,
+    /// stdout is a terminal's master: what is read is logged at once, partial line or not
+    /// (an interactive prompt has no newline), and EIO (every slave closed) is its EOF.
+    tty: bool,
 }
 
 /// The stream of each pipe slot.
@@ -106,10 +110,17 @@ impl Outputs {
                 }
                 Ok(n) => {
                     log.push(STREAMS[i], &self.buf[..n], Timestamp::now());
+                    if self.tty {
+                        log.finish(STREAMS[i], Timestamp::now());
+                    }
                     done += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if self.tty && e.raw_os_error() == Some(libc::EIO) => {
+                    self.pipes[i] = None;
+                    return;
+                }
                 Err(e) => {
                     eprintln!("moor-shim: read {}: {e}", STREAMS[i].name());
                     log.finish(STREAMS[i], Timestamp::now());
@@ -126,10 +137,12 @@ impl Outputs {
 pub struct Streams {
     /// Read end of its stdout pipe (non-blocking).
     pub stdout: File,
-    /// Read end of its stderr pipe (non-blocking).
-    pub stderr: File,
+    /// Read end of its stderr pipe (non-blocking); None with a terminal.
+    pub stderr: Option<File>,
     /// Its stdin feed, when stdin is open.
     pub stdin: Option<StdinForward>,
+    /// With a terminal: its control FIFO (resizes); `stdout` is then the master.
+    pub control: Option<Control>,
 }
 
 /// What poll(2) found ready in one turn.
@@ -143,6 +156,8 @@ struct Ready {
     stdin_in: bool,
     /// The container's stdin pipe has room.
     stdin_out: bool,
+    /// The control FIFO has a line.
+    control: bool,
 }
 
 /// Runs until `pid` is reaped; returns how it ended. Output is logged throughout. With
@@ -157,12 +172,19 @@ pub fn supervise<S: LogSink + Send + 'static>(
     log: &mut LogWriter<S>,
 ) -> Result<ExitKind, ReaperError> {
     let mut outputs = Outputs {
-        pipes: [Some(streams.stdout), Some(streams.stderr)],
+        pipes: [Some(streams.stdout), streams.stderr],
         buf: vec![0; READ_CHUNK],
+        tty: streams.control.is_some(),
     };
     let mut stdin = streams.stdin;
+    let mut control = streams.control;
     loop {
-        let ready = wait_ready(sfd, &outputs, stdin.as_ref())?;
+        let ready = wait_ready(sfd, &outputs, stdin.as_ref(), control.as_ref())?;
+        if ready.control {
+            if let Some(c) = control.as_mut() {
+                c.on_readable();
+            }
+        }
         let signalled = ready.signalled;
         for (i, is_ready) in ready.pipes.into_iter().enumerate() {
             if is_ready {
@@ -201,6 +223,7 @@ fn wait_ready(
     sfd: &SignalFd,
     outputs: &Outputs,
     stdin: Option<&StdinForward>,
+    control: Option<&Control>,
 ) -> Result<Ready, ReaperError> {
     let wanted = PollFlags::POLLIN;
     let mut fds = vec![PollFd::new(sfd.as_fd(), wanted)];
@@ -219,6 +242,9 @@ fn wait_ready(
     }
     if let Some(fd) = stdin_out {
         fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+    }
+    if let Some(c) = control {
+        fds.push(PollFd::new(c.fd(), wanted));
     }
     loop {
         match poll(&mut fds, PollTimeout::NONE) {
@@ -248,6 +274,10 @@ fn wait_ready(
     }
     if stdin_out.is_some() {
         out.stdin_out = ready(&fds[next]);
+        next += 1;
+    }
+    if control.is_some() {
+        out.control = ready(&fds[next]);
     }
     Ok(out)
 }

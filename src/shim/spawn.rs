@@ -11,7 +11,7 @@
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,6 +20,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{access, pipe2, AccessFlags};
 
+use super::console;
 use super::protocol::{RuntimeSpec, ShimSpec};
 pub use crate::runtime::runc::args::runc_message;
 use crate::runtime::runc::args::{RunOpts, RuncArgs};
@@ -36,10 +37,12 @@ pub struct Spawned {
     pub pid: i32,
     /// Read end of its stdout pipe (non-blocking).
     pub stdout: File,
-    /// Read end of its stderr pipe (non-blocking).
-    pub stderr: File,
+    /// Read end of its stderr pipe (non-blocking); None with a terminal (one stream).
+    pub stderr: Option<File>,
     /// Write end of its stdin pipe (non-blocking), when stdin is open.
     pub stdin: Option<File>,
+    /// With a terminal, its master; `stdout` (and `stdin`) are non-blocking duplicates.
+    pub master: Option<OwnedFd>,
 }
 
 /// The container could not be started.
@@ -89,6 +92,11 @@ pub enum SpawnError {
         status: std::process::ExitStatus,
         /// What it wrote to stderr.
         stderr: String,
+    },
+    /// The terminal could not be made or received from runc.
+    Console {
+        /// The error.
+        source: io::Error,
     },
     /// runc succeeded but its pid file is unreadable.
     PidFile {
@@ -153,6 +161,7 @@ impl fmt::Display for SpawnError {
                 write!(f, "runc run: {status}: {}", stderr.trim())
             }
             SpawnError::PidFile { path, .. } => write!(f, "read {}", path.display()),
+            SpawnError::Console { .. } => write!(f, "set up the terminal"),
         }
     }
 }
@@ -163,7 +172,8 @@ impl std::error::Error for SpawnError {
             SpawnError::Cwd { source, .. }
             | SpawnError::Exec { source, .. }
             | SpawnError::RuncSpawn { source, .. }
-            | SpawnError::PidFile { source, .. } => Some(source),
+            | SpawnError::PidFile { source, .. }
+            | SpawnError::Console { source } => Some(source),
             SpawnError::Pipe { source } => Some(source),
             SpawnError::EmptyArgv
             | SpawnError::NotFound { .. }
@@ -175,6 +185,9 @@ impl std::error::Error for SpawnError {
 
 /// Starts what `spec` describes; `dir` is the run directory (runc's pid file goes there).
 pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
+    if spec.tty {
+        return start_tty(spec, dir);
+    }
     let (out_r, out_w) = output_pipe()?;
     let (err_r, err_w) = output_pipe()?;
     let (stdin_w, stdin) = if spec.open_stdin {
@@ -187,7 +200,7 @@ pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
     };
     let pid = match &spec.runtime {
         RuntimeSpec::Process { argv, env, cwd } => {
-            start_process(argv, env, cwd, stdin, out_w, err_w)?
+            start_process(argv, env, cwd, (stdin, out_w, err_w), false)?
         }
         RuntimeSpec::Runc {
             runc,
@@ -206,9 +219,57 @@ pub fn start(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
     Ok(Spawned {
         pid,
         stdout: out_r,
-        stderr: err_r,
+        stderr: Some(err_r),
         stdin: stdin_w,
+        master: None,
     })
+}
+
+/// Starts the container on a terminal whose master the shim keeps.
+fn start_tty(spec: &ShimSpec, dir: &Path) -> Result<Spawned, SpawnError> {
+    let console = |source| SpawnError::Console { source };
+    let (pid, master) = match &spec.runtime {
+        RuntimeSpec::Process { argv, env, cwd } => {
+            let pty = console::open_pty().map_err(|e| console(e.into()))?;
+            let slave = || pty.slave.try_clone().map_err(console);
+            let stdio = (Stdio::from(slave()?), slave()?, slave()?);
+            (start_process(argv, env, cwd, stdio, true)?, pty.master)
+        }
+        RuntimeSpec::Runc {
+            runc,
+            root,
+            runtime_args,
+            bundle,
+            ..
+        } => {
+            let runc = RuncArgs::new(runc, root).runtime_args(runtime_args.clone());
+            start_runc_tty(&runc, (&spec.id, bundle, &dir.join(PID_FILE)), dir)?
+        }
+    };
+    let [height, width] = spec.console_size;
+    let dup = || console::dup_nonblocking(master.as_fd()).map_err(|e| console(e.into()));
+    let held = (|| {
+        if height > 0 && width > 0 {
+            console::set_size(master.as_fd(), height, width).map_err(|e| console(e.into()))?;
+        }
+        Ok((dup()?, spec.open_stdin.then(dup).transpose()?))
+    })();
+    match held {
+        Ok((stdout, stdin)) => Ok(Spawned {
+            pid,
+            stdout,
+            stderr: None,
+            stdin,
+            master: Some(master),
+        }),
+        Err(e) => {
+            // Never leave a process running that nobody was told about.
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Err(e)
+        }
+    }
 }
 
 /// The size asked for the container's output pipes.
@@ -229,9 +290,8 @@ fn start_process(
     argv: &[String],
     env: &[String],
     cwd: &str,
-    stdin: Stdio,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    (stdin, stdout, stderr): (Stdio, OwnedFd, OwnedFd),
+    tty: bool,
 ) -> Result<i32, SpawnError> {
     let program = argv.first().ok_or(SpawnError::EmptyArgv)?;
     let vars: Vec<(&str, &str)> = env.iter().filter_map(|kv| kv.split_once('=')).collect();
@@ -269,10 +329,17 @@ fn start_process(
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr));
     // SAFETY: the closure runs in the forked child between fork and exec, where only
-    // async-signal-safe calls are allowed: it calls setsid(2) (async-signal-safe) and maps
-    // its errno into an io::Error without allocating (a raw OS error).
+    // async-signal-safe calls are allowed: it calls setsid(2) and, with a terminal, one
+    // ioctl(2) (both async-signal-safe) and maps errno into an io::Error without allocating
+    // (a raw OS error).
     unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+        cmd.pre_exec(move || {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            if tty {
+                console::make_controlling()?;
+            }
+            Ok(())
+        });
     }
     let child = cmd.spawn().map_err(|source| SpawnError::Exec {
         program: program.clone(),
@@ -339,17 +406,70 @@ fn start_runc(
             source,
         })?;
     if !status.success() {
-        let mut text = Vec::new();
-        // Non-blocking: takes what runc wrote, stops at EAGAIN (WouldBlock) or EOF.
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = stderr_reader.read(&mut buf) {
-            text.extend_from_slice(&buf[..n]);
-        }
-        return Err(SpawnError::RuncFailed {
-            status,
-            stderr: runc_message(&String::from_utf8_lossy(&text)),
-        });
+        return Err(runc_failed(status, stderr_reader));
     }
+    read_pid(pid_file)
+}
+
+/// `runc run --detach --console-socket`: runc sends the terminal's master to the shim
+/// while it starts the container; runc's stderr goes to a pipe read on failure.
+fn start_runc_tty(
+    runc: &RuncArgs,
+    (id, bundle, pid_file): (&str, &Path, &Path),
+    dir: &Path,
+) -> Result<(i32, OwnedFd), SpawnError> {
+    let _ = fs::remove_file(pid_file);
+    let socket =
+        console::ConsoleSocket::bind(dir).map_err(|source| SpawnError::Console { source })?;
+    let (err_r, err_w) = output_pipe()?;
+    let opts = RunOpts::new()
+        .detach(true)
+        .pid_file(pid_file)
+        .console_socket(socket.path());
+    let run = runc.run(id, bundle, &opts);
+    let spawn_err = |source| SpawnError::RuncSpawn {
+        runc: run.program.clone(),
+        source,
+    };
+    let mut child = run
+        .to_std()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(err_w))
+        .spawn()
+        .map_err(spawn_err)?;
+    let master = socket.receive(&mut child);
+    if master.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(spawn_err)?;
+    if !status.success() {
+        return Err(runc_failed(status, &mut &err_r));
+    }
+    match master {
+        Ok(Some(master)) => Ok((read_pid(pid_file)?, master)),
+        Ok(None) => Err(SpawnError::Console {
+            source: io::Error::new(io::ErrorKind::InvalidData, "runc sent no console master"),
+        }),
+        Err(source) => Err(SpawnError::Console { source }),
+    }
+}
+
+/// A failed runc, with what it wrote on stderr (read non-blocking: up to EAGAIN or EOF).
+fn runc_failed(status: std::process::ExitStatus, stderr: &mut impl Read) -> SpawnError {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stderr.read(&mut buf) {
+        text.extend_from_slice(&buf[..n]);
+    }
+    SpawnError::RuncFailed {
+        status,
+        stderr: runc_message(&String::from_utf8_lossy(&text)),
+    }
+}
+
+/// The container init's pid, as runc wrote it.
+fn read_pid(pid_file: &Path) -> Result<i32, SpawnError> {
     let pid_err = |source| SpawnError::PidFile {
         path: pid_file.to_owned(),
         source,

@@ -28,7 +28,8 @@ pub struct StdinForward {
 }
 
 /// Creates the FIFO (replacing a stale one) and opens its read end, before any writer.
-pub fn open_fifo(dir: &Path) -> io::Result<File> {
+/// With `keep_open` it is opened read-write: it never reads EOF, whoever comes and goes.
+pub fn open_fifo(dir: &Path, keep_open: bool) -> io::Result<File> {
     let path = dir.join(super::protocol::STDIN_FIFO);
     match fs::remove_file(&path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -37,6 +38,7 @@ pub fn open_fifo(dir: &Path) -> io::Result<File> {
     nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600)).map_err(io::Error::from)?;
     OpenOptions::new()
         .read(true)
+        .write(keep_open)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&path)
 }
@@ -126,7 +128,7 @@ mod tests {
     #[test]
     fn forwards_then_closes_at_the_writers_eof() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let fifo = open_fifo(dir.path()).expect("fifo");
+        let fifo = open_fifo(dir.path(), false).expect("fifo");
         let (r, w) = nix::unistd::pipe().expect("pipe");
         let mut fwd = StdinForward::new(fifo, File::from(w));
         assert!(fwd.readable_fd().is_some());

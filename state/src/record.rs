@@ -165,6 +165,18 @@ pub struct ContainerSpec {
     /// Docker's PublishAllPorts (`-P`): every exposed port on an ephemeral host port.
     #[serde(default)]
     pub publish_all: bool,
+    /// Docker's Tty (`-t`): the shim gives the container a pseudo-terminal and holds its
+    /// master; the output is one stream (stdout) and attach sends it raw.
+    #[serde(default)]
+    pub tty: bool,
+    /// Docker's HostConfig.VolumesFrom as given (`C[:ro|rw]`); the mounts it gave are in
+    /// `mounts` (origin `volumes_from`).
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
+    /// Docker's HostConfig.ConsoleSize, `[height, width]` (`[0, 0]`: the pty's default), the
+    /// terminal's size at start.
+    #[serde(default)]
+    pub console_size: [u16; 2],
 }
 
 /// What a mount is.
@@ -193,6 +205,9 @@ pub enum MountOrigin {
     Tmpfs,
     /// `Config.Volumes` (`-v /DST`, an image's VOLUME): an anonymous volume.
     Volumes,
+    /// `HostConfig.VolumesFrom` (`--volumes-from C[:ro|rw]`): a bind or volume of another
+    /// container, copied at create.
+    VolumesFrom,
 }
 
 /// One mount of a container, as recorded at create.

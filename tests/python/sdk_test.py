@@ -76,6 +76,35 @@ for kwargs, field in [
 assert sorted(c.name for c in client.containers.list(all=True)) == ["other", "web"]
 print("refused fields ok")
 
+# Issue 13: a Tty container through the SDK's attach socket: one raw stream, resizable.
+term = client.containers.run("host", ["busybox", "sh"], name="term", detach=True, tty=True, stdin_open=True)
+assert term.attrs["Config"]["Tty"] is True
+raw = term.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})._sock
+raw.settimeout(20)
+
+
+def read_until(needle):
+    got = b""
+    while needle not in got:
+        chunk = raw.recv(4096)
+        assert chunk, got
+        got += chunk
+    assert b"\x01\x00\x00\x00" not in got, got
+    return got
+
+
+raw.sendall(b"echo py-$((2*21))\n")
+read_until(b"py-42")
+term.resize(height=33, width=77)
+raw.sendall(b"stty size\n")
+read_until(b"33 77")
+raw.sendall(b"exit 2\n")
+assert term.wait()["StatusCode"] == 2
+assert b"py-42" in term.logs()
+raw.close()
+term.remove()
+print("tty attach socket ok")
+
 # stop, wait, remove.
 web.stop(timeout=5)
 assert web.wait()["StatusCode"] == 143

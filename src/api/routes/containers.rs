@@ -48,7 +48,16 @@ async fn create(state: Data, q: Query, body: web::Bytes) -> Result<HttpResponse,
             .map_err(ContainerError::from)?
             .map_err(ContainerError::from)?,
     };
-    let (spec, warnings) = to_spec(req, shared.runtimes.default_kind, |_| Ok(image))?;
+    let (mut spec, warnings) = to_spec(req, shared.runtimes.default_kind, |_| Ok(image))?;
+    for entry in spec.volumes_from.clone() {
+        let (source, read_only) = crate::api::mounts::parse_volumes_from(&entry)?;
+        let (_, addr) = resolve(&state, source).await?;
+        let rec = addr
+            .send(InspectContainer)
+            .await
+            .map_err(ContainerError::from)?;
+        crate::api::mounts::add_volumes_from(&mut spec, &rec.spec, read_only);
+    }
     shared.check_log_opts(&spec)?;
     shared.runtimes.for_spec(&spec).check_create(&spec)?;
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();

@@ -11,11 +11,12 @@ use actix_rt::net::UnixStream;
 use actix_web::{web, HttpResponse};
 use tokio::io::AsyncWriteExt;
 
+use crate::api::detach::{self, Escape};
 use crate::api::error::ApiError;
 use crate::api::exec_types::*;
 use crate::api::guard::unwinding;
 use crate::api::hijack::{self, refuse, AttachHead};
-use crate::api::routes::{resolve, IdPath};
+use crate::api::routes::{resolve, terminal_size, IdPath, Query};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::exec::{self, ExecRequest, ExecRun, ExecStatus};
@@ -27,6 +28,7 @@ type Data = web::Data<ApiState>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/containers/{id}/exec", web::post().to(create))
         .route("/exec/{id}/start", web::post().to(start))
+        .route("/exec/{id}/resize", web::post().to(resize))
         .route("/exec/{id}/json", web::get().to(inspect));
 }
 
@@ -48,16 +50,17 @@ async fn create(
     if argv.is_empty() {
         return Err(ApiError::NoExecCommand);
     }
-    if req.tty {
-        return Err(ApiError::Tty);
-    }
     // Never accepted and ignored: what moor cannot do for an exec is refused by name.
     if req.privileged {
         return Err(ApiError::Unsupported {
             option: "Privileged (exec)",
         });
     }
-    if req.detach_keys.as_deref().is_some_and(|k| !k.is_empty()) {
+    let detach_keys = req.detach_keys.unwrap_or_default();
+    detach::parse(Some(&detach_keys))?;
+    // Detach keys act on a terminal's input only (Docker's): without one they would be
+    // accepted and ignored.
+    if !req.tty && !detach_keys.is_empty() {
         return Err(ApiError::Unsupported {
             option: "DetachKeys (exec without a TTY)",
         });
@@ -71,6 +74,9 @@ async fn create(
         attach_stdin: req.attach_stdin,
         attach_stdout: req.attach_stdout,
         attach_stderr: req.attach_stderr,
+        tty: req.tty,
+        console_size: req.console_size.unwrap_or_default(),
+        detach_keys,
     };
     let exec_id = addr
         .send(CreateExec(request))
@@ -105,11 +111,11 @@ async fn inspect(state: Data, path: web::Path<IdPath>) -> Result<HttpResponse, A
         open_stdout: c.attach_stdout,
         open_stderr: c.attach_stderr,
         can_remove: false,
-        detach_keys: String::new(),
+        detach_keys: c.detach_keys,
         process_config: ProcessConfig {
             entrypoint,
             arguments,
-            tty: false,
+            tty: c.tty,
             privileged: false,
             user: c.user,
         },
@@ -119,9 +125,6 @@ async fn inspect(state: Data, path: web::Path<IdPath>) -> Result<HttpResponse, A
 /// Starts the instance through its container's actor, which checks the container's state
 /// and spawns the process in one step.
 async fn begin(state: &Data, exec_id: &str, req: &ExecStartRequest) -> Result<ExecRun, ApiError> {
-    if req.tty {
-        return Err(ApiError::Tty);
-    }
     let entry = state
         .shared
         .execs
@@ -133,7 +136,12 @@ async fn begin(state: &Data, exec_id: &str, req: &ExecStartRequest) -> Result<Ex
         attached: !req.detach,
     };
     match addr.send(start).await.map_err(ContainerError::from)? {
-        Ok(run) => Ok(run),
+        Ok(run) => {
+            if let Some([h, w]) = req.console_size.filter(|s| entry.config.tty && s[0] > 0) {
+                state.shared.execs.resize(exec_id, h, w)?;
+            }
+            Ok(run)
+        }
         // The exec's own errors stay apart: a spawn failure is reported in the stream.
         Err(ContainerError::Exec(e)) => Err(ApiError::Exec(e)),
         Err(e) => Err(e.into()),
@@ -157,9 +165,30 @@ async fn start(
             .await
             .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     });
+    let tty = state
+        .shared
+        .execs
+        .get(&path.id)
+        .is_some_and(|e| e.config.tty);
     Ok(HttpResponse::Ok()
-        .content_type("application/vnd.docker.multiplexed-stream")
+        .content_type(stream_type(tty))
         .streaming(frames))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`: the size of a Tty exec's terminal.
+async fn resize(state: Data, path: web::Path<IdPath>, q: Query) -> Result<HttpResponse, ApiError> {
+    let (h, w) = terminal_size(&q)?;
+    state.shared.execs.resize(&path.id, h, w)?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// Docker's content type of an exec's output: raw for a Tty exec.
+fn stream_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
 }
 
 /// Serves a start that opened its connection, to its end (see the module header).
@@ -180,13 +209,16 @@ pub async fn serve_start(mut io: UnixStream, head: AttachHead, state: Data) {
         Err(e) if spawn_failed && !req.detach => (None, Some(e)),
         Err(e) => return refuse(io, &e).await,
     };
-    let answer = match (req.detach, head.upgrade) {
-        (true, _) => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        (false, true) => hijack::UPGRADED,
-        (false, false) => {
-            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\
-             Connection: close\r\n\r\n"
-        }
+    let entry = state.shared.execs.get(&head.id);
+    let tty = entry.as_ref().is_some_and(|e| e.config.tty);
+    let answer = match (req.detach, head.upgrade, tty) {
+        (true, _, _) => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        (false, true, false) => hijack::UPGRADED.to_string(),
+        (false, true, true) => hijack::UPGRADED_RAW.to_string(),
+        (false, false, _) => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nConnection: close\r\n\r\n",
+            stream_type(tty)
+        ),
     };
     if io.write_all(answer.as_bytes()).await.is_err() {
         return;
@@ -204,16 +236,25 @@ pub async fn serve_start(mut io: UnixStream, head: AttachHead, state: Data) {
         let _ = io.shutdown().await;
         return;
     };
-    let (mut rd, wr) = io.into_split();
-    // The client's half-close is the process's stdin EOF (the ChildStdin dropped).
-    let feeder = run.stdin.map(|mut stdin| {
-        actix_rt::spawn(async move {
-            let _ = tokio::io::copy(&mut rd, &mut stdin).await;
-        })
-    });
-    hijack::send_output(wr, output).await;
-    if let Some(task) = feeder {
-        task.abort();
+    let (rd, wr) = io.into_split();
+    let Some(stdin) = run.stdin else {
+        return hijack::send_output(wr, output).await;
+    };
+    // Without a terminal, the client's half-close is the process's stdin EOF (the stdin
+    // dropped). With one, the detach keys and the client's EOF end the session only.
+    let escape = entry
+        .filter(|e| e.config.tty)
+        .and_then(|e| detach::parse(Some(&e.config.detach_keys)).ok())
+        .map(Escape::new);
+    let mut feeder = actix_rt::spawn(hijack::copy_input(rd, stdin, escape));
+    if tty {
+        tokio::select! {
+            () = hijack::send_output(wr, output) => feeder.abort(),
+            _ = &mut feeder => {}
+        }
+    } else {
+        hijack::send_output(wr, output).await;
+        feeder.abort();
     }
 }
 

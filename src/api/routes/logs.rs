@@ -36,12 +36,14 @@ async fn logs(
         .send(ResolveContainer(path.id.clone()))
         .await
         .map_err(ContainerError::from)??;
-    let opts = options(&q)?;
+    let mut opts = options(&q)?;
     let follow = flag(&q, "follow", false)?;
     let rec = addr
         .send(InspectContainer)
         .await
         .map_err(ContainerError::from)?;
+    // A Tty container's log is one stream, sent raw as Docker does.
+    opts.raw = rec.spec.tty;
     let done: Option<logs::stream::Done> = if follow {
         // A container that never ran is followed through its next run.
         let condition = match rec.state {
@@ -65,8 +67,17 @@ async fn logs(
             .map(|b| (Ok::<_, actix_web::Error>(web::Bytes::from(b)), rx))
     });
     Ok(HttpResponse::Ok()
-        .content_type("application/vnd.docker.multiplexed-stream")
+        .content_type(stream_type(rec.spec.tty))
         .streaming(body))
+}
+
+/// Docker's content type of a container's output: raw for a Tty container.
+pub fn stream_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
 }
 
 /// The query as [`LogOptions`].
@@ -84,6 +95,7 @@ fn options(q: &Query) -> Result<LogOptions, ApiError> {
         },
         since: when(q, "since")?,
         until: when(q, "until")?,
+        raw: false,
     };
     if !opts.stdout && !opts.stderr {
         return Err(ApiError::Query {

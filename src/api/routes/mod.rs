@@ -10,8 +10,9 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod logs;
-pub mod stats;
 pub mod networks;
+pub mod resize;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     containers::configure(cfg);
     images::configure(cfg);
     logs::configure(cfg);
+    resize::configure(cfg);
     events::configure(cfg);
     exec::configure(cfg);
     admin::configure(cfg);
@@ -70,6 +72,14 @@ pub fn number<T: std::str::FromStr>(q: &Query, name: &'static str) -> Result<Opt
             value: v.into(),
         }),
     }
+}
+
+/// A resize's `h` and `w` (Docker's names): each a number of rows or columns that fits a
+/// terminal.
+pub fn terminal_size(q: &Query) -> Result<(u16, u16), ApiError> {
+    let h = number::<u16>(q, "h")?.unwrap_or(0);
+    let w = number::<u16>(q, "w")?.unwrap_or(0);
+    Ok((h, w))
 }
 
 type Data = web::Data<ApiState>;

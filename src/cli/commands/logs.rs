@@ -4,6 +4,8 @@
 
 use std::time::SystemTime;
 
+use std::io::Write;
+
 use anyhow::Context;
 
 use super::container_path;
@@ -31,10 +33,8 @@ pub fn execute(client: &Client, args: &LogsArgs) -> anyhow::Result<i32> {
             query.push_str(&format!("&{name}={}", encode(&at)));
         }
     }
-    copy_logs(
-        client,
-        &container_path(&args.name, &format!("/logs{query}")),
-    )?;
+    let path = container_path(&args.name, &format!("/logs{query}"));
+    copy_output(client.get_stream(&path)?)?;
     Ok(0)
 }
 
@@ -45,15 +45,20 @@ pub fn open_output<'c>(client: &'c Client, name: &str) -> anyhow::Result<BodyStr
     Ok(client.get_stream(&container_path(name, "/logs?follow=1&stdout=1&stderr=1"))?)
 }
 
-/// Copies an opened output stream to our stdout and stderr.
+/// Copies an opened output stream to our stdout and stderr (to stdout as it is when the
+/// daemon sends a raw stream: a Tty container's).
 pub fn copy_output(mut stream: BodyStream<'_>) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    if stream.raw {
+        while let Some(chunk) = stream.next_chunk().context("read the container's output")? {
+            match out.write_all(&chunk).and_then(|()| out.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other.context("write the container's output")?,
+            }
+        }
+        return Ok(());
+    }
     let mut err = std::io::stderr().lock();
     copy_stream(&mut stream, &mut out, &mut err).context("copy the container's output")?;
     Ok(())
-}
-
-/// Streams one logs answer to stdout and stderr.
-fn copy_logs(client: &Client, path: &str) -> anyhow::Result<()> {
-    copy_output(client.get_stream(path)?)
 }

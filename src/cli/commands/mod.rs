@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_nat;
+pub mod attach;
 pub mod create;
 pub mod daemon;
 pub mod exec;

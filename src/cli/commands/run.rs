@@ -1,5 +1,6 @@
 //! `moor run`: create, start, then (unless `-d`) follow the output and exit with the
-//! container's code. Until attach lands, the output comes from the logs endpoint.
+//! container's code. With `-i` or `-t` the session is an attach opened before the start
+//! (stdin, a raw terminal, detach keys); otherwise the output comes from the logs endpoint.
 
 use super::container_path;
 use crate::api::types::WaitResponse;
@@ -21,6 +22,9 @@ pub fn execute(client: &Client, args: &RunArgs) -> anyhow::Result<i32> {
         true => Some(client.post_pending(&container_path(&id, "/wait?condition=removed"))?),
         false => None,
     };
+    if args.opts.interactive || args.opts.tty {
+        return run_attached(client, args, &id, removal);
+    }
     let output = super::logs::open_output(client, &id)?;
     if let Err(e) = client.post_empty(&start_path) {
         let e = anyhow::Error::from(e);
@@ -34,6 +38,40 @@ pub fn execute(client: &Client, args: &RunArgs) -> anyhow::Result<i32> {
         None => client.post_answer(&container_path(&id, "/wait"))?,
     };
     super::wait::exit_code(answer)
+}
+
+/// The attached run: attach, start, serve the session; the exit code is the container's,
+/// or 0 once detached from a container that runs on.
+fn run_attached(
+    client: &Client,
+    args: &RunArgs,
+    id: &str,
+    removal: Option<crate::cli::client::Pending>,
+) -> anyhow::Result<i32> {
+    let session = super::attach::Session {
+        id,
+        tty: args.opts.tty,
+        stdin: args.opts.interactive,
+        detach_keys: args.detach_keys.as_deref(),
+    };
+    let stream = session.open(client)?;
+    if let Err(e) = client.post_empty(&container_path(id, "/start")) {
+        let e = anyhow::Error::from(e);
+        eprintln!("{}", crate::cli::error_line(&e));
+        return Ok(start_failure_code(&format!("{e:#}")));
+    }
+    session.serve(client, stream, true)?;
+    match removal {
+        Some(pending) => {
+            let info: Result<crate::api::types::ContainerInspect, _> =
+                client.get(&container_path(id, "/json"));
+            if info.is_ok_and(|i| i.state.running) {
+                return Ok(0);
+            }
+            super::wait::exit_code(client.finish(pending)?)
+        }
+        None => super::attach::after(client, id),
+    }
 }
 
 /// The docker CLI's exit code for a container that could not start (its

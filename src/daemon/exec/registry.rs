@@ -36,6 +36,8 @@ pub struct ExecEntry {
     pub status: ExecStatus,
     /// Wakes its supervising task to kill it (set while it runs).
     pub(super) kill: Option<Arc<Notify>>,
+    /// Its terminal's master (Tty, while it runs), for resizes.
+    pub(super) console: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 /// Every exec instance of the daemon, by exec id.
@@ -59,6 +61,7 @@ impl ExecRegistry {
                 config,
                 status: ExecStatus::Created,
                 kill: None,
+                console: None,
             },
         );
         id
@@ -90,6 +93,7 @@ impl ExecRegistry {
             entry.status = status;
             if !matches!(status, ExecStatus::Running { .. }) {
                 entry.kill = None;
+                entry.console = None;
             }
         }
     }
@@ -100,6 +104,28 @@ impl ExecRegistry {
             entry.status = ExecStatus::Running { pid };
             entry.kill = Some(kill);
         }
+    }
+
+    /// Records a started instance's terminal.
+    pub(super) fn terminal(&self, id: &str, master: Arc<std::os::fd::OwnedFd>) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.console = Some(master);
+        }
+    }
+
+    /// Sets the size of a running instance's terminal.
+    pub fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), ExecError> {
+        let master = {
+            let entries = self.lock();
+            let entry = entries
+                .get(id)
+                .ok_or_else(|| ExecError::NotFound(id.into()))?;
+            entry
+                .console
+                .clone()
+                .ok_or_else(|| ExecError::NoTty(id.into()))?
+        };
+        super::terminal::resize(&master, height, width).map_err(ExecError::Terminal)
     }
 
     /// The pid of a running instance's process, once runc wrote it (runc's own until then).

@@ -248,10 +248,18 @@ impl Handler<RemoveAnonymousVolumes> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: RemoveAnonymousVolumes, _: &mut Context<Self>) {
+        self.remove_anonymous(msg.0);
+    }
+}
+
+impl Supervisor {
+    /// Removes those of `names` that are anonymous volumes no container uses (`rm -v`,
+    /// `--rm`); a failure is logged and the volume kept.
+    pub(super) fn remove_anonymous(&mut self, names: Vec<String>) {
         let Ok(store) = self.shared.store.volumes() else {
             return;
         };
-        for name in msg.0 {
+        for name in names {
             let anonymous = store.get(&name).ok().flatten().is_some_and(|v| v.anonymous);
             if anonymous {
                 if let Err(e) = self.remove_volume(&name) {

@@ -85,9 +85,16 @@ pub struct RunOpts {
     pub no_pivot: bool,
     /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
+    /// `--console-socket`: where runc sends the pty master of a terminal container.
+    pub console_socket: Option<PathBuf>,
 }
 
 impl RunOpts {
+    /// Sets `--console-socket`.
+    pub fn console_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.console_socket = Some(path.into());
+        self
+    }
     /// No options.
     pub fn new() -> Self {
         Self::default()
@@ -116,6 +123,7 @@ impl RunOpts {
     fn push(&self, args: &mut Vec<OsString>) {
         flag(args, "--detach", self.detach);
         path_opt(args, "--pid-file", self.pid_file.as_deref());
+        path_opt(args, "--console-socket", self.console_socket.as_deref());
         flag(args, "--no-pivot", self.no_pivot);
         flag(args, "--no-new-keyring", self.no_new_keyring);
     }

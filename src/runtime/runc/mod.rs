@@ -176,6 +176,8 @@ impl Runc {
             log_max_size,
             log_max_file,
             open_stdin: spec.open_stdin,
+            tty: spec.tty,
+            console_size: spec.console_size,
         })
     }
 }
