@@ -290,7 +290,9 @@ fn ports(rec: &ContainerRecord) -> BTreeMap<String, Option<Vec<serde_json::Value
         .iter()
         .map(|p| (p.clone(), None))
         .collect();
-    for m in &rec.published {
+    // Published while it runs (Docker shows none for a stopped container).
+    let running = rec.state.run().is_some();
+    for m in rec.published.iter().filter(|_| running) {
         let host =
             serde_json::json!({"HostIp": m.host_ip_text(), "HostPort": m.host_port.to_string()});
         out.entry(m.container_key())
@@ -477,9 +479,44 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         state: rec.state.docker_status().into(),
         status: status(rec, now),
         labels: rec.spec.labels.clone(),
+        ports: port_summaries(rec),
         size_rw: None,
         size_root_fs: None,
     }
+}
+
+/// A list entry's `Ports`: each published mapping (while it runs), then each exposed port
+/// that none publishes, sorted as Docker sorts them (private port, then type).
+fn port_summaries(rec: &ContainerRecord) -> Vec<crate::api::types::PortSummary> {
+    use crate::api::types::PortSummary;
+    let running = rec.state.run().is_some();
+    let published = rec.published.iter().filter(|_| running);
+    let mut out: Vec<PortSummary> = published
+        .map(|m| PortSummary {
+            ip: Some(m.host_ip_text()),
+            private_port: m.container_port,
+            public_port: Some(m.host_port),
+            kind: m.proto.to_string(),
+        })
+        .collect();
+    for key in &rec.spec.exposed_ports {
+        let Some((port, kind)) = key.split_once('/') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        if !out.iter().any(|p| p.private_port == port && p.kind == kind) {
+            out.push(PortSummary {
+                ip: None,
+                private_port: port,
+                public_port: None,
+                kind: kind.to_string(),
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.private_port, &a.kind).cmp(&(b.private_port, &b.kind)));
+    out
 }
 
 #[cfg(test)]
@@ -521,9 +558,30 @@ mod tests {
             host_ip: None,
             host_port: 32768,
         }];
+        // Shown while it runs only (Docker shows none for a stopped container).
+        assert_eq!(
+            serde_json::to_value(ports(&rec)).unwrap(),
+            json!({"80/tcp": null, "443/tcp": null})
+        );
+        let id = |pid| moor_state::ProcessIdentity {
+            pid,
+            start_time: 1,
+            boot_id: "b".into(),
+        };
+        rec.state = State::Running(moor_state::Run {
+            shim: id(1),
+            process: id(2),
+            started_at: Utc::now(),
+        });
         assert_eq!(
             serde_json::to_value(ports(&rec)).unwrap(),
             json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}], "443/tcp": null})
+        );
+        let list = serde_json::to_value(port_summaries(&rec)).unwrap();
+        assert_eq!(
+            list,
+            json!([{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 32768, "Type": "tcp"},
+                   {"PrivatePort": 443, "Type": "tcp"}])
         );
     }
 }

@@ -472,6 +472,10 @@ mod tests {
             serde_json::json!([{"HostPort": "8080"}]),
         )]
         .into();
+        // `default` may be the bridge (the Supervisor refuses it when the bridge is off).
+        r.host_config = Some(host.clone());
+        assert!(to_spec(r.clone(), RuntimeKind::Runc, found).is_ok());
+        host.network_mode = Some("none".into());
         r.host_config = Some(host.clone());
         let e = to_spec(r.clone(), RuntimeKind::Runc, found).unwrap_err();
         assert!(

@@ -436,12 +436,36 @@ pub struct ContainerSummary {
     pub status: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Its ports: published ones (while it runs) with their host side, exposed ones without.
+    #[serde(default)]
+    pub ports: Vec<PortSummary>,
     /// Bytes written by the container (`size=1` only; 0 for the process runtime).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_rw: Option<i64>,
     /// Bytes of its root filesystem (`size=1` only; 0 for the process runtime).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_root_fs: Option<i64>,
+}
+
+/// One entry of a list entry's `Ports` (Docker's `Port`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSummary {
+    /// The host address (published ports only).
+    #[serde(rename = "IP", default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The container's port.
+    #[serde(rename = "PrivatePort")]
+    pub private_port: u16,
+    /// The host's port (published ports only).
+    #[serde(
+        rename = "PublicPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub public_port: Option<u16>,
+    /// `tcp` or `udp`.
+    #[serde(rename = "Type")]
+    pub kind: String,
 }
 
 /// `POST /containers/{id}/wait` answer.

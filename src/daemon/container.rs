@@ -219,7 +219,15 @@ impl ContainerActor {
 
     /// Starts the process: the transition, then the shim, atomically for this actor.
     fn start_now(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        // The host ports of this run, resolved against the other running containers' and
+        // the host's sockets, persisted with the transition.
+        let published = match self.resolve_ports() {
+            Ok(published) => published,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let before = std::mem::replace(&mut self.record.published, published);
         if let Err(e) = self.apply(Event::StartRequested) {
+            self.record.published = before;
             return Box::pin(fut::ready(Err(e)));
         }
         fault::point("start-persisted");
@@ -229,11 +237,34 @@ impl ContainerActor {
             max_size: self.shared.log_max_size(&self.record.spec),
             max_file: self.shared.log_max_file(&self.record.spec),
         };
-        let fut = self.runtime.start(id, &self.record.spec, log);
+        let fut = self
+            .runtime
+            .start(id, &self.record.spec, log, &self.record.published);
         Box::pin(
             fut.into_actor(self)
                 .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
         )
+    }
+
+    /// The published ports this start asks for, with their host side chosen: a fixed port
+    /// another running container or a host socket holds is refused (Docker's message).
+    fn resolve_ports(&self) -> Result<Vec<moor_state::ports::PortMapping>, ContainerError> {
+        let spec = &self.record.spec;
+        if spec.port_bindings.is_empty() && !spec.publish_all {
+            return Ok(Vec::new());
+        }
+        let others = self.shared.store.list()?;
+        let taken: Vec<_> = others
+            .iter()
+            .filter(|r| r.id != self.record.id && r.state.run().is_some())
+            .flat_map(|r| r.published.iter().cloned())
+            .collect();
+        crate::network::ports::resolve_on_host(spec, &taken).map_err(|source| {
+            ContainerError::Ports {
+                name: self.record.name.clone(),
+                source,
+            }
+        })
     }
 
     /// Removes a container that does not run: state, spec file, record, then the actor; the

@@ -29,6 +29,15 @@ pub enum ContainerError {
     /// The request is not valid (bad parameter).
     #[error("{0}")]
     BadRequest(String),
+    /// Its published ports cannot be had (Docker's words, and a 500 as Docker's).
+    #[error("driver failed programming external connectivity on endpoint {name}")]
+    Ports {
+        /// The container's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::network::ports::PortError,
+    },
     /// The state machine refused the request.
     #[error(transparent)]
     Transition(#[from] TransitionError),

@@ -276,6 +276,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
     let recovered = reconciler::reconcile(&shared);
+    restore_nat(&shared, &recovered);
     let _failpoints = fault::setup();
     let signals = signal_channel()?;
     let system = System::new();
@@ -297,6 +298,44 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     }
     info!("stopped");
     result.map(|_| ())
+}
+
+/// moor's NAT table as the store says it should be: the masquerade of the bridge network and
+/// the published ports of every running container, in one transaction (what a daemon that
+/// was away finds missing is put back; established connections keep going). Without a
+/// bridge nothing is touched. A failure is logged: the containers run on, and a start that
+/// publishes ports fails with the reason.
+fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
+    let Some(net) = &shared.network else {
+        return;
+    };
+    let bridge = crate::network::nat::BridgeNat {
+        name: net.bridge.clone(),
+        subnet: net.subnet.address,
+        prefix_len: net.subnet.prefix_len,
+    };
+    let published: Vec<_> = recovered
+        .iter()
+        .filter(|r| r.state.run().is_some() && !r.published.is_empty())
+        .filter_map(|r| {
+            let ep = r.spec.endpoint.as_ref()?;
+            Some(crate::network::nat::Published {
+                id: r.id.clone(),
+                ip: ep.ip,
+                ports: r.published.clone(),
+            })
+        })
+        .collect();
+    match crate::network::nat::replace_all(&[bridge], &published) {
+        Ok(()) => info!(
+            bridge = %net.bridge,
+            containers = published.len(),
+            "nat table restored"
+        ),
+        Err(e) => {
+            error!(error = %crate::api::error::chain(&e), "nat table not restored: no masquerade, no published port")
+        }
+    }
 }
 
 /// How long a stopping daemon waits for the clean-ups of removed containers.

@@ -200,6 +200,36 @@ pub fn unpublish(id: &str, ip: Ipv4Addr, ports: &[PortMapping]) -> Result<(), Na
     )
 }
 
+/// Withdraws every port the table holds for container `id` (the elements it owns), whatever
+/// was recorded: what a container's clean-up calls once it ended. No table, or nothing of
+/// `id`'s, is not an error.
+#[tracing::instrument(skip_all, fields(container_id = %id))]
+pub fn unpublish_owned(id: &str) -> Result<(), NatError> {
+    let Some(listing) = list()? else {
+        return Ok(());
+    };
+    let mut by_ip: std::collections::BTreeMap<Ipv4Addr, Vec<PortMapping>> = Default::default();
+    for e in listing
+        .published
+        .iter()
+        .filter(|e| e.owner.as_deref() == Some(id))
+    {
+        let (Some(ip), Some(container_port)) = (e.container_ip, e.container_port) else {
+            continue;
+        };
+        by_ip.entry(ip).or_default().push(PortMapping {
+            container_port,
+            proto: e.proto,
+            host_ip: e.host_ip,
+            host_port: e.host_port,
+        });
+    }
+    for (ip, ports) in by_ip {
+        unpublish(id, ip, &ports)?;
+    }
+    Ok(())
+}
+
 /// The daemon-start repair: one transaction that rebuilds the chains, empties every map and
 /// set and fills them again from the store. Established connections keep going (conntrack
 /// holds their translation).

@@ -194,6 +194,7 @@ impl Runtime for FakeRuntime {
         id: &str,
         _: &ContainerSpec,
         _: LogTarget,
+        _: &[moor_state::ports::PortMapping],
     ) -> RuntimeFuture<Result<StartOutcome, RuntimeError>> {
         self.record(format!("start {id}"));
         if let Some((code, error)) = self.lock().fail_start.take() {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
+use moor_state::ports::PortMapping;
 use moor_state::reconcile::{Liveness, Observation};
 use moor_state::record::RuntimeKind;
 use moor_state::{ContainerSpec, ProcessIdentity};
@@ -65,13 +66,14 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// Blocking (reads the image's files).
     fn check_create(&self, spec: &ContainerSpec) -> Result<(), UserError>;
 
-    /// Prepares the container (bundle, rootfs mount) and starts it through its shim; the
-    /// outcome is what the shim reported.
+    /// Prepares the container (bundle, rootfs mount, network with `ports` published) and
+    /// starts it through its shim; the outcome is what the shim reported.
     fn start(
         &self,
         id: &str,
         spec: &ContainerSpec,
         log: LogTarget,
+        ports: &[PortMapping],
     ) -> RuntimeFuture<Result<StartOutcome, RuntimeError>>;
 
     /// Freezes the container whose init is `process`.

@@ -184,7 +184,7 @@ pub async fn prepare(
     match (spec.runtime, runc) {
         (RuntimeKind::Process, _) => Ok(process_spec(&id, &spec, log.0, log.1, log.2)),
         (RuntimeKind::Runc, Some(runc)) => {
-            blocking(move || runc::runtime::prepare(&runc, &layout, &id, &spec, log)).await
+            blocking(move || runc::runtime::prepare(&runc, &layout, &id, &spec, log, &[])).await
         }
         (RuntimeKind::Runc, None) => Err(RuntimeError::NoRunc),
     }

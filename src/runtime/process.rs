@@ -41,7 +41,9 @@ impl Runtime for ProcessRuntime {
         id: &str,
         spec: &ContainerSpec,
         log: LogTarget,
+        _: &[moor_state::ports::PortMapping],
     ) -> RuntimeFuture<Result<StartOutcome, RuntimeError>> {
+        // Ports need a bridge: the API refuses them on the host's network.
         let shim = super::process_spec(id, spec, log.path, log.max_size, log.max_file);
         let dir = self.layout.run_container_dir(id);
         let bin = self.layout.shim_bin.clone();

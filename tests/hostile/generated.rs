@@ -59,9 +59,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/moor/admin/inspect"),
     ("POST", "/moor/admin/containers/{id}/adopt"),
     ("POST", "/moor/admin/containers/{id}/kill-orphan"),
-    // A valid request re-executes the daemon in place: requests after it wait in the
-    // socket's backlog and are answered by the new image.
-    ("POST", "/moor/admin/upgrade"),
+    // `POST /moor/admin/upgrade` is left out: a valid request replaces the daemon's image
+    // (tests/admin_upgrade.rs sends it bad binaries and an unknown field).
     ("GET", "/no/such/route"),
 ];
 

@@ -48,6 +48,20 @@ pub fn list_path(args: &PsArgs) -> anyhow::Result<String> {
     })
 }
 
+/// docker's PORTS cell: `0.0.0.0:8080->80/tcp, 443/tcp`.
+fn ports_cell(ports: &[crate::api::types::PortSummary]) -> String {
+    let cells: Vec<String> = ports
+        .iter()
+        .map(|p| match (&p.ip, p.public_port) {
+            (Some(ip), Some(public)) => {
+                format!("{ip}:{public}->{}/{}", p.private_port, p.kind)
+            }
+            _ => format!("{}/{}", p.private_port, p.kind),
+        })
+        .collect();
+    cells.join(", ")
+}
+
 /// docker's table: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES.
 pub fn render(containers: &[ContainerSummary], no_trunc: bool, now: SystemTime) -> String {
     let header = [
@@ -76,7 +90,7 @@ pub fn render(containers: &[ContainerSummary], no_trunc: bool, now: SystemTime) 
             go_quote(&command),
             format!("{} ago", human_duration(age(container.created, now))),
             container.status.clone(),
-            String::new(),
+            ports_cell(&container.ports),
             names.join(","),
         ]);
     }

@@ -55,6 +55,9 @@ pub enum SetupError {
     /// The container's network could not be set up.
     #[error("network")]
     Network(#[from] crate::network::NetworkError),
+    /// Its published ports could not be set up.
+    #[error("published ports")]
+    Nat(#[from] crate::network::nat::NatError),
     /// A bundle directory could not be created or removed.
     #[error("{what} {path}")]
     Io {
@@ -258,6 +261,12 @@ pub fn release(runc: Option<&Runc>, layout: &Layout, id: &str) {
     }
     if let Err(e) = overlay::unmount(&bundle_dir(layout, id).join("rootfs")) {
         tracing::warn!(container_id = %short, error = %e, "unmount failed");
+    }
+    // A bridge container (its namespace file is there): its published ports go first.
+    if crate::network::netns::path(&layout.run_dir, id).exists() {
+        if let Err(e) = crate::network::nat::unpublish_owned(id) {
+            tracing::warn!(container_id = %short, error = %e, "published ports not withdrawn");
+        }
     }
     if let Err(e) = crate::network::detach(&layout.run_dir, id) {
         tracing::warn!(container_id = %short, error = %e, "network teardown failed");

@@ -3,6 +3,7 @@
 //! with `runc delete`. A daemon without runc (not root, or runc missing) still has one:
 //! it refuses to start, freeze or exec, and its clean-up only unmounts.
 
+use moor_state::ports::PortMapping;
 use moor_state::reconcile::{Observation, RuntimeState};
 use moor_state::record::RuntimeKind;
 use moor_state::{ContainerSpec, ProcessIdentity};
@@ -33,14 +34,15 @@ impl RuncRuntime {
     }
 }
 
-/// The container's network (a bridge container's), then its bundle; a failed bundle takes
-/// the network down again. Blocking.
+/// The container's network (a bridge container's), then its bundle, then its published
+/// `ports`; a failed step takes the network down again. Blocking.
 pub fn prepare(
     runc: &Runc,
     layout: &Layout,
     id: &str,
     spec: &ContainerSpec,
     log: (std::path::PathBuf, Option<u64>, u32),
+    ports: &[PortMapping],
 ) -> Result<crate::shim::protocol::ShimSpec, RuntimeError> {
     let net = match &spec.endpoint {
         Some(ep) => {
@@ -54,7 +56,15 @@ pub fn prepare(
         }
         None => None,
     };
-    let prepared = runc.prepare(layout, id, spec, log, net.as_ref());
+    let prepared = runc
+        .prepare(layout, id, spec, log, net.as_ref())
+        .and_then(|shim| {
+            let Some(ep) = spec.endpoint.as_ref().filter(|_| !ports.is_empty()) else {
+                return Ok(shim);
+            };
+            crate::network::nat::publish(id, ep.ip, ports).map_err(super::SetupError::from)?;
+            Ok(shim)
+        });
     if prepared.is_err() && net.is_some() {
         if let Err(e) = crate::network::detach(&layout.run_dir, id) {
             tracing::warn!(container_id = %&id[..12.min(id.len())], error = %e, "network teardown failed");
@@ -82,15 +92,16 @@ impl Runtime for RuncRuntime {
         id: &str,
         spec: &ContainerSpec,
         log: LogTarget,
+        ports: &[PortMapping],
     ) -> RuntimeFuture<Result<StartOutcome, RuntimeError>> {
         let (runc, layout) = (self.runc.clone(), self.layout.clone());
-        let (id, spec) = (id.to_string(), spec.clone());
+        let (id, spec, ports) = (id.to_string(), spec.clone(), ports.to_vec());
         Box::pin(async move {
             let runc = runc.ok_or(RuntimeError::NoRunc)?;
             let dir = layout.run_container_dir(&id);
             let bin = layout.shim_bin.clone();
             let log = (log.path, log.max_size, log.max_file);
-            let shim = blocking(move || prepare(&runc, &layout, &id, &spec, log)).await?;
+            let shim = blocking(move || prepare(&runc, &layout, &id, &spec, log, &ports)).await?;
             crate::runtime::start_shim(&bin, &dir, shim).await
         })
     }
