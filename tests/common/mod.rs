@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub mod docker;
 mod http;
 pub mod prereq;
+pub mod proxy;
 pub mod registry;
 pub mod release;
 pub mod runc;

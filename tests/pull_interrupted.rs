@@ -1,0 +1,192 @@
+//! Pulls that do not run alone: a daemon killed with SIGKILL in the middle of a layer's
+//! download. A loopback proxy in
+//! front of the registry ([`common::proxy`]) counts the blob GETs, slows the answers or
+//! holds a request, so each case happens for certain.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::proxy::Proxy;
+use common::registry::{
+    base_layer, build_image, skip_reason as registry_skip, write_index, Built, Compress, Layer,
+    Registry,
+};
+use common::runc::{header, skip_reason as runc_skip};
+use common::{raw_request, wait_for, Daemon};
+use serde_json::json;
+
+/// A registry, a proxy in front of it and a runc daemon, or None (reason printed) when asked
+/// to skip.
+fn setup() -> Option<(Registry, Proxy, Daemon)> {
+    if let Some(reason) = runc_skip().or_else(registry_skip) {
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let reg = Registry::start();
+    let proxy = Proxy::start(reg.port);
+    let d = Daemon::start_with_runtime("{}", "runc");
+    Some((reg, proxy, d))
+}
+
+/// The entries of `dir` (names), sorted; empty when it does not exist.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// `len` bytes no compressor can shrink (xorshift), so the blob is as large as the layer.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The busybox base layer and a layer of one file `/data/big.bin` of `len` random bytes.
+fn big_image(layout: &Path, tag: &str, len: usize) -> Built {
+    std::fs::create_dir_all(layout).expect("layout");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header();
+    h.set_size(len as u64);
+    b.append_data(&mut h, "data/big.bin", &noise(len)[..])
+        .expect("tar");
+    let layers = [
+        Layer {
+            tar: base_layer(),
+            compress: Compress::Gzip,
+        },
+        Layer {
+            tar: b.into_inner().expect("tar"),
+            compress: Compress::Gzip,
+        },
+    ];
+    let config = json!({"Env": ["PATH=/bin"], "Cmd": ["sh", "-c", "wc -c < /data/big.bin"]});
+    let built = build_image(layout, &layers, config, ("linux", "amd64"));
+    write_index(layout, tag, &built.manifest_digest);
+    built
+}
+
+/// The downloads under `images/tmp/` of the blob `digest`, with their sizes.
+fn downloads(d: &Daemon, digest: &str) -> Vec<(PathBuf, u64)> {
+    let prefix = format!("blob-{}", &digest[7..19]);
+    let tmp = d.root().join("images/tmp");
+    entries(&tmp)
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .map(|n| {
+            let path = tmp.join(n);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            (path, len)
+        })
+        .collect()
+}
+
+/// `POST /images/create` for `name:tag` on `socket`: the progress stream as text.
+fn pull_over(socket: &Path, name: &str, tag: &str) -> String {
+    let request = format!(
+        "POST /images/create?fromImage={name}&tag={tag} HTTP/1.0\r\nHost: moor\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    match raw_request(socket, &request, Duration::from_secs(120)) {
+        Ok(r) => format!("{} {}", r.status, r.body),
+        Err(e) => format!("no answer: {e}"),
+    }
+}
+
+#[test]
+fn a_daemon_killed_mid_pull_leaves_no_partial_layer_and_pulls_again() {
+    let Some((reg, proxy, mut d)) = setup() else {
+        return;
+    };
+    const BIG: usize = 16 << 20;
+    let built = big_image(&d.root().with_file_name("oci").join("big"), "v1", BIG);
+    reg.push(
+        &d.root().with_file_name("oci").join("big"),
+        "v1",
+        "big",
+        &[],
+    );
+    let (base, top) = (&built.layer_digests[0], &built.layer_digests[1]);
+    // 2 MB/s: the 16 MB layer takes about 8 s, the daemon dies after its first 2 MB.
+    proxy.set_rate(2 << 20);
+    let name = format!("{}/big", proxy.host());
+    let socket = d.socket();
+    let pulling = {
+        let name = name.clone();
+        std::thread::spawn(move || pull_over(&socket, &name, "v1"))
+    };
+    let midway = wait_for(Duration::from_secs(60), || {
+        downloads(&d, top).iter().any(|(_, len)| *len >= 2 << 20)
+    });
+    assert!(
+        midway,
+        "the big layer's download did not start: {:?}",
+        proxy.requests()
+    );
+    let layers = d.root().join("images/layers");
+    assert_eq!(
+        entries(&layers),
+        [built.diff_ids[0][7..].to_string()],
+        "the base layer was unpacked before the kill"
+    );
+    d.kill9();
+    let answer = pulling.join().expect("pull thread");
+    assert!(!answer.contains("Downloaded newer image"), "{answer}");
+    assert!(
+        !downloads(&d, top).is_empty(),
+        "the kill left a partial download (the case under test)"
+    );
+
+    proxy.set_rate(0);
+    d.restart();
+    assert!(
+        entries(&d.root().join("images/tmp")).is_empty(),
+        "the partial download and work dirs are swept at start: {:?}",
+        entries(&d.root().join("images/tmp"))
+    );
+    assert_eq!(
+        entries(&layers),
+        [built.diff_ids[0][7..].to_string()],
+        "only the verified, fully unpacked base layer is kept"
+    );
+    let list = d.http("GET", "/images/json", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    assert!(!d
+        .root()
+        .join("images")
+        .join(&built.config_digest[7..])
+        .exists());
+
+    let out = d.cli_ok(&["pull", &format!("{name}:v1")]);
+    assert!(
+        out.contains(&format!("{}: Already exists", &base[7..19])),
+        "the kept base layer is reused: {out}"
+    );
+    assert!(
+        out.contains(&format!("{}: Pull complete", &top[7..19])),
+        "{out}"
+    );
+    assert_eq!(proxy.blob_gets(base), 1, "the base is not downloaded again");
+    assert_eq!(proxy.blob_gets(top), 2, "the big layer is downloaded again");
+    let run = d.cli_ok(&["run", "--rm", &format!("{name}:v1")]);
+    assert_eq!(run.trim(), BIG.to_string());
+    let mut want: Vec<String> = built.diff_ids.iter().map(|x| x[7..].to_string()).collect();
+    want.sort();
+    assert_eq!(entries(&layers), want);
+    assert!(entries(&d.root().join("images/tmp")).is_empty());
+}
