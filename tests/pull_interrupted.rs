@@ -1,5 +1,5 @@
 //! Pulls that do not run alone: a daemon killed with SIGKILL in the middle of a layer's
-//! download. A loopback proxy in
+//! download, and two concurrent pulls of images sharing a base layer. A loopback proxy in
 //! front of the registry ([`common::proxy`]) counts the blob GETs, slows the answers or
 //! holds a request, so each case happens for certain.
 
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::proxy::Proxy;
 use common::registry::{
-    base_layer, build_image, skip_reason as registry_skip, write_index, Built, Compress, Layer,
-    Registry,
+    base_layer, build_image, skip_reason as registry_skip, tar_of, two_layer_image, write_index,
+    Built, Compress, Layer, Registry,
 };
 use common::runc::{header, skip_reason as runc_skip};
 use common::{raw_request, wait_for, Daemon};
@@ -189,4 +189,87 @@ fn a_daemon_killed_mid_pull_leaves_no_partial_layer_and_pulls_again() {
     want.sort();
     assert_eq!(entries(&layers), want);
     assert!(entries(&d.root().join("images/tmp")).is_empty());
+}
+
+#[test]
+fn concurrent_pulls_download_a_shared_layer_once() {
+    let Some((reg, proxy, d)) = setup() else {
+        return;
+    };
+    let oci = d.root().with_file_name("oci");
+    let (layout, app) = two_layer_image(&oci, "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let layout2 = oci.join("layout-two");
+    let layers = [
+        Layer {
+            tar: base_layer(),
+            compress: Compress::Gzip,
+        },
+        Layer {
+            tar: tar_of(&[("etc/", ""), ("etc/two.txt", "second image\n")]),
+            compress: Compress::Gzip,
+        },
+    ];
+    std::fs::create_dir_all(&layout2).expect("layout");
+    let two = build_image(
+        &layout2,
+        &layers,
+        json!({"Cmd": ["cat", "/etc/two.txt"]}),
+        ("linux", "amd64"),
+    );
+    write_index(&layout2, "v2", &two.manifest_digest);
+    reg.push(&layout2, "v2", "two", &[]);
+    let base = app.layer_digests[0].clone();
+    assert_eq!(base, two.layer_digests[0], "one base layer");
+
+    // The base's download waits until both pulls have their config: they meet on it.
+    proxy.hold(&format!("/blobs/{base} "));
+    let pulls: Vec<_> = [("app", "v1"), ("two", "v2")]
+        .into_iter()
+        .map(|(repo, tag)| {
+            let socket = d.socket();
+            let name = format!("{}/{repo}", proxy.host());
+            std::thread::spawn(move || pull_over(&socket, &name, tag))
+        })
+        .collect();
+    let configs = wait_for(Duration::from_secs(30), || {
+        proxy.blob_gets(&app.config_digest) == 1 && proxy.blob_gets(&two.config_digest) == 1
+    });
+    assert!(
+        configs,
+        "both pulls fetch their config: {:?}",
+        proxy.requests()
+    );
+    // Time for both to reach the base layer.
+    std::thread::sleep(Duration::from_secs(1));
+    proxy.release(&format!("/blobs/{base} "));
+    let answers: Vec<String> = pulls
+        .into_iter()
+        .map(|p| p.join().expect("pull thread"))
+        .collect();
+    for answer in &answers {
+        assert!(answer.contains("Downloaded newer image"), "{answer}");
+    }
+    let short = &base[7..19];
+    let waited = format!(r#""status":"Waiting","progressDetail":{{}},"id":"{short}""#);
+    assert!(
+        answers.iter().filter(|a| a.contains(&waited)).count() == 1,
+        "one pull waits for the other's download of the base: {answers:?}"
+    );
+    assert_eq!(
+        proxy.blob_gets(&base),
+        1,
+        "the shared base is fetched once: {:?}",
+        proxy.requests()
+    );
+    assert_eq!(proxy.blob_gets(&app.layer_digests[1]), 1);
+    assert_eq!(proxy.blob_gets(&two.layer_digests[1]), 1);
+    assert_eq!(entries(&d.root().join("images/layers")).len(), 3);
+    let two_name = format!("{}/two:v2", proxy.host());
+    assert_eq!(d.cli_ok(&["run", "--rm", &two_name]), "second image\n");
+    let app_name = format!("{}/app:v1", proxy.host());
+    assert_eq!(
+        d.cli_ok(&["run", "--rm", &app_name, "cat", "/etc/base.txt"]),
+        "from layer 1\n"
+    );
 }
