@@ -376,7 +376,7 @@ pub async fn pull(
         .unwrap_or_else(|| "latest".into());
     send(
         Some(tag_or_digest),
-        &format!("Pulling from {}", target.repo),
+        &format!("Pulling from {}", reference.repository()),
         None,
     );
     let pairs: Vec<(&OciDescriptor, &String)> =
