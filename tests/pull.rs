@@ -259,6 +259,12 @@ fn unknown_images_are_404_and_docker_pulls() {
         text.contains("Pull complete") && text.contains("Digest: sha256:"),
         "{text}"
     );
+    // Piped, the docker CLI prints the steps and drops the lines with a byte count.
+    assert!(
+        text.contains("Pulling fs layer") && text.contains("Download complete"),
+        "{text}"
+    );
+    assert!(!text.contains("Downloading"), "{text}");
     assert!(
         text.contains(&format!("Downloaded newer image for {name}")),
         "{text}"
