@@ -259,6 +259,12 @@ fn unknown_images_are_404_and_docker_pulls() {
         text.contains("Pull complete") && text.contains("Digest: sha256:"),
         "{text}"
     );
+    // Piped, the docker CLI prints the steps and drops the lines with a byte count.
+    assert!(
+        text.contains("Pulling fs layer") && text.contains("Download complete"),
+        "{text}"
+    );
+    assert!(!text.contains("Downloading"), "{text}");
     assert!(
         text.contains(&format!("Downloaded newer image for {name}")),
         "{text}"
@@ -431,4 +437,72 @@ fn prune_removes_dangling_then_unused_images() {
     let out = d.cli_ok(&["image", "prune", "--all"]);
     assert!(out.contains(&format!("untagged: {two}")), "{out}");
     assert!(layer_dirs(&d).is_empty() && tmp_is_empty(&d));
+}
+
+/// Runs `program ARGS` on a pseudo-terminal of 120 columns (util-linux `script`), as from a
+/// person's shell, with this daemon as `DOCKER_HOST`: what the terminal was sent.
+fn on_terminal(d: &Daemon, program: &str, args: &[&str]) -> String {
+    let mut line = format!("stty cols 120 rows 40; exec {program}");
+    for arg in args {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("DOCKER_HOST", d.docker_host())
+        .env("DOCKER_CONFIG", d.root().with_file_name("docker-config"))
+        .env("DOCKER_CLI_HINTS", "false")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .env_remove("MOOR_HOST");
+    let out = common::run_client(cmd, "script", args, None);
+    assert!(out.status.success(), "{}", common::describe(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pull_progress_on_a_terminal_per_layer() {
+    let Some((reg, d)) = setup() else { return };
+    let (layout, built) = two_layer_image(&d.root().with_file_name("oci"), "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let name = format!("{}/app:v1", reg.host());
+    // The docker CLI draws its usual lines from moor's JSON progress stream.
+    let shown = on_terminal(&d, "docker", &["pull", &name]);
+    let base = &built.layer_digests[0][7..19];
+    for want in [
+        "v1: Pulling from app".to_string(),
+        format!("{base}: Pulling fs layer"),
+        format!("{base}: Downloading"),
+        format!("{base}: Download complete"),
+        format!("{base}: Extracting"),
+        format!("{base}: Pull complete"),
+        format!("Digest: {}", built.manifest_digest),
+        format!("Status: Downloaded newer image for {name}"),
+    ] {
+        assert!(shown.contains(&want), "{want:?} in {shown}");
+    }
+    d.cli_ok(&["image", "rm", &name]);
+    // moor pull: a bar per layer with its size and rate.
+    let moor = env!("CARGO_BIN_EXE_moor");
+    let host = d.docker_host();
+    let shown = on_terminal(&d, moor, &["--host", &host, "pull", &name]);
+    for want in [
+        format!("{base}: Downloading"),
+        "MiB/s".to_string(),
+        format!("{base}: Pull complete"),
+    ] {
+        assert!(shown.contains(&want), "{want:?} in {shown:?}");
+    }
+    assert!(
+        !shown.contains("0 B/0 B"),
+        "no bar before a size: {shown:?}"
+    );
+    let last_bar = shown.rfind("Pull complete").expect("a bar");
+    let digest = shown.rfind("Digest: sha256:").expect("the digest");
+    let status = shown
+        .rfind("Status: Downloaded newer image")
+        .expect("the status");
+    assert!(
+        last_bar < digest && digest < status,
+        "the digest and status below the bars: {shown:?}"
+    );
 }

@@ -46,6 +46,29 @@ fn a_pushed_image_pulls_and_runs_in_another_root() {
     );
     assert!(out.contains(": Pushed"), "{out}");
     assert!(out.contains("v2: digest: sha256:"), "{out}");
+    // The pushed manifest's digest is a RepoDigest of the image, as in Docker.
+    let digest = out
+        .split("v2: digest: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the digest line")
+        .to_string();
+    let copy_digest = format!("{}/copy@{digest}", reg.host());
+    let inspect = a
+        .http("GET", &format!("/images/{pushed}/json"), None)
+        .json();
+    let repo_digests = inspect["RepoDigests"].to_string();
+    assert!(repo_digests.contains(&copy_digest), "{repo_digests}");
+    let listed = a.docker_ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Digest}}",
+    ]);
+    assert!(
+        listed.contains(&format!("{}/copy {digest}", reg.host())),
+        "{listed}"
+    );
     // Pushed again: the registry has every layer.
     let again = a.cli_ok(&["push", &pushed]);
     assert!(
@@ -75,6 +98,10 @@ fn a_pushed_image_pulls_and_runs_in_another_root() {
         .http("GET", &format!("/images/{pushed}/json"), None)
         .json();
     assert_eq!(inspect["Config"]["Labels"]["org.example.test"], "pull");
+    assert!(
+        inspect["RepoDigests"].to_string().contains(&copy_digest),
+        "the same digest pulled back: {inspect}"
+    );
 }
 
 #[test]

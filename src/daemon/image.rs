@@ -17,7 +17,8 @@ use thiserror::Error;
 use tracing::warn;
 
 use crate::daemon::messages::{
-    CommitImage, FindImage, ImageFiles, ListImages, PruneImages, RemoveImage, TagImage,
+    AddRepoDigest, CommitImage, FindImage, ImageFiles, ListImages, PruneImages, RemoveImage,
+    TagImage,
 };
 use crate::daemon::supervisor::Supervisor;
 use crate::daemon::Shared;
@@ -222,6 +223,21 @@ impl Handler<TagImage> for Supervisor {
             .resolve(&msg.image)?
             .ok_or(ImageOwnerError::NoSuchImage(msg.image))?;
         let rec = images.add(&img, Some(&msg.name))?;
+        save_metadata(&self.shared, images);
+        Ok(rec)
+    }
+}
+
+impl Handler<AddRepoDigest> for Supervisor {
+    type Result = Result<ImageRecord, ImageOwnerError>;
+
+    fn handle(&mut self, msg: AddRepoDigest, _: &mut Context<Self>) -> Self::Result {
+        let images = records(&self.shared)?;
+        let mut img = images
+            .get(&msg.id)?
+            .ok_or(ImageOwnerError::NoSuchImage(msg.id))?;
+        img.repo_digests = vec![msg.digest];
+        let rec = images.add(&img, None)?;
         save_metadata(&self.shared, images);
         Ok(rec)
     }

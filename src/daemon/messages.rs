@@ -246,6 +246,17 @@ pub struct TagImage {
     pub name: String,
 }
 
+/// Record that image `id` was pushed as `digest` (`REPO@sha256:...`, a RepoDigest)
+/// (Supervisor); refused when the image was removed meanwhile.
+#[derive(Message)]
+#[rtype(result = "Result<moor_state::image::ImageRecord, crate::daemon::image::ImageOwnerError>")]
+pub struct AddRepoDigest {
+    /// The image's id.
+    pub id: String,
+    /// `REPO@sha256:<hex>`.
+    pub digest: String,
+}
+
 /// Remove an image, or only the name it is asked by when it has others (Supervisor).
 /// Refused while a container uses it; a create of a container on it waits for the answer.
 #[derive(Message)]

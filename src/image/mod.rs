@@ -7,9 +7,11 @@
 //! with `changes` has a config too, and its id covers it ([`image_id`]).
 
 pub mod changes;
+pub mod flight;
 pub mod layers;
 pub mod login;
 pub mod meta;
+pub mod platform;
 pub mod push;
 pub mod registry;
 pub mod unpack;

@@ -28,9 +28,12 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::flight::{Boarding, Flight};
 use super::layers::digest_hex;
 use super::{HashingFile, ImageDirs, ImageError, TmpDir};
 use crate::config::registry::{host_name, InsecureRegistries};
+
+pub use super::platform::Platform;
 
 /// Why a pull failed.
 #[derive(Debug, Error)]
@@ -131,74 +134,6 @@ impl PullError {
             self,
             PullError::BadPlatform(_) | PullError::BadReference(_) | PullError::NoPlatform { .. }
         )
-    }
-}
-
-/// A platform: `os/arch[/variant]` as in an OCI index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`...
-    pub arch: String,
-    /// `v8`... or none.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The host's, in OCI's names.
-    pub fn host() -> Platform {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
-        Platform {
-            os: "linux".into(),
-            arch: arch.into(),
-            variant: None,
-        }
-    }
-
-    /// Parses `os[/arch[/variant]]` (Docker's `--platform`); empty is the host's.
-    pub fn parse(text: &str) -> Result<Platform, PullError> {
-        if text.is_empty() {
-            return Ok(Platform::host());
-        }
-        let parts: Vec<&str> = text.split('/').collect();
-        let ok = parts.len() <= 3
-            && parts.iter().all(|p| {
-                !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            });
-        if !ok {
-            return Err(PullError::BadPlatform(text.into()));
-        }
-        let host = Platform::host();
-        Ok(Platform {
-            os: parts[0].to_ascii_lowercase(),
-            arch: parts.get(1).map_or(host.arch, |a| a.to_ascii_lowercase()),
-            variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
-        })
-    }
-
-    fn matches(&self, entry: &ImageIndexEntry) -> bool {
-        entry.platform.as_ref().is_some_and(|p| {
-            p.os.to_string() == self.os
-                && p.architecture.to_string() == self.arch
-                && (self.variant.is_none() || p.variant == self.variant)
-        })
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
     }
 }
 
@@ -441,7 +376,7 @@ pub async fn pull(
         .unwrap_or_else(|| "latest".into());
     send(
         Some(tag_or_digest),
-        &format!("Pulling from {}", target.repo),
+        &format!("Pulling from {}", reference.repository()),
         None,
     );
     let pairs: Vec<(&OciDescriptor, &String)> =
@@ -493,7 +428,7 @@ pub async fn pull(
 }
 
 /// Downloads one layer blob into `images/tmp/`, checks its digest, unpacks it; returns its
-/// unpacked size.
+/// unpacked size. A concurrent pull of the same layer is waited for, then its layer used.
 async fn fetch_layer(
     dirs: &ImageDirs,
     client: &Client,
@@ -511,6 +446,15 @@ async fn fetch_layer(
         });
     };
     let id = short(&digest);
+    // One download per layer: a concurrent pull of it is waited for.
+    let wait = || send(Some(id.clone()), "Waiting", None);
+    let _flight = match Flight::take(dirs.layer(diff_id), wait).await {
+        Boarding::Waited(_) if dirs.has_layer(diff_id) => {
+            send(Some(id), "Pull complete", None);
+            return Ok(dirs.layer_size(diff_id));
+        }
+        Boarding::Waited(f) | Boarding::Free(f) => f,
+    };
     let layer_err = |source| PullError::Layer {
         digest: digest.clone(),
         source,
@@ -566,16 +510,6 @@ async fn fetch_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn platforms_parse_like_docker() {
-        assert_eq!(Platform::parse("").unwrap(), Platform::host());
-        let p = Platform::parse("linux/arm64/v8").unwrap();
-        assert_eq!((p.os.as_str(), p.arch.as_str()), ("linux", "arm64"));
-        assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert!(Platform::parse("linux//x").is_err());
-        assert!(Platform::parse("a/b/c/d").is_err());
-    }
 
     #[test]
     fn the_config_blob_gives_the_defaults() {

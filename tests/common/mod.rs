@@ -19,6 +19,7 @@ pub mod docker;
 mod http;
 pub mod netns;
 pub mod prereq;
+pub mod proxy;
 pub mod registry;
 pub mod release;
 pub mod runc;

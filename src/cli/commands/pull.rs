@@ -31,6 +31,8 @@ enum View {
         multi: MultiProgress,
         /// Layer id -> its bar.
         bars: HashMap<String, ProgressBar>,
+        /// Where the lines after the bars go (stderr for `run` and `create`).
+        stderr: bool,
     },
     /// One line per step, on stdout or (`run`, `create`: their stdout is the container's)
     /// stderr.
@@ -48,6 +50,41 @@ fn emit(stderr: bool, text: &str) {
     }
 }
 
+/// A layer's line while it has no size yet (or when it needs none): its status only.
+const STATUS: &str = "{prefix}: {msg}";
+/// A layer's line while bytes move: the bar, the bytes and the rate.
+const MOVING: &str = "{prefix}: {msg:18} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}";
+/// A layer's last line: its size.
+const DONE: &str = "{prefix}: {msg:18} {total_bytes}";
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// Shows one layer's message on its bar.
+fn draw(bar: &ProgressBar, msg: &PullMessage) {
+    bar.set_message(msg.status.clone());
+    let detail = msg.progress_detail.as_ref();
+    match (detail.and_then(|d| d.current), detail.and_then(|d| d.total)) {
+        (Some(current), Some(total)) if total > 0 => {
+            bar.set_style(style(MOVING));
+            bar.set_length(total);
+            bar.set_position(current);
+        }
+        _ => match msg.status.as_str() {
+            "Pull complete" if bar.length().unwrap_or(0) > 0 => {
+                bar.set_style(style(DONE));
+                bar.finish();
+            }
+            "Pull complete" | "Already exists" => {
+                bar.set_style(style(STATUS));
+                bar.finish();
+            }
+            _ => bar.set_style(style(STATUS)),
+        },
+    }
+}
+
 impl View {
     fn show(&mut self, msg: &PullMessage) {
         let Some(id) = msg.id.as_deref() else {
@@ -60,41 +97,35 @@ impl View {
                     emit(*stderr, &format!("{id}: {}", msg.status));
                 }
             }
-            View::Bars { multi, bars } => {
+            View::Bars { multi, bars, .. } => {
                 if msg.status.starts_with("Pulling from") {
                     let _ = multi.println(format!("{id}: {}", msg.status));
                     return;
                 }
                 let bar = bars.entry(id.to_string()).or_insert_with(|| {
                     let bar = multi.add(ProgressBar::new(0));
-                    let style = ProgressStyle::with_template(
-                        "{prefix}: {msg:18} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar());
-                    bar.set_style(style);
+                    bar.set_style(style(STATUS));
                     bar.set_prefix(id.to_string());
                     bar
                 });
-                bar.set_message(msg.status.clone());
-                if let Some(d) = &msg.progress_detail {
-                    if let (Some(current), Some(total)) = (d.current, d.total) {
-                        bar.set_length(total);
-                        bar.set_position(current);
-                    }
-                }
-                if matches!(msg.status.as_str(), "Pull complete" | "Already exists") {
-                    bar.finish();
-                }
+                draw(bar, msg);
             }
         }
     }
 
-    fn println(&self, text: &str) {
-        match self {
-            View::Bars { multi, .. } => {
-                let _ = multi.println(text);
+    /// A line without a layer (`Digest:`, `Status:`): below the bars, which stay as they
+    /// were last drawn.
+    fn println(&mut self, text: &str) {
+        if let View::Bars { bars, stderr, .. } = self {
+            for bar in bars.values() {
+                if !bar.is_finished() {
+                    bar.abandon();
+                }
             }
-            View::Lines { stderr } => emit(*stderr, text),
+            *self = View::Lines { stderr: *stderr };
+        }
+        if let View::Lines { stderr } = self {
+            emit(*stderr, text);
         }
     }
 }
@@ -139,6 +170,7 @@ pub fn follow(
         true => View::Bars {
             multi: MultiProgress::new(),
             bars: HashMap::new(),
+            stderr: to_stderr,
         },
         false => View::Lines { stderr: to_stderr },
     };
