@@ -119,7 +119,7 @@ fn crate_rule(module: &str, rel: &Path, target: &str) -> Option<&'static str> {
             Some("network sits below the daemon and the runtime: it names only host and identity")
         }
         "api" if top == "network" && !is_network_helper(target) => {
-            Some("the API reads only network::netns::path (a container's SandboxKey)")
+            Some("the API reads only network::netns::path (a container's SandboxKey) and the pure port parsing of network::ports")
         }
         "config" if top == "network" && !is_network_setting(target) => {
             Some("config names only the network's settings (BridgeSettings, parse_bip, DEFAULT_BRIDGE)")
@@ -168,9 +168,13 @@ fn is_runtime_profile(target: &str) -> bool {
         .any(|name| target == format!("runtime::interface::{name}"))
 }
 
-/// The one network helper the API reads: where a container's namespace file is.
+/// The network helpers the API reads: where a container's namespace file is, and the pure
+/// parsing and checks of published ports (`network::ports`: no nft, no netlink).
 fn is_network_helper(target: &str) -> bool {
-    target == "network::netns::path" || target == "network::netns"
+    target == "network::netns::path"
+        || target == "network::netns"
+        || target == "network::ports"
+        || target.starts_with("network::ports::")
 }
 
 /// What config turns daemon.json's `bridge` and `bip` into.
@@ -414,6 +418,8 @@ fn the_checker_catches_forbidden_uses() {
         ("network", "network/mod.rs", "config::DaemonConfig", true),
         ("network", "network/netns.rs", "host::layout::Layout", false),
         ("api", "api/convert.rs", "network::netns::path", false),
+        ("api", "api/spec.rs", "network::ports::from_api", false),
+        ("api", "api/spec.rs", "network::nat::publish", true),
         ("api", "api/convert.rs", "network::attach", true),
         ("config", "config.rs", "network::parse_bip", false),
         ("config", "config.rs", "network::attach", true),
