@@ -9,13 +9,36 @@
 mod common;
 
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::netns::{host_network, TestNetns};
 use common::runc::{busybox_tar, skip_reason};
-use common::wait_for;
+use common::{wait_for, Daemon};
 
 const BRIDGE_LIVE: &str = r#"{"live-restore": true, "bridge": "moor0"}"#;
+
+/// The daemons' environment is this process's: one spawn at a time, so a fail point armed
+/// through `FAILPOINTS` reaches only the daemon it was meant for.
+static SPAWN: Mutex<()> = Mutex::new(());
+
+/// A runc daemon on the bridge in `ns`, with the fail point `point` armed (None: none), and
+/// busybox imported as `bb`.
+fn daemon_in(ns: &TestNetns, point: Option<&str>) -> Daemon {
+    let d = {
+        let _one = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(point) = point {
+            std::env::set_var("FAILPOINTS", format!("{point}=return"));
+        }
+        let d = ns.daemon(BRIDGE_LIVE, "runc");
+        std::env::remove_var("FAILPOINTS");
+        d
+    };
+    let tar = d.root().with_file_name("bb.tar");
+    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
+    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d
+}
 
 const HTTPD: &str =
     "mkdir -p /www && echo hello-ports > /www/index.html && exec httpd -f -p 80 -h /www";
@@ -65,10 +88,7 @@ fn published_ports_answer_across_a_daemon_kill_and_a_lost_table() {
     }
     let (links, rules) = (host_network(), host_ruleset());
     let ns = TestNetns::new();
-    let mut d = ns.daemon(BRIDGE_LIVE, "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    let mut d = daemon_in(&ns, None);
     let gateway = d.http("GET", "/v1.44/networks/bridge", None).json()["IPAM"]["Config"][0]
         ["Gateway"]
         .as_str()
@@ -137,6 +157,7 @@ fn published_ports_answer_across_a_daemon_kill_and_a_lost_table() {
     // The daemon dies: nothing of moor's is on the path, the ports still answer.
     d.kill9();
     assert!(answers(&ns, "127.0.0.1", 8080), "while the daemon is down");
+    let _one = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
     // The table goes too while it is down: the next start puts it back.
     ns.ok(&["nft", "delete", "table", "ip", "moor"]);
     assert!(refused(&ns, "127.0.0.1", 8080));
@@ -163,4 +184,52 @@ fn published_ports_answer_across_a_daemon_kill_and_a_lost_table() {
         "the host's links, addresses or routes changed"
     );
     assert_eq!(host_ruleset(), rules, "the host's nftables ruleset changed");
+}
+
+/// The daemon killed (fail points, as `kill -9`) after a start made the container's network,
+/// and after it published its ports, before the shim ran: after the restart the start is
+/// recorded as lost, no veth, namespace file or NAT element of it is left, and starting it
+/// again gives it its network and its port.
+#[test]
+fn a_start_killed_after_its_network_or_ports_leaves_nothing_and_runs_again() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    for point in ["network-attached", "ports-published"] {
+        let ns = TestNetns::new();
+        let mut d = daemon_in(&ns, Some(point));
+        let out = d.cli(&[
+            "run", "-d", "--name", "web", "-p", "8080:80", "bb", "sh", "-c", HTTPD,
+        ]);
+        assert!(!out.status.success(), "{point}: the run went through");
+        assert!(
+            d.wait_exited(Duration::from_secs(20)).is_some(),
+            "{point}: the daemon lives"
+        );
+        {
+            let _one = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+            d.restart();
+        }
+        let state = d.inspect_json("web")["State"].clone();
+        assert_eq!(state["Status"], "exited", "{point}: {state}");
+        assert!(
+            wait_for(Duration::from_secs(10), || !ns
+                .links()
+                .iter()
+                .any(|l| l.starts_with("moorv"))),
+            "{point}: a veth is left: {:?}",
+            ns.links()
+        );
+        let files: Vec<_> = std::fs::read_dir(d.run_dir().join("netns"))
+            .map(|dir| dir.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(files.is_empty(), "{point}: namespace files left: {files:?}");
+        let table = ns.ok(&["nft", "list", "table", "ip", "moor"]);
+        assert!(!table.contains("8080"), "{point}: {table}");
+        d.cli_ok(&["start", "web"]);
+        assert!(answers(&ns, "127.0.0.1", 8080), "{point}: started again");
+        d.cli_ok(&["rm", "-f", "web"]);
+        d.stop_term();
+    }
 }

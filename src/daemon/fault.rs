@@ -12,7 +12,10 @@
 //! `image-committed` (its tree in place, no record yet), `image-recorded` (the record
 //! stored, its metadata file not yet written); for volumes: `volume-dir-created` (the data
 //! directory made, no record yet) and `volume-record-removed` (the record gone, the data not
-//! yet).
+//! yet); for a start on the bridge network, in the runtime: `network-attached` (the
+//! container's netns, veth and /etc files made, no bundle yet) and `ports-published` (its
+//! ports in the NAT table, the shim not started). The points themselves live in
+//! `host::fault`, so the runtime below the daemon can place them.
 
 /// Holds the armed points for the daemon's life (see [`setup`]).
 #[cfg(feature = "failpoints")]
@@ -33,16 +36,4 @@ pub fn setup() -> Scenario {
     Scenario
 }
 
-/// The daemon dies here (SIGKILL, as `kill -9`) when `name` is armed.
-#[cfg(feature = "failpoints")]
-pub fn point(name: &str) {
-    fail::fail_point!(name, |_| {
-        tracing::warn!(point = name, "fail point: killing the daemon");
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-    });
-}
-
-/// No fail points without the `failpoints` feature.
-#[cfg(not(feature = "failpoints"))]
-#[inline(always)]
-pub fn point(_name: &str) {}
+pub use crate::host::fault::point;

@@ -52,7 +52,9 @@ pub fn prepare(
             };
             let dir = layout.container_dir(id);
             let attached = crate::network::attach(&layout.run_dir, &dir, id, hostname, ep);
-            Some(attached.map_err(super::SetupError::from)?)
+            let attached = attached.map_err(super::SetupError::from)?;
+            crate::host::fault::point("network-attached");
+            Some(attached)
         }
         None => None,
     };
@@ -63,6 +65,7 @@ pub fn prepare(
                 return Ok(shim);
             };
             crate::network::nat::publish(id, ep.ip, ports).map_err(super::SetupError::from)?;
+            crate::host::fault::point("ports-published");
             Ok(shim)
         });
     if prepared.is_err() && net.is_some() {
