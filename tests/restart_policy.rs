@@ -127,3 +127,90 @@ fn proc_is_zombie(pid: i32) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// Docker's `restarting` during a policy's back-off: shown by inspect (`Restarting: true`,
+/// `Running: true`, no pid), by the list (`Restarting (3) ...`) and the docker CLI; a plain
+/// `rm` is refused (409), `stop` ends the back-off (exited, not started again), `rm -f`
+/// during it works; and a daemon killed during it starts the container at its next start.
+#[test]
+fn the_back_off_is_restarting_and_rm_needs_a_stop_or_force() {
+    let mut d = Daemon::start(LIVE_RESTORE_ON);
+    let restarting = |d: &Daemon, name: &str| {
+        wait_for(Duration::from_secs(30), || {
+            field(d, name, "{{.State.Status}}") == "restarting"
+        })
+    };
+    for name in ["loop", "killed", "forced"] {
+        d.run_detached(&[
+            "--name",
+            name,
+            "--restart",
+            "always",
+            "host",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+    }
+    assert!(restarting(&d, "loop"), "loop was never seen restarting");
+    let state = d.inspect_json("loop")["State"].clone();
+    assert_eq!(
+        (
+            &state["Restarting"],
+            &state["Running"],
+            &state["Pid"],
+            &state["ExitCode"]
+        ),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!(true),
+            &serde_json::json!(0),
+            &serde_json::json!(3)
+        ),
+        "{state}"
+    );
+    let ps = d.docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=loop",
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(ps.starts_with("Restarting (3)"), "{ps}");
+    let rm = d.http("DELETE", "/v1.44/containers/loop", None);
+    assert_eq!(rm.status, 409, "{}", rm.body);
+    assert!(
+        rm.message().contains("container is restarting"),
+        "{}",
+        rm.message()
+    );
+    d.cli_ok(&["stop", "loop"]);
+    assert_eq!(field(&d, "loop", "{{.State.Status}}"), "exited");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        field(&d, "loop", "{{.State.Status}}"),
+        "exited",
+        "a stop ends the back-off"
+    );
+    d.cli_ok(&["rm", "loop"]);
+
+    assert!(restarting(&d, "forced"));
+    let rm = d.http("DELETE", "/v1.44/containers/forced?force=1", None);
+    assert_eq!(rm.status, 204, "{}", rm.body);
+
+    assert!(restarting(&d, "killed"));
+    let count = |d: &Daemon| {
+        field(d, "killed", "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    let before = count(&d);
+    d.kill9();
+    d.restart();
+    assert!(
+        wait_for(Duration::from_secs(30), || count(&d) > before),
+        "not started again after the daemon restart ({before} restarts)"
+    );
+    d.cli_ok(&["rm", "-f", "killed"]);
+}

@@ -147,8 +147,18 @@ fn upgrade_keeps_every_container(stop: Stop) {
         "the short container and its shim did not end while no daemon ran"
     );
 
+    let version_file = d.root().join("moor.db").join(schema::VERSION_FILE);
+    let old_version = std::fs::read_to_string(&version_file).unwrap_or_default();
+    assert_ne!(
+        old_version.trim(),
+        SCHEMA_VERSION.to_string(),
+        "0.1.0 writes an older schema"
+    );
     d.use_binaries(Binaries::current());
     d.restart();
+    // The migration to this build's schema ran (0.1.0 wrote 1 or no version file).
+    let new_version = std::fs::read_to_string(&version_file).expect("the version file");
+    assert_eq!(new_version.trim(), SCHEMA_VERSION.to_string());
     for name in live {
         assert_eq!(seen(&d, name), before[name], "{name} after the upgrade");
         let id = d.inspect_field(name, "{{.Id}}");

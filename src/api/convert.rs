@@ -361,16 +361,21 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
     let (error, finished_at) = match state {
         State::Exited {
             error, finished_at, ..
+        }
+        | State::Restarting {
+            error, finished_at, ..
         } => (error.clone(), Some(*finished_at)),
         State::Orphaned { reason, .. } => (format!("orphaned: {reason}"), None),
         _ => (String::new(), None),
     };
-    // Docker shows a paused container as running and paused.
+    // Docker shows a paused container as running and paused, and a restarting one as
+    // running and restarting (with no pid).
     let running = matches!(
         state,
         State::Running(_)
             | State::Paused(_)
             | State::Stopping(_)
+            | State::Restarting { .. }
             | State::Orphaned { run: Some(_), .. }
     );
     let (orphan_reason, shim_pid) = match state {
@@ -386,7 +391,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
             status: state.docker_status().into(),
             running,
             paused: matches!(state, State::Paused(_)),
-            restarting: false,
+            restarting: matches!(state, State::Restarting { .. }),
             oom_killed: matches!(state, State::Exited { .. })
                 && crate::host::runfiles::read_run_files(&layout.run_container_dir(&rec.id))
                     .is_ok_and(|f| f.oom_killed),
@@ -456,6 +461,11 @@ pub fn write_status(
         State::Orphaned { .. } => out.write_str("Up (orphaned)"),
         State::Exited { finished_at, .. } => {
             write!(out, "Exited ({}) ", exit_code(&rec.state))?;
+            write_age(out, *finished_at, now)?;
+            out.write_str(" ago")
+        }
+        State::Restarting { finished_at, .. } => {
+            write!(out, "Restarting ({}) ", exit_code(&rec.state))?;
             write_age(out, *finished_at, now)?;
             out.write_str(" ago")
         }

@@ -91,6 +91,12 @@ pub enum ApiError {
         /// Its name.
         name: String,
     },
+    /// Removal of a container in its restart back-off without force.
+    #[error("cannot remove container \"/{name}\": container is restarting: stop the container before removing or force remove")]
+    RemoveRestarting {
+        /// Its name.
+        name: String,
+    },
     /// Removal of a paused container without force (Docker's text).
     #[error("cannot remove container \"/{name}\": container is paused and must be unpaused first")]
     RemovePaused {
@@ -292,6 +298,7 @@ impl ResponseError for ApiError {
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RemoveRunning { .. }
+            | ApiError::RemoveRestarting { .. }
             | ApiError::RemovePaused { .. }
             | ApiError::NotRunning { .. }
             | ApiError::NoTty { .. }
@@ -370,6 +377,8 @@ fn container_status(e: &ContainerError) -> StatusCode {
                 StatusCode::NOT_MODIFIED
             }
             TransitionError::RunningCannotRemove
+            | TransitionError::RestartingCannotRemove
+            | TransitionError::Restarting
             | TransitionError::AlreadyPaused
             | TransitionError::NotPaused
             | TransitionError::PausedCannotStart

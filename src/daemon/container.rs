@@ -183,6 +183,11 @@ impl ContainerActor {
             }
             let delay = restart::delay(self.consecutive_restarts, ran_for);
             self.consecutive_restarts += 1;
+            // Docker's `restarting` for the back-off: shown, and `rm` needs a stop or force.
+            if let Err(e) = self.apply(Event::RestartScheduled) {
+                warn!(parent: &self.span, error = %e, "restart not recorded: not restarting");
+                return;
+            }
             info!(parent: &self.span, delay_ms = delay.as_millis() as u64, "restart policy: restarting");
             self.pending_restart = Some(ctx.notify_later(RestartByPolicy, delay));
         }
@@ -330,8 +335,10 @@ impl ContainerActor {
 /// The exit code Docker reports for a state: 0 until it exits, 255 when unknown.
 pub fn exit_code(state: &State) -> i64 {
     match state {
-        State::Exited { exit: Some(e), .. } => i64::from(e.code()),
-        State::Exited { exit: None, .. } => 255,
+        State::Exited { exit: Some(e), .. } | State::Restarting { exit: Some(e), .. } => {
+            i64::from(e.code())
+        }
+        State::Exited { exit: None, .. } | State::Restarting { exit: None, .. } => 255,
         _ => 0,
     }
 }
@@ -414,6 +421,12 @@ impl Handler<StopContainer> for ContainerActor {
                 if self.record.state.run().is_some() {
                     self.emit("host-shutdown", &[]);
                 }
+            }
+        }
+        if matches!(self.record.state, State::Restarting { .. }) {
+            // A stop during the back-off ends it: exited, as it was.
+            if let Err(e) = self.apply(Event::StopRequested) {
+                return Box::pin(async move { Err(e) });
             }
         }
         if cancelled.is_some() && self.record.state.run().is_none() {
@@ -501,6 +514,20 @@ impl Handler<RemoveContainer> for ContainerActor {
     type Result = ResponseActFuture<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, msg: RemoveContainer, ctx: &mut Context<Self>) -> Self::Result {
+        if matches!(self.record.state, State::Restarting { .. }) {
+            // Refused without force (the state machine's answer), the back-off going on;
+            // with force the restart is called off first.
+            if !msg.force {
+                let refused = transition(&self.record.state, Event::RemoveRequested);
+                return Box::pin(fut::ready(refused.map(|_| ()).map_err(Into::into)));
+            }
+            if let Some(handle) = self.pending_restart.take() {
+                ctx.cancel_future(handle);
+            }
+            if let Err(e) = self.apply(Event::StopRequested) {
+                return Box::pin(fut::ready(Err(e)));
+            }
+        }
         if let Some(handle) = self.pending_restart.take() {
             ctx.cancel_future(handle);
         }

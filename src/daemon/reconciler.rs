@@ -86,7 +86,7 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
                 }
             }
         }
-        if matches!(record.state, moor_state::State::Exited { .. }) {
+        if record.state.is_ended() {
             // Ended while the daemon was away: runc's state and the rootfs mount go now.
             runtime.release_blocking(&record.id);
         }

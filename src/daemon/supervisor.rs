@@ -307,7 +307,9 @@ pub fn summarize(records: &[ContainerRecord]) -> Summary {
             State::Running(_) | State::Stopping(_) | State::Starting => s.running += 1,
             State::Paused(_) => s.paused += 1,
             State::Orphaned { .. } => s.orphaned += 1,
-            State::Created | State::Exited { .. } | State::Removing => s.stopped += 1,
+            State::Created | State::Exited { .. } | State::Restarting { .. } | State::Removing => {
+                s.stopped += 1
+            }
         }
     }
     s

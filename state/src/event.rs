@@ -43,6 +43,8 @@ pub enum Event {
         /// When moor found out.
         at: Timestamp,
     },
+    /// Its restart policy starts it again after a back-off (the daemon's timer runs).
+    RestartScheduled,
     /// A client asked to remove it.
     RemoveRequested,
     /// The reconciler found its run alive after a daemon start: it is watched again.
@@ -70,6 +72,7 @@ impl Event {
             Event::Unpause => "unpause",
             Event::Exited { .. } => "exited",
             Event::Lost { .. } => "lost",
+            Event::RestartScheduled => "restart-scheduled",
             Event::RemoveRequested => "remove",
             Event::Resumed(_) => "resumed",
             Event::Orphaned { .. } => "orphaned",

@@ -42,6 +42,18 @@ pub enum State {
         /// When it ended.
         finished_at: Timestamp,
     },
+    /// Ended, and its restart policy starts it again after a back-off (Docker's
+    /// `restarting`): the fields are those of the run that ended, as in `Exited`.
+    Restarting {
+        /// How the last run ended, when known.
+        exit: Option<Exit>,
+        /// Why it ended abnormally or could not start; empty if not.
+        error: String,
+        /// When its last run started, if it ever did.
+        started_at: Option<Timestamp>,
+        /// When it ended.
+        finished_at: Timestamp,
+    },
     /// Being removed: the record goes once its files are gone.
     Removing,
     /// A live process moor cannot manage; never killed silently.
@@ -74,6 +86,12 @@ pub enum TransitionError {
     /// Remove of a running container.
     #[error("container is running: stop the container before removing or force remove")]
     RunningCannotRemove,
+    /// Remove of a container waiting to be restarted by its policy (Docker's text).
+    #[error("you cannot remove a restarting container: stop the container before attempting removal or force remove")]
+    RestartingCannotRemove,
+    /// Pause or unpause of a container waiting to be restarted (Docker's text).
+    #[error("container is restarting, wait until the container is running")]
+    Restarting,
     /// Any request while it is being removed.
     #[error("removal of container is already in progress")]
     BeingRemoved,
@@ -103,9 +121,15 @@ impl State {
             State::Paused(_) => "paused",
             State::Stopping(_) => "stopping",
             State::Exited { .. } => "exited",
+            State::Restarting { .. } => "restarting",
             State::Removing => "removing",
             State::Orphaned { .. } => "orphaned",
         }
+    }
+
+    /// Whether its last run has ended and none runs (exited, or waiting for its restart).
+    pub fn is_ended(&self) -> bool {
+        matches!(self, State::Exited { .. } | State::Restarting { .. })
     }
 
     /// Docker's `State.Status` word for this state.
@@ -115,6 +139,7 @@ impl State {
             State::Running(_) | State::Stopping(_) | State::Orphaned { .. } => "running",
             State::Paused(_) => "paused",
             State::Exited { .. } => "exited",
+            State::Restarting { .. } => "restarting",
             State::Removing => "removing",
         }
     }
@@ -124,14 +149,18 @@ impl State {
         match self {
             State::Running(run) | State::Paused(run) | State::Stopping(run) => Some(run),
             State::Orphaned { run, .. } => run.as_ref(),
-            State::Created | State::Starting | State::Exited { .. } | State::Removing => None,
+            State::Created
+            | State::Starting
+            | State::Exited { .. }
+            | State::Restarting { .. }
+            | State::Removing => None,
         }
     }
 
     /// When the last run started (Docker's `State.StartedAt`).
     pub fn started_at(&self) -> Option<Timestamp> {
         match self {
-            State::Exited { started_at, .. } => *started_at,
+            State::Exited { started_at, .. } | State::Restarting { started_at, .. } => *started_at,
             other => other.run().map(|r| r.started_at),
         }
     }
@@ -146,7 +175,7 @@ impl State {
                 reason: reason.clone(),
             }),
             State::Removing => Err(TransitionError::BeingRemoved),
-            State::Created | State::Starting | State::Exited { .. } => {
+            State::Created | State::Starting | State::Exited { .. } | State::Restarting { .. } => {
                 Err(TransitionError::NotRunning)
             }
         }
@@ -172,7 +201,9 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
     };
     match (state, event) {
         // Starting.
-        (S::Created | S::Exited { .. }, E::StartRequested) => Ok(S::Starting),
+        (S::Created | S::Exited { .. } | S::Restarting { .. }, E::StartRequested) => {
+            Ok(S::Starting)
+        }
         (S::Starting | S::Running(_) | S::Stopping(_), E::StartRequested) => {
             Err(TransitionError::AlreadyRunning)
         }
@@ -222,6 +253,38 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
             Ok(exited(run.as_ref(), None, reason, at))
         }
 
+        // A restart policy's back-off: a stop ends it, a removal needs the stop first.
+        (
+            S::Exited {
+                exit,
+                error,
+                started_at,
+                finished_at,
+            },
+            E::RestartScheduled,
+        ) => Ok(S::Restarting {
+            exit: *exit,
+            error: error.clone(),
+            started_at: *started_at,
+            finished_at: *finished_at,
+        }),
+        (
+            S::Restarting {
+                exit,
+                error,
+                started_at,
+                finished_at,
+            },
+            E::StopRequested,
+        ) => Ok(S::Exited {
+            exit: *exit,
+            error: error.clone(),
+            started_at: *started_at,
+            finished_at: *finished_at,
+        }),
+        (S::Restarting { .. }, E::RemoveRequested) => Err(TransitionError::RestartingCannotRemove),
+        (S::Restarting { .. }, E::Pause | E::Unpause) => Err(TransitionError::Restarting),
+
         // Removing.
         (S::Created | S::Exited { .. } | S::Removing, E::RemoveRequested) => Ok(S::Removing),
         (S::Starting | S::Running(_) | S::Paused(_) | S::Stopping(_), E::RemoveRequested) => {
@@ -244,7 +307,8 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
             | S::Running(_)
             | S::Paused(_)
             | S::Stopping(_)
-            | S::Exited { .. },
+            | S::Exited { .. }
+            | S::Restarting { .. },
             E::Orphaned { reason, run },
         ) => Ok(S::Orphaned { reason, run }),
         (S::Orphaned { .. }, E::Orphaned { reason, run }) => Ok(S::Orphaned { reason, run }),
@@ -263,6 +327,17 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
         ) => Err(TransitionError::Orphaned {
             reason: reason.clone(),
         }),
+        // Only an exited container waits for its policy's restart.
+        (
+            S::Created
+            | S::Starting
+            | S::Running(_)
+            | S::Paused(_)
+            | S::Stopping(_)
+            | S::Restarting { .. }
+            | S::Orphaned { .. },
+            e @ E::RestartScheduled,
+        ) => Err(invalid(&e)),
 
         // Reports that do not fit the state: a stale or duplicate report.
         (
@@ -272,6 +347,15 @@ pub fn transition(state: &State, event: Event) -> Result<State, TransitionError>
         | (S::Exited { .. }, e @ E::Exited { .. })
         | (S::Exited { .. }, e @ E::Lost { .. })
         | (S::Exited { .. }, e @ E::Resumed(_))
+        | (
+            S::Restarting { .. },
+            e @ (E::Started(_)
+            | E::StartFailed { .. }
+            | E::Exited { .. }
+            | E::Lost { .. }
+            | E::Resumed(_)
+            | E::Adopted(_)),
+        )
         | (
             S::Created
             | S::Starting
@@ -327,6 +411,12 @@ mod tests {
                 reason: "unknown shim".into(),
                 run: Some(run(10)),
             },
+            State::Restarting {
+                exit: Some(Exit::Code(3)),
+                error: String::new(),
+                started_at: Some(at(10)),
+                finished_at: at(20),
+            },
         ]
     }
 
@@ -357,6 +447,7 @@ mod tests {
                 run: None,
             },
             Event::Adopted(run(50)),
+            Event::RestartScheduled,
         ]
     }
 
@@ -373,14 +464,16 @@ mod tests {
             Err(TransitionError::BeingRemoved) => "E:being-removed",
             Err(TransitionError::Orphaned { .. }) => "E:orphaned",
             Err(TransitionError::Invalid { .. }) => "E:invalid",
+            Err(TransitionError::RestartingCannotRemove) => "E:restarting-cannot-remove",
+            Err(TransitionError::Restarting) => "E:restarting",
         }
     }
 
     /// Rows: states in `states()` order; columns: events in `events()` order (start,
     /// started, start-failed, stop, pause, unpause, exited, lost, remove, resumed, orphaned,
-    /// adopted).
+    /// adopted, restart-scheduled).
     #[rustfmt::skip]
-    const TABLE: [[&str; 12]; 8] = {
+    const TABLE: [[&str; 13]; 9] = {
         const I: &str = "E:invalid";
         const AR: &str = "E:already-running";
         const NR: &str = "E:not-running";
@@ -390,23 +483,27 @@ mod tests {
         const RC: &str = "E:running-cannot-remove";
         const BR: &str = "E:being-removed";
         const OR: &str = "E:orphaned";
+        const RR: &str = "E:restarting-cannot-remove";
+        const RS: &str = "E:restarting";
         [
             // created
-            ["starting", I, I, NR, NR, NP, "exited", "exited", "removing", "running", "orphaned", I],
+            ["starting", I, I, NR, NR, NP, "exited", "exited", "removing", "running", "orphaned", I, I],
             // starting
-            [AR, "running", "exited", NR, NR, NP, "exited", "exited", RC, "running", "orphaned", I],
+            [AR, "running", "exited", NR, NR, NP, "exited", "exited", RC, "running", "orphaned", I, I],
             // running
-            [AR, I, I, "stopping", "paused", NP, "exited", "exited", RC, "running", "orphaned", I],
+            [AR, I, I, "stopping", "paused", NP, "exited", "exited", RC, "running", "orphaned", I, I],
             // paused
-            [PS, I, I, "stopping", AP, "running", "exited", "exited", RC, "paused", "orphaned", I],
+            [PS, I, I, "stopping", AP, "running", "exited", "exited", RC, "paused", "orphaned", I, I],
             // stopping
-            [AR, I, I, "stopping", NR, NP, "exited", "exited", RC, "stopping", "orphaned", I],
+            [AR, I, I, "stopping", NR, NP, "exited", "exited", RC, "stopping", "orphaned", I, I],
             // exited
-            ["starting", I, I, NR, NR, NP, I, I, "removing", I, "orphaned", I],
+            ["starting", I, I, NR, NR, NP, I, I, "removing", I, "orphaned", I, "restarting"],
             // removing
-            [BR, I, I, BR, BR, BR, I, I, "removing", I, I, I],
+            [BR, I, I, BR, BR, BR, I, I, "removing", I, I, I, I],
             // orphaned
-            [OR, I, I, OR, OR, OR, "exited", "exited", OR, "running", "orphaned", "running"],
+            [OR, I, I, OR, OR, OR, "exited", "exited", OR, "running", "orphaned", "running", I],
+            // restarting
+            ["starting", I, I, "exited", RS, RS, I, I, RR, I, "orphaned", I, I],
         ]
     };
 

@@ -130,7 +130,7 @@ pub fn classify(state: &State, obs: &Observation) -> Class {
         return Class::FinishRemoval;
     }
     if let Some(version) = obs.unsupported_protocol {
-        if matches!(state, State::Exited { .. } | State::Created) && obs.started.is_none() {
+        if (state.is_ended() || matches!(state, State::Created)) && obs.started.is_none() {
             return Class::Unchanged;
         }
         return Class::Orphan {
@@ -170,7 +170,7 @@ fn runtime_contradiction(state: &State, obs: &Observation) -> Option<Class> {
     } else {
         return None;
     };
-    if matches!(state, State::Exited { .. }) && !runtime.is_live() {
+    if state.is_ended() && !runtime.is_live() {
         // Classified as before: a live process contradicts an exited record anyway.
         return None;
     }
@@ -195,7 +195,7 @@ impl Class {
 fn classify_run(state: &State, o: &ObservedRun, exit: Option<ObservedExit>) -> Class {
     let shim_alive = o.shim.is_alive();
     let process_alive = o.process.is_alive();
-    if let State::Exited { .. } = state {
+    if state.is_ended() {
         // The record says it ended; only a live process contradicts that.
         return if process_alive {
             Class::Orphan {
@@ -236,7 +236,7 @@ fn classify_run(state: &State, o: &ObservedRun, exit: Option<ObservedExit>) -> C
 
 fn classify_without_run(state: &State, exit: Option<ObservedExit>) -> Class {
     match (state, exit) {
-        (State::Exited { .. } | State::Created, _) => Class::Unchanged,
+        (State::Exited { .. } | State::Restarting { .. } | State::Created, _) => Class::Unchanged,
         (_, Some(e)) => Class::ExitedWhileDown(e),
         (State::Starting, None) => Class::Lost {
             reason: "the daemon stopped while starting it, and no shim reported".into(),

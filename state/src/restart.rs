@@ -27,7 +27,7 @@ pub enum Occasion {
 /// Whether the policy starts the container again. Only exited containers qualify;
 /// `--rm` containers are removed instead.
 pub fn should_restart(rec: &ContainerRecord, occasion: Occasion) -> bool {
-    let State::Exited { exit, .. } = &rec.state else {
+    let (State::Exited { exit, .. } | State::Restarting { exit, .. }) = &rec.state else {
         return false;
     };
     if rec.spec.auto_remove {

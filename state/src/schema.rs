@@ -19,7 +19,7 @@ use std::path::Path;
 use crate::store::StoreError;
 
 /// The schema version this build writes. Older stores are migrated forward at open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Name of the tree holding store-wide metadata.
 pub const META_TREE: &str = "meta";
@@ -32,14 +32,23 @@ pub const SCHEMA_KEY: &[u8] = b"schema_version";
 pub type Step = fn(&sled::Db) -> Result<(), StoreError>;
 
 /// `STEPS[n]` migrates version `n` to version `n + 1`. Version 0 is a store without a
-/// stamp (new, or written before the version existed); version 1 only adds the stamp.
-/// To add version 2: append its step here and bump [`SCHEMA_VERSION`].
-pub const STEPS: &[Step] = &[to_v1];
+/// stamp (new, or written before the version existed); version 1 only adds the stamp;
+/// version 2 (0.2.0) may hold records a version-1 build cannot read (the `restarting` state,
+/// the network and port fields, the `networks` tree). To add version 3: append its step here
+/// and bump [`SCHEMA_VERSION`].
+pub const STEPS: &[Step] = &[to_v1, to_v2];
 
 const _: () = assert!(STEPS.len() == SCHEMA_VERSION as usize);
 
 /// Version 0 to 1: nothing to rewrite; the stamp written by [`migrate_with`] is the change.
 fn to_v1(_db: &sled::Db) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Version 1 to 2: every version-1 record reads as it is (the new fields default); the stamp
+/// is the change, so that a version-1 build (0.1.0) refuses the store instead of failing on
+/// a record it cannot read, or dropping the fields it does not know when it rewrites one.
+fn to_v2(_db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 

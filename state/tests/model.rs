@@ -58,6 +58,8 @@ enum Op {
     Orphan(u8),
     /// An admin adopted the orphan.
     Adopt(u8),
+    /// The restart policy's back-off begins (the daemon's timer).
+    ScheduleRestart(u8),
     /// A client's remove (the record goes to `Removing`).
     Remove(u8),
     /// The daemon deleted the files and drops the record.
@@ -81,6 +83,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => slot().prop_map(Op::Lost),
         1 => slot().prop_map(Op::Orphan),
         1 => slot().prop_map(Op::Adopt),
+        1 => slot().prop_map(Op::ScheduleRestart),
         2 => slot().prop_map(Op::Remove),
         1 => slot().prop_map(Op::FinishRemoval),
         1 => Just(Op::Restart),
@@ -99,6 +102,8 @@ enum Outcome {
     RunningCannotRemove,
     BeingRemoved,
     Orphaned,
+    RestartingCannotRemove,
+    Restarting,
     Invalid,
     NameInUse { holder: u8 },
     IdInUse,
@@ -120,6 +125,11 @@ enum M {
     },
     Removing,
     Orphaned(Option<i64>),
+    /// Ended, waiting for its policy's restart: the ended run's fields.
+    Restarting {
+        code: Option<i32>,
+        started: Option<i64>,
+    },
 }
 
 /// The reference model: which containers exist, their names and states.
@@ -145,7 +155,7 @@ fn model_event(s: &M, op: &Op, tick: i64) -> Result<M, Outcome> {
         _ => O::Invalid,
     };
     let end = |code: Option<i32>| match s {
-        Exited { .. } | Removing => Err(O::Invalid),
+        Exited { .. } | Restarting { .. } | Removing => Err(O::Invalid),
         _ => Ok(Exited {
             code,
             started: run_of(s),
@@ -153,7 +163,7 @@ fn model_event(s: &M, op: &Op, tick: i64) -> Result<M, Outcome> {
     };
     match op {
         Op::Start(_) => match s {
-            Created | Exited { .. } => Ok(Starting),
+            Created | Exited { .. } | Restarting { .. } => Ok(Starting),
             Paused(_) => Err(O::PausedCannotStart),
             _ if busy => Err(O::AlreadyRunning),
             _ => Err(refused(s)),
@@ -162,18 +172,25 @@ fn model_event(s: &M, op: &Op, tick: i64) -> Result<M, Outcome> {
         Op::ShimStarted(_) => Err(O::Invalid),
         Op::Stop(_) => match s {
             Running(t) | Paused(t) | Stopping(t) => Ok(Stopping(*t)),
+            // A stop during the back-off ends it.
+            Restarting { code, started } => Ok(Exited {
+                code: *code,
+                started: *started,
+            }),
             Created | Starting | Exited { .. } => Err(O::NotRunning),
             _ => Err(refused(s)),
         },
         // Only a running container pauses; a stopping one is on its way out.
         Op::Pause(_) => match s {
             Running(t) => Ok(Paused(*t)),
+            Restarting { .. } => Err(O::Restarting),
             Paused(_) => Err(O::AlreadyPaused),
             Created | Starting | Stopping(_) | Exited { .. } => Err(O::NotRunning),
             _ => Err(refused(s)),
         },
         Op::Unpause(_) => match s {
             Paused(t) => Ok(Running(*t)),
+            Restarting { .. } => Err(O::Restarting),
             Created | Starting | Running(_) | Stopping(_) | Exited { .. } => Err(O::NotPaused),
             _ => Err(refused(s)),
         },
@@ -182,7 +199,7 @@ fn model_event(s: &M, op: &Op, tick: i64) -> Result<M, Outcome> {
         Op::Resume(_) => match s {
             Paused(_) => Ok(Paused(tick)),
             Stopping(_) => Ok(Stopping(tick)),
-            Exited { .. } | Removing => Err(O::Invalid),
+            Exited { .. } | Restarting { .. } | Removing => Err(O::Invalid),
             _ => Ok(Running(tick)),
         },
         Op::Exit(_, code) => end(Some(*code)),
@@ -193,8 +210,16 @@ fn model_event(s: &M, op: &Op, tick: i64) -> Result<M, Outcome> {
             Orphaned(t) => Ok(Running(t.unwrap_or(tick))),
             _ => Err(O::Invalid),
         },
+        Op::ScheduleRestart(_) => match s {
+            Exited { code, started } => Ok(Restarting {
+                code: *code,
+                started: *started,
+            }),
+            _ => Err(O::Invalid),
+        },
         Op::Remove(_) => match s {
             Created | Exited { .. } | Removing => Ok(Removing),
+            Restarting { .. } => Err(O::RestartingCannotRemove),
             _ if busy => Err(O::RunningCannotRemove),
             _ => Err(refused(s)),
         },
@@ -235,6 +260,7 @@ impl Model {
             | Op::Orphan(slot)
             | Op::Adopt(slot)
             | Op::Remove(slot)
+            | Op::ScheduleRestart(slot)
             | Op::FinishRemoval(slot) => *slot,
         };
         let Some((current, state)) = self.containers.get(&slot).cloned() else {
@@ -312,6 +338,15 @@ fn project(state: &State) -> M {
         },
         State::Removing => M::Removing,
         State::Orphaned { run, .. } => M::Orphaned(run.as_ref().map(tick_of)),
+        State::Restarting {
+            exit, started_at, ..
+        } => M::Restarting {
+            code: exit.map(|e| match e {
+                Exit::Code(c) => c,
+                Exit::Signal(s) => panic!("no signal exits in this test: {s}"),
+            }),
+            started: started_at.map(|t| (t - ts(0)).num_seconds()),
+        },
     }
 }
 
@@ -326,6 +361,8 @@ fn transition_outcome(e: &TransitionError) -> Outcome {
         TransitionError::BeingRemoved => Outcome::BeingRemoved,
         TransitionError::Orphaned { .. } => Outcome::Orphaned,
         TransitionError::Invalid { .. } => Outcome::Invalid,
+        TransitionError::RestartingCannotRemove => Outcome::RestartingCannotRemove,
+        TransitionError::Restarting => Outcome::Restarting,
     }
 }
 
@@ -393,6 +430,7 @@ impl Real {
             },
             Op::Adopt(_) => Event::Adopted(state.run().cloned().unwrap_or_else(|| run_at(tick))),
             Op::Remove(_) => Event::RemoveRequested,
+            Op::ScheduleRestart(_) => Event::RestartScheduled,
             other => unreachable!("not an event: {other:?}"),
         }
     }
@@ -426,6 +464,7 @@ impl Real {
             Op::Start(s) | Op::ShimStarted(s) | Op::Stop(s) | Op::Exit(s, _) | Op::Lost(s) => *s,
             Op::Pause(s) | Op::Unpause(s) | Op::Resume(s) => *s,
             Op::Orphan(s) | Op::Adopt(s) | Op::Remove(s) | Op::FinishRemoval(s) => *s,
+            Op::ScheduleRestart(s) => *s,
         };
         let cid = id(u64::from(slot));
         let Some(mut rec) = self.store().get(&cid).unwrap() else {

@@ -331,6 +331,9 @@ async fn remove(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
             }
             Err(ApiError::RemoveRunning { name: rec.name })
         }
+        Err(ContainerError::Transition(TransitionError::RestartingCannotRemove)) => {
+            Err(ApiError::RemoveRestarting { name: rec.name })
+        }
         Err(e) => Err(e.into()),
     }
 }
