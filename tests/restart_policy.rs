@@ -213,4 +213,12 @@ fn the_back_off_is_restarting_and_rm_needs_a_stop_or_force() {
         "not started again after the daemon restart ({before} restarts)"
     );
     d.cli_ok(&["rm", "-f", "killed"]);
+    // `rm -f` of a running `always` container: its kill starts no back-off that would refuse
+    // the removal.
+    for round in 0..5 {
+        let name = format!("up{round}");
+        d.run_detached(&["--name", &name, "--restart", "always", "host", "sleep", "100"]);
+        let rm = d.http("DELETE", &format!("/v1.44/containers/{name}?force=1"), None);
+        assert_eq!(rm.status, 204, "round {round}: {}", rm.body);
+    }
 }

@@ -567,6 +567,13 @@ impl Handler<RemoveContainer> for ContainerActor {
                 if matches!(act.record.state, State::Removing) {
                     return Ok(());
                 }
+                // Its restart policy may have started a back-off on that exit: called off.
+                if matches!(act.record.state, State::Restarting { .. }) {
+                    if let Some(handle) = act.pending_restart.take() {
+                        ctx.cancel_future(handle);
+                    }
+                    act.apply(Event::StopRequested)?;
+                }
                 act.remove_now(ctx, false)
             }),
         )
