@@ -357,7 +357,9 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::NotFound(_)
         | ContainerError::NoSuchVolume(_)
         | ContainerError::NoSuchNetwork(_) => StatusCode::NOT_FOUND,
-        ContainerError::VolumeInUse { .. } => StatusCode::CONFLICT,
+        ContainerError::VolumeInUse { .. }
+        | ContainerError::NetworkExists(_)
+        | ContainerError::NetworkInUse { .. } => StatusCode::CONFLICT,
         ContainerError::Ambiguous(_)
         | ContainerError::InvalidName(_)
         | ContainerError::BadRequest(_)
@@ -381,6 +383,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::Image(e) => image_status(e),
         ContainerError::Store(_)
         | ContainerError::VolumeStore(_)
+        | ContainerError::NetworkStore(_)
         | ContainerError::Runtime(_)
         | ContainerError::Freeze { .. }
         | ContainerError::Io { .. }

@@ -252,19 +252,34 @@ fn published_ports(
     Ok((bindings, exposed))
 }
 
-/// The network mode moor records for a runc container.
-fn network_mode(host: &HostConfig) -> Result<&'static str, ApiError> {
+/// The network mode moor records for a runc container: `default`, `bridge`, `none`, `host`
+/// or a user network's name or id (the Supervisor finds it).
+fn network_mode(host: &HostConfig) -> Result<String, ApiError> {
     match host.network_mode.as_deref() {
-        None | Some("" | "default") => Ok("default"),
-        Some("none") => Ok("none"),
-        Some("bridge") => Ok("bridge"),
-        Some("host") => Ok("host"),
+        None | Some("" | "default") => Ok("default".into()),
+        Some(name) if moor_state::network::valid_name(name).is_ok() => Ok(name.into()),
+        Some(m @ ("none" | "bridge" | "host")) => Ok(m.into()),
         Some(other) => Err(refuse(
             "HostConfig.NetworkMode",
             other,
-            "default, bridge, none and host",
+            "default, bridge, none, host and the name or id of a user network",
         )),
     }
+}
+
+/// `EndpointsConfig.<own network>.Aliases` (the field rule let no other entry through).
+fn network_aliases(req: &CreateRequest) -> Vec<String> {
+    let endpoints = req
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.as_ref());
+    endpoints
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flatten()
+        .filter_map(|e| e.aliases.clone())
+        .flatten()
+        .collect()
 }
 
 /// Without Tty, StdinOnce must follow OpenStdin: the shim closes a container's stdin when
@@ -345,6 +360,7 @@ pub fn to_spec(
     }
     let log_opts = log_opts(&host)?;
     let network_mode = network_mode(&host)?;
+    let network_aliases = network_aliases(&req);
     check_modes(&req, &host, kind)?;
     check_resources(&host, kind)?;
     let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), kind)?;
@@ -390,7 +406,8 @@ pub fn to_spec(
         nano_cpus: host.nano_cpus,
         pids_limit: host.pids_limit.filter(|l| *l > 0),
         read_only: host.readonly_rootfs,
-        network_mode: kind.network_mode_at_create(network_mode),
+        network_mode: kind.network_mode_at_create(&network_mode),
+        network_aliases,
         port_bindings: Vec::new(),
         publish_all: host.publish_all_ports,
     };

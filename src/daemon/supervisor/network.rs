@@ -1,18 +1,48 @@
-//! The Supervisor's addresses: it owns the container records, so an address is allocated at
-//! create from those it reads (never one a record holds) in the same step that writes the
-//! new record. An address is released when its record is removed.
+//! The Supervisor's networks and addresses: it owns the container records, so an address is
+//! allocated at create from those it reads (never one a record holds) in the same step that
+//! writes the new record, and a user network is created, found and removed here, serialised
+//! with those allocations (a network in use by a record is never removed). An address is
+//! released when its record is removed. The bridges are made and deleted by the API's
+//! blocking tasks, around these steps.
 
+use std::sync::Arc;
+
+use actix::prelude::*;
 use moor_state::network::{allocate, held, Endpoint, NetworkRecord};
-use moor_state::ContainerSpec;
-use tracing::info;
+use moor_state::{ContainerRecord, ContainerSpec, State};
+use tracing::{info, warn};
 
 use super::Supervisor;
 use crate::daemon::error::ContainerError;
+use crate::daemon::Shared;
+
+/// Store a user network planned by the API (Supervisor): its name and subnet are checked
+/// against the stored ones first.
+#[derive(Message)]
+#[rtype(result = "Result<NetworkRecord, ContainerError>")]
+pub struct CreateNetwork(pub NetworkRecord);
+
+/// Remove a user network no container record is on (Supervisor); answers its record, whose
+/// bridge the caller then deletes.
+#[derive(Message)]
+#[rtype(result = "Result<NetworkRecord, ContainerError>")]
+pub struct RemoveNetwork(pub String);
+
+/// Every stored user network (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<NetworkRecord>, ContainerError>")]
+pub struct ListNetworks;
+
+/// Remove every user network no container record is on (Supervisor); answers their records.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<NetworkRecord>, ContainerError>")]
+pub struct PruneNetworks;
 
 impl Supervisor {
-    /// Resolves the network mode the API recorded (`default`, `bridge`, `none`, `host`, or
-    /// empty for a runtime without a network of its own) and gives a bridge container its
-    /// endpoint: `default` is `bridge` while the default network exists, else `none`.
+    /// Resolves the network mode the API recorded (`default`, `bridge`, `none`, `host`, a
+    /// user network's name or id, or empty for a runtime without a network of its own) and
+    /// gives a bridge container its endpoint: `default` is `bridge` while the default
+    /// network exists, else `none`.
     pub(super) fn attach_network(
         &mut self,
         spec: &mut ContainerSpec,
@@ -25,7 +55,23 @@ impl Supervisor {
                 spec.network_mode = "bridge".into();
                 spec.endpoint = Some(self.endpoint_on(&net)?);
             }
-            _ => {}
+            ("" | "none" | "host", _) => {}
+            (key, _) => {
+                let net = self.find_network(key)?;
+                spec.network_mode = net.name.clone();
+                spec.endpoint = Some(self.endpoint_on(&net)?);
+            }
+        }
+        if !spec.network_aliases.is_empty()
+            && !spec
+                .endpoint
+                .as_ref()
+                .is_some_and(|e| e.network != "bridge")
+        {
+            return Err(ContainerError::BadRequest(format!(
+                "network-scoped aliases are only supported for user-defined networks (network {:?})",
+                spec.network_mode
+            )));
         }
         // Ports on a network the daemon resolved to `none` (the bridge is disabled): the API
         // could not know, so the refusal is here, before anything is recorded.
@@ -59,4 +105,149 @@ impl Supervisor {
             gateway: net.gateway,
         })
     }
+
+    fn user_networks(&self) -> Result<Vec<NetworkRecord>, ContainerError> {
+        let all = self.shared.store.networks()?.list()?;
+        Ok(all.into_iter().filter(NetworkRecord::is_user).collect())
+    }
+
+    /// A user network by name, id or unique id prefix.
+    fn find_network(&self, key: &str) -> Result<NetworkRecord, ContainerError> {
+        let all = self.user_networks()?;
+        if let Some(n) = all.iter().find(|n| n.name == key || n.id == key) {
+            return Ok(n.clone());
+        }
+        let mut by_prefix = all.into_iter().filter(|n| n.id.starts_with(key));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(one), None) => Ok(one),
+            _ => Err(ContainerError::NoSuchNetwork(key.into())),
+        }
+    }
+
+    /// The records with an endpoint on `net`.
+    fn users_of(&mut self, net: &NetworkRecord) -> Result<Vec<String>, ContainerError> {
+        Ok(self
+            .list()?
+            .iter()
+            .filter(|r| {
+                r.spec
+                    .endpoint
+                    .as_ref()
+                    .is_some_and(|e| e.network_id == net.id)
+            })
+            .map(|r| r.name.clone())
+            .collect())
+    }
+}
+
+impl Handler<CreateNetwork> for Supervisor {
+    type Result = Result<NetworkRecord, ContainerError>;
+
+    fn handle(&mut self, msg: CreateNetwork, _: &mut Context<Self>) -> Self::Result {
+        let rec = msg.0;
+        let tree = self.shared.store.networks()?;
+        let all = tree.list()?;
+        if all.iter().any(|n| n.name == rec.name) || matches!(rec.name.as_str(), "host" | "none") {
+            return Err(ContainerError::NetworkExists(rec.name));
+        }
+        if let Some(other) = all.iter().find(|n| n.subnet.overlaps(&rec.subnet)) {
+            return Err(ContainerError::BadRequest(format!(
+                "invalid pool request: subnet {} overlaps {} of network {}",
+                rec.subnet, other.subnet, other.name
+            )));
+        }
+        tree.put(&rec)?;
+        info!(network = %rec.name, subnet = %rec.subnet, bridge = %rec.bridge, "network created");
+        Ok(rec)
+    }
+}
+
+impl Handler<RemoveNetwork> for Supervisor {
+    type Result = Result<NetworkRecord, ContainerError>;
+
+    fn handle(&mut self, msg: RemoveNetwork, _: &mut Context<Self>) -> Self::Result {
+        if matches!(msg.0.as_str(), "bridge" | "host" | "none") {
+            return Err(ContainerError::BadRequest(format!(
+                "{} is a pre-defined network and cannot be removed",
+                msg.0
+            )));
+        }
+        let net = self.find_network(&msg.0)?;
+        let users = self.users_of(&net)?;
+        if !users.is_empty() {
+            return Err(ContainerError::NetworkInUse {
+                name: net.name,
+                containers: users,
+            });
+        }
+        self.shared.store.networks()?.remove(&net.name)?;
+        info!(network = %net.name, "network removed");
+        Ok(net)
+    }
+}
+
+impl Handler<ListNetworks> for Supervisor {
+    type Result = Result<Vec<NetworkRecord>, ContainerError>;
+
+    fn handle(&mut self, _: ListNetworks, _: &mut Context<Self>) -> Self::Result {
+        self.user_networks()
+    }
+}
+
+impl Handler<PruneNetworks> for Supervisor {
+    type Result = Result<Vec<NetworkRecord>, ContainerError>;
+
+    fn handle(&mut self, _: PruneNetworks, _: &mut Context<Self>) -> Self::Result {
+        let mut removed = Vec::new();
+        for net in self.user_networks()? {
+            if self.users_of(&net)?.is_empty() {
+                self.shared.store.networks()?.remove(&net.name)?;
+                info!(network = %net.name, "network pruned");
+                removed.push(net);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn running(rec: &ContainerRecord) -> bool {
+    matches!(
+        rec.state,
+        State::Running(_) | State::Paused(_) | State::Stopping(_)
+    )
+}
+
+/// Rewrites the `/etc/hosts` of the containers on user networks (blocking).
+fn rewrite_all(shared: &Shared) {
+    match shared.store.list() {
+        Ok(records) => {
+            let n = crate::network::user::rewrite_hosts(&records, running, |id| {
+                shared.layout.container_dir(id)
+            });
+            tracing::debug!(written = n, "hosts files rewritten");
+        }
+        Err(e) => warn!(error = %e, "hosts files not rewritten: the store"),
+    }
+}
+
+/// Keeps the `/etc/hosts` of the containers on user networks current: once at start (what
+/// changed while the daemon was away), then after every container start and end the event
+/// bus reports (each recorded before its event). Runs until the bus closes.
+pub fn watch_hosts(shared: Arc<Shared>) {
+    let (_, mut events) = shared.events.subscribe();
+    actix_rt::spawn(async move {
+        let first = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || rewrite_all(&first)).await;
+        loop {
+            let changed = match events.recv().await {
+                Ok(e) => matches!(e.action.as_ref(), "start" | "die" | "destroy" | "restore"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if changed {
+                let s = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || rewrite_all(&s)).await;
+            }
+        }
+    });
 }
