@@ -211,6 +211,21 @@ fn network_create_list_prune_and_bridges_made_again_at_start() {
     ]);
     let ip = d.inspect_json("c1")["NetworkSettings"]["IPAddress"].clone();
     assert_eq!(ip, "10.77.0.1", "the first free address");
+    let ports = d.cli(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "-p",
+        "8080:80",
+        "bb",
+        "true",
+    ]);
+    let said = String::from_utf8_lossy(&ports.stderr);
+    assert!(
+        said.contains("HostConfig.PortBindings: published ports on a user network (n1)"),
+        "{said}"
+    );
     let unknown = d.cli(&["run", "-d", "--network", "nosuch", "bb", "true"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("network nosuch not found"));
 
@@ -220,6 +235,52 @@ fn network_create_list_prune_and_bridges_made_again_at_start() {
     ns.ok(&["ip", "link", "del", &br1]);
     d.restart();
     assert!(ns.links().contains(&br1), "{:?}", ns.links());
+
+    // The docker CLI: create, ls, inspect, run --network with an alias, rm (refused in use).
+    let id3 = d.docker_ok(&["network", "create", "--label", "k=v", "n3"]);
+    assert_eq!(id3.trim().len(), 64, "{id3}");
+    assert!(d.docker_ok(&["network", "ls"]).contains("n3"));
+    let shown = d.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Driver}} {{.Labels.k}}",
+        "n3",
+    ]);
+    assert_eq!(shown.trim(), "bridge v");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c3",
+        "--network",
+        "n3",
+        "--network-alias",
+        "al",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c4",
+        "--network",
+        "n3",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    let seen = wait_for(Duration::from_secs(10), || {
+        d.cli_ok(&["exec", "c4", "cat", "/etc/hosts"])
+            .contains("\tc3 al ")
+    });
+    assert!(seen, "{}", d.cli_ok(&["exec", "c4", "cat", "/etc/hosts"]));
+    let refused = d.docker_fail(&["network", "rm", "n3"]);
+    assert!(refused.contains("active endpoints"), "{refused}");
+    d.docker_ok(&["rm", "-f", "c3", "c4"]);
+    d.docker_ok(&["network", "rm", "n3"]);
 
     // Prune removes n2 (unused) and keeps n1 (c1 is on it).
     let pruned = d.http("POST", "/v1.44/networks/prune", None).json();

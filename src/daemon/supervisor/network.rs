@@ -80,6 +80,18 @@ impl Supervisor {
             false => "HostConfig.PortBindings",
         };
         let publishes = !spec.port_bindings.is_empty() || spec.publish_all;
+        if publishes
+            && spec
+                .endpoint
+                .as_ref()
+                .is_some_and(|e| e.network != "bridge")
+        {
+            // moor's NAT table knows the default bridge only (yet).
+            return Err(ContainerError::BadRequest(format!(
+                "{field}: published ports on a user network ({}) are not supported by moor yet",
+                spec.network_mode
+            )));
+        }
         crate::network::ports::check_network(&spec.network_mode, publishes)
             .map_err(|reason| ContainerError::BadRequest(format!("{field}: {reason}")))
     }
