@@ -127,6 +127,42 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_only_they() {
     let back = wait_for(Duration::from_secs(10), || hosts(&d, "cli").contains(&line));
     assert!(back, "{}", hosts(&d, "cli"));
 
+    // The daemon dies: names still resolve (no process of moor on the path). web ends while
+    // it is away: the next start takes its entry out.
+    let pid_of =
+        |d: &Daemon, name: &str| d.inspect_json(name)["State"]["Pid"].as_i64().expect("Pid");
+    let (cli_pid, web_pid) = (pid_of(&d, "cli"), pid_of(&d, "web"));
+    d.kill9();
+    let script = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 2 www 80";
+    let out = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &cli_pid.to_string(),
+            "-m",
+            "-n",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("nsenter");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains("hello-moor"),
+        "with the daemon down: {page:?} {out:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(web_pid as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .expect("kill web");
+    d.restart();
+    let gone = wait_for(Duration::from_secs(10), || {
+        !hosts(&d, "cli").contains("www")
+    });
+    assert!(gone, "after the restart: {}", hosts(&d, "cli"));
+
     for name in ["web", "cli", "other"] {
         d.cli_ok(&["rm", "-f", name]);
     }
