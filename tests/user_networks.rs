@@ -262,6 +262,12 @@ fn network_create_list_prune_and_bridges_made_again_at_start() {
         said.contains("HostConfig.PortBindings: published ports on a user network (n1)"),
         "{said}"
     );
+    let alias = d.cli(&["run", "-d", "--network-alias", "x", "bb", "true"]);
+    let said = String::from_utf8_lossy(&alias.stderr);
+    assert!(
+        said.contains("NetworkingConfig.EndpointsConfig.default.Aliases=x"),
+        "{said}"
+    );
     let unknown = d.cli(&["run", "-d", "--network", "nosuch", "bb", "true"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("network nosuch not found"));
 

@@ -267,19 +267,34 @@ fn network_mode(host: &HostConfig) -> Result<String, ApiError> {
     }
 }
 
-/// `EndpointsConfig.<own network>.Aliases` (the field rule let no other entry through).
-fn network_aliases(req: &CreateRequest) -> Vec<String> {
+/// `EndpointsConfig.<own network>.Aliases` (the field rule let no other entry through):
+/// refused unless the network is a user network (Docker's rule), on a runtime with a network
+/// of its own.
+fn network_aliases(
+    req: &CreateRequest,
+    mode: &str,
+    kind: Profile,
+) -> Result<Vec<String>, ApiError> {
     let endpoints = req
         .networking_config
         .as_ref()
         .and_then(|n| n.endpoints_config.as_ref());
-    endpoints
-        .into_iter()
-        .flat_map(|m| m.values())
-        .flatten()
-        .filter_map(|e| e.aliases.clone())
-        .flatten()
-        .collect()
+    let mut out = Vec::new();
+    for (key, entry) in endpoints.into_iter().flatten() {
+        let Some(aliases) = entry.as_ref().and_then(|e| e.aliases.clone()) else {
+            continue;
+        };
+        let builtin = matches!(mode, "default" | "bridge" | "none" | "host");
+        if !aliases.is_empty() && (builtin || !kind.own_network) {
+            return Err(refuse(
+                &format!("NetworkingConfig.EndpointsConfig.{key}.Aliases"),
+                aliases.join(","),
+                "aliases on a user-defined network",
+            ));
+        }
+        out.extend(aliases);
+    }
+    Ok(out)
 }
 
 /// Without Tty, StdinOnce must follow OpenStdin: the shim closes a container's stdin when
@@ -360,7 +375,7 @@ pub fn to_spec(
     }
     let log_opts = log_opts(&host)?;
     let network_mode = network_mode(&host)?;
-    let network_aliases = network_aliases(&req);
+    let network_aliases = network_aliases(&req, &network_mode, kind)?;
     check_modes(&req, &host, kind)?;
     check_resources(&host, kind)?;
     let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), kind)?;

@@ -62,17 +62,6 @@ impl Supervisor {
                 spec.endpoint = Some(self.endpoint_on(&net)?);
             }
         }
-        if !spec.network_aliases.is_empty()
-            && !spec
-                .endpoint
-                .as_ref()
-                .is_some_and(|e| e.network != "bridge")
-        {
-            return Err(ContainerError::BadRequest(format!(
-                "network-scoped aliases are only supported for user-defined networks (network {:?})",
-                spec.network_mode
-            )));
-        }
         // Ports on a network the daemon resolved to `none` (the bridge is disabled): the API
         // could not know, so the refusal is here, before anything is recorded.
         let field = match spec.port_bindings.is_empty() {
