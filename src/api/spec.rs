@@ -490,6 +490,8 @@ mod tests {
         r.image = "busybox".into();
         let mut host = HostConfig {
             port_bindings: [("80/tcp".to_string(), serde_json::json!([{"HostPort": "x"}]))].into(),
+            // `default` is resolved by the Supervisor (bridge or none): `none` is refused here.
+            network_mode: Some("none".into()),
             ..HostConfig::default()
         };
         r.host_config = Some(host.clone());
