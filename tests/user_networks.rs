@@ -324,9 +324,52 @@ fn network_create_list_prune_and_bridges_made_again_at_start() {
     d.docker_ok(&["rm", "-f", "c3", "c4"]);
     d.docker_ok(&["network", "rm", "n3"]);
 
-    // Prune removes n2 (unused) and keeps n1 (c1 is on it).
+    // Concurrent creates without a subnet each get one of their own (a pool another create
+    // took meanwhile is chosen again).
+    let socket = d.socket();
+    let answers: Vec<_> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let socket = socket.clone();
+                s.spawn(move || {
+                    let body = format!(r#"{{"Name": "race{i}"}}"#);
+                    let req = format!(
+                        "POST /v1.44/networks/create HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    common::raw_request(&socket, &req, Duration::from_secs(30)).expect("create")
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect()
+    });
+    for a in &answers {
+        assert_eq!(a.status, 201, "{}", a.body);
+    }
+    let mut subnets: Vec<String> = (0..4)
+        .map(|i| {
+            let n = d
+                .http("GET", &format!("/v1.44/networks/race{i}"), None)
+                .json();
+            n["IPAM"]["Config"][0]["Subnet"]
+                .as_str()
+                .expect("subnet")
+                .to_string()
+        })
+        .collect();
+    subnets.sort();
+    subnets.dedup();
+    assert_eq!(subnets.len(), 4, "{subnets:?}");
+
+    // Prune removes n2 and the race networks (unused) and keeps n1 (c1 is on it).
     let pruned = d.http("POST", "/v1.44/networks/prune", None).json();
-    assert_eq!(pruned["NetworksDeleted"], serde_json::json!(["n2"]));
+    let mut deleted: Vec<String> =
+        serde_json::from_value(pruned["NetworksDeleted"].clone()).expect("names");
+    deleted.sort();
+    assert_eq!(deleted, ["n2", "race0", "race1", "race2", "race3"]);
     d.cli_ok(&["rm", "-f", "c1"]);
     d.cli_ok(&["network", "rm", "n1"]);
     assert!(!ns.links().contains(&br1));

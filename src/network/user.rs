@@ -29,10 +29,21 @@ pub struct NetworkRequest {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The IPv4 routes of the host (the daemon's namespace), for [`plan`].
+pub fn host_routes() -> Result<Vec<Subnet>, NetworkError> {
+    netns::run_in(None, || {
+        link::block(|h| async move { link::routes(&h).await })
+    })
+}
+
 /// The record of a new network for `req`: its subnet (asked, else the first default pool
-/// free of the host's routes and of `existing`'s subnets), gateway (asked, else the first
-/// host address), a fresh id and the bridge named after it. Nothing is stored or made.
-pub fn plan(req: &NetworkRequest, existing: &[NetworkRecord]) -> Result<NetworkRecord, String> {
+/// free of the host's `routes` and of `existing`'s subnets), gateway (asked, else the first
+/// host address), a fresh id and the bridge named after it. Pure: nothing is stored or made.
+pub fn plan(
+    req: &NetworkRequest,
+    existing: &[NetworkRecord],
+    routes: &[Subnet],
+) -> Result<NetworkRecord, String> {
     let subnet = match req.subnet {
         Some(s) => {
             if let Some(other) = existing.iter().find(|n| n.subnet.overlaps(&s)) {
@@ -43,16 +54,10 @@ pub fn plan(req: &NetworkRequest, existing: &[NetworkRecord]) -> Result<NetworkR
             }
             s
         }
-        None => {
-            let routes = netns::run_in(None, || {
-                link::block(|h| async move { link::routes(&h).await })
-            })
-            .map_err(|e| e.to_string())?;
-            choose_user_subnet(&routes, existing).ok_or(
-                "no default address pool is free of the host's routes and of the other \
-                 networks: give IPAM.Config Subnet",
-            )?
-        }
+        None => choose_user_subnet(routes, existing).ok_or(
+            "no default address pool is free of the host's routes and of the other \
+             networks: give IPAM.Config Subnet",
+        )?,
     };
     let gateway = req.gateway.unwrap_or_else(|| first_host(subnet));
     let (first, last) = subnet.bounds();
@@ -228,12 +233,20 @@ mod tests {
             gateway: g.map(|g| g.parse().unwrap()),
             ..NetworkRequest::default()
         };
-        let one = plan(&asked("10.5.0.0/24", None), &[]).expect("plan");
+        let one = plan(&asked("10.5.0.0/24", None), &[], &[]).expect("plan");
         assert_eq!(one.gateway, Ipv4Addr::new(10, 5, 0, 1));
         assert!(one.bridge.starts_with("moor-") && one.bridge.len() == 15);
-        let e = plan(&asked("10.5.0.128/25", None), &[one]).unwrap_err();
+        let e = plan(
+            &asked("10.5.0.128/25", None),
+            std::slice::from_ref(&one),
+            &[],
+        )
+        .unwrap_err();
         assert!(e.contains("overlaps 10.5.0.0/24 of network n"), "{e}");
-        let e = plan(&asked("10.6.0.0/24", Some("10.7.0.1")), &[]).unwrap_err();
+        let e = plan(&asked("10.6.0.0/24", Some("10.7.0.1")), &[], &[]).unwrap_err();
         assert!(e.contains("not a host address"), "{e}");
+        let routes = [Subnet::parse("172.17.0.0/16").unwrap()];
+        let chosen = plan(&NetworkRequest::default(), &[one], &routes).expect("plan");
+        assert_eq!(chosen.subnet, Subnet::parse("172.18.0.0/16").unwrap());
     }
 }

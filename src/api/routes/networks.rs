@@ -289,22 +289,16 @@ fn request(req: NetworkCreateRequest) -> Result<NetworkRequest, ApiError> {
 /// Supervisor, then its bridge made; a bridge that cannot be made removes the record again.
 async fn create(state: Data, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req = request(serde_json::from_slice(&body)?)?;
-    let mut existing = state
-        .supervisor
-        .send(ListNetworks)
+    let routes = web::block(crate::network::user::host_routes)
         .await
-        .map_err(ContainerError::from)??;
-    existing.extend(state.shared.network.clone());
-    if existing.iter().any(|n| n.name == req.name) {
-        return Err(ContainerError::NetworkExists(req.name).into());
-    }
-    let planned = web::block(move || crate::network::user::plan(&req, &existing))
-        .await
-        .map_err(|_| bad("the network's plan failed".into()))?
-        .map_err(bad)?;
+        .map_err(|_| bad("reading the host's routes failed".into()))?
+        .map_err(|e| bad(crate::api::error::chain(&e)))?;
     let rec = state
         .supervisor
-        .send(CreateNetwork(planned))
+        .send(CreateNetwork {
+            request: req,
+            routes,
+        })
         .await
         .map_err(ContainerError::from)??;
     let made = rec.clone();

@@ -16,11 +16,16 @@ use super::Supervisor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::Shared;
 
-/// Store a user network planned by the API (Supervisor): its name and subnet are checked
-/// against the stored ones first.
+/// Plan and store a user network (Supervisor): its name and subnet are checked against the
+/// stored ones, and a subnet chosen when none is asked, in one step with the store's write.
 #[derive(Message)]
 #[rtype(result = "Result<NetworkRecord, ContainerError>")]
-pub struct CreateNetwork(pub NetworkRecord);
+pub struct CreateNetwork {
+    /// What the client asked for (checked by the API).
+    pub request: crate::network::user::NetworkRequest,
+    /// The host's routes (read by the API off this thread), which a chosen subnet avoids.
+    pub routes: Vec<moor_state::network::Subnet>,
+}
 
 /// Remove a user network no container record is on (Supervisor); answers its record, whose
 /// bridge the caller then deletes.
@@ -145,18 +150,13 @@ impl Handler<CreateNetwork> for Supervisor {
     type Result = Result<NetworkRecord, ContainerError>;
 
     fn handle(&mut self, msg: CreateNetwork, _: &mut Context<Self>) -> Self::Result {
-        let rec = msg.0;
         let tree = self.shared.store.networks()?;
         let all = tree.list()?;
-        if all.iter().any(|n| n.name == rec.name) || matches!(rec.name.as_str(), "host" | "none") {
-            return Err(ContainerError::NetworkExists(rec.name));
+        if all.iter().any(|n| n.name == msg.request.name) {
+            return Err(ContainerError::NetworkExists(msg.request.name));
         }
-        if let Some(other) = all.iter().find(|n| n.subnet.overlaps(&rec.subnet)) {
-            return Err(ContainerError::BadRequest(format!(
-                "invalid pool request: subnet {} overlaps {} of network {}",
-                rec.subnet, other.subnet, other.name
-            )));
-        }
+        let rec = crate::network::user::plan(&msg.request, &all, &msg.routes)
+            .map_err(ContainerError::BadRequest)?;
         tree.put(&rec)?;
         info!(network = %rec.name, subnet = %rec.subnet, bridge = %rec.bridge, "network created");
         Ok(rec)
