@@ -218,6 +218,14 @@ fn network_create_list_prune_and_bridges_made_again_at_start() {
             "IPRange",
         ),
         (serde_json::json!({"Name": "bridge"}), "pre-defined"),
+        (
+            serde_json::json!({"Name": "x", "IPAM": {"Config": [{"Subnet": "10.79.0.5/24"}]}}),
+            "it should be 10.79.0.0/24",
+        ),
+        (
+            serde_json::json!({"Name": "x", "IPAM": {"Config": [{"Subnet": "10.79.0.0/24", "Gateway": "10.80.0.1"}]}}),
+            "not a host address",
+        ),
     ] {
         let r = create(&d, body);
         assert_eq!(r.status, 400, "{}", r.body);

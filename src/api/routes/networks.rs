@@ -267,6 +267,12 @@ fn request(req: NetworkCreateRequest) -> Result<NetworkRequest, ApiError> {
                         c.subnet
                     ))
                 })?;
+            if s.to_string() != c.subnet {
+                return Err(bad(format!(
+                    "IPAM.Config.Subnet {:?} has host bits set: it should be {s}",
+                    c.subnet
+                )));
+            }
             out.subnet = Some(s);
         }
         if !c.gateway.is_empty() {
