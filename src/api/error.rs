@@ -384,6 +384,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::Store(_)
         | ContainerError::VolumeStore(_)
         | ContainerError::NetworkStore(_)
+        | ContainerError::Bridge { .. }
         | ContainerError::Runtime(_)
         | ContainerError::Freeze { .. }
         | ContainerError::Io { .. }

@@ -119,6 +119,17 @@ pub enum ContainerError {
         /// The containers on it.
         containers: Vec<String>,
     },
+    /// A host step of a user network failed (its bridge, the host's routes).
+    #[error("cannot {what} network {name}")]
+    Bridge {
+        /// What was being done.
+        what: &'static str,
+        /// The network.
+        name: String,
+        /// Why (boxed: the error stays small).
+        #[source]
+        source: Box<crate::network::NetworkError>,
+    },
     /// The networks tree failed.
     #[error("network store")]
     NetworkStore(#[from] moor_state::network::NetworkStoreError),

@@ -4,9 +4,9 @@
 //! network start and end, so they find each other by name with no process of moor on the
 //! path (a daemon that is down leaves the files as they were).
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+pub use moor_state::network::NetworkRequest;
 use moor_state::network::{
     choose_user_subnet, first_host, peer_hosts, user_bridge, NetworkRecord, Subnet,
     NETWORK_RECORD_VERSION,
@@ -15,19 +15,6 @@ use moor_state::ContainerRecord;
 use tracing::{info, warn};
 
 use super::{files, link, netns, NetworkError};
-
-/// What the user asked for (`POST /networks/create`, checked by the API).
-#[derive(Debug, Clone, Default)]
-pub struct NetworkRequest {
-    /// The name.
-    pub name: String,
-    /// `IPAM.Config[0].Subnet`.
-    pub subnet: Option<Subnet>,
-    /// `IPAM.Config[0].Gateway`.
-    pub gateway: Option<Ipv4Addr>,
-    /// `Labels`.
-    pub labels: BTreeMap<String, String>,
-}
 
 /// The IPv4 routes of the host (the daemon's namespace), for [`plan`].
 pub fn host_routes() -> Result<Vec<Subnet>, NetworkError> {

@@ -106,6 +106,19 @@ impl NetworkRecord {
     }
 }
 
+/// What the user asked for (`POST /networks/create`, checked by the API).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkRequest {
+    /// The name.
+    pub name: String,
+    /// `IPAM.Config[0].Subnet`.
+    pub subnet: Option<Subnet>,
+    /// `IPAM.Config[0].Gateway`.
+    pub gateway: Option<Ipv4Addr>,
+    /// `Labels`.
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Prefix of a user network's bridge device (then 10 hex of its id: 15 characters, the
 /// kernel's limit for a device name).
 pub const USER_BRIDGE_PREFIX: &str = "moor-";

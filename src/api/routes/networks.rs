@@ -17,9 +17,9 @@ use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::ListContainers;
 use crate::daemon::supervisor::network::{
-    CreateNetwork, ListNetworks, PruneNetworks, RemoveNetwork,
+    create_network, prune_networks, remove_network, ListNetworks,
 };
-use crate::network::user::NetworkRequest;
+use moor_state::network::NetworkRequest;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -291,62 +291,16 @@ fn request(req: NetworkCreateRequest) -> Result<NetworkRequest, ApiError> {
     Ok(out)
 }
 
-/// `POST /networks/create`: planned (a subnet chosen when none is asked), stored by the
-/// Supervisor, then its bridge made; a bridge that cannot be made removes the record again.
+/// `POST /networks/create`: planned and stored by the Supervisor, then its bridge made.
 async fn create(state: Data, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req = request(serde_json::from_slice(&body)?)?;
-    let routes = web::block(crate::network::user::host_routes)
-        .await
-        .map_err(|_| bad("reading the host's routes failed".into()))?
-        .map_err(|e| bad(crate::api::error::chain(&e)))?;
-    let rec = state
-        .supervisor
-        .send(CreateNetwork {
-            request: req,
-            routes,
-        })
-        .await
-        .map_err(ContainerError::from)??;
-    let made = rec.clone();
-    let ensured = web::block(move || crate::network::user::ensure(&made)).await;
-    let failure = match ensured {
-        Ok(Ok(_)) => None,
-        Ok(Err(e)) => Some(crate::api::error::chain(&e)),
-        Err(_) => Some("a network thread panicked".into()),
-    };
-    if let Some(why) = failure {
-        let _ = state.supervisor.send(RemoveNetwork(rec.id.clone())).await;
-        return Err(bad(format!(
-            "network {}: its bridge {} cannot be made: {why}",
-            rec.name, rec.bridge
-        )));
-    }
+    let rec = create_network(&state.supervisor, req).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({"Id": rec.id, "Warning": ""})))
-}
-
-/// Deletes the bridges of removed networks (a failure is logged: the record is gone).
-async fn delete_bridges(nets: Vec<NetworkRecord>) {
-    let done = web::block(move || {
-        for net in &nets {
-            if let Err(e) = crate::network::user::remove(net) {
-                tracing::warn!(network = %net.name, bridge = %net.bridge, error = %e, "bridge not deleted");
-            }
-        }
-    })
-    .await;
-    if done.is_err() {
-        tracing::warn!("the bridge deletion task failed");
-    }
 }
 
 /// `DELETE /networks/{id}`: 409 while a container (running or not) is on it.
 async fn remove(state: Data, path: web::Path<NetworkPath>) -> Result<HttpResponse, ApiError> {
-    let rec = state
-        .supervisor
-        .send(RemoveNetwork(path.into_inner().id))
-        .await
-        .map_err(ContainerError::from)??;
-    delete_bridges(vec![rec]).await;
+    remove_network(&state.supervisor, path.into_inner().id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -359,12 +313,7 @@ async fn prune(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
             value: format!("{key} (moor prunes networks without filters)"),
         });
     }
-    let removed = state
-        .supervisor
-        .send(PruneNetworks)
-        .await
-        .map_err(ContainerError::from)??;
+    let removed = prune_networks(&state.supervisor).await?;
     let names: Vec<String> = removed.iter().map(|n| n.name.clone()).collect();
-    delete_bridges(removed).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({"NetworksDeleted": names})))
 }

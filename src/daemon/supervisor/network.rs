@@ -211,6 +211,74 @@ impl Handler<PruneNetworks> for Supervisor {
     }
 }
 
+/// Runs a blocking network step on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    step: impl FnOnce() -> Result<T, crate::network::NetworkError> + Send + 'static,
+) -> Result<T, crate::network::NetworkError> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(|_| crate::network::NetworkError::Thread)?
+}
+
+/// `POST /networks/create`: the host's routes read off the actors' thread, the network
+/// planned and stored by the Supervisor, then its bridge made; a bridge that cannot be made
+/// takes the record away again.
+pub async fn create_network(
+    supervisor: &Addr<Supervisor>,
+    request: moor_state::network::NetworkRequest,
+) -> Result<NetworkRecord, ContainerError> {
+    let routes = blocking(crate::network::user::host_routes)
+        .await
+        .map_err(|source| ContainerError::Bridge {
+            what: "read the host's routes for",
+            name: request.name.clone(),
+            source: Box::new(source),
+        })?;
+    let rec = supervisor.send(CreateNetwork { request, routes }).await??;
+    let made = rec.clone();
+    if let Err(source) = blocking(move || crate::network::user::ensure(&made)).await {
+        if let Err(e) = supervisor.send(RemoveNetwork(rec.id.clone())).await? {
+            warn!(network = %rec.name, error = %e, "the record of a network without a bridge stays");
+        }
+        return Err(ContainerError::Bridge {
+            what: "make the bridge of",
+            name: rec.name,
+            source: Box::new(source),
+        });
+    }
+    Ok(rec)
+}
+
+/// Deletes the bridges of removed networks (a failure is logged: the records are gone).
+async fn delete_bridges(nets: &[NetworkRecord]) {
+    for net in nets {
+        let n = net.clone();
+        if let Err(e) = blocking(move || crate::network::user::remove(&n)).await {
+            warn!(network = %net.name, bridge = %net.bridge, error = %e, "bridge not deleted");
+        }
+    }
+}
+
+/// `DELETE /networks/{id}`: the record removed by the Supervisor (refused while a container
+/// is on it), then the bridge deleted.
+pub async fn remove_network(
+    supervisor: &Addr<Supervisor>,
+    key: String,
+) -> Result<NetworkRecord, ContainerError> {
+    let rec = supervisor.send(RemoveNetwork(key)).await??;
+    delete_bridges(std::slice::from_ref(&rec)).await;
+    Ok(rec)
+}
+
+/// `POST /networks/prune`: every user network no container is on, and their bridges.
+pub async fn prune_networks(
+    supervisor: &Addr<Supervisor>,
+) -> Result<Vec<NetworkRecord>, ContainerError> {
+    let removed = supervisor.send(PruneNetworks).await??;
+    delete_bridges(&removed).await;
+    Ok(removed)
+}
+
 fn running(rec: &ContainerRecord) -> bool {
     matches!(
         rec.state,
