@@ -375,6 +375,17 @@ pub fn to_spec(
     }
     let log_opts = log_opts(&host)?;
     let network_mode = network_mode(&host)?;
+    let builtin = matches!(
+        network_mode.as_str(),
+        "default" | "bridge" | "none" | "host"
+    );
+    if !builtin && !kind.own_network {
+        return Err(refuse(
+            "HostConfig.NetworkMode",
+            &network_mode,
+            "the host's network on a runtime without a network of its own",
+        ));
+    }
     let network_aliases = network_aliases(&req, &network_mode, kind)?;
     check_modes(&req, &host, kind)?;
     check_resources(&host, kind)?;
@@ -481,6 +492,24 @@ mod tests {
         assert_eq!(spec.env, vec!["A=1"]);
         let e = to_spec(r, RuntimeKind::Runc, with(&Default::default())).unwrap_err();
         assert!(matches!(e, ApiError::NoCommand));
+    }
+
+    #[test]
+    fn a_user_network_is_refused_on_a_runtime_without_a_network() {
+        let mut r = req(&["true"]);
+        r.host_config = Some(HostConfig {
+            network_mode: Some("front".into()),
+            ..HostConfig::default()
+        });
+        let e = to_spec(r.clone(), RuntimeKind::Process, |_| Ok(None)).unwrap_err();
+        assert!(
+            e.to_string().contains("HostConfig.NetworkMode=front"),
+            "{e}"
+        );
+        r.image = "busybox".into();
+        let found = |_: &str| Ok(Some(image(Default::default())));
+        let (spec, _) = to_spec(r, RuntimeKind::Runc, found).expect("runc");
+        assert_eq!(spec.network_mode, "front");
     }
 
     #[test]
