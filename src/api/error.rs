@@ -364,7 +364,9 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::NotFound(_)
         | ContainerError::NoSuchVolume(_)
         | ContainerError::NoSuchNetwork(_) => StatusCode::NOT_FOUND,
-        ContainerError::VolumeInUse { .. } => StatusCode::CONFLICT,
+        ContainerError::VolumeInUse { .. }
+        | ContainerError::NetworkExists(_)
+        | ContainerError::NetworkInUse { .. } => StatusCode::CONFLICT,
         ContainerError::Ambiguous(_)
         | ContainerError::InvalidName(_)
         | ContainerError::BadRequest(_)
@@ -391,6 +393,8 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::Store(_)
         | ContainerError::Ports { .. }
         | ContainerError::VolumeStore(_)
+        | ContainerError::NetworkStore(_)
+        | ContainerError::Bridge { .. }
         | ContainerError::Runtime(_)
         | ContainerError::Freeze { .. }
         | ContainerError::Io { .. }

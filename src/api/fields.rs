@@ -182,12 +182,12 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("Init", Refused(Zero)),
 ];
 
-/// One entry of `NetworkingConfig.EndpointsConfig` (api/types/network/endpoint.go): moor has
-/// no network objects, so an entry is only taken for the container's own network mode, empty.
+/// One entry of `NetworkingConfig.EndpointsConfig` (api/types/network/endpoint.go): an entry
+/// is only taken for the container's own network mode, with `Aliases` at most.
 pub const ENDPOINT: &[(&str, Field)] = &[
     ("IPAMConfig", Refused(Zero)),
     ("Links", Refused(Zero)),
-    ("Aliases", Refused(Zero)),
+    ("Aliases", Honoured),
     ("MacAddress", Refused(Zero)),
     ("NetworkID", Refused(Zero)),
     ("EndpointID", Refused(Zero)),
@@ -434,8 +434,14 @@ mod tests {
         v["HostConfig"]["MemorySwappiness"] = json!(-1);
         v["NetworkingConfig"]["EndpointsConfig"]["default"]["Aliases"] = json!(["x"]);
         assert_eq!(
+            check(&v),
+            Ok(()),
+            "aliases are honoured (on a user network)"
+        );
+        v["NetworkingConfig"]["EndpointsConfig"]["default"]["Links"] = json!(["x"]);
+        assert_eq!(
             check(&v).unwrap_err().to_string(),
-            "NetworkingConfig.EndpointsConfig.default.Aliases is not supported by moor yet"
+            "NetworkingConfig.EndpointsConfig.default.Links is not supported by moor yet"
         );
     }
 

@@ -79,3 +79,68 @@ pub struct NetworkContainer {
     #[serde(rename = "IPv6Address")]
     pub ipv6_address: String,
 }
+
+/// `POST /networks/create` body (Docker's NetworkCreateRequest). Every field moor does not
+/// implement is refused by name unless it has its default value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateRequest {
+    /// The name.
+    pub name: String,
+    /// Deprecated in Docker (always checked now); moor always refuses a duplicate name.
+    pub check_duplicate: Option<bool>,
+    /// `bridge` (or empty).
+    pub driver: String,
+    /// `local` (or empty).
+    pub scope: String,
+    /// Refused when true.
+    pub internal: bool,
+    /// Accepted: every moor network is attachable by containers.
+    pub attachable: bool,
+    /// Refused when true.
+    pub ingress: bool,
+    /// Refused when true.
+    pub config_only: bool,
+    /// Refused when set.
+    pub config_from: Option<serde_json::Value>,
+    /// Refused when true.
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: Option<bool>,
+    /// Refused when false.
+    #[serde(rename = "EnableIPv4")]
+    pub enable_ipv4: Option<bool>,
+    /// The subnet and gateway.
+    #[serde(rename = "IPAM")]
+    pub ipam: Option<IpamRequest>,
+    /// Driver options: refused when any.
+    pub options: Option<BTreeMap<String, String>>,
+    /// Labels.
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `IPAM` of a create request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamRequest {
+    /// `default` (or empty).
+    pub driver: String,
+    /// Refused when any.
+    pub options: Option<BTreeMap<String, String>>,
+    /// At most one entry.
+    pub config: Option<Vec<IpamConfigRequest>>,
+}
+
+/// One `IPAM.Config` entry of a create request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfigRequest {
+    /// `A.B.C.D/N`.
+    pub subnet: String,
+    /// Refused when set.
+    #[serde(rename = "IPRange")]
+    pub ip_range: String,
+    /// The bridge's address.
+    pub gateway: String,
+    /// Refused when any.
+    pub auxiliary_addresses: Option<BTreeMap<String, String>>,
+}

@@ -252,19 +252,49 @@ fn published_ports(
     Ok((bindings, exposed))
 }
 
-/// The network mode moor records for a runc container.
-fn network_mode(host: &HostConfig) -> Result<&'static str, ApiError> {
+/// The network mode moor records for a runc container: `default`, `bridge`, `none`, `host`
+/// or a user network's name or id (the Supervisor finds it).
+fn network_mode(host: &HostConfig) -> Result<String, ApiError> {
     match host.network_mode.as_deref() {
-        None | Some("" | "default") => Ok("default"),
-        Some("none") => Ok("none"),
-        Some("bridge") => Ok("bridge"),
-        Some("host") => Ok("host"),
+        None | Some("" | "default") => Ok("default".into()),
+        Some(name) if moor_state::network::valid_name(name).is_ok() => Ok(name.into()),
+        Some(m @ ("none" | "bridge" | "host")) => Ok(m.into()),
         Some(other) => Err(refuse(
             "HostConfig.NetworkMode",
             other,
-            "default, bridge, none and host",
+            "default, bridge, none, host and the name or id of a user network",
         )),
     }
+}
+
+/// `EndpointsConfig.<own network>.Aliases` (the field rule let no other entry through):
+/// refused unless the network is a user network (Docker's rule), on a runtime with a network
+/// of its own.
+fn network_aliases(
+    req: &CreateRequest,
+    mode: &str,
+    kind: Profile,
+) -> Result<Vec<String>, ApiError> {
+    let endpoints = req
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.as_ref());
+    let mut out = Vec::new();
+    for (key, entry) in endpoints.into_iter().flatten() {
+        let Some(aliases) = entry.as_ref().and_then(|e| e.aliases.clone()) else {
+            continue;
+        };
+        let builtin = matches!(mode, "default" | "bridge" | "none" | "host");
+        if !aliases.is_empty() && (builtin || !kind.own_network) {
+            return Err(refuse(
+                &format!("NetworkingConfig.EndpointsConfig.{key}.Aliases"),
+                aliases.join(","),
+                "aliases on a user-defined network",
+            ));
+        }
+        out.extend(aliases);
+    }
+    Ok(out)
 }
 
 /// Without Tty, StdinOnce must follow OpenStdin: the shim closes a container's stdin when
@@ -345,6 +375,18 @@ pub fn to_spec(
     }
     let log_opts = log_opts(&host)?;
     let network_mode = network_mode(&host)?;
+    let builtin = matches!(
+        network_mode.as_str(),
+        "default" | "bridge" | "none" | "host"
+    );
+    if !builtin && !kind.own_network {
+        return Err(refuse(
+            "HostConfig.NetworkMode",
+            &network_mode,
+            "the host's network on a runtime without a network of its own",
+        ));
+    }
+    let network_aliases = network_aliases(&req, &network_mode, kind)?;
     check_modes(&req, &host, kind)?;
     check_resources(&host, kind)?;
     let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), kind)?;
@@ -390,7 +432,8 @@ pub fn to_spec(
         nano_cpus: host.nano_cpus,
         pids_limit: host.pids_limit.filter(|l| *l > 0),
         read_only: host.readonly_rootfs,
-        network_mode: kind.network_mode_at_create(network_mode),
+        network_mode: kind.network_mode_at_create(&network_mode),
+        network_aliases,
         port_bindings: Vec::new(),
         publish_all: host.publish_all_ports,
     };
@@ -452,12 +495,32 @@ mod tests {
     }
 
     #[test]
+    fn a_user_network_is_refused_on_a_runtime_without_a_network() {
+        let mut r = req(&["true"]);
+        r.host_config = Some(HostConfig {
+            network_mode: Some("front".into()),
+            ..HostConfig::default()
+        });
+        let e = to_spec(r.clone(), RuntimeKind::Process, |_| Ok(None)).unwrap_err();
+        assert!(
+            e.to_string().contains("HostConfig.NetworkMode=front"),
+            "{e}"
+        );
+        r.image = "busybox".into();
+        let found = |_: &str| Ok(Some(image(Default::default())));
+        let (spec, _) = to_spec(r, RuntimeKind::Runc, found).expect("runc");
+        assert_eq!(spec.network_mode, "front");
+    }
+
+    #[test]
     fn port_bindings_are_parsed_and_refused_without_a_bridge() {
         let found = |_: &str| Ok(Some(image(Default::default())));
         let mut r = req(&["true"]);
         r.image = "busybox".into();
         let mut host = HostConfig {
             port_bindings: [("80/tcp".to_string(), serde_json::json!([{"HostPort": "x"}]))].into(),
+            // `default` is resolved by the Supervisor (bridge or none): `none` is refused here.
+            network_mode: Some("none".into()),
             ..HostConfig::default()
         };
         r.host_config = Some(host.clone());

@@ -48,6 +48,25 @@ pub struct CreateRequest {
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     /// Host-side options.
     pub host_config: Option<HostConfig>,
+    /// `EndpointsConfig` (checked by the field rule: only the container's own network, and
+    /// of its entry only `Aliases`).
+    pub networking_config: Option<NetworkingConfig>,
+}
+
+/// `NetworkingConfig` of a create request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    /// Per network name, its settings.
+    pub endpoints_config: Option<BTreeMap<String, Option<EndpointRequest>>>,
+}
+
+/// One `EndpointsConfig` entry as far as moor reads it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointRequest {
+    /// Other names of the container on a user network (`--network-alias`).
+    pub aliases: Option<Vec<String>>,
 }
 
 /// Docker's HostConfig subset.

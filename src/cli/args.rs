@@ -83,6 +83,9 @@ pub enum Command {
     /// Manage volumes: create, ls, inspect, rm, prune.
     #[command(subcommand)]
     Volume(crate::cli::commands::volume::VolumeCommand),
+    /// Manage user networks: create, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Network(crate::cli::commands::network::NetworkCommand),
     /// Show the moor version information.
     Version,
     /// Administer the store and orphans; works with the daemon down.

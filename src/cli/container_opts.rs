@@ -75,9 +75,13 @@ pub struct ContainerOpts {
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none (the default, loopback only) or host.
+    /// Network: bridge (the default when the daemon has it), none, host, or a user
+    /// network's name or id.
     #[arg(long = "network", visible_alias = "net", value_name = "MODE")]
     pub network: Option<String>,
+    /// Another name of the container on its user network; repeatable.
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Publish a container's port(s) to the host: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp],
     /// ports may be ranges (8000-8001:80-81); no host port means an ephemeral one.
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
@@ -198,6 +202,20 @@ pub fn port_bindings(specs: &[String]) -> anyhow::Result<BTreeMap<String, serde_
 }
 
 impl ContainerOpts {
+    /// `--network-alias` as the API's `EndpointsConfig.<network>.Aliases`.
+    fn networking_config(&self) -> Option<crate::api::types::NetworkingConfig> {
+        if self.network_alias.is_empty() {
+            return None;
+        }
+        let network = self.network.clone().unwrap_or_else(|| "default".into());
+        let entry = crate::api::types::EndpointRequest {
+            aliases: Some(self.network_alias.clone()),
+        };
+        Some(crate::api::types::NetworkingConfig {
+            endpoints_config: Some([(network, Some(entry))].into()),
+        })
+    }
+
     /// The `POST /containers/create` body for these options.
     pub fn to_request(&self) -> anyhow::Result<CreateRequest> {
         let restart_policy = self.restart.clone();
@@ -252,6 +270,7 @@ impl ContainerOpts {
                     .map(|(h, w)| [h, w]),
                 ..HostConfig::default()
             }),
+            networking_config: self.networking_config(),
             ..CreateRequest::default()
         })
     }

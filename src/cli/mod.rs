@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Logout(args) => commands::login::execute_logout(args),
         Command::Image(cmd) => commands::image::execute(&client, cmd),
         Command::Volume(cmd) => commands::volume::execute(&client, cmd),
+        Command::Network(cmd) => commands::network::execute(&client, cmd),
         Command::Version => commands::version::execute(&client),
     }
 }

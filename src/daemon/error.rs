@@ -117,6 +117,31 @@ pub enum ContainerError {
         /// The containers that use it.
         ids: Vec<String>,
     },
+    /// A network of that name exists (Docker's text).
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    /// A network some container is on cannot be removed (Docker's text, with their names).
+    #[error("error while removing network: network {name} has active endpoints ({})", .containers.join(", "))]
+    NetworkInUse {
+        /// The network.
+        name: String,
+        /// The containers on it.
+        containers: Vec<String>,
+    },
+    /// A host step of a user network failed (its bridge, the host's routes).
+    #[error("cannot {what} network {name}")]
+    Bridge {
+        /// What was being done.
+        what: &'static str,
+        /// The network.
+        name: String,
+        /// Why (boxed: the error stays small).
+        #[source]
+        source: Box<crate::network::NetworkError>,
+    },
+    /// The networks tree failed.
+    #[error("network store")]
+    NetworkStore(#[from] moor_state::network::NetworkStoreError),
     /// The volumes tree failed.
     #[error("volume store: {0}")]
     VolumeStore(#[from] moor_state::volume::VolumeStoreError),

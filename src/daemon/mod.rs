@@ -262,6 +262,14 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         }
         None => None,
     };
+    if is_root {
+        crate::network::user::ensure_all(
+            &store
+                .networks()?
+                .list()
+                .map_err(crate::network::NetworkError::from)?,
+        );
+    }
     let runtimes = crate::runtime::interface::daemon_runtimes(&layout, runc, default_runtime);
     let shared = Arc::new(Shared {
         store,
@@ -372,6 +380,7 @@ async fn serve(
     inherited: Option<std::os::fd::OwnedFd>,
 ) -> Result<Option<HandOver>, DaemonError> {
     let supervisor = Supervisor::new(shared.clone(), recovered).start();
+    supervisor::network::watch_hosts(shared.clone());
     let socket = &shared.layout.socket;
     let listener = match inherited.and_then(|fd| upgrade::listener_at(fd, socket)) {
         Some(listener) => {

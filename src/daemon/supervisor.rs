@@ -1,6 +1,6 @@
 //! The Supervisor actor: owns ids, names and volumes, creates containers and finds them.
 
-mod network;
+pub mod network;
 pub mod volumes;
 
 pub use volumes::volume_dir;

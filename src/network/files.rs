@@ -65,6 +65,11 @@ fn write_in_place(path: &Path, text: &str) -> Result<(), NetworkError> {
     f.sync_data().map_err(io)
 }
 
+/// Rewrites an existing file moor owns (`/etc/hosts` as containers come and go) in place.
+pub fn rewrite(path: &Path, text: &str) -> Result<(), NetworkError> {
+    write_in_place(path, text)
+}
+
 /// Writes the three files into `dir` and returns each with its place in the container.
 pub fn write(
     dir: &Path,

@@ -12,6 +12,7 @@ pub mod link;
 pub mod nat;
 pub mod netns;
 pub mod ports;
+pub mod user;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -171,6 +172,8 @@ fn new_network(
         bridge: settings.name.clone(),
         subnet,
         gateway,
+        labels: Default::default(),
+        created: None,
     };
     tree.put(&rec)?;
     Ok(rec)
@@ -413,6 +416,8 @@ mod tests {
             bridge: DEFAULT_BRIDGE.into(),
             subnet: Subnet::parse("172.17.0.0/16").expect("subnet"),
             gateway: Ipv4Addr::new(172, 17, 0, 1),
+            labels: Default::default(),
+            created: None,
         };
         let asked = |name: &str, bip| BridgeSettings {
             name: name.into(),

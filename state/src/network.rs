@@ -3,7 +3,7 @@
 //! allocator and the choice of a subnet that overlaps no route of the host. Pure but for the
 //! tree's reads and writes: the daemon reads the routes and creates the links.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
@@ -91,6 +91,108 @@ pub struct NetworkRecord {
     pub subnet: Subnet,
     /// The bridge's own address, the containers' default route.
     pub gateway: Ipv4Addr,
+    /// The user's labels (`docker network create --label`); empty for `bridge`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// When a user network was created (None for `bridge`).
+    #[serde(default)]
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl NetworkRecord {
+    /// Whether this is a network a user created (not the default `bridge`).
+    pub fn is_user(&self) -> bool {
+        self.name != DEFAULT_NETWORK
+    }
+}
+
+/// What the user asked for (`POST /networks/create`, checked by the API).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkRequest {
+    /// The name.
+    pub name: String,
+    /// `IPAM.Config[0].Subnet`.
+    pub subnet: Option<Subnet>,
+    /// `IPAM.Config[0].Gateway`.
+    pub gateway: Option<Ipv4Addr>,
+    /// `Labels`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Prefix of a user network's bridge device (then 10 hex of its id: 15 characters, the
+/// kernel's limit for a device name).
+pub const USER_BRIDGE_PREFIX: &str = "moor-";
+
+/// The bridge device of the user network whose id is `id`.
+pub fn user_bridge(id: &str) -> String {
+    format!("{USER_BRIDGE_PREFIX}{}", &id[..10.min(id.len())])
+}
+
+/// Whether `name` can name a user network: Docker's rule for names
+/// (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`), and not one of the built-in ones.
+pub fn valid_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !first_ok || !rest_ok {
+        return Err(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        ));
+    }
+    if matches!(name, "bridge" | "host" | "none" | "default") {
+        return Err(format!(
+            "{name} is a pre-defined network and cannot be created"
+        ));
+    }
+    Ok(())
+}
+
+/// The first default pool that overlaps none of the host's `routes` (default routes left
+/// out) nor a subnet of `networks`. None when every pool is taken.
+pub fn choose_user_subnet(routes: &[Subnet], networks: &[NetworkRecord]) -> Option<Subnet> {
+    let specific: Vec<Subnet> = routes
+        .iter()
+        .filter(|r| r.prefix_len > 0)
+        .copied()
+        .collect();
+    default_pools().find(|pool| {
+        !specific.iter().any(|r| r.overlaps(pool))
+            && !networks.iter().any(|n| n.subnet.overlaps(pool))
+    })
+}
+
+/// The `/etc/hosts` lines a container on a user network gets for the others on it: for each
+/// running container (`running` says which) with an endpoint on the same network, its
+/// address with its name, its aliases and its short id. Empty for the default network
+/// (Docker resolves no names there) and for a container without an endpoint.
+pub fn peer_hosts(
+    records: &[ContainerRecord],
+    id: &str,
+    running: impl Fn(&ContainerRecord) -> bool,
+) -> Vec<(Ipv4Addr, Vec<String>)> {
+    let Some(own) = records.iter().find(|r| r.id == id) else {
+        return Vec::new();
+    };
+    let Some(ep) = own
+        .spec
+        .endpoint
+        .as_ref()
+        .filter(|e| e.network != DEFAULT_NETWORK)
+    else {
+        return Vec::new();
+    };
+    records
+        .iter()
+        .filter(|r| r.id != id && running(r))
+        .filter_map(|r| Some((r, r.spec.endpoint.as_ref()?)))
+        .filter(|(_, e)| e.network_id == ep.network_id)
+        .map(|(r, e)| {
+            let mut names = vec![r.name.clone()];
+            names.extend(r.spec.network_aliases.iter().cloned());
+            names.push(r.id[..12.min(r.id.len())].to_string());
+            (e.ip, names)
+        })
+        .collect()
 }
 
 /// A container's place on a network: allocated at create, kept in its record until removal.
@@ -164,6 +266,8 @@ pub fn from_endpoints(records: &[ContainerRecord]) -> Option<NetworkRecord> {
         bridge: ep.bridge.clone(),
         subnet: Subnet::new(ep.ip, ep.prefix_len)?,
         gateway: ep.gateway,
+        labels: BTreeMap::new(),
+        created: None,
     })
 }
 
@@ -232,6 +336,25 @@ impl NetworkStore {
             })
         })
         .transpose()
+    }
+
+    /// Every network, sorted by name.
+    pub fn list(&self) -> Result<Vec<NetworkRecord>, NetworkStoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (key, value) = item.map_err(NetworkStoreError::Read)?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            let rec = serde_json::from_slice(&value)
+                .map_err(|source| NetworkStoreError::Decode { name, source })?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+
+    /// Removes the network named `name`, then flushes.
+    pub fn remove(&self, name: &str) -> Result<(), NetworkStoreError> {
+        self.tree.remove(name).map_err(NetworkStoreError::Write)?;
+        self.db.flush().map(drop).map_err(NetworkStoreError::Write)
     }
 
     /// Writes a record, then flushes.
@@ -316,6 +439,32 @@ mod tests {
             (back.gateway, back.id.len()),
             (Ipv4Addr::new(172, 18, 0, 1), 64)
         );
+    }
+
+    #[test]
+    fn user_networks_take_a_pool_free_of_routes_and_other_networks() {
+        let taken = NetworkRecord {
+            version: NETWORK_RECORD_VERSION,
+            name: DEFAULT_NETWORK.into(),
+            id: "a".repeat(64),
+            bridge: "moor0".into(),
+            subnet: net("172.17.0.0/16"),
+            gateway: Ipv4Addr::new(172, 17, 0, 1),
+            labels: BTreeMap::new(),
+            created: None,
+        };
+        let routes = [net("0.0.0.0/0"), net("172.18.0.0/24")];
+        assert_eq!(
+            choose_user_subnet(&routes, &[taken]),
+            Some(net("172.19.0.0/16"))
+        );
+        assert_eq!(
+            user_bridge(&"0123456789abcdef".repeat(4)),
+            "moor-0123456789"
+        );
+        assert!(valid_name("front_1.a-b").is_ok());
+        assert!(valid_name("bridge").unwrap_err().contains("pre-defined"));
+        assert!(valid_name("-x").is_err() && valid_name("").is_err() && valid_name("a/b").is_err());
     }
 
     #[test]

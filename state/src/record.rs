@@ -159,6 +159,10 @@ pub struct ContainerSpec {
     /// its network mode is `bridge`) and held until it is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<crate::network::Endpoint>,
+    /// Other names the container has on a user network (`--network-alias`,
+    /// `EndpointsConfig.<net>.Aliases`), written into its peers' `/etc/hosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
     /// Docker's HostConfig.PortBindings (`-p`): container ports to publish on the host.
     #[serde(default)]
     pub port_bindings: Vec<PortBinding>,

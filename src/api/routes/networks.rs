@@ -1,6 +1,7 @@
 //! `/networks`: list and inspect the default networks (`bridge` when the daemon has it,
-//! `host`, `none`), with the running containers on each. Creating networks is not built:
-//! those routes answer 404 as any unknown route does.
+//! `host`, `none`) and the user networks, with the running containers on each; create,
+//! remove and prune user networks (the Supervisor stores them; their bridges are made and
+//! deleted here, on the blocking pool).
 
 use actix_web::{web, HttpResponse};
 use moor_state::network::NetworkRecord;
@@ -8,16 +9,25 @@ use moor_state::ContainerRecord;
 
 use crate::api::convert::{endpoint_id, go_time};
 use crate::api::error::ApiError;
-use crate::api::network_types::{Ipam, IpamConfig, Network, NetworkContainer};
+use crate::api::network_types::{
+    Ipam, IpamConfig, Network, NetworkContainer, NetworkCreateRequest,
+};
 use crate::api::routes::{parse_filters, Query};
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::ListContainers;
+use crate::daemon::supervisor::network::{
+    create_network, prune_networks, remove_network, ListNetworks,
+};
+use moor_state::network::NetworkRequest;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/networks", web::get().to(list))
-        .route("/networks/{id}", web::get().to(inspect));
+        .route("/networks/create", web::post().to(create))
+        .route("/networks/prune", web::post().to(prune))
+        .route("/networks/{id}", web::get().to(inspect))
+        .route("/networks/{id}", web::delete().to(remove));
 }
 
 type Data = web::Data<ApiState>;
@@ -44,6 +54,12 @@ async fn networks(state: &Data) -> Result<Vec<Network>, ApiError> {
     if let Some(net) = &state.shared.network {
         out.push(bridge(net, &records));
     }
+    let users = state
+        .supervisor
+        .send(ListNetworks)
+        .await
+        .map_err(ContainerError::from)??;
+    out.extend(users.iter().map(|n| bridge(n, &records)));
     for (name, driver) in [("host", "host"), ("none", "null")] {
         out.push(Network {
             name: name.into(),
@@ -124,7 +140,10 @@ fn bridge(net: &NetworkRecord, records: &[ContainerRecord]) -> Network {
     Network {
         name: net.name.clone(),
         id: net.id.clone(),
+        created: go_time(net.created),
         driver: "bridge".into(),
+        labels: net.labels.clone(),
+        attachable: net.is_user(),
         containers,
         options: [(
             "com.docker.network.bridge.name".to_string(),
@@ -174,4 +193,127 @@ async fn inspect(state: Data, path: web::Path<NetworkPath>) -> Result<HttpRespon
         Some(n) => Ok(HttpResponse::Ok().json(n)),
         None => Err(ApiError::NoSuchNetwork(key)),
     }
+}
+
+fn bad(text: String) -> ApiError {
+    ContainerError::BadRequest(text).into()
+}
+
+/// The request checked: every field moor does not implement refused by name.
+fn request(req: NetworkCreateRequest) -> Result<NetworkRequest, ApiError> {
+    moor_state::network::valid_name(&req.name).map_err(bad)?;
+    if !matches!(req.driver.as_str(), "" | "bridge") {
+        return Err(bad(format!(
+            "Driver={} is not supported by moor (it supports bridge)",
+            req.driver
+        )));
+    }
+    let refused = [
+        ("Scope", !matches!(req.scope.as_str(), "" | "local")),
+        ("Internal", req.internal),
+        ("Ingress", req.ingress),
+        ("ConfigOnly", req.config_only),
+        (
+            "ConfigFrom",
+            req.config_from.as_ref().is_some_and(|v| !v.is_null()),
+        ),
+        ("EnableIPv6", req.enable_ipv6 == Some(true)),
+        ("EnableIPv4", req.enable_ipv4 == Some(false)),
+        (
+            "Options",
+            req.options.as_ref().is_some_and(|o| !o.is_empty()),
+        ),
+    ];
+    if let Some((field, _)) = refused.iter().find(|(_, set)| *set) {
+        return Err(bad(format!("{field} is not supported by moor's networks")));
+    }
+    let ipam = req.ipam.unwrap_or_default();
+    if !matches!(ipam.driver.as_str(), "" | "default") {
+        return Err(bad(format!(
+            "IPAM.Driver={} is not supported by moor",
+            ipam.driver
+        )));
+    }
+    if ipam.options.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(bad("IPAM.Options is not supported by moor".into()));
+    }
+    let configs = ipam.config.unwrap_or_default();
+    if configs.len() > 1 {
+        return Err(bad("IPAM.Config: moor takes one subnet per network".into()));
+    }
+    let mut out = NetworkRequest {
+        name: req.name,
+        labels: req.labels.unwrap_or_default(),
+        ..NetworkRequest::default()
+    };
+    if let Some(c) = configs.into_iter().next() {
+        if !c.ip_range.is_empty() {
+            return Err(bad("IPAM.Config.IPRange is not supported by moor".into()));
+        }
+        if c.auxiliary_addresses
+            .as_ref()
+            .is_some_and(|a| !a.is_empty())
+        {
+            return Err(bad(
+                "IPAM.Config.AuxiliaryAddresses is not supported by moor".into(),
+            ));
+        }
+        if !c.subnet.is_empty() {
+            let s = moor_state::network::Subnet::parse(&c.subnet)
+                .filter(|s| (8..=30).contains(&s.prefix_len))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "IPAM.Config.Subnet {:?} is not an IPv4 subnet A.B.C.D/N (N 8 to 30)",
+                        c.subnet
+                    ))
+                })?;
+            if s.to_string() != c.subnet {
+                return Err(bad(format!(
+                    "IPAM.Config.Subnet {:?} has host bits set: it should be {s}",
+                    c.subnet
+                )));
+            }
+            out.subnet = Some(s);
+        }
+        if !c.gateway.is_empty() {
+            let g = c.gateway.parse().map_err(|_| {
+                bad(format!(
+                    "IPAM.Config.Gateway {:?} is not an IPv4 address",
+                    c.gateway
+                ))
+            })?;
+            if out.subnet.is_none() {
+                return Err(bad("IPAM.Config.Gateway needs IPAM.Config.Subnet".into()));
+            }
+            out.gateway = Some(g);
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /networks/create`: planned and stored by the Supervisor, then its bridge made.
+async fn create(state: Data, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let req = request(serde_json::from_slice(&body)?)?;
+    let rec = create_network(&state.supervisor, req).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({"Id": rec.id, "Warning": ""})))
+}
+
+/// `DELETE /networks/{id}`: 409 while a container (running or not) is on it.
+async fn remove(state: Data, path: web::Path<NetworkPath>) -> Result<HttpResponse, ApiError> {
+    remove_network(&state.supervisor, path.into_inner().id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /networks/prune`: every user network no container is on.
+async fn prune(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
+    let filters = parse_filters(q.get("filters"))?;
+    if let Some(key) = filters.keys().next() {
+        return Err(ApiError::Query {
+            name: "filters",
+            value: format!("{key} (moor prunes networks without filters)"),
+        });
+    }
+    let removed = prune_networks(&state.supervisor).await?;
+    let names: Vec<String> = removed.iter().map(|n| n.name.clone()).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"NetworksDeleted": names})))
 }

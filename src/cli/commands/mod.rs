@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod kill;
 pub mod login;
 pub mod logs;
+pub mod network;
 pub mod pause;
 pub mod port;
 pub mod ps;

@@ -1,18 +1,53 @@
-//! The Supervisor's addresses: it owns the container records, so an address is allocated at
-//! create from those it reads (never one a record holds) in the same step that writes the
-//! new record. An address is released when its record is removed.
+//! The Supervisor's networks and addresses: it owns the container records, so an address is
+//! allocated at create from those it reads (never one a record holds) in the same step that
+//! writes the new record, and a user network is created, found and removed here, serialised
+//! with those allocations (a network in use by a record is never removed). An address is
+//! released when its record is removed. The bridges are made and deleted by the API's
+//! blocking tasks, around these steps.
 
+use std::sync::Arc;
+
+use actix::prelude::*;
 use moor_state::network::{allocate, held, Endpoint, NetworkRecord};
-use moor_state::ContainerSpec;
-use tracing::info;
+use moor_state::{ContainerRecord, ContainerSpec, State};
+use tracing::{info, warn};
 
 use super::Supervisor;
 use crate::daemon::error::ContainerError;
+use crate::daemon::Shared;
+
+/// Plan and store a user network (Supervisor): its name and subnet are checked against the
+/// stored ones, and a subnet chosen when none is asked, in one step with the store's write.
+#[derive(Message)]
+#[rtype(result = "Result<NetworkRecord, ContainerError>")]
+pub struct CreateNetwork {
+    /// What the client asked for (checked by the API).
+    pub request: crate::network::user::NetworkRequest,
+    /// The host's routes (read by the API off this thread), which a chosen subnet avoids.
+    pub routes: Vec<moor_state::network::Subnet>,
+}
+
+/// Remove a user network no container record is on (Supervisor); answers its record, whose
+/// bridge the caller then deletes.
+#[derive(Message)]
+#[rtype(result = "Result<NetworkRecord, ContainerError>")]
+pub struct RemoveNetwork(pub String);
+
+/// Every stored user network (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<NetworkRecord>, ContainerError>")]
+pub struct ListNetworks;
+
+/// Remove every user network no container record is on (Supervisor); answers their records.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<NetworkRecord>, ContainerError>")]
+pub struct PruneNetworks;
 
 impl Supervisor {
-    /// Resolves the network mode the API recorded (`default`, `bridge`, `none`, `host`, or
-    /// empty for a runtime without a network of its own) and gives a bridge container its
-    /// endpoint: `default` is `bridge` while the default network exists, else `none`.
+    /// Resolves the network mode the API recorded (`default`, `bridge`, `none`, `host`, a
+    /// user network's name or id, or empty for a runtime without a network of its own) and
+    /// gives a bridge container its endpoint: `default` is `bridge` while the default
+    /// network exists, else `none`.
     pub(super) fn attach_network(
         &mut self,
         spec: &mut ContainerSpec,
@@ -25,7 +60,12 @@ impl Supervisor {
                 spec.network_mode = "bridge".into();
                 spec.endpoint = Some(self.endpoint_on(&net)?);
             }
-            _ => {}
+            ("" | "none" | "host", _) => {}
+            (key, _) => {
+                let net = self.find_network(key)?;
+                spec.network_mode = net.name.clone();
+                spec.endpoint = Some(self.endpoint_on(&net)?);
+            }
         }
         // Ports on a network the daemon resolved to `none` (the bridge is disabled): the API
         // could not know, so the refusal is here, before anything is recorded.
@@ -34,6 +74,18 @@ impl Supervisor {
             false => "HostConfig.PortBindings",
         };
         let publishes = !spec.port_bindings.is_empty() || spec.publish_all;
+        if publishes
+            && spec
+                .endpoint
+                .as_ref()
+                .is_some_and(|e| e.network != "bridge")
+        {
+            // moor's NAT table knows the default bridge only (yet).
+            return Err(ContainerError::BadRequest(format!(
+                "{field}: published ports on a user network ({}) are not supported by moor yet",
+                spec.network_mode
+            )));
+        }
         crate::network::ports::check_network(&spec.network_mode, publishes)
             .map_err(|reason| ContainerError::BadRequest(format!("{field}: {reason}")))
     }
@@ -59,4 +111,212 @@ impl Supervisor {
             gateway: net.gateway,
         })
     }
+
+    fn user_networks(&self) -> Result<Vec<NetworkRecord>, ContainerError> {
+        let all = self.shared.store.networks()?.list()?;
+        Ok(all.into_iter().filter(NetworkRecord::is_user).collect())
+    }
+
+    /// A user network by name, id or unique id prefix.
+    fn find_network(&self, key: &str) -> Result<NetworkRecord, ContainerError> {
+        let all = self.user_networks()?;
+        if let Some(n) = all.iter().find(|n| n.name == key || n.id == key) {
+            return Ok(n.clone());
+        }
+        let mut by_prefix = all.into_iter().filter(|n| n.id.starts_with(key));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(one), None) => Ok(one),
+            _ => Err(ContainerError::NoSuchNetwork(key.into())),
+        }
+    }
+
+    /// The records with an endpoint on `net`.
+    fn users_of(&mut self, net: &NetworkRecord) -> Result<Vec<String>, ContainerError> {
+        Ok(self
+            .list()?
+            .iter()
+            .filter(|r| {
+                r.spec
+                    .endpoint
+                    .as_ref()
+                    .is_some_and(|e| e.network_id == net.id)
+            })
+            .map(|r| r.name.clone())
+            .collect())
+    }
+}
+
+impl Handler<CreateNetwork> for Supervisor {
+    type Result = Result<NetworkRecord, ContainerError>;
+
+    fn handle(&mut self, msg: CreateNetwork, _: &mut Context<Self>) -> Self::Result {
+        let tree = self.shared.store.networks()?;
+        let all = tree.list()?;
+        if all.iter().any(|n| n.name == msg.request.name) {
+            return Err(ContainerError::NetworkExists(msg.request.name));
+        }
+        let rec = crate::network::user::plan(&msg.request, &all, &msg.routes)
+            .map_err(ContainerError::BadRequest)?;
+        tree.put(&rec)?;
+        info!(network = %rec.name, subnet = %rec.subnet, bridge = %rec.bridge, "network created");
+        Ok(rec)
+    }
+}
+
+impl Handler<RemoveNetwork> for Supervisor {
+    type Result = Result<NetworkRecord, ContainerError>;
+
+    fn handle(&mut self, msg: RemoveNetwork, _: &mut Context<Self>) -> Self::Result {
+        if matches!(msg.0.as_str(), "bridge" | "host" | "none") {
+            return Err(ContainerError::BadRequest(format!(
+                "{} is a pre-defined network and cannot be removed",
+                msg.0
+            )));
+        }
+        let net = self.find_network(&msg.0)?;
+        let users = self.users_of(&net)?;
+        if !users.is_empty() {
+            return Err(ContainerError::NetworkInUse {
+                name: net.name,
+                containers: users,
+            });
+        }
+        self.shared.store.networks()?.remove(&net.name)?;
+        info!(network = %net.name, "network removed");
+        Ok(net)
+    }
+}
+
+impl Handler<ListNetworks> for Supervisor {
+    type Result = Result<Vec<NetworkRecord>, ContainerError>;
+
+    fn handle(&mut self, _: ListNetworks, _: &mut Context<Self>) -> Self::Result {
+        self.user_networks()
+    }
+}
+
+impl Handler<PruneNetworks> for Supervisor {
+    type Result = Result<Vec<NetworkRecord>, ContainerError>;
+
+    fn handle(&mut self, _: PruneNetworks, _: &mut Context<Self>) -> Self::Result {
+        let mut removed = Vec::new();
+        for net in self.user_networks()? {
+            if self.users_of(&net)?.is_empty() {
+                self.shared.store.networks()?.remove(&net.name)?;
+                info!(network = %net.name, "network pruned");
+                removed.push(net);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Runs a blocking network step on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    step: impl FnOnce() -> Result<T, crate::network::NetworkError> + Send + 'static,
+) -> Result<T, crate::network::NetworkError> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(|_| crate::network::NetworkError::Thread)?
+}
+
+/// `POST /networks/create`: the host's routes read off the actors' thread, the network
+/// planned and stored by the Supervisor, then its bridge made; a bridge that cannot be made
+/// takes the record away again.
+pub async fn create_network(
+    supervisor: &Addr<Supervisor>,
+    request: moor_state::network::NetworkRequest,
+) -> Result<NetworkRecord, ContainerError> {
+    let routes = blocking(crate::network::user::host_routes)
+        .await
+        .map_err(|source| ContainerError::Bridge {
+            what: "read the host's routes for",
+            name: request.name.clone(),
+            source: Box::new(source),
+        })?;
+    let rec = supervisor.send(CreateNetwork { request, routes }).await??;
+    let made = rec.clone();
+    if let Err(source) = blocking(move || crate::network::user::ensure(&made)).await {
+        if let Err(e) = supervisor.send(RemoveNetwork(rec.id.clone())).await? {
+            warn!(network = %rec.name, error = %e, "the record of a network without a bridge stays");
+        }
+        return Err(ContainerError::Bridge {
+            what: "make the bridge of",
+            name: rec.name,
+            source: Box::new(source),
+        });
+    }
+    Ok(rec)
+}
+
+/// Deletes the bridges of removed networks (a failure is logged: the records are gone).
+async fn delete_bridges(nets: &[NetworkRecord]) {
+    for net in nets {
+        let n = net.clone();
+        if let Err(e) = blocking(move || crate::network::user::remove(&n)).await {
+            warn!(network = %net.name, bridge = %net.bridge, error = %e, "bridge not deleted");
+        }
+    }
+}
+
+/// `DELETE /networks/{id}`: the record removed by the Supervisor (refused while a container
+/// is on it), then the bridge deleted.
+pub async fn remove_network(
+    supervisor: &Addr<Supervisor>,
+    key: String,
+) -> Result<NetworkRecord, ContainerError> {
+    let rec = supervisor.send(RemoveNetwork(key)).await??;
+    delete_bridges(std::slice::from_ref(&rec)).await;
+    Ok(rec)
+}
+
+/// `POST /networks/prune`: every user network no container is on, and their bridges.
+pub async fn prune_networks(
+    supervisor: &Addr<Supervisor>,
+) -> Result<Vec<NetworkRecord>, ContainerError> {
+    let removed = supervisor.send(PruneNetworks).await??;
+    delete_bridges(&removed).await;
+    Ok(removed)
+}
+
+fn running(rec: &ContainerRecord) -> bool {
+    matches!(
+        rec.state,
+        State::Running(_) | State::Paused(_) | State::Stopping(_)
+    )
+}
+
+/// Rewrites the `/etc/hosts` of the containers on user networks (blocking).
+fn rewrite_all(shared: &Shared) {
+    match shared.store.list() {
+        Ok(records) => {
+            let n = crate::network::user::rewrite_hosts(&records, running, |id| {
+                shared.layout.container_dir(id)
+            });
+            tracing::debug!(written = n, "hosts files rewritten");
+        }
+        Err(e) => warn!(error = %e, "hosts files not rewritten: the store"),
+    }
+}
+
+/// Keeps the `/etc/hosts` of the containers on user networks current: once at start (what
+/// changed while the daemon was away), then after every container start and end the event
+/// bus reports (each recorded before its event). Runs until the bus closes.
+pub fn watch_hosts(shared: Arc<Shared>) {
+    let (_, mut events) = shared.events.subscribe();
+    actix_rt::spawn(async move {
+        let first = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || rewrite_all(&first)).await;
+        loop {
+            let changed = match events.recv().await {
+                Ok(e) => matches!(e.action.as_ref(), "start" | "die" | "destroy" | "restore"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if changed {
+                let s = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || rewrite_all(&s)).await;
+            }
+        }
+    });
 }
