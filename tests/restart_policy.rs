@@ -217,7 +217,15 @@ fn the_back_off_is_restarting_and_rm_needs_a_stop_or_force() {
     // the removal.
     for round in 0..5 {
         let name = format!("up{round}");
-        d.run_detached(&["--name", &name, "--restart", "always", "host", "sleep", "100"]);
+        d.run_detached(&[
+            "--name",
+            &name,
+            "--restart",
+            "always",
+            "host",
+            "sleep",
+            "100",
+        ]);
         let rm = d.http("DELETE", &format!("/v1.44/containers/{name}?force=1"), None);
         assert_eq!(rm.status, 204, "round {round}: {}", rm.body);
     }

@@ -314,14 +314,26 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
 /// bridge nothing is touched. A failure is logged: the containers run on, and a start that
 /// publishes ports fails with the reason.
 fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
-    let Some(net) = &shared.network else {
+    let user = match shared.store.networks().map(|tree| tree.list()) {
+        Ok(Ok(user)) => user,
+        Ok(Err(e)) => {
+            warn!(error = %e, "the user networks cannot be read: their NAT is not restored");
+            Vec::new()
+        }
+        Err(e) => {
+            warn!(error = %e, "the user networks cannot be read: their NAT is not restored");
+            Vec::new()
+        }
+    };
+    let bridges: Vec<_> = shared
+        .network
+        .iter()
+        .chain(user.iter().filter(|n| n.is_user()))
+        .map(crate::network::nat::BridgeNat::of)
+        .collect();
+    if bridges.is_empty() {
         return;
-    };
-    let bridge = crate::network::nat::BridgeNat {
-        name: net.bridge.clone(),
-        subnet: net.subnet.address,
-        prefix_len: net.subnet.prefix_len,
-    };
+    }
     let published: Vec<_> = recovered
         .iter()
         .filter(|r| r.state.run().is_some() && !r.published.is_empty())
@@ -334,9 +346,9 @@ fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
             })
         })
         .collect();
-    match crate::network::nat::replace_all(&[bridge], &published) {
+    match crate::network::nat::replace_all(&bridges, &published) {
         Ok(()) => info!(
-            bridge = %net.bridge,
+            bridges = bridges.len(),
             containers = published.len(),
             "nat table restored"
         ),

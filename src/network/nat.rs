@@ -31,6 +31,17 @@ pub struct BridgeNat {
     pub prefix_len: u8,
 }
 
+impl BridgeNat {
+    /// The bridge of network `net`.
+    pub fn of(net: &moor_state::network::NetworkRecord) -> BridgeNat {
+        BridgeNat {
+            name: net.bridge.clone(),
+            subnet: net.subnet.address,
+            prefix_len: net.subnet.prefix_len,
+        }
+    }
+}
+
 /// One running container's published ports, for [`replace_all`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {

@@ -74,18 +74,6 @@ impl Supervisor {
             false => "HostConfig.PortBindings",
         };
         let publishes = !spec.port_bindings.is_empty() || spec.publish_all;
-        if publishes
-            && spec
-                .endpoint
-                .as_ref()
-                .is_some_and(|e| e.network != "bridge")
-        {
-            // moor's NAT table knows the default bridge only (yet).
-            return Err(ContainerError::BadRequest(format!(
-                "{field}: published ports on a user network ({}) are not supported by moor yet",
-                spec.network_mode
-            )));
-        }
         crate::network::ports::check_network(&spec.network_mode, publishes)
             .map_err(|reason| ContainerError::BadRequest(format!("{field}: {reason}")))
     }
@@ -236,7 +224,16 @@ pub async fn create_network(
         })?;
     let rec = supervisor.send(CreateNetwork { request, routes }).await??;
     let made = rec.clone();
-    if let Err(source) = blocking(move || crate::network::user::ensure(&made)).await {
+    let bridged = blocking(move || {
+        crate::network::user::ensure(&made)?;
+        // Its subnet is masqueraded going out, and its containers' ports can be published.
+        if let Err(e) = crate::network::nat::ensure(&crate::network::nat::BridgeNat::of(&made)) {
+            warn!(network = %made.name, error = %e, "no NAT for the network: its containers reach only each other");
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(source) = bridged {
         if let Err(e) = supervisor.send(RemoveNetwork(rec.id.clone())).await? {
             warn!(network = %rec.name, error = %e, "the record of a network without a bridge stays");
         }
