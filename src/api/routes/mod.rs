@@ -130,8 +130,10 @@ pub fn matches_filters(
     rec: &moor_state::ContainerRecord,
     f: &BTreeMap<String, Vec<String>>,
 ) -> bool {
+    // Docker's rule: values of one key are alternatives, but every `label` must hold.
     f.iter().all(|(key, vals)| {
-        vals.iter().any(|v| match key.as_str() {
+        let mut values = vals.iter();
+        let one = |v: &String| match key.as_str() {
             "id" => rec.id.starts_with(v.as_str()),
             "name" => rec.name.contains(v.trim_start_matches('/')),
             "status" => rec.state.docker_status() == v,
@@ -145,7 +147,11 @@ pub fn matches_filters(
                 None => rec.spec.labels.contains_key(v.as_str()),
             },
             _ => false,
-        })
+        };
+        match key.as_str() {
+            "label" => values.all(one),
+            _ => values.any(one),
+        }
     })
 }
 

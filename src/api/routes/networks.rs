@@ -17,7 +17,8 @@ use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::ListContainers;
 use crate::daemon::supervisor::network::{
-    create_network, prune_networks, remove_network, ListNetworks,
+    create_network, prune_networks, remove_network, ConnectContainer, DisconnectContainer,
+    ListNetworks,
 };
 use moor_state::network::NetworkRequest;
 
@@ -27,7 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/networks/create", web::post().to(create))
         .route("/networks/prune", web::post().to(prune))
         .route("/networks/{id}", web::get().to(inspect))
-        .route("/networks/{id}", web::delete().to(remove));
+        .route("/networks/{id}", web::delete().to(remove))
+        .route("/networks/{id}/connect", web::post().to(connect))
+        .route("/networks/{id}/disconnect", web::post().to(disconnect));
 }
 
 type Data = web::Data<ApiState>;
@@ -145,11 +148,16 @@ fn bridge(net: &NetworkRecord, records: &[ContainerRecord]) -> Network {
         labels: net.labels.clone(),
         attachable: net.is_user(),
         containers,
-        options: [(
-            "com.docker.network.bridge.name".to_string(),
-            net.bridge.clone(),
-        )]
-        .into(),
+        // Docker names the bridge in the default network's options only; a user network
+        // shows what was asked (compose compares it with its driver_opts).
+        options: match net.is_user() {
+            true => Default::default(),
+            false => [(
+                "com.docker.network.bridge.name".to_string(),
+                net.bridge.clone(),
+            )]
+            .into(),
+        },
         ..base
     }
 }
@@ -316,4 +324,118 @@ async fn prune(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     let removed = prune_networks(&state.supervisor).await?;
     let names: Vec<String> = removed.iter().map(|n| n.name.clone()).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"NetworksDeleted": names})))
+}
+
+/// `POST /networks/{id}/connect`'s body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ConnectRequest {
+    /// The container (id, name or prefix).
+    container: String,
+    /// Its endpoint's settings.
+    #[serde(default)]
+    endpoint_config: Option<EndpointConfigRequest>,
+}
+
+/// The endpoint settings of a connect: aliases honoured; the rest refused unless empty.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct EndpointConfigRequest {
+    #[serde(default)]
+    aliases: Option<Vec<String>>,
+    #[serde(default)]
+    links: Option<Vec<String>>,
+    #[serde(default, rename = "IPAMConfig")]
+    ipam_config: Option<serde_json::Value>,
+    #[serde(default)]
+    driver_opts: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    mac_address: Option<String>,
+}
+
+impl EndpointConfigRequest {
+    /// The aliases, or the first field moor does not implement that was given a value.
+    fn aliases(self) -> Result<Vec<String>, ApiError> {
+        let ipam_set = match &self.ipam_config {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Object(m)) => m.values().any(|v| !v.is_null() && v != ""),
+            Some(_) => true,
+        };
+        let refused = [
+            (
+                "EndpointConfig.Links",
+                self.links.as_ref().is_some_and(|l| !l.is_empty()),
+            ),
+            ("EndpointConfig.IPAMConfig", ipam_set),
+            (
+                "EndpointConfig.DriverOpts",
+                self.driver_opts.as_ref().is_some_and(|m| !m.is_empty()),
+            ),
+            (
+                "EndpointConfig.MacAddress",
+                self.mac_address.as_ref().is_some_and(|m| !m.is_empty()),
+            ),
+        ];
+        if let Some((option, _)) = refused.iter().find(|(_, set)| *set) {
+            return Err(ApiError::Unsupported { option });
+        }
+        Ok(self.aliases.unwrap_or_default())
+    }
+}
+
+/// `POST /networks/{id}/disconnect`'s body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct DisconnectRequest {
+    /// The container (id, name or prefix).
+    container: String,
+    /// Docker's force (for a container whose endpoint is gone): nothing more to force here.
+    #[serde(default)]
+    #[allow(dead_code)]
+    force: bool,
+}
+
+/// `POST /networks/{id}/connect`: a container that does not run gets an address on the
+/// network (plugged in at its next start); a running one is refused by name.
+async fn connect(
+    state: Data,
+    path: web::Path<NetworkPath>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: ConnectRequest = serde_json::from_slice(&body)?;
+    let aliases = req.endpoint_config.unwrap_or_default().aliases()?;
+    let (id, container) = crate::api::routes::resolve(&state, &req.container).await?;
+    let network = path.into_inner().id;
+    state
+        .supervisor
+        .send(ConnectContainer {
+            container,
+            id,
+            network,
+            aliases,
+        })
+        .await
+        .map_err(ContainerError::from)??;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// `POST /networks/{id}/disconnect`: a container that does not run loses its address there.
+async fn disconnect(
+    state: Data,
+    path: web::Path<NetworkPath>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: DisconnectRequest = serde_json::from_slice(&body)?;
+    let (id, container) = crate::api::routes::resolve(&state, &req.container).await?;
+    let network = path.into_inner().id;
+    state
+        .supervisor
+        .send(DisconnectContainer {
+            container,
+            id,
+            network,
+        })
+        .await
+        .map_err(ContainerError::from)??;
+    Ok(HttpResponse::Ok().finish())
 }

@@ -134,6 +134,130 @@ impl Supervisor {
     }
 }
 
+/// Connect a container that does not run to a network (Supervisor): its address is
+/// allocated and stored through its actor in one step, so no other allocation interleaves.
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct ConnectContainer {
+    /// The container's actor.
+    pub container: Addr<crate::daemon::container::ContainerActor>,
+    /// Its id.
+    pub id: String,
+    /// The network's name, id or id prefix.
+    pub network: String,
+    /// Its aliases there.
+    pub aliases: Vec<String>,
+}
+
+/// Disconnect a container that does not run from a network (Supervisor).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct DisconnectContainer {
+    /// The container's actor.
+    pub container: Addr<crate::daemon::container::ContainerActor>,
+    /// Its id.
+    pub id: String,
+    /// The network's name, id or id prefix.
+    pub network: String,
+}
+
+impl Supervisor {
+    /// The record of container `id` and the network `key` names (the default one too).
+    fn record_and_network(
+        &mut self,
+        id: &str,
+        key: &str,
+    ) -> Result<(ContainerRecord, NetworkRecord), ContainerError> {
+        let rec = self
+            .list()?
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| ContainerError::NotFound(id.into()))?;
+        let net = match (&self.shared.network, key) {
+            (Some(default), "bridge") => default.clone(),
+            (Some(default), key) if default.id == key => default.clone(),
+            _ => self.find_network(key)?,
+        };
+        Ok((rec, net))
+    }
+}
+
+impl Handler<ConnectContainer> for Supervisor {
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
+
+    fn handle(&mut self, msg: ConnectContainer, _: &mut Context<Self>) -> Self::Result {
+        let planned = self.record_and_network(&msg.id, &msg.network).and_then(|(rec, net)| {
+            match &rec.spec.endpoint {
+                Some(ep) if ep.network_id == net.id => Err(ContainerError::BadRequest(format!(
+                    "endpoint with name {} already exists in network {}",
+                    rec.name, net.name
+                ))),
+                Some(ep) => Err(ContainerError::BadRequest(format!(
+                    "container {} is on network {}: moor gives a container one network                      (disconnect it first)",
+                    rec.name, ep.network
+                ))),
+                None if !net.is_user() && !msg.aliases.is_empty() => {
+                    Err(ContainerError::BadRequest(
+                        "EndpointConfig.Aliases: network-scoped aliases are supported only                          for user-defined networks"
+                            .into(),
+                    ))
+                }
+                None => self.endpoint_on(&net),
+            }
+        });
+        let set = planned.map(|endpoint| {
+            msg.container
+                .send(crate::daemon::container::endpoint::SetEndpoint {
+                    endpoint: Some(endpoint),
+                    aliases: msg.aliases,
+                })
+        });
+        // Atomic: the address is stored before the next allocation is planned.
+        AtomicResponse::new(Box::pin(
+            async move {
+                match set {
+                    Ok(sent) => sent.await?,
+                    Err(e) => Err(e),
+                }
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<DisconnectContainer> for Supervisor {
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
+
+    fn handle(&mut self, msg: DisconnectContainer, _: &mut Context<Self>) -> Self::Result {
+        let checked = self
+            .record_and_network(&msg.id, &msg.network)
+            .and_then(|(rec, net)| match &rec.spec.endpoint {
+                Some(ep) if ep.network_id == net.id => Ok(()),
+                _ => Err(ContainerError::BadRequest(format!(
+                    "container {} is not connected to network {}",
+                    rec.name, net.name
+                ))),
+            });
+        let set = checked.map(|()| {
+            msg.container
+                .send(crate::daemon::container::endpoint::SetEndpoint {
+                    endpoint: None,
+                    aliases: Vec::new(),
+                })
+        });
+        AtomicResponse::new(Box::pin(
+            async move {
+                match set {
+                    Ok(sent) => sent.await?,
+                    Err(e) => Err(e),
+                }
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
 impl Handler<CreateNetwork> for Supervisor {
     type Result = Result<NetworkRecord, ContainerError>;
 
