@@ -536,6 +536,7 @@ mod tests {
         )]
         .into();
         // `default` may be the bridge (the Supervisor refuses it when the bridge is off).
+        host.network_mode = None;
         r.host_config = Some(host.clone());
         assert!(to_spec(r.clone(), RuntimeKind::Runc, found).is_ok());
         host.network_mode = Some("none".into());
