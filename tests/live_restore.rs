@@ -295,3 +295,26 @@ fn output_keeps_flowing_while_the_daemon_is_dead() {
         "{log:?}"
     );
 }
+
+/// A container with an open stdin (`-i`) that reads it while nobody is attached gets no EOF
+/// when the daemon dies (the shim holds its stdin open, not the daemon); after the restart,
+/// input sent through `docker attach` reaches the same process.
+#[test]
+fn an_open_stdin_gets_no_eof_when_the_daemon_dies() {
+    let mut d = Daemon::start(LIVE_RESTORE_ON);
+    let script = "while read line; do echo got-$line; [ \"$line\" = quit ] && exit 0; done; \
+                  echo EOF-SEEN; sleep 100";
+    d.run_detached(&["-i", "--name", "reader", "host", "sh", "-c", script]);
+    let pid = d.inspect_field("reader", "{{.State.Pid}}");
+    std::thread::sleep(Duration::from_millis(300));
+    d.kill9();
+    std::thread::sleep(Duration::from_secs(1));
+    d.restart();
+    assert_eq!(d.inspect_field("reader", "{{.State.Status}} {{.State.Pid}}"), format!("running {pid}"));
+    assert!(!d.cli_ok(&["logs", "reader"]).contains("EOF-SEEN"), "stdin was closed");
+    let out = d.docker(&["attach", "reader"], Some(b"hello\nquit\n"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("got-hello") && said.contains("got-quit"), "{said}");
+    assert_eq!(d.wait_code("reader"), "0");
+    assert!(!d.cli_ok(&["logs", "reader"]).contains("EOF-SEEN"));
+}
