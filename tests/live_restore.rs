@@ -310,11 +310,20 @@ fn an_open_stdin_gets_no_eof_when_the_daemon_dies() {
     d.kill9();
     std::thread::sleep(Duration::from_secs(1));
     d.restart();
-    assert_eq!(d.inspect_field("reader", "{{.State.Status}} {{.State.Pid}}"), format!("running {pid}"));
-    assert!(!d.cli_ok(&["logs", "reader"]).contains("EOF-SEEN"), "stdin was closed");
+    assert_eq!(
+        d.inspect_field("reader", "{{.State.Status}} {{.State.Pid}}"),
+        format!("running {pid}")
+    );
+    assert!(
+        !d.cli_ok(&["logs", "reader"]).contains("EOF-SEEN"),
+        "stdin was closed"
+    );
     let out = d.docker(&["attach", "reader"], Some(b"hello\nquit\n"));
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("got-hello") && said.contains("got-quit"), "{said}");
+    assert!(
+        said.contains("got-hello") && said.contains("got-quit"),
+        "{said}"
+    );
     assert_eq!(d.wait_code("reader"), "0");
     assert!(!d.cli_ok(&["logs", "reader"]).contains("EOF-SEEN"));
 }

@@ -53,6 +53,23 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_only_they() {
     d.cli_ok(&["network", "create", "back"]);
     let bridge = format!("moor-{}", &id1[..10]);
     assert!(ns.links().contains(&bridge), "{:?}", ns.links());
+    // moor admin lists the user network's bridge with the default one.
+    let paths = [d.root(), d.run_dir(), d.config_path()].map(|p| p.display().to_string());
+    let listed = ns.ok(&[
+        common::MOOR,
+        "admin",
+        "--root",
+        &paths[0],
+        "--run-dir",
+        &paths[1],
+        "--config",
+        &paths[2],
+        "network",
+    ]);
+    assert!(
+        listed.contains(&bridge) && listed.contains("moor0"),
+        "{listed}"
+    );
     let web = d.cli_ok(&[
         "run",
         "-d",

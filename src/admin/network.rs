@@ -1,4 +1,5 @@
-//! `moor admin network`: moor's network objects on this host (the bridge, the host sides of
+//! `moor admin network`: moor's network objects on this host (the bridges, the default one and
+//! those of user networks, the host sides of
 //! its veth pairs, the namespace files under the run directory), each with the container it
 //! belongs to; `--clean` removes the leftovers: objects of no container that runs (a crash
 //! between a container's end and its teardown, a removed record).
@@ -68,7 +69,8 @@ pub fn objects(
     let found = network::objects(&layout.run_dir, bridge)?;
     let updown = |up: bool| if up { "up" } else { "down" };
     let mut out = Vec::new();
-    if let Some(b) = &found.bridge {
+    let bridges: Vec<_> = found.bridge.iter().chain(&found.user_bridges).collect();
+    for b in &bridges {
         out.push(NetworkObject {
             kind: "bridge",
             name: b.name.clone(),
@@ -77,9 +79,9 @@ pub fn objects(
         });
     }
     for v in &found.veths {
-        let on = match (&found.bridge, v.controller) {
-            (Some(b), Some(c)) if b.index == c => format!(", on {}", b.name),
-            _ => String::new(),
+        let on = match bridges.iter().find(|b| Some(b.index) == v.controller) {
+            Some(b) => format!(", on {}", b.name),
+            None => String::new(),
         };
         out.push(NetworkObject {
             kind: "veth",

@@ -345,6 +345,8 @@ pub fn repair(
 pub struct Objects {
     /// The bridge device, when it exists.
     pub bridge: Option<link::LinkState>,
+    /// The bridges of user networks (`moor-<10 hex>`).
+    pub user_bridges: Vec<link::LinkState>,
     /// The host sides of moor's veth pairs.
     pub veths: Vec<link::LinkState>,
     /// The namespace files under the run directory.
@@ -354,15 +356,21 @@ pub struct Objects {
 /// Lists [`Objects`] (the bridge named `bridge`).
 pub fn objects(run_dir: &Path, bridge: &str) -> Result<Objects, NetworkError> {
     let bridge = bridge.to_string();
-    let (bridge, veths) = netns::run_in(None, move || {
+    let (bridge, user_bridges, veths) = netns::run_in(None, move || {
         link::block(|h| async move {
             let all = link::all(&h).await?;
             let br = all.iter().find(|l| l.name == bridge).cloned();
+            let user = moor_state::network::USER_BRIDGE_PREFIX;
+            let users = all
+                .iter()
+                .filter(|l| l.name.starts_with(user))
+                .cloned()
+                .collect();
             let veths = all
                 .into_iter()
                 .filter(|l| l.name.starts_with(VETH_PREFIX))
                 .collect();
-            Ok((br, veths))
+            Ok((br, users, veths))
         })
     })?;
     let mut netns_files: Vec<PathBuf> = std::fs::read_dir(netns::dir(run_dir))
@@ -371,6 +379,7 @@ pub fn objects(run_dir: &Path, bridge: &str) -> Result<Objects, NetworkError> {
     netns_files.sort();
     Ok(Objects {
         bridge,
+        user_bridges,
         veths,
         netns_files,
     })
