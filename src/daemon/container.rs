@@ -27,6 +27,7 @@ mod ordered;
 mod orphan;
 mod pause;
 mod policy;
+mod ports;
 mod stats;
 mod stop;
 mod watch;
@@ -250,27 +251,6 @@ impl ContainerActor {
             fut.into_actor(self)
                 .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
         )
-    }
-
-    /// The published ports this start asks for, with their host side chosen: a fixed port
-    /// another running container or a host socket holds is refused (Docker's message).
-    fn resolve_ports(&self) -> Result<Vec<moor_state::ports::PortMapping>, ContainerError> {
-        let spec = &self.record.spec;
-        if spec.port_bindings.is_empty() && !spec.publish_all {
-            return Ok(Vec::new());
-        }
-        let others = self.shared.store.list()?;
-        let taken: Vec<_> = others
-            .iter()
-            .filter(|r| r.id != self.record.id && r.state.run().is_some())
-            .flat_map(|r| r.published.iter().cloned())
-            .collect();
-        crate::network::ports::resolve_on_host(spec, &taken).map_err(|source| {
-            ContainerError::Ports {
-                name: self.record.name.clone(),
-                source,
-            }
-        })
     }
 
     /// Removes a container that does not run: state, spec file, record, then the actor; the
