@@ -58,12 +58,8 @@ fn compose_ok(d: &Daemon, dir: &Path, args: &[&str]) -> String {
 /// The page on 127.0.0.1:8088 inside the daemon's namespace.
 fn published(ns: &TestNetns) -> bool {
     wait_for(Duration::from_secs(15), || {
-        let out = ns.run(&[
-            "sh",
-            "-c",
-            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 127.0.0.1 8088",
-        ]);
-        String::from_utf8_lossy(&out.stdout).contains("hello-compose")
+        ns.http_get("127.0.0.1", 8088)
+            .is_some_and(|page| page.contains("hello-compose"))
     })
 }
 

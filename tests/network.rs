@@ -43,25 +43,9 @@ fn ip_of(d: &Daemon, name: &str) -> Ipv4Addr {
         .unwrap_or_else(|_| panic!("{name} has no address: {v:#}"))
 }
 
-/// The container's page, fetched from the daemon's namespace with `busybox nc` (this
-/// machine's static busybox `wget` crashes in its resolver).
+/// The container's page on port 80, fetched from the daemon's namespace.
 fn fetch(ns: &TestNetns, ip: Ipv4Addr) -> Option<String> {
-    let mut cmd = Command::new("nsenter");
-    cmd.args([
-        "-t",
-        &ns.pid().to_string(),
-        "-n",
-        "--",
-        "busybox",
-        "nc",
-        "-w",
-        "2",
-    ])
-    .arg(ip.to_string())
-    .arg("80");
-    let out = common::run_client(cmd, "busybox nc", &[], Some(b"GET / HTTP/1.0\r\n\r\n"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.starts_with("HTTP/1.1 200").then_some(text)
+    ns.http_get(&ip.to_string(), 80)
 }
 
 fn answers(ns: &TestNetns, ip: Ipv4Addr) -> bool {

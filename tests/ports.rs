@@ -43,34 +43,17 @@ fn daemon_in(ns: &TestNetns, point: Option<&str>) -> Daemon {
 const HTTPD: &str =
     "mkdir -p /www && echo hello-ports > /www/index.html && exec httpd -f -p 80 -h /www";
 
-/// The page on `addr:port`, fetched inside the daemon's namespace with `busybox nc`.
-fn fetch(ns: &TestNetns, addr: &str, port: u16) -> Option<String> {
-    let mut cmd = Command::new("nsenter");
-    cmd.args([
-        "-t",
-        &ns.pid().to_string(),
-        "-n",
-        "--",
-        "busybox",
-        "nc",
-        "-w",
-        "2",
-    ])
-    .arg(addr)
-    .arg(port.to_string());
-    let out = common::run_client(cmd, "busybox nc", &[], Some(b"GET / HTTP/1.0\r\n\r\n"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.starts_with("HTTP/1.1 200").then_some(text)
-}
-
 fn answers(ns: &TestNetns, addr: &str, port: u16) -> bool {
     wait_for(Duration::from_secs(10), || {
-        fetch(ns, addr, port).is_some_and(|t| t.contains("hello-ports"))
+        ns.http_get(addr, port)
+            .is_some_and(|t| t.contains("hello-ports"))
     })
 }
 
 fn refused(ns: &TestNetns, addr: &str, port: u16) -> bool {
-    wait_for(Duration::from_secs(10), || fetch(ns, addr, port).is_none())
+    wait_for(Duration::from_secs(10), || {
+        ns.http_get(addr, port).is_none()
+    })
 }
 
 /// The host's nftables ruleset (empty when nft lists nothing).

@@ -88,14 +88,7 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_only_they() {
     ]);
     let web = web.trim().to_string();
     // A port published from a user network answers on the host's loopback.
-    let published = || {
-        let out = ns.run(&[
-            "sh",
-            "-c",
-            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 127.0.0.1 8080",
-        ]);
-        String::from_utf8_lossy(&out.stdout).contains("200 OK")
-    };
+    let published = || ns.http_get("127.0.0.1", 8080).is_some();
     assert!(
         common::wait_for(std::time::Duration::from_secs(10), published),
         "127.0.0.1:8080"

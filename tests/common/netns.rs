@@ -72,6 +72,27 @@ impl TestNetns {
         super::succeeded("nsenter", args, out)
     }
 
+    /// `GET /` on `addr:port` from inside the namespace with `busybox nc` (this machine's
+    /// static busybox `wget` crashes in its resolver): the answer, if it is a 200.
+    pub fn http_get(&self, addr: &str, port: u16) -> Option<String> {
+        let mut cmd = Command::new("nsenter");
+        cmd.args([
+            "-t",
+            &self.pid().to_string(),
+            "-n",
+            "--",
+            "busybox",
+            "nc",
+            "-w",
+            "2",
+        ])
+        .arg(addr)
+        .arg(port.to_string());
+        let out = super::run_client(cmd, "busybox nc", &[], Some(b"GET / HTTP/1.0\r\n\r\n"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.starts_with("HTTP/1.1 200").then_some(text)
+    }
+
     /// The namespace's links by name (`ip -j link`).
     pub fn links(&self) -> Vec<String> {
         let text = self.ok(&["ip", "-j", "link"]);
