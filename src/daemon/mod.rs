@@ -314,17 +314,12 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
 /// bridge nothing is touched. A failure is logged: the containers run on, and a start that
 /// publishes ports fails with the reason.
 fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
-    let user = match shared.store.networks().map(|tree| tree.list()) {
-        Ok(Ok(user)) => user,
-        Ok(Err(e)) => {
-            warn!(error = %e, "the user networks cannot be read: their NAT is not restored");
-            Vec::new()
-        }
-        Err(e) => {
-            warn!(error = %e, "the user networks cannot be read: their NAT is not restored");
-            Vec::new()
-        }
-    };
+    let listed = shared.store.networks().map_err(|e| e.to_string());
+    let user = listed.and_then(|tree| tree.list().map_err(|e| e.to_string()));
+    let user = user.unwrap_or_else(|e| {
+        warn!(error = %e, "the user networks cannot be read: their NAT is not restored");
+        Vec::new()
+    });
     let bridges: Vec<_> = shared
         .network
         .iter()
