@@ -89,8 +89,11 @@ pub fn spawn_daemon_logged(
 
 fn daemon_command(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> Command {
     // No bridge on the host unless the bench asks (and the floors were measured without).
+    // `MOOR_BENCH_PRE_BRIDGE=1`: the daemon under `MOOR_BENCH_DAEMON` predates the bridge
+    // (0.1.0 refuses the `bridge` key, and makes no bridge).
     let mut json: serde_json::Value = serde_json::from_str(config).expect("daemon.json object");
-    if json.get("bridge").is_none() {
+    let pre_bridge = std::env::var_os("MOOR_BENCH_PRE_BRIDGE").is_some();
+    if json.get("bridge").is_none() && !pre_bridge {
         json["bridge"] = "none".into();
     }
     std::fs::write(base.join("daemon.json"), json.to_string()).expect("write daemon.json");
