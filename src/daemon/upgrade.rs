@@ -158,35 +158,16 @@ impl Invocation {
 /// Runs `binary`'s check with this daemon's arguments and decides whether it can take over.
 /// Blocking (a child process).
 pub fn check(binary: &Path, invocation: &Invocation) -> Result<CheckReport, UpgradeError> {
-    let child = std::process::Command::new(binary)
-        .args(&invocation.args)
-        .arg("--check-upgrade")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+    let mut cmd = std::process::Command::new(binary);
+    cmd.args(&invocation.args).arg("--check-upgrade");
+    let out = crate::host::child::output_within(&mut cmd, CHECK_DEADLINE)
         .map_err(|source| UpgradeError::Spawn {
             binary: binary.into(),
             source,
-        })?;
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(CHECK_DEADLINE) {
-        Ok(out) => out.map_err(|source| UpgradeError::Spawn {
+        })?
+        .ok_or_else(|| UpgradeError::TimedOut {
             binary: binary.into(),
-            source,
-        })?,
-        Err(_) => {
-            // Still ours: the waiting thread has not reaped it.
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            return Err(UpgradeError::TimedOut {
-                binary: binary.into(),
-            });
-        }
-    };
+        })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(UpgradeError::Refused {

@@ -7,6 +7,7 @@
 //! also part of the shim: std, libc, nix and serde only.
 
 pub mod atomic;
+pub mod child;
 pub mod fault;
 pub mod layout;
 pub mod paths;

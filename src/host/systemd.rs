@@ -5,7 +5,7 @@
 //! is never true.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// How long `systemctl` may take to answer.
@@ -22,32 +22,10 @@ pub fn system_stopping() -> bool {
     if !booted() {
         return false;
     }
-    let child = Command::new("systemctl")
-        .arg("is-system-running")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(child) = child else {
-        return false;
-    };
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(ANSWER_DEADLINE) {
-        Ok(Ok(out)) => String::from_utf8_lossy(&out.stdout).trim() == "stopping",
-        Ok(Err(_)) => false,
-        Err(_) => {
-            // Not reaped yet by the waiting thread, so the pid is still the child's.
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            false
-        }
+    let mut ask = Command::new("systemctl");
+    ask.arg("is-system-running");
+    match super::child::output_within(&mut ask, ANSWER_DEADLINE) {
+        Ok(Some(out)) => String::from_utf8_lossy(&out.stdout).trim() == "stopping",
+        Ok(None) | Err(_) => false,
     }
 }

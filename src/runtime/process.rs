@@ -74,12 +74,7 @@ impl Runtime for ProcessRuntime {
         process: &ProcessIdentity,
     ) -> RuntimeFuture<Result<Sample, StatsError>> {
         let init = process.pid;
-        Box::pin(async move {
-            let read = move || Ok(stats::processes(&crate::identity::session_pids(init)));
-            tokio::task::spawn_blocking(read)
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        })
+        stats::off_thread(move || Ok(stats::processes(&crate::identity::session_pids(init))))
     }
 
     fn observe(&self, id: &str) -> Observation {

@@ -79,6 +79,17 @@ pub enum StatsError {
     },
 }
 
+/// A reading taken on the blocking pool, as an actor awaits it (a panic in it goes on).
+pub fn off_thread(
+    read: impl FnOnce() -> Result<Sample, StatsError> + Send + 'static,
+) -> crate::runtime::interface::RuntimeFuture<Result<Sample, StatsError>> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(read)
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    })
+}
+
 /// Clock ticks per second (`/proc` times are in ticks).
 fn ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

@@ -148,17 +148,12 @@ impl Runtime for RuncRuntime {
         process: &ProcessIdentity,
     ) -> RuntimeFuture<Result<Sample, StatsError>> {
         let (runc, id, init) = (self.runc.clone(), id.to_string(), process.pid);
-        Box::pin(async move {
-            let read = move || {
-                let runc = runc.ok_or(StatsError::NoCgroup)?;
-                let paths = runc.cgroup_paths(&id).ok_or(StatsError::NoCgroup)?;
-                let mut sample = stats::cgroup(&paths)?;
-                sample.networks = stats::networks(init);
-                Ok(sample)
-            };
-            tokio::task::spawn_blocking(read)
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        stats::off_thread(move || {
+            let runc = runc.ok_or(StatsError::NoCgroup)?;
+            let paths = runc.cgroup_paths(&id).ok_or(StatsError::NoCgroup)?;
+            let mut sample = stats::cgroup(&paths)?;
+            sample.networks = stats::networks(init);
+            Ok(sample)
         })
     }
 
