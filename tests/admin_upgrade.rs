@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::*;
 
 /// A copy of this build's binaries in `dir` (the "new" release: a different path, so the
@@ -67,9 +67,7 @@ fn an_upgrade_keeps_the_pid_the_socket_and_every_container() {
     }
     let d = Daemon::start(LIVE_RESTORE_ON);
     let daemon_pid = d.pid().expect("the daemon runs");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     d.run_detached(&[
         "--name",
         "proc",

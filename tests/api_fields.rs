@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::{describe, Daemon, LIVE_RESTORE_ON};
 use serde_json::{json, Value};
 
@@ -294,9 +294,7 @@ fn runc_daemon() -> Option<Daemon> {
         return None;
     }
     let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     Some(d)
 }
 

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::netns::{host_network, TestNetns};
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::{run_client, wait_for, Daemon};
 
 const PROJECT: &str = r#"version: "3.8"
@@ -87,14 +87,7 @@ fn a_two_service_project_comes_up_survives_a_daemon_kill_and_goes_down() {
     let links = host_network();
     let ns = TestNetns::new();
     let mut d = ns.daemon(r#"{"live-restore": true, "bridge": "moor0"}"#, "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&[
-        "image",
-        "import",
-        tar.to_str().expect("utf-8"),
-        "busybox:latest",
-    ]);
+    d.import_busybox("busybox:latest");
     let dir = d.root().with_file_name("project");
     std::fs::create_dir_all(&dir).expect("project dir");
     std::fs::write(dir.join("docker-compose.yml"), PROJECT).expect("compose file");

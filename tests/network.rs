@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::netns::{host_network, TestNetns};
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::{wait_for, Daemon};
 use serde_json::Value;
 
@@ -28,9 +28,7 @@ fn setup(config: &str) -> Option<(TestNetns, Daemon)> {
     }
     let ns = TestNetns::new();
     let d = ns.daemon(config, "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     Some((ns, d))
 }
 
@@ -299,9 +297,7 @@ fn without_the_bridge_containers_default_to_none_and_bridge_is_refused() {
     }
     // The harness's daemon.json has `"bridge": "none"`.
     let d = Daemon::start_with_runtime("{}", "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     d.cli_ok(&["create", "--name", "plain", "bb", "true"]);
     assert_eq!(d.inspect_json("plain")["HostConfig"]["NetworkMode"], "none");
     let out = d.cli_fail(&["create", "--network", "bridge", "bb", "true"]);

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::*;
 
 /// A shell loop printing a counter every 50 ms.
@@ -278,9 +278,7 @@ fn runc_pause_uses_the_cgroup_freezer() {
         return;
     }
     let mut d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     let id = d.run_detached(&["--name", "counter", "bb", "sh", "-c", COUNTER]);
     assert_log_grows(&d, "counter", 0);
     d.cli_ok(&["pause", "counter"]);

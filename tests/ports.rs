@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::netns::{host_network, TestNetns};
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::{wait_for, Daemon};
 
 const BRIDGE_LIVE: &str = r#"{"live-restore": true, "bridge": "moor0"}"#;
@@ -34,9 +34,7 @@ fn daemon_in(ns: &TestNetns, point: Option<&str>) -> Daemon {
         std::env::remove_var("FAILPOINTS");
         d
     };
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     d
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::runc::{busybox_tar, clean_up};
+use common::runc::clean_up;
 use common::{raw_request, wait_for, Daemon, HttpResponse, MOOR};
 
 /// daemon.json `runtimeArgs` of the wrapper: a global option every runc call must carry.
@@ -71,9 +71,7 @@ fn daemon(wrapper_dir: &Path) -> Daemon {
         "runtimes": { "runc": { "path": wrapper, "runtimeArgs": [RUNTIME_ARG] } },
     });
     let d = Daemon::start_with_runtime(&config.to_string(), "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     d
 }
 

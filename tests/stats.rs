@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::*;
 use serde_json::Value;
 
@@ -161,9 +161,7 @@ fn a_runc_container_is_read_from_its_cgroup() {
         return;
     }
     let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     let busy = "while :; do :; done";
     d.run_detached(&[
         "--name",

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::docker::docker_bin;
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::{Daemon, LIVE_RESTORE_ON};
 
 /// How long an answer from the shell may take.
@@ -27,9 +27,7 @@ fn daemon(runtime: &'static str) -> (Daemon, &'static str, Vec<&'static str>) {
     }
     let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, runtime);
     if runtime == "runc" {
-        let tar = d.root().with_file_name("bb.tar");
-        std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-        d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+        d.import_busybox("bb");
         (d, "bb", vec!["sh"])
     } else {
         (d, "host", vec!["busybox", "sh"])

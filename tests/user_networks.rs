@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::netns::{host_network, TestNetns};
-use common::runc::{busybox_tar, skip_reason};
+use common::runc::skip_reason;
 use common::{wait_for, Daemon};
 use serde_json::Value;
 
@@ -23,9 +23,7 @@ fn setup() -> Option<(TestNetns, Daemon)> {
     }
     let ns = TestNetns::new();
     let d = ns.daemon(BRIDGE, "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     Some((ns, d))
 }
 

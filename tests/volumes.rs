@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::runc::{busybox_tar, busybox_tar_with, skip_reason};
+use common::runc::{busybox_tar_with, skip_reason};
 use common::{Daemon, LIVE_RESTORE_ON};
 use serde_json::{json, Value};
 
@@ -18,9 +18,7 @@ fn daemon(config: &str) -> Option<Daemon> {
         return None;
     }
     let d = Daemon::start_with_runtime(config, "runc");
-    let tar = d.root().with_file_name("bb.tar");
-    std::fs::write(&tar, busybox_tar()).expect("write busybox tar");
-    d.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), "bb"]);
+    d.import_busybox("bb");
     Some(d)
 }
 

@@ -690,3 +690,14 @@ fn read_all(file: &mut File) -> Vec<u8> {
     file.read_to_end(&mut bytes).expect("read output file");
     bytes
 }
+
+impl Daemon {
+    /// Imports [`runc::busybox_tar`] as image `name` (written beside the daemon's root first).
+    pub fn import_busybox(&self, name: &str) {
+        let tar = self
+            .root()
+            .with_file_name(format!("{}.tar", name.replace([':', '/'], "_")));
+        std::fs::write(&tar, runc::busybox_tar()).expect("write busybox tar");
+        self.cli_ok(&["image", "import", tar.to_str().expect("utf-8"), name]);
+    }
+}
