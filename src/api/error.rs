@@ -391,6 +391,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::Exec(e) => exec_status(e),
         ContainerError::Image(e) => image_status(e),
         ContainerError::Store(_)
+        | ContainerError::Flush(_)
         | ContainerError::Ports { .. }
         | ContainerError::VolumeStore(_)
         | ContainerError::NetworkStore(_)

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod detach;
+pub mod durable;
 pub mod error;
 pub mod exec_types;
 pub mod fields;

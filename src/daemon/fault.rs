@@ -14,8 +14,10 @@
 //! directory made, no record yet) and `volume-record-removed` (the record gone, the data not
 //! yet); for a start on the bridge network, in the runtime: `network-attached` (the
 //! container's netns, veth and /etc files made, no bundle yet) and `ports-published` (its
-//! ports in the NAT table, the shim not started). The points themselves live in
-//! `host::fault`, so the runtime below the daemon can place them.
+//! ports in the NAT table, the shim not started). One point slows instead of killing:
+//! `store-flush=return(PATH)` makes the store's flush thread wait while PATH exists (a disk
+//! whose fsync hangs: `tests/slow_disk.rs`). The points themselves live in `host::fault`,
+//! so the runtime below the daemon can place them.
 
 /// Holds the armed points for the daemon's life (see [`setup`]).
 #[cfg(feature = "failpoints")]

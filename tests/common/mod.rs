@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod registry;
 pub mod release;
 pub mod runc;
+pub mod slow;
 pub mod token_realm;
 
 pub use http::{ping, raw_request, HttpResponse};

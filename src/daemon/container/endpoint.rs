@@ -40,7 +40,7 @@ impl Handler<SetEndpoint> for ContainerActor {
         }
         rec.spec.endpoint = msg.endpoint;
         rec.spec.network_aliases = msg.aliases;
-        self.shared.store.put(&rec)?;
+        self.commit(&rec)?;
         let network = rec.spec.endpoint.as_ref().map(|e| e.network.clone());
         info!(parent: &self.span, network = ?network, "endpoint set");
         self.record = rec;
