@@ -190,7 +190,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Syntax error or wrong type (serde_json's message names line and column).
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -222,6 +222,23 @@ pub enum ConfigError {
         /// What is wrong, naming the key.
         reason: String,
     },
+    /// A key set both by a `moor daemon` flag and in the file (Docker refuses that too).
+    #[error(
+        "{path}: the following directives are specified both as a flag and in the \
+         configuration file: {key}"
+    )]
+    FlagAndFile {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+    },
+    /// `--validate` of a file that is not there.
+    #[error("{path} does not exist")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
     /// A key neither moor nor Docker knows.
     #[error("{path}: {key:?} is a Docker option moor does not implement yet: remove it")]
     NotImplemented {
@@ -247,6 +264,25 @@ pub enum ConfigError {
 pub struct Loaded {
     /// The configuration.
     pub config: DaemonConfig,
+    /// The keys the file sets (none when there is no file).
+    pub keys: Vec<String>,
+}
+
+impl Loaded {
+    /// `--live-restore` given: on, unless the file sets the key too (refused, as Docker).
+    pub fn with_live_restore_flag(mut self, path: &Path, flag: bool) -> Result<Self, ConfigError> {
+        if !flag {
+            return Ok(self);
+        }
+        if self.keys.iter().any(|k| k == "live-restore") {
+            return Err(ConfigError::FlagAndFile {
+                path: path.into(),
+                key: "live-restore",
+            });
+        }
+        self.config.live_restore = true;
+        Ok(self)
+    }
 }
 
 /// Reads daemon.json; a missing file gives the defaults.
@@ -309,7 +345,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
             }
         });
     }
-    Ok(Loaded { config })
+    // Parsed already, so this cannot fail; only the keys are kept.
+    let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    Ok(Loaded { config, keys })
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -376,7 +416,7 @@ mod tests {
         assert_eq!(l.config.log_opts["max-size"], "1m");
         let e = parse(Path::new("d.json"), r#"{"storage-driver": "overlay2"}"#).unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::host::chain(&e),
             "d.json: \"storage-driver\" is a Docker option moor does not implement yet: remove it"
         );
     }
@@ -385,7 +425,7 @@ mod tests {
     fn misspelt_key_is_refused_with_a_hint() {
         let e = parse(Path::new("d.json"), r#"{"live-restor": true}"#).unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::host::chain(&e),
             "d.json: unknown key \"live-restor\", did you mean \"live-restore\"?"
         );
     }
@@ -393,7 +433,7 @@ mod tests {
     #[test]
     fn syntax_error_names_line_and_column() {
         let e = parse(Path::new("d.json"), "{\n  \"live-restore\": true,,\n}").unwrap_err();
-        assert!(e.to_string().contains("line 2 column"), "{e}");
+        assert!(crate::host::chain(&e).contains("line 2 column"), "{e}");
     }
 
     #[test]
@@ -415,13 +455,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::host::chain(&e),
             "d.json: log-opts: max-size: invalid size: 'garbage'"
         );
         let e = parse(Path::new("d.json"), r#"{"log-opts": {"max-fil": "3"}}"#).unwrap_err();
         assert!(
-            e.to_string()
-                .contains("unknown log opt 'max-fil' for json-file log driver"),
+            crate::host::chain(&e).contains("unknown log opt 'max-fil' for json-file log driver"),
             "{e}"
         );
         assert!(parse(
@@ -440,7 +479,7 @@ mod tests {
         assert_eq!(limit(r#"{"image-unpack-limit": 4096}"#).unwrap(), 4096);
         for bad in [r#""lots""#, "0", "-1", "true"] {
             let e = limit(&format!(r#"{{"image-unpack-limit": {bad}}}"#)).unwrap_err();
-            assert!(e.to_string().contains("image-unpack-limit"), "{e}");
+            assert!(crate::host::chain(&e).contains("image-unpack-limit"), "{e}");
         }
     }
 
@@ -470,9 +509,12 @@ mod tests {
         let ok = p(r#"{"insecure-registries": ["reg:5000", "10.0.0.0/8"]}"#).expect("parse");
         assert_eq!(ok.config.insecure_registries.len(), 2);
         let e = p(r#"{"insecure-registries": ["http://reg"]}"#).unwrap_err();
-        assert!(e.to_string().contains("insecure-registries"), "{e}");
+        assert!(
+            crate::host::chain(&e).contains("insecure-registries"),
+            "{e}"
+        );
         let e = p(r#"{"registry-mirrors": ["https://mirror.example"]}"#).unwrap_err();
-        assert!(e.to_string().contains("registry-mirrors"), "{e}");
+        assert!(crate::host::chain(&e).contains("registry-mirrors"), "{e}");
         assert!(p(r#"{"registry-mirrors": []}"#).is_ok());
     }
 }

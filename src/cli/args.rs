@@ -18,6 +18,22 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Whether `-H`/`--host` was on the command line (not the environment or the default):
+    /// for `moor daemon` it names the socket to listen on, as dockerd's `-H` does.
+    #[arg(skip)]
+    pub host_given: bool,
+}
+
+impl Cli {
+    /// Parses the process's arguments, noting whether `-H` was given on the command line.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.host_given =
+            matches.value_source("host") == Some(clap::parser::ValueSource::CommandLine);
+        cli
+    }
 }
 
 /// `unix://` plus the default socket of the current user.
@@ -77,6 +93,10 @@ pub enum Command {
     Login(crate::cli::commands::login::LoginArgs),
     /// Log out from a registry.
     Logout(crate::cli::commands::login::LogoutArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(crate::cli::commands::completion::CompletionArgs),
+    /// Print the man page, or write every command's page into a directory.
+    Man(crate::cli::commands::completion::ManArgs),
     /// Manage images: import, ls, rm, inspect.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -186,6 +206,10 @@ pub struct DaemonArgs {
     /// over daemon.json.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Keep containers running while the daemon is down (daemon.json's `live-restore`; the
+    /// file must then not set it, as dockerd refuses a directive given both ways).
+    #[arg(long)]
+    pub live_restore: bool,
     /// Check daemon.json (--config) and the options, print the verdict and exit: 0 valid, 1 not.
     #[arg(long)]
     pub validate: bool,
@@ -207,6 +231,7 @@ impl DaemonArgs {
                 RuntimeName::Process => "process".to_string(),
                 RuntimeName::Runc => "runc".to_string(),
             }),
+            live_restore: self.live_restore,
         }
     }
 }

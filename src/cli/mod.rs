@@ -20,14 +20,22 @@ use client::{Client, ClientError};
 /// Runs one parsed command line; the answer is the process's exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Daemon(daemon) = &cli.command {
-        return commands::daemon::execute(daemon);
+        let host = cli.host_given.then_some(cli.host.as_str());
+        return commands::daemon::execute(daemon, host);
     }
     if let Command::Admin(admin) = &cli.command {
         return commands::admin::execute(&cli.host, admin);
     }
+    match &cli.command {
+        Command::Completion(args) => return commands::completion::completion(args),
+        Command::Man(args) => return commands::completion::man(args),
+        _ => {}
+    }
     let client = Client::new(&cli.host)?;
     match &cli.command {
-        Command::Daemon(_) | Command::Admin(_) => unreachable!("handled above"),
+        Command::Daemon(_) | Command::Admin(_) | Command::Completion(_) | Command::Man(_) => {
+            unreachable!("handled above")
+        }
         Command::Run(args) => commands::run::execute(&client, args),
         Command::Create(args) => commands::create::execute(&client, args),
         Command::Exec(args) => commands::exec::execute(&client, args),

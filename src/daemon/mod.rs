@@ -279,7 +279,8 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         durable: durable::Durability::start(store.flusher()),
         store,
         layout,
-        config: reload::ConfigCell::new(config, config_path(&opts)),
+        config: reload::ConfigCell::new(config, config_path(&opts))
+            .with_live_restore_flag(opts.live_restore),
         runtimes,
         events: events::EventBus::default(),
         execs: exec::ExecRegistry::default(),
