@@ -181,6 +181,9 @@ impl Drop for Started {
 
 fn started_daemon(dir: &Path, extra: &[&str], socket: Option<&Path>) -> Started {
     let run = dir.join(format!("run-{}", extra.len()));
+    // No bridge: a daemon outside a test's network namespace must not touch the host's.
+    let config = dir.join("no-bridge.json");
+    std::fs::write(&config, r#"{"bridge": "none"}"#).expect("write daemon.json");
     let mut cmd = Command::new(MOOR);
     cmd.arg("daemon")
         .args(extra)
@@ -191,7 +194,7 @@ fn started_daemon(dir: &Path, extra: &[&str], socket: Option<&Path>) -> Started 
         .arg("--run-dir")
         .arg(&run)
         .arg("--config")
-        .arg(dir.join("none.json"))
+        .arg(&config)
         .env_remove("MOOR_HOST")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
