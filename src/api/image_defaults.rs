@@ -51,6 +51,8 @@ pub fn merge(req: &mut CreateRequest, image: &ImageConfig) {
     if unset(&req.stop_signal) {
         req.stop_signal = Some(image.stop_signal.clone());
     }
+    // The request's is merged over it at the conversion (`api::health::merged`).
+    req.image_healthcheck.clone_from(&image.healthcheck);
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::runtime::{self, LogTarget, ProcessHandle, Runtime, StartOutcome};
 
 pub mod endpoint;
 mod exec;
+mod health;
 mod ordered;
 mod orphan;
 mod pause;
@@ -58,6 +59,8 @@ pub struct ContainerActor {
     /// The create's background fsync of the spec file, until the first start awaits it (a
     /// container never runs without its spec file durable).
     spec_sync: Option<SpecSync>,
+    /// The healthcheck probes' chain and the transitions they are checked against.
+    health: health::Prober,
 }
 
 impl ContainerActor {
@@ -80,6 +83,7 @@ impl ContainerActor {
             consecutive_restarts: 0,
             suppress_restart: false,
             spec_sync: None,
+            health: health::Prober::default(),
         }
     }
 
@@ -97,6 +101,7 @@ impl ContainerActor {
         self.shared.store.put(&rec)?;
         info!(parent: &self.span, event = event_name, from = self.record.state.name(), to = rec.state.name(), "state changed");
         self.record = rec;
+        self.health.moved();
         Ok(())
     }
 
@@ -123,6 +128,7 @@ impl ContainerActor {
                 info!(parent: &self.span, pid, "started");
                 self.emit("start", &[]);
                 self.watch(ctx);
+                self.health_begin(ctx);
                 Ok(())
             }
             Ok(StartOutcome::Failed { code, error }) => {
@@ -360,6 +366,7 @@ impl Actor for ContainerActor {
             self.restore_freezer(ctx);
             self.watch(ctx);
             self.resume_stop(ctx);
+            self.health_begin(ctx);
         } else if let State::Orphaned { .. } = self.record.state {
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
