@@ -144,6 +144,22 @@ mod tests {
     }
 
     #[test]
+    fn the_images_healthcheck_goes_to_the_conversion() {
+        let check = serde_json::json!({"Test": ["CMD", "true"], "Retries": 2});
+        let config = ImageConfig {
+            healthcheck: Some(check.clone()),
+            ..image()
+        };
+        let mut req = CreateRequest::default();
+        merge(&mut req, &config);
+        assert_eq!(req.image_healthcheck, Some(check));
+        let merged = crate::api::health::of(&req)
+            .expect("valid")
+            .expect("a check");
+        assert_eq!((merged.test.len(), merged.retries), (2, 2));
+    }
+
+    #[test]
     fn an_empty_image_changes_nothing_that_matters() {
         let mut req = CreateRequest::default();
         merge(&mut req, &ImageConfig::default());
