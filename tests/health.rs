@@ -285,7 +285,7 @@ fn the_health_survives_a_kill_9_of_the_daemon_and_probes_go_on() {
         "--name",
         "keep",
         "--health-cmd",
-        "test -f /tmp/ok",
+        "test -f /tmp/ok && seq 2000",
         "--health-interval",
         "1s",
         "--health-retries",
@@ -297,6 +297,15 @@ fn the_health_survives_a_kill_9_of_the_daemon_and_probes_go_on() {
     ]);
     wait_health(&d, "keep", "healthy");
     let before = d.inspect_json("keep")["State"].clone();
+    // 8,893 bytes of output: the first 4 KiB are kept, marked as cut.
+    let output = before["Health"]["Log"][0]["Output"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(output.len(), 4096 + 3, "{output}");
+    assert!(
+        output.starts_with("1\n2\n") && output.ends_with("..."),
+        "{output}"
+    );
     d.kill9();
     d.restart();
     let after = d.inspect_json("keep")["State"].clone();
