@@ -78,10 +78,9 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
         .and_then(|n| usize::try_from(n).ok());
     let filters = parse_filters(q.get("filters"))?;
     // Docker's health words, `none` for a container without a healthcheck.
-    let health = filters.get("health").into_iter().flatten();
-    if let Some(bad) = health
-        .into_iter()
-        .find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"))
+    let mut health = filters.get("health").into_iter().flatten();
+    if let Some(bad) =
+        health.find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"))
     {
         return Err(ApiError::Query {
             name: "filters",
