@@ -262,6 +262,7 @@ fn config(rec: &ContainerRecord) -> ContainerConfig {
                 .collect(),
         ),
         on_build: None,
+        healthcheck: spec.healthcheck.clone(),
     }
 }
 
@@ -405,6 +406,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
             error,
             started_at: go_time(state.started_at()),
             finished_at: go_time(finished_at),
+            health: rec.health.as_ref().map(crate::api::health::state),
         },
         image: if rec.spec.image_id.is_empty() {
             rec.spec.image.clone()
@@ -451,7 +453,11 @@ pub fn write_status(
         State::Created | State::Starting => out.write_str("Created"),
         State::Running(run) | State::Stopping(run) => {
             out.write_str("Up ")?;
-            write_age(out, run.started_at, now)
+            write_age(out, run.started_at, now)?;
+            match &rec.health {
+                Some(h) => write!(out, " ({})", h.status.list_text()),
+                None => Ok(()),
+            }
         }
         State::Paused(run) => {
             out.write_str("Up ")?;

@@ -92,7 +92,7 @@ pub const CONFIG: &[(&str, Field)] = &[
     ("StdinOnce", Honoured),
     ("Env", Honoured),
     ("Cmd", Honoured),
-    ("Healthcheck", Refused(Zero)),
+    ("Healthcheck", Honoured),
     ("ArgsEscaped", Refused(Zero)),
     ("Image", Honoured),
     ("Volumes", Honoured),

@@ -8,6 +8,7 @@ pub mod exec_types;
 pub mod fields;
 pub mod guard;
 pub mod head;
+pub mod health;
 pub mod hijack;
 pub mod image_defaults;
 pub mod image_types;

@@ -394,6 +394,7 @@ pub fn to_spec(
     // Mounts are part of the runtime's bundle: a runtime with images of its own has one.
     let (mounts, warnings) = crate::api::mounts::mounts_of(&req, &host, kind.runs_images)?;
     let mut spec = ContainerSpec {
+        healthcheck: crate::api::health::of(&req)?,
         mounts,
         endpoint: None,
         exposed_ports: exposed_ports(&req)?,

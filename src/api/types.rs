@@ -51,6 +51,12 @@ pub struct CreateRequest {
     /// `EndpointsConfig` (checked by the field rule: only the container's own network, and
     /// of its entry only `Aliases`).
     pub networking_config: Option<NetworkingConfig>,
+    /// `Healthcheck`, checked by `api::health` at the conversion.
+    pub healthcheck: Option<serde_json::Value>,
+    /// The image's `Healthcheck`, set by the image defaults' merge (never on the wire): the
+    /// create's is merged over it at the conversion.
+    #[serde(skip)]
+    pub image_healthcheck: Option<serde_json::Value>,
 }
 
 /// `NetworkingConfig` of a create request.
@@ -369,6 +375,9 @@ pub struct ContainerState {
     pub started_at: String,
     /// RFC 3339 nanoseconds, `0001-01-01T00:00:00Z` when never.
     pub finished_at: String,
+    /// Docker's `Health`, for a container with a healthcheck (left out otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::api::health::HealthState>,
 }
 
 /// Docker's container Config subset.
@@ -416,6 +425,9 @@ pub struct ContainerConfig {
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     /// Always null.
     pub on_build: Option<Vec<String>>,
+    /// The healthcheck probed (the create's over the image's), left out when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<moor_state::health::HealthConfig>,
 }
 
 /// moor's own fields in inspect.

@@ -26,6 +26,7 @@ use crate::runtime::{self, LogTarget, ProcessHandle, Runtime, StartOutcome};
 
 pub mod endpoint;
 mod exec;
+mod health;
 mod ordered;
 mod orphan;
 mod pause;
@@ -63,6 +64,8 @@ pub struct ContainerActor {
     spec_sync: Option<SpecSync>,
     /// The store's counter of this actor's last write: what a step waits to be durable.
     written: u64,
+    /// The healthcheck probes' chain and the transitions they are checked against.
+    health: health::Prober,
 }
 
 impl ContainerActor {
@@ -86,6 +89,7 @@ impl ContainerActor {
             suppress_restart: false,
             spec_sync: None,
             written: 0,
+            health: health::Prober::default(),
         }
     }
 
@@ -103,6 +107,7 @@ impl ContainerActor {
         self.commit(&rec)?;
         info!(parent: &self.span, event = event_name, from = self.record.state.name(), to = rec.state.name(), "state changed");
         self.record = rec;
+        self.health.moved();
         Ok(())
     }
 
@@ -129,6 +134,7 @@ impl ContainerActor {
                 info!(parent: &self.span, pid, "started");
                 self.emit("start", &[]);
                 self.watch(ctx);
+                self.health_begin(ctx);
                 Ok(())
             }
             Ok(StartOutcome::Failed { code, error }) => {
@@ -414,6 +420,7 @@ impl Actor for ContainerActor {
             self.restore_freezer(ctx);
             self.watch(ctx);
             self.resume_stop(ctx);
+            self.health_begin(ctx);
         } else if let State::Orphaned { .. } = self.record.state {
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {

@@ -26,6 +26,7 @@ use crate::image::user::ExecUser;
 use crate::runtime::exec::merge_env;
 use crate::runtime::exec::{ExecCommand, ExecRuleError, ExecSpec};
 
+pub mod bounded;
 mod registry;
 mod stdio;
 mod terminal;
@@ -311,6 +312,8 @@ async fn supervise(
     let waited = tokio::select! {
         status = child.wait() => status,
         () = kill.notified() => {
+            // The process a runtime runs for us first (a killed `runc exec` leaves it).
+            bounded::kill_runtime_child(&shared, &id, pid);
             // Still our unreaped child: its pid cannot have been reused.
             let _ = child.start_kill();
             child.wait().await

@@ -8,6 +8,7 @@
 
 pub mod changes;
 pub mod flight;
+pub mod healthcheck;
 pub mod layers;
 pub mod login;
 pub mod meta;

@@ -6,6 +6,7 @@
 
 mod aside;
 pub mod event;
+pub mod health;
 pub mod image;
 pub mod machine;
 pub mod network;

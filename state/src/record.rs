@@ -181,6 +181,10 @@ pub struct ContainerSpec {
     /// terminal's size at start.
     #[serde(default)]
     pub console_size: [u16; 2],
+    /// Docker's Config.Healthcheck, the create's merged over the image's (None: neither
+    /// has one): what the daemon probes while the container runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::HealthConfig>,
 }
 
 /// What a mount is.
@@ -307,6 +311,11 @@ pub struct ContainerRecord {
     /// table holds for it while it runs.
     #[serde(default)]
     pub published: Vec<PortMapping>,
+    /// Docker's State.Health: set when a run with a healthcheck starts, moved by each
+    /// probe's result (see [`crate::health`]), kept after the run ends; persisted so that a
+    /// daemon restart resumes the probes from it. None without a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 impl ContainerRecord {
@@ -323,17 +332,26 @@ impl ContainerRecord {
             manually_stopped: false,
             stop_deadline: None,
             published: Vec::new(),
+            health: None,
         }
     }
 
     /// The record in state `next` (a result of [`crate::transition`]): a stop deadline
-    /// outlives only a stop that goes on (`Stopping` to `Stopping`).
+    /// outlives only a stop that goes on (`Stopping` to `Stopping`); the health moves as
+    /// [`crate::health::across`] says.
     pub fn with_state(&self, next: State) -> ContainerRecord {
         let keep = matches!(
             (&self.state, &next),
             (State::Stopping(_), State::Stopping(_))
         );
+        let health = crate::health::across(
+            &self.state,
+            &next,
+            self.health.as_ref(),
+            self.spec.healthcheck.as_ref(),
+        );
         ContainerRecord {
+            health,
             state: next,
             stop_deadline: if keep { self.stop_deadline } else { None },
             ..self.clone()

@@ -77,6 +77,16 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
         .filter(|n| *n > 0)
         .and_then(|n| usize::try_from(n).ok());
     let filters = parse_filters(q.get("filters"))?;
+    // Docker's health words, `none` for a container without a healthcheck.
+    let mut health = filters.get("health").into_iter().flatten();
+    if let Some(bad) =
+        health.find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"))
+    {
+        return Err(ApiError::Query {
+            name: "filters",
+            value: format!("health={bad}"),
+        });
+    }
     let records = state
         .supervisor
         .send(ListContainers)

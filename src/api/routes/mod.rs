@@ -138,6 +138,7 @@ pub fn matches_filters(
             "name" => rec.name.contains(v.trim_start_matches('/')),
             "status" => rec.state.docker_status() == v,
             "ancestor" => rec.spec.image == *v,
+            "health" => rec.health.as_ref().map_or("none", |h| h.status.word()) == v,
             "exited" => {
                 matches!(rec.state, moor_state::State::Exited { .. })
                     && crate::daemon::container::exit_code(&rec.state).to_string() == *v

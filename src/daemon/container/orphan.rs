@@ -65,6 +65,7 @@ impl Handler<AdoptOrphan> for ContainerActor {
             act.apply(Event::Adopted(run))?;
             info!(parent: &act.span, "orphan adopted");
             act.watch(ctx);
+            act.health_begin(ctx);
             Ok(())
         })))
     }
