@@ -307,6 +307,13 @@ pub struct ContainerRecord {
     /// table holds for it while it runs.
     #[serde(default)]
     pub published: Vec<PortMapping>,
+    /// The daemon settings it was created or last started under (README "Changing daemon
+    /// options"): it is managed under these after the daemon's options change. None in a
+    /// record written before the field existed: the daemon records its settings at the
+    /// next start-up (they are what that record's container ran under, unless the options
+    /// changed in the same upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::settings::DaemonSettings>,
 }
 
 impl ContainerRecord {
@@ -323,6 +330,7 @@ impl ContainerRecord {
             manually_stopped: false,
             stop_deadline: None,
             published: Vec::new(),
+            settings: None,
         }
     }
 

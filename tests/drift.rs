@@ -1,0 +1,328 @@
+//! Issue 14, item 4: a change of daemon options never orphans a container. A daemon runs
+//! under wrapper A (daemon.json `runtimes.runc.path`, a script that logs its calls and execs
+//! the real runc), run directory `run` and `log-opts` max-size 10m; it is stopped (SIGTERM,
+//! live restore) and started under wrapper B, run directory `run-b` and max-size 20m. The
+//! containers of the first daemon run on with the same pid and `StartedAt`, inspect lists
+//! the drift, `ps` marks them, and exec, pause, logs and stop work on them through wrapper A
+//! and their old run directory; a new container gets B, `run-b` and 20m. Wrapper A removed,
+//! a restart orphans the runc container that still runs, naming the missing binary; put
+//! back, `moor admin adopt` manages it again.
+//!
+//! Root, runc and busybox are required: a machine without them fails this test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{wait_for, Daemon};
+use serde_json::Value;
+
+/// How long an effect through a container's shim may take to show.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// The real runc, from PATH.
+fn real_runc() -> PathBuf {
+    let path = std::env::var("PATH").expect("PATH");
+    path.split(':')
+        .map(|d| Path::new(d).join("runc"))
+        .find(|p| p.is_file())
+        .expect("runc is on PATH (apt-get install runc)")
+}
+
+/// A runc wrapper `dir/name` that appends its arguments to `dir/name.calls`, then execs
+/// the real runc.
+fn write_wrapper(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{calls}'\nexec '{runc}' \"$@\"\n",
+        calls = path.with_extension("calls").display(),
+        runc = real_runc().display(),
+    );
+    std::fs::write(&path, script).expect("write the wrapper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// The calls a wrapper logged.
+fn calls(wrapper: &Path) -> String {
+    std::fs::read_to_string(wrapper.with_extension("calls")).unwrap_or_default()
+}
+
+/// Whether `wrapper` logged a `subcommand` call naming container `id`.
+fn called(wrapper: &Path, subcommand: &str, id: &str) -> bool {
+    calls(wrapper).lines().any(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.contains(&subcommand) && words.contains(&id)
+    })
+}
+
+/// daemon.json with live restore, `wrapper` as runc and `max_size` as the default log size.
+fn config(wrapper: &Path, max_size: &str) -> String {
+    serde_json::json!({
+        "live-restore": true,
+        "runtimes": { "runc": { "path": wrapper } },
+        "log-opts": { "max-size": max_size },
+    })
+    .to_string()
+}
+
+/// A loop that prints `said` each time `flag` appears (and removes it), exits 0 on SIGTERM.
+fn speaker(flag: &str) -> String {
+    format!(
+        "trap 'exit 0' TERM; echo hello; while :; do if [ -e {flag} ]; then echo said; rm {flag}; fi; sleep 0.1; done"
+    )
+}
+
+/// `{{.State.Pid}} {{.State.StartedAt}}`.
+fn identity(d: &Daemon, name: &str) -> String {
+    d.inspect_field(
+        name,
+        "{{.State.Pid}} {{.State.StartedAt}} {{.State.Status}}",
+    )
+}
+
+/// The inspect `Drift` list as (setting, recorded, current).
+fn drift(d: &Daemon, name: &str) -> Vec<(String, String, String)> {
+    let inspect = d.inspect_json(name);
+    let list = inspect["Drift"].as_array().cloned().unwrap_or_else(|| {
+        panic!("inspect {name} has no Drift list: {inspect}");
+    });
+    list.iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            (s("Setting"), s("Recorded"), s("Current"))
+        })
+        .collect()
+}
+
+/// The shim spec a container was started with, from run directory `run_dir`.
+fn shim_json(run_dir: &Path, id: &str) -> Value {
+    let path = run_dir.join("containers").join(id).join("shim.json");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("shim.json is JSON")
+}
+
+/// Makes the container print `said` (through `flag`, touched by `touch`) and waits for it
+/// in its logs: the n-th `said` line.
+fn make_it_speak(d: &Daemon, name: &str, touch: impl Fn(), n: usize) {
+    touch();
+    let heard = wait_for(DEADLINE, || {
+        d.cli_ok(&["logs", name]).matches("said").count() >= n
+    });
+    assert!(
+        heard,
+        "{name} did not log `said` #{n}: {}",
+        d.cli_ok(&["logs", name])
+    );
+}
+
+#[test]
+fn changed_daemon_options_never_orphan_a_container() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test runs runc containers: run it as root"
+    );
+    let tools = tempfile::Builder::new()
+        .prefix("moor-drift-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let (a, b) = (
+        write_wrapper(tools.path(), "runc-a"),
+        write_wrapper(tools.path(), "runc-b"),
+    );
+    let flag = tools.path().join("say");
+    let flag_text = flag.display().to_string();
+
+    let mut d = Daemon::start_with_runtime(&config(&a, "10m"), "runc");
+    d.import_busybox("bb");
+    let old_run = d.run_dir();
+    let r1 = d.run_detached(&["--name", "r1", "bb", "sh", "-c", &speaker("/tmp/say")]);
+    let r3 = d.run_detached(&["--name", "r3", "bb", "sh", "-c", &speaker("/tmp/say")]);
+    let p1 = d.run_detached(&[
+        "--runtime",
+        "process",
+        "--name",
+        "p1",
+        "host",
+        "sh",
+        "-c",
+        &speaker(&flag_text),
+    ]);
+    assert!(
+        called(&a, "run", &r1),
+        "r1 started through A: {}",
+        calls(&a)
+    );
+    let before: Vec<String> = ["r1", "r3", "p1"].iter().map(|n| identity(&d, n)).collect();
+    let log_path = d.inspect_field("r1", "{{.LogPath}}");
+    assert!(drift(&d, "r1").is_empty(), "no drift before the change");
+
+    // The daemon's options change under the running containers.
+    d.stop_term();
+    d.write_config(&config(&b, "20m"));
+    d.use_run_dir("run-b");
+    d.restart();
+    let new_run = d.run_dir();
+    assert_ne!(old_run, new_run);
+
+    let after: Vec<String> = ["r1", "r3", "p1"].iter().map(|n| identity(&d, n)).collect();
+    assert_eq!(
+        before, after,
+        "same pid, StartedAt and status after the change"
+    );
+    for line in &before {
+        assert!(line.ends_with("running"), "{line}");
+    }
+    let (a_text, b_text) = (a.display().to_string(), b.display().to_string());
+    let (old_text, new_text) = (old_run.display().to_string(), new_run.display().to_string());
+    let expected = vec![
+        (
+            "runtimes.runc.path".to_string(),
+            a_text.clone(),
+            b_text.clone(),
+        ),
+        ("exec-root".to_string(), old_text.clone(), new_text.clone()),
+        (
+            "log-opts".to_string(),
+            "max-size=10m".to_string(),
+            "max-size=20m".to_string(),
+        ),
+    ];
+    assert_eq!(drift(&d, "r1"), expected, "r1's drift");
+    assert_eq!(
+        drift(&d, "p1"),
+        expected[1..].to_vec(),
+        "p1's drift (no binary)"
+    );
+
+    // `ps` marks them.
+    let ps = d.cli_ok(&["ps"]);
+    let line = |name: &str| {
+        ps.lines()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not in ps:\n{ps}"))
+            .to_string()
+    };
+    assert!(line("r1").contains(" *"), "{ps}");
+    assert!(
+        ps.contains("* runs under daemon settings changed since it started (exec-root, log-opts, runtimes.runc.path)"),
+        "{ps}"
+    );
+
+    // exec, pause and logs on the old containers go through A and their old run directory.
+    let b_before = calls(&b);
+    assert_eq!(d.cli_ok(&["exec", "r1", "echo", "in-r1"]).trim(), "in-r1");
+    assert!(called(&a, "exec", &r1), "exec through A: {}", calls(&a));
+    d.cli_ok(&["pause", "r1"]);
+    assert!(called(&a, "pause", &r1), "pause through A: {}", calls(&a));
+    assert_eq!(d.inspect_field("r1", "{{.State.Status}}"), "paused");
+    d.cli_ok(&["unpause", "r1"]);
+    assert!(
+        called(&a, "resume", &r1),
+        "unpause through A: {}",
+        calls(&a)
+    );
+    d.cli_ok(&["exec", "r1", "sh", "-c", ": > /tmp/say"]);
+    make_it_speak(&d, "r1", || {}, 1);
+    make_it_speak(&d, "p1", || std::fs::write(&flag, b"").expect("touch"), 1);
+    assert_eq!(d.cli_ok(&["exec", "p1", "echo", "in-p1"]).trim(), "in-p1");
+    assert_eq!(
+        d.inspect_field("r1", "{{.LogPath}}"),
+        log_path,
+        "same log file"
+    );
+    assert!(
+        d.cli_ok(&["logs", "r1"]).starts_with("hello\n"),
+        "old lines kept"
+    );
+    assert!(
+        !new_run.join("containers").join(&p1).exists(),
+        "p1's files stay in the old run dir"
+    );
+    let old_shim = shim_json(&old_run, &r1);
+    assert_eq!(old_shim["log_max_size"], 10_000_000, "r1 logs under 10m");
+
+    // A stop of an old runc container: its clean-up goes through A.
+    d.cli_ok(&["stop", "r3"]);
+    assert_eq!(d.inspect_field("r3", "{{.State.ExitCode}}"), "0");
+    assert!(
+        wait_for(DEADLINE, || called(&a, "delete", &r3)),
+        "r3's runc delete through A: {}",
+        calls(&a)
+    );
+    d.cli_ok(&["stop", "p1"]);
+    assert_eq!(d.inspect_field("p1", "{{.State.ExitCode}}"), "0");
+    let b_now = calls(&b);
+    let b_new = &b_now[b_before.len()..];
+    for id in [&r1, &r3] {
+        assert!(
+            !b_new.contains(id.as_str()),
+            "B called for an old container: {b_new}"
+        );
+    }
+
+    // A new container runs under the new settings.
+    let r2 = d.run_detached(&["--name", "r2", "bb", "sleep", "1000"]);
+    assert!(
+        called(&b, "run", &r2),
+        "r2 started through B: {}",
+        calls(&b)
+    );
+    assert!(!called(&a, "run", &r2), "r2 not through A");
+    assert!(drift(&d, "r2").is_empty(), "no drift for a new container");
+    assert!(new_run
+        .join("containers")
+        .join(&r2)
+        .join("started.json")
+        .is_file());
+    assert_eq!(shim_json(&new_run, &r2)["log_max_size"], 20_000_000);
+
+    // Its runtime binary gone: the old runc container cannot be managed, an orphan.
+    d.stop_term();
+    let aside = a.with_extension("aside");
+    std::fs::rename(&a, &aside).expect("move wrapper A aside");
+    d.restart();
+    let inspect = d.inspect_json("r1");
+    let state = inspect["State"].clone();
+    assert_eq!(inspect["Moor"]["State"], "orphaned", "{inspect}");
+    let error = state["Error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&a_text),
+        "the reason names {a_text}: {state}"
+    );
+    let pid = before[0].split(' ').next().expect("pid").to_string();
+    assert_eq!(
+        state["Pid"].as_i64().map(|p| p.to_string()),
+        Some(pid),
+        "left running"
+    );
+    assert_eq!(identity(&d, "r2").split(' ').nth(2), Some("running"));
+    let refused = d.admin(&["adopt", &r1]);
+    assert!(!refused.status.success(), "adopted without its binary");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&a_text),
+        "{}",
+        common::describe(&refused)
+    );
+
+    // Back: adopted, managed again.
+    std::fs::rename(&aside, &a).expect("put wrapper A back");
+    let adopted = d.admin(&["adopt", &r1]);
+    assert!(adopted.status.success(), "{}", common::describe(&adopted));
+    assert_eq!(identity(&d, "r1"), before[0], "the same run, managed again");
+    d.cli_ok(&["stop", "r1"]);
+    assert_eq!(d.inspect_field("r1", "{{.State.ExitCode}}"), "0");
+    assert!(
+        wait_for(DEADLINE, || called(&a, "delete", &r1)),
+        "r1's runc delete through A: {}",
+        calls(&a)
+    );
+    d.cli_ok(&["rm", "r1"]);
+    assert!(
+        wait_for(DEADLINE, || !old_run.join("containers").join(&r1).exists()),
+        "r1's old run directory removed with it"
+    );
+}
