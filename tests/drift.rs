@@ -280,7 +280,8 @@ fn changed_daemon_options_never_orphan_a_container() {
         .is_file());
     assert_eq!(shim_json(&new_run, &r2)["log_max_size"], 20_000_000);
 
-    // Its runtime binary gone: the old runc container cannot be managed, an orphan.
+    // Its runtime binary gone: the old runc container (paused) cannot be managed, an orphan.
+    d.cli_ok(&["pause", "r1"]);
     d.stop_term();
     let aside = a.with_extension("aside");
     std::fs::rename(&a, &aside).expect("move wrapper A aside");
@@ -308,11 +309,18 @@ fn changed_daemon_options_never_orphan_a_container() {
         common::describe(&refused)
     );
 
-    // Back: adopted, managed again.
+    // Back: adopted, managed again (running, so thawed through A).
     std::fs::rename(&aside, &a).expect("put wrapper A back");
+    let resumes = |w: &Path| calls(w).lines().filter(|l| l.contains(" resume ")).count();
+    let resumed_before = resumes(&a);
     let adopted = d.admin(&["adopt", &r1]);
     assert!(adopted.status.success(), "{}", common::describe(&adopted));
     assert_eq!(identity(&d, "r1"), before[0], "the same run, managed again");
+    assert!(
+        wait_for(DEADLINE, || resumes(&a) > resumed_before),
+        "the adopted container thawed through A: {}",
+        calls(&a)
+    );
     d.cli_ok(&["stop", "r1"]);
     assert_eq!(d.inspect_field("r1", "{{.State.ExitCode}}"), "0");
     assert!(

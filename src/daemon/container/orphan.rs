@@ -70,6 +70,9 @@ impl Handler<AdoptOrphan> for ContainerActor {
             };
             act.apply(Event::Adopted(run))?;
             info!(parent: &act.span, "orphan adopted");
+            // Adopted as running: one frozen before it became an orphan (a paused container
+            // whose runtime binary was gone) is thawed to match.
+            act.restore_freezer(ctx);
             act.watch(ctx);
             Ok(())
         })))
