@@ -229,6 +229,9 @@ fn changed_daemon_options_never_orphan_a_container() {
     make_it_speak(&d, "r1", || {}, 1);
     make_it_speak(&d, "p1", || std::fs::write(&flag, b"").expect("touch"), 1);
     assert_eq!(d.cli_ok(&["exec", "p1", "echo", "in-p1"]).trim(), "in-p1");
+    // Stats read the cgroup runc's state (under the old run directory) names.
+    let stats = d.cli_ok(&["stats", "--no-stream", "r1"]);
+    assert!(stats.contains("r1"), "{stats}");
     assert_eq!(
         d.inspect_field("r1", "{{.LogPath}}"),
         log_path,
@@ -283,8 +286,25 @@ fn changed_daemon_options_never_orphan_a_container() {
     // Its runtime binary gone: the old runc container (paused) cannot be managed, an orphan.
     d.cli_ok(&["pause", "r1"]);
     d.stop_term();
+    // `moor admin inspect` with the daemon down: the next start's class, from the old run dir.
+    let next_start = |d: &Daemon| {
+        let out = d.admin(&["inspect", "r1", "--format", "json"]);
+        let text = common::succeeded("moor admin", &["inspect"], out);
+        let json: Value = serde_json::from_str(&text).expect("admin inspect json");
+        json[0].clone()
+    };
+    assert_eq!(next_start(&d)["next_start"], "resume", "{}", next_start(&d));
     let aside = a.with_extension("aside");
     std::fs::rename(&a, &aside).expect("move wrapper A aside");
+    let report = next_start(&d);
+    assert_eq!(report["next_start"], "orphan", "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&a_text),
+        "{report}"
+    );
     d.restart();
     let inspect = d.inspect_json("r1");
     let state = inspect["State"].clone();

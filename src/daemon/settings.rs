@@ -119,3 +119,71 @@ impl Shared {
         self.layout_of(rec).run_container_dir(&rec.id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use moor_state::network::{Endpoint, NetworkRecord, Subnet};
+
+    use super::*;
+    use crate::runtime::fake::FakeRuntime;
+
+    fn bridge(gateway: [u8; 4], prefix_len: u8) -> NetworkRecord {
+        let gateway = gateway.into();
+        NetworkRecord {
+            version: 1,
+            name: DEFAULT_NETWORK.into(),
+            id: "n".repeat(64),
+            bridge: "moor0".into(),
+            subnet: Subnet::new(gateway, prefix_len).expect("subnet"),
+            gateway,
+            labels: Default::default(),
+            created: None,
+        }
+    }
+
+    #[test]
+    fn a_container_drifts_from_the_run_dir_and_bridge_it_was_started_under() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut shared = Shared::for_tests(dir.path(), Arc::new(FakeRuntime::default()));
+        shared.network = Some(bridge([172, 30, 0, 1], 16));
+        let spec = ContainerSpec {
+            endpoint: Some(Endpoint {
+                network: DEFAULT_NETWORK.into(),
+                network_id: "n".repeat(64),
+                bridge: "moor0".into(),
+                ip: [172, 30, 0, 2].into(),
+                prefix_len: 16,
+                gateway: [172, 30, 0, 1].into(),
+            }),
+            ..ContainerSpec::default()
+        };
+        let mut rec = ContainerRecord::new("a".repeat(64), "c".into(), spec, chrono::Utc::now());
+        assert!(
+            shared.drift(&rec).is_empty(),
+            "no settings recorded: no drift"
+        );
+        rec.settings = Some(shared.current_settings(&rec.spec));
+        assert!(shared.drift(&rec).is_empty(), "started now: no drift");
+        let old_run = shared.layout.run_dir.clone();
+        shared.layout.run_dir = dir.path().join("run-b");
+        shared.network = Some(bridge([10, 88, 0, 1], 24));
+        let drift = shared.drift(&rec);
+        let listed: Vec<_> = drift
+            .iter()
+            .map(|d| (d.setting.as_str(), d.recorded.as_str(), d.current.as_str()))
+            .collect();
+        let (old, new) = (text(&old_run), text(&shared.layout.run_dir));
+        assert_eq!(
+            listed,
+            [
+                ("exec-root", old.as_str(), new.as_str()),
+                ("bip", "172.30.0.1/16", "10.88.0.1/24"),
+            ]
+        );
+        // Managed under its recorded run directory.
+        assert_eq!(shared.layout_of(&rec).run_dir, old_run);
+        assert!(shared.run_container_dir(&rec).starts_with(&old_run));
+    }
+}
