@@ -256,16 +256,32 @@ fn changed_daemon_options_never_orphan_a_container() {
         "r3's runc delete through A: {}",
         calls(&a)
     );
+    // Started again, it runs under the current settings.
+    d.cli_ok(&["start", "r3"]);
+    assert!(
+        called(&b, "run", &r3),
+        "r3 restarted through B: {}",
+        calls(&b)
+    );
+    assert!(
+        drift(&d, "r3").is_empty(),
+        "r3's settings refreshed at its start"
+    );
+    assert!(new_run
+        .join("containers")
+        .join(&r3)
+        .join("started.json")
+        .is_file());
     d.cli_ok(&["stop", "p1"]);
     assert_eq!(d.inspect_field("p1", "{{.State.ExitCode}}"), "0");
     let b_now = calls(&b);
     let b_new = &b_now[b_before.len()..];
-    for id in [&r1, &r3] {
-        assert!(
-            !b_new.contains(id.as_str()),
-            "B called for an old container: {b_new}"
-        );
-    }
+    assert!(!b_new.contains(r1.as_str()), "B called for r1: {b_new}");
+    let r3_calls: Vec<&str> = b_new.lines().filter(|l| l.contains(r3.as_str())).collect();
+    assert!(
+        r3_calls.first().is_some_and(|l| l.contains(" run ")),
+        "B's first call for r3 is its new run (its old run's calls went to A): {b_new}"
+    );
 
     // A new container runs under the new settings.
     let r2 = d.run_detached(&["--name", "r2", "bb", "sleep", "1000"]);
@@ -320,7 +336,13 @@ fn changed_daemon_options_never_orphan_a_container() {
         Some(pid),
         "left running"
     );
-    assert_eq!(identity(&d, "r2").split(' ').nth(2), Some("running"));
+    for name in ["r2", "r3"] {
+        assert_eq!(
+            identity(&d, name).split(' ').nth(2),
+            Some("running"),
+            "{name}"
+        );
+    }
     let refused = d.admin(&["adopt", &r1]);
     assert!(!refused.status.success(), "adopted without its binary");
     assert!(
