@@ -40,11 +40,13 @@ pub type Own = (Arc<dyn runtime::Runtime>, PathBuf);
 /// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
 pub fn remove_files(shared: &Shared, id: &str, own: Option<&Own>) -> Result<(), ContainerError> {
     shared.execs.forget_container(id);
-    if let Some((rt, _)) = own {
-        rt.remove(id)?;
-    }
-    // The record (and with it the kind) may be gone: every runtime cleans up what it has.
-    for rt in shared.runtimes.all() {
+    // The record (and with it the kind) may be gone: every runtime cleans up what it has,
+    // the container's own first when it is not one of the daemon's.
+    let daemon = shared.runtimes.all();
+    let own_rt = own
+        .map(|(rt, _)| rt.clone())
+        .filter(|rt| !daemon.iter().any(|d| Arc::ptr_eq(d, rt)));
+    for rt in own_rt.into_iter().chain(daemon) {
         rt.remove(id)?;
     }
     let own_dir = own.map(|(_, dir)| dir.clone());
