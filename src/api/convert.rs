@@ -355,8 +355,13 @@ pub fn endpoint_id(container: &str, network: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `GET /containers/{id}/json`.
-pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
+/// `GET /containers/{id}/json`: `layout` is the daemon's paths as the container was
+/// started under them (its recorded run directory), `drift` its settings' drift.
+pub fn inspect(
+    rec: &ContainerRecord,
+    layout: &Layout,
+    drift: Vec<moor_state::settings::Drift>,
+) -> ContainerInspect {
     let argv = rec.spec.argv();
     let state = &rec.state;
     let (error, finished_at) = match state {
@@ -432,6 +437,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
             shim_pid,
             orphan_reason,
         },
+        drift,
     }
 }
 
@@ -494,6 +500,7 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         created: rec.created_at.timestamp(),
         state: rec.state.docker_status().into(),
         status: status(rec, now),
+        drift: Vec::new(),
         labels: rec.spec.labels.clone(),
         ports: port_summaries(rec),
         size_rw: None,

@@ -243,6 +243,9 @@ pub struct ContainerInspect {
     pub network_settings: NetworkSettings,
     /// moor's own facts (shim, runtime, orphan reason).
     pub moor: MoorDetails,
+    /// moor's extension: each daemon setting the container runs under that differs from
+    /// the daemon's current one (README "Changing daemon options"); empty without drift.
+    pub drift: Vec<moor_state::settings::Drift>,
 }
 
 /// Docker's NetworkSettings: the legacy default-network fields and `Networks` carry a bridge
@@ -465,6 +468,11 @@ pub struct ContainerSummary {
     pub state: String,
     /// Human text: `Up 5 seconds`, `Exited (0) 3 seconds ago`.
     pub status: String,
+    /// moor's extension: the daemon settings the container runs under that differ from the
+    /// daemon's current ones (their names, as inspect's `Drift`); absent without drift.
+    /// Must follow `Status` (see `api::list_cache`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Its ports: published ones (while it runs) with their host side, exposed ones without.

@@ -76,7 +76,7 @@ impl ContainerActor {
         supervisor: Recipient<ContainerRemoved>,
     ) -> Self {
         let span = tracing::info_span!("container", container_id = %short(&record.id));
-        let runtime = shared.runtimes.for_spec(&record.spec);
+        let runtime = shared.runtimes.for_record(&record);
         ContainerActor {
             record,
             shared,
@@ -248,10 +248,14 @@ impl ContainerActor {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let before = std::mem::replace(&mut self.record.published, published);
+        // A start runs under the daemon's settings now (README "Changing daemon options").
+        let settings = Some(self.shared.current_settings(&self.record.spec));
+        let recorded = std::mem::replace(&mut self.record.settings, settings);
         if let Err(e) = self.apply(Event::StartRequested) {
-            self.record.published = before;
+            (self.record.published, self.record.settings) = (before, recorded);
             return Box::pin(fut::ready(Err(e)));
         }
+        self.runtime = self.shared.runtimes.for_record(&self.record);
         let id = &self.record.id;
         let log = LogTarget {
             path: self.shared.layout.log_path(id),
@@ -310,7 +314,11 @@ impl ContainerActor {
         // crash leaves `removing`, which the next start finishes.
         self.written = self.shared.store.remove_unflushed(&id)?;
         self.shared.durable.request();
-        cleanup::spawn_remove_files(self.shared.clone(), id.clone());
+        let own = (
+            self.runtime.clone(),
+            self.shared.run_container_dir(&self.record),
+        );
+        cleanup::spawn_remove_files(self.shared.clone(), id.clone(), own);
         info!(parent: &self.span, "removed");
         self.emit("destroy", &[]);
         for (_, tx) in self.waiters.drain(..) {

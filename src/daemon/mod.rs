@@ -16,6 +16,7 @@ pub mod messages;
 pub mod notify;
 pub mod reconciler;
 pub mod reload;
+pub mod settings;
 pub mod supervisor;
 // One unsafe block: the listening socket inherited across the upgrade's exec.
 #[cfg(test)]

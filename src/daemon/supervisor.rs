@@ -221,7 +221,8 @@ impl Supervisor {
         self.attach_volumes(&mut spec)?;
         self.attach_network(&mut spec)?;
         let id = new_id();
-        let record = ContainerRecord::new(id.clone(), name, spec, Utc::now());
+        let mut record = ContainerRecord::new(id.clone(), name, spec, Utc::now());
+        record.settings = Some(self.shared.current_settings(&record.spec));
         // Durable before the first start, not before this answer: see ContainerActor::start.
         spec_file(&self.shared, &record, false)?;
         // The log exists from create on, so `logs -f` can open it before the start.

@@ -289,6 +289,7 @@ impl Runtime for FakeRuntime {
             exit,
             unsupported_protocol: None,
             runtime_state: None,
+            runtime_missing: None,
             now: Utc::now(),
         }
     }

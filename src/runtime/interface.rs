@@ -218,6 +218,19 @@ pub struct Runtimes {
     runc: Arc<dyn Runtime>,
     /// The kind of containers that do not name one.
     pub default_kind: RuntimeKind,
+    /// What the daemon's own runtimes were made of, to make those of a container recorded
+    /// under other settings ([`Runtimes::for_record`]); None for runtimes given whole
+    /// (in-process tests).
+    origin: Option<Origin>,
+}
+
+/// The layout and runc a daemon's runtimes were made with.
+#[derive(Debug, Clone)]
+struct Origin {
+    /// The daemon's paths.
+    layout: crate::host::layout::Layout,
+    /// Its runc, when it has one.
+    runc: Option<super::runc::Runc>,
 }
 
 impl Runtimes {
@@ -241,6 +254,58 @@ impl Runtimes {
             process,
             runc,
             default_kind,
+            origin: None,
+        }
+    }
+
+    /// The runtime binary a container of `kind` started now is recorded under (None: its
+    /// runtime calls no binary, as the process runtime).
+    pub fn recorded_path(&self, kind: RuntimeKind) -> Option<PathBuf> {
+        match kind {
+            RuntimeKind::Process => None,
+            RuntimeKind::Runc => self.runc.binary(),
+        }
+    }
+
+    /// The cgroup parent of containers of `kind` (empty: the runtime makes no cgroup).
+    pub fn cgroup_parent(kind: RuntimeKind) -> String {
+        match kind {
+            RuntimeKind::Process => String::new(),
+            RuntimeKind::Runc => super::runc::CGROUP_PARENT.into(),
+        }
+    }
+
+    /// The runtime of the container `rec`, under the settings it was started with: its
+    /// recorded run directory and runtime binary when they differ from the daemon's (README
+    /// "Changing daemon options"), else the daemon's own runtime of its kind.
+    pub fn for_record(&self, rec: &moor_state::ContainerRecord) -> Arc<dyn Runtime> {
+        let kind = rec.spec.runtime;
+        let (Some(origin), Some(recorded)) = (&self.origin, &rec.settings) else {
+            return self.for_kind(kind);
+        };
+        let run_dir = PathBuf::from(&recorded.run_dir);
+        let binary = recorded.runtime_path.as_ref().map(PathBuf::from);
+        if run_dir == origin.layout.run_dir && binary == self.recorded_path(kind) {
+            return self.for_kind(kind);
+        }
+        let layout = crate::host::layout::Layout {
+            run_dir,
+            ..origin.layout.clone()
+        };
+        match kind {
+            RuntimeKind::Process => Arc::new(super::process::ProcessRuntime::new(layout)),
+            RuntimeKind::Runc => {
+                let runc = binary.map(|binary| {
+                    let mut args = match &origin.runc {
+                        Some(r) => r.args.clone(),
+                        None => super::runc::RuncArgs::new(binary.clone(), PathBuf::new()),
+                    };
+                    args.binary = binary;
+                    args.root = layout.run_dir.join("runc");
+                    super::runc::Runc::new(args)
+                });
+                Arc::new(super::runc::runtime::RuncRuntime::new(runc, layout))
+            }
         }
     }
 
@@ -327,11 +392,19 @@ pub fn daemon_runtimes(
     runc: Option<super::runc::Runc>,
     default_kind: RuntimeKind,
 ) -> Runtimes {
-    Runtimes::new(
+    let mut runtimes = Runtimes::new(
         Arc::new(super::process::ProcessRuntime::new(layout.clone())),
-        Arc::new(super::runc::runtime::RuncRuntime::new(runc, layout.clone())),
+        Arc::new(super::runc::runtime::RuncRuntime::new(
+            runc.clone(),
+            layout.clone(),
+        )),
         default_kind,
-    )
+    );
+    runtimes.origin = Some(Origin {
+        layout: layout.clone(),
+        runc,
+    });
+    runtimes
 }
 
 #[cfg(test)]

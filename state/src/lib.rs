@@ -16,6 +16,7 @@ pub mod record;
 pub mod restart;
 mod runtime_state;
 pub mod schema;
+pub mod settings;
 pub mod store;
 pub mod volume;
 mod witness;

@@ -316,6 +316,13 @@ pub struct ContainerRecord {
     /// daemon restart resumes the probes from it. None without a healthcheck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::Health>,
+    /// The daemon settings it was created or last started under (README "Changing daemon
+    /// options"): it is managed under these after the daemon's options change. None in a
+    /// record written before the field existed: the daemon records its settings at the
+    /// next start-up (they are what that record's container ran under, unless the options
+    /// changed in the same upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::settings::DaemonSettings>,
 }
 
 impl ContainerRecord {
@@ -333,6 +340,7 @@ impl ContainerRecord {
             stop_deadline: None,
             published: Vec::new(),
             health: None,
+            settings: None,
         }
     }
 

@@ -111,18 +111,19 @@ impl ContainerActor {
             ..ExecRequest::default()
         };
         let shared = self.shared.clone();
-        let started = exec::config_for(&shared, &self.record, req).and_then(|config| {
-            let id = shared.execs.insert(config.clone());
-            let action = format!("exec_create: {}", config.command_line());
-            exec::publish(&shared, &config, &id, action, &[]);
-            match exec::start(&shared, &id, true) {
-                Ok(run) => Ok((id, run)),
-                Err(e) => {
-                    shared.execs.forget(&id);
-                    Err(e)
+        let started =
+            exec::config_for(&shared, &self.record, self.runtime.clone(), req).and_then(|config| {
+                let id = shared.execs.insert(config.clone());
+                let action = format!("exec_create: {}", config.command_line());
+                exec::publish(&shared, &config, &id, action, &[]);
+                match exec::start(&shared, &id, true) {
+                    Ok(run) => Ok((id, run)),
+                    Err(e) => {
+                        shared.execs.forget(&id);
+                        Err(e)
+                    }
                 }
-            }
-        });
+            });
         let timeout = config.timeout();
         let outcome = async move {
             match started {

@@ -93,9 +93,12 @@ pub fn args_from_config(config: &DaemonConfig, binary: PathBuf, root: PathBuf) -
     RuncArgs::new(binary, root).runtime_args(extra)
 }
 
-/// The cgroup path runc is given (cgroupfs driver, under a `moor` parent).
+/// The cgroup parent of every runc container (cgroupfs driver).
+pub const CGROUP_PARENT: &str = "/moor";
+
+/// The cgroup path runc is given (cgroupfs driver, under [`CGROUP_PARENT`]).
 pub fn cgroups_path(id: &str) -> String {
-    format!("/moor/{id}")
+    format!("{CGROUP_PARENT}/{id}")
 }
 
 /// The container's memory cgroup directory: cgroup v1's memory controller if mounted,

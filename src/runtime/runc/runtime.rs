@@ -158,7 +158,16 @@ impl Runtime for RuncRuntime {
     }
 
     fn observe(&self, id: &str) -> Observation {
-        crate::runtime::observe::observe(&self.layout, id)
+        let mut obs = crate::runtime::observe::observe(&self.layout, id);
+        // The container's runc (its recorded one, README "Changing daemon options") must
+        // exist for it to be managed.
+        obs.runtime_missing = self
+            .runc
+            .as_ref()
+            .map(|r| &r.args.binary)
+            .filter(|binary| !binary.is_file())
+            .map(|binary| binary.display().to_string());
+        obs
     }
 
     fn release(&self, id: &str) -> RuntimeFuture<()> {
