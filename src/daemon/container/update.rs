@@ -1,0 +1,62 @@
+//! `update` of the Container actor (`docker update`): the new resources and restart policy
+//! are recorded first (store and spec file), then applied to a live container by its
+//! runtime (`runc update`); an update the runtime refuses is rolled back, so the record
+//! never claims limits the container does not have. A container that does not run takes
+//! them at its next start (its bundle is built from the recorded spec).
+
+use actix::prelude::*;
+use moor_state::ContainerSpec;
+use tracing::{info, warn};
+
+use super::ContainerActor;
+use crate::daemon::error::ContainerError;
+use crate::daemon::messages::UpdateContainer;
+
+impl ContainerActor {
+    /// Records `spec` as the container's: the store, then its spec file.
+    fn record_spec(&mut self, spec: ContainerSpec) -> Result<(), ContainerError> {
+        let mut rec = self.record.clone();
+        rec.spec = spec;
+        self.shared.store.put(&rec)?;
+        self.record = rec;
+        crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
+    }
+}
+
+impl Handler<UpdateContainer> for ContainerActor {
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
+
+    fn handle(&mut self, msg: UpdateContainer, _: &mut Context<Self>) -> Self::Result {
+        if let moor_state::State::Orphaned { .. } = self.record.state {
+            let refused = ContainerError::OrphanRefused {
+                id: self.record.id.clone(),
+                why: "an orphan's resources are not moor's to change (adopt it first)".into(),
+            };
+            return AtomicResponse::new(Box::pin(fut::ready(Err(refused))));
+        }
+        let before = self.record.spec.clone();
+        let after = msg.0.apply(&before);
+        if let Err(e) = self.record_spec(after.clone()) {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        let live = self.record.state.run().is_some() && msg.0.touches_cgroup();
+        if !live {
+            info!(parent: &self.span, "updated");
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
+        let applied = self.runtime.update(&self.record.id, &after, &msg.0);
+        AtomicResponse::new(Box::pin(applied.into_actor(self).map(
+            move |res, act, _| {
+                if let Err(e) = res {
+                    if let Err(undo) = act.record_spec(before) {
+                        warn!(parent: &act.span, error = %undo, "update not rolled back");
+                    }
+                    return Err(ContainerError::Runtime(e));
+                }
+                info!(parent: &act.span, "updated");
+                act.emit("update", &[]);
+                Ok(())
+            },
+        )))
+    }
+}
