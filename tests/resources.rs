@@ -477,4 +477,14 @@ fn the_process_runtime_refuses_them_by_name() {
         d.inspect_json("proc1")["HostConfig"]["RestartPolicy"]["Name"],
         "always"
     );
+    // One `update` event, for the update that took (Docker's).
+    let until = chrono::Utc::now().timestamp() + 1;
+    let r = d.http("GET", &format!("/v1.44/events?since=0&until={until}"), None);
+    let updates = r
+        .body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["Action"] == "update")
+        .count();
+    assert_eq!(updates, 1, "{}", r.body);
 }

@@ -5,7 +5,7 @@
 //! them at its next start (its bundle is built from the recorded spec).
 
 use actix::prelude::*;
-use moor_state::ContainerSpec;
+use moor_state::{ContainerSpec, State};
 use tracing::{info, warn};
 
 use super::ContainerActor;
@@ -27,12 +27,17 @@ impl Handler<UpdateContainer> for ContainerActor {
     type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, msg: UpdateContainer, _: &mut Context<Self>) -> Self::Result {
-        if let moor_state::State::Orphaned { .. } = self.record.state {
-            let refused = ContainerError::OrphanRefused {
+        let refused = match self.record.state {
+            State::Orphaned { .. } => Some(ContainerError::OrphanRefused {
                 id: self.record.id.clone(),
                 why: "an orphan's resources are not moor's to change (adopt it first)".into(),
-            };
-            return AtomicResponse::new(Box::pin(fut::ready(Err(refused))));
+            }),
+            // Going: nothing to record (a record written now would outlive the removal).
+            State::Removing => Some(ContainerError::NotFound(self.record.id.clone())),
+            _ => None,
+        };
+        if let Some(e) = refused {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
         let before = self.record.spec.clone();
         let after = msg.0.apply(&before);
@@ -42,6 +47,7 @@ impl Handler<UpdateContainer> for ContainerActor {
         let live = self.record.state.run().is_some() && msg.0.touches_cgroup();
         if !live {
             info!(parent: &self.span, "updated");
+            self.emit("update", &[]);
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
         let applied = self.runtime.update(&self.record.id, &after, &msg.0);
