@@ -265,6 +265,12 @@ pub fn process_options(host: &HostConfig, network: &str) -> Result<ProcessOption
     if host.shm_size < 0 {
         return Err(invalid("HostConfig.ShmSize", "a size can not be negative"));
     }
+    if host.shm_size > 0 && host.ipc_mode == "host" {
+        return Err(invalid(
+            "HostConfig.ShmSize",
+            "with IpcMode host the container uses the host's /dev/shm, whose size is the host's",
+        ));
+    }
     let extra_hosts = host.extra_hosts.clone().unwrap_or_default();
     for line in &extra_hosts {
         let (_, ip) = extra_host(line).map_err(|e| invalid("HostConfig.ExtraHosts", e))?;
@@ -464,6 +470,16 @@ mod tests {
             "{e}"
         );
         assert!(sysctl("kernel.pid_max", "default").is_err());
+        let shm = HostConfig {
+            shm_size: 1 << 20,
+            ipc_mode: "host".into(),
+            ..HostConfig::default()
+        };
+        let e = opts(shm, "default").unwrap_err().to_string();
+        assert!(
+            e.starts_with("HostConfig.ShmSize: with IpcMode host"),
+            "{e}"
+        );
         let limits = |v: serde_json::Value| {
             let host = HostConfig {
                 ulimits: vec![v],
