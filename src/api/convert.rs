@@ -74,7 +74,7 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
     let defaults = oci_spec::runtime::Linux::default();
     // A privileged container has no masked or read-only paths.
     let confined = kind.confined && !spec.privileged;
-    HostConfig {
+    let mut hc = HostConfig {
         auto_remove: spec.auto_remove,
         console_size: Some(spec.console_size),
         volumes_from: some_if_any(spec.volumes_from.clone()),
@@ -100,13 +100,6 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
         uts_mode: shared(&spec.uts_mode),
         cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
         cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
-        shm_size: if kind.confined {
-            crate::api::spec::SHM_SIZE
-        } else {
-            0
-        },
-        // No swap: runc gets memory.swap equal to the memory limit.
-        memory_swap: spec.memory,
         privileged: spec.privileged,
         masked_paths: confined.then(|| defaults.masked_paths().clone().unwrap_or_default()),
         readonly_paths: confined.then(|| defaults.readonly_paths().clone().unwrap_or_default()),
@@ -120,7 +113,9 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
                 .collect(),
         ),
         ..HostConfig::default()
-    }
+    };
+    crate::api::resources::show(spec, kind, &mut hc);
+    hc
 }
 
 /// The mounts of `spec` that came from the create field `origin`.

@@ -170,6 +170,12 @@ pub struct HostConfig {
     pub devices: Vec<serde_json::Value>,
     /// `--ulimit`.
     pub ulimits: Vec<serde_json::Value>,
+    /// `--sysctl`: namespaced kernel parameters; omitted when none, as Docker does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<BTreeMap<String, String>>,
+    /// `--init`; omitted when not set, as Docker does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
     /// Paths hidden from the container (null in a request: the runtime's defaults).
     pub masked_paths: Option<Vec<String>>,
     /// Paths mounted read-only (null in a request: the runtime's defaults).
@@ -549,4 +555,43 @@ pub struct Version {
     pub arch: String,
     /// Kernel release.
     pub kernel_version: String,
+}
+
+/// `POST /containers/{id}/update` body (Docker's `UpdateConfig`, checked by `api::update`):
+/// 0 or "" leaves a setting as it is (Docker's), `PidsLimit` 0 or -1 removes the limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateRequest {
+    /// `--memory` in bytes.
+    pub memory: i64,
+    /// `--memory-swap`: memory plus swap in bytes (-1: unlimited).
+    pub memory_swap: i64,
+    /// `--memory-reservation` in bytes.
+    pub memory_reservation: i64,
+    /// `--cpus` in billionths of a CPU.
+    pub nano_cpus: i64,
+    /// `--cpu-shares`.
+    pub cpu_shares: i64,
+    /// `--cpu-quota` in microseconds.
+    pub cpu_quota: i64,
+    /// `--cpu-period` in microseconds.
+    pub cpu_period: i64,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: String,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: String,
+    /// `--pids-limit` (null: unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `--restart` (an empty name: unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+/// The update's answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateResponse {
+    /// Always present, usually empty.
+    pub warnings: Vec<String>,
 }

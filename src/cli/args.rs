@@ -69,6 +69,8 @@ pub enum Command {
     Pause(NamesArgs),
     /// Unpause all processes within one or more containers.
     Unpause(NamesArgs),
+    /// Update the resources and restart policy of one or more containers.
+    Update(crate::cli::commands::update::UpdateArgs),
     /// Remove one or more containers.
     Rm(RmArgs),
     /// Block until one or more containers stop, then print their exit codes.

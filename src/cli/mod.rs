@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Stats(args) => commands::stats::execute(&client, args),
         Command::Pause(args) => Ok(commands::pause::pause(&client, args)),
         Command::Unpause(args) => Ok(commands::pause::unpause(&client, args)),
+        Command::Update(args) => Ok(commands::update::update(&client, args)),
         Command::Ps(args) => commands::ps::execute(&client, args),
         Command::Inspect(args) => commands::inspect::execute(&client, args),
         Command::Logs(args) => commands::logs::execute(&client, args),

@@ -34,6 +34,7 @@ mod policy;
 mod ports;
 mod stats;
 mod stop;
+mod update;
 mod watch;
 
 /// Docker's default stop timeout, in seconds.

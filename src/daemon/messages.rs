@@ -131,6 +131,12 @@ pub struct KillContainer {
 #[rtype(result = "Result<(), ContainerError>")]
 pub struct PauseContainer;
 
+/// Change its resources and restart policy (Container), `docker update`: recorded, and
+/// applied at once when it runs.
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct UpdateContainer(pub moor_state::resources::ResourceUpdate);
+
 /// Thaw its processes (Container).
 #[derive(Message)]
 #[rtype(result = "Result<(), ContainerError>")]

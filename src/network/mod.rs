@@ -70,6 +70,12 @@ pub enum NetworkError {
         /// The bridge device.
         name: String,
     },
+    /// ExtraHosts asks for `host-gateway` on a container without a bridge network.
+    #[error("HostConfig.ExtraHosts {line:?}: host-gateway needs a bridge network, and this container has none")]
+    NoGateway {
+        /// The ExtraHosts entry.
+        line: String,
+    },
     /// A thread of the network steps panicked.
     #[error("a network thread panicked")]
     Thread,
@@ -224,7 +230,8 @@ pub struct Attached {
 }
 
 /// Gives container `id` its network before it starts: a new namespace, a new veth pair on
-/// the bridge, eth0 configured inside, and its files written into `container_dir`. What a
+/// the bridge, eth0 configured inside, and its files written into `container_dir` (with the
+/// lines of its ExtraHosts and Dns* options, `opts`). What a
 /// previous run left (a namespace file, a veth) is replaced.
 pub fn attach(
     run_dir: &Path,
@@ -232,6 +239,7 @@ pub fn attach(
     id: &str,
     hostname: &str,
     ep: &Endpoint,
+    opts: &moor_state::resources::ProcessOptions,
 ) -> Result<Attached, NetworkError> {
     let began = std::time::Instant::now();
     detach(run_dir, id)?;
@@ -239,8 +247,8 @@ pub fn attach(
     let cleared = began.elapsed();
     netns::create(&path, None)?;
     let made = began.elapsed();
-    let done =
-        plug(&path, id, ep, false).and_then(|()| files::write(container_dir, ep.ip, hostname));
+    let done = plug(&path, id, ep, false)
+        .and_then(|()| files::write(container_dir, (ep.ip, ep.gateway), hostname, opts));
     tracing::debug!(
         container_id = %&id[..12.min(id.len())],
         clear_ms = cleared.as_secs_f64() * 1e3,

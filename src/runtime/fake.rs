@@ -181,6 +181,10 @@ impl ProcessHandle for FakeHandle {
 }
 
 impl Runtime for FakeRuntime {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
     fn binary(&self) -> Option<std::path::PathBuf> {
         None
     }

@@ -16,6 +16,7 @@ use futures_util::future::BoxFuture;
 use moor_state::ports::PortMapping;
 use moor_state::reconcile::{Liveness, Observation};
 use moor_state::record::RuntimeKind;
+use moor_state::resources::ResourceUpdate;
 use moor_state::{ContainerSpec, ProcessIdentity};
 
 use super::exec::{ExecCommand, ExecRuleError, ExecSpec};
@@ -82,6 +83,22 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// Thaws it.
     fn resume(&self, id: &str, process: &ProcessIdentity)
         -> RuntimeFuture<Result<(), FreezeError>>;
+
+    /// Changes the cgroup settings of the live container `id` to those of `spec` that
+    /// `changed` gives (`docker update`). The default: a runtime without a cgroup refuses.
+    fn update(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        changed: &ResourceUpdate,
+    ) -> RuntimeFuture<Result<(), RuntimeError>> {
+        let _ = (id, spec, changed);
+        let name = self.name();
+        Box::pin(async move { Err(RuntimeError::UpdateUnsupported(name)) })
+    }
+
+    /// The runtime's name, as clients give it (`runc`, `process`).
+    fn name(&self) -> &'static str;
 
     /// Whether the runtime itself reports the container frozen (`None`: it keeps no such
     /// state, or cannot tell). Used at daemon start to repair a half-done pause/unpause.

@@ -28,6 +28,10 @@ impl ProcessRuntime {
 }
 
 impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
     fn binary(&self) -> Option<std::path::PathBuf> {
         Some(self.layout.shim_bin.clone())
     }

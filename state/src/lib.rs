@@ -13,6 +13,7 @@ pub mod network;
 pub mod ports;
 pub mod reconcile;
 pub mod record;
+pub mod resources;
 pub mod restart;
 mod runtime_state;
 pub mod schema;

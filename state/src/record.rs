@@ -71,7 +71,8 @@ pub enum RestartPolicy {
     UnlessStopped,
 }
 
-/// What the user asked for at create time; never changed afterwards (but by rename).
+/// What the user asked for at create time; changed afterwards only by `docker update`
+/// (resources and restart policy).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContainerSpec {
     /// The image name as the user gave it (`host` for the process runtime).
@@ -185,6 +186,15 @@ pub struct ContainerSpec {
     /// has one): what the daemon probes while the container runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<crate::health::HealthConfig>,
+    /// Docker's cgroup settings beyond memory, CPUs and pids (CpuShares, Cpuset*, CpuQuota,
+    /// CpuPeriod, MemoryReservation, MemorySwap, OomKillDisable); `docker update` changes
+    /// them on a live container.
+    #[serde(default)]
+    pub resources: crate::resources::Resources,
+    /// The process's options (GroupAdd, SecurityOpt, Ulimits, Sysctls, ShmSize, Init) and
+    /// what moor writes into its /etc/hosts and /etc/resolv.conf (ExtraHosts, Dns*).
+    #[serde(default)]
+    pub process: crate::resources::ProcessOptions,
 }
 
 /// What a mount is.

@@ -14,6 +14,7 @@ pub mod networks;
 pub mod resize;
 pub mod stats;
 pub mod system;
+pub mod update;
 pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // Before containers: `/containers/prune` must not be taken for `/containers/{id}`.
     compat::configure(cfg);
     containers::configure(cfg);
+    update::configure(cfg);
     images::configure(cfg);
     logs::configure(cfg);
     resize::configure(cfg);

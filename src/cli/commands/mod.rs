@@ -25,6 +25,7 @@ pub mod run;
 pub mod start;
 pub mod stats;
 pub mod stop;
+pub mod update;
 pub mod version;
 pub mod volume;
 pub mod wait;

@@ -8,15 +8,17 @@ use moor_state::reconcile::{Observation, RuntimeState};
 use moor_state::record::RuntimeKind;
 use moor_state::{ContainerSpec, ProcessIdentity};
 
-use super::Runc;
+use super::{Runc, UpdateOpts};
 use crate::host::layout::Layout;
 use crate::image::user::{ExecUser, UserError};
 use crate::image::ImageDirs;
+use crate::runtime::bundle::tuning;
 use crate::runtime::exec::{self, ExecCommand, ExecRuleError, ExecSpec};
 use crate::runtime::freeze::{self, FreezeError};
 use crate::runtime::interface::{LogTarget, Runtime, RuntimeFuture};
 use crate::runtime::stats::{self, Sample, StatsError};
 use crate::runtime::{blocking, RuntimeError, StartOutcome};
+use moor_state::resources::ResourceUpdate;
 
 /// The runc runtime of a daemon.
 #[derive(Debug, Clone)]
@@ -51,7 +53,8 @@ pub fn prepare(
                 name => name,
             };
             let dir = layout.container_dir(id);
-            let attached = crate::network::attach(&layout.run_dir, &dir, id, hostname, ep);
+            let attached =
+                crate::network::attach(&layout.run_dir, &dir, id, hostname, ep, &spec.process);
             let attached = attached.map_err(super::SetupError::from)?;
             crate::host::fault::point("network-attached");
             Some(attached)
@@ -76,18 +79,78 @@ pub fn prepare(
     Ok(prepared?)
 }
 
+/// The `runc update` flags of an update whose result is `spec`: each setting `changed`
+/// gives, as `spec` now has it. A new memory limit or swap sets both (no swap unless asked:
+/// memory plus swap is the limit itself); NanoCpus is a quota over Docker's period.
+pub fn update_opts(spec: &ContainerSpec, changed: &ResourceUpdate) -> UpdateOpts {
+    let r = &spec.resources;
+    let mut opts = UpdateOpts::default();
+    let memory_changed = changed.memory.is_some() || changed.memory_swap.is_some();
+    if memory_changed && spec.memory > 0 {
+        opts.memory = Some(spec.memory);
+        opts.memory_swap = Some(moor_state::resources::memory_and_swap(
+            spec.memory,
+            r.memory_swap,
+        ));
+    }
+    opts.memory_reservation = changed.memory_reservation.map(|_| r.memory_reservation);
+    if changed.nano_cpus.is_some() && spec.nano_cpus > 0 {
+        let quota = spec.nano_cpus.saturating_mul(tuning::CPU_PERIOD as i64) / 1_000_000_000;
+        opts.cpu_period = Some(tuning::CPU_PERIOD);
+        opts.cpu_quota = Some(quota.max(1000));
+    }
+    if changed.cpu_quota.is_some() {
+        opts.cpu_quota = Some(r.cpu_quota);
+    }
+    if changed.cpu_period.is_some() {
+        opts.cpu_period = u64::try_from(r.cpu_period).ok();
+    }
+    opts.cpu_shares = changed
+        .cpu_shares
+        .and_then(|_| u64::try_from(r.cpu_shares).ok());
+    opts.cpuset_cpus = changed.cpuset_cpus.as_ref().map(|_| r.cpuset_cpus.clone());
+    opts.cpuset_mems = changed.cpuset_mems.as_ref().map(|_| r.cpuset_mems.clone());
+    opts.pids_limit = changed.pids_limit.map(|_| spec.pids_limit.unwrap_or(-1));
+    opts
+}
+
 impl Runtime for RuncRuntime {
+    fn name(&self) -> &'static str {
+        "runc"
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        changed: &ResourceUpdate,
+    ) -> RuntimeFuture<Result<(), RuntimeError>> {
+        let (runc, id, opts) = (
+            self.runc.clone(),
+            id.to_string(),
+            update_opts(spec, changed),
+        );
+        Box::pin(async move {
+            let runc = runc.ok_or(RuntimeError::NoRunc)?;
+            if opts.is_empty() {
+                return Ok(());
+            }
+            runc.update(&id, &opts).await.map_err(RuntimeError::Update)
+        })
+    }
+
     fn binary(&self) -> Option<std::path::PathBuf> {
         self.runc.as_ref().map(|r| r.args.binary.clone())
     }
 
     fn check_create(&self, spec: &ContainerSpec) -> Result<(), UserError> {
-        if spec.user.is_empty() {
+        if spec.user.is_empty() && spec.process.group_add.is_empty() {
             return Ok(());
         }
         // Docker finds out at start; a create that cannot start is refused at once.
         let lowers = ImageDirs::new(&self.layout.root).lowers(&spec.image_id);
-        crate::image::user::resolve_layers(&lowers, &spec.user).map(|_| ())
+        crate::image::user::resolve_layers(&lowers, &spec.user)?;
+        crate::image::user::group_ids(&lowers, &spec.process.group_add).map(|_| ())
     }
 
     fn start(
