@@ -7,6 +7,7 @@
 //! with `changes` has a config too, and its id covers it ([`image_id`]).
 
 pub mod changes;
+pub mod endpoint;
 pub mod flight;
 pub mod layers;
 pub mod login;

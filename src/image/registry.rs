@@ -7,7 +7,8 @@
 //! out as [`Progress`] events, which the API turns into Docker's JSON progress stream.
 //!
 //! A registry is reached over plain http when daemon.json `insecure-registries` names it
-//! or it is on loopback (as Docker does); otherwise over https.
+//! or it is on loopback (as Docker does); otherwise over https. A Docker Hub image goes
+//! through the `registry-mirrors` first ([`super::endpoint`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -17,10 +18,10 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use moor_state::image::ImageConfig;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::ClientConfig;
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::ImageIndexEntry;
-use oci_client::manifest::OciDescriptor;
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Deserialize;
@@ -28,10 +29,11 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::endpoint::{self, Endpoint};
 use super::flight::{Boarding, Flight};
 use super::layers::digest_hex;
 use super::{HashingFile, ImageDirs, ImageError, TmpDir};
-use crate::config::registry::{host_name, InsecureRegistries};
+use crate::config::registry::{host_name, InsecureRegistries, Mirror};
 
 pub use super::platform::Platform;
 
@@ -114,6 +116,9 @@ pub enum PullError {
         #[source]
         source: ImageError,
     },
+    /// [`super::endpoint::HUB_ENDPOINT_ENV`] is set to something that is not an endpoint.
+    #[error("{0}")]
+    HubEndpoint(String),
     /// The blocking unpack task was cancelled (shutdown).
     #[error("layer {digest}: unpack cancelled")]
     Cancelled {
@@ -197,6 +202,10 @@ pub struct PullOptions {
     pub platform: Platform,
     /// The unpack cap per layer (`image-unpack-limit`).
     pub limit: u64,
+    /// daemon.json `registry-mirrors`, for Docker Hub images.
+    pub mirrors: Vec<Mirror>,
+    /// Docker Hub's endpoint replaced ([`super::endpoint::HUB_ENDPOINT_ENV`], tests only).
+    pub hub: Option<String>,
 }
 
 /// The config blob: what moor takes from it.
@@ -284,6 +293,15 @@ fn classify(reference: &str, e: OciDistributionError) -> PullError {
 /// `http` when the registry `host` (`name[:port]`) is insecure (named in
 /// `insecure-registries`, or on loopback), else `https`.
 pub async fn scheme_for(host: &str, insecure: &InsecureRegistries) -> &'static str {
+    match insecure_host(host, insecure).await {
+        true => "http",
+        false => "https",
+    }
+}
+
+/// Whether the registry `host` (`name[:port]`) is named in `insecure-registries` (a host, or a
+/// CIDR holding one of its addresses) or is on loopback.
+pub async fn insecure_host(host: &str, insecure: &InsecureRegistries) -> bool {
     let name = host_name(host).trim_matches(['[', ']']).to_string();
     let addrs: Vec<IpAddr> = match name.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
@@ -292,24 +310,13 @@ pub async fn scheme_for(host: &str, insecure: &InsecureRegistries) -> &'static s
             .map(|a| a.map(|s| s.ip()).collect())
             .unwrap_or_default(),
     };
-    match insecure.allows(host, &addrs) {
-        true => "http",
-        false => "https",
-    }
+    insecure.allows(host, &addrs)
 }
 
-/// A client for `reference`'s registry: plain http when it is insecure, else https; the
-/// platform resolver picks `platform` in an index and notes when none matched.
-async fn client_for(
-    reference: &Reference,
-    opts: &PullOptions,
-    unmatched: Arc<AtomicBool>,
-) -> Client {
-    let protocol = match scheme_for(reference.registry(), &opts.insecure).await {
-        "http" => ClientProtocol::Http,
-        _ => ClientProtocol::Https,
-    };
-    let platform = opts.platform.clone();
+/// A client for `endpoint`; the platform resolver picks `platform` in an index and notes
+/// when none matched.
+fn client_for(endpoint: &Endpoint, platform: &Platform, unmatched: Arc<AtomicBool>) -> Client {
+    let platform = platform.clone();
     let resolver = move |entries: &[ImageIndexEntry]| {
         let found = entries.iter().find(|e| platform.matches(e));
         if found.is_none() {
@@ -318,10 +325,47 @@ async fn client_for(
         found.map(|e| e.digest.clone())
     };
     Client::new(ClientConfig {
-        protocol,
         platform_resolver: Some(Box::new(resolver)),
-        ..ClientConfig::default()
+        ..endpoint.client_config()
     })
+}
+
+/// What an endpoint answered for the image: its manifest, the manifest's digest, the config
+/// text and the index digest (when pulled through an index).
+type Resolved = (OciImageManifest, String, String, Option<String>);
+
+/// Asks each endpoint of `reference` in turn for the manifest and config (mirrors first for a
+/// Docker Hub image, see [`super::endpoint`]); returns the first that answers, with its client
+/// and the reference as moved there, or the last endpoint's error.
+async fn resolve(
+    reference: &Reference,
+    shown: &str,
+    opts: &PullOptions,
+) -> Result<(Client, Reference, Resolved), PullError> {
+    let hub = opts.hub.as_deref();
+    let list = endpoint::endpoints(reference, &opts.mirrors, &opts.insecure, hub).await?;
+    let count = list.len();
+    let mut last = None;
+    for (n, end) in list.into_iter().enumerate() {
+        let unmatched = Arc::new(AtomicBool::new(false));
+        let client = client_for(&end, &opts.platform, unmatched.clone());
+        let answer = client
+            .pull_manifest_and_config_and_list_digest(&end.reference, &opts.auth)
+            .await;
+        let err = match answer {
+            Ok(found) => return Ok((client, end.reference, found)),
+            Err(_) if unmatched.load(Ordering::SeqCst) => PullError::NoPlatform {
+                platform: opts.platform.to_string(),
+            },
+            Err(e) => classify(shown, e),
+        };
+        if n + 1 < count {
+            tracing::warn!(reference = %shown, endpoint = %end.host(), mirror = end.mirror,
+                error = %crate::host::chain(&err), "pull from this endpoint failed: trying the next");
+        }
+        last = Some(err);
+    }
+    Err(last.unwrap_or_else(|| PullError::BadReference(shown.to_string())))
 }
 
 /// Pulls `target` into `dirs`, sending progress to `tx`; the image's layers are unpacked
@@ -336,20 +380,8 @@ pub async fn pull(
     let reference: Reference = shown
         .parse()
         .map_err(|e: oci_client::ParseError| PullError::BadReference(e.to_string()))?;
-    let unmatched = Arc::new(AtomicBool::new(false));
-    let client = client_for(&reference, opts, unmatched.clone()).await;
-    let pulled = client
-        .pull_manifest_and_config_and_list_digest(&reference, &opts.auth)
-        .await;
-    let (manifest, manifest_digest, config_text, list_digest) = match pulled {
-        Ok(x) => x,
-        Err(_) if unmatched.load(Ordering::SeqCst) => {
-            return Err(PullError::NoPlatform {
-                platform: opts.platform.to_string(),
-            })
-        }
-        Err(e) => return Err(classify(&shown, e)),
-    };
+    let (client, source, resolved) = resolve(&reference, &shown, opts).await?;
+    let (manifest, manifest_digest, config_text, list_digest) = resolved;
     let config_digest = manifest.config.digest.clone();
     let blob: ConfigBlob =
         serde_json::from_str(&config_text).map_err(|source| PullError::Config {
@@ -394,7 +426,7 @@ pub async fn pull(
             size += dirs.layer_size(diff_id);
             continue;
         }
-        size += fetch_layer(dirs, &client, &reference, layer, diff_id, opts.limit, &send).await?;
+        size += fetch_layer(dirs, &client, &source, layer, diff_id, opts.limit, &send).await?;
     }
     let id = {
         let hex: String = Sha256::digest(config_text.as_bytes())

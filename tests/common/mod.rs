@@ -75,9 +75,22 @@ pub struct Daemon {
     /// A process in the network namespace the daemon runs in (`nsenter -t PID -n`); None:
     /// the host's ([`netns::TestNetns`]).
     netns_holder: Option<i32>,
+    /// Extra environment of the daemon process ([`Daemon::start_with_env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
+    /// [`Daemon::start`] with `env` added to the daemon's environment (every start).
+    pub fn start_with_env(config_json: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut daemon = Daemon::unstarted(config_json, "process", Binaries::current());
+        daemon.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        daemon.spawn();
+        daemon
+    }
+
     /// Creates fresh directories, writes `config_json` as daemon.json and starts the daemon;
     /// returns once `/_ping` answers OK.
     pub fn start(config_json: &str) -> Daemon {
@@ -111,6 +124,7 @@ impl Daemon {
             runtime,
             binaries,
             netns_holder: None,
+            env: Vec::new(),
         };
         fs::write(daemon.config_path(), netns::no_bridge(config_json)).expect("write daemon.json");
         daemon
@@ -247,6 +261,7 @@ impl Daemon {
                 std::env::var("RUST_LOG").unwrap_or("info,moor=debug".into()),
             )
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

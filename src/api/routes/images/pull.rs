@@ -16,11 +16,12 @@ use super::{ask, Data};
 use crate::api::error::ApiError;
 use crate::api::image_types::{ErrorDetail, ProgressDetail, PullMessage};
 use crate::api::routes::Query;
-use crate::config::registry::InsecureRegistries;
+use crate::config::registry::{InsecureRegistries, Mirror};
 use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
 use crate::daemon::image::ImageOwnerError;
 use crate::daemon::messages::{CommitImage, FindImage, ImageFiles};
+use crate::image::endpoint::HUB_ENDPOINT_ENV;
 use crate::image::layers::digest_hex;
 use crate::image::registry::{self, Platform, Progress, PullOptions, PullTarget};
 use crate::image::ImageDirs;
@@ -162,11 +163,17 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
             option: "a malformed insecure-registries",
         }
     })?;
+    let mirrors =
+        Mirror::parse_all(&config.registry_mirrors).map_err(|_| ApiError::Unsupported {
+            option: "a malformed registry-mirrors",
+        })?;
     let opts = PullOptions {
         insecure,
         auth: crate::api::registry_auth::header(req)?,
         platform,
         limit: config.image_unpack_limit(),
+        mirrors,
+        hub: std::env::var(HUB_ENDPOINT_ENV).ok(),
     };
     let (tx, rx) = unbounded_channel();
     let task = actix_web::rt::spawn(run(state.clone(), target, opts, tx));
