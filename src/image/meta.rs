@@ -78,6 +78,7 @@ fn untagged(id: &str, dir: &Path) -> ImageRecord {
         config: Default::default(),
         layers: dirs_layers(dir),
         repo_digests: Vec::new(),
+        manifest_type: None,
     }
 }
 
@@ -152,6 +153,7 @@ mod tests {
             config: Default::default(),
             layers: Vec::new(),
             repo_digests: Vec::new(),
+            manifest_type: None,
         }
     }
 

@@ -190,6 +190,8 @@ pub struct Pulled {
     pub digest: String,
     /// The config's `created`, when valid.
     pub created: Option<chrono::DateTime<chrono::Utc>>,
+    /// The manifest's media type (Docker schema 2 or OCI; OCI when it names none).
+    pub manifest_type: String,
 }
 
 /// How to pull: the registries reached over http, the credentials, the platform, the cap.
@@ -383,6 +385,10 @@ pub async fn pull(
     let (client, source, resolved) = resolve(&reference, &shown, opts).await?;
     let (manifest, manifest_digest, config_text, list_digest) = resolved;
     let config_digest = manifest.config.digest.clone();
+    let manifest_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.to_string());
     let blob: ConfigBlob =
         serde_json::from_str(&config_text).map_err(|source| PullError::Config {
             digest: config_digest.clone(),
@@ -456,6 +462,7 @@ pub async fn pull(
             .created
             .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
             .map(|c| c.with_timezone(&chrono::Utc)),
+        manifest_type,
     })
 }
 

@@ -155,6 +155,7 @@ async fn create(
         config,
         layers: Vec::new(),
         repo_digests: Vec::new(),
+        manifest_type: None,
     };
     let commit = CommitImage {
         record: fresh,

@@ -123,6 +123,7 @@ async fn run(
             config: pulled.config.clone(),
             layers: pulled.layers.clone(),
             repo_digests: vec![format!("{}@{}", target.repo, pulled.digest)],
+            manifest_type: Some(pulled.manifest_type.clone()),
         };
         // The download and unpack are done; the record (and the image's directory, should a
         // removal have taken it meanwhile) goes through the images' owner.
