@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use moor_state::image::ImageConfig;
 use oci_client::client::ClientConfig;
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -29,6 +28,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::download;
 use super::endpoint::{self, Endpoint};
 use super::flight::{Boarding, Flight};
 use super::layers::digest_hex;
@@ -115,6 +115,12 @@ pub enum PullError {
         /// Why.
         #[source]
         source: ImageError,
+    },
+    /// The disk of the images directory is full: the pull is abandoned, nothing of it kept.
+    #[error("no space left on device while writing layer {digest}: the pull is abandoned and nothing of it is kept")]
+    NoSpace {
+        /// The layer being written.
+        digest: String,
     },
     /// [`super::endpoint::HUB_ENDPOINT_ENV`] is set to something that is not an endpoint.
     #[error("{0}")]
@@ -262,13 +268,31 @@ impl From<ContainerDefaults> for ImageConfig {
     }
 }
 
+/// A layer's file error as a pull error: a full disk is [`PullError::NoSpace`].
+pub(super) fn layer_error(digest: &str, source: ImageError) -> PullError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+    while let Some(e) = cause {
+        let io = e.downcast_ref::<std::io::Error>();
+        if io.is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull) {
+            return PullError::NoSpace {
+                digest: digest.to_string(),
+            };
+        }
+        cause = e.source();
+    }
+    PullError::Layer {
+        digest: digest.to_string(),
+        source,
+    }
+}
+
 /// The 12-hex short id Docker shows for a layer.
-fn short(digest: &str) -> String {
+pub(super) fn short(digest: &str) -> String {
     let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
     hex[..hex.len().min(12)].to_string()
 }
 
-fn classify(reference: &str, e: OciDistributionError) -> PullError {
+pub(super) fn classify(reference: &str, e: OciDistributionError) -> PullError {
     let reference = reference.to_string();
     match &e {
         OciDistributionError::ImageManifestNotFoundError(_) => PullError::NotFound { reference },
@@ -494,35 +518,15 @@ async fn fetch_layer(
         }
         Boarding::Waited(f) | Boarding::Free(f) => f,
     };
-    let layer_err = |source| PullError::Layer {
-        digest: digest.clone(),
-        source,
-    };
+    let layer_err = |source| layer_error(&digest, source);
     let blob = TmpDir(dirs.tmp().join(format!(
         "blob-{}-{:016x}",
         &hex[..12],
         rand::random::<u64>()
     )));
     let mut file = HashingFile::create(&blob.0).map_err(layer_err)?;
-    let mut stream = client
-        .pull_blob_stream(reference, layer)
-        .await
-        .map_err(|e| classify(&reference.whole(), e))?;
+    download::download(client, reference, layer, &mut file, send).await?;
     let total = u64::try_from(layer.size).unwrap_or(0);
-    let (mut current, mut shown) = (0u64, 0u64);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| PullError::Download {
-            digest: digest.clone(),
-            source,
-        })?;
-        file.write(&chunk).map_err(layer_err)?;
-        current += chunk.len() as u64;
-        // A line per 512 KiB and the last one: enough for a bar, not a flood.
-        if current - shown >= 512 << 10 || current == total {
-            send(Some(id.clone()), "Downloading", Some((current, total)));
-            shown = current;
-        }
-    }
     let got = file.finish();
     if got != hex {
         return Err(PullError::DigestMismatch { digest, got });

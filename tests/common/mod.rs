@@ -130,6 +130,14 @@ impl Daemon {
         daemon
     }
 
+    /// Replaces the extra environment of the daemon's next starts.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
     /// Starts the daemon again on the same directories and daemon.json.
     pub fn restart(&mut self) {
         assert!(

@@ -2,8 +2,10 @@
 //! from the registry the name gives (see [`crate::image::registry`]) and answers with
 //! Docker's JSON progress stream. An error before any progress (an unknown image: 404) is an
 //! HTTP error as in Docker; one after it is the stream's last message (`errorDetail`). The
-//! pull runs in a task of its own: a client that goes away does not stop it half-way, and
-//! what it leaves is complete or nothing.
+//! pull runs in a task of its own, cancelled when its client goes away (the answer dropped),
+//! as Docker cancels a transfer nobody watches any more (moby `distribution/xfer`): the
+//! download in progress is dropped with its hidden file, a layer being unpacked is finished
+//! or dropped whole, and nothing is recorded unless the commit had started.
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
@@ -189,6 +191,8 @@ pub(super) async fn respond(
     task: actix_web::rt::task::JoinHandle<Result<Vec<String>, ApiError>>,
     what: &'static str,
 ) -> Result<HttpResponse, ApiError> {
+    // Dropped with the answer (or with this future, before it): the task is cancelled.
+    let cancel = Cancel(task.abort_handle());
     let Some(first) = rx.recv().await else {
         let lines = task.await.map_err(|_| ApiError::Unsupported {
             option: "a pull or push interrupted by shutdown",
@@ -202,16 +206,21 @@ pub(super) async fn respond(
             .body(body));
     };
     let body = stream::unfold(
-        (Some(first), rx, Some(task)),
-        move |(pending, mut rx, task): (Option<Progress>, UnboundedReceiver<Progress>, _)| async move {
+        (Some(first), rx, Some(task), cancel),
+        move |(pending, mut rx, task, cancel): (
+            Option<Progress>,
+            UnboundedReceiver<Progress>,
+            _,
+            Cancel,
+        )| async move {
             if let Some(p) = pending {
                 return Some((
                     Ok::<_, actix_web::Error>(progress_line(p)),
-                    (None, rx, task),
+                    (None, rx, task, cancel),
                 ));
             }
             if let Some(p) = rx.recv().await {
-                return Some((Ok(progress_line(p)), (None, rx, task)));
+                return Some((Ok(progress_line(p)), (None, rx, task, cancel)));
             }
             let task: actix_web::rt::task::JoinHandle<_> = task?;
             let out = match task.await {
@@ -222,12 +231,22 @@ pub(super) async fn respond(
                 Ok(Err(e)) => error_line(&e),
                 Err(_) => error_line(&format!("{what} interrupted by shutdown")),
             };
-            Some((Ok(Bytes::from(out)), (None, rx, None)))
+            Some((Ok(Bytes::from(out)), (None, rx, None, cancel)))
         },
     );
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .streaming(body))
+}
+
+/// Aborts a pull's or push's task when dropped: its client went away (a finished task is
+/// not affected).
+struct Cancel(tokio::task::AbortHandle);
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn error_line(e: &dyn std::fmt::Display) -> Vec<u8> {
