@@ -273,7 +273,7 @@ pub(super) fn layer_error(digest: &str, source: ImageError) -> PullError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
     while let Some(e) = cause {
         let io = e.downcast_ref::<std::io::Error>();
-        if io.is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull) {
+        if io.is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC)) {
             return PullError::NoSpace {
                 digest: digest.to_string(),
             };
