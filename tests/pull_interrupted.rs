@@ -340,6 +340,28 @@ fn a_broken_download_resumes_with_a_range_request() {
 }
 
 #[test]
+fn a_broken_download_starts_again_where_ranges_are_not_supported() {
+    let Some((reg, proxy, d)) = setup() else {
+        return;
+    };
+    const BIG: usize = 4 << 20;
+    let layout = d.root().with_file_name("oci").join("big");
+    let built = big_image(&layout, "v1", BIG);
+    reg.push(&layout, "v1", "big", &[]);
+    let top = &built.layer_digests[1];
+    proxy.drop_ranges();
+    proxy.cut_after(&format!("/blobs/{top} "), 1 << 20);
+    let name = format!("{}/big:v1", proxy.host());
+    // The registry answers the Range request with the whole blob: it is taken from zero,
+    // not appended to the first MiB (the digest check would fail).
+    let out = d.cli_ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(proxy.blob_gets(top), 2);
+    let run = d.cli_ok(&["run", "--rm", &name]);
+    assert_eq!(run.trim(), BIG.to_string());
+}
+
+#[test]
 fn a_pull_whose_client_goes_away_is_cancelled_and_leaves_nothing() {
     let Some((reg, proxy, d)) = setup() else {
         return;

@@ -443,21 +443,7 @@ pub async fn pull(
     );
     let pairs: Vec<(&OciDescriptor, &String)> =
         manifest.layers.iter().zip(&blob.rootfs.diff_ids).collect();
-    for (layer, diff_id) in &pairs {
-        let status = match dirs.has_layer(diff_id) {
-            true => "Already exists",
-            false => "Pulling fs layer",
-        };
-        send(Some(short(&layer.digest)), status, None);
-    }
-    let mut size = 0;
-    for (layer, diff_id) in pairs {
-        if dirs.has_layer(diff_id) {
-            size += dirs.layer_size(diff_id);
-            continue;
-        }
-        size += fetch_layer(dirs, &client, &source, layer, diff_id, opts.limit, &send).await?;
-    }
+    let size = fetch_layers(dirs, &client, &source, &pairs, opts.limit, &send).await?;
     let id = {
         let hex: String = Sha256::digest(config_text.as_bytes())
             .iter()
@@ -488,6 +474,34 @@ pub async fn pull(
             .map(|c| c.with_timezone(&chrono::Utc)),
         manifest_type,
     })
+}
+
+/// Announces each layer (`Already exists` or `Pulling fs layer`), then fetches those not on
+/// disk, bottom first; returns the unpacked size of all.
+async fn fetch_layers(
+    dirs: &ImageDirs,
+    client: &Client,
+    source: &Reference,
+    pairs: &[(&OciDescriptor, &String)],
+    limit: u64,
+    send: &impl Fn(Option<String>, &str, Option<(u64, u64)>),
+) -> Result<u64, PullError> {
+    for (layer, diff_id) in pairs {
+        let status = match dirs.has_layer(diff_id) {
+            true => "Already exists",
+            false => "Pulling fs layer",
+        };
+        send(Some(short(&layer.digest)), status, None);
+    }
+    let mut size = 0;
+    for (layer, diff_id) in pairs {
+        if dirs.has_layer(diff_id) {
+            size += dirs.layer_size(diff_id);
+            continue;
+        }
+        size += fetch_layer(dirs, client, source, layer, diff_id, limit, send).await?;
+    }
+    Ok(size)
 }
 
 /// Downloads one layer blob into `images/tmp/`, checks its digest, unpacks it; returns its

@@ -21,6 +21,8 @@ struct Shared {
     heads: Mutex<Vec<String>>,
     /// The next request whose line contains this has its answer cut after so many bytes.
     cut: Mutex<Option<(String, u64)>>,
+    /// Set: `Range` headers are dropped on the way (a registry without Range support).
+    no_range: AtomicBool,
     /// A request whose line contains one of these waits until it is removed.
     held: Mutex<Vec<String>>,
     /// The answers' rate in bytes per second per connection; 0: as fast as they come.
@@ -87,6 +89,12 @@ impl Proxy {
     /// its answer (head included) went through.
     pub fn cut_after(&self, text: &str, bytes: u64) {
         *self.shared.cut.lock().expect("cut") = Some((text.to_string(), bytes));
+    }
+
+    /// Drops the `Range` header of every request from now on, as a registry that does not
+    /// support ranges answers (the whole blob, 200); [`Proxy::heads`] still shows it.
+    pub fn drop_ranges(&self) {
+        self.shared.no_range.store(true, Ordering::SeqCst);
     }
 
     /// Holds every request whose line contains `text` until [`Proxy::release`].
@@ -168,6 +176,10 @@ fn requests(
             {
                 thread::sleep(Duration::from_millis(20));
             }
+            let head = match state.no_range.load(Ordering::SeqCst) {
+                true => without_range(&text).into_bytes(),
+                false => head,
+            };
             if server.write_all(&head).is_err() {
                 return;
             }
@@ -209,4 +221,12 @@ fn answers(
         }
     }
     let _ = client.shutdown(Shutdown::Write);
+}
+
+/// A request head without its `Range` header.
+fn without_range(head: &str) -> String {
+    head.split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("range:"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
 }
