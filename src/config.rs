@@ -85,8 +85,8 @@ pub struct DaemonConfig {
     /// a CIDR); loopback ones always are. Reloadable: read at each pull.
     #[serde(default)]
     pub insecure_registries: Vec<String>,
-    /// Docker's `registry-mirrors`: moor does not use mirrors, so a non-empty list is refused
-    /// (never accepted and ignored).
+    /// Docker's `registry-mirrors`: `http[s]://host[:port]` endpoints a pull of a Docker Hub
+    /// image tries in order before Docker Hub itself. Reloadable: read at each pull.
     #[serde(default)]
     pub registry_mirrors: Vec<String>,
     /// Docker's `bridge`: the Linux bridge of the default network (`moor0` when unset);
@@ -206,7 +206,7 @@ pub enum ConfigError {
         /// What is wrong, naming the option.
         reason: crate::config::log_opts::LogOptError,
     },
-    /// A registry option moor refuses (`insecure-registries` malformed, `registry-mirrors`).
+    /// A registry option moor refuses (`insecure-registries` or `registry-mirrors` malformed).
     #[error("{path}: {reason}")]
     Registry {
         /// The file.
@@ -318,13 +318,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
     };
     crate::config::registry::InsecureRegistries::parse(&config.insecure_registries)
         .map_err(registry)?;
-    if !config.registry_mirrors.is_empty() {
-        return Err(registry(
-            "registry-mirrors: moor does not pull through mirrors; remove the key (images are \
-             pulled from the registry their name gives)"
-                .to_string(),
-        ));
-    }
+    crate::config::registry::Mirror::parse_all(&config.registry_mirrors).map_err(registry)?;
     config
         .bridge_settings()
         .map_err(|reason| ConfigError::Bridge {
@@ -513,7 +507,9 @@ mod tests {
             crate::host::chain(&e).contains("insecure-registries"),
             "{e}"
         );
-        let e = p(r#"{"registry-mirrors": ["https://mirror.example"]}"#).unwrap_err();
+        let ok = p(r#"{"registry-mirrors": ["https://mirror.example", "http://10.0.0.1:5000/"]}"#);
+        assert_eq!(ok.expect("parse").config.registry_mirrors.len(), 2);
+        let e = p(r#"{"registry-mirrors": ["mirror.example"]}"#).unwrap_err();
         assert!(crate::host::chain(&e).contains("registry-mirrors"), "{e}");
         assert!(p(r#"{"registry-mirrors": []}"#).is_ok());
     }

@@ -290,6 +290,7 @@ impl ResponseError for ApiError {
             ApiError::Pull(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
             ApiError::Pull(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Push(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            ApiError::Push(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             ApiError::Push(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Login(e) if e.is_denied() => StatusCode::UNAUTHORIZED,
             ApiError::Login(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,

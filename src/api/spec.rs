@@ -466,6 +466,7 @@ mod tests {
             config,
             layers: Vec::new(),
             repo_digests: Vec::new(),
+            manifest_type: None,
         }
     }
 

@@ -9,7 +9,8 @@
 //! not yet stored), `stop-signalled` (stop signal sent, the SIGKILL not yet),
 //! `rm-persisted` (`removing` stored and the spec file gone, the record not yet deleted);
 //! for an image import: `image-unpacked` (unpacked in its work directory, nothing committed),
-//! `image-committed` (its tree in place, no record yet), `image-recorded` (the record
+//! `image-committed` (its tree, or a pull's `layers.json`, in place, no record yet: the next
+//! start removes the unlisted directory), `image-recorded` (the record
 //! stored, its metadata file not yet written); for volumes: `volume-dir-created` (the data
 //! directory made, no record yet) and `volume-record-removed` (the record gone, the data not
 //! yet); for a start on the bridge network, in the runtime: `network-attached` (the

@@ -379,6 +379,7 @@ mod tests {
                 config: Default::default(),
                 layers: layers.to_vec(),
                 repo_digests: Vec::new(),
+                manifest_type: None,
             },
             name: Some(format!("{id}:1")),
             files: ImageFiles::Layers,

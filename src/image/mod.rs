@@ -7,6 +7,8 @@
 //! with `changes` has a config too, and its id covers it ([`image_id`]).
 
 pub mod changes;
+pub mod download;
+pub mod endpoint;
 pub mod flight;
 pub mod healthcheck;
 pub mod layers;
@@ -335,6 +337,20 @@ impl HashingFile {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// Empties the file and the digest: a download that starts again from zero.
+    pub fn restart(&mut self) -> Result<(), ImageError> {
+        use std::io::Seek;
+        let io = |source| ImageError::Io {
+            what: "truncate",
+            path: self.path.clone(),
+            source,
+        };
+        self.file.set_len(0).map_err(io)?;
+        self.file.rewind().map_err(io)?;
+        self.hasher = Sha256::new();
+        Ok(())
     }
 
     /// Closes the file; returns the sha256 as 64 lowercase hex digits.

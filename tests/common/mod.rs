@@ -79,9 +79,22 @@ pub struct Daemon {
     /// The names of the run directories used under `dir`, the current one last (`run`
     /// unless [`Daemon::use_run_dir`] changed it): drop cleans up under each.
     run_dirs: Vec<String>,
+    /// Extra environment of the daemon process ([`Daemon::start_with_env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
+    /// [`Daemon::start`] with `env` added to the daemon's environment (every start).
+    pub fn start_with_env(config_json: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut daemon = Daemon::unstarted(config_json, "process", Binaries::current());
+        daemon.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        daemon.spawn();
+        daemon
+    }
+
     /// Creates fresh directories, writes `config_json` as daemon.json and starts the daemon;
     /// returns once `/_ping` answers OK.
     pub fn start(config_json: &str) -> Daemon {
@@ -116,9 +129,18 @@ impl Daemon {
             binaries,
             netns_holder: None,
             run_dirs: vec!["run".into()],
+            env: Vec::new(),
         };
         fs::write(daemon.config_path(), netns::no_bridge(config_json)).expect("write daemon.json");
         daemon
+    }
+
+    /// Replaces the extra environment of the daemon's next starts.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// Starts the daemon again on the same directories and daemon.json.
@@ -267,6 +289,7 @@ impl Daemon {
                 std::env::var("RUST_LOG").unwrap_or("info,moor=debug".into()),
             )
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -156,6 +156,7 @@ async fn create(
         config,
         layers: Vec::new(),
         repo_digests: Vec::new(),
+        manifest_type: None,
     };
     let commit = CommitImage {
         record: fresh,
