@@ -5,6 +5,7 @@
 //! The shim's modules use std, libc, nix and serde only.
 
 pub mod admin;
+pub mod archive;
 pub mod api;
 pub mod cli;
 pub mod config;
