@@ -5,8 +5,8 @@
 //! The shim's modules use std, libc, nix and serde only.
 
 pub mod admin;
-pub mod archive;
 pub mod api;
+pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -171,9 +171,14 @@ mod tests {
         fs::write(upper.join("etc/passwd"), b"root2").expect("write");
         fs::write(upper.join("new/file"), b"x").expect("write");
         fs::write(upper.join("opt/keep"), b"y").expect("write");
-        mknod(&upper.join("etc/gone"), SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
-            .expect("whiteout");
-        let got = changes(&upper, &[lower.clone()]).expect("changes");
+        mknod(
+            &upper.join("etc/gone"),
+            SFlag::S_IFCHR,
+            Mode::empty(),
+            makedev(0, 0),
+        )
+        .expect("whiteout");
+        let got = changes(&upper, std::slice::from_ref(&lower)).expect("changes");
         assert_eq!(
             kinds(&got),
             [
@@ -201,6 +206,8 @@ mod tests {
                 ("/opt/old".into(), DELETED),
             ]
         );
-        assert!(changes(&dir.path().join("none"), &[]).expect("none").is_empty());
+        assert!(changes(&dir.path().join("none"), &[])
+            .expect("none")
+            .is_empty());
     }
 }

@@ -34,14 +34,16 @@ pub struct ExtractOptions {
 fn open(src: &Path) -> Result<Box<dyn Read>, ArchiveError> {
     let mut head = [0u8; 4];
     let mut file = File::open(src).map_err(ArchiveError::io("open", src))?;
-    let n = file.read(&mut head).map_err(ArchiveError::io("read", src))?;
+    let n = file
+        .read(&mut head)
+        .map_err(ArchiveError::io("read", src))?;
     let file = File::open(src).map_err(ArchiveError::io("open", src))?;
     Ok(match detect(&head[..n]) {
         Compression::None => Box::new(BufReader::new(file)),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(file).map_err(ArchiveError::io("zstd", src))?,
-        ),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(file).map_err(ArchiveError::io("zstd", src))?)
+        }
     })
 }
 
@@ -100,30 +102,36 @@ pub fn check(src: &Path) -> Result<u64, ArchiveError> {
             Some(false) => {
                 return Err(ArchiveError::UnsafeEntry {
                     entry: name,
-                    reason: format!("tar entry type {:?} is not supported", kind.as_byte() as char),
+                    reason: format!(
+                        "tar entry type {:?} is not supported",
+                        kind.as_byte() as char
+                    ),
                 })
             }
             None => {}
         }
         relative(&name)?;
         let header = entry.header();
-        let numbers = [header.uid(), header.gid(), header.mtime(), header.mode().map(u64::from)];
+        let numbers = [
+            header.uid(),
+            header.gid(),
+            header.mtime(),
+            header.mode().map(u64::from),
+        ];
         if let Some(Err(e)) = numbers.into_iter().find(Result::is_err) {
             let header_at = entry.raw_header_position();
             return Err(bad(header_at, Some(&name), e));
         }
         if kind == EntryType::Link {
             let target = entry.link_name_bytes().unwrap_or_default();
-            relative(&String::from_utf8_lossy(&target)).map_err(|_| {
-                ArchiveError::UnsafeEntry {
-                    entry: name.clone(),
-                    reason: "a hard link may only name a path of the archive".into(),
-                }
+            relative(&String::from_utf8_lossy(&target)).map_err(|_| ArchiveError::UnsafeEntry {
+                entry: name.clone(),
+                reason: "a hard link may only name a path of the archive".into(),
             })?;
         }
         let size = entry.size();
-        let copied = io::copy(&mut entry, &mut io::sink())
-            .map_err(|e| bad(data_at, Some(&name), e))?;
+        let copied =
+            io::copy(&mut entry, &mut io::sink()).map_err(|e| bad(data_at, Some(&name), e))?;
         if copied != size {
             return Err(ArchiveError::BadTar {
                 offset: data_at + copied,
@@ -173,7 +181,12 @@ pub fn extract(
             .map_err(write("resolve"))?;
         fs::create_dir_all(root.join(&parent)).map_err(write("create the directory of"))?;
         let target = root.join(&parent).join(file_name);
-        make_room(&target, kind == EntryType::Directory, opts, &parent.join(file_name))?;
+        make_room(
+            &target,
+            kind == EntryType::Directory,
+            opts,
+            &parent.join(file_name),
+        )?;
         match kind {
             EntryType::Link => {
                 let to = relative(&String::from_utf8_lossy(
@@ -235,7 +248,9 @@ mod tests {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
-        (h.set_uid(0), h.set_gid(0), h.set_mtime(1));
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
         h.set_entry_type(EntryType::Regular);
         b.append_data(&mut h, path, data).expect("append");
     }
@@ -262,7 +277,10 @@ mod tests {
         );
         let cut = tar_of(|b| file(b, "big", &[7u8; 5000]));
         let err = check(&write(dir.path(), &cut[..2048])).expect_err("truncated");
-        assert!(err.to_string().contains("at byte 2048 (entry \"big\")"), "{err}");
+        assert!(
+            err.to_string().contains("at byte 2048 (entry \"big\")"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -290,12 +308,18 @@ mod tests {
         // A header whose uid is not a number: refused before anything is written.
         let no_uid = tar_of(|b| {
             let mut h = tar::Header::new_gnu();
-            (h.set_size(0), h.set_mode(0o644), h.set_mtime(1));
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_mtime(1);
             h.set_entry_type(EntryType::Regular);
             b.append_data(&mut h, "x", &b""[..]).expect("append");
         });
         let err = check(&write(dir.path(), &no_uid)).expect_err("refused");
-        assert!(err.to_string().starts_with("invalid tar archive at byte 0 (entry \"x\"): numeric field"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid tar archive at byte 0 (entry \"x\"): numeric field"),
+            "{err}"
+        );
     }
 
     #[test]

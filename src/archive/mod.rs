@@ -62,6 +62,12 @@ pub enum ArchiveError {
         /// What the archive has.
         entry: &'static str,
     },
+    /// A query parameter the endpoint does not implement.
+    #[error("query parameter {name:?} is not supported by this endpoint")]
+    UnknownParameter {
+        /// The parameter.
+        name: String,
+    },
     /// The uploaded tar cannot be read: nothing of it was written.
     #[error("invalid tar archive at byte {offset}{}: {reason}", after(.entry))]
     BadTar {
@@ -100,6 +106,25 @@ pub enum ArchiveError {
     },
 }
 
+/// Which view of a container's files an operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootView {
+    /// As its processes see it (`docker cp`): a running container's mounts (volumes,
+    /// binds, tmpfs) included, through `/proc/<pid>/root`.
+    Process,
+    /// Its own filesystem only, mounts left out (`docker export`).
+    Own,
+}
+
+/// A container's root made reachable on the host for an archive operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedRoot {
+    /// Where the host sees it.
+    pub path: PathBuf,
+    /// It was mounted for this operation (a stopped container): unmounted after it.
+    pub mounted: bool,
+}
+
 /// ` (entry "x")` for an error that has an entry, else nothing.
 fn after(entry: &Option<String>) -> String {
     entry
@@ -119,6 +144,7 @@ impl ArchiveError {
         matches!(
             self,
             ArchiveError::NoRootfs { .. }
+                | ArchiveError::UnknownParameter { .. }
                 | ArchiveError::NotADirectory { .. }
                 | ArchiveError::DirNonDir { .. }
                 | ArchiveError::BadTar { .. }

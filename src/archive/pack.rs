@@ -66,9 +66,7 @@ fn append_tree<W: Write>(
 /// Appends every entry of the directory `host` (named under `prefix`), sorted by name.
 fn children<W: Write>(builder: &mut tar::Builder<W>, host: &Path, prefix: &str) -> io::Result<()> {
     let mut names: Vec<_> = match fs::read_dir(host) {
-        Ok(dir) => dir
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect(),
+        Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
@@ -204,7 +202,13 @@ mod tests {
         let names: Vec<String> = archive
             .entries()
             .expect("entries")
-            .map(|e| e.expect("entry").path().expect("path").display().to_string())
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
             .collect();
         assert_eq!(names, ["data", "data/sub", "data/sub/f"]);
         let link = scope::resolve_path(root, "/link").expect("resolve");

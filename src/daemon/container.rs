@@ -21,6 +21,7 @@ use crate::daemon::supervisor::SpecSync;
 use crate::daemon::Shared;
 use crate::runtime::{self, LogTarget, ProcessHandle, Runtime, StartOutcome};
 
+mod archive;
 pub mod endpoint;
 mod exec;
 mod ordered;
