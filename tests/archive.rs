@@ -80,6 +80,19 @@ fn docker_cp_into_and_out_of_a_running_container() {
     let two = std::fs::read_to_string(host.join("back/sub/two")).expect("dir copied out");
     assert_eq!(two, "two\n");
     assert!(host.join("back/sub/leaf").is_file());
+    // `DIR/.`: the directory's content, into a new directory and into an existing one.
+    d.docker_ok(&["cp", "box:/srv/.", s(&host.join("dot"))]);
+    assert!(host.join("dot/sub/two").is_file());
+    d.docker_ok(&["cp", "box:/srv/sub/.", s(&host.join("dot"))]);
+    assert!(host.join("dot/two").is_file());
+    // The root: its tree, the kernel's filesystems as empty directories.
+    d.docker_ok(&["cp", "box:/", s(&host.join("all"))]);
+    assert!(host.join("all/bin/busybox").is_file());
+    assert!(host.join("all/srv/sub/leaf").is_file());
+    let proc_entries = std::fs::read_dir(host.join("all/proc"))
+        .expect("proc dir")
+        .count();
+    assert_eq!(proc_entries, 0, "/proc is copied as an empty directory");
     // A path that is not there: Docker's words.
     let err = d.docker_fail(&["cp", "box:/nope", s(&host.join("x"))]);
     assert!(err.contains("Could not find the file /nope"), "{err}");

@@ -33,20 +33,27 @@ pub fn stat(root: &Path, r: &Resolved) -> io::Result<PathStat> {
     })
 }
 
-/// Writes the tar of `r` into `out`: the file, or the directory and everything under it;
-/// entries are named from `r.name` (the root's and `.`'s entries have no prefix).
+/// Writes the tar of `r` into `out`: the file, or the directory and everything under it.
+/// Entries are named as moby names them: from `r.name` (`name`, `name/child`), `./child`
+/// for a path ending in `/.`, `/child` for the root (the docker CLI rebases those), and
+/// without a prefix or a top entry when `r.name` is empty (`docker export`).
 pub fn write_tar(r: &Resolved, out: impl Write) -> io::Result<()> {
-    let prefix = match r.name.as_str() {
-        "/" | "." => "",
-        name => name,
-    };
     let mut builder = tar::Builder::new(out);
     let top = fs::symlink_metadata(&r.host)?;
-    match prefix.is_empty() {
-        true if top.is_dir() => children(&mut builder, &r.host, "")?,
-        _ => append_tree(&mut builder, &r.host, prefix, top)?,
+    match r.name.as_str() {
+        "" => children(&mut builder, &r.host, "")?,
+        name => append_tree(&mut builder, &r.host, name, top)?,
     }
     builder.into_inner()?.flush()
+}
+
+/// `prefix` and `child` as one entry name.
+fn joined(prefix: &str, child: &str) -> String {
+    match prefix {
+        "" => child.to_string(),
+        p if p.ends_with('/') => format!("{p}{child}"),
+        p => format!("{p}/{child}"),
+    }
 }
 
 /// Appends `host` as `name`, then (a directory) its children.
@@ -57,13 +64,39 @@ fn append_tree<W: Write>(
     meta: Metadata,
 ) -> io::Result<()> {
     append_one(builder, host, name, &meta)?;
-    if meta.is_dir() {
+    if meta.is_dir() && !is_kernel_fs(host) {
         children(builder, host, name)?;
     }
     Ok(())
 }
 
-/// Appends every entry of the directory `host` (named under `prefix`), sorted by name.
+/// Whether `dir` is the kernel's view of itself (proc, sysfs, cgroup, devpts, mqueue...)
+/// rather than files: a running container's `/proc` is copied as an empty directory, as
+/// Docker copies it (its files change as they are read, some never end).
+fn is_kernel_fs(dir: &Path) -> bool {
+    use nix::sys::statfs::*;
+    /// mqueue's magic (nix names none).
+    const MQUEUE_MAGIC: FsType = FsType(0x1980_0202);
+    let Ok(fs) = statfs(dir) else {
+        return false;
+    };
+    let kind = fs.filesystem_type();
+    [
+        PROC_SUPER_MAGIC,
+        SYSFS_MAGIC,
+        CGROUP_SUPER_MAGIC,
+        CGROUP2_SUPER_MAGIC,
+        DEVPTS_SUPER_MAGIC,
+        SECURITYFS_MAGIC,
+        DEBUGFS_MAGIC,
+        TRACEFS_MAGIC,
+        MQUEUE_MAGIC,
+    ]
+    .contains(&kind)
+}
+
+/// Appends every entry of the directory `host` (named under `prefix`), sorted by name;
+/// entries that vanish meanwhile (a running container's) are skipped.
 fn children<W: Write>(builder: &mut tar::Builder<W>, host: &Path, prefix: &str) -> io::Result<()> {
     let mut names: Vec<_> = match fs::read_dir(host) {
         Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
@@ -73,11 +106,7 @@ fn children<W: Write>(builder: &mut tar::Builder<W>, host: &Path, prefix: &str) 
     names.sort();
     for child in names {
         let path = host.join(&child);
-        let child = child.to_string_lossy();
-        let name = match prefix {
-            "" => child.into_owned(),
-            p => format!("{p}/{child}"),
-        };
+        let name = joined(prefix, &child.to_string_lossy());
         match fs::symlink_metadata(&path) {
             Ok(meta) => append_tree(builder, &path, &name, meta)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -87,23 +116,31 @@ fn children<W: Write>(builder: &mut tar::Builder<W>, host: &Path, prefix: &str) 
     Ok(())
 }
 
-/// One entry for `host`, named `name`.
+/// One entry for `host`, named `name` (a directory's with a trailing `/`).
 fn append_one<W: Write>(
     builder: &mut tar::Builder<W>,
     host: &Path,
     name: &str,
     meta: &Metadata,
 ) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
     let kind = meta.file_type();
-    if std::os::unix::fs::FileTypeExt::is_socket(&kind) {
+    if kind.is_socket() {
         return Ok(());
     }
     let mut header = Header::new_gnu();
     header.set_metadata_in_mode(meta, HeaderMode::Complete);
+    header.set_size(0);
     if kind.is_symlink() {
-        header.set_size(0);
-        let target = fs::read_link(host)?;
-        return builder.append_link(&mut header, name, target);
+        let target = match fs::read_link(host) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let target = target.to_string_lossy().into_owned();
+        long_name(builder, EntryType::GNULongLink, &target)?;
+        raw_field(&mut header.as_old_mut().linkname, &target);
+        return append_named(builder, header, name, io::empty());
     }
     if kind.is_file() {
         let size = meta.len();
@@ -112,14 +149,11 @@ fn append_one<W: Write>(
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
+        header.set_size(size);
         // Exactly `size` bytes even if the file changes meanwhile (a running container's).
         let data = file.take(size).chain(io::repeat(0)).take(size);
-        return builder.append_data(&mut header, name, data);
+        return append_named(builder, header, name, data);
     }
-    if kind.is_dir() {
-        header.set_entry_type(EntryType::Directory);
-    }
-    use std::os::unix::fs::FileTypeExt;
     if kind.is_char_device() || kind.is_block_device() {
         let (major, minor) = (
             nix::sys::stat::major(meta.rdev()),
@@ -128,8 +162,56 @@ fn append_one<W: Write>(
         header.set_device_major(u32::try_from(major).unwrap_or(0))?;
         header.set_device_minor(u32::try_from(minor).unwrap_or(0))?;
     }
-    header.set_size(0);
-    builder.append_data(&mut header, name, io::empty())
+    if kind.is_dir() {
+        header.set_entry_type(EntryType::Directory);
+        if !name.ends_with('/') {
+            return append_named(builder, header, &format!("{name}/"), io::empty());
+        }
+    }
+    append_named(builder, header, name, io::empty())
+}
+
+/// Copies `text` into a header field, cut at the field's length (a longer one went in a
+/// GNU long-name entry before).
+fn raw_field(field: &mut [u8], text: &str) {
+    let n = text.len().min(field.len());
+    field.fill(0);
+    field[..n].copy_from_slice(&text.as_bytes()[..n]);
+}
+
+/// A GNU long-name (`L`) or long-link (`K`) entry for a text longer than a header field.
+fn long_name<W: Write>(
+    builder: &mut tar::Builder<W>,
+    kind: EntryType,
+    text: &str,
+) -> io::Result<()> {
+    if text.len() < 100 {
+        return Ok(());
+    }
+    let mut h = Header::new_gnu();
+    raw_field(&mut h.as_old_mut().name, "././@LongLink");
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_entry_type(kind);
+    h.set_size(text.len() as u64 + 1);
+    h.set_cksum();
+    builder.append(&h, text.as_bytes().chain(&[0u8][..]))
+}
+
+/// Appends `header` under `name` written as it is: moby's names (`./x`, `/x`) are kept,
+/// which the `tar` crate's own path setter would normalise away.
+fn append_named<W: Write>(
+    builder: &mut tar::Builder<W>,
+    mut header: Header,
+    name: &str,
+    data: impl Read,
+) -> io::Result<()> {
+    long_name(builder, EntryType::GNULongName, name)?;
+    raw_field(&mut header.as_old_mut().name, name);
+    header.set_cksum();
+    builder.append(&header, data)
 }
 
 /// A `Write` that hands what is written, in chunks, to an async body (a response): the tar
@@ -188,6 +270,14 @@ impl Write for ChannelWriter {
 mod tests {
     use super::*;
 
+    fn names_in(tar: &[u8]) -> Vec<String> {
+        let mut archive = tar::Archive::new(tar);
+        let entries = archive.entries().expect("entries");
+        entries
+            .map(|e| String::from_utf8_lossy(&e.expect("entry").path_bytes()).into_owned())
+            .collect()
+    }
+
     #[test]
     fn a_directory_is_named_from_the_path_asked_for() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -198,19 +288,44 @@ mod tests {
         let r = scope::resolve_path(root, "/data").expect("resolve");
         let mut out = Vec::new();
         write_tar(&r, &mut out).expect("tar");
+        assert_eq!(names_in(&out), ["data/", "data/sub/", "data/sub/f"]);
+        let names_of = |path: &str, name: &str| {
+            let mut r = scope::resolve_path(root, path).expect("resolve");
+            r.name = name.into();
+            let mut out = Vec::new();
+            write_tar(&r, &mut out).expect("tar");
+            names_in(&out)
+        };
+        // moby's names for `/.` and the root (the docker CLI rebases them), and export's.
+        assert_eq!(names_of("/data/sub/.", "."), ["./", "./f"]);
+        assert_eq!(names_of("/data/sub/", "/"), ["/", "/f"]);
+        assert_eq!(names_of("/data/sub/", ""), ["f"]);
+        let long = "n".repeat(150);
+        std::fs::write(root.join("data/sub").join(&long), b"x").expect("write");
+        std::os::unix::fs::symlink(&long, root.join("data/sub/l")).expect("link");
+        let mut out = Vec::new();
+        write_tar(&r, &mut out).expect("tar");
         let mut archive = tar::Archive::new(&out[..]);
-        let names: Vec<String> = archive
+        let entries: Vec<(String, Option<String>)> = archive
             .entries()
             .expect("entries")
             .map(|e| {
-                e.expect("entry")
-                    .path()
-                    .expect("path")
-                    .display()
-                    .to_string()
+                let e = e.expect("entry");
+                let link = e
+                    .link_name()
+                    .expect("link")
+                    .map(|l| l.display().to_string());
+                (String::from_utf8_lossy(&e.path_bytes()).into_owned(), link)
             })
             .collect();
-        assert_eq!(names, ["data", "data/sub", "data/sub/f"]);
+        assert!(
+            entries.contains(&(format!("data/sub/{long}"), None)),
+            "{entries:?}"
+        );
+        assert!(
+            entries.contains(&("data/sub/l".into(), Some(long))),
+            "{entries:?}"
+        );
         let link = scope::resolve_path(root, "/link").expect("resolve");
         let st = stat(root, &link).expect("stat");
         assert_eq!(st.link_target, "/data/sub");

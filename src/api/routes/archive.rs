@@ -151,7 +151,7 @@ async fn export(state: Data, path: Id, q: Query) -> Result<HttpResponse, ApiErro
     let whole = Resolved {
         host: root.path.clone(),
         abs: "/".into(),
-        name: "/".into(),
+        name: String::new(),
     };
     Ok(HttpResponse::Ok()
         .content_type("application/x-tar")

@@ -193,7 +193,8 @@ fn checked_target(dir: &Path, target: &Path) -> anyhow::Result<PathBuf> {
     for (i, c) in parts.iter().enumerate() {
         match c {
             Component::Normal(p) => full.push(p),
-            Component::CurDir => continue,
+            // moby names a root's entries `/x`: they go under `dir` all the same.
+            Component::CurDir | Component::RootDir => continue,
             _ => bail!(
                 "refusing the entry {}: it leaves the destination",
                 target.display()
