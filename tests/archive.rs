@@ -101,6 +101,26 @@ fn docker_cp_into_and_out_of_a_running_container() {
 }
 
 #[test]
+fn docker_cp_reaches_a_bind_mount_of_a_running_container() {
+    let Some(d) = daemon_with(&[]) else { return };
+    let bound = scratch(&d, "bound");
+    let volume = format!("{}:/data", s(&bound));
+    d.docker_ok(&[
+        "run", "-d", "--name", "box", "-v", &volume, "bb", "sleep", "1000",
+    ]);
+    let host = scratch(&d, "cp-bind");
+    std::fs::write(host.join("in"), "through the mount\n").expect("write");
+    d.docker_ok(&["cp", s(&host.join("in")), "box:/data/"]);
+    let landed = std::fs::read_to_string(bound.join("in")).expect("in the bind source");
+    assert_eq!(landed, "through the mount\n");
+    std::fs::write(bound.join("host-made"), "made on the host\n").expect("write");
+    d.docker_ok(&["cp", "box:/data/host-made", s(&host.join("out"))]);
+    let out = std::fs::read_to_string(host.join("out")).expect("copied out");
+    assert_eq!(out, "made on the host\n");
+    d.docker_ok(&["rm", "-f", "box"]);
+}
+
+#[test]
 fn docker_cp_with_a_stopped_container_mounts_only_for_the_copy() {
     let Some(d) = daemon_with(&[]) else { return };
     d.docker_ok(&["run", "-d", "--name", "box", "bb", "sleep", "1000"]);

@@ -215,30 +215,41 @@ fn append_named<W: Write>(
 }
 
 /// A `Write` that hands what is written, in chunks, to an async body (a response): the tar
-/// is written on a blocking thread while the response streams. A receiver that went away
-/// (the client hung up) makes the next write fail, which ends the writing.
+/// is written on a blocking thread (in a tokio runtime's blocking pool) while the response
+/// streams. A receiver that went away (the client hung up) makes the next write fail, and
+/// so does one that takes nothing for `stall`: a stopped container's actor waits for the
+/// copy, so a client that stops reading must not hold it for ever.
 pub struct ChannelWriter {
     /// Where chunks go.
     tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>,
     /// What is not sent yet.
     buf: Vec<u8>,
+    /// How long a chunk may wait for the client.
+    stall: std::time::Duration,
+    /// The runtime whose timer bounds the wait.
+    runtime: tokio::runtime::Handle,
 }
 
 /// The size of the chunks sent.
 const CHUNK: usize = 64 * 1024;
 
 impl ChannelWriter {
-    /// A writer sending to `tx`.
-    pub fn new(tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>) -> Self {
+    /// A writer sending to `tx`, called from a blocking thread of a tokio runtime.
+    pub fn new(
+        tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>,
+        stall: std::time::Duration,
+    ) -> Self {
         ChannelWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
+            stall,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
-    /// Sends an error down the body (the client sees the transfer break).
+    /// Sends an error down the body if there is room (the client sees the transfer break).
     pub fn fail(self, error: io::Error) {
-        let _ = self.tx.blocking_send(Err(error));
+        let _ = self.tx.try_send(Err(error));
     }
 
     fn send(&mut self) -> io::Result<()> {
@@ -246,9 +257,18 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+        let sent = tokio::time::timeout(self.stall, self.tx.send(Ok(chunk)));
+        match self.runtime.block_on(sent) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the client went away",
+            )),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client read nothing for {:?}", self.stall),
+            )),
+        }
     }
 }
 
@@ -276,6 +296,28 @@ mod tests {
         entries
             .map(|e| String::from_utf8_lossy(&e.expect("entry").path_bytes()).into_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_ends_the_copy() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let stall = std::time::Duration::from_millis(200);
+        let written = runtime.block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut out = ChannelWriter::new(tx, stall);
+                // The first chunk fills the channel; the second waits for a reader.
+                (0..3).try_for_each(|_| out.write_all(&[0u8; CHUNK]))
+            })
+            .await
+            .expect("writer")
+        });
+        let err = written.expect_err("a stalled client ends the copy");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        drop(rx);
     }
 
     #[test]

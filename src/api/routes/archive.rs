@@ -28,6 +28,10 @@ use crate::daemon::container::ContainerActor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{ContainerChanges, OpenRoot, RootLease};
 
+/// How long a tar being sent waits for a client that reads nothing before it gives up (a
+/// stopped container's actor waits for the copy to end).
+const CLIENT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Docker's header carrying a path's stat.
 const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
@@ -166,7 +170,7 @@ fn tar_stream(
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(8);
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter::new(tx);
+        let mut out = ChannelWriter::new(tx, CLIENT_STALL);
         let written = pack::write_tar(&r, &mut out).and_then(|()| out.flush());
         drop(root);
         if let Err(e) = written {
