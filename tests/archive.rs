@@ -101,6 +101,35 @@ fn docker_cp_into_and_out_of_a_running_container() {
 }
 
 #[test]
+fn cp_archive_mode_gives_the_container_user_s_ids() {
+    let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/tmp:/bin/sh\n";
+    let group = "root:x:0:\napp:x:1001:\n";
+    let Some(d) = daemon_with(&[("etc/passwd", passwd), ("etc/group", group)]) else {
+        return;
+    };
+    d.docker_ok(&[
+        "run", "-d", "--name", "box", "-u", "app", "bb", "sleep", "1000",
+    ]);
+    let host = scratch(&d, "cp-owner");
+    std::fs::write(host.join("plain"), "x\n").expect("write");
+    std::fs::write(host.join("owned"), "x\n").expect("write");
+    d.docker_ok(&["cp", s(&host.join("plain")), "box:/tmp/"]);
+    d.docker_ok(&["cp", "-a", s(&host.join("owned")), "box:/tmp/"]);
+    let ids = |path: &str| d.docker_ok(&["exec", "box", "busybox", "stat", "-c", "%u:%g", path]);
+    assert_eq!(
+        ids("/tmp/plain"),
+        "0:0\n",
+        "without -a the archive's owner (root here)"
+    );
+    assert_eq!(
+        ids("/tmp/owned"),
+        "1000:1001\n",
+        "-a: the container user's ids"
+    );
+    d.docker_ok(&["rm", "-f", "box"]);
+}
+
+#[test]
 fn docker_cp_reaches_a_bind_mount_of_a_running_container() {
     let Some(d) = daemon_with(&[]) else { return };
     let bound = scratch(&d, "bound");
