@@ -298,6 +298,21 @@ fn moor_cp_both_ways_and_through_stdin_and_stdout() {
     let f = std::fs::read_to_string(host.join("out/sub/f")).expect("dir copied out");
     assert_eq!(f, "in a dir\n");
     // `-`: the tar itself on stdout, and a tar on stdin.
+    // A destination that is a symlink to a directory: the copy goes into that directory.
+    d.docker_ok(&[
+        "exec",
+        "box",
+        "busybox",
+        "ln",
+        "-s",
+        "/tmp/dir",
+        "/tmp/dirlink",
+    ]);
+    d.cli_ok(&["cp", s(&host.join("one")), "box:/tmp/dirlink"]);
+    assert_eq!(
+        d.docker_ok(&["exec", "box", "cat", "/tmp/dir/one"]),
+        "one file\n"
+    );
     let out = d.cli(&["cp", "box:/tmp/renamed", "-"]);
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(tar_names(&out.stdout), ["renamed"]);

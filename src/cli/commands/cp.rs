@@ -238,12 +238,21 @@ fn copy_in(client: &Client, src: &str, name: &str, path: &str, owners: bool) -> 
     }
     let local = Path::new(src);
     let meta = std::fs::symlink_metadata(local).with_context(|| format!("stat {src}"))?;
-    let stat_path = container_path(name, &format!("/archive?path={}", encode(path)));
-    let dest_stat = match client.head_header(&stat_path, STAT_HEADER) {
-        Ok(value) => Some(decode_stat(value)?),
-        Err(e) if e.status() == Some(404) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let mut path = path.to_string();
+    let mut dest_stat = dest_stat_of(client, name, &path)?;
+    // A destination that is a symlink is followed (inside the container), as docker cp does.
+    let link = dest_stat.as_ref().and_then(|st| {
+        let is_link = st["mode"].as_u64().unwrap_or(0) & (1 << 27) != 0;
+        st["linkTarget"]
+            .as_str()
+            .filter(|t| is_link && !t.is_empty())
+            .map(String::from)
+    });
+    if let Some(target) = link {
+        dest_stat = dest_stat_of(client, name, &target)?;
+        path = target;
+    }
+    let path = path.as_str();
     let (dir, entry_name) = match dest_stat {
         Some(stat) if is_dir(&stat) => {
             let base = match src.ends_with("/.") {
@@ -269,6 +278,16 @@ fn copy_in(client: &Client, src: &str, name: &str, path: &str, owners: bool) -> 
     .with_context(|| format!("archive {src}"))?;
     let tar = builder.into_inner().context("finish the tar")?;
     put(&dir, tar)
+}
+
+/// The stat of a container path (`HEAD`), None when it is not there.
+fn dest_stat_of(client: &Client, name: &str, path: &str) -> anyhow::Result<Option<Value>> {
+    let stat_path = container_path(name, &format!("/archive?path={}", encode(path)));
+    match client.head_header(&stat_path, STAT_HEADER) {
+        Ok(value) => Ok(Some(decode_stat(value)?)),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The last element of a local path.
