@@ -70,6 +70,9 @@ pub enum ApiError {
     /// A bind mount, volume or tmpfs moor cannot take.
     #[error(transparent)]
     Mount(#[from] crate::api::mounts::MountError),
+    /// `docker cp`, `export` or `diff` failed.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// A container's use of the host could not be read.
     #[error("cannot read the container's stats")]
     Stats(#[from] crate::runtime::stats::StatsError),
@@ -296,6 +299,10 @@ impl ResponseError for ApiError {
             ApiError::Login(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
             ApiError::Login(_) => StatusCode::BAD_GATEWAY,
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
+            ApiError::Archive(e) if e.is_not_found() => StatusCode::NOT_FOUND,
+            ApiError::Archive(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            ApiError::Archive(e) if e.is_conflict() => StatusCode::CONFLICT,
+            ApiError::Archive(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RemoveRunning { .. }

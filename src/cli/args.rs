@@ -85,6 +85,13 @@ pub enum Command {
     Rename(RenameArgs),
     /// Display a live stream of containers' resource usage.
     Stats(crate::cli::commands::stats::StatsArgs),
+    /// Copy files between a container and the local filesystem (CONTAINER:PATH on one
+    /// side; `-` for a tar on stdin or stdout).
+    Cp(crate::cli::commands::cp::CpArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(crate::cli::commands::cp::ExportArgs),
+    /// List the changes to files of a container's filesystem (A added, C changed, D deleted).
+    Diff(crate::cli::commands::cp::DiffArgs),
     /// List a container's published ports, or the host side of one.
     Port(PortArgs),
     /// Pull an image from a registry.

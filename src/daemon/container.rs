@@ -24,6 +24,7 @@ use crate::daemon::Shared;
 use crate::identity::IdentityError;
 use crate::runtime::{self, LogTarget, ProcessHandle, Runtime, StartOutcome};
 
+mod archive;
 pub mod endpoint;
 mod exec;
 mod health;

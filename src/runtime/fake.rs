@@ -326,4 +326,27 @@ impl Runtime for FakeRuntime {
         self.record(format!("exec {}", exec.argv.join(" ")));
         Ok(super::exec::process_command(exec))
     }
+
+    fn open_root(
+        &self,
+        _: &str,
+        _: &ContainerSpec,
+        _: Option<&ProcessIdentity>,
+        _: crate::archive::RootView,
+    ) -> RuntimeFuture<Result<crate::archive::OpenedRoot, crate::archive::ArchiveError>> {
+        Box::pin(async { Err(crate::archive::ArchiveError::NoRootfs { runtime: "fake" }) })
+    }
+
+    fn close_root(&self, _: &str, _: crate::archive::OpenedRoot) -> RuntimeFuture<()> {
+        Box::pin(async {})
+    }
+
+    fn changes(
+        &self,
+        _: &str,
+        _: &ContainerSpec,
+    ) -> RuntimeFuture<Result<Vec<crate::archive::changes::Change>, crate::archive::ArchiveError>>
+    {
+        Box::pin(async { Err(crate::archive::ArchiveError::NoRootfs { runtime: "fake" }) })
+    }
 }

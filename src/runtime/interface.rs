@@ -23,6 +23,8 @@ use super::exec::{ExecCommand, ExecRuleError, ExecSpec};
 use super::freeze::FreezeError;
 use super::stats::{Sample, StatsError};
 use super::{RuntimeError, StartOutcome};
+use crate::archive::changes::Change;
+use crate::archive::{ArchiveError, OpenedRoot, RootView};
 use crate::identity::{IdentityError, PidFd};
 use crate::image::user::{ExecUser, UserError};
 
@@ -154,6 +156,27 @@ pub trait Runtime: Send + Sync + fmt::Debug {
 
     /// The command that runs an exec in the container.
     fn exec_command(&self, exec: &ExecSpec<'_>) -> Result<ExecCommand, ExecRuleError>;
+
+    /// The container's root made reachable on the host (`docker cp`, `export`): a running
+    /// container's (`running`: its init) as `view` asks, a stopped one's mounted for the
+    /// operation. A runtime without a filesystem of its own refuses. Off the actor thread.
+    fn open_root(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        running: Option<&ProcessIdentity>,
+        view: RootView,
+    ) -> RuntimeFuture<Result<OpenedRoot, ArchiveError>>;
+
+    /// After the operation: what [`Runtime::open_root`] mounted is unmounted.
+    fn close_root(&self, id: &str, root: OpenedRoot) -> RuntimeFuture<()>;
+
+    /// The container's changes to its image's files (`docker diff`). Off the actor thread.
+    fn changes(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+    ) -> RuntimeFuture<Result<Vec<Change>, ArchiveError>>;
 }
 
 /// What a runtime kind accepts and shows, known without a daemon (create checks, inspect).

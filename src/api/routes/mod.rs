@@ -3,6 +3,7 @@
 //! never each other.
 
 pub mod admin;
+pub mod archive;
 pub mod auth;
 pub mod compat;
 pub mod containers;
@@ -47,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     volumes::configure(cfg);
     stats::configure(cfg);
     networks::configure(cfg);
+    archive::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod admin_nat;
 pub mod attach;
 pub mod completion;
+pub mod cp;
 pub mod create;
 pub mod daemon;
 pub mod exec;

@@ -9,6 +9,7 @@
 //! `<run>/runc` (`runc --root`); upper and work dirs `<root>/containers/<id>/overlay/`;
 //! cgroups `/moor/<id>` (cgroupfs).
 
+pub mod archive;
 pub mod args;
 pub mod client;
 pub mod runtime;

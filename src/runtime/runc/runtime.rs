@@ -9,6 +9,8 @@ use moor_state::record::RuntimeKind;
 use moor_state::{ContainerSpec, ProcessIdentity};
 
 use super::{Runc, UpdateOpts};
+use crate::archive::changes::Change;
+use crate::archive::{ArchiveError, OpenedRoot, RootView};
 use crate::host::layout::Layout;
 use crate::image::user::{ExecUser, UserError};
 use crate::image::ImageDirs;
@@ -262,5 +264,54 @@ impl Runtime for RuncRuntime {
 
     fn exec_command(&self, spec: &ExecSpec<'_>) -> Result<ExecCommand, ExecRuleError> {
         exec::runc_command(self.runc.as_ref(), spec)
+    }
+
+    fn open_root(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        running: Option<&ProcessIdentity>,
+        view: RootView,
+    ) -> RuntimeFuture<Result<OpenedRoot, ArchiveError>> {
+        let (layout, id, image_id) = (self.layout.clone(), id.to_string(), spec.image_id.clone());
+        let running = running.cloned();
+        Box::pin(async move {
+            let step = move || super::archive::open_root(&layout, &id, &image_id, running, view);
+            tokio::task::spawn_blocking(step)
+                .await
+                .map_err(|e| ArchiveError::Root {
+                    reason: e.to_string(),
+                })?
+        })
+    }
+
+    fn close_root(&self, id: &str, root: OpenedRoot) -> RuntimeFuture<()> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let done = tokio::task::spawn_blocking(move || super::archive::close_root(&id, root));
+            if let Err(e) = done.await {
+                tracing::warn!(error = %e, "the unmount after a copy did not finish");
+            }
+        })
+    }
+
+    fn changes(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+    ) -> RuntimeFuture<Result<Vec<Change>, ArchiveError>> {
+        let (layout, id, image_id) = (self.layout.clone(), id.to_string(), spec.image_id.clone());
+        Box::pin(async move {
+            let step = move || {
+                let overlay =
+                    super::overlay_of(&layout, &ImageDirs::new(&layout.root), &id, &image_id);
+                crate::archive::changes::changes(&overlay.upper, &overlay.lowers)
+            };
+            tokio::task::spawn_blocking(step)
+                .await
+                .map_err(|e| ArchiveError::Root {
+                    reason: e.to_string(),
+                })?
+        })
     }
 }
