@@ -225,6 +225,9 @@ pub enum ApiError {
         /// The target as sent (its first 200 characters).
         target: String,
     },
+    /// A commit, save or load failed (a bad archive: 400).
+    #[error(transparent)]
+    Archive(#[from] crate::image::archive::ArchiveError),
     /// A request handler panicked; the daemon caught it and serves on.
     #[error("internal error: the request handler panicked: {message}")]
     Panicked {
@@ -296,6 +299,8 @@ impl ResponseError for ApiError {
             ApiError::Login(_) => StatusCode::BAD_GATEWAY,
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+            ApiError::Archive(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+            ApiError::Archive(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RemoveRunning { .. }
             | ApiError::RemoveRestarting { .. }
