@@ -233,7 +233,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[test]
-fn history_and_system_df_show_what_is_on_disk() {
+fn docker_history_shows_each_layer_with_its_size() {
     let Some(d) = daemon() else { return };
     commit_one(&d, "hist:1");
     let h = d.docker_ok(&[
@@ -254,6 +254,14 @@ fn history_and_system_df_show_what_is_on_disk() {
     let busybox = std::fs::metadata("/bin/busybox").expect("busybox").len();
     let base_size = raw[1]["Size"].as_u64().expect("size");
     assert!(base_size >= busybox, "{base_size} < {busybox}");
+    let moor_h = d.cli_ok(&["history", "hist:1"]);
+    assert!(moor_h.contains("echo hello > /new"), "{moor_h}");
+}
+
+#[test]
+fn system_df_shows_what_is_on_disk() {
+    let Some(d) = daemon() else { return };
+    commit_one(&d, "hist:1");
     // system df: the image's layers, the container's upper dir.
     d.docker_ok(&[
         "run",
@@ -321,8 +329,6 @@ fn history_and_system_df_show_what_is_on_disk() {
         moor.contains("Images") && moor.contains("Containers"),
         "{moor}"
     );
-    let moor_h = d.cli_ok(&["history", "hist:1"]);
-    assert!(moor_h.contains("echo hello > /new"), "{moor_h}");
     let moor_c = d.cli_ok(&["commit", "writer", "fromcli:1"]);
     assert!(moor_c.trim().starts_with("sha256:"), "{moor_c}");
     let size = d.docker_ok(&["run", "--rm", "fromcli:1", "/bin/sh", "-c", "wc -c < /blob"]);

@@ -110,6 +110,28 @@ pub fn load(dirs: &ImageDirs, src: &Path) -> Result<Loaded, ArchiveError> {
     Ok(Loaded { work, images })
 }
 
+/// Installs the checked images' layers (those on disk already are kept) and their
+/// directories (layer list, config blob); the records are the images' owner's to make.
+pub fn install(dirs: &ImageDirs, loaded: &Loaded, limit: u64) -> Result<(), ArchiveError> {
+    for img in &loaded.images {
+        let mut diffs = Vec::new();
+        for (path, diff) in &img.layers {
+            dirs.install_layer(diff, path, limit)
+                .map_err(|source| ArchiveError::Layer {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            diffs.push(diff.clone());
+        }
+        dirs.install_layered(&img.id, &diffs, Some(&img.config))
+            .map_err(|source| ArchiveError::Install {
+                path: img.id.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// Writes the archive's files and directories under `dest`, refusing other entries and
 /// paths that leave it.
 fn extract(src: &Path, dest: &Path) -> Result<(), ArchiveError> {

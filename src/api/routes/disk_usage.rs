@@ -5,7 +5,10 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
-use serde_json::json;
+use moor_state::image::ImageRecord;
+use moor_state::volume::VolumeRecord;
+use moor_state::ContainerRecord;
+use serde_json::{json, Value};
 
 use crate::api::convert;
 use crate::api::error::ApiError;
@@ -13,6 +16,7 @@ use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::{FindImage, ListContainers, ListImages, ListVolumes};
 use crate::daemon::supervisor::volumes::volume_dir;
+use crate::host::layout::Layout;
 use crate::image::archive::stored_config;
 use crate::image::layers::dirs_layers;
 use crate::image::{history, usage, ImageDirs};
@@ -84,74 +88,13 @@ async fn df(state: Data, all: AllQuery) -> Result<HttpResponse, ApiError> {
     let images = images
         .map_err(ContainerError::from)?
         .map_err(ContainerError::from)?;
-    let containers = state
-        .supervisor
-        .send(ListContainers)
-        .await
-        .map_err(ContainerError::from)??;
-    let volumes = state
-        .supervisor
-        .send(ListVolumes)
-        .await
-        .map_err(ContainerError::from)??;
-    let (root, layout) = (
-        state.shared.layout.root.clone(),
-        state.shared.layout.clone(),
-    );
+    let containers = state.supervisor.send(ListContainers).await;
+    let containers = containers.map_err(ContainerError::from)??;
+    let volumes = state.supervisor.send(ListVolumes).await;
+    let volumes = volumes.map_err(ContainerError::from)??;
+    let layout = state.shared.layout.clone();
     let body = web::block(move || {
-        let dirs = ImageDirs::new(&root);
-        let (layers_size, usage) = usage::images(&dirs, &images);
-        let now = Utc::now();
-        let image_size = |id: &str| usage.iter().find(|u| u.id == id).map_or(0, |u| u.size);
-        let image_list: Vec<_> = images
-            .iter()
-            .zip(&usage)
-            .map(|(i, u)| {
-                let users = containers
-                    .iter()
-                    .filter(|c| c.spec.image_id == i.id)
-                    .count();
-                json!({
-                    "Id": format!("sha256:{}", i.id), "ParentId": "",
-                    "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests,
-                    "Created": i.created_at.timestamp(), "Size": u.size,
-                    "SharedSize": u.shared, "VirtualSize": u.size,
-                    "Labels": i.config.labels, "Containers": users,
-                })
-            })
-            .collect();
-        let container_list: Vec<_> = containers
-            .iter()
-            .map(|c| {
-                let mut s = convert::summary(c, now);
-                let rw = usage::dir_size(&layout.container_dir(&c.id).join("overlay/upper"));
-                let rw = i64::try_from(rw).unwrap_or(i64::MAX);
-                let base = i64::try_from(image_size(&c.spec.image_id)).unwrap_or(i64::MAX);
-                (s.size_rw, s.size_root_fs) = (Some(rw), Some(rw.saturating_add(base)));
-                s
-            })
-            .collect();
-        let volume_list: Vec<_> = volumes
-            .iter()
-            .map(|v| {
-                let dir = volume_dir(&root, &v.name);
-                let refs = containers
-                    .iter()
-                    .filter(|c| c.spec.mounts.iter().any(|m| m.name == v.name))
-                    .count();
-                json!({
-                    "Name": v.name, "Driver": "local",
-                    "Mountpoint": dir.join("_data").display().to_string(),
-                    "CreatedAt": v.created_at.to_rfc3339(), "Labels": v.labels,
-                    "Scope": "local", "Options": {},
-                    "UsageData": {"Size": usage::dir_size(&dir.join("_data")), "RefCount": refs},
-                })
-            })
-            .collect();
-        let mut body = json!({
-            "LayersSize": layers_size, "Images": image_list, "Containers": container_list,
-            "Volumes": volume_list, "BuildCache": [],
-        });
+        let mut body = usage_of(&layout, &images, &containers, &volumes);
         let kinds = [
             ("image", "Images"),
             ("container", "Containers"),
@@ -160,7 +103,7 @@ async fn df(state: Data, all: AllQuery) -> Result<HttpResponse, ApiError> {
         ];
         for (kind, key) in kinds {
             if !types.is_empty() && !types.iter().any(|t| t == kind) {
-                body[key] = serde_json::Value::Null;
+                body[key] = Value::Null;
             }
         }
         body
@@ -168,4 +111,64 @@ async fn df(state: Data, all: AllQuery) -> Result<HttpResponse, ApiError> {
     .await
     .map_err(|_| cancelled())?;
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// Docker's `/system/df` answer, from the disk.
+fn usage_of(
+    layout: &Layout,
+    images: &[ImageRecord],
+    containers: &[ContainerRecord],
+    volumes: &[VolumeRecord],
+) -> Value {
+    let dirs = ImageDirs::new(&layout.root);
+    let (layers_size, usage) = usage::images(&dirs, images);
+    let image_list: Vec<_> = images
+        .iter()
+        .zip(&usage)
+        .map(|(i, u)| {
+            let users = containers
+                .iter()
+                .filter(|c| c.spec.image_id == i.id)
+                .count();
+            json!({
+                "Id": format!("sha256:{}", i.id), "ParentId": "",
+                "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests,
+                "Created": i.created_at.timestamp(), "Size": u.size,
+                "SharedSize": u.shared, "VirtualSize": u.size,
+                "Labels": i.config.labels, "Containers": users,
+            })
+        })
+        .collect();
+    let now = Utc::now();
+    let image_size = |id: &str| usage.iter().find(|u| u.id == id).map_or(0, |u| u.size);
+    let container_list: Vec<_> = containers
+        .iter()
+        .map(|c| {
+            let mut s = convert::summary(c, now);
+            let rw = usage::dir_size(&layout.container_dir(&c.id).join("overlay/upper"));
+            let rw = i64::try_from(rw).unwrap_or(i64::MAX);
+            let base = i64::try_from(image_size(&c.spec.image_id)).unwrap_or(i64::MAX);
+            (s.size_rw, s.size_root_fs) = (Some(rw), Some(rw.saturating_add(base)));
+            s
+        })
+        .collect();
+    let volume_list: Vec<_> = volumes
+        .iter()
+        .map(|v| {
+            let dir = volume_dir(&layout.root, &v.name);
+            let uses = |c: &&ContainerRecord| c.spec.mounts.iter().any(|m| m.name == v.name);
+            let refs = containers.iter().filter(uses).count();
+            json!({
+                "Name": v.name, "Driver": "local",
+                "Mountpoint": dir.join("_data").display().to_string(),
+                "CreatedAt": v.created_at.to_rfc3339(), "Labels": v.labels,
+                "Scope": "local", "Options": {},
+                "UsageData": {"Size": usage::dir_size(&dir.join("_data")), "RefCount": refs},
+            })
+        })
+        .collect();
+    json!({
+        "LayersSize": layers_size, "Images": image_list, "Containers": container_list,
+        "Volumes": volume_list, "BuildCache": [],
+    })
 }

@@ -82,32 +82,33 @@ fn defaults(spec: &moor_state::ContainerSpec, base: &ImageConfig) -> ImageConfig
     }
 }
 
-/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`.
-async fn commit(
-    state: Data,
-    q: Query,
-    all: AllQuery,
-    body: Bytes,
-) -> Result<HttpResponse, ApiError> {
-    only(
-        &all,
-        &[
-            "container",
-            "repo",
-            "tag",
-            "comment",
-            "author",
-            "pause",
-            "changes",
-        ],
-    )?;
-    let trimmed = String::from_utf8_lossy(&body).trim().to_string();
+/// What a commit request asks for: the container, the new name, the `changes` lines.
+struct CommitQuery {
+    /// The container (id, name or prefix).
+    key: String,
+    /// `repo[:tag]`, checked.
+    name: Option<String>,
+    /// Dockerfile lines.
+    lines: Vec<String>,
+}
+
+fn commit_query(q: &Query, all: &AllQuery, body: &[u8]) -> Result<CommitQuery, ApiError> {
+    let known = [
+        "container",
+        "repo",
+        "tag",
+        "comment",
+        "author",
+        "pause",
+        "changes",
+    ];
+    only(all, &known)?;
+    let trimmed = String::from_utf8_lossy(body).trim().to_string();
     if !matches!(trimmed.as_str(), "" | "null" | "{}") {
         return Err(ApiError::Unsupported {
             option: "a commit's container config body (use changes)",
         });
     }
-    let key = q.get("container").cloned().unwrap_or_default();
     let name = match q.get("repo").filter(|r| !r.is_empty()) {
         Some(repo) => {
             let tag = q.get("tag").filter(|t| !t.is_empty());
@@ -116,12 +117,27 @@ async fn commit(
         }
         None => None,
     };
-    let lines: Vec<String> = all
+    let lines = all
         .iter()
         .filter(|(k, _)| k == "changes")
         .map(|(_, v)| v.clone())
         .collect();
-    let (id, actor) = resolve(&state, &key).await?;
+    Ok(CommitQuery {
+        key: q.get("container").cloned().unwrap_or_default(),
+        name,
+        lines,
+    })
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`.
+async fn commit(
+    state: Data,
+    q: Query,
+    all: AllQuery,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let asked = commit_query(&q, &all, &body)?;
+    let (id, actor) = resolve(&state, &asked.key).await?;
     let rec = actor
         .send(InspectContainer)
         .await
@@ -135,7 +151,7 @@ async fn commit(
     let base = ask(&state, FindImage(rec.spec.image_id.clone()))
         .await?
         .ok_or_else(|| ApiError::NoSuchImage(rec.spec.image.clone()))?;
-    let config = changes::apply(&defaults(&rec.spec, &base.config), &lines)?;
+    let config = changes::apply(&defaults(&rec.spec, &base.config), &asked.lines)?;
     let pause = flag(&q, "pause", true)? && matches!(rec.state, State::Running(_));
     let mut command = rec.spec.entrypoint.clone();
     command.extend(rec.spec.cmd.iter().cloned());
@@ -150,24 +166,37 @@ async fn commit(
         limit: state.shared.config.get().image_unpack_limit(),
     };
     if pause {
-        actor
-            .send(PauseContainer)
-            .await
-            .map_err(ContainerError::from)??;
+        let paused = actor.send(PauseContainer).await;
+        paused.map_err(ContainerError::from)??;
     }
     let dirs = ImageDirs::new(&state.shared.layout.root);
     let made = web::block(move || commit::commit(&dirs, &input)).await;
     if pause {
         // Thawed whatever the commit did.
-        actor
-            .send(UnpauseContainer)
-            .await
-            .map_err(ContainerError::from)??;
+        let thawed = actor.send(UnpauseContainer).await;
+        thawed.map_err(ContainerError::from)??;
     }
     let made = made.map_err(|_| cancelled())??;
+    let new_id = made.id.clone();
+    record_commit(&state, made, config, asked.name).await?;
+    let sha = format!("sha256:{new_id}");
+    let extra = [("imageID", sha.clone())];
+    let event = DockerEvent::container("commit", &id, &rec.name, &rec.spec.image, &extra);
+    state.shared.events.publish(event);
+    tracing::info!(container_id = %id, image = %new_id, "container committed");
+    Ok(HttpResponse::Created().json(json!({ "Id": sha })))
+}
+
+/// Records a committed image (its files are in place) with the images' owner.
+async fn record_commit(
+    state: &Data,
+    made: commit::CommitOutput,
+    config: ImageConfig,
+    name: Option<String>,
+) -> Result<(), ApiError> {
     let record = ImageRecord {
         version: IMAGE_RECORD_VERSION,
-        id: made.id.clone(),
+        id: made.id,
         repo_tags: Vec::new(),
         created_at: Utc::now(),
         size: made.size,
@@ -175,27 +204,17 @@ async fn commit(
         layers: made.layers,
         repo_digests: Vec::new(),
     };
-    let committed = ask(
-        &state,
+    let files = ImageFiles::Layers;
+    ask(
+        state,
         CommitImage {
             record,
-            name: name.clone(),
-            files: ImageFiles::Layers,
+            name,
+            files,
         },
     )
     .await?;
-    let events = &state.shared.events;
-    let sha = format!("sha256:{}", committed.record.id);
-    let extra = [("imageID", sha)];
-    events.publish(DockerEvent::container(
-        "commit",
-        &id,
-        &rec.name,
-        &rec.spec.image,
-        &extra,
-    ));
-    tracing::info!(container_id = %id, image = %made.id, "container committed");
-    Ok(HttpResponse::Created().json(json!({"Id": format!("sha256:{}", made.id)})))
+    Ok(())
 }
 
 /// `Name` path segment.
@@ -316,7 +335,8 @@ async fn upload(dirs: &ImageDirs, mut body: web::Payload) -> Result<TmpDir, ApiE
     Ok(up)
 }
 
-/// `POST /images/load?quiet=`: every image of the archive, or none.
+/// `POST /images/load?quiet=`: every image of the archive, or none (nothing is installed
+/// before the whole archive is checked).
 async fn load(
     state: Data,
     q: Query,
@@ -325,6 +345,7 @@ async fn load(
 ) -> Result<HttpResponse, ApiError> {
     only(&all, &["quiet", "platform"])?;
     no_platform(&all)?;
+    // Nothing to keep quiet: moor sends no progress bars, only the `Loaded image` lines.
     flag(&q, "quiet", false)?;
     let dirs = ImageDirs::new(&state.shared.layout.root);
     let up = upload(&dirs, body).await?;
@@ -333,85 +354,80 @@ async fn load(
     let loaded = web::block(move || -> Result<_, ArchiveError> {
         let loaded = load::load(&work_dirs, &up.0)?;
         drop(up);
-        for img in &loaded.images {
-            let mut diffs = Vec::new();
-            for (path, diff) in &img.layers {
-                work_dirs
-                    .install_layer(diff, path, limit)
-                    .map_err(|source| ArchiveError::Layer {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                diffs.push(diff.clone());
-            }
-            work_dirs
-                .install_layered(&img.id, &diffs, Some(&img.config))
-                .map_err(|source| ArchiveError::Install {
-                    path: img.id.clone(),
-                    source,
-                })?;
-        }
+        load::install(&work_dirs, &loaded, limit)?;
         Ok(loaded)
     })
     .await
     .map_err(|_| cancelled())??;
     let mut out = String::new();
     for img in &loaded.images {
-        let created = img
-            .parsed
-            .created
-            .as_deref()
-            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
-            .map_or_else(Utc::now, |c| c.with_timezone(&Utc));
-        let layers: Vec<String> = img.layers.iter().map(|(_, d)| d.clone()).collect();
-        let size = layers.iter().map(|l| dirs.layer_size(l)).sum();
-        let record = ImageRecord {
-            version: IMAGE_RECORD_VERSION,
-            id: img.id.clone(),
-            repo_tags: Vec::new(),
-            created_at: created,
-            size,
-            config: img.parsed.defaults(),
-            layers,
-            repo_digests: Vec::new(),
-        };
-        let mut tags = img.repo_tags.iter();
-        let first = tags.next().cloned();
-        let committed = ask(
-            &state,
-            CommitImage {
-                record,
-                name: first.clone(),
-                files: ImageFiles::Layers,
-            },
-        )
-        .await?;
-        for tag in tags {
-            let msg = TagImage {
-                image: img.id.clone(),
-                name: tag.clone(),
-            };
-            ask(&state, msg).await?;
-        }
-        let labels = &committed.record.config.labels;
-        let events = &state.shared.events;
-        for tag in &img.repo_tags {
-            let name = parse_reference(tag).unwrap_or_else(|_| tag.clone());
-            events.publish(DockerEvent::image("load", &img.id, &name, labels));
-            out.push_str(&line(&format!("Loaded image: {name}\n")));
-        }
-        if img.repo_tags.is_empty() {
-            let sha = format!("sha256:{}", img.id);
-            events.publish(DockerEvent::image("load", &img.id, &sha, labels));
-            out.push_str(&line(&format!("Loaded image ID: {sha}\n")));
-        }
-        tracing::info!(image = %img.id, names = ?img.repo_tags, "image loaded");
+        out.push_str(&record_loaded(&state, &dirs, img).await?);
     }
     // The work directory is removed off the actors' thread.
     web::block(move || drop(loaded)).await.ok();
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(out))
+}
+
+/// Records a loaded image (its files are in place) with its names; its answer lines.
+async fn record_loaded(
+    state: &Data,
+    dirs: &ImageDirs,
+    img: &load::LoadedImage,
+) -> Result<String, ApiError> {
+    let created = img
+        .parsed
+        .created
+        .as_deref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map_or_else(Utc::now, |c| c.with_timezone(&Utc));
+    let layers: Vec<String> = img.layers.iter().map(|(_, d)| d.clone()).collect();
+    let size = layers.iter().map(|l| dirs.layer_size(l)).sum();
+    let record = ImageRecord {
+        version: IMAGE_RECORD_VERSION,
+        id: img.id.clone(),
+        repo_tags: Vec::new(),
+        created_at: created,
+        size,
+        config: img.parsed.defaults(),
+        layers,
+        repo_digests: Vec::new(),
+    };
+    let mut tags = img.repo_tags.iter();
+    let name = tags.next().cloned();
+    let files = ImageFiles::Layers;
+    let committed = ask(
+        state,
+        CommitImage {
+            record,
+            name,
+            files,
+        },
+    )
+    .await?;
+    for tag in tags {
+        let msg = TagImage {
+            image: img.id.clone(),
+            name: tag.clone(),
+        };
+        ask(state, msg).await?;
+    }
+    let labels = &committed.record.config.labels;
+    let events = &state.shared.events;
+    let mut out = String::new();
+    for tag in &img.repo_tags {
+        let name = parse_reference(tag).unwrap_or_else(|_| tag.clone());
+        events.publish(DockerEvent::image("load", &img.id, &name, labels));
+        out.push_str(&line(&format!("Loaded image: {name}\n")));
+    }
+    if img.repo_tags.is_empty() {
+        let sha = format!("sha256:{}", img.id);
+        events.publish(DockerEvent::image("load", &img.id, &sha, labels));
+        out.push_str(&line(&format!("Loaded image ID: {sha}\n")));
+    }
+    tracing::info!(image = %img.id, names = ?img.repo_tags, "image loaded");
+    Ok(out)
 }
 
 fn line(text: &str) -> String {
