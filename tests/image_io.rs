@@ -135,6 +135,24 @@ fn docker_save_then_load_into_a_second_root_keeps_the_id() {
         std::fs::read_dir(&layers_dir).expect("layers").count(),
         before
     );
+    // The OCI layout alone (index.json, blobs; no manifest.json), as docker 25+ also reads.
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in files.iter().filter(|(p, _)| p != "manifest.json") {
+        let mut h = common::runc::header();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, &data[..]).expect("append");
+    }
+    let oci = b.into_inner().expect("tar");
+    second.docker_ok(&["rmi", "moved:1"]);
+    let out = second.docker(&["load"], Some(&oci));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Loaded image: moved:1"
+    );
+    let got = second.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "moved:1"]);
+    assert_eq!(got.trim(), id);
     // The moor CLI: save to stdout, load from stdin, in a third root.
     let bytes = second.cli_input(&["image", "save", "moved:1"], None);
     assert!(bytes.status.success(), "{}", describe(&bytes));
@@ -147,6 +165,24 @@ fn docker_save_then_load_into_a_second_root_keeps_the_id() {
     );
     let got = third.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "moved:1"]);
     assert_eq!(got.trim(), id);
+}
+
+#[test]
+fn a_commit_without_an_overlay_is_refused_by_name() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    d.docker_ok(&["create", "--name", "plain", "host", "/bin/true"]);
+    let r = d.http("POST", "/commit?container=plain&repo=x", None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.message().contains("process runtime"), "{}", r.message());
+    let r = d.http("POST", "/commit?container=nosuch", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = d.http("GET", "/images/get?names=nosuch", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = d.http("GET", "/images/nosuch/history", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = d.http("GET", "/system/df?type=bogus", None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.message().contains("type=bogus"), "{}", r.message());
 }
 
 /// A docker-archive as the docker CLI writes one (`<hex>.json` config, `<dir>/layer.tar`).
