@@ -393,3 +393,38 @@ fn system_df_shows_what_is_on_disk() {
     let size = d.docker_ok(&["run", "--rm", "fromcli:1", "/bin/sh", "-c", "wc -c < /blob"]);
     assert_eq!(size.trim(), "12345");
 }
+
+#[test]
+fn a_pulled_image_saves_and_loads_with_its_registry_id() {
+    use common::registry::{two_layer_image, Registry};
+    if let Some(reason) = skip_reason().or_else(common::registry::skip_reason) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let reg = Registry::start();
+    let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
+    let (layout, built) = two_layer_image(&d.root().with_file_name("oci"), "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let name = format!("{}/app:v1", reg.host());
+    d.docker_ok(&["pull", &name]);
+    let out = d.root().with_file_name("pulled.tar");
+    d.docker_ok(&["save", "-o", out.to_str().expect("utf-8"), &name]);
+    // The layers come back byte for byte (whiteouts and opaque directories included).
+    let files = entries(&std::fs::read(&out).expect("saved"));
+    for diff in &built.diff_ids {
+        let path = format!("blobs/sha256/{}", &diff[7..]);
+        let layer = &files.iter().find(|(p, _)| *p == path).expect("layer").1;
+        assert_eq!(format!("sha256:{}", sha(layer)), *diff);
+    }
+    let second = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
+    second.docker_ok(&["load", "-i", out.to_str().expect("utf-8")]);
+    let id = second.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &name]);
+    assert_eq!(
+        id.trim(),
+        built.config_digest,
+        "the registry's config digest"
+    );
+    assert_eq!(second.docker_ok(&["run", "--rm", &name]), "from layer 2\n");
+    let etc = second.docker_ok(&["run", "--rm", &name, "ls", "-a", "/etc"]);
+    assert!(!etc.contains("gone.txt") && !etc.contains(".wh."), "{etc}");
+}
