@@ -156,6 +156,10 @@ fn extract(src: &Path, dest: &Path) -> Result<(), ArchiveError> {
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         offset = entry.raw_header_position();
         let rel = relative(&name).ok_or_else(|| content(format!("unsafe path {name:?}")))?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        through_symlink(dest, &rel).map_err(|why| content(format!("entry {name:?}: {why}")))?;
         let path = dest.join(&rel);
         let written = match entry.header().entry_type() {
             tar::EntryType::Directory => std::fs::create_dir_all(&path),
@@ -179,6 +183,28 @@ fn extract(src: &Path, dest: &Path) -> Result<(), ArchiveError> {
         };
         written.map_err(tar_err(&name, offset))?;
         last = name;
+    }
+    Ok(())
+}
+
+/// Refuses a path whose directories, as written so far, include a symlink (a file written
+/// through it would land outside the work directory); an entry replacing a symlink removes
+/// it first.
+fn through_symlink(dest: &Path, rel: &Path) -> Result<(), String> {
+    let mut at = dest.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            return Ok(());
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        if i + 1 < parts.len() {
+            return Err(format!("path goes through the symlink {}", rel.display()));
+        }
+        std::fs::remove_file(&at).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -379,4 +405,61 @@ fn hash_stream(mut r: impl Read) -> io::Result<String> {
         .map(|b| format!("{b:02x}"))
         .collect();
     Ok(format!("sha256:{hex}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        b.into_inner().expect("tar")
+    }
+
+    fn header(kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_symlink_of_the_archive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        let tar = archive(|b| {
+            let mut h = header(tar::EntryType::Symlink, 0);
+            b.append_link(&mut h, "l", &outside).expect("link");
+            let mut h = header(tar::EntryType::Regular, 4);
+            b.append_data(&mut h, "l/evil", &b"evil"[..]).expect("file");
+        });
+        let src = dir.path().join("a.tar");
+        std::fs::write(&src, tar).expect("write");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).expect("mkdir");
+        let err = extract(&src, &work).expect_err("refused");
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(!outside.join("evil").exists());
+    }
+
+    #[test]
+    fn an_archive_without_manifests_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dirs = ImageDirs::new(dir.path());
+        let tar = archive(|b| {
+            let mut h = header(tar::EntryType::Regular, 2);
+            b.append_data(&mut h, "x", &b"hi"[..]).expect("file");
+        });
+        let src = dir.path().join("a.tar");
+        std::fs::write(&src, tar).expect("write");
+        let err = load(&dirs, &src).err().expect("refused");
+        assert!(err.is_bad_archive(), "{err:?}");
+        assert!(err.to_string().contains("manifest.json"), "{err}");
+        assert_eq!(std::fs::read_dir(dirs.tmp()).expect("tmp").count(), 0);
+    }
 }
