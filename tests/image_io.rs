@@ -332,7 +332,28 @@ fn system_df_shows_what_is_on_disk() {
         "-c",
         "head -c 12345 /dev/zero > /blob",
     ]);
+    d.docker_ok(&["volume", "create", "vol1"]);
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "vol1:/data",
+        "hist:1",
+        "/bin/sh",
+        "-c",
+        "head -c 1000 /dev/zero > /data/f",
+    ]);
+    d.docker_ok(&["create", "--name", "user", "-v", "vol1:/data", "hist:1"]);
     let df = d.http("GET", "/system/df", None).json();
+    let vol = df["Volumes"]
+        .as_array()
+        .expect("Volumes")
+        .iter()
+        .find(|v| v["Name"] == "vol1")
+        .expect("vol1")
+        .clone();
+    assert_eq!(vol["UsageData"]["Size"], 1000, "{vol}");
+    assert_eq!(vol["UsageData"]["RefCount"], 1, "{vol}");
     assert_eq!(df["BuildCache"], serde_json::json!([]));
     let layers = d.root().join("images/layers");
     let mut on_disk = 0u64;
@@ -367,7 +388,7 @@ fn system_df_shows_what_is_on_disk() {
         .find(|i| i["RepoTags"][0] == "hist:1")
         .expect("hist image")
         .clone();
-    assert_eq!(hist["Containers"], 1, "{hist}");
+    assert_eq!(hist["Containers"], 2, "writer and user: {hist}");
     assert_eq!(
         hist["Size"].as_u64(),
         Some(on_disk),
@@ -377,6 +398,11 @@ fn system_df_shows_what_is_on_disk() {
     assert!(
         text.contains("Images") && text.contains("Containers"),
         "{text}"
+    );
+    let verbose = d.docker_ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("writer") && verbose.contains("vol1"),
+        "{verbose}"
     );
     assert!(
         text.contains("Local Volumes") && text.contains("Build Cache"),
