@@ -86,6 +86,19 @@ fn docker_commit_keeps_a_written_file_and_not_a_deleted_one() {
     let (first, second) = (layers("committed:1"), layers("live:1"));
     assert_eq!((first.len(), second.len()), (2, 2));
     assert_eq!(first[0], second[0], "one base layer");
+    // Both in one archive: the shared base layer once; both load into another root.
+    let both = d.root().with_file_name("both.tar");
+    let path = both.to_str().expect("utf-8");
+    d.docker_ok(&["save", "-o", path, "committed:1", "live:1"]);
+    let files = entries(&std::fs::read(&both).expect("archive"));
+    let base = format!("blobs/sha256/{}", &first[0][7..]);
+    assert_eq!(files.iter().filter(|(p, _)| *p == base).count(), 1);
+    let other = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
+    let loaded = other.docker_ok(&["load", "-i", path]);
+    assert_eq!(loaded, "Loaded image: committed:1\nLoaded image: live:1\n");
+    assert_eq!(other.docker_ok(&["run", "--rm", "committed:1"]), "hello\n");
+    let layer_count = std::fs::read_dir(other.root().join("images/layers")).expect("layers");
+    assert_eq!(layer_count.count(), 3, "base, and one layer per commit");
     // An option moor does not implement is refused by name.
     let r = d.http("POST", "/commit?container=src&repo=x&bogus=1", None);
     assert_eq!(r.status, 400, "{}", r.body);
