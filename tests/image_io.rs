@@ -251,7 +251,11 @@ fn a_hand_made_archive_loads_and_a_truncated_one_leaves_nothing() {
     assert!(!out.status.success(), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(err.contains("invalid image archive"), "{err}");
-    assert!(err.contains("layer.tar"), "the entry is named: {err}");
+    assert!(
+        err.contains("layer.tar") && err.contains("at byte"),
+        "entry, offset: {err}"
+    );
+    assert!(err.contains("ends inside this entry"), "{err}");
     assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
     let tmp = d.root().join("images/tmp");
     let left = std::fs::read_dir(&tmp).map(|r| r.count()).unwrap_or(0);

@@ -169,7 +169,10 @@ fn extract(src: &Path, dest: &Path) -> Result<(), ArchiveError> {
                     let n = io::copy(&mut entry, &mut out)?;
                     match n == entry.size() {
                         true => Ok(()),
-                        false => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short entry")),
+                        false => Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the archive ends inside this entry",
+                        )),
                     }
                 })
             }
