@@ -66,6 +66,10 @@ fn docker_commit_keeps_a_written_file_and_not_a_deleted_one() {
     let id = commit_one(&d, "committed:1");
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     assert_eq!(d.docker_ok(&["run", "--rm", "committed:1"]), "hello\n");
+    assert_eq!(
+        events(&d, "commit"),
+        vec![("container".to_string(), "src".to_string())]
+    );
     let ls = d.docker_ok(&["run", "--rm", "committed:1", "/bin/ls", "/etc"]);
     assert!(ls.contains("kept") && !ls.contains("gone"), "{ls}");
     // The base image is untouched.
@@ -283,6 +287,10 @@ fn a_hand_made_archive_loads_and_a_truncated_one_leaves_nothing() {
     let id = d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "hand:made"]);
     assert_eq!(id.trim(), format!("sha256:{config_hex}"));
     assert_eq!(d.docker_ok(&["run", "--rm", "hand:made"]), "from-archive\n");
+    assert_eq!(
+        events(&d, "load"),
+        vec![("image".to_string(), "hand:made".to_string())]
+    );
 }
 
 /// Bytes of the regular files under `dir`, walked here (not moor's own figures).
@@ -297,6 +305,30 @@ fn file_bytes(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+/// The (Type, name attribute) of every event of `action` so far (the raw API: the docker
+/// CLI's `--until 0s` leaves out the current second).
+fn events(d: &Daemon, action: &str) -> Vec<(String, String)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let filter = format!("%7B%22event%22%3A%5B%22{action}%22%5D%7D");
+    let path = format!("/events?since=0&until={}&filters={filter}", now + 1);
+    let r = d.http("GET", &path, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("event"))
+        .map(|e| {
+            let name = e["Actor"]["Attributes"]["name"].as_str().unwrap_or("");
+            (
+                e["Type"].as_str().unwrap_or("").to_string(),
+                name.to_string(),
+            )
+        })
+        .collect()
 }
 
 fn dir_empty(p: &Path) -> bool {
