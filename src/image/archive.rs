@@ -183,6 +183,9 @@ pub fn layer_file(
     if had && w.digest() == diff_id {
         return Ok((out, w.digest()));
     }
+    if had {
+        tracing::warn!(layer = %diff_id, got = %w.digest(), "layer split does not re-create the layer: packed anew");
+    }
     drop(out);
     pack_tree(tree, &tmp)
 }
@@ -262,11 +265,15 @@ fn prepare(dirs: &ImageDirs, rec: &ImageRecord) -> Result<SavedImage, ArchiveErr
             serde_json::to_vec(&v).unwrap_or_default()
         }
         None => {
-            let history = vec![json!({
-                "created": rec.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "created_by": "moor import",
-                "comment": "Imported from -",
-            })];
+            let created = rec
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            // An import says so; a layered image recorded without its config has no history.
+            let history = match rec.layers.is_empty() {
+                true => vec![json!({"created": created, "created_by": "moor import",
+                                    "comment": "Imported from -"})],
+                false => vec![json!({"created": created, "created_by": ""}); diff_ids.len()],
+            };
             let extra = BTreeMap::new();
             config_blob(&rec.config, &diff_ids, rec.created_at, history, &extra)
         }

@@ -30,15 +30,21 @@ pub struct HistoryItem {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Entry {
+    /// RFC 3339.
     created: Option<String>,
+    /// The command.
     created_by: String,
+    /// Its comment.
     comment: String,
+    /// Made no layer (takes no diff id).
     empty_layer: bool,
 }
 
+/// A config blob, for its history only.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct WithHistory {
+    /// Oldest first.
     history: Vec<Entry>,
 }
 

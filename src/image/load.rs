@@ -49,28 +49,38 @@ pub struct Loaded {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ManifestEntry {
+    /// The config file's path in the archive.
     config: String,
+    /// `repo:tag` names (null for an image saved by id).
     #[serde(default)]
     repo_tags: Option<Vec<String>>,
+    /// The layer files' paths, bottom first.
     layers: Vec<String>,
 }
 
 /// What moor reads of an OCI descriptor.
 #[derive(Debug, Deserialize)]
 struct Descriptor {
+    /// `sha256:<hex>` of the blob.
     digest: String,
+    /// `io.containerd.image.name` gives an image's name.
     #[serde(default)]
     annotations: std::collections::BTreeMap<String, String>,
 }
 
+/// `index.json`.
 #[derive(Debug, Deserialize)]
 struct OciIndex {
+    /// One per image (and name).
     manifests: Vec<Descriptor>,
 }
 
+/// An OCI image manifest.
 #[derive(Debug, Deserialize)]
 struct OciManifest {
+    /// The config blob.
     config: Descriptor,
+    /// The layer blobs, bottom first.
     layers: Vec<Descriptor>,
 }
 

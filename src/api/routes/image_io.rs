@@ -47,6 +47,7 @@ fn only(all: &AllQuery, known: &[&str]) -> Result<(), ApiError> {
     }
 }
 
+/// Sends an image message to the images' owner (the Supervisor) and waits for its answer.
 async fn ask<M, T>(state: &Data, msg: M) -> Result<T, ApiError>
 where
     M: actix::Message<Result = Result<T, ImageOwnerError>> + Send + 'static,
