@@ -228,6 +228,9 @@ pub enum ApiError {
         /// The target as sent (its first 200 characters).
         target: String,
     },
+    /// A commit, save or load failed (a bad archive: 400).
+    #[error(transparent)]
+    ImageArchive(#[from] crate::image::archive::ArchiveError),
     /// A request handler panicked; the daemon caught it and serves on.
     #[error("internal error: the request handler panicked: {message}")]
     Panicked {
@@ -304,6 +307,8 @@ impl ResponseError for ApiError {
             ApiError::Archive(e) if e.is_conflict() => StatusCode::CONFLICT,
             ApiError::Archive(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+            ApiError::ImageArchive(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+            ApiError::ImageArchive(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RemoveRunning { .. }
             | ApiError::RemoveRestarting { .. }

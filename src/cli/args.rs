@@ -106,7 +106,14 @@ pub enum Command {
     Completion(crate::cli::commands::completion::CompletionArgs),
     /// Print the man page, or write every command's page into a directory.
     Man(crate::cli::commands::completion::ManArgs),
-    /// Manage images: import, ls, rm, inspect.
+    /// Create a new image from a container's changes.
+    Commit(crate::cli::commands::image_io::CommitArgs),
+    /// Show the history of an image.
+    History(crate::cli::commands::image_io::HistoryArgs),
+    /// Show disk usage of images, containers and volumes.
+    #[command(subcommand)]
+    System(crate::cli::commands::image_io::SystemCommand),
+    /// Manage images: import, ls, rm, inspect, save, load.
     #[command(subcommand)]
     Image(ImageCommand),
     /// Manage volumes: create, ls, inspect, rm, prune.
@@ -162,6 +169,24 @@ pub enum ImageCommand {
         /// Images (names or ids).
         #[arg(required = true, value_name = "IMAGE")]
         names: Vec<String>,
+    },
+    /// Save images to a tar archive (docker-archive), to a file or stdout.
+    Save {
+        /// Write to this file instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<String>,
+        /// Images (names or ids).
+        #[arg(required = true, value_name = "IMAGE")]
+        names: Vec<String>,
+    },
+    /// Load images from a tar archive (docker-archive or OCI layout), from a file or stdin.
+    Load {
+        /// Read from this file instead of stdin.
+        #[arg(short, long, value_name = "FILE")]
+        input: Option<String>,
+        /// Suppress the load output.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Remove the untagged images no container uses (every unused one with --all), and the
     /// layers no image lists.

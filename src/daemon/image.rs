@@ -201,7 +201,7 @@ impl Handler<CommitImage> for Supervisor {
                 if let Some(gone) = msg.record.layers.iter().find(|l| !dirs.has_layer(l)) {
                     return Err(ImageOwnerError::LayerGone(gone.clone()));
                 }
-                dirs.install_layered(&id, &msg.record.layers)?;
+                dirs.install_layered(&id, &msg.record.layers, None)?;
                 None
             }
         };

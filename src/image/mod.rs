@@ -6,18 +6,24 @@
 //! ([`ImageDirs::sweep_tmp`]); a failed import removes its own files at once. The name -> id mapping lives in the store (`moor_state::image`). An import
 //! with `changes` has a config too, and its id covers it ([`image_id`]).
 
+pub mod archive;
 pub mod changes;
+pub mod commit;
 pub mod download;
 pub mod endpoint;
 pub mod flight;
 pub mod healthcheck;
+pub mod history;
 pub mod layers;
+pub mod load;
 pub mod login;
 pub mod meta;
 pub mod platform;
 pub mod push;
 pub mod registry;
+pub mod split;
 pub mod unpack;
+pub mod usage;
 pub mod user;
 
 use std::fs::File;

@@ -189,7 +189,11 @@ impl<W> Hashing<W> {
 }
 
 /// Appends the tree `root/rel` to `b`, in name order, whiteouts in OCI's form.
-fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> io::Result<()> {
+pub(crate) fn append_tree<W: Write>(
+    b: &mut tar::Builder<W>,
+    root: &Path,
+    rel: &Path,
+) -> io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {

@@ -219,24 +219,35 @@ pub struct PullOptions {
 /// The config blob: what moor takes from it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct ConfigBlob {
+pub struct ConfigBlob {
     /// RFC 3339.
-    created: Option<String>,
+    pub created: Option<String>,
     /// Container defaults.
     config: Option<ContainerDefaults>,
     /// The layers' diff ids.
-    rootfs: RootFs,
+    pub rootfs: RootFs,
 }
 
+impl ConfigBlob {
+    /// The container defaults it gives.
+    pub fn defaults(&self) -> ImageConfig {
+        self.config
+            .clone()
+            .map(ImageConfig::from)
+            .unwrap_or_default()
+    }
+}
+
+/// A config's `rootfs`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct RootFs {
+pub struct RootFs {
     /// `sha256:<hex>` per layer, bottom first.
-    diff_ids: Vec<String>,
+    pub diff_ids: Vec<String>,
 }
 
 /// An image config's `config` object.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 struct ContainerDefaults {
     user: String,
@@ -453,15 +464,18 @@ pub async fn pull(
     };
     let diff_ids = blob.rootfs.diff_ids.clone();
     let (work_dirs, work_id, work_layers) = (dirs.clone(), id.clone(), diff_ids.clone());
-    tokio::task::spawn_blocking(move || work_dirs.install_layered(&work_id, &work_layers))
-        .await
-        .map_err(|_| PullError::Cancelled {
-            digest: config_digest.clone(),
-        })?
-        .map_err(|source| PullError::Layer {
-            digest: config_digest.clone(),
-            source,
-        })?;
+    let config_bytes = config_text.clone().into_bytes();
+    tokio::task::spawn_blocking(move || {
+        work_dirs.install_layered(&work_id, &work_layers, Some(&config_bytes))
+    })
+    .await
+    .map_err(|_| PullError::Cancelled {
+        digest: config_digest.clone(),
+    })?
+    .map_err(|source| PullError::Layer {
+        digest: config_digest.clone(),
+        source,
+    })?;
     Ok(Pulled {
         id,
         layers: diff_ids,

@@ -9,6 +9,7 @@ pub mod create;
 pub mod daemon;
 pub mod exec;
 pub mod image;
+pub mod image_io;
 pub mod inspect;
 pub mod kill;
 pub mod login;
