@@ -152,6 +152,18 @@ fn the_back_off_is_restarting_and_rm_needs_a_stop_or_force() {
             "exit 3",
         ]);
     }
+    // Past a few restarts the back-off is over a second (100 ms doubling), so the checks
+    // below all fall inside one back-off even on a loaded machine.
+    assert!(
+        wait_for(Duration::from_secs(30), || field(
+            &d,
+            "loop",
+            "{{.RestartCount}}"
+        )
+        .parse::<u32>()
+        .is_ok_and(|n| n >= 4)),
+        "loop did not restart 4 times"
+    );
     assert!(restarting(&d, "loop"), "loop was never seen restarting");
     let state = d.inspect_json("loop")["State"].clone();
     assert_eq!(

@@ -375,9 +375,9 @@ impl Handler<ShutDown> for Supervisor {
             true => (None, StopBy::HostShutdown),
             false => (msg.timeout_secs, StopBy::DaemonShutdown),
         };
-        let stops: Vec<_> = self
-            .containers
-            .values()
+        let actors: Vec<_> = self.containers.values().cloned().collect();
+        let stops: Vec<_> = actors
+            .iter()
             .map(|addr| {
                 addr.send(StopContainer {
                     timeout_secs: timeout,
@@ -392,6 +392,10 @@ impl Handler<ShutDown> for Supervisor {
         );
         Box::pin(async move {
             join_all(stops).await;
+            // A stop answers at the exit; the release after it (runc delete, the network's
+            // veth and NAT) waits for the exit's flush and runs before the actor's next
+            // message: one more message to each is answered once that is done.
+            join_all(actors.iter().map(|addr| addr.send(InspectContainer))).await;
         })
     }
 }
