@@ -23,6 +23,7 @@ use crate::runtime::{self, LogTarget, ProcessHandle, Runtime, StartOutcome};
 
 pub mod endpoint;
 mod exec;
+mod joined;
 mod ordered;
 mod orphan;
 mod pause;
@@ -226,6 +227,10 @@ impl ContainerActor {
 
     /// Starts the process: the transition, then the shim, atomically for this actor.
     fn start_now(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        let spec = match self.promote_before_start().and_then(|()| self.start_spec()) {
+            Ok(spec) => spec.into_owned(),
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
         // The host ports of this run, resolved against the other running containers' and
         // the host's sockets, persisted with the transition.
         let published = match self.resolve_ports() {
@@ -246,7 +251,7 @@ impl ContainerActor {
         };
         let fut = self
             .runtime
-            .start(id, &self.record.spec, log, &self.record.published);
+            .start(id, &spec, log, &self.record.published);
         Box::pin(
             fut.into_actor(self)
                 .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
