@@ -47,7 +47,16 @@ fn fetch_from(d: &Daemon, from: &str, host: &str) -> String {
 fn fetch_direct(pid: i64, host: &str) -> String {
     let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 2 {host} 80");
     let out = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-m", "-n", "--", "/bin/sh", "-c", &script])
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-m",
+            "-n",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("nsenter");
@@ -97,7 +106,10 @@ fn a_running_container_is_connected_and_disconnected_and_keeps_both_across_a_kil
     run_on(&d, "bweb", "back", &["sh", "-c", &httpd("back-page")]);
     let cli = run_on(&d, "cli", "front", &["sleep", "1000"]);
     let front_page = |d: &Daemon| fetch_from(d, "cli", "fweb").contains("front-page");
-    assert!(wait_for(Duration::from_secs(10), || front_page(&d)), "cli -> fweb");
+    assert!(
+        wait_for(Duration::from_secs(10), || front_page(&d)),
+        "cli -> fweb"
+    );
     assert!(!fetch_from(&d, "cli", "bweb").contains("back-page"));
 
     // Connected while it runs: eth1 with an address of back, names both ways.
@@ -107,7 +119,11 @@ fn a_running_container_is_connected_and_disconnected_and_keeps_both_across_a_kil
     assert_eq!(nets["front"]["IPAddress"], "10.61.0.3", "{nets:#}");
     assert_eq!(nets["back"]["IPAddress"], "10.62.0.3", "{nets:#}");
     let back_page = |d: &Daemon| fetch_from(d, "cli", "bweb").contains("back-page");
-    assert!(wait_for(Duration::from_secs(10), || back_page(&d)), "{}", hosts(&d, "cli"));
+    assert!(
+        wait_for(Duration::from_secs(10), || back_page(&d)),
+        "{}",
+        hosts(&d, "cli")
+    );
     let line = format!("10.62.0.3\tcli c2 {}", &cli[..12]);
     assert!(hosts(&d, "bweb").contains(&line), "{}", hosts(&d, "bweb"));
     let listed = d.http("GET", "/v1.44/networks/back", None).json();
@@ -121,21 +137,37 @@ fn a_running_container_is_connected_and_disconnected_and_keeps_both_across_a_kil
     assert!(ns.links().contains(&second), "{:?}", ns.links());
     let pid = d.inspect_json("cli")["State"]["Pid"].as_i64().expect("Pid");
     d.kill9();
-    assert!(fetch_direct(pid, "bweb").contains("back-page"), "with the daemon down");
+    assert!(
+        fetch_direct(pid, "bweb").contains("back-page"),
+        "with the daemon down"
+    );
     assert!(addresses_direct(pid).contains("10.62.0.3/24"));
     ns.ok(&["ip", "link", "del", &second]);
-    assert!(!addresses_direct(pid).contains("10.62.0.3/24"), "the veth is gone");
+    assert!(
+        !addresses_direct(pid).contains("10.62.0.3/24"),
+        "the veth is gone"
+    );
     d.restart();
-    assert!(addresses_direct(pid).contains("10.62.0.3/24"), "eth1 is back");
+    assert!(
+        addresses_direct(pid).contains("10.62.0.3/24"),
+        "eth1 is back"
+    );
     assert!(ns.links().contains(&second), "{:?}", ns.links());
-    assert!(wait_for(Duration::from_secs(10), || back_page(&d)), "after the repair");
+    assert!(
+        wait_for(Duration::from_secs(10), || back_page(&d)),
+        "after the repair"
+    );
     assert!(front_page(&d), "eth0 after the restart");
 
     // Disconnected: the name goes and back is out of reach.
     d.docker_ok(&["network", "disconnect", "back", "cli"]);
     assert_eq!(interfaces(&d, "cli"), ["eth0", "lo"]);
     assert!(!hosts(&d, "cli").contains("bweb"), "{}", hosts(&d, "cli"));
-    assert!(!hosts(&d, "bweb").contains("\tcli "), "{}", hosts(&d, "bweb"));
+    assert!(
+        !hosts(&d, "bweb").contains("\tcli "),
+        "{}",
+        hosts(&d, "bweb")
+    );
     assert!(!back_page(&d), "bweb by name");
     assert!(!ns.links().contains(&second));
     let nets = networks_of(&d, "cli");
@@ -183,7 +215,15 @@ impl Outside {
         let www = tempfile::tempdir().expect("tempdir");
         std::fs::write(www.path().join("index.html"), "outside-page\n").expect("page");
         let httpd = Command::new("nsenter")
-            .args(["-t", &ns.pid().to_string(), "-n", "--", "busybox", "httpd", "-f"])
+            .args([
+                "-t",
+                &ns.pid().to_string(),
+                "-n",
+                "--",
+                "busybox",
+                "httpd",
+                "-f",
+            ])
             .args(["-p", "80", "-h"])
             .arg(www.path())
             .stdin(Stdio::null())
@@ -245,7 +285,10 @@ fn internal_networks_ip_ranges_container_mode_and_masquerade_removal() {
     assert_eq!(networks_of(&d, "iweb")["int"]["IPAddress"], "10.91.0.128");
     assert_eq!(networks_of(&d, "icli")["int"]["IPAddress"], "10.91.0.129");
     let inside = || fetch_from(&d, "icli", "iweb").contains("inside-page");
-    assert!(wait_for(Duration::from_secs(10), inside), "on the internal network");
+    assert!(
+        wait_for(Duration::from_secs(10), inside),
+        "on the internal network"
+    );
     // ext reaches outside (masqueraded); int has no default route and no masquerade.
     let out_page = |from: &str| fetch_from(&d, from, "10.93.0.2").contains("outside-page");
     assert!(out_page("ecli"), "ext reaches outside");
@@ -257,14 +300,31 @@ fn internal_networks_ip_ranges_container_mode_and_masquerade_removal() {
         !table.contains("10.91.0.0/24") && table.contains("10.94.0.0/24"),
         "{table}"
     );
-    let ports = d.cli(&["run", "-d", "--network", "int", "-p", "8081:80", "bb", "true"]);
+    let ports = d.cli(&[
+        "run",
+        "-d",
+        "--network",
+        "int",
+        "-p",
+        "8081:80",
+        "bb",
+        "true",
+    ]);
     let said = String::from_utf8_lossy(&ports.stderr);
     assert!(said.contains("network int is internal"), "{said}");
 
     // container:NAME: the same interfaces, address and files as the other container.
     run_on(&d, "eweb", "ext", &["sh", "-c", &httpd("shared-page")]);
     let joined = d.docker_ok(&[
-        "run", "-d", "--name", "jn", "--network", "container:eweb", "bb", "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        "jn",
+        "--network",
+        "container:eweb",
+        "bb",
+        "sleep",
+        "1000",
     ]);
     assert_eq!(joined.trim().len(), 64, "{joined}");
     let addr = |name: &str| d.cli_ok(&["exec", name, "ip", "addr", "show", "eth0"]);
@@ -294,7 +354,9 @@ fn internal_networks_ip_ranges_container_mode_and_masquerade_removal() {
     let body = |extra: Value| {
         let mut v = serde_json::json!({"Image": "bb", "Cmd": ["true"],
             "HostConfig": {"NetworkMode": "container:nosuch"}});
-        v.as_object_mut().expect("object").extend(extra.as_object().cloned().unwrap_or_default());
+        v.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().cloned().unwrap_or_default());
         v.to_string()
     };
     let missing = d.http("POST", "/v1.44/containers/create", Some(&body(Value::Null)));

@@ -228,10 +228,7 @@ fn network_create_list_prune_and_bridges_made_again_at_start() {
             serde_json::json!({"Name": "x", "Driver": "overlay"}),
             "Driver=overlay",
         ),
-        (
-            serde_json::json!({"Name": "x", "Ingress": true}),
-            "Ingress",
-        ),
+        (serde_json::json!({"Name": "x", "Ingress": true}), "Ingress"),
         (
             serde_json::json!({"Name": "x", "IPAM": {"Config": [{"Subnet": "10.77.0.128/25"}]}}),
             "overlaps",

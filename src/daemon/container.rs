@@ -249,9 +249,7 @@ impl ContainerActor {
             max_size: self.shared.log_max_size(&self.record.spec),
             max_file: self.shared.log_max_file(&self.record.spec),
         };
-        let fut = self
-            .runtime
-            .start(id, &spec, log, &self.record.published);
+        let fut = self.runtime.start(id, &spec, log, &self.record.published);
         Box::pin(
             fut.into_actor(self)
                 .map(|outcome, act, ctx| act.after_start(outcome, ctx)),

@@ -54,7 +54,10 @@ pub fn plan(
             "gateway {gateway} is not a host address of subnet {subnet}"
         ));
     }
-    if let Some(range) = req.ip_range.filter(|r| !moor_state::network::range_inside(*r, subnet)) {
+    if let Some(range) = req
+        .ip_range
+        .filter(|r| !moor_state::network::range_inside(*r, subnet))
+    {
         return Err(format!(
             "IPAM.Config.IPRange {range} is not inside subnet {subnet}"
         ));
@@ -245,7 +248,10 @@ mod tests {
             ..asked("10.6.0.0/24", None)
         };
         let e = plan(&ranged("10.6.1.0/25"), &[], &[]).unwrap_err();
-        assert!(e.contains("IPRange 10.6.1.0/25 is not inside subnet 10.6.0.0/24"), "{e}");
+        assert!(
+            e.contains("IPRange 10.6.1.0/25 is not inside subnet 10.6.0.0/24"),
+            "{e}"
+        );
         let ok = plan(&ranged("10.6.0.64/26"), &[], &[]).expect("plan");
         assert_eq!(ok.ip_range, Subnet::parse("10.6.0.64/26"));
         let e = plan(&asked("10.6.0.0/24", Some("10.7.0.1")), &[], &[]).unwrap_err();

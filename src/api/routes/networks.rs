@@ -360,9 +360,8 @@ impl ConnectRequest {
         crate::api::fields::check_endpoint(&self.endpoint_config, "EndpointConfig")?;
         match self.endpoint_config.get("Aliases") {
             None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
-                bad("EndpointConfig.Aliases is not a list of strings".to_string())
-            }),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| bad("EndpointConfig.Aliases is not a list of strings".to_string())),
         }
     }
 }

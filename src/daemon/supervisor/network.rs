@@ -66,7 +66,9 @@ impl Supervisor {
                 let key = &mode["container:".len()..];
                 let key = key.trim_start_matches('/');
                 let records = self.list()?;
-                let found = records.iter().any(|r| r.name == key || r.id.starts_with(key));
+                let found = records
+                    .iter()
+                    .any(|r| r.name == key || r.id.starts_with(key));
                 if !found {
                     return Err(ContainerError::NotFound(key.into()));
                 }
@@ -209,10 +211,11 @@ impl Handler<ConnectContainer> for Supervisor {
             .record_and_network(&msg.id, &msg.network)
             .and_then(|(rec, net)| self.plan_connect(&rec, &net, &msg.aliases));
         let sent = planned.map(|endpoint| {
-            msg.container.send(crate::daemon::container::endpoint::Connect {
-                endpoint,
-                aliases: msg.aliases,
-            })
+            msg.container
+                .send(crate::daemon::container::endpoint::Connect {
+                    endpoint,
+                    aliases: msg.aliases,
+                })
         });
         // Atomic: the address is stored before the next allocation is planned; the hosts
         // files of the containers on the network follow.
@@ -433,7 +436,9 @@ async fn delete_bridges(nets: &[NetworkRecord]) {
         // Its masquerade goes with it (a network made since may take the subnet).
         let nat = crate::network::nat::BridgeNat::of(net);
         let forgot = tokio::task::spawn_blocking(move || crate::network::nat::forget(&nat)).await;
-        if let Some(e) = forgot.map_or_else(|e| Some(e.to_string()), |r| r.err().map(|e| e.to_string())) {
+        if let Some(e) =
+            forgot.map_or_else(|e| Some(e.to_string()), |r| r.err().map(|e| e.to_string()))
+        {
             warn!(network = %net.name, error = %e, "masquerade not removed");
         }
         if let Err(e) = blocking(move || crate::network::user::remove(&n)).await {
