@@ -268,8 +268,7 @@ pub fn attach(
 /// Takes container `id`'s network down after it ended: its host veths deleted and its
 /// namespace file unmounted and removed. Idempotent.
 pub fn detach(run_dir: &Path, id: &str) -> Result<(), NetworkError> {
-    veth::unplug(id, 0)?;
-    veth::unplug_extras_but(id, &[])?;
+    veth::unplug_but(id, &[])?;
     netns::remove(&netns::path(run_dir, id))
 }
 
@@ -309,10 +308,7 @@ pub fn repair(
         }
     }
     let slots: Vec<u8> = endpoints.iter().map(|(_, s)| *s).collect();
-    repaired.stale = veth::unplug_extras_but(id, &slots)?;
-    if !slots.contains(&0) {
-        repaired.stale += usize::from(veth::unplug(id, 0)?);
-    }
+    repaired.stale = veth::unplug_but(id, &slots)?;
     Ok(repaired)
 }
 

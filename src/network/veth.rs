@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use moor_state::network::Endpoint;
+use moor_state::network::{Endpoint, MAX_SLOT};
 
 use super::{link, netns, NetworkError, PEER_PREFIX, VETH_PREFIX};
 
@@ -99,18 +99,19 @@ pub fn unplug(id: &str, slot: u8) -> Result<bool, NetworkError> {
     })
 }
 
-/// Deletes the host side of every later network's veth of container `id` whose slot is not
-/// in `keep`; how many went.
-pub fn unplug_extras_but(id: &str, keep: &[u8]) -> Result<usize, NetworkError> {
-    let prefix = extra_prefix(id);
-    let kept: Vec<String> = keep.iter().map(|s| host_name(id, *s)).collect();
+/// Deletes the host side of every veth of container `id` whose slot is not in `keep`; how
+/// many went. One look-up by name per slot (a constant cost, where listing
+/// every link would grow with the containers of the host).
+pub fn unplug_but(id: &str, keep: &[u8]) -> Result<usize, NetworkError> {
+    let names: Vec<String> = (0..=MAX_SLOT)
+        .filter(|s| !keep.contains(s))
+        .map(|s| host_name(id, s))
+        .collect();
     netns::run_in(None, move || {
         link::block(|h| async move {
             let mut n = 0;
-            for l in link::all(&h).await? {
-                if l.name.starts_with(&prefix) && !kept.contains(&l.name) {
-                    n += usize::from(link::delete(&h, &l.name).await?);
-                }
+            for name in &names {
+                n += usize::from(link::delete(&h, name).await?);
             }
             Ok(n)
         })
