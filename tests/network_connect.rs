@@ -229,10 +229,15 @@ impl Outside {
             .stdin(Stdio::null())
             .spawn()
             .expect("busybox httpd");
-        let up = wait_for(Duration::from_secs(10), || {
-            daemon_ns.http_get("10.93.0.2", 80).is_some()
+        let listening = wait_for(Duration::from_secs(10), || {
+            !ns.ok(&["ss", "-Hltn", "sport = :80"]).trim().is_empty()
         });
-        assert!(up, "the outside page");
+        assert!(listening, "the outside server listens");
+        let up = daemon_ns.http_get("10.93.0.2", 80);
+        assert!(
+            up.is_some_and(|p| p.contains("outside-page")),
+            "the outside page"
+        );
         Outside {
             ns,
             httpd,
