@@ -85,8 +85,8 @@ pub struct DaemonConfig {
     /// a CIDR); loopback ones always are. Reloadable: read at each pull.
     #[serde(default)]
     pub insecure_registries: Vec<String>,
-    /// Docker's `registry-mirrors`: moor does not use mirrors, so a non-empty list is refused
-    /// (never accepted and ignored).
+    /// Docker's `registry-mirrors`: `http[s]://host[:port]` endpoints a pull of a Docker Hub
+    /// image tries in order before Docker Hub itself. Reloadable: read at each pull.
     #[serde(default)]
     pub registry_mirrors: Vec<String>,
     /// Docker's `bridge`: the Linux bridge of the default network (`moor0` when unset);
@@ -190,7 +190,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Syntax error or wrong type (serde_json's message names line and column).
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -206,7 +206,7 @@ pub enum ConfigError {
         /// What is wrong, naming the option.
         reason: crate::config::log_opts::LogOptError,
     },
-    /// A registry option moor refuses (`insecure-registries` malformed, `registry-mirrors`).
+    /// A registry option moor refuses (`insecure-registries` or `registry-mirrors` malformed).
     #[error("{path}: {reason}")]
     Registry {
         /// The file.
@@ -221,6 +221,23 @@ pub enum ConfigError {
         path: PathBuf,
         /// What is wrong, naming the key.
         reason: String,
+    },
+    /// A key set both by a `moor daemon` flag and in the file (Docker refuses that too).
+    #[error(
+        "{path}: the following directives are specified both as a flag and in the \
+         configuration file: {key}"
+    )]
+    FlagAndFile {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+    },
+    /// `--validate` of a file that is not there.
+    #[error("{path} does not exist")]
+    Missing {
+        /// The file.
+        path: PathBuf,
     },
     /// A key neither moor nor Docker knows.
     #[error("{path}: {key:?} is a Docker option moor does not implement yet: remove it")]
@@ -247,6 +264,25 @@ pub enum ConfigError {
 pub struct Loaded {
     /// The configuration.
     pub config: DaemonConfig,
+    /// The keys the file sets (none when there is no file).
+    pub keys: Vec<String>,
+}
+
+impl Loaded {
+    /// `--live-restore` given: on, unless the file sets the key too (refused, as Docker).
+    pub fn with_live_restore_flag(mut self, path: &Path, flag: bool) -> Result<Self, ConfigError> {
+        if !flag {
+            return Ok(self);
+        }
+        if self.keys.iter().any(|k| k == "live-restore") {
+            return Err(ConfigError::FlagAndFile {
+                path: path.into(),
+                key: "live-restore",
+            });
+        }
+        self.config.live_restore = true;
+        Ok(self)
+    }
 }
 
 /// Reads daemon.json; a missing file gives the defaults.
@@ -282,13 +318,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
     };
     crate::config::registry::InsecureRegistries::parse(&config.insecure_registries)
         .map_err(registry)?;
-    if !config.registry_mirrors.is_empty() {
-        return Err(registry(
-            "registry-mirrors: moor does not pull through mirrors; remove the key (images are \
-             pulled from the registry their name gives)"
-                .to_string(),
-        ));
-    }
+    crate::config::registry::Mirror::parse_all(&config.registry_mirrors).map_err(registry)?;
     config
         .bridge_settings()
         .map_err(|reason| ConfigError::Bridge {
@@ -309,7 +339,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
             }
         });
     }
-    Ok(Loaded { config })
+    // Parsed already, so this cannot fail; only the keys are kept.
+    let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    Ok(Loaded { config, keys })
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -376,7 +410,7 @@ mod tests {
         assert_eq!(l.config.log_opts["max-size"], "1m");
         let e = parse(Path::new("d.json"), r#"{"storage-driver": "overlay2"}"#).unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::host::chain(&e),
             "d.json: \"storage-driver\" is a Docker option moor does not implement yet: remove it"
         );
     }
@@ -385,7 +419,7 @@ mod tests {
     fn misspelt_key_is_refused_with_a_hint() {
         let e = parse(Path::new("d.json"), r#"{"live-restor": true}"#).unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::host::chain(&e),
             "d.json: unknown key \"live-restor\", did you mean \"live-restore\"?"
         );
     }
@@ -393,7 +427,7 @@ mod tests {
     #[test]
     fn syntax_error_names_line_and_column() {
         let e = parse(Path::new("d.json"), "{\n  \"live-restore\": true,,\n}").unwrap_err();
-        assert!(e.to_string().contains("line 2 column"), "{e}");
+        assert!(crate::host::chain(&e).contains("line 2 column"), "{e}");
     }
 
     #[test]
@@ -415,13 +449,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::host::chain(&e),
             "d.json: log-opts: max-size: invalid size: 'garbage'"
         );
         let e = parse(Path::new("d.json"), r#"{"log-opts": {"max-fil": "3"}}"#).unwrap_err();
         assert!(
-            e.to_string()
-                .contains("unknown log opt 'max-fil' for json-file log driver"),
+            crate::host::chain(&e).contains("unknown log opt 'max-fil' for json-file log driver"),
             "{e}"
         );
         assert!(parse(
@@ -440,7 +473,7 @@ mod tests {
         assert_eq!(limit(r#"{"image-unpack-limit": 4096}"#).unwrap(), 4096);
         for bad in [r#""lots""#, "0", "-1", "true"] {
             let e = limit(&format!(r#"{{"image-unpack-limit": {bad}}}"#)).unwrap_err();
-            assert!(e.to_string().contains("image-unpack-limit"), "{e}");
+            assert!(crate::host::chain(&e).contains("image-unpack-limit"), "{e}");
         }
     }
 
@@ -470,9 +503,14 @@ mod tests {
         let ok = p(r#"{"insecure-registries": ["reg:5000", "10.0.0.0/8"]}"#).expect("parse");
         assert_eq!(ok.config.insecure_registries.len(), 2);
         let e = p(r#"{"insecure-registries": ["http://reg"]}"#).unwrap_err();
-        assert!(e.to_string().contains("insecure-registries"), "{e}");
-        let e = p(r#"{"registry-mirrors": ["https://mirror.example"]}"#).unwrap_err();
-        assert!(e.to_string().contains("registry-mirrors"), "{e}");
+        assert!(
+            crate::host::chain(&e).contains("insecure-registries"),
+            "{e}"
+        );
+        let ok = p(r#"{"registry-mirrors": ["https://mirror.example", "http://10.0.0.1:5000/"]}"#);
+        assert_eq!(ok.expect("parse").config.registry_mirrors.len(), 2);
+        let e = p(r#"{"registry-mirrors": ["mirror.example"]}"#).unwrap_err();
+        assert!(crate::host::chain(&e).contains("registry-mirrors"), "{e}");
         assert!(p(r#"{"registry-mirrors": []}"#).is_ok());
     }
 }

@@ -69,7 +69,10 @@ fn config_cases() -> Vec<Case> {
         case("StdinOnce", json!(true), Refused),
         same("Env", json!(["A=1"])),
         same("Cmd", json!(["echo", "x"])),
-        case("Healthcheck", json!({"Test": ["CMD", "true"]}), Refused),
+        same(
+            "Healthcheck",
+            json!({"Test": ["CMD", "true"], "Interval": 1_000_000_000}),
+        ),
         case("ArgsEscaped", json!(true), Refused),
         same("Image", json!("bb")),
         same("Volumes", json!({"/data": {}})),
@@ -121,11 +124,14 @@ fn host_config_cases() -> Vec<Case> {
         same("HostConfig.CapDrop", json!(["ALL"])),
         same("HostConfig.CgroupnsMode", json!("host")),
         case("HostConfig.CgroupnsMode", json!("private"), Refused),
-        case("HostConfig.Dns", json!(["192.0.2.1"]), Refused),
-        case("HostConfig.DnsOptions", json!(["ndots:2"]), Refused),
-        case("HostConfig.DnsSearch", json!(["example.com"]), Refused),
-        case("HostConfig.ExtraHosts", json!(["h:192.0.2.1"]), Refused),
-        case("HostConfig.GroupAdd", json!(["10"]), Refused),
+        same("HostConfig.Dns", json!(["192.0.2.1"])),
+        case("HostConfig.Dns", json!(["not-an-address"]), Refused),
+        same("HostConfig.DnsOptions", json!(["ndots:2"])),
+        same("HostConfig.DnsSearch", json!(["example.com"])),
+        same("HostConfig.ExtraHosts", json!(["h:192.0.2.1"])),
+        case("HostConfig.ExtraHosts", json!(["h:not-an-ip"]), Refused),
+        same("HostConfig.GroupAdd", json!(["10", "20"])),
+        case("HostConfig.GroupAdd", json!(["no-such-group"]), Refused),
         same("HostConfig.IpcMode", json!("private")),
         same("HostConfig.IpcMode", json!("host")),
         case("HostConfig.IpcMode", json!("shareable"), Refused),
@@ -137,9 +143,11 @@ fn host_config_cases() -> Vec<Case> {
         same("HostConfig.Privileged", json!(true)),
         case("HostConfig.PublishAllPorts", json!(true), Refused),
         same("HostConfig.ReadonlyRootfs", json!(true)),
+        same("HostConfig.SecurityOpt", json!(["no-new-privileges"])),
+        same("HostConfig.SecurityOpt", json!(["no-new-privileges:false"])),
         case(
             "HostConfig.SecurityOpt",
-            json!(["no-new-privileges"]),
+            json!(["seccomp=unconfined"]),
             Refused,
         ),
         case("HostConfig.StorageOpt", json!({"size": "1G"}), Refused),
@@ -148,15 +156,19 @@ fn host_config_cases() -> Vec<Case> {
         case("HostConfig.UTSMode", json!("private"), Refused),
         case("HostConfig.UsernsMode", json!("host"), Refused),
         same("HostConfig.ShmSize", json!(MIB64)),
-        case("HostConfig.ShmSize", json!(MIB64 * 2), Refused),
+        same("HostConfig.ShmSize", json!(MIB64 * 2)),
+        case("HostConfig.ShmSize", json!(-1), Refused),
+        same("HostConfig.Sysctls", json!({"net.ipv4.ip_forward": "1"})),
+        same("HostConfig.Sysctls", json!({"kernel.shmmax": "1000000"})),
         case(
             "HostConfig.Sysctls",
-            json!({"net.ipv4.ip_forward": "1"}),
+            json!({"kernel.pid_max": "1000"}),
             Refused,
         ),
         same("HostConfig.Runtime", json!("runc")),
         case("HostConfig.Isolation", json!("hyperv"), Refused),
-        case("HostConfig.CpuShares", json!(512), Refused),
+        same("HostConfig.CpuShares", json!(512)),
+        case("HostConfig.CpuShares", json!(-2), Refused),
         same("HostConfig.Memory", json!(MIB64)),
         same("HostConfig.NanoCpus", json!(500_000_000)),
         case("HostConfig.CgroupParent", json!("other"), Refused),
@@ -170,12 +182,18 @@ fn host_config_cases() -> Vec<Case> {
         case("HostConfig.BlkioDeviceWriteBps", throttle.clone(), Refused),
         case("HostConfig.BlkioDeviceReadIOps", throttle.clone(), Refused),
         case("HostConfig.BlkioDeviceWriteIOps", throttle, Refused),
-        case("HostConfig.CpuPeriod", json!(100_000), Refused),
-        case("HostConfig.CpuQuota", json!(50_000), Refused),
+        same("HostConfig.CpuPeriod", json!(100_000)),
+        case("HostConfig.CpuPeriod", json!(10), Refused),
+        same("HostConfig.CpuQuota", json!(50_000)),
+        Case {
+            with: vec![("HostConfig.NanoCpus", json!(500_000_000))],
+            ..case("HostConfig.CpuQuota", json!(50_000), Refused)
+        },
         case("HostConfig.CpuRealtimePeriod", json!(1000), Refused),
         case("HostConfig.CpuRealtimeRuntime", json!(100), Refused),
-        case("HostConfig.CpusetCpus", json!("0"), Refused),
-        case("HostConfig.CpusetMems", json!("0"), Refused),
+        same("HostConfig.CpusetCpus", json!("0")),
+        case("HostConfig.CpusetCpus", json!("0-999"), Refused),
+        same("HostConfig.CpusetMems", json!("0")),
         case(
             "HostConfig.Devices",
             json!([{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}]),
@@ -193,18 +211,34 @@ fn host_config_cases() -> Vec<Case> {
         ),
         case("HostConfig.KernelMemory", json!(MIB64), Refused),
         case("HostConfig.KernelMemoryTCP", json!(MIB64), Refused),
-        case("HostConfig.MemoryReservation", json!(MIB64), Refused),
+        same("HostConfig.MemoryReservation", json!(MIB64)),
+        Case {
+            with: vec![("HostConfig.Memory", json!(MIB64))],
+            ..case("HostConfig.MemoryReservation", json!(MIB64 * 2), Refused)
+        },
         Case {
             with: vec![("HostConfig.Memory", json!(MIB64))],
             ..same("HostConfig.MemorySwap", json!(MIB64))
         },
-        case("HostConfig.MemorySwap", json!(-1), Refused),
+        Case {
+            with: vec![("HostConfig.Memory", json!(MIB64))],
+            ..same("HostConfig.MemorySwap", json!(MIB64 * 2))
+        },
+        same("HostConfig.MemorySwap", json!(-1)),
+        Case {
+            with: vec![("HostConfig.Memory", json!(MIB64))],
+            ..case("HostConfig.MemorySwap", json!(MIB64 / 2), Refused)
+        },
         case("HostConfig.MemorySwappiness", json!(10), Refused),
-        case("HostConfig.OomKillDisable", json!(true), Refused),
+        same("HostConfig.OomKillDisable", json!(true)),
         same("HostConfig.PidsLimit", json!(50)),
-        case(
+        same(
             "HostConfig.Ulimits",
             json!([{"Name": "nofile", "Soft": 1024, "Hard": 2048}]),
+        ),
+        case(
+            "HostConfig.Ulimits",
+            json!([{"Name": "nofile", "Soft": 4096, "Hard": 2048}]),
             Refused,
         ),
         case("HostConfig.CpuCount", json!(1), Refused),
@@ -217,7 +251,7 @@ fn host_config_cases() -> Vec<Case> {
         ),
         case("HostConfig.MaskedPaths", json!([]), Refused),
         case("HostConfig.ReadonlyPaths", json!([]), Refused),
-        case("HostConfig.Init", json!(true), Refused),
+        same("HostConfig.Init", json!(true)),
     ]
 }
 

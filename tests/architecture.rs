@@ -7,6 +7,8 @@
 //!   pure runc argv builder `runtime::runc::args`;
 //! - `host` (paths, root lock, observing processes and run files, atomic writes) and `identity`
 //!   sit at the bottom: nothing above them is named there;
+//! - `archive` (a container's files as tars, `docker diff`) works on the root it is handed:
+//!   it names no daemon, API, CLI, admin, runtime or network;
 //! - `runtime` never reaches up into the daemon, the API, the CLI or `admin`;
 //! - `admin` works with the daemon down: it never names the daemon's actors or the API;
 //! - the API talks to actors, never to a runtime (it reads only the runtime kinds' static
@@ -130,6 +132,9 @@ fn crate_rule(module: &str, rel: &Path, target: &str) -> Option<&'static str> {
         }
         "admin" if matches!(top, "daemon" | "api" | "cli") => {
             Some("admin works with the daemon down: no daemon, api or cli")
+        }
+        "archive" if matches!(top, "daemon" | "api" | "cli" | "admin" | "runtime" | "network") => {
+            Some("archive works on the root it is handed: no daemon, api, cli, admin, runtime or network")
         }
         "image" | "logs" | "config" if matches!(top, "daemon" | "api" | "cli" | "admin") => {
             Some("image, logs and config sit below the daemon")

@@ -1,7 +1,9 @@
 //! Pulls that do not run alone: a daemon killed with SIGKILL in the middle of a layer's
-//! download, and two concurrent pulls of images sharing a base layer. A loopback proxy in
-//! front of the registry ([`common::proxy`]) counts the blob GETs, slows the answers or
-//! holds a request, so each case happens for certain.
+//! download, two concurrent pulls of images sharing a base layer, a download that breaks
+//! (resumed with a Range request), a client that goes away (the pull is cancelled), a crash
+//! between an image's layer list and its record, and a full disk. A loopback proxy in front
+//! of the registry ([`common::proxy`]) counts the blob GETs, slows the answers, holds a
+//! request or cuts one, so each case happens for certain.
 
 mod common;
 
@@ -287,4 +289,220 @@ fn concurrent_pulls_download_a_shared_layer_once() {
         d.cli_ok(&["run", "--rm", &app_name, "cat", "/etc/base.txt"]),
         "from layer 1\n"
     );
+}
+
+#[test]
+fn a_broken_download_resumes_with_a_range_request() {
+    let Some((reg, proxy, d)) = setup() else {
+        return;
+    };
+    const BIG: usize = 4 << 20;
+    let layout = d.root().with_file_name("oci").join("big");
+    let built = big_image(&layout, "v1", BIG);
+    reg.push(&layout, "v1", "big", &[]);
+    let top = &built.layer_digests[1];
+    // The big layer's answer breaks after its first MiB.
+    proxy.cut_after(&format!("/blobs/{top} "), 1 << 20);
+    let name = format!("{}/big:v1", proxy.host());
+    let out = d.cli_ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    let gets: Vec<String> = proxy
+        .heads()
+        .into_iter()
+        .filter(|h| h.starts_with("GET ") && h.contains(&format!("/blobs/{top} ")))
+        .collect();
+    assert_eq!(gets.len(), 2, "one cut download, one resumed: {gets:?}");
+    assert!(
+        !gets[0].to_ascii_lowercase().contains("range:"),
+        "{}",
+        gets[0]
+    );
+    let range = gets[1]
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("range")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("the second GET has no Range header: {}", gets[1]));
+    let offset: u64 = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("Range {range:?}"));
+    assert!(
+        offset > 0 && offset < (1 << 20),
+        "resumed where it broke: {range}"
+    );
+    let run = d.cli_ok(&["run", "--rm", &name]);
+    assert_eq!(run.trim(), BIG.to_string());
+    assert!(entries(&d.root().join("images/tmp")).is_empty());
+}
+
+#[test]
+fn a_broken_download_starts_again_where_ranges_are_not_supported() {
+    let Some((reg, proxy, d)) = setup() else {
+        return;
+    };
+    const BIG: usize = 4 << 20;
+    let layout = d.root().with_file_name("oci").join("big");
+    let built = big_image(&layout, "v1", BIG);
+    reg.push(&layout, "v1", "big", &[]);
+    let top = &built.layer_digests[1];
+    proxy.drop_ranges();
+    proxy.cut_after(&format!("/blobs/{top} "), 1 << 20);
+    let name = format!("{}/big:v1", proxy.host());
+    // The registry answers the Range request with the whole blob: it is taken from zero,
+    // not appended to the first MiB (the digest check would fail).
+    let out = d.cli_ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(proxy.blob_gets(top), 2);
+    let run = d.cli_ok(&["run", "--rm", &name]);
+    assert_eq!(run.trim(), BIG.to_string());
+}
+
+#[test]
+fn a_pull_whose_client_goes_away_is_cancelled_and_leaves_nothing() {
+    let Some((reg, proxy, d)) = setup() else {
+        return;
+    };
+    const BIG: usize = 16 << 20;
+    let layout = d.root().with_file_name("oci").join("big");
+    let built = big_image(&layout, "v1", BIG);
+    reg.push(&layout, "v1", "big", &[]);
+    let top = &built.layer_digests[1];
+    proxy.set_rate(2 << 20);
+    let name = format!("{}/big", proxy.host());
+    let request = format!(
+        "POST /images/create?fromImage={name}&tag=v1 HTTP/1.0\r\nHost: moor\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let mut client = UnixStream::connect(d.socket()).expect("connect");
+    client.write_all(request.as_bytes()).expect("request");
+    let midway = wait_for(Duration::from_secs(60), || {
+        downloads(&d, top).iter().any(|(_, len)| *len >= 1 << 20)
+    });
+    assert!(midway, "the download did not start: {:?}", proxy.requests());
+    // From now on the rest would take minutes: only a cancelled pull ends in time.
+    proxy.set_rate(64 << 10);
+    drop(client);
+    let gone = wait_for(Duration::from_secs(30), || downloads(&d, top).is_empty());
+    assert!(
+        gone,
+        "the pull went on after its client left: {:?}",
+        downloads(&d, top)
+    );
+    let layers = d.root().join("images/layers");
+    assert_eq!(entries(&layers), [built.diff_ids[0][7..].to_string()]);
+    let list = d.http("GET", "/images/json", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+
+    proxy.set_rate(0);
+    let out = d.cli_ok(&["pull", &format!("{name}:v1")]);
+    assert!(
+        out.contains(&format!("{}: Pull complete", &top[7..19])),
+        "{out}"
+    );
+    assert_eq!(proxy.blob_gets(top), 2, "downloaded again, from its start");
+    assert!(entries(&d.root().join("images/tmp")).is_empty());
+}
+
+#[test]
+fn a_crash_between_the_layer_list_and_the_record_leaves_no_unlisted_directory() {
+    if let Some(reason) = registry_skip() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let reg = Registry::start();
+    let mut d = Daemon::start_with_env("{}", &[("FAILPOINTS", "image-committed=return")]);
+    let (layout, built) = two_layer_image(&d.root().with_file_name("oci"), "v1");
+    reg.push(&layout, "v1", "app", &[]);
+    let name = format!("{}/app:v1", reg.host());
+    let _ = d.cli(&["pull", &name]);
+    assert!(
+        d.wait_exited(Duration::from_secs(20)).is_some(),
+        "the daemon did not die at image-committed"
+    );
+    let dir = d.root().join("images").join(&built.config_digest[7..]);
+    assert!(
+        dir.join("layers.json").is_file(),
+        "the crash left the image's directory (the case under test)"
+    );
+    d.set_env(&[]);
+    d.restart();
+    assert!(
+        !dir.exists(),
+        "the unlisted image directory is collected at start"
+    );
+    let list = d.http("GET", "/images/json", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    let out = d.cli_ok(&["pull", &name]);
+    for digest in &built.layer_digests {
+        assert!(
+            out.contains(&format!("{}: Already exists", &digest[7..19])),
+            "the verified layers are reused: {out}"
+        );
+    }
+    assert!(dir.join("layers.json").is_file());
+    let list = d.http("GET", "/images/json", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}
+
+/// A tmpfs mounted by the test; lazily unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "mount: {}", common::describe(&out));
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_pull_cleanly_and_the_daemon_serves_on() {
+    let Some((reg, _proxy, d)) = setup() else {
+        return;
+    };
+    const BIG: usize = 16 << 20;
+    let layout = d.root().with_file_name("oci").join("big");
+    let built = big_image(&layout, "v1", BIG);
+    reg.push(&layout, "v1", "big", &[]);
+    let images = d.root().join("images");
+    let disk = Tmpfs::mount(&images, "8m");
+    let name = format!("{}/big:v1", reg.host());
+    let out = d.cli_fail(&["pull", &name]);
+    let text = common::describe(&out);
+    assert!(text.contains("no space left on device"), "{text}");
+    assert!(
+        text.contains(&built.layer_digests[1]),
+        "names the layer: {text}"
+    );
+    assert!(
+        entries(&images.join("tmp")).is_empty(),
+        "nothing partial kept"
+    );
+    assert!(!images.join("layers").join(&built.diff_ids[1][7..]).exists());
+    assert!(!images.join(&built.config_digest[7..]).exists());
+    let list = d.http("GET", "/images/json", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    // The daemon serves on: with room again, the same pull succeeds.
+    drop(disk);
+    let out = d.cli_ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(d.cli_ok(&["run", "--rm", &name]).trim(), BIG.to_string());
 }

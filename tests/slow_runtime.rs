@@ -11,11 +11,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use common::runc::clean_up;
-use common::{raw_request, wait_for, Daemon, HttpResponse, MOOR};
+use common::{wait_for, Daemon};
 
 /// daemon.json `runtimeArgs` of the wrapper: a global option every runc call must carry.
 const RUNTIME_ARG: &str = "--log-format=text";
@@ -75,34 +75,6 @@ fn daemon(wrapper_dir: &Path) -> Daemon {
     d
 }
 
-/// `moor ARGS` in the background (a request that waits on the slow runc).
-fn cli_in_background(d: &Daemon, args: &[&str]) -> Child {
-    Command::new(MOOR)
-        .arg("--host")
-        .arg(format!("unix://{}", d.socket().display()))
-        .args(args)
-        .env_remove("MOOR_HOST")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn moor")
-}
-
-/// A request that must be answered within [`DEADLINE`] (the socket's read timeout).
-fn within_deadline(d: &Daemon, method: &str, path: &str) -> HttpResponse {
-    let request = format!("{method} {path} HTTP/1.0\r\nHost: moor\r\nContent-Length: 0\r\n\r\n");
-    let began = Instant::now();
-    let answer = raw_request(&d.socket(), &request, DEADLINE)
-        .unwrap_or_else(|e| panic!("{method} {path} not answered within {DEADLINE:?}: {e}"));
-    assert!(
-        began.elapsed() < DEADLINE,
-        "{method} {path} took {:?}",
-        began.elapsed()
-    );
-    answer
-}
-
 /// Waits for `child` and panics with its output unless it exited 0.
 fn finished_ok(child: Child, what: &str) {
     let out = child.wait_with_output().expect("wait for moor");
@@ -156,16 +128,16 @@ fn a_slow_pause_holds_up_only_its_own_container() {
     d.run_detached(&["--name", "other", "bb", "sleep", "1000"]);
     d.cli_ok(&["create", "--name", "idle", "bb", "sleep", "1000"]);
 
-    let mut pause = cli_in_background(&d, &["pause", "slow"]);
+    let mut pause = d.cli_in_background(&["pause", "slow"]);
     let pausing = wrapper_dir.path().join("pausing");
     assert!(
         wait_for(Duration::from_secs(10), || pausing.exists()),
         "runc pause never ran"
     );
     // The pause is now sleeping in runc: its container's next request waits for it.
-    let mut unpause = cli_in_background(&d, &["unpause", "slow"]);
+    let mut unpause = d.cli_in_background(&["unpause", "slow"]);
 
-    let list = within_deadline(&d, "GET", "/v1.44/containers/json?all=1");
+    let list = d.within_deadline("GET", "/v1.44/containers/json?all=1", DEADLINE);
     assert_eq!(list.status, 200, "{}", list.body);
     assert_eq!(
         list.json().as_array().map(Vec::len),
@@ -173,10 +145,10 @@ fn a_slow_pause_holds_up_only_its_own_container() {
         "{}",
         list.body
     );
-    let other = within_deadline(&d, "GET", "/v1.44/containers/other/json");
+    let other = d.within_deadline("GET", "/v1.44/containers/other/json", DEADLINE);
     assert_eq!(other.status, 200, "{}", other.body);
     assert_eq!(other.json()["State"]["Status"], "running");
-    let start = within_deadline(&d, "POST", "/v1.44/containers/idle/start");
+    let start = d.within_deadline("POST", "/v1.44/containers/idle/start", DEADLINE);
     assert_eq!(start.status, 204, "{}", start.body);
     assert!(
         running(&mut pause),
@@ -211,11 +183,11 @@ fn a_slow_pause_holds_up_only_its_own_container() {
         wait_for(Duration::from_secs(10), || deleting.exists()),
         "runc delete never ran"
     );
-    let list = within_deadline(&d, "GET", "/v1.44/containers/json?all=1");
+    let list = d.within_deadline("GET", "/v1.44/containers/json?all=1", DEADLINE);
     assert_eq!(list.status, 200, "{}", list.body);
-    let idle = within_deadline(&d, "GET", "/v1.44/containers/idle/json");
+    let idle = d.within_deadline("GET", "/v1.44/containers/idle/json", DEADLINE);
     assert_eq!(idle.json()["State"]["Status"], "running");
-    let stop = within_deadline(&d, "POST", "/v1.44/containers/idle/kill");
+    let stop = d.within_deadline("POST", "/v1.44/containers/idle/kill", DEADLINE);
     assert_eq!(stop.status, 204, "{}", stop.body);
     assert_eq!(state(&d, "other"), "exited false");
 

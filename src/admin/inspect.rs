@@ -64,7 +64,7 @@ pub fn reason(class: &Class) -> String {
 
 /// The report of one record: observed and classified exactly as the reconciler would.
 pub fn report(layout: &Layout, rec: &ContainerRecord) -> ContainerReport {
-    let obs = observe(layout, &rec.id);
+    let obs = crate::runtime::observe::observe_recorded(layout, rec);
     let class = classify(&rec.state, &obs);
     let mut r = base(layout, &rec.id, &obs);
     r.name.clone_from(&rec.name);

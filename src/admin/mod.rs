@@ -97,7 +97,7 @@ pub struct Direct {
 /// Where an answer came from.
 pub enum Access {
     /// The store itself (no daemon running).
-    Direct(Direct),
+    Direct(Box<Direct>),
     /// A daemon holds the store: ask it (its pid, from the lock file).
     Daemon(String),
 }
@@ -117,17 +117,17 @@ impl Access {
             path: layout.store(),
             source,
         })?;
-        Ok(Access::Direct(Direct {
+        Ok(Access::Direct(Box::new(Direct {
             store,
             layout: layout.clone(),
             _lock: lock,
-        }))
+        })))
     }
 
     /// The direct access, or the refusal naming the running daemon.
     pub fn direct(self, layout: &Layout) -> Result<Direct, AdminError> {
         match self {
-            Access::Direct(d) => Ok(d),
+            Access::Direct(d) => Ok(*d),
             Access::Daemon(pid) => Err(AdminError::DaemonRunning {
                 pid,
                 root: layout.root.clone(),

@@ -15,7 +15,7 @@ use crate::admin::{AdminError, Direct};
 use crate::identity::PidFd;
 use crate::runtime;
 use crate::runtime::adopt::adoptable;
-use crate::runtime::observe::{killed_orphan_exit, observe};
+use crate::runtime::observe::{killed_orphan_exit, observe_recorded};
 
 /// How long a killed process (and its shim's exit file) may take to appear gone.
 const KILL_DEADLINE: Duration = Duration::from_secs(5);
@@ -42,23 +42,30 @@ fn not_an_orphan(rec: &ContainerRecord, class: &Class) -> AdminError {
 /// Makes an orphan managed again; returns the updated record.
 pub fn adopt(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminError> {
     let rec = direct.find(key)?;
-    let obs = observe(&direct.layout, &rec.id);
+    let obs = observe_recorded(&direct.layout, &rec);
     if !matches!(rec.state, State::Orphaned { .. }) {
         return Err(not_an_orphan(&rec, &classify(&rec.state, &obs)));
     }
     if let Some(v) = obs.unsupported_protocol {
         return Err(refused(&rec.id, format!("its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan")));
     }
+    if let Some(binary) = obs.runtime_missing {
+        return Err(refused(
+            &rec.id,
+            format!("its runtime binary {binary} is still missing: put it back, or kill-orphan"),
+        ));
+    }
     let Some(started) = obs.started else {
         return Err(refused(&rec.id, "no started file in its run directory"));
     };
-    let run = adoptable(&direct.layout, &rec.id, started).map_err(|why| refused(&rec.id, why))?;
+    let layout = direct.layout.as_recorded(&rec);
+    let run = adoptable(&layout, &rec.id, started).map_err(|why| refused(&rec.id, why))?;
     direct.apply(rec, Event::Adopted(run))
 }
 
 /// The run an orphan's processes are recorded under, with the reconciler's class.
 fn orphan_run(direct: &Direct, rec: &ContainerRecord) -> Result<moor_state::Run, AdminError> {
-    let obs = observe(&direct.layout, &rec.id);
+    let obs = observe_recorded(&direct.layout, rec);
     let class = classify(&rec.state, &obs);
     let orphaned =
         matches!(rec.state, State::Orphaned { .. }) || matches!(class, Class::Orphan { .. });
@@ -96,6 +103,6 @@ pub fn kill_orphan(direct: &Direct, key: &str) -> Result<ContainerRecord, AdminE
     if runtime::liveness(&run.process).is_alive() {
         return Err(refused(&rec.id, "the process survived SIGKILL"));
     }
-    let event = killed_orphan_exit(&direct.layout, &rec.id);
+    let event = killed_orphan_exit(&direct.layout.as_recorded(&rec), &rec.id);
     direct.apply(rec, event)
 }

@@ -74,7 +74,7 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
     let defaults = oci_spec::runtime::Linux::default();
     // A privileged container has no masked or read-only paths.
     let confined = kind.confined && !spec.privileged;
-    HostConfig {
+    let mut hc = HostConfig {
         auto_remove: spec.auto_remove,
         console_size: Some(spec.console_size),
         volumes_from: some_if_any(spec.volumes_from.clone()),
@@ -100,13 +100,6 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
         uts_mode: shared(&spec.uts_mode),
         cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
         cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
-        shm_size: if kind.confined {
-            crate::api::spec::SHM_SIZE
-        } else {
-            0
-        },
-        // No swap: runc gets memory.swap equal to the memory limit.
-        memory_swap: spec.memory,
         privileged: spec.privileged,
         masked_paths: confined.then(|| defaults.masked_paths().clone().unwrap_or_default()),
         readonly_paths: confined.then(|| defaults.readonly_paths().clone().unwrap_or_default()),
@@ -120,7 +113,9 @@ fn host_config(rec: &ContainerRecord) -> HostConfig {
                 .collect(),
         ),
         ..HostConfig::default()
-    }
+    };
+    crate::api::resources::show(spec, kind, &mut hc);
+    hc
 }
 
 /// The mounts of `spec` that came from the create field `origin`.
@@ -262,6 +257,7 @@ fn config(rec: &ContainerRecord) -> ContainerConfig {
                 .collect(),
         ),
         on_build: None,
+        healthcheck: spec.healthcheck.clone(),
     }
 }
 
@@ -370,8 +366,13 @@ pub fn endpoint_id(container: &str, network: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `GET /containers/{id}/json`.
-pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
+/// `GET /containers/{id}/json`: `layout` is the daemon's paths as the container was
+/// started under them (its recorded run directory), `drift` its settings' drift.
+pub fn inspect(
+    rec: &ContainerRecord,
+    layout: &Layout,
+    drift: Vec<moor_state::settings::Drift>,
+) -> ContainerInspect {
     let argv = rec.spec.argv();
     let state = &rec.state;
     let (error, finished_at) = match state {
@@ -421,6 +422,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
             error,
             started_at: go_time(state.started_at()),
             finished_at: go_time(finished_at),
+            health: rec.health.as_ref().map(crate::api::health::state),
         },
         image: if rec.spec.image_id.is_empty() {
             rec.spec.image.clone()
@@ -446,6 +448,7 @@ pub fn inspect(rec: &ContainerRecord, layout: &Layout) -> ContainerInspect {
             shim_pid,
             orphan_reason,
         },
+        drift,
     }
 }
 
@@ -467,7 +470,11 @@ pub fn write_status(
         State::Created | State::Starting => out.write_str("Created"),
         State::Running(run) | State::Stopping(run) => {
             out.write_str("Up ")?;
-            write_age(out, run.started_at, now)
+            write_age(out, run.started_at, now)?;
+            match &rec.health {
+                Some(h) => write!(out, " ({})", h.status.list_text()),
+                None => Ok(()),
+            }
         }
         State::Paused(run) => {
             out.write_str("Up ")?;
@@ -504,6 +511,7 @@ pub fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         created: rec.created_at.timestamp(),
         state: rec.state.docker_status().into(),
         status: status(rec, now),
+        drift: Vec::new(),
         labels: rec.spec.labels.clone(),
         ports: port_summaries(rec),
         size_rw: None,

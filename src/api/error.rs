@@ -70,6 +70,9 @@ pub enum ApiError {
     /// A bind mount, volume or tmpfs moor cannot take.
     #[error(transparent)]
     Mount(#[from] crate::api::mounts::MountError),
+    /// `docker cp`, `export` or `diff` failed.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// A container's use of the host could not be read.
     #[error("cannot read the container's stats")]
     Stats(#[from] crate::runtime::stats::StatsError),
@@ -225,6 +228,9 @@ pub enum ApiError {
         /// The target as sent (its first 200 characters).
         target: String,
     },
+    /// A commit, save or load failed (a bad archive: 400).
+    #[error(transparent)]
+    ImageArchive(#[from] crate::image::archive::ArchiveError),
     /// A request handler panicked; the daemon caught it and serves on.
     #[error("internal error: the request handler panicked: {message}")]
     Panicked {
@@ -290,12 +296,19 @@ impl ResponseError for ApiError {
             ApiError::Pull(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
             ApiError::Pull(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Push(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            ApiError::Push(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             ApiError::Push(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Login(e) if e.is_denied() => StatusCode::UNAUTHORIZED,
             ApiError::Login(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
             ApiError::Login(_) => StatusCode::BAD_GATEWAY,
             ApiError::ImageInUse { .. } => StatusCode::CONFLICT,
+            ApiError::Archive(e) if e.is_not_found() => StatusCode::NOT_FOUND,
+            ApiError::Archive(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            ApiError::Archive(e) if e.is_conflict() => StatusCode::CONFLICT,
+            ApiError::Archive(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Image(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+            ApiError::ImageArchive(e) if e.is_bad_archive() => StatusCode::BAD_REQUEST,
+            ApiError::ImageArchive(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Image(_) | ApiError::ImageStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RemoveRunning { .. }
             | ApiError::RemoveRestarting { .. }
@@ -392,6 +405,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
         ContainerError::Exec(e) => exec_status(e),
         ContainerError::Image(e) => image_status(e),
         ContainerError::Store(_)
+        | ContainerError::Flush(_)
         | ContainerError::Ports { .. }
         | ContainerError::VolumeStore(_)
         | ContainerError::NetworkStore(_)

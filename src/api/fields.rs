@@ -92,7 +92,7 @@ pub const CONFIG: &[(&str, Field)] = &[
     ("StdinOnce", Honoured),
     ("Env", Honoured),
     ("Cmd", Honoured),
-    ("Healthcheck", Refused(Zero)),
+    ("Healthcheck", Honoured),
     ("ArgsEscaped", Refused(Zero)),
     ("Image", Honoured),
     ("Volumes", Honoured),
@@ -123,11 +123,11 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("CapAdd", Honoured),
     ("CapDrop", Honoured),
     ("CgroupnsMode", Honoured),
-    ("Dns", Refused(Zero)),
-    ("DnsOptions", Refused(Zero)),
-    ("DnsSearch", Refused(Zero)),
-    ("ExtraHosts", Refused(Zero)),
-    ("GroupAdd", Refused(Zero)),
+    ("Dns", Honoured),
+    ("DnsOptions", Honoured),
+    ("DnsSearch", Honoured),
+    ("ExtraHosts", Honoured),
+    ("GroupAdd", Honoured),
     ("IpcMode", Honoured),
     ("Cgroup", Refused(Zero)),
     ("Links", Refused(Zero)),
@@ -136,16 +136,16 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("Privileged", Honoured),
     ("PublishAllPorts", Honoured),
     ("ReadonlyRootfs", Honoured),
-    ("SecurityOpt", Refused(Zero)),
+    ("SecurityOpt", Honoured),
     ("StorageOpt", Refused(Zero)),
     ("Tmpfs", Honoured),
     ("UTSMode", Honoured),
     ("UsernsMode", Refused(Zero)),
     ("ShmSize", Honoured),
-    ("Sysctls", Refused(Zero)),
+    ("Sysctls", Honoured),
     ("Runtime", Honoured),
     ("Isolation", Refused(ZeroOr(&["\"default\""]))),
-    ("CpuShares", Refused(Zero)),
+    ("CpuShares", Honoured),
     ("Memory", Honoured),
     ("NanoCpus", Honoured),
     ("CgroupParent", Refused(Zero)),
@@ -155,23 +155,23 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("BlkioDeviceWriteBps", Refused(Zero)),
     ("BlkioDeviceReadIOps", Refused(Zero)),
     ("BlkioDeviceWriteIOps", Refused(Zero)),
-    ("CpuPeriod", Refused(Zero)),
-    ("CpuQuota", Refused(Zero)),
+    ("CpuPeriod", Honoured),
+    ("CpuQuota", Honoured),
     ("CpuRealtimePeriod", Refused(Zero)),
     ("CpuRealtimeRuntime", Refused(Zero)),
-    ("CpusetCpus", Refused(Zero)),
-    ("CpusetMems", Refused(Zero)),
+    ("CpusetCpus", Honoured),
+    ("CpusetMems", Honoured),
     ("Devices", Refused(Zero)),
     ("DeviceCgroupRules", Refused(Zero)),
     ("DeviceRequests", Refused(Zero)),
     ("KernelMemory", Refused(Zero)),
     ("KernelMemoryTCP", Refused(Zero)),
-    ("MemoryReservation", Refused(Zero)),
+    ("MemoryReservation", Honoured),
     ("MemorySwap", Honoured),
     ("MemorySwappiness", Refused(ZeroOr(&["-1"]))),
-    ("OomKillDisable", Refused(Zero)),
+    ("OomKillDisable", Honoured),
     ("PidsLimit", Honoured),
-    ("Ulimits", Refused(Zero)),
+    ("Ulimits", Honoured),
     ("CpuCount", Refused(Zero)),
     ("CpuPercent", Refused(Zero)),
     ("IOMaximumIOps", Refused(Zero)),
@@ -179,8 +179,53 @@ pub const HOST_CONFIG: &[(&str, Field)] = &[
     ("Mounts", Honoured),
     ("MaskedPaths", Refused(Null)),
     ("ReadonlyPaths", Refused(Null)),
-    ("Init", Refused(Zero)),
+    ("Init", Honoured),
 ];
+
+/// The body of `POST /containers/{id}/update` (`docker update`): Docker's `UpdateConfig`,
+/// the `Resources` of [`HOST_CONFIG`] plus `RestartPolicy`. 0 or "" leaves a setting as it is.
+pub const UPDATE: &[(&str, Field)] = &[
+    ("Memory", Honoured),
+    ("MemorySwap", Honoured),
+    ("MemoryReservation", Honoured),
+    ("NanoCpus", Honoured),
+    ("CpuShares", Honoured),
+    ("CpuQuota", Honoured),
+    ("CpuPeriod", Honoured),
+    ("CpusetCpus", Honoured),
+    ("CpusetMems", Honoured),
+    ("PidsLimit", Honoured),
+    ("RestartPolicy", Honoured),
+    ("CgroupParent", Refused(Zero)),
+    ("BlkioWeight", Refused(Zero)),
+    ("BlkioWeightDevice", Refused(Zero)),
+    ("BlkioDeviceReadBps", Refused(Zero)),
+    ("BlkioDeviceWriteBps", Refused(Zero)),
+    ("BlkioDeviceReadIOps", Refused(Zero)),
+    ("BlkioDeviceWriteIOps", Refused(Zero)),
+    ("CpuRealtimePeriod", Refused(Zero)),
+    ("CpuRealtimeRuntime", Refused(Zero)),
+    ("Devices", Refused(Zero)),
+    ("DeviceCgroupRules", Refused(Zero)),
+    ("DeviceRequests", Refused(Zero)),
+    ("KernelMemory", Refused(Zero)),
+    ("KernelMemoryTCP", Refused(Zero)),
+    ("MemorySwappiness", Refused(ZeroOr(&["-1"]))),
+    ("OomKillDisable", Refused(Zero)),
+    ("Ulimits", Refused(Zero)),
+    ("CpuCount", Refused(Zero)),
+    ("CpuPercent", Refused(Zero)),
+    ("IOMaximumIOps", Refused(Zero)),
+    ("IOMaximumBandwidth", Refused(Zero)),
+];
+
+/// The field rule of an update body: Ok when every field is honoured or default.
+pub fn check_update(body: &Value) -> Result<(), FieldError> {
+    match object(body, "the update request")? {
+        Some(obj) => check_object(obj, UPDATE, "", &[]),
+        None => Ok(()),
+    }
+}
 
 /// One entry of `NetworkingConfig.EndpointsConfig` (api/types/network/endpoint.go): an entry
 /// is only taken for the container's own network mode, with `Aliases` at most.
@@ -438,12 +483,12 @@ mod tests {
         v["HostConfig"]["Mounts"] = Value::Null;
         v["HostConfig"]["PortBindings"] = json!({"80/tcp": [{"HostPort": "80"}]});
         assert_eq!(check(&v), Ok(()), "PortBindings are honoured");
-        v["HostConfig"]["Sysctls"] = json!({"net.ipv4.ip_forward": "1"});
+        v["HostConfig"]["OomScoreAdj"] = json!(100);
         assert_eq!(
             check(&v).unwrap_err().to_string(),
-            "HostConfig.Sysctls is not supported by moor yet"
+            "HostConfig.OomScoreAdj is not supported by moor yet"
         );
-        v["HostConfig"]["Sysctls"] = Value::Null;
+        v["HostConfig"]["OomScoreAdj"] = json!(0);
         v["HostConfig"]["MaskedPaths"] = json!([]);
         assert!(check(&v).is_err(), "[] unmasks everything: not a default");
         v["HostConfig"]["MaskedPaths"] = Value::Null;
@@ -486,6 +531,7 @@ mod tests {
         for table in [
             CONFIG,
             HOST_CONFIG,
+            UPDATE,
             ENDPOINT,
             MOUNT,
             BIND_OPTIONS,

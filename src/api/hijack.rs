@@ -338,7 +338,7 @@ async fn prepare(head: &AttachHead, state: &web::Data<ApiState>) -> Result<Prepa
     let fifo = rec
         .spec
         .open_stdin
-        .then(|| state.shared.layout.run_container_dir(&id).join(STDIN_FIFO));
+        .then(|| state.shared.run_container_dir(&rec).join(STDIN_FIFO));
     Ok((opts, rx, fifo, rec.spec.tty))
 }
 

@@ -51,6 +51,8 @@ pub fn merge(req: &mut CreateRequest, image: &ImageConfig) {
     if unset(&req.stop_signal) {
         req.stop_signal = Some(image.stop_signal.clone());
     }
+    // The request's is merged over it at the conversion (`api::health::merged`).
+    req.image_healthcheck.clone_from(&image.healthcheck);
 }
 
 #[cfg(test)]
@@ -139,6 +141,22 @@ mod tests {
         merge(&mut req, &image());
         assert_eq!(req.entrypoint, Some(Vec::new()));
         assert_eq!(req.cmd, Some(strings(&["img-cmd"])));
+    }
+
+    #[test]
+    fn the_images_healthcheck_goes_to_the_conversion() {
+        let check = serde_json::json!({"Test": ["CMD", "true"], "Retries": 2});
+        let config = ImageConfig {
+            healthcheck: Some(check.clone()),
+            ..image()
+        };
+        let mut req = CreateRequest::default();
+        merge(&mut req, &config);
+        assert_eq!(req.image_healthcheck, Some(check));
+        let merged = crate::api::health::of(&req)
+            .expect("valid")
+            .expect("a check");
+        assert_eq!((merged.test.len(), merged.retries), (2, 2));
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct ImageConfig {
     /// Default stop signal (left out when unset, as Docker does).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stop_signal: String,
+    /// The image's HEALTHCHECK (left out when unset, as Docker does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 /// `GET /images/{name}/json`.

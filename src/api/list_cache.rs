@@ -73,12 +73,14 @@ impl Listing {
     }
 
     /// The JSON array of the entries whose record `keep` accepts, at most `limit` of them,
-    /// each with its status at `now`.
+    /// each with its status at `now` and, when `drift` names settings, its `Drift` (which
+    /// follows `Status`, and is absent from the kept parts: it moves with daemon.json).
     pub fn render(
         &self,
         now: DateTime<Utc>,
         keep: impl Fn(&ContainerRecord) -> bool,
         limit: Option<usize>,
+        mut drift: impl FnMut(&ContainerRecord) -> Vec<String>,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.size_hint.load(Ordering::Relaxed));
         out.push(b'[');
@@ -99,6 +101,11 @@ impl Listing {
             // Neither writing to a String nor serializing a str can fail.
             let _ = convert::write_status(&mut status, rec, now);
             let _ = serde_json::to_writer(&mut out, status.as_str());
+            let settings = drift(rec);
+            if !settings.is_empty() {
+                out.extend_from_slice(br#","Drift":"#);
+                let _ = serde_json::to_writer(&mut out, &settings);
+            }
             out.extend_from_slice(&entry.tail);
         }
         out.push(b']');
@@ -177,9 +184,21 @@ mod tests {
         let out: Vec<_> = sorted
             .into_iter()
             .filter(|r| all || r.state.docker_status() == "running")
-            .map(|r| convert::summary(r, now))
+            .map(|r| {
+                let mut s = convert::summary(r, now);
+                s.drift = drifted(r);
+                s
+            })
             .collect();
         serde_json::to_vec(&out).unwrap()
+    }
+
+    /// A drift for one record: the list shows it after the status.
+    fn drifted(r: &ContainerRecord) -> Vec<String> {
+        match r.name.as_str() {
+            "c" => vec!["exec-root".into(), "log-opts".into()],
+            _ => Vec::new(),
+        }
     }
 
     #[test]
@@ -203,7 +222,7 @@ mod tests {
             let now = Utc.timestamp_opt(1_700_000_200 + secs, 0).unwrap();
             for all in [true, false] {
                 let keep = |r: &ContainerRecord| all || r.state.docker_status() == "running";
-                let fast = listing.render(now, keep, None);
+                let fast = listing.render(now, keep, None, drifted);
                 let slow = whole(&records, now, all);
                 assert_eq!(
                     String::from_utf8_lossy(&fast),
@@ -211,7 +230,7 @@ mod tests {
                 );
             }
         }
-        let two = listing.render(Utc::now(), |_| true, Some(2));
+        let two = listing.render(Utc::now(), |_| true, Some(2), drifted);
         let parsed: serde_json::Value = serde_json::from_slice(&two).unwrap();
         assert_eq!(parsed.as_array().map(Vec::len), Some(2));
     }
@@ -227,6 +246,9 @@ mod tests {
         let second = Arc::new(vec![record(1, "b", State::Created)]);
         let b = cache.listing(second).unwrap();
         assert!(!Arc::ptr_eq(&a, &b));
-        assert!(String::from_utf8_lossy(&b.render(Utc::now(), |_| true, None)).contains("/b"));
+        assert!(
+            String::from_utf8_lossy(&b.render(Utc::now(), |_| true, None, |_| Vec::new()))
+                .contains("/b")
+        );
     }
 }

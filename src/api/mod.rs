@@ -2,11 +2,13 @@
 
 pub mod convert;
 pub mod detach;
+pub mod durable;
 pub mod error;
 pub mod exec_types;
 pub mod fields;
 pub mod guard;
 pub mod head;
+pub mod health;
 pub mod hijack;
 pub mod image_defaults;
 pub mod image_types;
@@ -15,9 +17,11 @@ pub mod mounts;
 pub mod network_types;
 pub mod one_request;
 pub mod registry_auth;
+pub mod resources;
 pub mod routes;
 pub mod server;
 pub mod spec;
 pub mod stats_types;
 pub mod types;
+pub mod update;
 pub mod volume_types;

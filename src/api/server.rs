@@ -74,6 +74,9 @@ fn app(
     >,
 > {
     let app = App::new()
+        .wrap(actix_web::middleware::from_fn(
+            super::durable::flushed_first,
+        ))
         .wrap(actix_web::middleware::from_fn(guard::guard))
         .app_data(state)
         .app_data(web::JsonConfig::default().limit(MAX_BODY))

@@ -43,7 +43,7 @@ fn refuse(field: &str, value: impl std::fmt::Display, supported: &'static str) -
     .into()
 }
 
-fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy, ApiError> {
+pub fn restart_policy(p: Option<&crate::api::types::RestartPolicy>) -> Result<Policy, ApiError> {
     let Some(p) = p else { return Ok(Policy::No) };
     match p.name.as_str() {
         "" | "no" => Ok(Policy::No),
@@ -155,8 +155,8 @@ fn capabilities(
     Ok(list)
 }
 
-/// Memory, CPU, pids, swap, /dev/shm, a read-only rootfs and Privileged: runc applies them,
-/// the process runtime applies none.
+/// Memory, CPU, pids, /dev/shm, a read-only rootfs and Privileged: runc applies them, the
+/// process runtime applies none (the other resources: [`crate::api::resources`]).
 fn check_resources(host: &HostConfig, runtime: Profile) -> Result<(), ApiError> {
     if host.memory < 0 {
         return Err(refuse(
@@ -170,20 +170,6 @@ fn check_resources(host: &HostConfig, runtime: Profile) -> Result<(), ApiError> 
             "HostConfig.NanoCpus",
             host.nano_cpus,
             "0 or a positive count",
-        ));
-    }
-    if host.memory_swap != 0 && host.memory_swap != host.memory {
-        return Err(refuse(
-            "HostConfig.MemorySwap",
-            host.memory_swap,
-            "0 or the value of Memory: containers get no swap",
-        ));
-    }
-    if runtime.confined && host.shm_size != 0 && host.shm_size != SHM_SIZE {
-        return Err(refuse(
-            "HostConfig.ShmSize",
-            host.shm_size,
-            "0 and 67108864 (64 MiB)",
         ));
     }
     if runtime.limits {
@@ -402,9 +388,13 @@ pub fn to_spec(
     check_resources(&host, kind)?;
     let cap_add = capabilities("HostConfig.CapAdd", host.cap_add.as_ref(), kind)?;
     let cap_drop = capabilities("HostConfig.CapDrop", host.cap_drop.as_ref(), kind)?;
+    let resources = crate::api::resources::resources(&host)?;
+    let process = crate::api::resources::process_options(&host, &network_mode)?;
+    crate::api::resources::check_runtime(&resources, &process, kind)?;
     // Mounts are part of the runtime's bundle: a runtime with images of its own has one.
     let (mounts, warnings) = crate::api::mounts::mounts_of(&req, &host, kind.runs_images)?;
     let mut spec = ContainerSpec {
+        healthcheck: crate::api::health::of(&req)?,
         mounts,
         endpoint: None,
         exposed_ports: exposed_ports(&req)?,
@@ -449,6 +439,8 @@ pub fn to_spec(
         joined_network: None,
         port_bindings: Vec::new(),
         publish_all: host.publish_all_ports,
+        resources,
+        process,
     };
     let (bindings, exposed) =
         published_ports(&host, spec.exposed_ports.clone(), &kind.network_mode(&spec))?;
@@ -487,6 +479,7 @@ mod tests {
             config,
             layers: Vec::new(),
             repo_digests: Vec::new(),
+            manifest_type: None,
         }
     }
 

@@ -51,6 +51,12 @@ pub struct CreateRequest {
     /// `EndpointsConfig` (checked by the field rule: only the container's own network, and
     /// of its entry only `Aliases`).
     pub networking_config: Option<NetworkingConfig>,
+    /// `Healthcheck`, checked by `api::health` at the conversion.
+    pub healthcheck: Option<serde_json::Value>,
+    /// The image's `Healthcheck`, set by the image defaults' merge (never on the wire): the
+    /// create's is merged over it at the conversion.
+    #[serde(skip)]
+    pub image_healthcheck: Option<serde_json::Value>,
 }
 
 /// `NetworkingConfig` of a create request.
@@ -164,6 +170,12 @@ pub struct HostConfig {
     pub devices: Vec<serde_json::Value>,
     /// `--ulimit`.
     pub ulimits: Vec<serde_json::Value>,
+    /// `--sysctl`: namespaced kernel parameters; omitted when none, as Docker does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<BTreeMap<String, String>>,
+    /// `--init`; omitted when not set, as Docker does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
     /// Paths hidden from the container (null in a request: the runtime's defaults).
     pub masked_paths: Option<Vec<String>>,
     /// Paths mounted read-only (null in a request: the runtime's defaults).
@@ -237,6 +249,9 @@ pub struct ContainerInspect {
     pub network_settings: NetworkSettings,
     /// moor's own facts (shim, runtime, orphan reason).
     pub moor: MoorDetails,
+    /// moor's extension: each daemon setting the container runs under that differs from
+    /// the daemon's current one (README "Changing daemon options"); empty without drift.
+    pub drift: Vec<moor_state::settings::Drift>,
 }
 
 /// Docker's NetworkSettings: the legacy default-network fields and `Networks` carry a bridge
@@ -369,6 +384,9 @@ pub struct ContainerState {
     pub started_at: String,
     /// RFC 3339 nanoseconds, `0001-01-01T00:00:00Z` when never.
     pub finished_at: String,
+    /// Docker's `Health`, for a container with a healthcheck (left out otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::api::health::HealthState>,
 }
 
 /// Docker's container Config subset.
@@ -416,6 +434,9 @@ pub struct ContainerConfig {
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     /// Always null.
     pub on_build: Option<Vec<String>>,
+    /// The healthcheck probed (the create's over the image's), left out when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<moor_state::health::HealthConfig>,
 }
 
 /// moor's own fields in inspect.
@@ -453,6 +474,11 @@ pub struct ContainerSummary {
     pub state: String,
     /// Human text: `Up 5 seconds`, `Exited (0) 3 seconds ago`.
     pub status: String,
+    /// moor's extension: the daemon settings the container runs under that differ from the
+    /// daemon's current ones (their names, as inspect's `Drift`); absent without drift.
+    /// Must follow `Status` (see `api::list_cache`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Its ports: published ones (while it runs) with their host side, exposed ones without.
@@ -529,4 +555,43 @@ pub struct Version {
     pub arch: String,
     /// Kernel release.
     pub kernel_version: String,
+}
+
+/// `POST /containers/{id}/update` body (Docker's `UpdateConfig`, checked by `api::update`):
+/// 0 or "" leaves a setting as it is (Docker's), `PidsLimit` 0 or -1 removes the limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateRequest {
+    /// `--memory` in bytes.
+    pub memory: i64,
+    /// `--memory-swap`: memory plus swap in bytes (-1: unlimited).
+    pub memory_swap: i64,
+    /// `--memory-reservation` in bytes.
+    pub memory_reservation: i64,
+    /// `--cpus` in billionths of a CPU.
+    pub nano_cpus: i64,
+    /// `--cpu-shares`.
+    pub cpu_shares: i64,
+    /// `--cpu-quota` in microseconds.
+    pub cpu_quota: i64,
+    /// `--cpu-period` in microseconds.
+    pub cpu_period: i64,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: String,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: String,
+    /// `--pids-limit` (null: unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `--restart` (an empty name: unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+/// The update's answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateResponse {
+    /// Always present, usually empty.
+    pub warnings: Vec<String>,
 }

@@ -3,11 +3,10 @@
 
 use std::io::Write;
 
-use clap::Parser;
 use moor::cli::args::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     if let Command::Daemon(args) = &cli.command {
         moor::logging::init(args.log_level.as_deref());
     }

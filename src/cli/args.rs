@@ -18,6 +18,22 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Whether `-H`/`--host` was on the command line (not the environment or the default):
+    /// for `moor daemon` it names the socket to listen on, as dockerd's `-H` does.
+    #[arg(skip)]
+    pub host_given: bool,
+}
+
+impl Cli {
+    /// Parses the process's arguments, noting whether `-H` was given on the command line.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.host_given =
+            matches.value_source("host") == Some(clap::parser::ValueSource::CommandLine);
+        cli
+    }
 }
 
 /// `unix://` plus the default socket of the current user.
@@ -53,6 +69,8 @@ pub enum Command {
     Pause(NamesArgs),
     /// Unpause all processes within one or more containers.
     Unpause(NamesArgs),
+    /// Update the resources and restart policy of one or more containers.
+    Update(crate::cli::commands::update::UpdateArgs),
     /// Remove one or more containers.
     Rm(RmArgs),
     /// Block until one or more containers stop, then print their exit codes.
@@ -67,6 +85,13 @@ pub enum Command {
     Rename(RenameArgs),
     /// Display a live stream of containers' resource usage.
     Stats(crate::cli::commands::stats::StatsArgs),
+    /// Copy files between a container and the local filesystem (CONTAINER:PATH on one
+    /// side; `-` for a tar on stdin or stdout).
+    Cp(crate::cli::commands::cp::CpArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(crate::cli::commands::cp::ExportArgs),
+    /// List the changes to files of a container's filesystem (A added, C changed, D deleted).
+    Diff(crate::cli::commands::cp::DiffArgs),
     /// List a container's published ports, or the host side of one.
     Port(PortArgs),
     /// Pull an image from a registry.
@@ -77,7 +102,18 @@ pub enum Command {
     Login(crate::cli::commands::login::LoginArgs),
     /// Log out from a registry.
     Logout(crate::cli::commands::login::LogoutArgs),
-    /// Manage images: import, ls, rm, inspect.
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(crate::cli::commands::completion::CompletionArgs),
+    /// Print the man page, or write every command's page into a directory.
+    Man(crate::cli::commands::completion::ManArgs),
+    /// Create a new image from a container's changes.
+    Commit(crate::cli::commands::image_io::CommitArgs),
+    /// Show the history of an image.
+    History(crate::cli::commands::image_io::HistoryArgs),
+    /// Show disk usage of images, containers and volumes.
+    #[command(subcommand)]
+    System(crate::cli::commands::image_io::SystemCommand),
+    /// Manage images: import, ls, rm, inspect, save, load.
     #[command(subcommand)]
     Image(ImageCommand),
     /// Manage volumes: create, ls, inspect, rm, prune.
@@ -134,6 +170,24 @@ pub enum ImageCommand {
         #[arg(required = true, value_name = "IMAGE")]
         names: Vec<String>,
     },
+    /// Save images to a tar archive (docker-archive), to a file or stdout.
+    Save {
+        /// Write to this file instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<String>,
+        /// Images (names or ids).
+        #[arg(required = true, value_name = "IMAGE")]
+        names: Vec<String>,
+    },
+    /// Load images from a tar archive (docker-archive or OCI layout), from a file or stdin.
+    Load {
+        /// Read from this file instead of stdin.
+        #[arg(short, long, value_name = "FILE")]
+        input: Option<String>,
+        /// Suppress the load output.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Remove the untagged images no container uses (every unused one with --all), and the
     /// layers no image lists.
     Prune {
@@ -186,6 +240,10 @@ pub struct DaemonArgs {
     /// over daemon.json.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Keep containers running while the daemon is down (daemon.json's `live-restore`; the
+    /// file must then not set it, as dockerd refuses a directive given both ways).
+    #[arg(long)]
+    pub live_restore: bool,
     /// Check daemon.json (--config) and the options, print the verdict and exit: 0 valid, 1 not.
     #[arg(long)]
     pub validate: bool,
@@ -207,6 +265,7 @@ impl DaemonArgs {
                 RuntimeName::Process => "process".to_string(),
                 RuntimeName::Runc => "runc".to_string(),
             }),
+            live_restore: self.live_restore,
         }
     }
 }

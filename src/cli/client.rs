@@ -148,6 +148,12 @@ pub struct BodyStream<'c> {
     pub raw: bool,
 }
 
+/// An answer's header as text.
+fn header_value(response: &hyper::Response<Incoming>, name: &str) -> Option<String> {
+    let value = response.headers().get(name)?;
+    value.to_str().ok().map(String::from)
+}
+
 /// Whether an answer's Content-Type is Docker's raw stream.
 fn is_raw_stream(response: &hyper::Response<Incoming>) -> bool {
     response
@@ -262,6 +268,39 @@ impl Client {
             raw: is_raw_stream(&response),
             body: response.into_body(),
         })
+    }
+
+    /// `GET path`, the body to be read as it arrives, and the answer's `header`.
+    pub fn get_stream_with_header(
+        &self,
+        path: &str,
+        header: &str,
+    ) -> Result<(BodyStream<'_>, Option<String>), ClientError> {
+        let response = self.runtime.block_on(self.send(Method::GET, path, None))?;
+        let response = self.runtime.block_on(check_status(response, path))?;
+        let value = header_value(&response, header);
+        let stream = BodyStream {
+            client: self,
+            path: path.to_string(),
+            raw: is_raw_stream(&response),
+            body: response.into_body(),
+        };
+        Ok((stream, value))
+    }
+
+    /// `HEAD path`: the answer's `header` (an error status is [`ClientError::Api`] with the
+    /// status's text: a HEAD answer has no body).
+    pub fn head_header(&self, path: &str, header: &str) -> Result<Option<String>, ClientError> {
+        self.runtime.block_on(async {
+            let response = self.send(Method::HEAD, path, None).await?;
+            let response = check_status(response, path).await?;
+            Ok(header_value(&response, header))
+        })
+    }
+
+    /// `PUT path` with a raw body (a tar), the answer ignored.
+    pub fn put_bytes(&self, path: &str, body: Bytes) -> Result<(), ClientError> {
+        self.call(Method::PUT, path, Some(body)).map(drop)
     }
 
     /// `POST path` (no body), the answer to be read as it arrives (`pull`'s progress).

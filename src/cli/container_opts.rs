@@ -168,14 +168,14 @@ pub fn parse_key_values(entries: &[String]) -> BTreeMap<String, String> {
 }
 
 /// `--memory`: bytes, or with a b, k, m or g suffix (Docker's RAMInBytes).
-fn parse_memory(s: &str) -> Result<i64, String> {
+pub fn parse_memory(s: &str) -> Result<i64, String> {
     crate::humanize::parse_size(s)
         .and_then(|n| i64::try_from(n).ok())
         .ok_or_else(|| format!("invalid size: {s:?}"))
 }
 
 /// `--cpus`: a decimal number of CPUs, as NanoCpus.
-fn parse_cpus(s: &str) -> Result<i64, String> {
+pub fn parse_cpus(s: &str) -> Result<i64, String> {
     s.parse::<f64>()
         .ok()
         .filter(|c| c.is_finite() && *c >= 0.0)

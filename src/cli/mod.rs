@@ -20,14 +20,22 @@ use client::{Client, ClientError};
 /// Runs one parsed command line; the answer is the process's exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Daemon(daemon) = &cli.command {
-        return commands::daemon::execute(daemon);
+        let host = cli.host_given.then_some(cli.host.as_str());
+        return commands::daemon::execute(daemon, host);
     }
     if let Command::Admin(admin) = &cli.command {
         return commands::admin::execute(&cli.host, admin);
     }
+    match &cli.command {
+        Command::Completion(args) => return commands::completion::completion(args),
+        Command::Man(args) => return commands::completion::man(args),
+        _ => {}
+    }
     let client = Client::new(&cli.host)?;
     match &cli.command {
-        Command::Daemon(_) | Command::Admin(_) => unreachable!("handled above"),
+        Command::Daemon(_) | Command::Admin(_) | Command::Completion(_) | Command::Man(_) => {
+            unreachable!("handled above")
+        }
         Command::Run(args) => commands::run::execute(&client, args),
         Command::Create(args) => commands::create::execute(&client, args),
         Command::Exec(args) => commands::exec::execute(&client, args),
@@ -39,8 +47,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Rm(args) => Ok(commands::rm::execute(&client, args)),
         Command::Wait(args) => Ok(commands::wait::execute(&client, args)),
         Command::Stats(args) => commands::stats::execute(&client, args),
+        Command::Cp(args) => commands::cp::execute(&client, args),
+        Command::Export(args) => commands::cp::export(&client, args),
+        Command::Diff(args) => commands::cp::diff(&client, args),
         Command::Pause(args) => Ok(commands::pause::pause(&client, args)),
         Command::Unpause(args) => Ok(commands::pause::unpause(&client, args)),
+        Command::Update(args) => Ok(commands::update::update(&client, args)),
         Command::Ps(args) => commands::ps::execute(&client, args),
         Command::Inspect(args) => commands::inspect::execute(&client, args),
         Command::Logs(args) => commands::logs::execute(&client, args),
@@ -51,6 +63,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Login(args) => commands::login::execute_login(&client, args),
         Command::Logout(args) => commands::login::execute_logout(args),
         Command::Image(cmd) => commands::image::execute(&client, cmd),
+        Command::Commit(args) => commands::image_io::commit(&client, args),
+        Command::History(args) => commands::image_io::history(&client, args),
+        Command::System(cmd) => commands::image_io::system(&client, cmd),
         Command::Volume(cmd) => commands::volume::execute(&client, cmd),
         Command::Network(cmd) => commands::network::execute(&client, cmd),
         Command::Version => commands::version::execute(&client),

@@ -23,13 +23,15 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// Default runtime for new containers: `process` or `runc`.
     pub runtime: Option<String>,
+    /// `--live-restore`: on whatever daemon.json says (which must then not set it).
+    pub live_restore: bool,
 }
 
 /// Why the options could not be resolved.
 #[derive(Debug, Error)]
 pub enum OptionsError {
     /// daemon.json is invalid.
-    #[error("invalid configuration: {0}")]
+    #[error("invalid configuration")]
     Config(#[from] ConfigError),
     /// A path could not be made absolute.
     #[error("resolve {path}")]
@@ -45,7 +47,8 @@ pub enum OptionsError {
 /// Resolves paths: command line, then daemon.json, then the defaults for this user.
 pub fn resolve(opts: &Options) -> Result<(Layout, DaemonConfig), OptionsError> {
     let defaults = Paths::default_for_current_user();
-    let loaded = config::load(&config_path(opts))?;
+    let path = config_path(opts);
+    let loaded = config::load(&path)?.with_live_restore_flag(&path, opts.live_restore)?;
     let config = loaded.config;
     let root = opts
         .root
@@ -83,6 +86,10 @@ pub fn config_path(opts: &Options) -> PathBuf {
 
 /// Checks daemon.json and the options as a start would, without starting (`--validate`).
 pub fn validate(opts: &Options) -> Result<(), OptionsError> {
+    // A file named on the command line must be there; the default one may be absent.
+    if let Some(path) = opts.config.as_ref().filter(|p| !p.exists()) {
+        return Err(ConfigError::Missing { path: path.clone() }.into());
+    }
     resolve(opts).map(|_| ())
 }
 

@@ -1,7 +1,8 @@
 //! daemon.json `insecure-registries`: registries moor reaches over plain http. Docker's forms:
 //! `host[:port]` (matched exactly) or a CIDR (`10.0.0.0/8`, `fd00::/8`) matched against the
 //! registry host's addresses. Loopback registries (127.0.0.0/8, ::1) are always insecure, as
-//! in Docker.
+//! in Docker. And `registry-mirrors`: `http[s]://host[:port][/]` endpoints tried, in order,
+//! before Docker Hub for a pull of a Docker Hub image ([`Mirror`]).
 
 use std::net::IpAddr;
 
@@ -66,6 +67,83 @@ impl InsecureRegistries {
     }
 }
 
+impl InsecureRegistries {
+    /// The `host[:port]` entries (Docker's `IndexConfigs` with `Secure: false`).
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// The CIDR entries as `net/len`, loopback's first (Docker's `InsecureRegistryCIDRs`).
+    pub fn cidrs(&self) -> Vec<String> {
+        let loopback = ["::1/128".to_string(), "127.0.0.0/8".to_string()];
+        let listed = self.cidrs.iter().map(|(net, len)| format!("{net}/{len}"));
+        loopback.into_iter().chain(listed).collect()
+    }
+}
+
+/// One `registry-mirrors` entry: an endpoint that serves Docker Hub's repositories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// `https` reaches it over TLS, `http` in plain text, as written (Docker's rule).
+    pub tls: bool,
+    /// `host[:port]`, lowercase.
+    pub host: String,
+}
+
+impl Mirror {
+    /// Parses `http[s]://host[:port][/]`; anything else (another scheme, credentials, a
+    /// path, a query) is refused with a message naming the entry and `key` (a path is
+    /// refused: the registry client moor uses puts `/v2/` at the host's root, and a path
+    /// would be dropped).
+    pub fn parse(key: &str, entry: &str) -> Result<Mirror, String> {
+        let bad = |why: &str| format!("{key}: {entry:?} {why}");
+        let (tls, rest) = match entry.split_once("://") {
+            Some(("https", rest)) => (true, rest),
+            Some(("http", rest)) => (false, rest),
+            Some((scheme, _)) => {
+                return Err(bad(&format!(
+                    "has the unsupported scheme {scheme:?} (http or https)"
+                )))
+            }
+            None => return Err(bad("is not a URL (give http[s]://host[:port])")),
+        };
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.contains('@') {
+            return Err(bad("carries credentials, which a mirror URL may not"));
+        }
+        if !path.is_empty() {
+            return Err(bad(
+                "has a path or query: moor reaches a mirror at its root only",
+            ));
+        }
+        let valid = !host.is_empty()
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        if !valid {
+            return Err(bad("does not name a host[:port]"));
+        }
+        Ok(Mirror {
+            tls,
+            host: host.to_ascii_lowercase(),
+        })
+    }
+
+    /// Parses every entry of `registry-mirrors`.
+    pub fn parse_all(entries: &[String]) -> Result<Vec<Mirror>, String> {
+        entries
+            .iter()
+            .map(|e| Mirror::parse("registry-mirrors", e))
+            .collect()
+    }
+
+    /// The URL as Docker shows it (`https://host/`).
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/", self.host)
+    }
+}
+
 /// `name` of `name[:port]` (an IPv6 literal keeps its brackets).
 pub fn host_name(host: &str) -> &str {
     if host.starts_with('[') {
@@ -108,6 +186,30 @@ mod tests {
         assert!(r.allows("localhost:5000", &["127.0.0.1".parse().unwrap()]));
         assert!(r.allows("[::1]:5000", &[]));
         assert!(!InsecureRegistries::default().allows("docker.io", &[]));
+    }
+
+    #[test]
+    fn mirrors_parse_as_docker_shows_them() {
+        let m = Mirror::parse("registry-mirrors", "https://Mirror.example:5000/").unwrap();
+        assert_eq!((m.tls, m.host.as_str()), (true, "mirror.example:5000"));
+        assert_eq!(m.url(), "https://mirror.example:5000/");
+        let m = Mirror::parse("registry-mirrors", "http://127.0.0.1:5000").unwrap();
+        assert_eq!(m.url(), "http://127.0.0.1:5000/");
+        for bad in [
+            "mirror.example",
+            "ftp://mirror.example",
+            "https://u:p@mirror.example",
+            "https://mirror.example/path",
+            "https://mirror.example/?q=1",
+            "https://",
+            "https://a b",
+        ] {
+            let e = Mirror::parse("registry-mirrors", bad).expect_err(bad);
+            assert!(e.contains(bad) && e.contains("registry-mirrors"), "{e}");
+        }
+        let r = parse(&["10.1.0.0/16", "reg:5000"]).unwrap();
+        assert_eq!(r.cidrs(), ["::1/128", "127.0.0.0/8", "10.1.0.0/16"]);
+        assert_eq!(r.hosts(), ["reg:5000"]);
     }
 
     #[test]

@@ -33,17 +33,31 @@ pub fn forget_spec(layout: &Layout, id: &str) -> Result<(), ContainerError> {
     }
 }
 
+/// The container's own runtime and run directory, when its actor removes it: those it was
+/// started under, which may differ from the daemon's (README "Changing daemon options").
+pub type Own = (Arc<dyn runtime::Runtime>, PathBuf);
+
 /// Deletes a container's runc state, rootfs mount, run directory and persistent directory.
-pub fn remove_files(shared: &Shared, id: &str) -> Result<(), ContainerError> {
+pub fn remove_files(shared: &Shared, id: &str, own: Option<&Own>) -> Result<(), ContainerError> {
     shared.execs.forget_container(id);
-    // The record (and with it the kind) may be gone: every runtime cleans up what it has.
-    for rt in shared.runtimes.all() {
+    // The record (and with it the kind) may be gone: every runtime cleans up what it has,
+    // the container's own first when it is not one of the daemon's.
+    let daemon = shared.runtimes.all();
+    let own_rt = own
+        .map(|(rt, _)| rt.clone())
+        .filter(|rt| !daemon.iter().any(|d| Arc::ptr_eq(d, rt)));
+    for rt in own_rt.into_iter().chain(daemon) {
         rt.remove(id)?;
     }
+    let own_dir = own.map(|(_, dir)| dir.clone());
     for dir in [
-        shared.layout.run_container_dir(id),
-        shared.layout.container_dir(id),
-    ] {
+        Some(shared.layout.run_container_dir(id)),
+        own_dir,
+        Some(shared.layout.container_dir(id)),
+    ]
+    .into_iter()
+    .flatten()
+    {
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(ContainerError::Io {
@@ -81,13 +95,13 @@ impl Drop for Pending {
 
 /// Runs [`remove_files`] for `id` on a background thread; a failure is logged and the
 /// next start's [`sweep`] retries it.
-pub fn spawn_remove_files(shared: Arc<Shared>, id: String) {
+pub fn spawn_remove_files(shared: Arc<Shared>, id: String, own: Own) {
     let pending = Pending::new();
     let spawned = std::thread::Builder::new()
         .name("moor-cleanup".into())
         .spawn(move || {
             let _pending = pending;
-            if let Err(e) = remove_files(&shared, &id) {
+            if let Err(e) = remove_files(&shared, &id, Some(&own)) {
                 warn!(container_id = %short(&id), error = %e, "clean-up after removal failed: retried at the next start");
             }
         });
@@ -142,7 +156,7 @@ pub fn sweep(shared: &Shared, keep: &HashSet<String>) -> usize {
             warn!(container_id = %short(id), "a container directory with a spec but no record: left as it is");
             continue;
         }
-        match remove_files(shared, id) {
+        match remove_files(shared, id, None) {
             Ok(()) => cleaned += 1,
             Err(e) => {
                 warn!(container_id = %short(id), error = %e, "leftovers of a removed container not cleaned")

@@ -1,7 +1,9 @@
 //! The Container actor: one per container, the only writer of its record. Every
-//! handler runs the transition, persists it (flushed), then acts ("write the
-//! intent, then act"); a start awaits its shim atomically so operations on one
-//! container never interleave.
+//! handler runs the transition, persists it, then acts ("write the intent, then act"): the
+//! write commits at once and its flush runs on the store's flush thread
+//! (`daemon::durable`), and the step it announces waits for that flush without holding
+//! the thread the actors share (`ordered.rs`). A start awaits its shim atomically so
+//! operations on one container never interleave.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +21,13 @@ use crate::daemon::fault;
 use crate::daemon::messages::*;
 use crate::daemon::supervisor::SpecSync;
 use crate::daemon::Shared;
+use crate::identity::IdentityError;
 use crate::runtime::{self, LogTarget, ProcessHandle, Runtime, StartOutcome};
 
+mod archive;
 pub mod endpoint;
 mod exec;
+mod health;
 mod joined;
 mod ordered;
 mod orphan;
@@ -31,6 +36,7 @@ mod policy;
 mod ports;
 mod stats;
 mod stop;
+mod update;
 mod watch;
 
 /// Docker's default stop timeout, in seconds.
@@ -59,6 +65,10 @@ pub struct ContainerActor {
     /// The create's background fsync of the spec file, until the first start awaits it (a
     /// container never runs without its spec file durable).
     spec_sync: Option<SpecSync>,
+    /// The store's counter of this actor's last write: what a step waits to be durable.
+    written: u64,
+    /// The healthcheck probes' chain and the transitions they are checked against.
+    health: health::Prober,
 }
 
 impl ContainerActor {
@@ -69,7 +79,7 @@ impl ContainerActor {
         supervisor: Recipient<ContainerRemoved>,
     ) -> Self {
         let span = tracing::info_span!("container", container_id = %short(&record.id));
-        let runtime = shared.runtimes.for_spec(&record.spec);
+        let runtime = shared.runtimes.for_record(&record);
         ContainerActor {
             record,
             shared,
@@ -81,6 +91,8 @@ impl ContainerActor {
             consecutive_restarts: 0,
             suppress_restart: false,
             spec_sync: None,
+            written: 0,
+            health: health::Prober::default(),
         }
     }
 
@@ -95,9 +107,10 @@ impl ContainerActor {
         let event_name = event.name();
         let next = transition(&self.record.state, event)?;
         let rec = self.record.with_state(next);
-        self.shared.store.put(&rec)?;
+        self.commit(&rec)?;
         info!(parent: &self.span, event = event_name, from = self.record.state.name(), to = rec.state.name(), "state changed");
         self.record = rec;
+        self.health.moved();
         Ok(())
     }
 
@@ -124,6 +137,7 @@ impl ContainerActor {
                 info!(parent: &self.span, pid, "started");
                 self.emit("start", &[]);
                 self.watch(ctx);
+                self.health_begin(ctx);
                 Ok(())
             }
             Ok(StartOutcome::Failed { code, error }) => {
@@ -167,9 +181,12 @@ impl ContainerActor {
             let _ = tx.send(Ok(code));
         }
         if self.record.spec.auto_remove {
-            if let Err(e) = self.remove_now(ctx, true) {
-                warn!(parent: &self.span, error = %e, "auto-remove failed");
-            }
+            let removal = self.remove_now(true).map(|res, act, _| {
+                if let Err(e) = res {
+                    warn!(parent: &act.span, error = %e, "auto-remove failed");
+                }
+            });
+            ctx.wait(removal);
             return;
         }
         if !self.suppress_restart && restart::should_restart(&self.record, Occasion::Exited) {
@@ -238,34 +255,75 @@ impl ContainerActor {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let before = std::mem::replace(&mut self.record.published, published);
+        // A start runs under the daemon's settings now (README "Changing daemon options").
+        let settings = Some(self.shared.current_settings(&self.record.spec));
+        let recorded = std::mem::replace(&mut self.record.settings, settings);
         if let Err(e) = self.apply(Event::StartRequested) {
-            self.record.published = before;
+            (self.record.published, self.record.settings) = (before, recorded);
             return Box::pin(fut::ready(Err(e)));
         }
-        fault::point("start-persisted");
+        self.runtime = self.shared.runtimes.for_record(&self.record);
         let id = &self.record.id;
         let log = LogTarget {
             path: self.shared.layout.log_path(id),
             max_size: self.shared.log_max_size(&self.record.spec),
             max_file: self.shared.log_max_file(&self.record.spec),
         };
-        let fut = self.runtime.start(id, &spec, log, &self.record.published);
+        let started = self.runtime.start(id, &spec, log, &self.record.published);
+        // The shim only once `starting` is durable (a start that polls nothing does nothing).
+        let started = Box::pin(
+            async move {
+                fault::point("start-persisted");
+                Ok(started.await)
+            }
+            .into_actor(self),
+        );
         Box::pin(
-            fut.into_actor(self)
-                .map(|outcome, act, ctx| act.after_start(outcome, ctx)),
+            self.after_durable(started)
+                .map(|outcome, act, ctx| match outcome {
+                    Ok(outcome) => act.after_start(outcome, ctx),
+                    Err(e) => {
+                        act.fail_start(128, e.to_string(), ctx)?;
+                        Err(e)
+                    }
+                }),
         )
     }
 
-    /// Removes a container that does not run: state, spec file, record, then the actor; the
-    /// runtime's clean-up and the files go in the background (see `cleanup`).
-    fn remove_now(&mut self, ctx: &mut Context<Self>, volumes: bool) -> Result<(), ContainerError> {
+    /// Removes a container that does not run: `removing` recorded, then (once that is
+    /// durable) the spec file, the record and the actor; the runtime's clean-up and the
+    /// files go in the background (see `cleanup`).
+    fn remove_now(&mut self, volumes: bool) -> ResponseActFuture<Self, Result<(), ContainerError>> {
         let code = self.exit_code();
-        self.apply(Event::RemoveRequested)?;
+        if let Err(e) = self.apply(Event::RemoveRequested) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let durable = self.after_durable(Box::pin(fut::ready(Ok(()))));
+        Box::pin(durable.map(move |res, act, ctx| {
+            res?;
+            act.forget(ctx, code, volumes)
+        }))
+    }
+
+    /// The end of [`Self::remove_now`], its `removing` durable.
+    fn forget(
+        &mut self,
+        ctx: &mut Context<Self>,
+        code: i64,
+        volumes: bool,
+    ) -> Result<(), ContainerError> {
         let id = self.record.id.clone();
         cleanup::forget_spec(&self.shared.layout, &id)?;
         fault::point("rm-persisted");
-        self.shared.store.remove(&id)?;
-        cleanup::spawn_remove_files(self.shared.clone(), id.clone());
+        // Durable by the answer (the API's barrier) or the flush this asks for: until then a
+        // crash leaves `removing`, which the next start finishes.
+        self.written = self.shared.store.remove_unflushed(&id)?;
+        self.shared.durable.request();
+        let own = (
+            self.runtime.clone(),
+            self.shared.run_container_dir(&self.record),
+        );
+        cleanup::spawn_remove_files(self.shared.clone(), id.clone(), own);
         info!(parent: &self.span, "removed");
         self.emit("destroy", &[]);
         for (_, tx) in self.waiters.drain(..) {
@@ -307,6 +365,18 @@ impl ContainerActor {
                 id: self.record.id.clone(),
                 source,
             })
+    }
+
+    /// The container's process, or `None` when it has just ended (its exit is on its way to
+    /// this actor: a stop or a forced removal waits for that instead of signalling).
+    fn live_process(&self) -> Result<Option<Box<dyn ProcessHandle>>, ContainerError> {
+        match self.process_pidfd() {
+            Err(ContainerError::Signal {
+                source: IdentityError::Gone { .. },
+                ..
+            }) => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     fn next_exit(&mut self) -> oneshot::Receiver<WaitOutcome> {
@@ -363,6 +433,7 @@ impl Actor for ContainerActor {
             self.restore_freezer(ctx);
             self.watch(ctx);
             self.resume_stop(ctx);
+            self.health_begin(ctx);
         } else if let State::Orphaned { .. } = self.record.state {
             self.watch(ctx);
         } else if restart::should_restart(&self.record, Occasion::DaemonStart) {
@@ -422,7 +493,7 @@ impl Handler<StopContainer> for ContainerActor {
             .timeout_secs
             .or(self.record.spec.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
-        let prepared: Result<_, ContainerError> = self.process_pidfd().and_then(|pidfd| {
+        let prepared: Result<_, ContainerError> = self.live_process().and_then(|pidfd| {
             self.apply_stop(Utc::now() + chrono::Duration::seconds(timeout.into()))
                 .map(|()| pidfd)
         });
@@ -431,16 +502,22 @@ impl Handler<StopContainer> for ContainerActor {
             (Ok(_), Some(run)) => self.thaw(run),
             _ => Box::pin(fut::ready(Ok(()))),
         };
+        // The signal only once `stopping` (and its deadline) is durable.
+        let thawed = self.after_durable(thawed);
         let signalled = thawed.map(move |thawed, act, _| {
             let pidfd = prepared?;
             thawed?;
             let signal = act.stop_signal();
-            pidfd
-                .signal(signal)
-                .map_err(|source| ContainerError::Signal {
+            match pidfd.as_ref().map(|p| p.signal(signal)) {
+                // Ended on its own: its exit is what the stop waits for, as for any stop.
+                None | Some(Err(IdentityError::Gone { .. })) => {
+                    info!(parent: &act.span, "already exiting: no stop signal needed");
+                }
+                Some(other) => other.map_err(|source| ContainerError::Signal {
                     id: act.record.id.clone(),
                     source,
-                })?;
+                })?,
+            }
             // Docker's order for a stop: kill (the stop signal), die, stop.
             act.emit("kill", &[("signal", signal.to_string())]);
             fault::point("stop-signalled");
@@ -455,7 +532,7 @@ impl Handler<StopContainer> for ContainerActor {
             if waited.is_err() {
                 info!(parent: &span, timeout, "stop timeout: sending SIGKILL");
                 // The pidfd still names the same process: a reused pid cannot be hit.
-                if pidfd.signal(libc::SIGKILL).is_ok() {
+                if pidfd.is_some_and(|p| p.signal(libc::SIGKILL).is_ok()) {
                     emit(
                         &shared,
                         &record,
@@ -520,21 +597,23 @@ impl Handler<RemoveContainer> for ContainerActor {
             State::Running(_) | State::Paused(_) | State::Stopping(_) | State::Starting
         );
         if !(running && msg.force) {
-            return Box::pin(fut::ready(self.remove_now(ctx, false)));
+            return self.remove_now(false);
         }
-        let pidfd = self.process_pidfd();
+        let pidfd = self.live_process();
         let thawed = match pidfd {
-            Ok(_) => self.unpause_for_signal(libc::SIGKILL),
-            Err(_) => Box::pin(fut::ready(())),
+            Ok(Some(_)) => self.unpause_for_signal(libc::SIGKILL),
+            _ => Box::pin(fut::ready(())),
         };
         let killed = thawed.map(move |(), act, _| {
             let exit = act.next_exit();
-            pidfd?
-                .signal(libc::SIGKILL)
-                .map_err(|source| ContainerError::Signal {
+            match pidfd?.map(|p| p.signal(libc::SIGKILL)) {
+                // Ended on its own: its exit is what the removal waits for.
+                None | Some(Err(IdentityError::Gone { .. })) => {}
+                Some(other) => other.map_err(|source| ContainerError::Signal {
                     id: act.record.id.clone(),
                     source,
-                })?;
+                })?,
+            }
             Ok::<_, ContainerError>(exit)
         });
         let killed = self.in_order(ctx, Box::pin(killed));
@@ -545,20 +624,25 @@ impl Handler<RemoveContainer> for ContainerActor {
                 Ok(())
             }
             .into_actor(self)
-            .map(|res: Result<(), ContainerError>, act, ctx| {
-                res?;
+            .then(|res: Result<(), ContainerError>, act, ctx| {
+                let ready = |res| Box::pin(fut::ready(res)) as ResponseActFuture<Self, _>;
+                if let Err(e) = res {
+                    return ready(Err(e));
+                }
                 // `--rm` may already have removed it when the exit arrived.
                 if matches!(act.record.state, State::Removing) {
-                    return Ok(());
+                    return ready(Ok(()));
                 }
                 // Its restart policy may have started a back-off on that exit: called off.
                 if matches!(act.record.state, State::Restarting { .. }) {
                     if let Some(handle) = act.pending_restart.take() {
                         ctx.cancel_future(handle);
                     }
-                    act.apply(Event::StopRequested)?;
+                    if let Err(e) = act.apply(Event::StopRequested) {
+                        return ready(Err(e));
+                    }
                 }
-                act.remove_now(ctx, false)
+                act.remove_now(false)
             }),
         )
     }

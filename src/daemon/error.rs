@@ -44,6 +44,9 @@ pub enum ContainerError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A write of the record was committed but its flush failed.
+    #[error(transparent)]
+    Flush(#[from] crate::daemon::durable::FlushError),
     /// Starting or reading the shim failed.
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),

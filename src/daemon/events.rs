@@ -36,8 +36,8 @@ pub struct DockerEvent {
     #[serde(rename = "Type")]
     pub kind: &'static str,
     /// create, start, die, stop, kill, destroy, rename, pause, unpause, restore,
-    /// `exec_create: <cmd>`, `exec_start: <cmd>`, exec_die; for images import, tag, untag,
-    /// delete.
+    /// `exec_create: <cmd>`, `exec_start: <cmd>`, exec_die, `health_status: <status>`; for
+    /// images import, tag, untag, delete.
     #[serde(rename = "Action")]
     pub action: Cow<'static, str>,
     /// What it happened to.

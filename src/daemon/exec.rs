@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use moor_state::record::RuntimeKind;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
@@ -25,7 +24,9 @@ use crate::image::user::ExecUser;
 #[cfg(test)]
 use crate::runtime::exec::merge_env;
 use crate::runtime::exec::{ExecCommand, ExecRuleError, ExecSpec};
+use crate::runtime::Runtime;
 
+pub mod bounded;
 mod registry;
 mod stdio;
 mod terminal;
@@ -100,8 +101,10 @@ pub struct ExecConfig {
     pub container_name: String,
     /// Its container's image (event attribute).
     pub image: String,
-    /// The runtime of its container.
-    pub runtime: RuntimeKind,
+    /// The runtime of its container, under the settings the container was started with.
+    pub runtime: Arc<dyn Runtime>,
+    /// Its container's run directory (the exec's pid file goes there).
+    pub run_dir: std::path::PathBuf,
     /// The command and its arguments.
     pub argv: Vec<String>,
     /// The environment: the container's overridden by the exec's (process runtime), the
@@ -158,10 +161,10 @@ pub struct ExecRequest {
 pub fn config_for(
     shared: &Shared,
     rec: &moor_state::ContainerRecord,
+    runtime: Arc<dyn Runtime>,
     req: ExecRequest,
 ) -> Result<ExecConfig, ExecError> {
     let spec = &rec.spec;
-    let runtime = shared.runtimes.for_spec(spec);
     let (env, exec_user) = runtime.exec_env(&rec.id, spec, req.env, &req.user)?;
     let working_dir = match req.working_dir.as_str() {
         "" => spec.working_dir.clone(),
@@ -171,7 +174,8 @@ pub fn config_for(
         container_id: rec.id.clone(),
         container_name: rec.name.clone(),
         image: spec.image.clone(),
-        runtime: spec.runtime,
+        runtime,
+        run_dir: shared.run_container_dir(rec),
         argv: req.argv,
         env,
         working_dir,
@@ -217,11 +221,8 @@ pub fn start(shared: &Arc<Shared>, id: &str, attached: bool) -> Result<ExecRun, 
         format!("exec_start: {}", config.command_line()),
         &[],
     );
-    let pid_file = shared
-        .layout
-        .run_container_dir(&config.container_id)
-        .join(format!("exec-{id}.pid"));
-    let runtime = shared.runtimes.for_kind(config.runtime);
+    let pid_file = config.run_dir.join(format!("exec-{id}.pid"));
+    let runtime = config.runtime.clone();
     let spec = ExecSpec {
         container_id: &config.container_id,
         argv: &config.argv,
@@ -311,6 +312,8 @@ async fn supervise(
     let waited = tokio::select! {
         status = child.wait() => status,
         () = kill.notified() => {
+            // The process a runtime runs for us first (a killed `runc exec` leaves it).
+            bounded::kill_runtime_child(&shared, &id, pid);
             // Still our unreaped child: its pid cannot have been reused.
             let _ = child.start_kill();
             child.wait().await
@@ -517,7 +520,8 @@ mod tests {
             container_id: container.into(),
             container_name: "c".into(),
             image: "host".into(),
-            runtime: RuntimeKind::Process,
+            runtime: Arc::new(crate::runtime::fake::FakeRuntime::default()),
+            run_dir: "/nonexistent".into(),
             argv: vec!["sh".into(), "-c".into(), "exit 3".into()],
             env: vec![],
             working_dir: String::new(),

@@ -9,13 +9,16 @@
 //! not yet stored), `stop-signalled` (stop signal sent, the SIGKILL not yet),
 //! `rm-persisted` (`removing` stored and the spec file gone, the record not yet deleted);
 //! for an image import: `image-unpacked` (unpacked in its work directory, nothing committed),
-//! `image-committed` (its tree in place, no record yet), `image-recorded` (the record
+//! `image-committed` (its tree, or a pull's `layers.json`, in place, no record yet: the next
+//! start removes the unlisted directory), `image-recorded` (the record
 //! stored, its metadata file not yet written); for volumes: `volume-dir-created` (the data
 //! directory made, no record yet) and `volume-record-removed` (the record gone, the data not
 //! yet); for a start on the bridge network, in the runtime: `network-attached` (the
 //! container's netns, veth and /etc files made, no bundle yet) and `ports-published` (its
-//! ports in the NAT table, the shim not started). The points themselves live in
-//! `host::fault`, so the runtime below the daemon can place them.
+//! ports in the NAT table, the shim not started). One point slows instead of killing:
+//! `store-flush=return(PATH)` makes the store's flush thread wait while PATH exists (a disk
+//! whose fsync hangs: `tests/slow_disk.rs`). The points themselves live in `host::fault`,
+//! so the runtime below the daemon can place them.
 
 /// Holds the armed points for the daemon's life (see [`setup`]).
 #[cfg(feature = "failpoints")]

@@ -201,7 +201,7 @@ impl Handler<CommitImage> for Supervisor {
                 if let Some(gone) = msg.record.layers.iter().find(|l| !dirs.has_layer(l)) {
                     return Err(ImageOwnerError::LayerGone(gone.clone()));
                 }
-                dirs.install_layered(&id, &msg.record.layers)?;
+                dirs.install_layered(&id, &msg.record.layers, None)?;
                 None
             }
         };
@@ -379,6 +379,7 @@ mod tests {
                 config: Default::default(),
                 layers: layers.to_vec(),
                 repo_digests: Vec::new(),
+                manifest_type: None,
             },
             name: Some(format!("{id}:1")),
             files: ImageFiles::Layers,

@@ -131,6 +131,12 @@ pub struct KillContainer {
 #[rtype(result = "Result<(), ContainerError>")]
 pub struct PauseContainer;
 
+/// Change its resources and restart policy (Container), `docker update`: recorded, and
+/// applied at once when it runs.
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct UpdateContainer(pub moor_state::resources::ResourceUpdate);
+
 /// Thaw its processes (Container).
 #[derive(Message)]
 #[rtype(result = "Result<(), ContainerError>")]
@@ -333,3 +339,27 @@ pub struct PruneVolumes {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RemoveAnonymousVolumes(pub Vec<String>);
+
+/// `docker cp` and `docker export`: the container's root made reachable on the host, as
+/// `0` asks (Container). A stopped container's is mounted for the lease's life, and its
+/// actor takes no other message until the lease is dropped.
+#[derive(Message)]
+#[rtype(result = "Result<RootLease, crate::archive::ArchiveError>")]
+pub struct OpenRoot(pub crate::archive::RootView);
+
+/// A container's root for one archive operation; dropping it ends the operation.
+#[derive(Debug)]
+pub struct RootLease {
+    /// Where the host sees the container's root.
+    pub path: std::path::PathBuf,
+    /// The container's user (`copyUIDGID` resolves it in the root).
+    pub user: String,
+    /// Dropped with the lease: tells the actor the operation is over (None: it does not
+    /// wait for it, the container runs).
+    pub release: Option<oneshot::Sender<()>>,
+}
+
+/// `docker diff`: the container's changes to its image's files (Container).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<crate::archive::changes::Change>, crate::archive::ArchiveError>")]
+pub struct ContainerChanges;

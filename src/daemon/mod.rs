@@ -6,6 +6,7 @@
 
 pub mod cleanup;
 pub mod container;
+pub mod durable;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -15,6 +16,7 @@ pub mod messages;
 pub mod notify;
 pub mod reconciler;
 pub mod reload;
+pub mod settings;
 pub mod supervisor;
 // One unsafe block: the listening socket inherited across the upgrade's exec.
 #[cfg(test)]
@@ -86,6 +88,8 @@ pub enum DaemonError {
 pub struct Shared {
     /// The sled store (the index of containers).
     pub store: Store,
+    /// The store's flushes, off the actors' thread (group commit).
+    pub durable: durable::Durability,
     /// Where things are.
     pub layout: Layout,
     /// daemon.json as loaded at start, with its reloadable part swapped on SIGHUP.
@@ -150,6 +154,7 @@ impl Shared {
         let store = Store::open(&layout.store()).expect("open the test store");
         let kind = Default::default();
         Shared {
+            durable: durable::Durability::start(store.flusher()),
             store,
             config: reload::ConfigCell::new(
                 crate::config::DaemonConfig::default(),
@@ -272,9 +277,11 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     }
     let runtimes = crate::runtime::interface::daemon_runtimes(&layout, runc, default_runtime);
     let shared = Arc::new(Shared {
+        durable: durable::Durability::start(store.flusher()),
         store,
         layout,
-        config: reload::ConfigCell::new(config, config_path(&opts)),
+        config: reload::ConfigCell::new(config, config_path(&opts))
+            .with_live_restore_flag(opts.live_restore),
         runtimes,
         events: events::EventBus::default(),
         execs: exec::ExecRegistry::default(),
@@ -289,6 +296,8 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let signals = signal_channel()?;
     let system = System::new();
     let result = system.block_on(serve(shared.clone(), recovered, signals, inherited));
+    // What the actors committed last (an exit seen during the shutdown) is durable too.
+    shared.durable.flush_now();
     if let Ok(Some((binary, listener))) = &result {
         info!(binary = %binary.display(), "re-executing for the upgrade");
         let args = &shared.invocation.args;

@@ -51,14 +51,15 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
     let mut tally = Tally::default();
     let mut kept = Vec::new();
     for mut record in records {
-        let runtime = shared.runtimes.for_spec(&record.spec);
+        let runtime = shared.runtimes.for_record(&record);
         let obs = runtime.observe(&record.id);
         let class = classify(&record.state, &obs);
         count(&mut tally, &class);
         info!(container_id = %short(&record.id), name = %record.name, class = class.name(), state = record.state.name(), "reconciled");
         match &class {
             Class::FinishRemoval => {
-                if let Err(e) = remove_files(shared, &record.id)
+                let own = (runtime.clone(), shared.run_container_dir(&record));
+                if let Err(e) = remove_files(shared, &record.id, Some(&own))
                     .and_then(|()| shared.store.remove(&record.id).map_err(Into::into))
                 {
                     error!(container_id = %short(&record.id), error = %e, "removal not finished");
@@ -70,6 +71,14 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
                 warn!(container_id = %short(&record.id), reason = %reason, "orphan: left running, see `moor admin orphans`");
             }
             _ => {}
+        }
+        if record.settings.is_none() {
+            // Written by a build that recorded no settings: it ran under those of this
+            // start, as far as anyone can tell (README "Changing daemon options").
+            record.settings = Some(shared.current_settings(&record.spec));
+            if let Err(e) = shared.store.put(&record) {
+                error!(container_id = %short(&record.id), error = %e, "cannot record the container's settings");
+            }
         }
         if let Some(event) = class.event(obs.now) {
             match transition(&record.state, event) {
@@ -91,6 +100,11 @@ pub fn reconcile(shared: &Shared) -> Vec<ContainerRecord> {
             runtime.release_blocking(&record.id);
         }
         repair_network(shared, &record);
+        let drift = shared.drift(&record);
+        if !drift.is_empty() && !record.state.is_ended() {
+            let settings: Vec<&str> = drift.iter().map(|d| d.setting.as_str()).collect();
+            info!(container_id = %short(&record.id), settings = %settings.join(","), "managed under the daemon settings it was started with");
+        }
         kept.push(record);
     }
     keep.extend(kept.iter().map(|r| r.id.clone()));
@@ -174,8 +188,8 @@ fn repair_network(shared: &Shared, record: &ContainerRecord) {
         return;
     }
     let id = short(&record.id);
-    let run_dir = &shared.layout.run_dir;
-    match crate::network::repair(run_dir, &record.id, &endpoints, run.process.pid) {
+    let run_dir = shared.layout_of(record).run_dir;
+    match crate::network::repair(&run_dir, &record.id, &endpoints, run.process.pid) {
         Ok(r) if r == crate::network::Repaired::default() => {}
         Ok(r) => {
             warn!(container_id = %id, netns = r.netns, veths = r.veths, stale = r.stale, "network repaired")

@@ -24,6 +24,8 @@ pub struct ConfigCell {
     current: RwLock<Arc<DaemonConfig>>,
     /// The last reload's error, until a reload succeeds (shown in STATUS=).
     reload_error: Mutex<Option<String>>,
+    /// `moor daemon --live-restore`: holds across reloads (the file must not set the key).
+    live_restore_flag: bool,
 }
 
 impl ConfigCell {
@@ -33,7 +35,14 @@ impl ConfigCell {
             path,
             current: RwLock::new(Arc::new(config)),
             reload_error: Mutex::new(None),
+            live_restore_flag: false,
         }
+    }
+
+    /// The cell of a daemon started with `--live-restore` (`flag` true).
+    pub fn with_live_restore_flag(mut self, flag: bool) -> ConfigCell {
+        self.live_restore_flag = flag;
+        self
     }
 
     /// The configuration in force (a snapshot: a reload does not change it under the caller).
@@ -59,12 +68,13 @@ impl ConfigCell {
 
     /// Reads the file again and swaps in its reloadable part. On error nothing changes.
     pub fn reload(&self) -> Result<Reloaded, ConfigError> {
-        let result = config::load(&self.path);
+        let result = config::load(&self.path)
+            .and_then(|l| l.with_live_restore_flag(&self.path, self.live_restore_flag));
         let mut slot = self.reload_error.lock().unwrap_or_else(|p| p.into_inner());
         let loaded = match result {
             Ok(l) => l,
             Err(e) => {
-                *slot = Some(e.to_string());
+                *slot = Some(crate::host::chain(&e));
                 return Err(e);
             }
         };
@@ -134,7 +144,7 @@ pub async fn on_sighup(shared: &Arc<Shared>, supervisor: &Addr<Supervisor>) {
             );
         }
         Err(e) => {
-            error!(error = %e, "configuration reload failed: the previous configuration stays in force");
+            error!(error = %crate::host::chain(&e), "configuration reload failed: the previous configuration stays in force");
         }
     }
     notify::ready(&notify::current_status(shared, supervisor).await);
@@ -170,7 +180,8 @@ mod tests {
         let cell = ConfigCell::new(config::load(&path).unwrap().config, path.clone());
         std::fs::write(&path, "{\"live-restore\": false,,}").unwrap();
         let e = cell.reload().unwrap_err();
-        assert!(e.to_string().contains("line 1 column"), "{e}");
+        let e = crate::host::chain(&e);
+        assert!(e.contains("line 1 column"), "{e}");
         assert!(cell.get().live_restore);
         assert!(cell.reload_error().is_some());
         std::fs::write(&path, r#"{"live-restore": false, "runtimes": {}}"#).unwrap();

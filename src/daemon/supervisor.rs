@@ -178,9 +178,29 @@ impl Actor for Supervisor {
 }
 
 impl Handler<CreateContainer> for Supervisor {
-    type Result = Result<String, ContainerError>;
+    type Result = ResponseFuture<Result<String, ContainerError>>;
 
+    /// The record is committed and its actor started here; the answer waits for the
+    /// record's flush (off this thread: see `daemon::durable`).
     fn handle(&mut self, msg: CreateContainer, ctx: &mut Context<Self>) -> Self::Result {
+        let created = self.create(msg, ctx);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let (id, seq) = created?;
+            shared.durable.flushed(seq).await?;
+            crate::daemon::fault::point("create-persisted");
+            Ok(id)
+        })
+    }
+}
+
+impl Supervisor {
+    /// A create up to its committed record: the new id and the store's counter of that write.
+    fn create(
+        &mut self,
+        msg: CreateContainer,
+        ctx: &mut Context<Self>,
+    ) -> Result<(String, u64), ContainerError> {
         // In this step, before the record: a removal of the image is ordered against it.
         crate::daemon::image::check_create(&self.shared, &msg.spec)?;
         let name = match msg.name {
@@ -201,7 +221,8 @@ impl Handler<CreateContainer> for Supervisor {
         self.attach_volumes(&mut spec)?;
         self.attach_network(&mut spec)?;
         let id = new_id();
-        let record = ContainerRecord::new(id.clone(), name, spec, Utc::now());
+        let mut record = ContainerRecord::new(id.clone(), name, spec, Utc::now());
+        record.settings = Some(self.shared.current_settings(&record.spec));
         // Durable before the first start, not before this answer: see ContainerActor::start.
         spec_file(&self.shared, &record, false)?;
         // The log exists from create on, so `logs -f` can open it before the start.
@@ -222,18 +243,21 @@ impl Handler<CreateContainer> for Supervisor {
                 source,
             });
         }
-        if let Err(e) = self.shared.store.create(&record) {
-            let _ = std::fs::remove_dir_all(self.shared.layout.container_dir(&id));
-            return Err(name_conflict(e));
-        }
-        crate::daemon::fault::point("create-persisted");
+        let seq = match self.shared.store.create_unflushed(&record) {
+            Ok(seq) => seq,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(self.shared.layout.container_dir(&id));
+                return Err(name_conflict(e));
+            }
+        };
+        self.shared.durable.request();
         info!(container_id = %&id[..12], name = %record.name, "created");
         crate::daemon::container::emit(&self.shared, &record, "create", &[]);
         let sync = sync_spec_in_background(&self.shared, &id);
         let actor = ContainerActor::new(record, self.shared.clone(), ctx.address().recipient())
             .with_spec_sync(sync);
         self.containers.insert(id.clone(), actor.start());
-        Ok(id)
+        Ok((id, seq))
     }
 }
 

@@ -14,3 +14,23 @@ pub fn point(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// The calling thread sleeps here while `name` is armed with a path that exists:
+/// `FAILPOINTS=<name>=return(/some/file)`, for tests of a slow disk (`store-flush`) that
+/// turn the slowness on and off by creating and removing the file.
+#[cfg(feature = "failpoints")]
+pub fn delay(name: &str) {
+    fail::fail_point!(name, |arg: Option<String>| {
+        let Some(path) = arg.map(std::path::PathBuf::from) else {
+            return;
+        };
+        while path.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+}
+
+/// No fail points without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn delay(_name: &str) {}

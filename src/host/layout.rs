@@ -205,6 +205,19 @@ impl Layout {
         self.run_containers().join(id)
     }
 
+    /// These paths as the container `rec` was started under them: its recorded run
+    /// directory (shim files, runc's state, network namespace), when it has one (README
+    /// "Changing daemon options"); the state root, socket and shim stay this daemon's.
+    pub fn as_recorded(&self, rec: &moor_state::ContainerRecord) -> Layout {
+        match &rec.settings {
+            Some(s) => Layout {
+                run_dir: PathBuf::from(&s.run_dir),
+                ..self.clone()
+            },
+            None => self.clone(),
+        }
+    }
+
     /// The shim binary next to the running executable, unless `MOOR_SHIM` names one.
     pub fn default_shim_bin() -> PathBuf {
         if let Some(p) = std::env::var_os("MOOR_SHIM") {

@@ -1,9 +1,9 @@
 //! An import's `changes` (`docker import -c LINE`, `POST /images/create?changes=LINE`):
 //! Dockerfile lines applied to the image's config as moby's `BuildFromConfig` applies them.
 //! The instructions Docker accepts are accepted (CMD, ENTRYPOINT, ENV, LABEL, USER, WORKDIR
-//! and STOPSIGNAL set the config; EXPOSE, HEALTHCHECK, ONBUILD and VOLUME are checked and
-//! ignored, moor having no ports, health checks, builds or volumes); the others are refused
-//! with Docker's text. Every error also names the change line it is about.
+//! and STOPSIGNAL set the config, HEALTHCHECK its `Healthcheck` (`image::healthcheck`);
+//! EXPOSE, ONBUILD and VOLUME are checked and ignored); the others are refused with
+//! Docker's text. Every error also names the change line it is about.
 //!
 //! As in Docker: the changes are joined with newlines and read as a Dockerfile (comments,
 //! `\` continuations), ENV, LABEL, USER, WORKDIR and STOPSIGNAL words lose their quotes and
@@ -39,6 +39,14 @@ pub enum ChangeError {
     NotValid {
         /// The instruction as Docker names it (lower case).
         instruction: String,
+        /// The change line.
+        line: String,
+    },
+    /// A HEALTHCHECK line Docker's parser refuses.
+    #[error("{reason} (change {line:?})")]
+    Healthcheck {
+        /// Docker's text for it.
+        reason: crate::image::healthcheck::HealthcheckLineError,
         /// The change line.
         line: String,
     },
@@ -207,6 +215,16 @@ fn apply_line(cfg: &mut ImageConfig, cmd_set: &mut bool, line: &str) -> Result<(
                 });
             }
             cfg.stop_signal = signal;
+        }
+        "healthcheck" if !rest.is_empty() => {
+            let parsed = crate::image::healthcheck::parse(rest);
+            let reason = |reason| ChangeError::Healthcheck {
+                reason,
+                line: line.to_string(),
+            };
+            let config = parsed.map_err(reason)?;
+            // A struct of strings and numbers always serializes.
+            cfg.healthcheck = serde_json::to_value(config).ok();
         }
         _ if rest.is_empty() => {
             return Err(ChangeError::AtLeastOneArgument {
@@ -531,6 +549,20 @@ mod tests {
     fn dockerfile_lines_comments_continuations_and_ignored() {
         let cfg = run(&["# note\nENV A=1 \\\n  B=2\n\n", "EXPOSE 80", "VOLUME /data"]);
         assert_eq!(cfg.expect("apply").env, strings(&["A=1", "B=2"]));
+        let cfg = run(&[
+            "HEALTHCHECK --interval=2s CMD true",
+            "HEALTHCHECK --retries=1 \\\n CMD x",
+        ]);
+        assert_eq!(
+            cfg.expect("apply").healthcheck,
+            Some(serde_json::json!({"Test": ["CMD-SHELL", "x"], "Retries": 1})),
+            "the last HEALTHCHECK wins, as a whole"
+        );
+        let err = run(&["HEALTHCHECK CMD"]).expect_err("no command");
+        assert_eq!(
+            err.to_string(),
+            r#"Missing command after HEALTHCHECK CMD (change "HEALTHCHECK CMD")"#
+        );
     }
 
     #[test]

@@ -21,6 +21,10 @@ use super::{ImageDirs, ImageError, TmpDir};
 /// The file of a pulled image's directory that lists its layers.
 pub const LAYERS_FILE: &str = "layers.json";
 
+/// The file of an image's directory that holds its config blob as pulled, loaded or
+/// committed (its sha256 is the image's id).
+pub const CONFIG_FILE: &str = "config.json";
+
 /// The hex of a `sha256:<hex>` digest, checked (64 lowercase hex digits).
 pub fn digest_hex(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:")?;
@@ -122,22 +126,13 @@ impl ImageDirs {
         )));
         let tree = work.0.join("root");
         std::fs::create_dir_all(&tree).map_err(io("create", &tree))?;
-        let mut file = File::open(blob).map_err(io("open", blob))?;
-        let mut head = [0u8; 4];
-        let n = read_head(&mut file, &mut head).map_err(io("read", blob))?;
-        let file = File::open(blob).map_err(io("open", blob))?;
-        let stream: Box<dyn Read> = match unpack::detect(&head[..n]) {
-            Compression::None => Box::new(BufReader::new(file)),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
-            Compression::Zstd => {
-                Box::new(zstd::stream::read::Decoder::new(file).map_err(io("zstd", blob))?)
-            }
-        };
+        let stream = open_blob(blob)?;
         let mut hashing = HashingReader {
             inner: stream,
             hasher: Sha256::new(),
         };
-        let size = unpack::unpack_layer_reader(&mut hashing, &tree, limit)?;
+        let mut refs = Vec::new();
+        let size = unpack::unpack_layer_reader(&mut hashing, &tree, limit, &mut refs)?;
         // What follows the tar's end blocks counts in the diff id too.
         io::copy(&mut hashing, &mut io::sink()).map_err(|source| ImageError::Tar { source })?;
         let got: String = hashing
@@ -152,6 +147,8 @@ impl ImageDirs {
                 got: format!("sha256:{got}"),
             });
         }
+        // The split, from a second read of the blob (verified above).
+        super::split::write(&work.0, open_blob(blob)?, &refs).map_err(io("split", blob))?;
         let size_file = work.0.join("size");
         std::fs::write(&size_file, size.to_string()).map_err(io("write", &size_file))?;
         let layers = self.layers_dir();
@@ -164,9 +161,15 @@ impl ImageDirs {
         }
     }
 
-    /// Records image `id` as the layers `diff_ids` (bottom first): `<id>/layers.json`,
-    /// written in a work dir and renamed into place. No-op when the image is there.
-    pub fn install_layered(&self, id: &str, diff_ids: &[String]) -> Result<(), ImageError> {
+    /// Records image `id` as the layers `diff_ids` (bottom first): `<id>/layers.json`, and
+    /// its config blob as given (`<id>/config.json`, what a save writes back), written in a
+    /// work dir and renamed into place. No-op when the image is there.
+    pub fn install_layered(
+        &self,
+        id: &str,
+        diff_ids: &[String],
+        config: Option<&[u8]>,
+    ) -> Result<(), ImageError> {
         let io = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| ImageError::Io { what, path, source }
@@ -182,6 +185,10 @@ impl ImageDirs {
         let list = serde_json::to_vec(diff_ids).unwrap_or_default();
         let file = work.0.join(LAYERS_FILE);
         std::fs::write(&file, list).map_err(io("write", &file))?;
+        if let Some(config) = config {
+            let file = work.0.join(CONFIG_FILE);
+            std::fs::write(&file, config).map_err(io("write", &file))?;
+        }
         let target = self.dir.join(id);
         // A directory left without its list (a crash before the record): replaced.
         if target.is_dir() {
@@ -243,6 +250,23 @@ impl ImageDirs {
             }),
         }
     }
+}
+
+/// The blob's uncompressed stream (plain, gzip or zstd by its magic bytes).
+pub fn open_blob(blob: &Path) -> Result<Box<dyn Read>, ImageError> {
+    let io = |what| {
+        let path = blob.to_path_buf();
+        move |source| ImageError::Io { what, path, source }
+    };
+    let mut file = File::open(blob).map_err(io("open"))?;
+    let mut head = [0u8; 4];
+    let n = read_head(&mut file, &mut head).map_err(io("read"))?;
+    let file = File::open(blob).map_err(io("open"))?;
+    Ok(match unpack::detect(&head[..n]) {
+        Compression::None => Box::new(BufReader::new(file)),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(file).map_err(io("zstd"))?),
+    })
 }
 
 fn read_head(file: &mut File, head: &mut [u8; 4]) -> io::Result<usize> {
@@ -307,7 +331,7 @@ mod tests {
         let opaque = xattr::get(root.join("opq"), "trusted.overlay.opaque").expect("xattr");
         assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
         assert_eq!(std::fs::read(root.join("opq/new")).expect("new"), b"new");
-        dirs.install_layered(&"ab".repeat(32), std::slice::from_ref(&diff_id))
+        dirs.install_layered(&"ab".repeat(32), std::slice::from_ref(&diff_id), None)
             .expect("image");
         assert_eq!(dirs.lowers(&"ab".repeat(32)), vec![root]);
         assert!(dirs.exists(&"ab".repeat(32)));

@@ -78,6 +78,7 @@ fn untagged(id: &str, dir: &Path) -> ImageRecord {
         config: Default::default(),
         layers: dirs_layers(dir),
         repo_digests: Vec::new(),
+        manifest_type: None,
     }
 }
 
@@ -107,7 +108,7 @@ pub fn rebuild(images: &ImageStore, root: &Path) -> usize {
 /// At daemon start: what interrupted imports left in `images/tmp/` is removed
 /// ([`ImageDirs::sweep_tmp`]); a rebuilt store gets its images tree back from the files
 /// ([`rebuild`]); an intact one writes any file missing (images imported before the files
-/// existed).
+/// existed) and removes the image directories no record lists.
 pub fn on_open(store: &Store, root: &Path, rebuilt: bool) {
     let swept = ImageDirs::new(root).sweep_tmp();
     if swept > 0 {
@@ -136,6 +137,38 @@ pub fn on_open(store: &Store, root: &Path, rebuilt: bool) {
     if let Err(e) = saved {
         warn!(error = %e, "cannot write image metadata files");
     }
+    collect_unlisted(&images, root);
+}
+
+/// Removes every image directory no record lists: what a crash between a commit's rename and
+/// its record left (an import's `rootfs/`, a pull's `layers.json`; the pull's layers stay,
+/// for the next pull or `image prune`). On an intact store only: there the records are the
+/// truth, while a rebuilt store is filled from these directories.
+fn collect_unlisted(images: &ImageStore, root: &Path) {
+    let known: std::collections::BTreeSet<String> = match images.list() {
+        Ok(list) => list.into_iter().map(|r| r.id).collect(),
+        Err(e) => {
+            error!(error = %e, "cannot list images: unlisted image directories kept");
+            return;
+        }
+    };
+    let dirs = ImageDirs::new(root);
+    let Ok(entries) = std::fs::read_dir(&dirs.dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if !is_image_id(&id) || known.contains(&id) {
+            continue;
+        }
+        match dirs.take_aside(&id) {
+            Ok(aside) => {
+                warn!(image = %id, "image directory without a record (an interrupted commit): removed");
+                drop(aside);
+            }
+            Err(e) => warn!(image = %id, error = %e, "cannot remove an unlisted image directory"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +185,7 @@ mod tests {
             config: Default::default(),
             layers: Vec::new(),
             repo_digests: Vec::new(),
+            manifest_type: None,
         }
     }
 
@@ -193,5 +227,35 @@ mod tests {
         assert_eq!(got(&b.id).config, b.config);
         assert_eq!(got(&b.id).config.env, vec!["A=1"]);
         assert!(got(&a.id).config.is_empty());
+    }
+
+    #[test]
+    fn an_intact_store_removes_the_image_dirs_it_does_not_list() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dirs = ImageDirs::new(dir.path());
+        let (kept, unlisted) = (rec('a', &["a:1"], 1), rec('b', &[], 2));
+        for r in [&kept, &unlisted] {
+            std::fs::create_dir_all(dirs.rootfs(&r.id)).expect("rootfs");
+        }
+        let store = Store::open(&dir.path().join("db")).expect("store");
+        store
+            .images()
+            .expect("images")
+            .add(&kept, Some("a:1"))
+            .expect("add");
+        on_open(&store, dir.path(), false);
+        assert!(dirs.exists(&kept.id));
+        assert!(!dir.path().join("images").join(&unlisted.id).exists());
+        assert_eq!(
+            std::fs::read_dir(dirs.tmp())
+                .map(|r| r.count())
+                .unwrap_or(0),
+            0
+        );
+        // A rebuilt store is filled from the directories instead: nothing removed.
+        std::fs::create_dir_all(dirs.rootfs(&unlisted.id)).expect("rootfs");
+        let fresh = Store::open(&dir.path().join("db2")).expect("store");
+        on_open(&fresh, dir.path(), true);
+        assert!(dirs.exists(&unlisted.id));
     }
 }

@@ -6,15 +6,24 @@
 //! ([`ImageDirs::sweep_tmp`]); a failed import removes its own files at once. The name -> id mapping lives in the store (`moor_state::image`). An import
 //! with `changes` has a config too, and its id covers it ([`image_id`]).
 
+pub mod archive;
 pub mod changes;
+pub mod commit;
+pub mod download;
+pub mod endpoint;
 pub mod flight;
+pub mod healthcheck;
+pub mod history;
 pub mod layers;
+pub mod load;
 pub mod login;
 pub mod meta;
 pub mod platform;
 pub mod push;
 pub mod registry;
+pub mod split;
 pub mod unpack;
+pub mod usage;
 pub mod user;
 
 use std::fs::File;
@@ -334,6 +343,20 @@ impl HashingFile {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// Empties the file and the digest: a download that starts again from zero.
+    pub fn restart(&mut self) -> Result<(), ImageError> {
+        use std::io::Seek;
+        let io = |source| ImageError::Io {
+            what: "truncate",
+            path: self.path.clone(),
+            source,
+        };
+        self.file.set_len(0).map_err(io)?;
+        self.file.rewind().map_err(io)?;
+        self.hasher = Sha256::new();
+        Ok(())
     }
 
     /// Closes the file; returns the sha256 as 64 lowercase hex digits.

@@ -3,7 +3,8 @@
 //! pulled image's layer dirs, or an imported image's rootfs as one layer) into a gzip tar
 //! under `images/tmp/`, overlayfs whiteouts turned back into OCI ones (a 0/0 character
 //! device `NAME` is `.wh.NAME`, `trusted.overlay.opaque=y` is `.wh..wh..opq`); entries in
-//! name order with their own modes, owners and times. The image config is written anew from
+//! name order with their own modes, owners and times. The manifest is Docker schema 2 for an
+//! image pulled by a schema 2 manifest, OCI otherwise. The image config is written anew from
 //! the record (container defaults, the new diff ids): the pushed image's digest and id are
 //! therefore not the local id (Docker keeps the original tar-split and pushes the same
 //! bytes). Layers the registry has already are not uploaded again.
@@ -28,10 +29,40 @@ use super::registry::{scheme_for, Platform, Progress};
 use super::{ImageDirs, TmpDir};
 use crate::config::registry::InsecureRegistries;
 
-/// The media types of what moor pushes (OCI).
-const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The media types of a pushed manifest, its config and its (gzip) layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaTypes {
+    /// The manifest's.
+    pub manifest: &'static str,
+    /// The config blob's.
+    pub config: &'static str,
+    /// Each layer's.
+    pub layer: &'static str,
+}
+
+/// OCI's: for imported images and images pulled by an OCI manifest.
+pub const OCI_TYPES: MediaTypes = MediaTypes {
+    manifest: "application/vnd.oci.image.manifest.v1+json",
+    config: "application/vnd.oci.image.config.v1+json",
+    layer: "application/vnd.oci.image.layer.v1.tar+gzip",
+};
+
+/// Docker schema 2's: for images pulled by a Docker schema 2 manifest.
+pub const DOCKER_TYPES: MediaTypes = MediaTypes {
+    manifest: "application/vnd.docker.distribution.manifest.v2+json",
+    config: "application/vnd.docker.container.image.v1+json",
+    layer: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+};
+
+impl MediaTypes {
+    /// The family of the manifest type an image was pulled by (OCI when none is known).
+    pub fn of_source(manifest_type: Option<&str>) -> MediaTypes {
+        match manifest_type {
+            Some(t) if t.starts_with("application/vnd.docker.") => DOCKER_TYPES,
+            _ => OCI_TYPES,
+        }
+    }
+}
 
 /// Why a push failed.
 #[derive(Debug, Error)]
@@ -63,6 +94,12 @@ pub enum PushError {
         #[source]
         source: OciDistributionError,
     },
+    /// A push of all tags of a repository that has none here (Docker's text).
+    #[error("An image does not exist locally with the tag: {repo}")]
+    NoTags {
+        /// The repository.
+        repo: String,
+    },
     /// The blocking pack task was cancelled (shutdown).
     #[error("push {reference}: cancelled")]
     Cancelled {
@@ -76,6 +113,11 @@ impl PushError {
     pub fn is_bad_request(&self) -> bool {
         matches!(self, PushError::BadReference(_))
     }
+
+    /// Whether nothing here has the name (404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, PushError::NoTags { .. })
+    }
 }
 
 /// What to push: the trees bottom first and the container defaults.
@@ -86,6 +128,8 @@ pub struct PushSource {
     pub config: ImageConfig,
     /// The image's creation time.
     pub created: chrono::DateTime<chrono::Utc>,
+    /// The media types to push with (the family of the manifest the image was pulled by).
+    pub types: MediaTypes,
 }
 
 /// A packed layer.
@@ -145,7 +189,11 @@ impl<W> Hashing<W> {
 }
 
 /// Appends the tree `root/rel` to `b`, in name order, whiteouts in OCI's form.
-fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> io::Result<()> {
+pub(crate) fn append_tree<W: Write>(
+    b: &mut tar::Builder<W>,
+    root: &Path,
+    rel: &Path,
+) -> io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -247,8 +295,9 @@ pub struct PushOptions {
     pub auth: RegistryAuth,
 }
 
-/// Pushes `source` as `target` (`repo:tag`), sending progress to `tx`; returns the
-/// manifest's digest and size.
+/// Pushes `source` as `target` (`repo:tag`), sending progress to `tx` (the caller sends
+/// `The push refers to repository`, once for a push of several tags); returns the manifest's
+/// digest and size.
 pub async fn push(
     dirs: &ImageDirs,
     target: &str,
@@ -279,12 +328,6 @@ pub async fn push(
             detail,
         });
     };
-    let repo = target.rsplit_once(':').map_or(target, |(r, _)| r);
-    send(
-        None,
-        &format!("The push refers to repository [{repo}]"),
-        None,
-    );
     let layers = push_layers(dirs, &client, &reference, target, &source.trees, &send).await?;
     let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
     let config = config_blob(source, &diff_ids);
@@ -296,16 +339,16 @@ pub async fn push(
         .map_err(failed)?;
     let manifest = json!({
         "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
+        "mediaType": source.types.manifest,
+        "config": {"mediaType": source.types.config, "digest": config_digest, "size": config_size},
         "layers": layers.iter().map(|l| json!({
-            "mediaType": LAYER_TYPE, "digest": l.digest, "size": l.size,
+            "mediaType": source.types.layer, "digest": l.digest, "size": l.size,
         })).collect::<Vec<_>>(),
     });
     let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
     let digest = sha256(&bytes);
     let size = bytes.len();
-    let content_type = reqwest::header::HeaderValue::from_static(MANIFEST_TYPE);
+    let content_type = reqwest::header::HeaderValue::from_static(source.types.manifest);
     client
         .push_manifest_raw(&reference, bytes, content_type)
         .await

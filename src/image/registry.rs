@@ -7,7 +7,8 @@
 //! out as [`Progress`] events, which the API turns into Docker's JSON progress stream.
 //!
 //! A registry is reached over plain http when daemon.json `insecure-registries` names it
-//! or it is on loopback (as Docker does); otherwise over https.
+//! or it is on loopback (as Docker does); otherwise over https. A Docker Hub image goes
+//! through the `registry-mirrors` first ([`super::endpoint`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,12 +16,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use moor_state::image::ImageConfig;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::ClientConfig;
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::ImageIndexEntry;
-use oci_client::manifest::OciDescriptor;
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Deserialize;
@@ -28,10 +28,12 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::download;
+use super::endpoint::{self, Endpoint};
 use super::flight::{Boarding, Flight};
 use super::layers::digest_hex;
 use super::{HashingFile, ImageDirs, ImageError, TmpDir};
-use crate::config::registry::{host_name, InsecureRegistries};
+use crate::config::registry::{host_name, InsecureRegistries, Mirror};
 
 pub use super::platform::Platform;
 
@@ -114,6 +116,15 @@ pub enum PullError {
         #[source]
         source: ImageError,
     },
+    /// The disk of the images directory is full: the pull is abandoned, nothing of it kept.
+    #[error("no space left on device while writing layer {digest}: the pull is abandoned and nothing of it is kept")]
+    NoSpace {
+        /// The layer being written.
+        digest: String,
+    },
+    /// [`super::endpoint::HUB_ENDPOINT_ENV`] is set to something that is not an endpoint.
+    #[error("{0}")]
+    HubEndpoint(String),
     /// The blocking unpack task was cancelled (shutdown).
     #[error("layer {digest}: unpack cancelled")]
     Cancelled {
@@ -185,6 +196,8 @@ pub struct Pulled {
     pub digest: String,
     /// The config's `created`, when valid.
     pub created: Option<chrono::DateTime<chrono::Utc>>,
+    /// The manifest's media type (Docker schema 2 or OCI; OCI when it names none).
+    pub manifest_type: String,
 }
 
 /// How to pull: the registries reached over http, the credentials, the platform, the cap.
@@ -197,29 +210,44 @@ pub struct PullOptions {
     pub platform: Platform,
     /// The unpack cap per layer (`image-unpack-limit`).
     pub limit: u64,
+    /// daemon.json `registry-mirrors`, for Docker Hub images.
+    pub mirrors: Vec<Mirror>,
+    /// Docker Hub's endpoint replaced ([`super::endpoint::HUB_ENDPOINT_ENV`], tests only).
+    pub hub: Option<String>,
 }
 
 /// The config blob: what moor takes from it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct ConfigBlob {
+pub struct ConfigBlob {
     /// RFC 3339.
-    created: Option<String>,
+    pub created: Option<String>,
     /// Container defaults.
     config: Option<ContainerDefaults>,
     /// The layers' diff ids.
-    rootfs: RootFs,
+    pub rootfs: RootFs,
 }
 
+impl ConfigBlob {
+    /// The container defaults it gives.
+    pub fn defaults(&self) -> ImageConfig {
+        self.config
+            .clone()
+            .map(ImageConfig::from)
+            .unwrap_or_default()
+    }
+}
+
+/// A config's `rootfs`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct RootFs {
+pub struct RootFs {
     /// `sha256:<hex>` per layer, bottom first.
-    diff_ids: Vec<String>,
+    pub diff_ids: Vec<String>,
 }
 
 /// An image config's `config` object.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 struct ContainerDefaults {
     user: String,
@@ -251,13 +279,31 @@ impl From<ContainerDefaults> for ImageConfig {
     }
 }
 
+/// A layer's file error as a pull error: a full disk is [`PullError::NoSpace`].
+pub(super) fn layer_error(digest: &str, source: ImageError) -> PullError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+    while let Some(e) = cause {
+        let io = e.downcast_ref::<std::io::Error>();
+        if io.is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC)) {
+            return PullError::NoSpace {
+                digest: digest.to_string(),
+            };
+        }
+        cause = e.source();
+    }
+    PullError::Layer {
+        digest: digest.to_string(),
+        source,
+    }
+}
+
 /// The 12-hex short id Docker shows for a layer.
-fn short(digest: &str) -> String {
+pub(super) fn short(digest: &str) -> String {
     let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
     hex[..hex.len().min(12)].to_string()
 }
 
-fn classify(reference: &str, e: OciDistributionError) -> PullError {
+pub(super) fn classify(reference: &str, e: OciDistributionError) -> PullError {
     let reference = reference.to_string();
     match &e {
         OciDistributionError::ImageManifestNotFoundError(_) => PullError::NotFound { reference },
@@ -284,6 +330,15 @@ fn classify(reference: &str, e: OciDistributionError) -> PullError {
 /// `http` when the registry `host` (`name[:port]`) is insecure (named in
 /// `insecure-registries`, or on loopback), else `https`.
 pub async fn scheme_for(host: &str, insecure: &InsecureRegistries) -> &'static str {
+    match insecure_host(host, insecure).await {
+        true => "http",
+        false => "https",
+    }
+}
+
+/// Whether the registry `host` (`name[:port]`) is named in `insecure-registries` (a host, or a
+/// CIDR holding one of its addresses) or is on loopback.
+pub async fn insecure_host(host: &str, insecure: &InsecureRegistries) -> bool {
     let name = host_name(host).trim_matches(['[', ']']).to_string();
     let addrs: Vec<IpAddr> = match name.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
@@ -292,24 +347,13 @@ pub async fn scheme_for(host: &str, insecure: &InsecureRegistries) -> &'static s
             .map(|a| a.map(|s| s.ip()).collect())
             .unwrap_or_default(),
     };
-    match insecure.allows(host, &addrs) {
-        true => "http",
-        false => "https",
-    }
+    insecure.allows(host, &addrs)
 }
 
-/// A client for `reference`'s registry: plain http when it is insecure, else https; the
-/// platform resolver picks `platform` in an index and notes when none matched.
-async fn client_for(
-    reference: &Reference,
-    opts: &PullOptions,
-    unmatched: Arc<AtomicBool>,
-) -> Client {
-    let protocol = match scheme_for(reference.registry(), &opts.insecure).await {
-        "http" => ClientProtocol::Http,
-        _ => ClientProtocol::Https,
-    };
-    let platform = opts.platform.clone();
+/// A client for `endpoint`; the platform resolver picks `platform` in an index and notes
+/// when none matched.
+fn client_for(endpoint: &Endpoint, platform: &Platform, unmatched: Arc<AtomicBool>) -> Client {
+    let platform = platform.clone();
     let resolver = move |entries: &[ImageIndexEntry]| {
         let found = entries.iter().find(|e| platform.matches(e));
         if found.is_none() {
@@ -318,10 +362,47 @@ async fn client_for(
         found.map(|e| e.digest.clone())
     };
     Client::new(ClientConfig {
-        protocol,
         platform_resolver: Some(Box::new(resolver)),
-        ..ClientConfig::default()
+        ..endpoint.client_config()
     })
+}
+
+/// What an endpoint answered for the image: its manifest, the manifest's digest, the config
+/// text and the index digest (when pulled through an index).
+type Resolved = (OciImageManifest, String, String, Option<String>);
+
+/// Asks each endpoint of `reference` in turn for the manifest and config (mirrors first for a
+/// Docker Hub image, see [`super::endpoint`]); returns the first that answers, with its client
+/// and the reference as moved there, or the last endpoint's error.
+async fn resolve(
+    reference: &Reference,
+    shown: &str,
+    opts: &PullOptions,
+) -> Result<(Client, Reference, Resolved), PullError> {
+    let hub = opts.hub.as_deref();
+    let list = endpoint::endpoints(reference, &opts.mirrors, &opts.insecure, hub).await?;
+    let count = list.len();
+    let mut last = None;
+    for (n, end) in list.into_iter().enumerate() {
+        let unmatched = Arc::new(AtomicBool::new(false));
+        let client = client_for(&end, &opts.platform, unmatched.clone());
+        let answer = client
+            .pull_manifest_and_config_and_list_digest(&end.reference, &opts.auth)
+            .await;
+        let err = match answer {
+            Ok(found) => return Ok((client, end.reference, found)),
+            Err(_) if unmatched.load(Ordering::SeqCst) => PullError::NoPlatform {
+                platform: opts.platform.to_string(),
+            },
+            Err(e) => classify(shown, e),
+        };
+        if n + 1 < count {
+            tracing::warn!(reference = %shown, endpoint = %end.host(), mirror = end.mirror,
+                error = %crate::host::chain(&err), "pull from this endpoint failed: trying the next");
+        }
+        last = Some(err);
+    }
+    Err(last.unwrap_or_else(|| PullError::BadReference(shown.to_string())))
 }
 
 /// Pulls `target` into `dirs`, sending progress to `tx`; the image's layers are unpacked
@@ -336,21 +417,13 @@ pub async fn pull(
     let reference: Reference = shown
         .parse()
         .map_err(|e: oci_client::ParseError| PullError::BadReference(e.to_string()))?;
-    let unmatched = Arc::new(AtomicBool::new(false));
-    let client = client_for(&reference, opts, unmatched.clone()).await;
-    let pulled = client
-        .pull_manifest_and_config_and_list_digest(&reference, &opts.auth)
-        .await;
-    let (manifest, manifest_digest, config_text, list_digest) = match pulled {
-        Ok(x) => x,
-        Err(_) if unmatched.load(Ordering::SeqCst) => {
-            return Err(PullError::NoPlatform {
-                platform: opts.platform.to_string(),
-            })
-        }
-        Err(e) => return Err(classify(&shown, e)),
-    };
+    let (client, source, resolved) = resolve(&reference, &shown, opts).await?;
+    let (manifest, manifest_digest, config_text, list_digest) = resolved;
     let config_digest = manifest.config.digest.clone();
+    let manifest_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.to_string());
     let blob: ConfigBlob =
         serde_json::from_str(&config_text).map_err(|source| PullError::Config {
             digest: config_digest.clone(),
@@ -381,7 +454,53 @@ pub async fn pull(
     );
     let pairs: Vec<(&OciDescriptor, &String)> =
         manifest.layers.iter().zip(&blob.rootfs.diff_ids).collect();
-    for (layer, diff_id) in &pairs {
+    let size = fetch_layers(dirs, &client, &source, &pairs, opts.limit, &send).await?;
+    let id = {
+        let hex: String = Sha256::digest(config_text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        hex
+    };
+    let diff_ids = blob.rootfs.diff_ids.clone();
+    let (work_dirs, work_id, work_layers) = (dirs.clone(), id.clone(), diff_ids.clone());
+    let config_bytes = config_text.clone().into_bytes();
+    tokio::task::spawn_blocking(move || {
+        work_dirs.install_layered(&work_id, &work_layers, Some(&config_bytes))
+    })
+    .await
+    .map_err(|_| PullError::Cancelled {
+        digest: config_digest.clone(),
+    })?
+    .map_err(|source| PullError::Layer {
+        digest: config_digest.clone(),
+        source,
+    })?;
+    Ok(Pulled {
+        id,
+        layers: diff_ids,
+        config: blob.config.map(ImageConfig::from).unwrap_or_default(),
+        size,
+        digest: list_digest.unwrap_or(manifest_digest),
+        created: blob
+            .created
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
+            .map(|c| c.with_timezone(&chrono::Utc)),
+        manifest_type,
+    })
+}
+
+/// Announces each layer (`Already exists` or `Pulling fs layer`), then fetches those not on
+/// disk, bottom first; returns the unpacked size of all.
+async fn fetch_layers(
+    dirs: &ImageDirs,
+    client: &Client,
+    source: &Reference,
+    pairs: &[(&OciDescriptor, &String)],
+    limit: u64,
+    send: &impl Fn(Option<String>, &str, Option<(u64, u64)>),
+) -> Result<u64, PullError> {
+    for (layer, diff_id) in pairs {
         let status = match dirs.has_layer(diff_id) {
             true => "Already exists",
             false => "Pulling fs layer",
@@ -394,37 +513,9 @@ pub async fn pull(
             size += dirs.layer_size(diff_id);
             continue;
         }
-        size += fetch_layer(dirs, &client, &reference, layer, diff_id, opts.limit, &send).await?;
+        size += fetch_layer(dirs, client, source, layer, diff_id, limit, send).await?;
     }
-    let id = {
-        let hex: String = Sha256::digest(config_text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        hex
-    };
-    let diff_ids = blob.rootfs.diff_ids.clone();
-    let (work_dirs, work_id, work_layers) = (dirs.clone(), id.clone(), diff_ids.clone());
-    tokio::task::spawn_blocking(move || work_dirs.install_layered(&work_id, &work_layers))
-        .await
-        .map_err(|_| PullError::Cancelled {
-            digest: config_digest.clone(),
-        })?
-        .map_err(|source| PullError::Layer {
-            digest: config_digest.clone(),
-            source,
-        })?;
-    Ok(Pulled {
-        id,
-        layers: diff_ids,
-        config: blob.config.map(ImageConfig::from).unwrap_or_default(),
-        size,
-        digest: list_digest.unwrap_or(manifest_digest),
-        created: blob
-            .created
-            .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
-            .map(|c| c.with_timezone(&chrono::Utc)),
-    })
+    Ok(size)
 }
 
 /// Downloads one layer blob into `images/tmp/`, checks its digest, unpacks it; returns its
@@ -455,35 +546,15 @@ async fn fetch_layer(
         }
         Boarding::Waited(f) | Boarding::Free(f) => f,
     };
-    let layer_err = |source| PullError::Layer {
-        digest: digest.clone(),
-        source,
-    };
+    let layer_err = |source| layer_error(&digest, source);
     let blob = TmpDir(dirs.tmp().join(format!(
         "blob-{}-{:016x}",
         &hex[..12],
         rand::random::<u64>()
     )));
     let mut file = HashingFile::create(&blob.0).map_err(layer_err)?;
-    let mut stream = client
-        .pull_blob_stream(reference, layer)
-        .await
-        .map_err(|e| classify(&reference.whole(), e))?;
+    download::download(client, reference, layer, &mut file, send).await?;
     let total = u64::try_from(layer.size).unwrap_or(0);
-    let (mut current, mut shown) = (0u64, 0u64);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| PullError::Download {
-            digest: digest.clone(),
-            source,
-        })?;
-        file.write(&chunk).map_err(layer_err)?;
-        current += chunk.len() as u64;
-        // A line per 512 KiB and the last one: enough for a bar, not a flood.
-        if current - shown >= 512 << 10 || current == total {
-            send(Some(id.clone()), "Downloading", Some((current, total)));
-            shown = current;
-        }
-    }
     let got = file.finish();
     if got != hex {
         return Err(PullError::DigestMismatch { digest, got });

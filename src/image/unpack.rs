@@ -65,15 +65,32 @@ pub fn unpack(src: &Path, dest: &Path, limit: u64) -> Result<u64, ImageError> {
 
 /// Unpacks a tar stream into `dest`; see the module header for the checks and the cap.
 pub fn unpack_reader(reader: impl Read, dest: &Path, limit: u64) -> Result<u64, ImageError> {
-    unpack_entries(reader, dest, limit, false)
+    unpack_entries(reader, dest, limit, false, None)
 }
 
 /// Unpacks one layer of a registry image into `dest` (a directory of its own): as
 /// [`unpack_reader`], with the OCI whiteouts turned into what overlayfs expects of a lower
 /// dir: `DIR/.wh.NAME` becomes a 0/0 character device `DIR/NAME`, and `DIR/.wh..wh..opq`
-/// the `trusted.overlay.opaque=y` xattr on `DIR`.
-pub fn unpack_layer_reader(reader: impl Read, dest: &Path, limit: u64) -> Result<u64, ImageError> {
-    unpack_entries(reader, dest, limit, true)
+/// the `trusted.overlay.opaque=y` xattr on `DIR`. Each regular file's place in the stream
+/// goes into `refs` (for [`super::split`]).
+pub fn unpack_layer_reader(
+    reader: impl Read,
+    dest: &Path,
+    limit: u64,
+    refs: &mut Vec<FileRef>,
+) -> Result<u64, ImageError> {
+    unpack_entries(reader, dest, limit, true, Some(refs))
+}
+
+/// Where a regular file's content sits in a layer's tar stream, and where it was unpacked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// Offset of the content in the uncompressed stream.
+    pub offset: u64,
+    /// Bytes of content.
+    pub size: u64,
+    /// The path unpacked, relative to the layer's root.
+    pub path: PathBuf,
 }
 
 /// The OCI name of an opaque-directory marker.
@@ -120,6 +137,7 @@ fn unpack_entries(
     dest: &Path,
     limit: u64,
     whiteouts: bool,
+    mut refs: Option<&mut Vec<FileRef>>,
 ) -> Result<u64, ImageError> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
@@ -165,6 +183,15 @@ fn unpack_entries(
         size = size.saturating_add(entry.size());
         if size > limit {
             return Err(ImageError::TooLarge { limit, entry: raw });
+        }
+        let plain = matches!(kind, EntryType::Regular | EntryType::Continuous)
+            && entry.header().entry_size().ok() == Some(entry.size());
+        if let Some(refs) = refs.as_deref_mut().filter(|_| plain && entry.size() > 0) {
+            refs.push(FileRef {
+                offset: entry.raw_file_position(),
+                size: entry.size(),
+                path: rel.clone(),
+            });
         }
         let written = match kind {
             EntryType::Char | EntryType::Block | EntryType::Fifo => {

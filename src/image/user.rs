@@ -20,6 +20,9 @@ pub enum UserError {
     /// No group entry has this name.
     #[error("unable to find group {0}: no matching entries in group file")]
     NoGroup(String),
+    /// A GroupAdd entry names no group of the image.
+    #[error("HostConfig.GroupAdd: unable to find group {0}: no matching entries in group file")]
+    NoGroupToAdd(String),
     /// A file of the image could not be read.
     #[error("read {path} in the image")]
     Read {
@@ -97,6 +100,26 @@ pub fn resolve_layers(lowers: &[std::path::PathBuf], user: &str) -> Result<ExecU
         gid,
         additional_gids,
     })
+}
+
+/// Docker's GroupAdd: each entry a group of the image by name, or a number taken as it is.
+pub fn group_ids(lowers: &[std::path::PathBuf], names: &[String]) -> Result<Vec<u32>, UserError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let groups = read_in_layers(lowers, "/etc/group")?;
+    names
+        .iter()
+        .map(|name| match name.parse::<u32>() {
+            Ok(n) => Ok(n),
+            Err(_) => groups
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == name)
+                .map(|f| number(f[2]))
+                .ok_or_else(|| UserError::NoGroupToAdd(name.clone())),
+        })
+        .collect()
 }
 
 fn number(field: &str) -> u32 {

@@ -71,6 +71,12 @@ pub enum NetworkError {
         /// The bridge device.
         name: String,
     },
+    /// ExtraHosts asks for `host-gateway` on a container without a bridge network.
+    #[error("HostConfig.ExtraHosts {line:?}: host-gateway needs a bridge network, and this container has none")]
+    NoGateway {
+        /// The ExtraHosts entry.
+        line: String,
+    },
     /// A thread of the network steps panicked.
     #[error("a network thread panicked")]
     Thread,
@@ -224,8 +230,9 @@ pub struct Attached {
 
 /// Gives container `id` its network before it starts: a new namespace, a new veth pair on
 /// the bridge of each of its networks (`ep` as eth0, then each of `extras` as `eth<slot>`),
-/// configured inside, and its files written into `container_dir`. What a previous run left
-/// (a namespace file, veths) is replaced.
+/// configured inside, and its files written into `container_dir` (with the lines of its
+/// ExtraHosts and Dns* options, `opts`). What a previous run left (a namespace file, veths)
+/// is replaced.
 pub fn attach(
     run_dir: &Path,
     container_dir: &Path,
@@ -233,6 +240,7 @@ pub fn attach(
     hostname: &str,
     ep: &Endpoint,
     extras: &[ExtraEndpoint],
+    opts: &moor_state::resources::ProcessOptions,
 ) -> Result<Attached, NetworkError> {
     let began = std::time::Instant::now();
     detach(run_dir, id)?;
@@ -246,7 +254,7 @@ pub fn attach(
                 .iter()
                 .try_for_each(|x| veth::plug(&path, id, x.slot, &x.endpoint, false))
         })
-        .and_then(|()| files::write(container_dir, ep.ip, hostname));
+        .and_then(|()| files::write(container_dir, (ep.ip, ep.gateway), hostname, opts));
     tracing::debug!(
         container_id = %&id[..12.min(id.len())],
         clear_ms = cleared.as_secs_f64() * 1e3,

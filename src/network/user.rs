@@ -116,6 +116,7 @@ pub fn hosts_text(rec: &ContainerRecord, peers: &[(Ipv4Addr, Vec<String>)]) -> O
         name => name,
     };
     let mut text = files::hosts(ep.ip, hostname);
+    text.push_str(&files::extra_hosts(&rec.spec.process, Some(ep.gateway)));
     for (ip, names) in peers {
         text.push_str(&format!("{ip}\t{}\n", names.join(" ")));
     }

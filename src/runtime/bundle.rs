@@ -6,16 +6,16 @@
 
 mod caps;
 mod privileged;
+pub mod tuning;
 mod user_mounts;
 
 use std::path::Path;
 
 use moor_state::ContainerSpec;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder,
-    RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder,
+    LinuxDeviceCgroupBuilder, LinuxNamespace, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
+    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 use oci_spec::OciSpecError;
 use thiserror::Error;
@@ -25,15 +25,18 @@ pub use caps::parse as parse_capability;
 use super::DEFAULT_PATH;
 use crate::image::user::ExecUser;
 
-/// The CFS period moor sets with `--cpus` (Docker's: 100 ms).
-const CPU_PERIOD: u64 = 100_000;
-
 /// Why a bundle could not be built.
 #[derive(Debug, Error)]
 pub enum BundleError {
     /// oci-spec refused a value.
     #[error("build the OCI spec")]
     Oci(#[from] OciSpecError),
+    /// A `--ulimit` name the OCI spec has no type for.
+    #[error("ulimit {0} is not a resource limit the OCI spec knows")]
+    Ulimit(String),
+    /// `--init` was asked and the host has no init binary to mount.
+    #[error("--init needs an init binary on the host: none of {} exists (install tini)", tuning::INIT_CANDIDATES.join(", "))]
+    NoInit,
     /// config.json could not be written.
     #[error("write {path}")]
     Write {
@@ -134,30 +137,20 @@ fn default_mounts(oci: &Spec, spec: &ContainerSpec) -> Result<Vec<Mount>, Bundle
 }
 
 /// The cgroup limits: the device cgroup (deny all unless privileged; runc adds its default
-/// devices), memory with no swap, CPU quota, pids.
+/// devices), memory, CPU, pids.
 fn resources(spec: &ContainerSpec) -> Result<LinuxResources, BundleError> {
     let mut resources =
         LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
             .allow(spec.privileged)
             .access("rwm")
             .build()?]);
-    if spec.memory > 0 {
-        // Swap limited to the same value: an over-limit container is killed, not swapped.
-        resources = resources.memory(
-            LinuxMemoryBuilder::default()
-                .limit(spec.memory)
-                .swap(spec.memory)
-                .build()?,
-        );
+    // Swap limited to the memory limit unless MemorySwap says otherwise: an over-limit
+    // container is killed, not swapped.
+    if let Some(memory) = tuning::memory(spec)? {
+        resources = resources.memory(memory);
     }
-    if spec.nano_cpus > 0 {
-        let quota = spec.nano_cpus.saturating_mul(CPU_PERIOD as i64) / 1_000_000_000;
-        resources = resources.cpu(
-            LinuxCpuBuilder::default()
-                .period(CPU_PERIOD)
-                .quota(quota.max(1000))
-                .build()?,
-        );
+    if let Some(cpu) = tuning::cpu(spec)? {
+        resources = resources.cpu(cpu);
     }
     if let Some(limit) = spec.pids_limit.filter(|l| *l > 0) {
         resources = resources.pids(LinuxPidsBuilder::default().limit(limit).build()?);
@@ -261,6 +254,15 @@ pub fn join_network(
         }
         linux.set_namespaces(Some(namespaces));
     }
+    bind_files(oci, files)
+}
+
+/// moor's own `/etc/hosts`, `/etc/resolv.conf`... (`files`: each with its place in the
+/// container) bind-mounted read-write, unless the user mounts something there.
+pub fn bind_files(
+    oci: &mut Spec,
+    files: &[(std::path::PathBuf, String)],
+) -> Result<(), BundleError> {
     let mut mounts = oci.mounts().clone().unwrap_or_default();
     for (source, dest) in files {
         if mounts.iter().any(|m| m.destination() == Path::new(dest)) {

@@ -181,6 +181,10 @@ impl ProcessHandle for FakeHandle {
 }
 
 impl Runtime for FakeRuntime {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
     fn binary(&self) -> Option<std::path::PathBuf> {
         None
     }
@@ -289,6 +293,7 @@ impl Runtime for FakeRuntime {
             exit,
             unsupported_protocol: None,
             runtime_state: None,
+            runtime_missing: None,
             now: Utc::now(),
         }
     }
@@ -320,5 +325,28 @@ impl Runtime for FakeRuntime {
     fn exec_command(&self, exec: &ExecSpec<'_>) -> Result<ExecCommand, ExecRuleError> {
         self.record(format!("exec {}", exec.argv.join(" ")));
         Ok(super::exec::process_command(exec))
+    }
+
+    fn open_root(
+        &self,
+        _: &str,
+        _: &ContainerSpec,
+        _: Option<&ProcessIdentity>,
+        _: crate::archive::RootView,
+    ) -> RuntimeFuture<Result<crate::archive::OpenedRoot, crate::archive::ArchiveError>> {
+        Box::pin(async { Err(crate::archive::ArchiveError::NoRootfs { runtime: "fake" }) })
+    }
+
+    fn close_root(&self, _: &str, _: crate::archive::OpenedRoot) -> RuntimeFuture<()> {
+        Box::pin(async {})
+    }
+
+    fn changes(
+        &self,
+        _: &str,
+        _: &ContainerSpec,
+    ) -> RuntimeFuture<Result<Vec<crate::archive::changes::Change>, crate::archive::ArchiveError>>
+    {
+        Box::pin(async { Err(crate::archive::ArchiveError::NoRootfs { runtime: "fake" }) })
     }
 }

@@ -16,12 +16,15 @@ use futures_util::future::BoxFuture;
 use moor_state::ports::PortMapping;
 use moor_state::reconcile::{Liveness, Observation};
 use moor_state::record::RuntimeKind;
+use moor_state::resources::ResourceUpdate;
 use moor_state::{ContainerSpec, ProcessIdentity};
 
 use super::exec::{ExecCommand, ExecRuleError, ExecSpec};
 use super::freeze::FreezeError;
 use super::stats::{Sample, StatsError};
 use super::{RuntimeError, StartOutcome};
+use crate::archive::changes::Change;
+use crate::archive::{ArchiveError, OpenedRoot, RootView};
 use crate::identity::{IdentityError, PidFd};
 use crate::image::user::{ExecUser, UserError};
 
@@ -83,6 +86,22 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     fn resume(&self, id: &str, process: &ProcessIdentity)
         -> RuntimeFuture<Result<(), FreezeError>>;
 
+    /// Changes the cgroup settings of the live container `id` to those of `spec` that
+    /// `changed` gives (`docker update`). The default: a runtime without a cgroup refuses.
+    fn update(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        changed: &ResourceUpdate,
+    ) -> RuntimeFuture<Result<(), RuntimeError>> {
+        let _ = (id, spec, changed);
+        let name = self.name();
+        Box::pin(async move { Err(RuntimeError::UpdateUnsupported(name)) })
+    }
+
+    /// The runtime's name, as clients give it (`runc`, `process`).
+    fn name(&self) -> &'static str;
+
     /// Whether the runtime itself reports the container frozen (`None`: it keeps no such
     /// state, or cannot tell). Used at daemon start to repair a half-done pause/unpause.
     fn frozen(&self, id: &str) -> RuntimeFuture<Option<bool>>;
@@ -137,6 +156,27 @@ pub trait Runtime: Send + Sync + fmt::Debug {
 
     /// The command that runs an exec in the container.
     fn exec_command(&self, exec: &ExecSpec<'_>) -> Result<ExecCommand, ExecRuleError>;
+
+    /// The container's root made reachable on the host (`docker cp`, `export`): a running
+    /// container's (`running`: its init) as `view` asks, a stopped one's mounted for the
+    /// operation. A runtime without a filesystem of its own refuses. Off the actor thread.
+    fn open_root(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        running: Option<&ProcessIdentity>,
+        view: RootView,
+    ) -> RuntimeFuture<Result<OpenedRoot, ArchiveError>>;
+
+    /// After the operation: what [`Runtime::open_root`] mounted is unmounted.
+    fn close_root(&self, id: &str, root: OpenedRoot) -> RuntimeFuture<()>;
+
+    /// The container's changes to its image's files (`docker diff`). Off the actor thread.
+    fn changes(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+    ) -> RuntimeFuture<Result<Vec<Change>, ArchiveError>>;
 }
 
 /// What a runtime kind accepts and shows, known without a daemon (create checks, inspect).
@@ -218,6 +258,19 @@ pub struct Runtimes {
     runc: Arc<dyn Runtime>,
     /// The kind of containers that do not name one.
     pub default_kind: RuntimeKind,
+    /// What the daemon's own runtimes were made of, to make those of a container recorded
+    /// under other settings ([`Runtimes::for_record`]); None for runtimes given whole
+    /// (in-process tests).
+    origin: Option<Origin>,
+}
+
+/// The layout and runc a daemon's runtimes were made with.
+#[derive(Debug, Clone)]
+struct Origin {
+    /// The daemon's paths.
+    layout: crate::host::layout::Layout,
+    /// Its runc, when it has one.
+    runc: Option<super::runc::Runc>,
 }
 
 impl Runtimes {
@@ -241,6 +294,58 @@ impl Runtimes {
             process,
             runc,
             default_kind,
+            origin: None,
+        }
+    }
+
+    /// The runtime binary a container of `kind` started now is recorded under (None: its
+    /// runtime calls no binary, as the process runtime).
+    pub fn recorded_path(&self, kind: RuntimeKind) -> Option<PathBuf> {
+        match kind {
+            RuntimeKind::Process => None,
+            RuntimeKind::Runc => self.runc.binary(),
+        }
+    }
+
+    /// The cgroup parent of containers of `kind` (empty: the runtime makes no cgroup).
+    pub fn cgroup_parent(kind: RuntimeKind) -> String {
+        match kind {
+            RuntimeKind::Process => String::new(),
+            RuntimeKind::Runc => super::runc::CGROUP_PARENT.into(),
+        }
+    }
+
+    /// The runtime of the container `rec`, under the settings it was started with: its
+    /// recorded run directory and runtime binary when they differ from the daemon's (README
+    /// "Changing daemon options"), else the daemon's own runtime of its kind.
+    pub fn for_record(&self, rec: &moor_state::ContainerRecord) -> Arc<dyn Runtime> {
+        let kind = rec.spec.runtime;
+        let (Some(origin), Some(recorded)) = (&self.origin, &rec.settings) else {
+            return self.for_kind(kind);
+        };
+        let run_dir = PathBuf::from(&recorded.run_dir);
+        let binary = recorded.runtime_path.as_ref().map(PathBuf::from);
+        if run_dir == origin.layout.run_dir && binary == self.recorded_path(kind) {
+            return self.for_kind(kind);
+        }
+        let layout = crate::host::layout::Layout {
+            run_dir,
+            ..origin.layout.clone()
+        };
+        match kind {
+            RuntimeKind::Process => Arc::new(super::process::ProcessRuntime::new(layout)),
+            RuntimeKind::Runc => {
+                let runc = binary.map(|binary| {
+                    let mut args = match &origin.runc {
+                        Some(r) => r.args.clone(),
+                        None => super::runc::RuncArgs::new(binary.clone(), PathBuf::new()),
+                    };
+                    args.binary = binary;
+                    args.root = layout.run_dir.join("runc");
+                    super::runc::Runc::new(args)
+                });
+                Arc::new(super::runc::runtime::RuncRuntime::new(runc, layout))
+            }
         }
     }
 
@@ -327,11 +432,19 @@ pub fn daemon_runtimes(
     runc: Option<super::runc::Runc>,
     default_kind: RuntimeKind,
 ) -> Runtimes {
-    Runtimes::new(
+    let mut runtimes = Runtimes::new(
         Arc::new(super::process::ProcessRuntime::new(layout.clone())),
-        Arc::new(super::runc::runtime::RuncRuntime::new(runc, layout.clone())),
+        Arc::new(super::runc::runtime::RuncRuntime::new(
+            runc.clone(),
+            layout.clone(),
+        )),
         default_kind,
-    )
+    );
+    runtimes.origin = Some(Origin {
+        layout: layout.clone(),
+        runc,
+    });
+    runtimes
 }
 
 #[cfg(test)]

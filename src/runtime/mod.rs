@@ -73,6 +73,12 @@ pub enum RuntimeError {
     /// A run file could not be read.
     #[error(transparent)]
     RunFile(#[from] RunFileError),
+    /// `runc update` of a live container failed.
+    #[error("update the container's cgroup")]
+    Update(#[source] runc::RuncError),
+    /// This runtime keeps no cgroup of the container to update.
+    #[error("the {0} runtime cannot change a running container's resources")]
+    UpdateUnsupported(&'static str),
 }
 
 /// What the shim said once it knew how the start went.

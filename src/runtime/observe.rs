@@ -34,8 +34,23 @@ pub fn observe(layout: &Layout, id: &str) -> Observation {
         exit: files.exit,
         unsupported_protocol: files.unsupported_protocol,
         runtime_state: runtime::runc::observed_state(&dir, id),
+        runtime_missing: None,
         now,
     }
+}
+
+/// What the host shows for the container `rec` as it was started: its shim files in its
+/// recorded run directory, and whether its recorded runtime binary is gone (README
+/// "Changing daemon options"). For `moor admin` with the daemon down: the daemon's
+/// per-container runtimes observe the same (`Runtimes::for_record`).
+pub fn observe_recorded(layout: &Layout, rec: &moor_state::ContainerRecord) -> Observation {
+    let mut obs = observe(&layout.as_recorded(rec), &rec.id);
+    obs.runtime_missing = rec
+        .settings
+        .as_ref()
+        .and_then(|s| s.runtime_path.clone())
+        .filter(|path| !std::path::Path::new(path).is_file());
+    obs
 }
 
 /// How a killed orphan ended: its shim's exit file when the shim wrote one, else death by

@@ -5,6 +5,9 @@ use moor_state::reconcile::Observation;
 use moor_state::record::RuntimeKind;
 use moor_state::{ContainerSpec, ProcessIdentity};
 
+use crate::archive::changes::Change;
+use crate::archive::{ArchiveError, OpenedRoot, RootView};
+
 use super::exec::{self, ExecCommand, ExecRuleError, ExecSpec};
 use super::freeze::{self, FreezeError};
 use super::interface::{LogTarget, Runtime, RuntimeFuture};
@@ -28,6 +31,10 @@ impl ProcessRuntime {
 }
 
 impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
     fn binary(&self) -> Option<std::path::PathBuf> {
         Some(self.layout.shim_bin.clone())
     }
@@ -103,5 +110,35 @@ impl Runtime for ProcessRuntime {
 
     fn exec_command(&self, spec: &ExecSpec<'_>) -> Result<ExecCommand, ExecRuleError> {
         Ok(exec::process_command(spec))
+    }
+
+    fn open_root(
+        &self,
+        _: &str,
+        _: &ContainerSpec,
+        _: Option<&ProcessIdentity>,
+        _: RootView,
+    ) -> RuntimeFuture<Result<OpenedRoot, ArchiveError>> {
+        Box::pin(async { Err(no_rootfs()) })
+    }
+
+    fn close_root(&self, _: &str, _: OpenedRoot) -> RuntimeFuture<()> {
+        Box::pin(async {})
+    }
+
+    fn changes(
+        &self,
+        _: &str,
+        _: &ContainerSpec,
+    ) -> RuntimeFuture<Result<Vec<Change>, ArchiveError>> {
+        Box::pin(async { Err(no_rootfs()) })
+    }
+}
+
+/// A process container runs on the host's own `/`: copying into it would write the host's
+/// files, so cp, export and diff are refused.
+fn no_rootfs() -> ArchiveError {
+    ArchiveError::NoRootfs {
+        runtime: super::interface::profile(RuntimeKind::Process).name,
     }
 }

@@ -43,6 +43,10 @@ pub struct ImageRecord {
     /// (Docker's RepoDigests); empty for imports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repo_digests: Vec<String>,
+    /// For a pulled image: the media type of the manifest it was pulled by (Docker schema 2
+    /// or OCI), so a push keeps its family. None for imports and older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_type: Option<String>,
 }
 
 /// An image's defaults for its containers (Docker's image `Config` subset an import's
@@ -362,6 +366,9 @@ impl ImageStore {
                     rec.repo_tags.push(n.clone());
                 }
             }
+            if rec.manifest_type.is_none() {
+                rec.manifest_type.clone_from(&fresh.manifest_type);
+            }
             for d in &fresh.repo_digests {
                 if !rec.repo_digests.contains(d) {
                     rec.repo_digests.push(d.clone());
@@ -480,6 +487,7 @@ mod tests {
             config: ImageConfig::default(),
             layers: Vec::new(),
             repo_digests: Vec::new(),
+            manifest_type: None,
         }
     }
 

@@ -6,15 +6,18 @@
 
 mod aside;
 pub mod event;
+pub mod health;
 pub mod image;
 pub mod machine;
 pub mod network;
 pub mod ports;
 pub mod reconcile;
 pub mod record;
+pub mod resources;
 pub mod restart;
 mod runtime_state;
 pub mod schema;
+pub mod settings;
 pub mod store;
 pub mod volume;
 mod witness;

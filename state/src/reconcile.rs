@@ -60,6 +60,10 @@ pub struct Observation {
     /// `runc state` for a runc container; None for the process runtime (nothing to ask).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_state: Option<RuntimeState>,
+    /// Set when the runtime binary the container was started under is gone (its path):
+    /// a live container of it cannot be managed (README "Changing daemon options").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_missing: Option<String>,
     /// When the observation was made (the time of a `Lost`).
     pub now: Timestamp,
 }
@@ -146,6 +150,7 @@ pub fn classify(state: &State, obs: &Observation) -> Class {
         None => classify_without_run(state, obs.exit),
     }
     .with_runtime_state(obs.runtime_state)
+    .without_runtime(obs.runtime_missing.as_deref())
 }
 
 /// A container whose runtime state contradicts the process check: a live process the
@@ -181,6 +186,20 @@ fn runtime_contradiction(state: &State, obs: &Observation) -> Option<Class> {
 }
 
 impl Class {
+    /// A container to resume whose runtime binary is gone cannot be managed: an orphan,
+    /// left running, adoptable once the binary is back. Other classes need no runtime call.
+    fn without_runtime(self, missing: Option<&str>) -> Class {
+        match (self, missing) {
+            (Class::Resume(run), Some(path)) => Class::Orphan {
+                reason: format!(
+                    "its runtime binary {path} is gone: put it back, then `moor admin adopt`"
+                ),
+                run: Some(run),
+            },
+            (class, _) => class,
+        }
+    }
+
     /// Adds the runtime state to a lost container's reason.
     fn with_runtime_state(self, runtime: Option<RuntimeState>) -> Class {
         match (self, runtime) {
@@ -285,6 +304,7 @@ mod tests {
             exit,
             unsupported_protocol: None,
             runtime_state: None,
+            runtime_missing: None,
             now: at(500),
         }
     }
@@ -295,6 +315,7 @@ mod tests {
             exit,
             unsupported_protocol: None,
             runtime_state: None,
+            runtime_missing: None,
             now: at(500),
         }
     }
@@ -324,6 +345,36 @@ mod tests {
         let s = transition(&State::Running(run()), c.event(at(500)).unwrap()).unwrap();
         assert_eq!(s.run().unwrap().process.pid, 101);
         assert_eq!(s.started_at(), Some(at(1)));
+    }
+
+    #[test]
+    fn a_live_container_whose_runtime_binary_is_gone_is_an_orphan_adoptable_later() {
+        let mut o = obs(Alive, Alive, None);
+        o.runtime_missing = Some("/old/runc".into());
+        let c = classify(&State::Running(run()), &o);
+        match &c {
+            Class::Orphan {
+                reason,
+                run: Some(r),
+            } => {
+                assert!(reason.contains("/old/runc"), "{reason}");
+                assert_eq!(r, &run());
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = transition(&State::Running(run()), c.event(at(500)).unwrap()).unwrap();
+        assert_eq!(s.name(), "orphaned");
+        // Back: adopted (the state machine's transition), managed again.
+        let adopted = transition(&s, crate::Event::Adopted(run())).unwrap();
+        assert_eq!(adopted, State::Running(run()));
+        // An exit while away needs no runtime: recorded as usual.
+        let mut gone = obs(Gone, Gone, exit_file());
+        gone.runtime_missing = Some("/old/runc".into());
+        let c = classify(&State::Running(run()), &gone);
+        assert_eq!(c, Class::ExitedWhileDown(exit_file().unwrap()));
+        // The binary back before the next start: resumed.
+        let c = classify(&s, &obs(Alive, Alive, None));
+        assert_eq!(c, Class::Resume(run()));
     }
 
     #[test]

@@ -71,7 +71,8 @@ pub enum RestartPolicy {
     UnlessStopped,
 }
 
-/// What the user asked for at create time; never changed afterwards (but by rename).
+/// What the user asked for at create time; changed afterwards only by `docker update`
+/// (resources and restart policy).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContainerSpec {
     /// The image name as the user gave it (`host` for the process runtime).
@@ -190,6 +191,19 @@ pub struct ContainerSpec {
     /// terminal's size at start.
     #[serde(default)]
     pub console_size: [u16; 2],
+    /// Docker's Config.Healthcheck, the create's merged over the image's (None: neither
+    /// has one): what the daemon probes while the container runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::HealthConfig>,
+    /// Docker's cgroup settings beyond memory, CPUs and pids (CpuShares, Cpuset*, CpuQuota,
+    /// CpuPeriod, MemoryReservation, MemorySwap, OomKillDisable); `docker update` changes
+    /// them on a live container.
+    #[serde(default)]
+    pub resources: crate::resources::Resources,
+    /// The process's options (GroupAdd, SecurityOpt, Ulimits, Sysctls, ShmSize, Init) and
+    /// what moor writes into its /etc/hosts and /etc/resolv.conf (ExtraHosts, Dns*).
+    #[serde(default)]
+    pub process: crate::resources::ProcessOptions,
 }
 
 /// What a mount is.
@@ -316,6 +330,18 @@ pub struct ContainerRecord {
     /// table holds for it while it runs.
     #[serde(default)]
     pub published: Vec<PortMapping>,
+    /// Docker's State.Health: set when a run with a healthcheck starts, moved by each
+    /// probe's result (see [`crate::health`]), kept after the run ends; persisted so that a
+    /// daemon restart resumes the probes from it. None without a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
+    /// The daemon settings it was created or last started under (README "Changing daemon
+    /// options"): it is managed under these after the daemon's options change. None in a
+    /// record written before the field existed: the daemon records its settings at the
+    /// next start-up (they are what that record's container ran under, unless the options
+    /// changed in the same upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::settings::DaemonSettings>,
 }
 
 impl ContainerRecord {
@@ -332,17 +358,27 @@ impl ContainerRecord {
             manually_stopped: false,
             stop_deadline: None,
             published: Vec::new(),
+            health: None,
+            settings: None,
         }
     }
 
     /// The record in state `next` (a result of [`crate::transition`]): a stop deadline
-    /// outlives only a stop that goes on (`Stopping` to `Stopping`).
+    /// outlives only a stop that goes on (`Stopping` to `Stopping`); the health moves as
+    /// [`crate::health::across`] says.
     pub fn with_state(&self, next: State) -> ContainerRecord {
         let keep = matches!(
             (&self.state, &next),
             (State::Stopping(_), State::Stopping(_))
         );
+        let health = crate::health::across(
+            &self.state,
+            &next,
+            self.health.as_ref(),
+            self.spec.healthcheck.as_ref(),
+        );
         ContainerRecord {
+            health,
             state: next,
             stop_deadline: if keep { self.stop_deadline } else { None },
             ..self.clone()

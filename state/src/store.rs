@@ -8,7 +8,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use serde::Deserialize;
 use sled::transaction::{
@@ -21,7 +20,11 @@ use crate::aside;
 pub use crate::aside::OPENED_BY_SLED;
 use crate::record::{ContainerRecord, RECORD_VERSION};
 use crate::schema;
+
 use crate::witness;
+
+mod flush;
+pub use self::flush::Flusher;
 
 /// Name of the tree of records, keyed by container id.
 const CONTAINERS_TREE: &str = "containers";
@@ -302,10 +305,10 @@ pub struct Store {
     names: Tree,
     /// Schema version and the write counter.
     meta: Tree,
-    /// Where the store lives, for errors and the write counter's copy.
+    /// Where the store lives, for errors.
     path: PathBuf,
-    /// The last counter copied beside the store: copies only move forward.
-    witnessed: Mutex<u64>,
+    /// Makes committed writes durable (also from other threads: see [`Store::flusher`]).
+    flusher: Flusher,
     /// Bumped once a write has committed (see [`Store::generation`]).
     generation: AtomicU64,
 }
@@ -342,12 +345,12 @@ impl Store {
         schema::write_version_file(path, schema::SCHEMA_VERSION)?;
         schema::migrate(&db)?;
         Ok(Store {
-            db,
+            db: db.clone(),
             containers,
             names,
             meta,
             path: path.to_path_buf(),
-            witnessed: Mutex::new(found),
+            flusher: Flusher::new(db.clone(), path.to_path_buf(), found),
             generation: AtomicU64::new(0),
         })
     }
@@ -420,9 +423,28 @@ impl Store {
         &self.path
     }
 
-    /// Runs a write transaction over the three trees (bumping the write counter),
-    /// flushes, then copies the counter beside the store.
+    /// A handle that flushes this store from any thread (group commit: see [`flush`]).
+    pub fn flusher(&self) -> Flusher {
+        self.flusher.clone()
+    }
+
+    /// Runs a write transaction over the three trees (bumping the write counter), then
+    /// flushes and copies the counter beside the store.
     fn write<F>(&self, f: F) -> Result<(), StoreError>
+    where
+        F: Fn(
+            &TransactionalTree,
+            &TransactionalTree,
+        ) -> ConflictableTransactionResult<(), StoreError>,
+    {
+        self.commit(f)?;
+        self.flusher.flush().map(drop)
+    }
+
+    /// Runs a write transaction over the three trees (bumping the write counter) and
+    /// returns the counter: committed and visible to readers, durable once a flush has
+    /// reached it ([`Flusher::flush`]).
+    fn commit<F>(&self, f: F) -> Result<u64, StoreError>
     where
         F: Fn(
             &TransactionalTree,
@@ -435,26 +457,22 @@ impl Store {
                 bump_seq(m)
             },
         ))?;
-        // Committed, so visible to readers: before the flush, which can fail after it.
         self.generation.fetch_add(1, Ordering::Release);
-        self.db
-            .flush()
-            .map_err(|source| StoreError::Write { source })?;
-        let mut witnessed = self.witnessed.lock().unwrap_or_else(|p| p.into_inner());
-        if seq > *witnessed {
-            // Best-effort by design (see `witness`): the write itself is durable already,
-            // and a stale copy can only hide a truncation, never report a false one.
-            if witness::write(&self.path, seq).is_ok() {
-                *witnessed = seq;
-            }
-        }
-        Ok(())
+        self.flusher.committed_up_to(seq);
+        Ok(seq)
     }
 
     /// Inserts a new record and its name atomically, then flushes.
     pub fn create(&self, rec: &ContainerRecord) -> Result<(), StoreError> {
+        self.create_unflushed(rec)?;
+        self.flusher.flush().map(drop)
+    }
+
+    /// [`Store::create`] without the flush: returns the write's counter (see
+    /// [`Store::put_unflushed`]).
+    pub fn create_unflushed(&self, rec: &ContainerRecord) -> Result<u64, StoreError> {
         let bytes = encode(rec)?;
-        self.write(|c, n| {
+        self.commit(|c, n| {
             if c.get(rec.id.as_bytes())?.is_some() {
                 return abort(StoreError::IdInUse { id: rec.id.clone() });
             }
@@ -473,8 +491,15 @@ impl Store {
     /// Overwrites an existing record (a state change), then flushes. The name must be the
     /// one the store holds for it: names change only through [`Store::rename`].
     pub fn put(&self, rec: &ContainerRecord) -> Result<(), StoreError> {
+        self.put_unflushed(rec)?;
+        self.flusher.flush().map(drop)
+    }
+
+    /// [`Store::put`] without the flush: returns the write's counter, durable once a
+    /// [`Flusher::flush`] has returned at least that.
+    pub fn put_unflushed(&self, rec: &ContainerRecord) -> Result<u64, StoreError> {
         let bytes = encode(rec)?;
-        self.write(|c, n| {
+        self.commit(|c, n| {
             if c.get(rec.id.as_bytes())?.is_none() {
                 return abort(StoreError::NoSuchContainer { id: rec.id.clone() });
             }
@@ -586,6 +611,13 @@ impl Store {
     /// Removes container `id`'s record and every name pointing at it, atomically, then
     /// flushes. Works on undecodable records too (their names are found by value).
     pub fn remove(&self, id: &str) -> Result<(), StoreError> {
+        self.remove_unflushed(id)?;
+        self.flusher.flush().map(drop)
+    }
+
+    /// [`Store::remove`] without the flush: returns the write's counter (see
+    /// [`Store::put_unflushed`]).
+    pub fn remove_unflushed(&self, id: &str) -> Result<u64, StoreError> {
         let mut names = Vec::new();
         for item in self.names.iter() {
             let (name, value) = item.map_err(|source| StoreError::Read { source })?;
@@ -593,7 +625,7 @@ impl Store {
                 names.push(name);
             }
         }
-        self.write(|c, n| {
+        self.commit(|c, n| {
             let Some(bytes) = c.remove(id.as_bytes())? else {
                 return abort(StoreError::NoSuchContainer { id: id.to_string() });
             };

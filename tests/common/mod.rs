@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod registry;
 pub mod release;
 pub mod runc;
+pub mod slow;
 pub mod token_realm;
 
 pub use http::{ping, raw_request, HttpResponse};
@@ -75,9 +76,25 @@ pub struct Daemon {
     /// A process in the network namespace the daemon runs in (`nsenter -t PID -n`); None:
     /// the host's ([`netns::TestNetns`]).
     netns_holder: Option<i32>,
+    /// The names of the run directories used under `dir`, the current one last (`run`
+    /// unless [`Daemon::use_run_dir`] changed it): drop cleans up under each.
+    run_dirs: Vec<String>,
+    /// Extra environment of the daemon process ([`Daemon::start_with_env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
+    /// [`Daemon::start`] with `env` added to the daemon's environment (every start).
+    pub fn start_with_env(config_json: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut daemon = Daemon::unstarted(config_json, "process", Binaries::current());
+        daemon.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        daemon.spawn();
+        daemon
+    }
+
     /// Creates fresh directories, writes `config_json` as daemon.json and starts the daemon;
     /// returns once `/_ping` answers OK.
     pub fn start(config_json: &str) -> Daemon {
@@ -111,9 +128,19 @@ impl Daemon {
             runtime,
             binaries,
             netns_holder: None,
+            run_dirs: vec!["run".into()],
+            env: Vec::new(),
         };
         fs::write(daemon.config_path(), netns::no_bridge(config_json)).expect("write daemon.json");
         daemon
+    }
+
+    /// Replaces the extra environment of the daemon's next starts.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// Starts the daemon again on the same directories and daemon.json.
@@ -142,7 +169,22 @@ impl Daemon {
 
     /// The run directory (`--run-dir`).
     pub fn run_dir(&self) -> PathBuf {
-        self.dir.path().join("run")
+        let name = self.run_dirs.last().map_or("run", String::as_str);
+        self.dir.path().join(name)
+    }
+
+    /// Gives the daemon the run directory `name` (under its temp dir) from its next start;
+    /// drop still cleans up under the earlier ones.
+    pub fn use_run_dir(&mut self, name: &str) {
+        self.run_dirs.push(name.into());
+    }
+
+    /// Every run directory used so far.
+    fn all_run_dirs(&self) -> Vec<PathBuf> {
+        self.run_dirs
+            .iter()
+            .map(|n| self.dir.path().join(n))
+            .collect()
     }
 
     /// The API socket (`--socket`).
@@ -247,6 +289,7 @@ impl Daemon {
                 std::env::var("RUST_LOG").unwrap_or("info,moor=debug".into()),
             )
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -435,8 +478,14 @@ impl Daemon {
 
     fn kill_recorded_processes(&self) {
         let mut victims: Vec<(i32, u64)> = self.tracked.borrow().clone();
-        let containers = self.run_dir().join("containers");
-        for entry in fs::read_dir(&containers).into_iter().flatten().flatten() {
+        let dirs: Vec<PathBuf> = self.all_run_dirs();
+        let entries = dirs.iter().flat_map(|d| {
+            fs::read_dir(d.join("containers"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        });
+        for entry in entries {
             let path = entry.path().join("started.json");
             let Some(started) = fs::read_to_string(&path)
                 .ok()
@@ -466,7 +515,9 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
         self.kill_recorded_processes();
-        runc::clean_up(&self.run_dir(), self.dir.path());
+        for run_dir in self.all_run_dirs() {
+            runc::clean_up(&run_dir, self.dir.path());
+        }
         if thread::panicking() && !self.output_shown.get() {
             eprintln!(
                 "----- moor daemon output ({}) -----\n{}",

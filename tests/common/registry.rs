@@ -188,6 +188,25 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The manifest `NAME:TAG` as the registry stores it (its raw bytes, via `skopeo inspect
+    /// --raw`), with the registry reached at `host` (itself or a front).
+    pub fn raw_manifest(&self, host: &str, reference: &str) -> Vec<u8> {
+        let image = format!("docker://{host}/{reference}");
+        let args = ["inspect", "--raw", "--tls-verify=false", image.as_str()];
+        let out = Command::new("skopeo")
+            .args(args)
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo {args:?}: {}",
+            super::describe(&out)
+        );
+        out.stdout
+    }
+}
+
 fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -2,8 +2,9 @@
 //! port that answers `401` with `WWW-Authenticate: Bearer realm=".../token",service=...` to
 //! any request without its token, hands the token out at `/token` to a client giving the
 //! right basic credentials, and passes requests carrying the token on to a real (anonymous)
-//! docker-registry. One thread per connection, one request per connection (`Connection:
-//! close`); the listener thread ends with the test process.
+//! docker-registry, bodies included (a push's uploads). One thread per connection, one
+//! request per connection (`Connection: close`); the listener thread ends with the test
+//! process.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -113,8 +114,9 @@ fn serve(mut stream: TcpStream, port: u16, backend: u16, basic: &str, issued: &A
     proxy(stream, &head, backend);
 }
 
-/// Passes the request on to the registry (its headers but Host, Connection and
-/// Authorization) and its whole answer back.
+/// Passes the request on to the registry (its headers but Connection and Authorization; Host
+/// kept, so the upload URLs the registry answers with point back at this front), then its
+/// body (a push's uploads) up and the whole answer back.
 fn proxy(mut stream: TcpStream, head: &str, backend: u16) {
     let Ok(mut up) = TcpStream::connect(("127.0.0.1", backend)) else {
         return;
@@ -123,16 +125,23 @@ fn proxy(mut stream: TcpStream, head: &str, backend: u16) {
     let mut request = format!("{}\r\n", lines.next().unwrap_or_default());
     for line in lines.filter(|l| !l.is_empty()) {
         let name = line.split(':').next().unwrap_or_default().trim();
-        if !["host", "connection", "authorization"].contains(&name.to_ascii_lowercase().as_str()) {
+        if !["connection", "authorization"].contains(&name.to_ascii_lowercase().as_str()) {
             request.push_str(line);
             request.push_str("\r\n");
         }
     }
-    request.push_str(&format!(
-        "Host: 127.0.0.1:{backend}\r\nConnection: close\r\n\r\n"
-    ));
+    request.push_str("Connection: close\r\n\r\n");
     if up.write_all(request.as_bytes()).is_err() {
         return;
     }
+    let (Ok(mut body_in), Ok(mut body_out)) = (stream.try_clone(), up.try_clone()) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(None);
+    let body = std::thread::spawn(move || std::io::copy(&mut body_in, &mut body_out));
     let _ = std::io::copy(&mut up, &mut stream);
+    // The answer is complete (the registry closes after it): end the body copy too.
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = up.shutdown(std::net::Shutdown::Both);
+    let _ = body.join();
 }

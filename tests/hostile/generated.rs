@@ -42,6 +42,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/containers/{id}/top"),
     ("GET", "/containers/{id}/stats"),
     ("POST", "/containers/{id}/resize"),
+    ("HEAD", "/containers/{id}/archive"),
+    ("GET", "/containers/{id}/archive"),
+    ("PUT", "/containers/{id}/archive"),
+    ("GET", "/containers/{id}/export"),
+    ("GET", "/containers/{id}/changes"),
     ("POST", "/exec/{id}/resize"),
     ("GET", "/networks"),
     ("GET", "/networks/{id}"),
@@ -109,6 +114,9 @@ const KEYS: &[&str] = &[
     "size",
     "stdin",
     "changes",
+    "path",
+    "noOverwriteDirNonDir",
+    "copyUIDGID",
 ];
 const VALUES: &[&str] = &[
     "1",
@@ -135,6 +143,8 @@ const VALUES: &[&str] = &[
     "",
     "1.5s",
     "2024-13-45T99:00:00Z",
+    "/etc/../../..",
+    "/proc/self/root",
 ];
 const HEADERS: &[&str] = &[
     "Content-Type: application/json",

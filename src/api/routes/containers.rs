@@ -77,6 +77,16 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
         .filter(|n| *n > 0)
         .and_then(|n| usize::try_from(n).ok());
     let filters = parse_filters(q.get("filters"))?;
+    // Docker's health words, `none` for a container without a healthcheck.
+    let mut health = filters.get("health").into_iter().flatten();
+    if let Some(bad) =
+        health.find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"))
+    {
+        return Err(ApiError::Query {
+            name: "filters",
+            value: format!("health={bad}"),
+        });
+    }
     let records = state
         .supervisor
         .send(ListContainers)
@@ -89,6 +99,9 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
             && matches_filters(r, &filters)
     };
     let now = Utc::now();
+    let mut check = state.shared.drift_check();
+    let mut drift =
+        |r: &moor_state::ContainerRecord| check.drift(r).into_iter().map(|d| d.setting).collect();
     // The common answer from parts kept while the store is unchanged (api::list_cache).
     if let Some(listing) = (!size)
         .then(|| state.list_cache.listing(records.clone()))
@@ -96,7 +109,7 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     {
         return Ok(HttpResponse::Ok()
             .content_type(actix_web::http::header::ContentType::json())
-            .body(listing.render(now, keep, limit)));
+            .body(listing.render(now, keep, limit, drift)));
     }
     let mut records: Vec<_> = records.iter().collect();
     records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
@@ -104,8 +117,9 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
         .into_iter()
         .filter(|r| keep(r))
         .take(limit.unwrap_or(usize::MAX))
-        .map(|r| convert::summary(r, now))
-        .map(|mut s| {
+        .map(|r| (convert::summary(r, now), drift(r)))
+        .map(|(mut s, drift)| {
+            s.drift = drift;
             if size {
                 (s.size_rw, s.size_root_fs) = (Some(0), Some(0));
             }
@@ -121,7 +135,8 @@ async fn inspect(state: Data, path: Id) -> Result<HttpResponse, ApiError> {
         .send(InspectContainer)
         .await
         .map_err(ContainerError::from)?;
-    Ok(HttpResponse::Ok().json(convert::inspect(&rec, &state.shared.layout)))
+    let (layout, drift) = (state.shared.layout_of(&rec), state.shared.drift(&rec));
+    Ok(HttpResponse::Ok().json(convert::inspect(&rec, &layout, drift)))
 }
 
 /// Maps "already in that state" to Docker's 304.

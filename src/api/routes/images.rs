@@ -52,6 +52,7 @@ impl From<StoredConfig> for ImageConfig {
             entrypoint: c.entrypoint,
             labels: (!c.labels.is_empty()).then_some(c.labels),
             stop_signal: c.stop_signal,
+            healthcheck: c.healthcheck,
         }
     }
 }
@@ -155,6 +156,7 @@ async fn create(
         config,
         layers: Vec::new(),
         repo_digests: Vec::new(),
+        manifest_type: None,
     };
     let commit = CommitImage {
         record: fresh,

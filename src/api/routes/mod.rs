@@ -3,17 +3,21 @@
 //! never each other.
 
 pub mod admin;
+pub mod archive;
 pub mod auth;
 pub mod compat;
 pub mod containers;
+pub mod disk_usage;
 pub mod events;
 pub mod exec;
+pub mod image_io;
 pub mod images;
 pub mod logs;
 pub mod networks;
 pub mod resize;
 pub mod stats;
 pub mod system;
+pub mod update;
 pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +39,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // Before containers: `/containers/prune` must not be taken for `/containers/{id}`.
     compat::configure(cfg);
     containers::configure(cfg);
+    update::configure(cfg);
     images::configure(cfg);
+    image_io::configure(cfg);
+    disk_usage::configure(cfg);
     logs::configure(cfg);
     resize::configure(cfg);
     events::configure(cfg);
@@ -45,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     volumes::configure(cfg);
     stats::configure(cfg);
     networks::configure(cfg);
+    archive::configure(cfg);
 }
 
 /// Query parameters as Docker sends them.
@@ -138,6 +146,7 @@ pub fn matches_filters(
             "name" => rec.name.contains(v.trim_start_matches('/')),
             "status" => rec.state.docker_status() == v,
             "ancestor" => rec.spec.image == *v,
+            "health" => rec.health.as_ref().map_or("none", |h| h.status.word()) == v,
             "exited" => {
                 matches!(rec.state, moor_state::State::Exited { .. })
                     && crate::daemon::container::exit_code(&rec.state).to_string() == *v

@@ -38,11 +38,7 @@ async fn resize(
     if !rec.spec.tty {
         return Err(ApiError::NoTty { id });
     }
-    let fifo = state
-        .shared
-        .layout
-        .run_container_dir(&id)
-        .join(CONTROL_FIFO);
+    let fifo = state.shared.run_container_dir(&rec).join(CONTROL_FIFO);
     // Non-blocking: ENXIO when no shim reads it (the container has just ended); one line
     // under PIPE_BUF is written whole or not at all.
     let sent = std::fs::OpenOptions::new()

@@ -148,5 +148,32 @@ async fn info(state: web::Data<ApiState>) -> HttpResponse {
         "LiveRestoreEnabled": shared.config.get().live_restore,
         "DefaultRuntime": default_runtime,
         "Runtimes": runtimes,
+        "RegistryConfig": registry_config(&shared.config.get()),
     }))
+}
+
+/// `RegistryConfig` as Docker's `/info` shows it: the mirrors (URLs normalised, as Docker's),
+/// the insecure CIDRs (loopback's always) and one index entry per insecure host and for
+/// Docker Hub.
+fn registry_config(config: &crate::config::DaemonConfig) -> serde_json::Value {
+    use crate::config::registry::{InsecureRegistries, Mirror};
+    let mirrors: Vec<String> = Mirror::parse_all(&config.registry_mirrors)
+        .unwrap_or_default()
+        .iter()
+        .map(Mirror::url)
+        .collect();
+    let insecure = InsecureRegistries::parse(&config.insecure_registries).unwrap_or_default();
+    let mut indexes = serde_json::Map::new();
+    for host in insecure.hosts() {
+        let entry =
+            serde_json::json!({"Name": host, "Mirrors": [], "Secure": false, "Official": false});
+        indexes.insert(host.clone(), entry);
+    }
+    let hub = serde_json::json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true});
+    indexes.insert("docker.io".into(), hub);
+    serde_json::json!({
+        "InsecureRegistryCIDRs": insecure.cidrs(),
+        "IndexConfigs": indexes,
+        "Mirrors": mirrors,
+    })
 }

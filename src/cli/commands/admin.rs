@@ -67,6 +67,10 @@ pub enum AdminCommand {
     },
     /// Verify the store without changing it; exit code 1 if a problem is found.
     Check,
+    /// Print the pid of the daemon running on this root (from its lock); exit code 1 if none
+    /// does. For `kill -9 "$(moor admin pid)"`: `pidof moor` is ambiguous as soon as a second
+    /// `moor` process runs.
+    Pid,
     /// Replace the running daemon with a new binary in place (same pid, same socket, the
     /// containers untouched), after the binary passed its check.
     Upgrade {
@@ -103,6 +107,7 @@ fn options(args: &AdminArgs) -> crate::config::options::Options {
         socket: None,
         config: args.config.clone(),
         runtime: Some("process".into()),
+        live_restore: false,
     }
 }
 
@@ -268,6 +273,15 @@ pub fn execute(host: &str, args: &AdminArgs) -> anyhow::Result<i32> {
                 Ok(0)
             }
             Access::Daemon(pid) => through_daemon(host, &pid, container, "kill-orphan", "killed"),
+        },
+        AdminCommand::Pid => match Access::open(&layout)? {
+            Access::Direct(direct) => {
+                anyhow::bail!("no moor daemon runs on {}", direct.layout.root.display())
+            }
+            Access::Daemon(pid) => {
+                println!("{pid}");
+                Ok(0)
+            }
         },
         AdminCommand::Upgrade { binary } => match Access::open(&layout)? {
             Access::Direct(direct) => anyhow::bail!(

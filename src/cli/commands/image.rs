@@ -31,6 +31,12 @@ pub fn execute(client: &Client, cmd: &ImageCommand) -> anyhow::Result<i32> {
         }
         ImageCommand::Inspect { names } => inspect(client, names),
         ImageCommand::Prune { all } => prune(client, *all),
+        ImageCommand::Save { output, names } => {
+            super::image_io::save(client, names, output.as_deref())
+        }
+        ImageCommand::Load { input, quiet } => {
+            super::image_io::load(client, input.as_deref(), *quiet)
+        }
     }
 }
 

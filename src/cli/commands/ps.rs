@@ -62,7 +62,9 @@ fn ports_cell(ports: &[crate::api::types::PortSummary]) -> String {
     cells.join(", ")
 }
 
-/// docker's table: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES.
+/// docker's table: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES. A container
+/// that runs under daemon settings changed since its start (README "Changing daemon
+/// options") has a `*` after its status, explained by a footnote under the table.
 pub fn render(containers: &[ContainerSummary], no_trunc: bool, now: SystemTime) -> String {
     let header = [
         "CONTAINER ID",
@@ -84,17 +86,34 @@ pub fn render(containers: &[ContainerSummary], no_trunc: bool, now: SystemTime) 
             .iter()
             .map(|name| name.strip_prefix('/').unwrap_or(name))
             .collect();
+        let status = match container.drift.is_empty() {
+            true => container.status.clone(),
+            false => format!("{} *", container.status),
+        };
         rows.push(vec![
             short_id(&container.id, no_trunc).to_string(),
             container.image.clone(),
             go_quote(&command),
             format!("{} ago", human_duration(age(container.created, now))),
-            container.status.clone(),
+            status,
             ports_cell(&container.ports),
             names.join(","),
         ]);
     }
-    table(&rows)
+    let mut out = table(&rows);
+    let mut drifted: Vec<&str> = containers
+        .iter()
+        .flat_map(|c| c.drift.iter().map(String::as_str))
+        .collect();
+    drifted.sort_unstable();
+    drifted.dedup();
+    if !drifted.is_empty() {
+        out.push_str(&format!(
+            "* runs under daemon settings changed since it started ({}): see Drift in `moor inspect`\n",
+            drifted.join(", ")
+        ));
+    }
+    out
 }
 
 /// The id, cut to 12 characters unless `--no-trunc`.
@@ -154,6 +173,33 @@ mod tests {
         assert_eq!(
             lines[1],
             "0123456789ab   host      \"sleep 1000\"   5 seconds ago   Up 5 seconds             web"
+        );
+        assert_eq!(lines.len(), 2, "no footnote without drift");
+    }
+
+    #[test]
+    fn a_drifted_container_is_starred_with_a_footnote() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_005);
+        let plain = ContainerSummary {
+            id: "0123456789abcdef0123".to_string(),
+            names: vec!["/new".to_string()],
+            status: "Up 5 seconds".to_string(),
+            created: 1_000_000,
+            ..ContainerSummary::default()
+        };
+        let drifted = ContainerSummary {
+            names: vec!["/old".to_string()],
+            drift: vec!["log-opts".into(), "exec-root".into()],
+            ..plain.clone()
+        };
+        let text = render(&[drifted, plain], false, now);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains("Up 5 seconds *"), "{text}");
+        assert!(lines[1].ends_with("old"), "{text}");
+        assert!(!lines[2].contains('*'), "{text}");
+        assert_eq!(
+            lines[3],
+            "* runs under daemon settings changed since it started (exec-root, log-opts): see Drift in `moor inspect`"
         );
     }
 }

@@ -63,7 +63,10 @@ impl ContainerActor {
         if self.record.state.run().is_none() {
             return Ok(false);
         }
-        let netns = crate::network::netns::path(&self.shared.layout.run_dir, &self.record.id);
+        let netns = crate::network::netns::path(
+            &self.shared.layout_of(&self.record).run_dir,
+            &self.record.id,
+        );
         if !netns.exists() {
             return Err(ContainerError::BadRequest(format!(
                 "container {} runs in network mode {}: moor connects a running container to \
@@ -86,7 +89,7 @@ impl ContainerActor {
 
     /// Stores `rec` (record and spec file) as this container's record.
     fn store_record(&mut self, rec: ContainerRecord) -> Result<(), ContainerError> {
-        self.shared.store.put(&rec)?;
+        self.commit(&rec)?;
         self.record = rec;
         crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
     }
@@ -99,10 +102,15 @@ impl ContainerActor {
         network: String,
         step: impl FnOnce() -> Result<(), crate::network::NetworkError> + Send + 'static,
     ) -> Reply {
-        let job = tokio::task::spawn_blocking(step);
-        AtomicResponse::new(Box::pin(job.into_actor(self).map(
+        // On the blocking pool once the record saying so is durable (spawned only then).
+        let job = async move { Ok(tokio::task::spawn_blocking(step).await) };
+        let job = self.after_durable(Box::pin(job.into_actor(self)));
+        AtomicResponse::new(Box::pin(job.map(
             move |joined, act, _| {
-                let done = joined.unwrap_or(Err(crate::network::NetworkError::Thread));
+                let done = match joined {
+                    Ok(joined) => joined.unwrap_or(Err(crate::network::NetworkError::Thread)),
+                    Err(e) => return Err(e),
+                };
                 match done {
                     Ok(()) => Ok(()),
                     Err(e) => {
@@ -158,7 +166,8 @@ impl Handler<Connect> for ContainerActor {
         if !running {
             return ready(Ok(()));
         }
-        let netns = crate::network::netns::path(&self.shared.layout.run_dir, &self.record.id);
+        let run_dir = self.shared.layout_of(&self.record).run_dir;
+        let netns = crate::network::netns::path(&run_dir, &self.record.id);
         let id = self.record.id.clone();
         self.network_step(before, "connect a container to", network, move || {
             crate::network::veth::plug(&netns, &id, slot, &endpoint, false).inspect_err(|_| {

@@ -28,7 +28,7 @@ impl Handler<CreateExec> for ContainerActor {
     fn handle(&mut self, msg: CreateExec, _: &mut Context<Self>) -> Self::Result {
         let _span = self.span.clone().entered();
         self.exec_allowed()?;
-        let config = exec::config_for(&self.shared, &self.record, msg.0)?;
+        let config = exec::config_for(&self.shared, &self.record, self.runtime.clone(), msg.0)?;
         let action = format!("exec_create: {}", config.command_line());
         let exec_id = self.shared.execs.insert(config.clone());
         exec::publish(&self.shared, &config, &exec_id, action, &[]);

@@ -46,7 +46,7 @@ impl ContainerActor {
             .state
             .run()
             .ok_or_else(|| ContainerError::JoinNotRunning(other.name.clone()))?;
-        let layout = &self.shared.layout;
+        let layout = &self.shared.layout_of(other);
         let own_file = crate::network::netns::path(&layout.run_dir, &other.id);
         let netns = match crate::network::netns::is_mounted(&own_file) {
             true => own_file,

@@ -44,7 +44,7 @@ impl Handler<AdoptOrphan> for ContainerActor {
         if let Err(e) = self.require_orphan() {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        let (shared, runtime) = (self.shared.clone(), self.runtime.clone());
+        let (layout, runtime) = (self.shared.layout_of(&self.record), self.runtime.clone());
         let id = self.record.id.clone();
         let adopt = tokio::task::spawn_blocking(move || {
             let obs = runtime.observe(&id);
@@ -53,8 +53,14 @@ impl Handler<AdoptOrphan> for ContainerActor {
                     "its shim speaks protocol {v}, which this moor cannot read: upgrade moor, or kill-orphan"
                 ));
             }
+            // Managed under its recorded settings: their runtime binary must be back.
+            if let Some(binary) = obs.runtime_missing {
+                return Err(format!(
+                    "its runtime binary {binary} is still missing: put it back, or kill-orphan"
+                ));
+            }
             let started = obs.started.ok_or("no started file in its run directory")?;
-            adoptable(&shared.layout, &id, started)
+            adoptable(&layout, &id, started)
         });
         AtomicResponse::new(Box::pin(adopt.into_actor(self).map(|res, act, ctx| {
             let run = match res {
@@ -64,7 +70,11 @@ impl Handler<AdoptOrphan> for ContainerActor {
             };
             act.apply(Event::Adopted(run))?;
             info!(parent: &act.span, "orphan adopted");
+            // Adopted as running: one frozen before it became an orphan (a paused container
+            // whose runtime binary was gone) is thawed to match.
+            act.restore_freezer(ctx);
             act.watch(ctx);
+            act.health_begin(ctx);
             Ok(())
         })))
     }
@@ -113,7 +123,7 @@ impl Handler<KillOrphan> for ContainerActor {
         };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             res?;
-            let event = killed_orphan_exit(&act.shared.layout, &act.record.id);
+            let event = killed_orphan_exit(&act.shared.layout_of(&act.record), &act.record.id);
             act.apply(event)?;
             act.emit("die", &[("exitCode", act.exit_code().to_string())]);
             act.after_exit(ctx);

@@ -90,7 +90,7 @@ impl ContainerActor {
             warn!(parent: &self.span, error = %e, "cannot unpause for the kill");
             return Box::pin(fut::ready(()));
         }
-        Box::pin(self.thaw(&run).map(|res, act, _| {
+        Box::pin(self.after_durable(self.thaw(&run)).map(|res, act, _| {
             if let Err(e) = res {
                 warn!(parent: &act.span, error = %e, "cannot unpause for the kill");
             }
@@ -150,7 +150,8 @@ impl Handler<PauseContainer> for ContainerActor {
             }
             res
         };
-        AtomicResponse::new(Box::pin(done.into_actor(self).map(|res, act, _| {
+        let done = self.after_durable(Box::pin(done.into_actor(self)));
+        AtomicResponse::new(Box::pin(done.map(|res, act, _| {
             if let Err(e) = res {
                 if let Err(undo) = act.apply(Event::Unpause) {
                     warn!(parent: &act.span, error = %undo, "pause not rolled back");
@@ -175,14 +176,16 @@ impl Handler<UnpauseContainer> for ContainerActor {
         if let Err(e) = self.apply(Event::Unpause) {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        AtomicResponse::new(Box::pin(self.thaw(&run).map(|res, act, _| {
-            if res.is_err() {
-                // Still frozen: the record says so again, and the user may retry.
-                if let Err(undo) = act.apply(Event::Pause) {
-                    warn!(parent: &act.span, error = %undo, "unpause not rolled back");
+        AtomicResponse::new(Box::pin(self.after_durable(self.thaw(&run)).map(
+            |res, act, _| {
+                if res.is_err() {
+                    // Still frozen: the record says so again, and the user may retry.
+                    if let Err(undo) = act.apply(Event::Pause) {
+                        warn!(parent: &act.span, error = %undo, "unpause not rolled back");
+                    }
                 }
-            }
-            res
-        })))
+                res
+            },
+        )))
     }
 }

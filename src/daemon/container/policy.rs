@@ -19,7 +19,7 @@ impl ContainerActor {
         if !stopped {
             rec.restart_count = 0;
         }
-        self.shared.store.put(&rec)?;
+        self.commit(&rec)?;
         self.record = rec;
         Ok(())
     }
@@ -32,7 +32,7 @@ impl Handler<RestartByPolicy> for ContainerActor {
         self.pending_restart = None;
         let mut rec = self.record.clone();
         rec.restart_count += 1;
-        if let Err(e) = self.shared.store.put(&rec) {
+        if let Err(e) = self.commit(&rec) {
             warn!(parent: &self.span, error = %e, "restart not recorded");
             return AtomicResponse::new(Box::pin(fut::ready(())));
         }

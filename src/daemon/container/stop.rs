@@ -28,7 +28,7 @@ impl ContainerActor {
     ) -> Result<(), ContainerError> {
         let next = moor_state::transition(&self.record.state, Event::StopRequested)?;
         let rec = self.record.with_state(next).with_stop_deadline(deadline);
-        self.shared.store.put(&rec)?;
+        self.commit(&rec)?;
         info!(parent: &self.span, from = self.record.state.name(), deadline = %deadline, "state changed: stopping");
         self.record = rec;
         Ok(())
@@ -56,7 +56,7 @@ impl ContainerActor {
                     .unwrap_or(DEFAULT_STOP_TIMEOUT);
                 let d = now + chrono::Duration::seconds(secs.into());
                 let rec = self.record.with_stop_deadline(d);
-                if let Err(e) = self.shared.store.put(&rec) {
+                if let Err(e) = self.commit(&rec) {
                     warn!(parent: &self.span, error = %e, "stop deadline not recorded");
                 }
                 self.record = rec;

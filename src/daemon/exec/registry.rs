@@ -150,6 +150,20 @@ impl ExecRegistry {
         }
     }
 
+    /// Kills a running instance (a healthcheck probe past its timeout); false when it does
+    /// not run.
+    pub fn kill(&self, id: &str) -> bool {
+        let entries = self.lock();
+        let kill = entries.get(id).and_then(|e| e.kill.as_ref());
+        kill.inspect(|k| k.notify_one()).is_some()
+    }
+
+    /// Drops one instance (a healthcheck probe's, once its result is taken: Docker does not
+    /// list them either).
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
     /// Drops the instances of a removed container.
     pub fn forget_container(&self, container_id: &str) {
         self.lock()

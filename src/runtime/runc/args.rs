@@ -8,8 +8,12 @@
 //! runs a process; a [`RuncCommand`] is argv as data, turned into a `std::process::Command`
 //! by its caller. [`runc_message`] reads runc's logrus-framed stderr back into text.
 
+mod update;
+
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+
+pub use update::UpdateOpts;
 
 /// runc's `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

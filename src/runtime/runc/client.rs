@@ -141,6 +141,11 @@ impl Runc {
         output(&self.args.resume(id)).await.map(drop)
     }
 
+    /// `runc update [opts] ID`: the cgroup settings of a live container.
+    pub async fn update(&self, id: &str, opts: &super::args::UpdateOpts) -> Result<(), RuncError> {
+        output(&self.args.update(id, opts)).await.map(drop)
+    }
+
     /// `runc state ID`, parsed.
     pub async fn state(&self, id: &str) -> Result<ContainerState, RuncError> {
         parse_state(&output(&self.args.state(id)).await?)

@@ -9,6 +9,7 @@
 //! `<run>/runc` (`runc --root`); upper and work dirs `<root>/containers/<id>/overlay/`;
 //! cgroups `/moor/<id>` (cgroupfs).
 
+pub mod archive;
 pub mod args;
 pub mod client;
 pub mod runtime;
@@ -29,7 +30,7 @@ use crate::host::layout::Layout;
 use crate::image::ImageDirs;
 use crate::shim::protocol::{self, RuntimeSpec, ShimSpec};
 
-pub use args::{RuncArgs, RuncCommand};
+pub use args::{RuncArgs, RuncCommand, UpdateOpts};
 pub use client::{ContainerState, Runc, RuncError};
 
 /// Why a runc container could not be prepared or cleaned up.
@@ -93,9 +94,12 @@ pub fn args_from_config(config: &DaemonConfig, binary: PathBuf, root: PathBuf) -
     RuncArgs::new(binary, root).runtime_args(extra)
 }
 
-/// The cgroup path runc is given (cgroupfs driver, under a `moor` parent).
+/// The cgroup parent of every runc container (cgroupfs driver).
+pub const CGROUP_PARENT: &str = "/moor";
+
+/// The cgroup path runc is given (cgroupfs driver, under [`CGROUP_PARENT`]).
 pub fn cgroups_path(id: &str) -> String {
-    format!("/moor/{id}")
+    format!("{CGROUP_PARENT}/{id}")
 }
 
 /// The container's memory cgroup directory: cgroup v1's memory controller if mounted,
@@ -144,9 +148,18 @@ impl Runc {
         }
         create_bind_sources(spec)?;
         let user = crate::image::user::resolve_layers(&images.lowers(&spec.image_id), &spec.user)?;
+        let lowers = images.lowers(&spec.image_id);
+        let groups = crate::image::user::group_ids(&lowers, &spec.process.group_add)?;
         let mut oci = bundle::build(id, spec, &cgroups_path(id), &user)?;
-        if let Some(net) = net {
-            bundle::join_network(&mut oci, &net.netns, &net.files)?;
+        let init = bundle::tuning::init_binary();
+        bundle::tuning::apply(&mut oci, spec, &groups, init.as_deref())?;
+        match net {
+            Some(net) => bundle::join_network(&mut oci, &net.netns, &net.files)?,
+            None => {
+                let dir = layout.container_dir(id);
+                let files = crate::network::files::write_own(&dir, spec)?;
+                bundle::bind_files(&mut oci, &files)?;
+            }
         }
         overlay_of(layout, &images, id, &spec.image_id).mount()?;
         let bundle = bundle_dir(layout, id);

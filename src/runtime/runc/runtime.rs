@@ -8,15 +8,19 @@ use moor_state::reconcile::{Observation, RuntimeState};
 use moor_state::record::RuntimeKind;
 use moor_state::{ContainerSpec, ProcessIdentity};
 
-use super::Runc;
+use super::{Runc, UpdateOpts};
+use crate::archive::changes::Change;
+use crate::archive::{ArchiveError, OpenedRoot, RootView};
 use crate::host::layout::Layout;
 use crate::image::user::{ExecUser, UserError};
 use crate::image::ImageDirs;
+use crate::runtime::bundle::tuning;
 use crate::runtime::exec::{self, ExecCommand, ExecRuleError, ExecSpec};
 use crate::runtime::freeze::{self, FreezeError};
 use crate::runtime::interface::{LogTarget, Runtime, RuntimeFuture};
 use crate::runtime::stats::{self, Sample, StatsError};
 use crate::runtime::{blocking, RuntimeError, StartOutcome};
+use moor_state::resources::ResourceUpdate;
 
 /// The runc runtime of a daemon.
 #[derive(Debug, Clone)]
@@ -57,7 +61,15 @@ pub fn prepare(
             };
             let dir = layout.container_dir(id);
             let extras = &spec.extra_endpoints;
-            let attached = crate::network::attach(&layout.run_dir, &dir, id, hostname, ep, extras);
+            let attached = crate::network::attach(
+                &layout.run_dir,
+                &dir,
+                id,
+                hostname,
+                ep,
+                extras,
+                &spec.process,
+            );
             let attached = attached.map_err(super::SetupError::from)?;
             crate::host::fault::point("network-attached");
             Some(attached)
@@ -82,18 +94,78 @@ pub fn prepare(
     Ok(prepared?)
 }
 
+/// The `runc update` flags of an update whose result is `spec`: each setting `changed`
+/// gives, as `spec` now has it. A new memory limit or swap sets both (no swap unless asked:
+/// memory plus swap is the limit itself); NanoCpus is a quota over Docker's period.
+pub fn update_opts(spec: &ContainerSpec, changed: &ResourceUpdate) -> UpdateOpts {
+    let r = &spec.resources;
+    let mut opts = UpdateOpts::default();
+    let memory_changed = changed.memory.is_some() || changed.memory_swap.is_some();
+    if memory_changed && spec.memory > 0 {
+        opts.memory = Some(spec.memory);
+        opts.memory_swap = Some(moor_state::resources::memory_and_swap(
+            spec.memory,
+            r.memory_swap,
+        ));
+    }
+    opts.memory_reservation = changed.memory_reservation.map(|_| r.memory_reservation);
+    if changed.nano_cpus.is_some() && spec.nano_cpus > 0 {
+        let quota = spec.nano_cpus.saturating_mul(tuning::CPU_PERIOD as i64) / 1_000_000_000;
+        opts.cpu_period = Some(tuning::CPU_PERIOD);
+        opts.cpu_quota = Some(quota.max(1000));
+    }
+    if changed.cpu_quota.is_some() {
+        opts.cpu_quota = Some(r.cpu_quota);
+    }
+    if changed.cpu_period.is_some() {
+        opts.cpu_period = u64::try_from(r.cpu_period).ok();
+    }
+    opts.cpu_shares = changed
+        .cpu_shares
+        .and_then(|_| u64::try_from(r.cpu_shares).ok());
+    opts.cpuset_cpus = changed.cpuset_cpus.as_ref().map(|_| r.cpuset_cpus.clone());
+    opts.cpuset_mems = changed.cpuset_mems.as_ref().map(|_| r.cpuset_mems.clone());
+    opts.pids_limit = changed.pids_limit.map(|_| spec.pids_limit.unwrap_or(-1));
+    opts
+}
+
 impl Runtime for RuncRuntime {
+    fn name(&self) -> &'static str {
+        "runc"
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        changed: &ResourceUpdate,
+    ) -> RuntimeFuture<Result<(), RuntimeError>> {
+        let (runc, id, opts) = (
+            self.runc.clone(),
+            id.to_string(),
+            update_opts(spec, changed),
+        );
+        Box::pin(async move {
+            let runc = runc.ok_or(RuntimeError::NoRunc)?;
+            if opts.is_empty() {
+                return Ok(());
+            }
+            runc.update(&id, &opts).await.map_err(RuntimeError::Update)
+        })
+    }
+
     fn binary(&self) -> Option<std::path::PathBuf> {
         self.runc.as_ref().map(|r| r.args.binary.clone())
     }
 
     fn check_create(&self, spec: &ContainerSpec) -> Result<(), UserError> {
-        if spec.user.is_empty() {
+        if spec.user.is_empty() && spec.process.group_add.is_empty() {
             return Ok(());
         }
         // Docker finds out at start; a create that cannot start is refused at once.
         let lowers = ImageDirs::new(&self.layout.root).lowers(&spec.image_id);
-        crate::image::user::resolve_layers(&lowers, &spec.user).map(|_| ())
+        crate::image::user::resolve_layers(&lowers, &spec.user)?;
+        crate::image::user::group_ids(&lowers, &spec.process.group_add).map(|_| ())
     }
 
     fn start(
@@ -164,7 +236,16 @@ impl Runtime for RuncRuntime {
     }
 
     fn observe(&self, id: &str) -> Observation {
-        crate::runtime::observe::observe(&self.layout, id)
+        let mut obs = crate::runtime::observe::observe(&self.layout, id);
+        // The container's runc (its recorded one, README "Changing daemon options") must
+        // exist for it to be managed.
+        obs.runtime_missing = self
+            .runc
+            .as_ref()
+            .map(|r| &r.args.binary)
+            .filter(|binary| !binary.is_file())
+            .map(|binary| binary.display().to_string());
+        obs
     }
 
     fn release(&self, id: &str) -> RuntimeFuture<()> {
@@ -196,5 +277,54 @@ impl Runtime for RuncRuntime {
 
     fn exec_command(&self, spec: &ExecSpec<'_>) -> Result<ExecCommand, ExecRuleError> {
         exec::runc_command(self.runc.as_ref(), spec)
+    }
+
+    fn open_root(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        running: Option<&ProcessIdentity>,
+        view: RootView,
+    ) -> RuntimeFuture<Result<OpenedRoot, ArchiveError>> {
+        let (layout, id, image_id) = (self.layout.clone(), id.to_string(), spec.image_id.clone());
+        let running = running.cloned();
+        Box::pin(async move {
+            let step = move || super::archive::open_root(&layout, &id, &image_id, running, view);
+            tokio::task::spawn_blocking(step)
+                .await
+                .map_err(|e| ArchiveError::Root {
+                    reason: e.to_string(),
+                })?
+        })
+    }
+
+    fn close_root(&self, id: &str, root: OpenedRoot) -> RuntimeFuture<()> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let done = tokio::task::spawn_blocking(move || super::archive::close_root(&id, root));
+            if let Err(e) = done.await {
+                tracing::warn!(error = %e, "the unmount after a copy did not finish");
+            }
+        })
+    }
+
+    fn changes(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+    ) -> RuntimeFuture<Result<Vec<Change>, ArchiveError>> {
+        let (layout, id, image_id) = (self.layout.clone(), id.to_string(), spec.image_id.clone());
+        Box::pin(async move {
+            let step = move || {
+                let overlay =
+                    super::overlay_of(&layout, &ImageDirs::new(&layout.root), &id, &image_id);
+                crate::archive::changes::changes(&overlay.upper, &overlay.lowers)
+            };
+            tokio::task::spawn_blocking(step)
+                .await
+                .map_err(|e| ArchiveError::Root {
+                    reason: e.to_string(),
+                })?
+        })
     }
 }

@@ -2,8 +2,10 @@
 //! from the registry the name gives (see [`crate::image::registry`]) and answers with
 //! Docker's JSON progress stream. An error before any progress (an unknown image: 404) is an
 //! HTTP error as in Docker; one after it is the stream's last message (`errorDetail`). The
-//! pull runs in a task of its own: a client that goes away does not stop it half-way, and
-//! what it leaves is complete or nothing.
+//! pull runs in a task of its own, cancelled when its client goes away (the answer dropped),
+//! as Docker cancels a transfer nobody watches any more (moby `distribution/xfer`): the
+//! download in progress is dropped with its hidden file, a layer being unpacked is finished
+//! or dropped whole, and nothing is recorded unless the commit had started.
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
@@ -16,11 +18,12 @@ use super::{ask, Data};
 use crate::api::error::ApiError;
 use crate::api::image_types::{ErrorDetail, ProgressDetail, PullMessage};
 use crate::api::routes::Query;
-use crate::config::registry::InsecureRegistries;
+use crate::config::registry::{InsecureRegistries, Mirror};
 use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
 use crate::daemon::image::ImageOwnerError;
 use crate::daemon::messages::{CommitImage, FindImage, ImageFiles};
+use crate::image::endpoint::HUB_ENDPOINT_ENV;
 use crate::image::layers::digest_hex;
 use crate::image::registry::{self, Platform, Progress, PullOptions, PullTarget};
 use crate::image::ImageDirs;
@@ -122,6 +125,7 @@ async fn run(
             config: pulled.config.clone(),
             layers: pulled.layers.clone(),
             repo_digests: vec![format!("{}@{}", target.repo, pulled.digest)],
+            manifest_type: Some(pulled.manifest_type.clone()),
         };
         // The download and unpack are done; the record (and the image's directory, should a
         // removal have taken it meanwhile) goes through the images' owner.
@@ -162,11 +166,17 @@ pub async fn pull(state: Data, q: &Query, req: &HttpRequest) -> Result<HttpRespo
             option: "a malformed insecure-registries",
         }
     })?;
+    let mirrors =
+        Mirror::parse_all(&config.registry_mirrors).map_err(|_| ApiError::Unsupported {
+            option: "a malformed registry-mirrors",
+        })?;
     let opts = PullOptions {
         insecure,
         auth: crate::api::registry_auth::header(req)?,
         platform,
         limit: config.image_unpack_limit(),
+        mirrors,
+        hub: std::env::var(HUB_ENDPOINT_ENV).ok(),
     };
     let (tx, rx) = unbounded_channel();
     let task = actix_web::rt::spawn(run(state.clone(), target, opts, tx));
@@ -181,6 +191,8 @@ pub(super) async fn respond(
     task: actix_web::rt::task::JoinHandle<Result<Vec<String>, ApiError>>,
     what: &'static str,
 ) -> Result<HttpResponse, ApiError> {
+    // Dropped with the answer (or with this future, before it): the task is cancelled.
+    let cancel = Cancel(task.abort_handle());
     let Some(first) = rx.recv().await else {
         let lines = task.await.map_err(|_| ApiError::Unsupported {
             option: "a pull or push interrupted by shutdown",
@@ -194,16 +206,21 @@ pub(super) async fn respond(
             .body(body));
     };
     let body = stream::unfold(
-        (Some(first), rx, Some(task)),
-        move |(pending, mut rx, task): (Option<Progress>, UnboundedReceiver<Progress>, _)| async move {
+        (Some(first), rx, Some(task), cancel),
+        move |(pending, mut rx, task, cancel): (
+            Option<Progress>,
+            UnboundedReceiver<Progress>,
+            _,
+            Cancel,
+        )| async move {
             if let Some(p) = pending {
                 return Some((
                     Ok::<_, actix_web::Error>(progress_line(p)),
-                    (None, rx, task),
+                    (None, rx, task, cancel),
                 ));
             }
             if let Some(p) = rx.recv().await {
-                return Some((Ok(progress_line(p)), (None, rx, task)));
+                return Some((Ok(progress_line(p)), (None, rx, task, cancel)));
             }
             let task: actix_web::rt::task::JoinHandle<_> = task?;
             let out = match task.await {
@@ -214,12 +231,22 @@ pub(super) async fn respond(
                 Ok(Err(e)) => error_line(&e),
                 Err(_) => error_line(&format!("{what} interrupted by shutdown")),
             };
-            Some((Ok(Bytes::from(out)), (None, rx, None)))
+            Some((Ok(Bytes::from(out)), (None, rx, None, cancel)))
         },
     );
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .streaming(body))
+}
+
+/// Aborts a pull's or push's task when dropped: its client went away (a finished task is
+/// not affected).
+struct Cancel(tokio::task::AbortHandle);
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn error_line(e: &dyn std::fmt::Display) -> Vec<u8> {

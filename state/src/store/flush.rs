@@ -1,0 +1,75 @@
+//! Making committed writes durable, apart from committing them: a [`Flusher`] is a handle on
+//! the store's database that a thread other than the writer's can flush with. Every write
+//! commits in memory and counts itself ([`Flusher::committed`]); a flush makes durable
+//! everything committed before it started and reports how far that reaches, so one flush can
+//! serve every write that waited for it (group commit).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::StoreError;
+use crate::witness;
+
+/// A cheap, cloneable handle that flushes the store (see the module doc).
+#[derive(Debug, Clone)]
+pub struct Flusher {
+    db: sled::Db,
+    path: PathBuf,
+    marks: Arc<Marks>,
+}
+
+#[derive(Debug)]
+struct Marks {
+    /// The write counter of the last committed write.
+    committed: AtomicU64,
+    /// The last counter copied beside the store: copies only move forward.
+    witnessed: Mutex<u64>,
+}
+
+impl Flusher {
+    /// A flusher for `db` at `path`, whose write counter stands at `seq`.
+    pub(super) fn new(db: sled::Db, path: PathBuf, seq: u64) -> Flusher {
+        Flusher {
+            db,
+            path,
+            marks: Arc::new(Marks {
+                committed: AtomicU64::new(seq),
+                witnessed: Mutex::new(seq),
+            }),
+        }
+    }
+
+    /// Counts write `seq` as committed (the counter only moves forward).
+    pub(super) fn committed_up_to(&self, seq: u64) {
+        self.marks.committed.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The write counter of the last committed write: a flush that returns at least this
+    /// has made every write committed so far durable.
+    pub fn committed(&self) -> u64 {
+        self.marks.committed.load(Ordering::Acquire)
+    }
+
+    /// Flushes every write committed before this call, then copies the counter beside the
+    /// store; returns the counter now durable.
+    pub fn flush(&self) -> Result<u64, StoreError> {
+        let target = self.committed();
+        self.db
+            .flush()
+            .map_err(|source| StoreError::Write { source })?;
+        let mut witnessed = self
+            .marks
+            .witnessed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if target > *witnessed {
+            // Best-effort by design (see `witness`): the writes themselves are durable
+            // already, and a stale copy can only hide a truncation, never report a false one.
+            if witness::write(&self.path, target).is_ok() {
+                *witnessed = target;
+            }
+        }
+        Ok(target)
+    }
+}
