@@ -228,17 +228,14 @@ fn network_create_list_prune_and_bridges_made_again_at_start() {
             serde_json::json!({"Name": "x", "Driver": "overlay"}),
             "Driver=overlay",
         ),
-        (
-            serde_json::json!({"Name": "x", "Internal": true}),
-            "Internal",
-        ),
+        (serde_json::json!({"Name": "x", "Ingress": true}), "Ingress"),
         (
             serde_json::json!({"Name": "x", "IPAM": {"Config": [{"Subnet": "10.77.0.128/25"}]}}),
             "overlaps",
         ),
         (
-            serde_json::json!({"Name": "x", "IPAM": {"Config": [{"Subnet": "10.78.0.0/24", "IPRange": "10.78.0.0/25"}]}}),
-            "IPRange",
+            serde_json::json!({"Name": "x", "IPAM": {"Config": [{"Subnet": "10.78.0.0/24", "IPRange": "10.78.0.0/23"}]}}),
+            "IPRange 10.78.0.0/23 is not inside subnet 10.78.0.0/24",
         ),
         (serde_json::json!({"Name": "bridge"}), "pre-defined"),
         (

@@ -47,7 +47,7 @@ fn owner(records: Option<&[ContainerRecord]>, name: &str) -> String {
     };
     records
         .iter()
-        .filter(|r| runs(r) && r.spec.endpoint.is_some())
+        .filter(|r| runs(r) && !moor_state::network::endpoints(r).is_empty())
         .find(|r| network::belongs_to(name, &r.id))
         .map(|r| r.id[..12].to_string())
         .unwrap_or_default()

@@ -299,46 +299,62 @@ fn ports(rec: &ContainerRecord) -> BTreeMap<String, Option<Vec<serde_json::Value
     out
 }
 
-/// Inspect's NetworkSettings: one network; a bridge container's address, gateway and MAC
-/// while it runs (Docker's), its namespace file as the SandboxKey; `none` and `host` have no
-/// address.
+/// Inspect's NetworkSettings: each network of the container (its first gives the top-level
+/// fields); a bridge container's address, gateway and MAC while it runs (Docker's), its
+/// namespace file as the SandboxKey; `none` and `host` have no address, a container sharing
+/// another's network no network at all (Docker's).
 fn network_settings(rec: &ContainerRecord, layout: &Layout, running: bool) -> NetworkSettings {
-    let Some(ep) = &rec.spec.endpoint else {
-        return NetworkSettings {
-            ports: ports(rec),
-            networks: [(network_name(rec), Endpoint::default())].into(),
-            ..NetworkSettings::default()
+    let all = moor_state::network::endpoints(rec);
+    if all.is_empty() {
+        let networks = match rec.spec.network_mode.starts_with("container:") {
+            true => Default::default(),
+            false => [(network_name(rec), Endpoint::default())].into(),
         };
-    };
-    let endpoint_id = endpoint_id(&rec.id, &ep.network_id);
-    let mut out = Endpoint {
-        network_id: ep.network_id.clone(),
-        ..Endpoint::default()
-    };
-    if !running {
         return NetworkSettings {
             ports: ports(rec),
-            networks: [(ep.network.clone(), out)].into(),
+            networks,
             ..NetworkSettings::default()
         };
     }
-    out.mac_address = ep.mac_text();
-    out.endpoint_id = endpoint_id.clone();
-    out.gateway = ep.gateway.to_string();
-    out.ip_address = ep.ip.to_string();
-    out.ip_prefix_len = i64::from(ep.prefix_len);
+    let shown = |ep: &moor_state::network::Endpoint| {
+        let mut out = Endpoint {
+            network_id: ep.network_id.clone(),
+            ..Endpoint::default()
+        };
+        if running {
+            out.mac_address = ep.mac_text();
+            out.endpoint_id = endpoint_id(&rec.id, &ep.network_id);
+            out.gateway = ep.gateway.to_string();
+            out.ip_address = ep.ip.to_string();
+            out.ip_prefix_len = i64::from(ep.prefix_len);
+        }
+        out
+    };
+    let networks = all
+        .iter()
+        .map(|(ep, _, _)| (ep.network.clone(), shown(ep)))
+        .collect();
+    if !running {
+        return NetworkSettings {
+            ports: ports(rec),
+            networks,
+            ..NetworkSettings::default()
+        };
+    }
+    let (first, _, _) = all[0];
+    let top = shown(first);
     NetworkSettings {
-        bridge: ep.bridge.clone(),
+        bridge: first.bridge.clone(),
         sandbox_key: crate::network::netns::path(&layout.run_dir, &rec.id)
             .display()
             .to_string(),
-        endpoint_id,
-        gateway: out.gateway.clone(),
-        ip_address: out.ip_address.clone(),
-        ip_prefix_len: out.ip_prefix_len,
-        mac_address: out.mac_address.clone(),
+        endpoint_id: top.endpoint_id.clone(),
+        gateway: top.gateway.clone(),
+        ip_address: top.ip_address.clone(),
+        ip_prefix_len: top.ip_prefix_len,
+        mac_address: top.mac_address.clone(),
         ports: ports(rec),
-        networks: [(ep.network.clone(), out)].into(),
+        networks,
         ..NetworkSettings::default()
     }
 }

@@ -386,6 +386,7 @@ fn container_status(e: &ContainerError) -> StatusCode {
         | ContainerError::StartFailed { .. } => StatusCode::BAD_REQUEST,
         ContainerError::OrphanRefused { .. }
         | ContainerError::NameInUse { .. }
+        | ContainerError::JoinNotRunning(_)
         | ContainerError::Signal { .. } => StatusCode::CONFLICT,
         ContainerError::Transition(t) => match t {
             TransitionError::AlreadyRunning | TransitionError::NotRunning => {

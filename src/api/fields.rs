@@ -366,6 +366,24 @@ fn check_object(
     Ok(())
 }
 
+/// The `EndpointConfig` of `POST /networks/{id}/connect` (named `prefix` in errors):
+/// [`ENDPOINT`]'s rule, with an `IPAMConfig` whose addresses are all empty taken as empty
+/// (the docker CLI and docker-py send one).
+pub fn check_endpoint(v: &Value, prefix: &str) -> Result<(), FieldError> {
+    let Some(obj) = object(v, prefix)? else {
+        return Ok(());
+    };
+    let mut obj = obj.clone();
+    if obj
+        .get("IPAMConfig")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.values().all(is_zero))
+    {
+        obj.remove("IPAMConfig");
+    }
+    check_object(&obj, ENDPOINT, &format!("{prefix}."), &[])
+}
+
 fn object<'a>(v: &'a Value, field: &str) -> Result<Option<&'a Map<String, Value>>, FieldError> {
     match v {
         Value::Null => Ok(None),

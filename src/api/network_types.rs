@@ -25,7 +25,7 @@ pub struct Network {
     /// The addresses it hands out.
     #[serde(rename = "IPAM")]
     pub ipam: Ipam,
-    /// Always false (the default networks reach out).
+    /// Docker's Internal: no masquerade, no default route out.
     pub internal: bool,
     /// Always false.
     pub attachable: bool,
@@ -59,6 +59,9 @@ pub struct IpamConfig {
     pub subnet: String,
     /// The bridge's address.
     pub gateway: String,
+    /// Where addresses are allocated (Docker's IPRange), when the network has one.
+    #[serde(rename = "IPRange", skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
 }
 
 /// A running container on a network.

@@ -121,6 +121,15 @@ fn check_modes(req: &CreateRequest, host: &HostConfig, runtime: Profile) -> Resu
         // Docker: "Conflicting options: hostname and the UTS mode".
         return Err(refuse("Hostname", hostname, "none with UTSMode host"));
     }
+    let mode = host.network_mode.as_deref().unwrap_or_default();
+    if mode.starts_with("container:") && !hostname.is_empty() {
+        // Docker: "conflicting options: hostname and the network mode"; it takes the other's.
+        return Err(refuse(
+            "Hostname",
+            hostname,
+            "none with NetworkMode container: (the other container's hostname is used)",
+        ));
+    }
     Ok(())
 }
 
@@ -245,10 +254,11 @@ fn network_mode(host: &HostConfig) -> Result<String, ApiError> {
         None | Some("" | "default") => Ok("default".into()),
         Some(name) if moor_state::network::valid_name(name).is_ok() => Ok(name.into()),
         Some(m @ ("none" | "bridge" | "host")) => Ok(m.into()),
+        Some(m) if m.strip_prefix("container:").is_some_and(|c| !c.is_empty()) => Ok(m.into()),
         Some(other) => Err(refuse(
             "HostConfig.NetworkMode",
             other,
-            "default, bridge, none, host and the name or id of a user network",
+            "default, bridge, none, host, container:NAME and the name or id of a user network",
         )),
     }
 }
@@ -270,7 +280,8 @@ fn network_aliases(
         let Some(aliases) = entry.as_ref().and_then(|e| e.aliases.clone()) else {
             continue;
         };
-        let builtin = matches!(mode, "default" | "bridge" | "none" | "host");
+        let builtin = matches!(mode, "default" | "bridge" | "none" | "host")
+            || mode.starts_with("container:");
         if !aliases.is_empty() && (builtin || !kind.own_network) {
             return Err(refuse(
                 &format!("NetworkingConfig.EndpointsConfig.{key}.Aliases"),
@@ -424,6 +435,8 @@ pub fn to_spec(
         read_only: host.readonly_rootfs,
         network_mode: kind.network_mode_at_create(&network_mode),
         network_aliases,
+        extra_endpoints: Vec::new(),
+        joined_network: None,
         port_bindings: Vec::new(),
         publish_all: host.publish_all_ports,
         resources,

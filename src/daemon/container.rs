@@ -28,6 +28,7 @@ mod archive;
 pub mod endpoint;
 mod exec;
 mod health;
+mod joined;
 mod ordered;
 mod orphan;
 mod pause;
@@ -243,6 +244,10 @@ impl ContainerActor {
 
     /// Starts the process: the transition, then the shim, atomically for this actor.
     fn start_now(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        let spec = match self.promote_before_start().and_then(|()| self.start_spec()) {
+            Ok(spec) => spec.into_owned(),
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
         // The host ports of this run, resolved against the other running containers' and
         // the host's sockets, persisted with the transition.
         let published = match self.resolve_ports() {
@@ -264,9 +269,7 @@ impl ContainerActor {
             max_size: self.shared.log_max_size(&self.record.spec),
             max_file: self.shared.log_max_file(&self.record.spec),
         };
-        let started = self
-            .runtime
-            .start(id, &self.record.spec, log, &self.record.published);
+        let started = self.runtime.start(id, &spec, log, &self.record.published);
         // The shim only once `starting` is durable (a start that polls nothing does nothing).
         let started = Box::pin(
             async move {

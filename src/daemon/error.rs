@@ -142,6 +142,9 @@ pub enum ContainerError {
         #[source]
         source: Box<crate::network::NetworkError>,
     },
+    /// `--network container:NAME` whose container does not run (Docker's message).
+    #[error("cannot join network of a non running container: {0}")]
+    JoinNotRunning(String),
     /// The networks tree failed.
     #[error("network store")]
     NetworkStore(#[from] moor_state::network::NetworkStoreError),

@@ -332,7 +332,7 @@ fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
     let bridges: Vec<_> = shared
         .network
         .iter()
-        .chain(user.iter().filter(|n| n.is_user()))
+        .chain(user.iter().filter(|n| n.is_user() && !n.internal))
         .map(crate::network::nat::BridgeNat::of)
         .collect();
     if bridges.is_empty() {

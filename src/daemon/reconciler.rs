@@ -173,20 +173,27 @@ fn read_spec(path: &Path) -> Result<ContainerRecord, SpecFileError> {
 /// missing of it (the namespace file, the veth, eth0's set-up) is put back, what is there
 /// is left alone.
 fn repair_network(shared: &Shared, record: &ContainerRecord) {
-    let (run, ep) = match (&record.state, &record.spec.endpoint) {
-        (
-            moor_state::State::Running(run)
-            | moor_state::State::Paused(run)
-            | moor_state::State::Stopping(run),
-            Some(ep),
-        ) => (run, ep),
+    let run = match &record.state {
+        moor_state::State::Running(run)
+        | moor_state::State::Paused(run)
+        | moor_state::State::Stopping(run) => run,
         _ => return,
     };
+    let endpoints: Vec<_> = moor_state::network::endpoints(record)
+        .into_iter()
+        .map(|(ep, _, slot)| (ep.clone(), slot))
+        .collect();
+    let netns = crate::network::netns::path(&shared.layout.run_dir, &record.id);
+    if endpoints.is_empty() && !netns.exists() {
+        return;
+    }
     let id = short(&record.id);
     let run_dir = shared.layout_of(record).run_dir;
-    match crate::network::repair(&run_dir, &record.id, ep, run.process.pid) {
+    match crate::network::repair(&run_dir, &record.id, &endpoints, run.process.pid) {
         Ok(r) if r == crate::network::Repaired::default() => {}
-        Ok(r) => warn!(container_id = %id, netns = r.netns, veth = r.veth, "network repaired"),
+        Ok(r) => {
+            warn!(container_id = %id, netns = r.netns, veths = r.veths, stale = r.stale, "network repaired")
+        }
         Err(e) => error!(container_id = %id, error = %e, "network repair failed"),
     }
 }

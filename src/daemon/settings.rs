@@ -140,6 +140,8 @@ mod tests {
             gateway,
             labels: Default::default(),
             created: None,
+            internal: false,
+            ip_range: None,
         }
     }
 
@@ -156,6 +158,7 @@ mod tests {
                 ip: [172, 30, 0, 2].into(),
                 prefix_len: 16,
                 gateway: [172, 30, 0, 1].into(),
+                internal: false,
             }),
             ..ContainerSpec::default()
         };

@@ -267,34 +267,46 @@ pub async fn attach(handle: &Handle, host: &str, bridge: u32) -> Result<(), Netw
         .map_err(netlink("attach the veth to the bridge"))
 }
 
-/// Inside the container's namespace: `peer` renamed `eth0` with `ip/prefix_len`, up, `lo`
-/// up, and the default route via `gateway`.
-pub async fn configure_inside(
-    handle: &Handle,
-    peer: &str,
-    ip: Ipv4Addr,
-    prefix_len: u8,
-    gateway: Ipv4Addr,
-) -> Result<(), NetworkError> {
+/// What [`configure_inside`] sets up in a container's namespace.
+#[derive(Debug, Clone)]
+pub struct Inside {
+    /// The container side's name as made.
+    pub peer: String,
+    /// Its name once renamed (`eth0`, `eth1`...).
+    pub ifname: String,
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix_len: u8,
+    /// The default route's gateway; None on an internal network. A default route that is
+    /// there already (another network's) is kept.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// Inside the container's namespace: `peer` renamed `ifname` with its address, up, `lo`
+/// up, and the default route via the gateway when there is one.
+pub async fn configure_inside(handle: &Handle, want: &Inside) -> Result<(), NetworkError> {
     if let Some(lo) = get(handle, "lo").await? {
         up(handle, lo.index).await?;
     }
-    let eth = match get(handle, peer).await? {
+    let eth = match get(handle, &want.peer).await? {
         Some(p) => {
-            let msg = LinkUnspec::new_with_index(p.index).name("eth0").build();
+            let msg = LinkUnspec::new_with_index(p.index)
+                .name(&want.ifname)
+                .build();
             handle
                 .link()
                 .set(msg)
                 .execute()
                 .await
-                .map_err(netlink("rename the veth eth0"))?;
+                .map_err(netlink("rename the veth inside the container"))?;
             p.index
         }
         None => {
-            get(handle, "eth0")
+            get(handle, &want.ifname)
                 .await?
                 .ok_or(NetworkError::Vanished {
-                    name: "eth0".into(),
+                    name: want.ifname.clone(),
                 })?
                 .index
         }
@@ -302,16 +314,19 @@ pub async fn configure_inside(
     if !addresses(handle, eth)
         .await?
         .iter()
-        .any(|a| a.address == ip)
+        .any(|a| a.address == want.ip)
     {
         handle
             .address()
-            .add(eth, IpAddr::V4(ip), prefix_len)
+            .add(eth, IpAddr::V4(want.ip), want.prefix_len)
             .execute()
             .await
-            .map_err(netlink("address eth0"))?;
+            .map_err(netlink("address the container's interface"))?;
     }
     up(handle, eth).await?;
+    let Some(gateway) = want.gateway else {
+        return Ok(());
+    };
     let route = RouteMessageBuilder::<Ipv4Addr>::new()
         .gateway(gateway)
         .output_interface(eth)

@@ -13,12 +13,13 @@ pub mod nat;
 pub mod netns;
 pub mod ports;
 pub mod user;
+pub mod veth;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use moor_state::network::{
-    choose_subnet, first_host, Endpoint, NetworkRecord, Subnet, DEFAULT_NETWORK,
+    choose_subnet, first_host, Endpoint, ExtraEndpoint, NetworkRecord, Subnet, DEFAULT_NETWORK,
     NETWORK_RECORD_VERSION,
 };
 use moor_state::store::Store;
@@ -31,7 +32,7 @@ pub const DEFAULT_BRIDGE: &str = "moor0";
 /// Prefix of the host side of moor's veth pairs (then 10 hex of the container id).
 pub const VETH_PREFIX: &str = "moorv";
 
-/// Prefix of the container side before it is renamed `eth0` in the container.
+/// Prefix of the container side before it is renamed `eth<slot>` in the container.
 const PEER_PREFIX: &str = "moorc";
 
 /// Why a network step failed.
@@ -180,6 +181,8 @@ fn new_network(
         gateway,
         labels: Default::default(),
         created: None,
+        internal: false,
+        ip_range: None,
     };
     tree.put(&rec)?;
     Ok(rec)
@@ -211,13 +214,9 @@ fn random_id() -> String {
         .collect()
 }
 
-/// The host side of container `id`'s veth pair.
+/// The host side of container `id`'s first veth pair (slot 0).
 pub fn host_veth(id: &str) -> String {
-    format!("{VETH_PREFIX}{}", &id[..10.min(id.len())])
-}
-
-fn peer_veth(id: &str) -> String {
-    format!("{PEER_PREFIX}{}", &id[..10.min(id.len())])
+    veth::host_name(id, 0)
 }
 
 /// What a started container's bundle needs: its namespace file and the files to mount.
@@ -230,15 +229,17 @@ pub struct Attached {
 }
 
 /// Gives container `id` its network before it starts: a new namespace, a new veth pair on
-/// the bridge, eth0 configured inside, and its files written into `container_dir` (with the
-/// lines of its ExtraHosts and Dns* options, `opts`). What a
-/// previous run left (a namespace file, a veth) is replaced.
+/// the bridge of each of its networks (`ep` as eth0, then each of `extras` as `eth<slot>`),
+/// configured inside, and its files written into `container_dir` (with the lines of its
+/// ExtraHosts and Dns* options, `opts`). What a previous run left (a namespace file, veths)
+/// is replaced.
 pub fn attach(
     run_dir: &Path,
     container_dir: &Path,
     id: &str,
     hostname: &str,
     ep: &Endpoint,
+    extras: &[ExtraEndpoint],
     opts: &moor_state::resources::ProcessOptions,
 ) -> Result<Attached, NetworkError> {
     let began = std::time::Instant::now();
@@ -247,7 +248,12 @@ pub fn attach(
     let cleared = began.elapsed();
     netns::create(&path, None)?;
     let made = began.elapsed();
-    let done = plug(&path, id, ep, false)
+    let done = veth::plug(&path, id, 0, ep, false)
+        .and_then(|()| {
+            extras
+                .iter()
+                .try_for_each(|x| veth::plug(&path, id, x.slot, &x.endpoint, false))
+        })
         .and_then(|()| files::write(container_dir, (ep.ip, ep.gateway), hostname, opts));
     tracing::debug!(
         container_id = %&id[..12.min(id.len())],
@@ -267,44 +273,10 @@ pub fn attach(
     }
 }
 
-/// The veth pair made (or, with `keep`, kept when its host side is there) and attached,
-/// and the container side configured.
-fn plug(netns_path: &Path, id: &str, ep: &Endpoint, keep: bool) -> Result<(), NetworkError> {
-    let (host, peer, bridge, mac) = (host_veth(id), peer_veth(id), ep.bridge.clone(), ep.mac());
-    let ns = netns_path.to_path_buf();
-    netns::run_in(None, move || {
-        link::block(|h| async move {
-            let br = link::get(&h, &bridge)
-                .await?
-                .ok_or(NetworkError::NoBridge { name: bridge })?;
-            match link::get(&h, &host).await? {
-                Some(v) if keep => {
-                    if v.controller != Some(br.index) || !v.up {
-                        link::attach(&h, &host, br.index).await?;
-                    }
-                    Ok(())
-                }
-                _ => {
-                    link::delete(&h, &host).await?;
-                    link::delete(&h, &peer).await?;
-                    link::add_veth(&h, &host, &peer, mac, br.index, &ns).await
-                }
-            }
-        })
-    })?;
-    let (peer, ip, len, gw) = (peer_veth(id), ep.ip, ep.prefix_len, ep.gateway);
-    netns::run_in(Some(netns_path), move || {
-        link::block(|h| async move { link::configure_inside(&h, &peer, ip, len, gw).await })
-    })
-}
-
-/// Takes container `id`'s network down after it ended: its host veth deleted and its
+/// Takes container `id`'s network down after it ended: its host veths deleted and its
 /// namespace file unmounted and removed. Idempotent.
 pub fn detach(run_dir: &Path, id: &str) -> Result<(), NetworkError> {
-    let host = host_veth(id);
-    netns::run_in(None, move || {
-        link::block(|h| async move { link::delete(&h, &host).await })
-    })?;
+    veth::unplug_but(id, &[])?;
     netns::remove(&netns::path(run_dir, id))
 }
 
@@ -313,17 +285,21 @@ pub fn detach(run_dir: &Path, id: &str) -> Result<(), NetworkError> {
 pub struct Repaired {
     /// The namespace file was re-mounted from the container's init.
     pub netns: bool,
-    /// The host side of the veth was missing, detached from the bridge or down.
-    pub veth: bool,
+    /// How many host veths were missing, detached from their bridge or down.
+    pub veths: usize,
+    /// How many veths of networks no longer connected were deleted.
+    pub stale: usize,
 }
 
 /// At daemon start, for a container that kept running: its namespace file (re-mounted
-/// from `/proc/<init>/ns/net` when missing), its veth (made again when gone, attached and up
-/// else) and eth0 inside. What is there is left untouched.
+/// from `/proc/<init>/ns/net` when missing), the veth of each of its `endpoints` (with
+/// their slots: made again when gone, attached and up else) and the interface inside, and
+/// the veths of networks it is no longer on (a disconnect the daemon died in) deleted.
+/// What is there is left untouched.
 pub fn repair(
     run_dir: &Path,
     id: &str,
-    ep: &Endpoint,
+    endpoints: &[(Endpoint, u8)],
     init_pid: i32,
 ) -> Result<Repaired, NetworkError> {
     let path = netns::path(run_dir, id);
@@ -333,18 +309,14 @@ pub fn repair(
         netns::create(&path, Some(&from))?;
         repaired.netns = true;
     }
-    let (host, bridge) = (host_veth(id), ep.bridge.clone());
-    let before = netns::run_in(None, move || {
-        link::block(|h| async move {
-            let br = link::get(&h, &bridge).await?;
-            let v = link::get(&h, &host).await?;
-            Ok(matches!((br, v), (Some(b), Some(v)) if v.controller == Some(b.index) && v.up))
-        })
-    })?;
-    if !before {
-        plug(&path, id, ep, true)?;
-        repaired.veth = true;
+    for (ep, slot) in endpoints {
+        if !veth::healthy(id, *slot, &ep.bridge)? {
+            veth::plug(&path, id, *slot, ep, true)?;
+            repaired.veths += 1;
+        }
     }
+    let slots: Vec<u8> = endpoints.iter().map(|(_, s)| *s).collect();
+    repaired.stale = veth::unplug_but(id, &slots)?;
     Ok(repaired)
 }
 
@@ -396,7 +368,10 @@ pub fn objects(run_dir: &Path, bridge: &str) -> Result<Objects, NetworkError> {
 /// Whether a veth or namespace file of [`objects`] belongs to container id `id`.
 pub fn belongs_to(name: &str, id: &str) -> bool {
     let short = &id[..10.min(id.len())];
-    name == host_veth(id) || name == id || name.ends_with(short) && name.starts_with(VETH_PREFIX)
+    name == host_veth(id)
+        || name == id
+        || name.ends_with(short) && name.starts_with(VETH_PREFIX)
+        || name.starts_with(&veth::extra_prefix(id))
 }
 
 /// Deletes the veth `name` (a leftover moor's `admin` found).
@@ -435,6 +410,8 @@ mod tests {
             gateway: Ipv4Addr::new(172, 17, 0, 1),
             labels: Default::default(),
             created: None,
+            internal: false,
+            ip_range: None,
         };
         let asked = |name: &str, bip| BridgeSettings {
             name: name.into(),
@@ -461,8 +438,8 @@ mod tests {
     fn veth_names_fit_the_kernels_limit_and_name_their_container() {
         let id = "0123456789abcdef".repeat(4);
         assert_eq!(host_veth(&id), "moorv0123456789");
-        assert!(host_veth(&id).len() <= 15 && peer_veth(&id).len() <= 15);
         assert!(belongs_to(&host_veth(&id), &id));
+        assert!(belongs_to(&veth::host_name(&id, 2), &id));
         assert!(!belongs_to("moorvffffffffff", &id));
     }
 }

@@ -190,6 +190,21 @@ pub fn ensure(bridge: &BridgeNat) -> Result<(), NatError> {
     apply("setting up moor's nat table", cmds)
 }
 
+/// Takes `bridge` out of the masquerade (a removed network): its name and subnet leave the
+/// sets in one transaction; elements already gone are no error. Without a table, nothing
+/// is done.
+#[tracing::instrument(skip_all, fields(bridge = %bridge.name))]
+pub fn forget(bridge: &BridgeNat) -> Result<(), NatError> {
+    check_bridge(bridge)?;
+    if !listing::has_table(&query("listing moor's tables", &["list", "tables", "ip"])?) {
+        return Ok(());
+    }
+    apply(
+        "taking a bridge out of moor's nat table",
+        ruleset::remove_bridge_elements(bridge),
+    )
+}
+
 /// Publishes a container's ports (one transaction: all or none).
 #[tracing::instrument(skip_all, fields(container_id = %id))]
 pub fn publish(id: &str, ip: Ipv4Addr, ports: &[PortMapping]) -> Result<(), NatError> {

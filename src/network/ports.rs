@@ -368,6 +368,10 @@ pub fn resolve_on_host(
 /// discards them on `host` with a warning; moor never accepts and ignores).
 pub fn check_network(network_mode: &str, publishes: bool) -> Result<(), String> {
     match network_mode {
+        mode if publishes && mode.starts_with("container:") => Err(format!(
+            "published ports (-p/-P, PortBindings, PublishAllPorts) conflict with network mode \
+             {mode:?}: the container shares the other's network (publish them there)"
+        )),
         "none" | "host" if publishes => Err(format!(
             "published ports (-p/-P, PortBindings, PublishAllPorts) need a bridge network; \
              this container's network is {network_mode:?}"

@@ -54,6 +54,14 @@ pub fn plan(
             "gateway {gateway} is not a host address of subnet {subnet}"
         ));
     }
+    if let Some(range) = req
+        .ip_range
+        .filter(|r| !moor_state::network::range_inside(*r, subnet))
+    {
+        return Err(format!(
+            "IPAM.Config.IPRange {range} is not inside subnet {subnet}"
+        ));
+    }
     let id = super::random_id();
     Ok(NetworkRecord {
         version: NETWORK_RECORD_VERSION,
@@ -64,6 +72,8 @@ pub fn plan(
         gateway,
         labels: req.labels.clone(),
         created: Some(chrono::Utc::now()),
+        internal: req.internal,
+        ip_range: req.ip_range,
     })
 }
 
@@ -99,7 +109,8 @@ pub fn ensure_all(networks: &[NetworkRecord]) {
 /// The `/etc/hosts` text of container `rec`: Docker's lines for itself, then one line per
 /// other running container on its user network.
 pub fn hosts_text(rec: &ContainerRecord, peers: &[(Ipv4Addr, Vec<String>)]) -> Option<String> {
-    let ep = rec.spec.endpoint.as_ref()?;
+    let own = moor_state::network::endpoints(rec);
+    let (ep, _, _) = own.first()?;
     let hostname = match rec.spec.hostname.as_str() {
         "" => &rec.id[..12.min(rec.id.len())],
         name => name,
@@ -122,10 +133,9 @@ pub fn rewrite_hosts(
 ) -> usize {
     let mut written = 0;
     let on_user = |r: &ContainerRecord| {
-        r.spec
-            .endpoint
-            .as_ref()
-            .is_some_and(|e| e.network != moor_state::network::DEFAULT_NETWORK)
+        moor_state::network::endpoints(r)
+            .iter()
+            .any(|(e, _, _)| e.network != moor_state::network::DEFAULT_NETWORK)
     };
     for rec in records.iter().filter(|r| running(r) && on_user(r)) {
         let peers = peer_hosts(records, &rec.id, running);
@@ -162,6 +172,7 @@ mod tests {
                 ip: Ipv4Addr::new(10, 1, 0, ip),
                 prefix_len: 24,
                 gateway: Ipv4Addr::new(10, 1, 0, 1),
+                internal: false,
             }),
             network_aliases: vec![format!("{name}-alias")],
             ..ContainerSpec::default()
@@ -231,6 +242,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("overlaps 10.5.0.0/24 of network n"), "{e}");
+        let e = plan(&asked("10.6.0.0/24", Some("10.7.0.1")), &[], &[]).unwrap_err();
+        assert!(e.contains("not a host address"), "{e}");
+        let ranged = |r: &str| NetworkRequest {
+            ip_range: Subnet::parse(r),
+            ..asked("10.6.0.0/24", None)
+        };
+        let e = plan(&ranged("10.6.1.0/25"), &[], &[]).unwrap_err();
+        assert!(
+            e.contains("IPRange 10.6.1.0/25 is not inside subnet 10.6.0.0/24"),
+            "{e}"
+        );
+        let ok = plan(&ranged("10.6.0.64/26"), &[], &[]).expect("plan");
+        assert_eq!(ok.ip_range, Subnet::parse("10.6.0.64/26"));
         let e = plan(&asked("10.6.0.0/24", Some("10.7.0.1")), &[], &[]).unwrap_err();
         assert!(e.contains("not a host address"), "{e}");
         let routes = [Subnet::parse("172.17.0.0/16").unwrap()];

@@ -97,6 +97,13 @@ pub struct NetworkRecord {
     /// When a user network was created (None for `bridge`).
     #[serde(default)]
     pub created: Option<chrono::DateTime<chrono::Utc>>,
+    /// Docker's `Internal`: no masquerade, no default route out of the network.
+    #[serde(default)]
+    pub internal: bool,
+    /// `IPAM.Config[0].IPRange`: addresses are allocated only inside it (it lies inside
+    /// `subnet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Subnet>,
 }
 
 impl NetworkRecord {
@@ -117,6 +124,10 @@ pub struct NetworkRequest {
     pub gateway: Option<Ipv4Addr>,
     /// `Labels`.
     pub labels: BTreeMap<String, String>,
+    /// `Internal`.
+    pub internal: bool,
+    /// `IPAM.Config[0].IPRange`.
+    pub ip_range: Option<Subnet>,
 }
 
 /// Prefix of a user network's bridge device (then 10 hex of its id: 15 characters, the
@@ -161,10 +172,26 @@ pub fn choose_user_subnet(routes: &[Subnet], networks: &[NetworkRecord]) -> Opti
     })
 }
 
-/// The `/etc/hosts` lines a container on a user network gets for the others on it: for each
-/// running container (`running` says which) with an endpoint on the same network, its
-/// address with its name, its aliases and its short id. Empty for the default network
-/// (Docker resolves no names there) and for a container without an endpoint.
+/// Every endpoint of a container with its aliases and slot: the first network (slot 0,
+/// `spec.network_aliases`), then those connected later.
+pub fn endpoints(rec: &ContainerRecord) -> Vec<(&Endpoint, &[String], u8)> {
+    let first = rec
+        .spec
+        .endpoint
+        .iter()
+        .map(|e| (e, rec.spec.network_aliases.as_slice(), 0));
+    let more = rec
+        .spec
+        .extra_endpoints
+        .iter()
+        .map(|x| (&x.endpoint, x.aliases.as_slice(), x.slot));
+    first.chain(more).collect()
+}
+
+/// The `/etc/hosts` lines a container on user networks gets for the others there: for each
+/// running container (`running` says which) with an endpoint on one of its user networks,
+/// that address with its name, its aliases there and its short id. Empty for the default
+/// network (Docker resolves no names there) and for a container without an endpoint.
 pub fn peer_hosts(
     records: &[ContainerRecord],
     id: &str,
@@ -173,26 +200,72 @@ pub fn peer_hosts(
     let Some(own) = records.iter().find(|r| r.id == id) else {
         return Vec::new();
     };
-    let Some(ep) = own
-        .spec
-        .endpoint
-        .as_ref()
-        .filter(|e| e.network != DEFAULT_NETWORK)
-    else {
-        return Vec::new();
-    };
-    records
-        .iter()
-        .filter(|r| r.id != id && running(r))
-        .filter_map(|r| Some((r, r.spec.endpoint.as_ref()?)))
-        .filter(|(_, e)| e.network_id == ep.network_id)
-        .map(|(r, e)| {
-            let mut names = vec![r.name.clone()];
-            names.extend(r.spec.network_aliases.iter().cloned());
-            names.push(r.id[..12.min(r.id.len())].to_string());
-            (e.ip, names)
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (ep, _, _) in endpoints(own)
+        .into_iter()
+        .filter(|(e, _, _)| e.network != DEFAULT_NETWORK)
+    {
+        for r in records.iter().filter(|r| r.id != id && running(r)) {
+            for (e, aliases, _) in endpoints(r) {
+                if e.network_id != ep.network_id {
+                    continue;
+                }
+                let mut names = vec![r.name.clone()];
+                names.extend(aliases.iter().cloned());
+                names.push(r.id[..12.min(r.id.len())].to_string());
+                out.push((e.ip, names));
+            }
+        }
+    }
+    out
+}
+
+/// A network connected after a container's first: its endpoint, its aliases there and the
+/// interface it is inside the container (`eth<slot>`, slot 1 to 15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraEndpoint {
+    /// The address and network.
+    pub endpoint: Endpoint,
+    /// Its aliases on that network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `eth<slot>` inside; the host side of its veth is named after it too.
+    pub slot: u8,
+}
+
+/// Another container's network a container joins (`--network container:NAME`), resolved
+/// at its start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinedNetwork {
+    /// The namespace to join: the other's namespace file, or its init's `/proc/PID/ns/net`.
+    pub netns: std::path::PathBuf,
+    /// The other's `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` with their places.
+    pub files: Vec<(std::path::PathBuf, String)>,
+    /// The other's hostname (Docker gives the joiner the same).
+    pub hostname: String,
+}
+
+/// The highest slot a connected network can take (`eth15`: the host veth's name has one
+/// hex digit for it).
+pub const MAX_SLOT: u8 = 15;
+
+/// The first free slot (1 to [`MAX_SLOT`]) of `spec`'s further networks.
+pub fn free_slot(spec: &crate::record::ContainerSpec) -> Option<u8> {
+    (1..=MAX_SLOT).find(|s| !spec.extra_endpoints.iter().any(|x| x.slot == *s))
+}
+
+/// Makes a container that lost its first network (disconnected while it ran) start on the
+/// first of the others: it becomes slot 0 with its aliases, and the network mode names it.
+/// Whether anything changed.
+pub fn promote_first(spec: &mut crate::record::ContainerSpec) -> bool {
+    if spec.endpoint.is_some() || spec.extra_endpoints.is_empty() {
+        return false;
+    }
+    let first = spec.extra_endpoints.remove(0);
+    spec.network_mode = first.endpoint.network.clone();
+    spec.endpoint = Some(first.endpoint);
+    spec.network_aliases = first.aliases;
+    true
 }
 
 /// A container's place on a network: allocated at create, kept in its record until removal.
@@ -210,6 +283,9 @@ pub struct Endpoint {
     pub prefix_len: u8,
     /// The default route's gateway.
     pub gateway: Ipv4Addr,
+    /// On an `Internal` network: the container gets no default route through `gateway`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
 }
 
 impl Endpoint {
@@ -232,22 +308,45 @@ impl Endpoint {
 /// The first free address of `subnet`: neither its network nor broadcast address, nor the
 /// gateway, nor one in `held`. None when the subnet is full.
 pub fn allocate(subnet: Subnet, gateway: Ipv4Addr, held: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    allocate_in(subnet, None, gateway, held)
+}
+
+/// [`allocate`] limited to `range` (Docker's IPRange, inside `subnet`) when given: its own
+/// first and last addresses may be handed out, the subnet's never.
+pub fn allocate_in(
+    subnet: Subnet,
+    range: Option<Subnet>,
+    gateway: Ipv4Addr,
+    held: &BTreeSet<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
     let (first, last) = subnet.bounds();
     if last.saturating_sub(first) < 2 {
         return None;
     }
-    (first + 1..last)
+    let (lo, hi) = match range {
+        Some(r) => {
+            let (a, b) = r.bounds();
+            (a.max(first + 1), b.min(last - 1))
+        }
+        None => (first + 1, last - 1),
+    };
+    (lo..=hi)
         .map(Ipv4Addr::from)
         .find(|ip| *ip != gateway && !held.contains(ip))
 }
 
-/// The addresses held on network `name` by the containers of `records`.
+/// Whether `range` (an IPRange) lies inside `subnet`.
+pub fn range_inside(range: Subnet, subnet: Subnet) -> bool {
+    range.prefix_len >= subnet.prefix_len && subnet.contains(range.address)
+}
+
+/// The addresses held on network `name` by the containers of `records` (every endpoint).
 pub fn held(records: &[ContainerRecord], name: &str) -> BTreeSet<Ipv4Addr> {
     records
         .iter()
-        .filter_map(|r| r.spec.endpoint.as_ref())
-        .filter(|e| e.network == name)
-        .map(|e| e.ip)
+        .flat_map(endpoints)
+        .filter(|(e, _, _)| e.network == name)
+        .map(|(e, _, _)| e.ip)
         .collect()
 }
 
@@ -268,6 +367,8 @@ pub fn from_endpoints(records: &[ContainerRecord]) -> Option<NetworkRecord> {
         gateway: ep.gateway,
         labels: BTreeMap::new(),
         created: None,
+        internal: false,
+        ip_range: None,
     })
 }
 
@@ -369,114 +470,4 @@ impl NetworkStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn net(s: &str) -> Subnet {
-        Subnet::parse(s).expect("subnet")
-    }
-
-    #[test]
-    fn subnets_parse_and_overlap() {
-        assert_eq!(net("172.17.3.4/16").to_string(), "172.17.0.0/16");
-        assert!(Subnet::parse("1.2.3.4/33").is_none());
-        assert!(Subnet::parse("1.2.3.4").is_none());
-        assert!(net("172.17.0.0/16").overlaps(&net("172.17.5.0/24")));
-        assert!(net("172.17.5.0/24").overlaps(&net("172.17.0.0/16")));
-        assert!(!net("172.17.0.0/16").overlaps(&net("172.18.0.0/16")));
-        assert!(net("10.0.0.0/8").contains("10.2.3.4".parse().unwrap()));
-    }
-
-    #[test]
-    fn allocation_skips_network_gateway_broadcast_and_held() {
-        let s = net("10.9.0.0/29");
-        let gw = first_host(s);
-        assert_eq!(gw, Ipv4Addr::new(10, 9, 0, 1));
-        let mut held = BTreeSet::new();
-        let mut got = Vec::new();
-        while let Some(ip) = allocate(s, gw, &held) {
-            held.insert(ip);
-            got.push(ip.octets()[3]);
-        }
-        assert_eq!(got, vec![2, 3, 4, 5, 6]);
-        held.remove(&Ipv4Addr::new(10, 9, 0, 4));
-        assert_eq!(allocate(s, gw, &held), Some(Ipv4Addr::new(10, 9, 0, 4)));
-        assert_eq!(allocate(net("10.0.0.0/31"), gw, &BTreeSet::new()), None);
-    }
-
-    #[test]
-    fn subnet_choice_avoids_the_hosts_routes() {
-        assert_eq!(choose_subnet(&[]), Some(net("172.17.0.0/16")));
-        let default_route = net("0.0.0.0/0");
-        let routes = [default_route, net("172.17.0.0/16"), net("172.18.1.0/24")];
-        assert_eq!(choose_subnet(&routes), Some(net("172.19.0.0/16")));
-        let wide = [net("172.16.0.0/12"), net("192.168.0.0/20")];
-        assert_eq!(choose_subnet(&wide), Some(net("192.168.16.0/20")));
-        assert_eq!(
-            choose_subnet(&[net("172.16.0.0/12"), net("192.168.0.0/16")]),
-            None
-        );
-    }
-
-    #[test]
-    fn a_lost_network_record_comes_back_from_its_containers() {
-        use crate::record::ContainerSpec;
-        let ts = chrono::DateTime::from_timestamp(0, 0).expect("epoch");
-        let mut spec = ContainerSpec::default();
-        assert_eq!(from_endpoints(&[]), None);
-        spec.endpoint = Some(Endpoint {
-            network: DEFAULT_NETWORK.into(),
-            network_id: "f".repeat(64),
-            bridge: "moor0".into(),
-            ip: Ipv4Addr::new(172, 18, 0, 7),
-            prefix_len: 16,
-            gateway: Ipv4Addr::new(172, 18, 0, 1),
-        });
-        let rec = ContainerRecord::new("a".repeat(64), "x".into(), spec, ts);
-        let back = from_endpoints(&[rec]).expect("rebuilt");
-        assert_eq!(back.subnet, net("172.18.0.0/16"));
-        assert_eq!(
-            (back.gateway, back.id.len()),
-            (Ipv4Addr::new(172, 18, 0, 1), 64)
-        );
-    }
-
-    #[test]
-    fn user_networks_take_a_pool_free_of_routes_and_other_networks() {
-        let taken = NetworkRecord {
-            version: NETWORK_RECORD_VERSION,
-            name: DEFAULT_NETWORK.into(),
-            id: "a".repeat(64),
-            bridge: "moor0".into(),
-            subnet: net("172.17.0.0/16"),
-            gateway: Ipv4Addr::new(172, 17, 0, 1),
-            labels: BTreeMap::new(),
-            created: None,
-        };
-        let routes = [net("0.0.0.0/0"), net("172.18.0.0/24")];
-        assert_eq!(
-            choose_user_subnet(&routes, &[taken]),
-            Some(net("172.19.0.0/16"))
-        );
-        assert_eq!(
-            user_bridge(&"0123456789abcdef".repeat(4)),
-            "moor-0123456789"
-        );
-        assert!(valid_name("front_1.a-b").is_ok());
-        assert!(valid_name("bridge").unwrap_err().contains("pre-defined"));
-        assert!(valid_name("-x").is_err() && valid_name("").is_err() && valid_name("a/b").is_err());
-    }
-
-    #[test]
-    fn mac_is_derived_from_the_address_as_docker_does() {
-        let e = Endpoint {
-            network: DEFAULT_NETWORK.into(),
-            network_id: String::new(),
-            bridge: "moor0".into(),
-            ip: Ipv4Addr::new(172, 17, 0, 2),
-            prefix_len: 16,
-            gateway: Ipv4Addr::new(172, 17, 0, 1),
-        };
-        assert_eq!(e.mac_text(), "02:42:ac:11:00:02");
-    }
-}
+mod tests;

@@ -164,6 +164,15 @@ pub struct ContainerSpec {
     /// `EndpointsConfig.<net>.Aliases`), written into its peers' `/etc/hosts`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_aliases: Vec<String>,
+    /// The networks connected after the first (`docker network connect`), each with its own
+    /// address (held until it is disconnected or the container removed), aliases and
+    /// interface (`eth<slot>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_endpoints: Vec<crate::network::ExtraEndpoint>,
+    /// For network mode `container:<name>`: the other container's network as its actor
+    /// resolved it for this start. Never stored: it is looked up again at every start.
+    #[serde(skip)]
+    pub joined_network: Option<crate::network::JoinedNetwork>,
     /// Docker's HostConfig.PortBindings (`-p`): container ports to publish on the host.
     #[serde(default)]
     pub port_bindings: Vec<PortBinding>,

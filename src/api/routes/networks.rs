@@ -122,8 +122,11 @@ fn bridge(net: &NetworkRecord, records: &[ContainerRecord]) -> Network {
     let containers = records
         .iter()
         .filter(|r| running(r))
-        .filter_map(|r| Some((r, r.spec.endpoint.as_ref()?)))
-        .filter(|(_, ep)| ep.network_id == net.id)
+        .filter_map(|r| {
+            let eps = moor_state::network::endpoints(r);
+            let (ep, _, _) = eps.into_iter().find(|(e, _, _)| e.network_id == net.id)?;
+            Some((r, ep))
+        })
         .map(|(r, ep)| {
             let c = NetworkContainer {
                 name: r.name.clone(),
@@ -139,6 +142,7 @@ fn bridge(net: &NetworkRecord, records: &[ContainerRecord]) -> Network {
     base.ipam.config = vec![IpamConfig {
         subnet: net.subnet.to_string(),
         gateway: net.gateway.to_string(),
+        ip_range: net.ip_range.map(|r| r.to_string()),
     }];
     Network {
         name: net.name.clone(),
@@ -147,6 +151,7 @@ fn bridge(net: &NetworkRecord, records: &[ContainerRecord]) -> Network {
         driver: "bridge".into(),
         labels: net.labels.clone(),
         attachable: net.is_user(),
+        internal: net.internal,
         containers,
         // Docker names the bridge in the default network's options only; a user network
         // shows what was asked (compose compares it with its driver_opts).
@@ -218,7 +223,6 @@ fn request(req: NetworkCreateRequest) -> Result<NetworkRequest, ApiError> {
     }
     let refused = [
         ("Scope", !matches!(req.scope.as_str(), "" | "local")),
-        ("Internal", req.internal),
         ("Ingress", req.ingress),
         ("ConfigOnly", req.config_only),
         (
@@ -252,12 +256,10 @@ fn request(req: NetworkCreateRequest) -> Result<NetworkRequest, ApiError> {
     let mut out = NetworkRequest {
         name: req.name,
         labels: req.labels.unwrap_or_default(),
+        internal: req.internal,
         ..NetworkRequest::default()
     };
     if let Some(c) = configs.into_iter().next() {
-        if !c.ip_range.is_empty() {
-            return Err(bad("IPAM.Config.IPRange is not supported by moor".into()));
-        }
         if c.auxiliary_addresses
             .as_ref()
             .is_some_and(|a| !a.is_empty())
@@ -294,6 +296,20 @@ fn request(req: NetworkCreateRequest) -> Result<NetworkRequest, ApiError> {
                 return Err(bad("IPAM.Config.Gateway needs IPAM.Config.Subnet".into()));
             }
             out.gateway = Some(g);
+        }
+        if !c.ip_range.is_empty() {
+            let r = moor_state::network::Subnet::parse(&c.ip_range)
+                .filter(|r| r.to_string() == c.ip_range)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "IPAM.Config.IPRange {:?} is not an IPv4 subnet A.B.C.D/N without host bits",
+                        c.ip_range
+                    ))
+                })?;
+            if out.subnet.is_none() {
+                return Err(bad("IPAM.Config.IPRange needs IPAM.Config.Subnet".into()));
+            }
+            out.ip_range = Some(r);
         }
     }
     Ok(out)
@@ -332,54 +348,21 @@ async fn prune(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
 struct ConnectRequest {
     /// The container (id, name or prefix).
     container: String,
-    /// Its endpoint's settings.
+    /// Its endpoint's settings: `Aliases` honoured, the rest refused unless empty
+    /// (`fields::ENDPOINT`).
     #[serde(default)]
-    endpoint_config: Option<EndpointConfigRequest>,
+    endpoint_config: serde_json::Value,
 }
 
-/// The endpoint settings of a connect: aliases honoured; the rest refused unless empty.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct EndpointConfigRequest {
-    #[serde(default)]
-    aliases: Option<Vec<String>>,
-    #[serde(default)]
-    links: Option<Vec<String>>,
-    #[serde(default, rename = "IPAMConfig")]
-    ipam_config: Option<serde_json::Value>,
-    #[serde(default)]
-    driver_opts: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default)]
-    mac_address: Option<String>,
-}
-
-impl EndpointConfigRequest {
+impl ConnectRequest {
     /// The aliases, or the first field moor does not implement that was given a value.
-    fn aliases(self) -> Result<Vec<String>, ApiError> {
-        let ipam_set = match &self.ipam_config {
-            None | Some(serde_json::Value::Null) => false,
-            Some(serde_json::Value::Object(m)) => m.values().any(|v| !v.is_null() && v != ""),
-            Some(_) => true,
-        };
-        let refused = [
-            (
-                "EndpointConfig.Links",
-                self.links.as_ref().is_some_and(|l| !l.is_empty()),
-            ),
-            ("EndpointConfig.IPAMConfig", ipam_set),
-            (
-                "EndpointConfig.DriverOpts",
-                self.driver_opts.as_ref().is_some_and(|m| !m.is_empty()),
-            ),
-            (
-                "EndpointConfig.MacAddress",
-                self.mac_address.as_ref().is_some_and(|m| !m.is_empty()),
-            ),
-        ];
-        if let Some((option, _)) = refused.iter().find(|(_, set)| *set) {
-            return Err(ApiError::Unsupported { option });
+    fn aliases(&self) -> Result<Vec<String>, ApiError> {
+        crate::api::fields::check_endpoint(&self.endpoint_config, "EndpointConfig")?;
+        match self.endpoint_config.get("Aliases") {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| bad("EndpointConfig.Aliases is not a list of strings".to_string())),
         }
-        Ok(self.aliases.unwrap_or_default())
     }
 }
 
@@ -395,15 +378,15 @@ struct DisconnectRequest {
     force: bool,
 }
 
-/// `POST /networks/{id}/connect`: a container that does not run gets an address on the
-/// network (plugged in at its next start); a running one is refused by name.
+/// `POST /networks/{id}/connect`: the container gets an address on the network, plugged in
+/// at once when it runs (a further interface), else at its next start.
 async fn connect(
     state: Data,
     path: web::Path<NetworkPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: ConnectRequest = serde_json::from_slice(&body)?;
-    let aliases = req.endpoint_config.unwrap_or_default().aliases()?;
+    let aliases = req.aliases()?;
     let (id, container) = crate::api::routes::resolve(&state, &req.container).await?;
     let network = path.into_inner().id;
     state
@@ -419,7 +402,8 @@ async fn connect(
     Ok(HttpResponse::Ok().finish())
 }
 
-/// `POST /networks/{id}/disconnect`: a container that does not run loses its address there.
+/// `POST /networks/{id}/disconnect`: the container loses its address there (and, when it
+/// runs, that interface).
 async fn disconnect(
     state: Data,
     path: web::Path<NetworkPath>,

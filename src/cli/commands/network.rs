@@ -23,6 +23,12 @@ pub enum NetworkCommand {
         /// The bridge's address (the subnet's first host address when left out).
         #[arg(long)]
         gateway: Option<String>,
+        /// Where addresses are allocated, A.B.C.D/N inside the subnet.
+        #[arg(long)]
+        ip_range: Option<String>,
+        /// No masquerade and no default route out: its containers reach only each other.
+        #[arg(long)]
+        internal: bool,
         /// A label, KEY=VALUE; repeatable.
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
@@ -59,20 +65,25 @@ pub fn execute(client: &Client, cmd: &NetworkCommand) -> anyhow::Result<i32> {
             driver,
             subnet,
             gateway,
+            ip_range,
+            internal,
             labels,
         } => {
             let labels: std::collections::BTreeMap<&str, &str> = labels
                 .iter()
                 .map(|l| l.split_once('=').unwrap_or((l, "")))
                 .collect();
-            let config = match (subnet, gateway) {
-                (None, None) => vec![],
-                (s, g) => vec![
-                    serde_json::json!({"Subnet": s.clone().unwrap_or_default(), "Gateway": g.clone().unwrap_or_default()}),
-                ],
+            let config = match (subnet, gateway, ip_range) {
+                (None, None, None) => vec![],
+                (s, g, r) => vec![serde_json::json!({
+                    "Subnet": s.clone().unwrap_or_default(),
+                    "Gateway": g.clone().unwrap_or_default(),
+                    "IPRange": r.clone().unwrap_or_default(),
+                })],
             };
             let req = serde_json::json!({
                 "Name": name, "Driver": driver, "Labels": labels, "IPAM": {"Config": config},
+                "Internal": internal,
             });
             let answer: serde_json::Value = client.post("/networks/create", &req)?;
             println!("{}", answer["Id"].as_str().unwrap_or_default());

@@ -1,49 +1,240 @@
-//! `POST /networks/{id}/connect|disconnect` on the container's side: its endpoint (address,
-//! network, aliases) changes through its own actor, so the record it holds stays the one in
-//! the store. moor plugs networks in at start: a running container is refused (by name)
-//! rather than changed only on paper.
+//! `POST /networks/{id}/connect|disconnect` on the container's side: its endpoints
+//! (address, network, aliases, slot) change through its own actor, so the record it holds
+//! stays the one in the store, and in order with its start and stop. A container that does
+//! not run is changed in its record only (its networks are plugged in at start); a running
+//! one gets the change stored first ("write the intent, then act"), then its veth made or
+//! deleted in its namespace on the blocking pool: a daemon that dies in between finds the
+//! record right and the reconciler's repair makes the kernel match it.
 
 use actix::prelude::*;
-use moor_state::network::Endpoint;
+use moor_state::network::{free_slot, promote_first, Endpoint, ExtraEndpoint, MAX_SLOT};
+use moor_state::ContainerRecord;
 use tracing::info;
 
 use super::ContainerActor;
 use crate::daemon::error::ContainerError;
 
-/// Set (or, with `None`, drop) the container's endpoint and aliases (Container), answered
-/// once stored.
+/// Connect the container to a network (Container), answered once stored and, when it runs,
+/// plugged in.
 #[derive(Message)]
 #[rtype(result = "Result<(), ContainerError>")]
-pub struct SetEndpoint {
-    /// The new endpoint; None disconnects.
-    pub endpoint: Option<Endpoint>,
+pub struct Connect {
+    /// Its endpoint there (the Supervisor allocated the address).
+    pub endpoint: Endpoint,
     /// Its aliases on that network.
     pub aliases: Vec<String>,
 }
 
-impl Handler<SetEndpoint> for ContainerActor {
-    type Result = Result<(), ContainerError>;
+/// Disconnect the container from the network of id `network_id` (Container).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContainerError>")]
+pub struct Disconnect {
+    /// The network's id.
+    pub network_id: String,
+    /// The network's name, for messages.
+    pub network: String,
+}
 
-    fn handle(&mut self, msg: SetEndpoint, _: &mut Context<Self>) -> Self::Result {
-        if self.record.state.run().is_some()
-            || matches!(self.record.state, moor_state::State::Starting)
-        {
+type Reply = AtomicResponse<ContainerActor, Result<(), ContainerError>>;
+
+fn ready(out: Result<(), ContainerError>) -> Reply {
+    AtomicResponse::new(Box::pin(fut::ready(out)))
+}
+
+fn net_error(what: &'static str, name: &str, e: crate::network::NetworkError) -> ContainerError {
+    ContainerError::Bridge {
+        what,
+        name: name.into(),
+        source: Box::new(e),
+    }
+}
+
+impl ContainerActor {
+    /// Whether the container runs (its network namespace exists), refusing the moment a
+    /// start is under way, and a running container whose namespace is not one moor made
+    /// (`none`, `host`, another container's).
+    fn connectable_now(&self) -> Result<bool, ContainerError> {
+        if matches!(self.record.state, moor_state::State::Starting) {
             return Err(ContainerError::BadRequest(format!(
-                "container {} is running: moor connects and disconnects networks of stopped \
-                 containers only (they are plugged in at start)",
+                "container {} is starting: connect or disconnect it once it runs",
                 self.record.name
             )));
         }
-        let mut rec = self.record.clone();
-        if let Some(ep) = &msg.endpoint {
-            rec.spec.network_mode = ep.network.clone();
+        if self.record.state.run().is_none() {
+            return Ok(false);
         }
-        rec.spec.endpoint = msg.endpoint;
-        rec.spec.network_aliases = msg.aliases;
+        let netns = crate::network::netns::path(
+            &self.shared.layout_of(&self.record).run_dir,
+            &self.record.id,
+        );
+        if !netns.exists() {
+            return Err(ContainerError::BadRequest(format!(
+                "container {} runs in network mode {}: moor connects a running container to \
+                 networks only when it started on a bridge network (stop it first)",
+                self.record.name, self.record.spec.network_mode
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Before a start: a container that lost its first network while it ran starts on the
+    /// first of the others (stored before the start is).
+    pub(super) fn promote_before_start(&mut self) -> Result<(), ContainerError> {
+        let mut rec = self.record.clone();
+        match promote_first(&mut rec.spec) {
+            true => self.store_record(rec),
+            false => Ok(()),
+        }
+    }
+
+    /// Stores `rec` (record and spec file) as this container's record.
+    fn store_record(&mut self, rec: ContainerRecord) -> Result<(), ContainerError> {
         self.commit(&rec)?;
-        let network = rec.spec.endpoint.as_ref().map(|e| e.network.clone());
-        info!(parent: &self.span, network = ?network, "endpoint set");
         self.record = rec;
         crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
+    }
+
+    /// Runs a network step on the blocking pool; on failure the record goes back to `before`.
+    fn network_step(
+        &mut self,
+        before: ContainerRecord,
+        what: &'static str,
+        network: String,
+        step: impl FnOnce() -> Result<(), crate::network::NetworkError> + Send + 'static,
+    ) -> Reply {
+        // On the blocking pool once the record saying so is durable (spawned only then).
+        let job = async move { Ok(tokio::task::spawn_blocking(step).await) };
+        let job = self.after_durable(Box::pin(job.into_actor(self)));
+        AtomicResponse::new(Box::pin(job.map(
+            move |joined, act, _| {
+                let done = match joined {
+                    Ok(joined) => joined.unwrap_or(Err(crate::network::NetworkError::Thread)),
+                    Err(e) => return Err(e),
+                };
+                match done {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        if let Err(undo) = act.store_record(before) {
+                            tracing::warn!(parent: &act.span, error = %undo, "the record was not put back");
+                        }
+                        Err(net_error(what, &network, e))
+                    }
+                }
+            },
+        )))
+    }
+}
+
+impl Handler<Connect> for ContainerActor {
+    type Result = Reply;
+
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        let running = match self.connectable_now() {
+            Ok(r) => r,
+            Err(e) => return ready(Err(e)),
+        };
+        let before = self.record.clone();
+        let mut rec = before.clone();
+        let network = msg.endpoint.network.clone();
+        let slot = match (&rec.spec.endpoint, free_slot(&rec.spec)) {
+            (None, _) => 0,
+            (Some(_), Some(slot)) => slot,
+            (Some(_), None) => {
+                return ready(Err(ContainerError::BadRequest(format!(
+                    "container {} is on {} networks already: moor's limit",
+                    rec.name,
+                    usize::from(MAX_SLOT) + 1
+                ))))
+            }
+        };
+        let endpoint = msg.endpoint.clone();
+        if slot == 0 {
+            rec.spec.network_mode = network.clone();
+            rec.spec.endpoint = Some(msg.endpoint);
+            rec.spec.network_aliases = msg.aliases;
+        } else {
+            rec.spec.extra_endpoints.push(ExtraEndpoint {
+                endpoint: msg.endpoint,
+                aliases: msg.aliases,
+                slot,
+            });
+        }
+        if let Err(e) = self.store_record(rec) {
+            return ready(Err(e));
+        }
+        info!(parent: &self.span, network = %network, slot, running, "network connected");
+        if !running {
+            return ready(Ok(()));
+        }
+        let run_dir = self.shared.layout_of(&self.record).run_dir;
+        let netns = crate::network::netns::path(&run_dir, &self.record.id);
+        let id = self.record.id.clone();
+        self.network_step(before, "connect a container to", network, move || {
+            crate::network::veth::plug(&netns, &id, slot, &endpoint, false).inspect_err(|_| {
+                let _ = crate::network::veth::unplug(&id, slot);
+            })
+        })
+    }
+}
+
+impl Handler<Disconnect> for ContainerActor {
+    type Result = Reply;
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) -> Self::Result {
+        let running = match self.connectable_now() {
+            Ok(r) => r,
+            Err(e) => return ready(Err(e)),
+        };
+        let before = self.record.clone();
+        let mut rec = before.clone();
+        let on_first = rec
+            .spec
+            .endpoint
+            .as_ref()
+            .is_some_and(|e| e.network_id == msg.network_id);
+        let extra = rec
+            .spec
+            .extra_endpoints
+            .iter()
+            .position(|x| x.endpoint.network_id == msg.network_id);
+        let slot = match (on_first, extra) {
+            (true, _) => {
+                rec.spec.endpoint = None;
+                rec.spec.network_aliases.clear();
+                if running {
+                    rec.published.clear();
+                }
+                0
+            }
+            (false, Some(i)) => rec.spec.extra_endpoints.remove(i).slot,
+            (false, None) => {
+                return ready(Err(ContainerError::BadRequest(format!(
+                    "container {} is not connected to network {}",
+                    rec.name, msg.network
+                ))))
+            }
+        };
+        // A container that does not run starts on its next network; a running one keeps its
+        // interfaces as they are until it ends.
+        if !running {
+            promote_first(&mut rec.spec);
+        }
+        if let Err(e) = self.store_record(rec) {
+            return ready(Err(e));
+        }
+        info!(parent: &self.span, network = %msg.network, slot, running, "network disconnected");
+        if !running {
+            return ready(Ok(()));
+        }
+        let id = self.record.id.clone();
+        self.network_step(before, "disconnect a container from", msg.network, move || {
+            if slot == 0 {
+                // Its published ports were on that address.
+                if let Err(e) = crate::network::nat::unpublish_owned(&id) {
+                    tracing::warn!(container_id = %&id[..12], error = %e, "published ports not withdrawn");
+                }
+            }
+            crate::network::veth::unplug(&id, slot).map(drop)
+        })
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use moor_state::network::{allocate, held, Endpoint, NetworkRecord};
+use moor_state::network::{allocate_in, held, Endpoint, NetworkRecord};
 use moor_state::{ContainerRecord, ContainerSpec, State};
 use tracing::{info, warn};
 
@@ -61,8 +61,27 @@ impl Supervisor {
                 spec.endpoint = Some(self.endpoint_on(&net)?);
             }
             ("" | "none" | "host", _) => {}
+            (mode, _) if mode.starts_with("container:") => {
+                // The other container must exist (it must run only at each start).
+                let key = &mode["container:".len()..];
+                let key = key.trim_start_matches('/');
+                let records = self.list()?;
+                let found = records
+                    .iter()
+                    .any(|r| r.name == key || r.id.starts_with(key));
+                if !found {
+                    return Err(ContainerError::NotFound(key.into()));
+                }
+            }
             (key, _) => {
                 let net = self.find_network(key)?;
+                if net.internal && (!spec.port_bindings.is_empty() || spec.publish_all) {
+                    return Err(ContainerError::BadRequest(format!(
+                        "HostConfig.PortBindings: network {} is internal: its containers \
+                         cannot publish ports",
+                        net.name
+                    )));
+                }
                 spec.network_mode = net.name.clone();
                 spec.endpoint = Some(self.endpoint_on(&net)?);
             }
@@ -81,7 +100,7 @@ impl Supervisor {
     fn endpoint_on(&mut self, net: &NetworkRecord) -> Result<Endpoint, ContainerError> {
         let records = self.list()?;
         let taken = held(&records, &net.name);
-        let ip = allocate(net.subnet, net.gateway, &taken).ok_or_else(|| {
+        let ip = allocate_in(net.subnet, net.ip_range, net.gateway, &taken).ok_or_else(|| {
             ContainerError::BadRequest(format!(
                 "no free address in network {} ({}): {} are held",
                 net.name,
@@ -97,6 +116,7 @@ impl Supervisor {
             ip,
             prefix_len: net.subnet.prefix_len,
             gateway: net.gateway,
+            internal: net.internal,
         })
     }
 
@@ -124,18 +144,18 @@ impl Supervisor {
             .list()?
             .iter()
             .filter(|r| {
-                r.spec
-                    .endpoint
-                    .as_ref()
-                    .is_some_and(|e| e.network_id == net.id)
+                moor_state::network::endpoints(r)
+                    .iter()
+                    .any(|(e, _, _)| e.network_id == net.id)
             })
             .map(|r| r.name.clone())
             .collect())
     }
 }
 
-/// Connect a container that does not run to a network (Supervisor): its address is
-/// allocated and stored through its actor in one step, so no other allocation interleaves.
+/// Connect a container to a network (Supervisor): its address is allocated and stored
+/// (and, when it runs, plugged in) through its actor in one step, so no other allocation
+/// interleaves; the hosts files of the containers on user networks are rewritten after.
 #[derive(Message)]
 #[rtype(result = "Result<(), ContainerError>")]
 pub struct ConnectContainer {
@@ -149,7 +169,7 @@ pub struct ConnectContainer {
     pub aliases: Vec<String>,
 }
 
-/// Disconnect a container that does not run from a network (Supervisor).
+/// Disconnect a container from a network (Supervisor).
 #[derive(Message)]
 #[rtype(result = "Result<(), ContainerError>")]
 pub struct DisconnectContainer {
@@ -187,42 +207,72 @@ impl Handler<ConnectContainer> for Supervisor {
     type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
     fn handle(&mut self, msg: ConnectContainer, _: &mut Context<Self>) -> Self::Result {
-        let planned = self.record_and_network(&msg.id, &msg.network).and_then(|(rec, net)| {
-            match &rec.spec.endpoint {
-                Some(ep) if ep.network_id == net.id => Err(ContainerError::BadRequest(format!(
-                    "endpoint with name {} already exists in network {}",
-                    rec.name, net.name
-                ))),
-                Some(ep) => Err(ContainerError::BadRequest(format!(
-                    "container {} is on network {}: moor gives a container one network                      (disconnect it first)",
-                    rec.name, ep.network
-                ))),
-                None if !net.is_user() && !msg.aliases.is_empty() => {
-                    Err(ContainerError::BadRequest(
-                        "EndpointConfig.Aliases: network-scoped aliases are supported only                          for user-defined networks"
-                            .into(),
-                    ))
-                }
-                None => self.endpoint_on(&net),
-            }
-        });
-        let set = planned.map(|endpoint| {
+        let planned = self
+            .record_and_network(&msg.id, &msg.network)
+            .and_then(|(rec, net)| self.plan_connect(&rec, &net, &msg.aliases));
+        let sent = planned.map(|endpoint| {
             msg.container
-                .send(crate::daemon::container::endpoint::SetEndpoint {
-                    endpoint: Some(endpoint),
+                .send(crate::daemon::container::endpoint::Connect {
+                    endpoint,
                     aliases: msg.aliases,
                 })
         });
-        // Atomic: the address is stored before the next allocation is planned.
+        // Atomic: the address is stored before the next allocation is planned; the hosts
+        // files of the containers on the network follow.
+        let shared = self.shared.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                match set {
-                    Ok(sent) => sent.await?,
-                    Err(e) => Err(e),
-                }
+                sent?.await??;
+                let _ = tokio::task::spawn_blocking(move || rewrite_all(&shared)).await;
+                Ok(())
             }
             .into_actor(self),
         ))
+    }
+}
+
+impl Supervisor {
+    /// The endpoint container `rec` gets on `net`: refused when it is there already, for
+    /// aliases on the default network, for published ports on an internal network, and
+    /// for a container sharing another's network.
+    fn plan_connect(
+        &mut self,
+        rec: &ContainerRecord,
+        net: &NetworkRecord,
+        aliases: &[String],
+    ) -> Result<Endpoint, ContainerError> {
+        let bad = |text: String| Err(ContainerError::BadRequest(text));
+        if moor_state::network::endpoints(rec)
+            .iter()
+            .any(|(e, _, _)| e.network_id == net.id)
+        {
+            return bad(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, net.name
+            ));
+        }
+        if rec.spec.network_mode.starts_with("container:") || rec.spec.network_mode == "host" {
+            return bad(format!(
+                "container {} shares the network of {}: it cannot be connected to networks",
+                rec.name,
+                rec.spec.network_mode.trim_start_matches("container:")
+            ));
+        }
+        if !net.is_user() && !aliases.is_empty() {
+            return bad(
+                "EndpointConfig.Aliases: network-scoped aliases are supported only for \
+                 user-defined networks"
+                    .into(),
+            );
+        }
+        let publishes = !rec.spec.port_bindings.is_empty() || rec.spec.publish_all;
+        if net.internal && publishes {
+            return bad(format!(
+                "container {} publishes ports: network {} is internal (no way in or out)",
+                rec.name, net.name
+            ));
+        }
+        self.endpoint_on(net)
     }
 }
 
@@ -232,26 +282,31 @@ impl Handler<DisconnectContainer> for Supervisor {
     fn handle(&mut self, msg: DisconnectContainer, _: &mut Context<Self>) -> Self::Result {
         let checked = self
             .record_and_network(&msg.id, &msg.network)
-            .and_then(|(rec, net)| match &rec.spec.endpoint {
-                Some(ep) if ep.network_id == net.id => Ok(()),
-                _ => Err(ContainerError::BadRequest(format!(
-                    "container {} is not connected to network {}",
-                    rec.name, net.name
-                ))),
+            .and_then(|(rec, net)| {
+                let on = moor_state::network::endpoints(&rec)
+                    .iter()
+                    .any(|(e, _, _)| e.network_id == net.id);
+                match on {
+                    true => Ok(net),
+                    false => Err(ContainerError::BadRequest(format!(
+                        "container {} is not connected to network {}",
+                        rec.name, net.name
+                    ))),
+                }
             });
-        let set = checked.map(|()| {
+        let sent = checked.map(|net| {
             msg.container
-                .send(crate::daemon::container::endpoint::SetEndpoint {
-                    endpoint: None,
-                    aliases: Vec::new(),
+                .send(crate::daemon::container::endpoint::Disconnect {
+                    network_id: net.id,
+                    network: net.name,
                 })
         });
+        let shared = self.shared.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                match set {
-                    Ok(sent) => sent.await?,
-                    Err(e) => Err(e),
-                }
+                sent?.await??;
+                let _ = tokio::task::spawn_blocking(move || rewrite_all(&shared)).await;
+                Ok(())
             }
             .into_actor(self),
         ))
@@ -350,7 +405,11 @@ pub async fn create_network(
     let made = rec.clone();
     let bridged = blocking(move || {
         crate::network::user::ensure(&made)?;
-        // Its subnet is masqueraded going out, and its containers' ports can be published.
+        // Its subnet is masqueraded going out, and its containers' ports can be published;
+        // an internal network stays out of the NAT table.
+        if made.internal {
+            return Ok(());
+        }
         if let Err(e) = crate::network::nat::ensure(&crate::network::nat::BridgeNat::of(&made)) {
             warn!(network = %made.name, error = %e, "no NAT for the network: its containers reach only each other");
         }
@@ -372,8 +431,16 @@ pub async fn create_network(
 
 /// Deletes the bridges of removed networks (a failure is logged: the records are gone).
 async fn delete_bridges(nets: &[NetworkRecord]) {
-    for net in nets {
+    for net in nets.iter() {
         let n = net.clone();
+        // Its masquerade goes with it (a network made since may take the subnet).
+        let nat = crate::network::nat::BridgeNat::of(net);
+        let forgot = tokio::task::spawn_blocking(move || crate::network::nat::forget(&nat)).await;
+        if let Some(e) =
+            forgot.map_or_else(|e| Some(e.to_string()), |r| r.err().map(|e| e.to_string()))
+        {
+            warn!(network = %net.name, error = %e, "masquerade not removed");
+        }
         if let Err(e) = blocking(move || crate::network::user::remove(&n)).await {
             warn!(network = %net.name, bridge = %net.bridge, error = %e, "bridge not deleted");
         }

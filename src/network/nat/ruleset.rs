@@ -297,6 +297,18 @@ pub fn bridge_elements(bridge: &BridgeNat) -> Vec<NfObject<'static>> {
     ]
 }
 
+/// Removes a bridge's two elements; missing ones are not an error (each is added, a no-op
+/// when present, then deleted, in one transaction).
+pub fn remove_bridge_elements(bridge: &BridgeNat) -> Vec<NfObject<'static>> {
+    let mut cmds = bridge_elements(bridge);
+    for cmd in bridge_elements(bridge) {
+        if let NfObject::CmdObject(NfCmd::Add(obj)) = cmd {
+            cmds.push(NfObject::CmdObject(NfCmd::Delete(obj)));
+        }
+    }
+    cmds
+}
+
 /// The lookup key of a mapping as stored: `[host ip .] proto . host port`.
 fn stored_key(m: &PortMapping) -> Expression<'static> {
     let mut parts = Vec::new();

@@ -48,20 +48,33 @@ pub fn prepare(
     log: (std::path::PathBuf, Option<u64>, u32),
     ports: &[PortMapping],
 ) -> Result<crate::shim::protocol::ShimSpec, RuntimeError> {
-    let net = match &spec.endpoint {
-        Some(ep) => {
+    let net = match (&spec.endpoint, &spec.joined_network) {
+        // Another container's network (`container:NAME`): its namespace and files as they are.
+        (_, Some(joined)) => Some(crate::network::Attached {
+            netns: joined.netns.clone(),
+            files: joined.files.clone(),
+        }),
+        (Some(ep), None) => {
             let hostname = match spec.hostname.as_str() {
                 "" => &id[..12.min(id.len())],
                 name => name,
             };
             let dir = layout.container_dir(id);
-            let attached =
-                crate::network::attach(&layout.run_dir, &dir, id, hostname, ep, &spec.process);
+            let extras = &spec.extra_endpoints;
+            let attached = crate::network::attach(
+                &layout.run_dir,
+                &dir,
+                id,
+                hostname,
+                ep,
+                extras,
+                &spec.process,
+            );
             let attached = attached.map_err(super::SetupError::from)?;
             crate::host::fault::point("network-attached");
             Some(attached)
         }
-        None => None,
+        (None, None) => None,
     };
     let prepared = runc
         .prepare(layout, id, spec, log, net.as_ref())
@@ -73,7 +86,7 @@ pub fn prepare(
             crate::host::fault::point("ports-published");
             Ok(shim)
         });
-    if prepared.is_err() && net.is_some() {
+    if prepared.is_err() && spec.endpoint.is_some() {
         if let Err(e) = crate::network::detach(&layout.run_dir, id) {
             tracing::warn!(container_id = %&id[..12.min(id.len())], error = %e, "network teardown failed");
         }
