@@ -134,7 +134,7 @@ impl ImageDirs {
         let mut refs = Vec::new();
         let size = unpack::unpack_layer_reader(&mut hashing, &tree, limit, &mut refs)?;
         // What follows the tar's end blocks counts in the diff id too.
-        io::copy(&mut hashing, &mut io::sink()).map_err(|source| ImageError::Tar { source })?;
+        io::copy(&mut hashing, &mut io::sink()).map_err(io("read past the tar's end in", blob))?;
         let got: String = hashing
             .hasher
             .finalize()

@@ -68,12 +68,16 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
-    /// The archive itself is unreadable.
-    #[error("invalid tar archive")]
+    /// The archive itself is unreadable: where reading stopped, after which entry, and what
+    /// the tar reader said (printable: a garbled header's bytes are escaped, not printed).
+    #[error("invalid tar archive: {}, at byte {offset}: {reason}", after.as_deref().map_or("in its first entry".to_string(), |e| format!("after entry {e:?}")))]
     Tar {
-        /// What the tar reader said.
-        #[source]
-        source: io::Error,
+        /// The byte of the archive (uncompressed) where reading stopped.
+        offset: u64,
+        /// The last entry read whole, if any.
+        after: Option<String>,
+        /// What the tar reader said, escaped and cut to 120 characters.
+        reason: String,
     },
     /// An entry that would write outside the image root.
     #[error("refusing tar entry {entry:?}: {reason}")]

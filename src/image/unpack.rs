@@ -93,6 +93,37 @@ pub struct FileRef {
     pub path: PathBuf,
 }
 
+/// A reader that counts what it has read (where a corrupt archive stopped).
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The error of an archive that stopped reading at `offset`, after entry `after`: the tar
+/// reader's message with control and non-ASCII characters escaped (a garbled header's bytes
+/// would otherwise reach the terminal), cut to 120 characters.
+fn bad_archive(offset: u64, after: Option<String>, e: &io::Error) -> ImageError {
+    let mut reason: String = e.to_string().escape_default().collect();
+    if reason.len() > 120 {
+        // ASCII after the escape: any index is a character boundary.
+        reason.truncate(117);
+        reason.push_str("...");
+    }
+    ImageError::Tar {
+        offset,
+        after,
+        reason,
+    }
+}
+
 /// The OCI name of an opaque-directory marker.
 const OPAQUE: &str = ".wh..wh..opq";
 /// The OCI prefix of a whiteout.
@@ -139,16 +170,25 @@ fn unpack_entries(
     whiteouts: bool,
     mut refs: Option<&mut Vec<FileRef>>,
 ) -> Result<u64, ImageError> {
-    let mut archive = tar::Archive::new(reader);
+    let read = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut archive = tar::Archive::new(Counting {
+        inner: reader,
+        read: read.clone(),
+    });
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
-    let bad_tar = |source| ImageError::Tar { source };
+    let mut last: Option<String> = None;
+    let bad_tar = |last: &Option<String>| {
+        let (read, after) = (read.clone(), last.clone());
+        move |e: io::Error| bad_archive(read.get(), after, &e)
+    };
     let mut size = 0u64;
-    for entry in archive.entries().map_err(bad_tar)? {
-        let mut entry = entry.map_err(bad_tar)?;
+    for entry in archive.entries().map_err(bad_tar(&last))? {
+        let mut entry = entry.map_err(bad_tar(&last))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        last = Some(raw.clone());
         let unsafe_entry = |reason: String| ImageError::UnsafeEntry {
             entry: raw.clone(),
             reason,
@@ -168,7 +208,7 @@ fn unpack_entries(
             }
         }
         let kind = entry.header().entry_type();
-        if let Some(target) = entry.link_name().map_err(bad_tar)? {
+        if let Some(target) = entry.link_name().map_err(bad_tar(&last))? {
             let target = target.into_owned();
             match kind {
                 EntryType::Symlink => symlink_stays_inside(&rel, &target),
@@ -335,6 +375,29 @@ mod tests {
         assert_eq!(detect(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
         assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
         assert_eq!(detect(b"bin/"), Compression::None);
+    }
+
+    #[test]
+    fn a_garbled_header_names_the_entry_before_it_and_the_offset_not_its_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut tar = tar_with(|b| {
+            file(b, "first", b"hello");
+            file(b, "second", b"world");
+        });
+        // The second header (after 512 + 512 bytes): garbage with control bytes in its
+        // checksum and size fields.
+        tar[1024 + 124..1024 + 156].copy_from_slice(&[0x1b; 32]);
+        let err = unpack_reader(&tar[..], dir.path(), 1 << 20).expect_err("refused");
+        let text = crate::host::chain(&err);
+        assert!(text.contains("after entry \"first\""), "{text}");
+        assert!(text.contains("at byte 1536"), "{text}");
+        assert!(!text.contains('\u{1b}'), "raw bytes printed: {text:?}");
+        let empty = tar_with(|_| {});
+        let mut bad = empty.clone();
+        bad[..8].copy_from_slice(b"\x01\x02garble");
+        bad[148..156].copy_from_slice(b"zzzzzzzz");
+        let err = unpack_reader(&bad[..], dir.path(), 1 << 20).expect_err("refused");
+        assert!(err.to_string().contains("in its first entry"), "{err}");
     }
 
     #[test]
