@@ -188,3 +188,59 @@ fn a_gzip_bomb_over_the_cap_is_a_400_and_leaves_nothing() {
     let (status, answer) = import_bytes(&d.socket(), "small", &small);
     assert_eq!(status, 200, "{answer}");
 }
+
+/// The peak resident size of a child (KiB), from `wait4`, and whether it exited 0.
+#[allow(unsafe_code)]
+fn peak_rss_kib(mut cmd: Command) -> (u64, bool) {
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for (the Child is forgotten, so its
+    // Drop does not wait); `status` and `usage` are valid for writes.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    std::mem::forget(child);
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    (
+        usage.ru_maxrss as u64,
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    )
+}
+
+#[test]
+fn the_cli_streams_an_import_without_holding_the_file() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rootfs = dir.path().join("rootfs");
+    fs::create_dir_all(&rootfs).expect("mkdir");
+    // 256 MiB of zeros (sparse on disk until tar reads it), in a tar of about that size.
+    let big = fs::File::create(rootfs.join("big")).expect("create");
+    big.set_len(256 << 20).expect("set_len");
+    let tar = dir.path().join("big.tar");
+    let made = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(made.success());
+    let mut cmd = Command::new(MOOR);
+    cmd.arg("--host")
+        .arg(format!("unix://{}", d.socket().display()))
+        .args(["image", "import"])
+        .arg(&tar)
+        .arg("big")
+        .env_remove("MOOR_HOST")
+        .stdout(std::process::Stdio::null());
+    let (peak, ok) = peak_rss_kib(cmd);
+    assert!(ok, "moor image import failed");
+    // Held whole, the file alone would be 256 MiB; streamed, a few 1 MiB pieces are.
+    assert!(peak < 64 << 10, "the CLI peaked at {peak} KiB");
+    let image = d.http("GET", "/v1.44/images/big/json", None);
+    assert_eq!(image.status, 200, "{}", image.body);
+    let size = image.json()["Size"].as_u64().unwrap_or(0);
+    assert!(size >= 256 << 20, "image size {size}");
+}

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::http::{Method, Request, Response, StatusCode};
@@ -19,6 +20,11 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use crate::api::types::ErrorBody;
+
+mod upload;
+
+/// A request's body: whole (JSON, a small tar) or streamed from a reader ([`upload`]).
+type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// The API version every path is prefixed with, as the docker CLI does.
 pub const API_VERSION: &str = "1.44";
@@ -133,7 +139,7 @@ pub struct Client {
     /// Drives every request; current-thread, owned here.
     runtime: Runtime,
     /// hyper's pooled client over hyperlocal's unix connector.
-    http: HyperClient<UnixConnector, Full<Bytes>>,
+    http: HyperClient<UnixConnector, ReqBody>,
 }
 
 /// An answer body read as it arrives.
@@ -414,16 +420,34 @@ impl Client {
         registry_auth: Option<String>,
     ) -> impl std::future::Future<Output = Result<Response<Incoming>, ClientError>> + Send + 'static
     {
+        let content_type = body.is_some().then_some("application/json");
+        let body = Full::new(body.unwrap_or_default())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        self.send_body(method, path, body, content_type, registry_auth)
+    }
+
+    /// Sends a request with any body (see [`ReqBody`]); the future resolves with the
+    /// answer's head.
+    fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: ReqBody,
+        content_type: Option<&str>,
+        registry_auth: Option<String>,
+    ) -> impl std::future::Future<Output = Result<Response<Incoming>, ClientError>> + Send + 'static
+    {
         let full_path = format!("/v{API_VERSION}{path}");
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, &full_path).into();
         let mut builder = Request::builder().method(method.clone()).uri(uri);
-        if body.is_some() {
-            builder = builder.header("Content-Type", "application/json");
+        if let Some(content_type) = content_type {
+            builder = builder.header("Content-Type", content_type);
         }
         if let Some(auth) = registry_auth {
             builder = builder.header("X-Registry-Auth", auth);
         }
-        let request = builder.body(Full::new(body.unwrap_or_default()));
+        let request = builder.body(body);
         let http = self.http.clone();
         let host = self.host.clone();
         let path = path.to_string();

@@ -3,7 +3,6 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::Context;
-use hyper::body::Bytes;
 
 use crate::api::image_types::{DeleteItem, ImageSummary, ImportStatus, PruneReport};
 use crate::cli::args::ImageCommand;
@@ -68,33 +67,37 @@ fn prune(client: &Client, all: bool) -> anyhow::Result<i32> {
 }
 
 /// Reads the tarball, with a progress bar on a terminal for big files.
-fn read_tarball(file: &str) -> anyhow::Result<Vec<u8>> {
-    let mut data = Vec::new();
+/// What an upload reads (a file, or stdin for `-`) and the bar it moves: a file's with its
+/// size, rate and time left, stdin's with the bytes and rate so far; a bar only when stderr
+/// is a terminal and, for a file, above [`PROGRESS_FROM`].
+pub fn open_upload(
+    file: &str,
+) -> anyhow::Result<(Box<dyn Read + Send>, Option<indicatif::ProgressBar>)> {
+    let show = std::io::stderr().is_terminal();
     if file == "-" {
-        std::io::stdin()
-            .read_to_end(&mut data)
-            .context("read the tarball from stdin")?;
-        return Ok(data);
+        let bar = show.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{spinner} {bytes} read, {bytes_per_sec}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        });
+        return Ok((Box::new(std::io::stdin()), bar));
     }
-    let mut f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
+    let f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = (std::io::stdout().is_terminal() && len > PROGRESS_FROM)
-        .then(|| indicatif::ProgressBar::new(len));
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).with_context(|| format!("read {file}"))?;
-        if n == 0 {
-            break;
+    let bar = (show && len > PROGRESS_FROM).then(|| {
+        let bar = indicatif::ProgressBar::new(len);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec}, {eta} left",
+        ) {
+            bar.set_style(style);
         }
-        data.extend_from_slice(&buf[..n]);
-        if let Some(bar) = &bar {
-            bar.inc(n as u64);
-        }
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    Ok(data)
+        bar
+    });
+    Ok((Box::new(f), bar))
 }
 
 /// The import's path: one `changes` parameter per line, as the docker CLI sends them.
@@ -117,9 +120,9 @@ fn import(
     name: Option<&str>,
     changes: &[String],
 ) -> anyhow::Result<i32> {
-    let data = read_tarball(file)?;
+    let (reader, bar) = open_upload(file)?;
     let path = import_path(name, changes);
-    let answer = client.post_bytes(&path, Bytes::from(data))?;
+    let answer = client.post_reader(&path, "application/x-tar", reader, bar)?;
     let text = String::from_utf8_lossy(&answer);
     let last = text.lines().last().unwrap_or_default();
     let status: ImportStatus =

@@ -1,11 +1,10 @@
 //! `moor commit`, `moor image save|load`, `moor history`, `moor system df`: Docker's
 //! commit, save, load, history and system df endpoints, printed as the docker CLI does.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use hyper::body::Bytes;
 use serde_json::Value;
 
 use crate::cli::client::{encode, Client};
@@ -99,20 +98,12 @@ pub fn save(client: &Client, names: &[String], output: Option<&str>) -> anyhow::
 
 /// `POST /images/load` from `input` or stdin; prints the `Loaded image` lines.
 pub fn load(client: &Client, input: Option<&str>, quiet: bool) -> anyhow::Result<i32> {
-    let mut data = Vec::new();
-    match input {
-        Some(file) => std::fs::File::open(file)
-            .and_then(|mut f| f.read_to_end(&mut data))
-            .with_context(|| format!("read {file}"))?,
-        None if std::io::stdin().is_terminal() => {
-            anyhow::bail!("requested load from stdin, but stdin is empty")
-        }
-        None => std::io::stdin()
-            .read_to_end(&mut data)
-            .context("read the archive from stdin")?,
-    };
+    if input.is_none() && std::io::stdin().is_terminal() {
+        anyhow::bail!("requested load from stdin, but stdin is empty");
+    }
+    let (reader, bar) = super::image::open_upload(input.unwrap_or("-"))?;
     let path = format!("/images/load?quiet={}", u8::from(quiet));
-    let answer = client.post_bytes(&path, Bytes::from(data))?;
+    let answer = client.post_reader(&path, "application/x-tar", reader, bar)?;
     for line in String::from_utf8_lossy(&answer).lines() {
         let msg: Value = serde_json::from_str(line).with_context(|| format!("decode {line:?}"))?;
         if let Some(e) = msg["errorDetail"]["message"].as_str() {
