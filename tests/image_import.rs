@@ -244,3 +244,57 @@ fn the_cli_streams_an_import_without_holding_the_file() {
     let size = image.json()["Size"].as_u64().unwrap_or(0);
     assert!(size >= 256 << 20, "image size {size}");
 }
+
+#[test]
+fn the_daemon_unpacks_an_import_as_it_arrives() {
+    let d = Daemon::start(LIVE_RESTORE_ON);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rootfs = dir.path().join("rootfs");
+    fs::create_dir_all(&rootfs).expect("mkdir");
+    fs::write(rootfs.join("first"), b"here early").expect("write");
+    fs::File::create(rootfs.join("second"))
+        .and_then(|f| f.set_len(8 << 20))
+        .expect("second");
+    let tar = dir.path().join("two.tar");
+    let made = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-cf"])
+        .arg(&tar)
+        .args(["./first", "./second"])
+        .status()
+        .expect("run tar");
+    assert!(made.success());
+    let body = fs::read(&tar).expect("read tar");
+    let mut stream = UnixStream::connect(d.socket()).expect("connect");
+    stream
+        .set_read_timeout(Some(HTTP_DEADLINE))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1.44/images/create?fromSrc=-&repo=two HTTP/1.0\r\nHost: moor\r\n\
+         Content-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    // The first entry and a part of the second: `first` is unpacked before the rest comes.
+    let half = body.len() / 2;
+    stream.write_all(&body[..half]).expect("send half");
+    let early = wait_for(std::time::Duration::from_secs(20), || {
+        tmp_entries(&d)
+            .iter()
+            .any(|work| work.join("rootfs/first").is_file())
+    });
+    assert!(
+        early,
+        "nothing unpacked while the upload was under way: {:?}",
+        tmp_entries(&d)
+    );
+    stream.write_all(&body[half..]).expect("send the rest");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(tmp_entries(&d).is_empty(), "{:?}", tmp_entries(&d));
+    let image = d.http("GET", "/v1.44/images/two/json", None);
+    assert_eq!(image.status, 200, "{}", image.body);
+}

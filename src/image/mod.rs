@@ -22,6 +22,7 @@ pub mod platform;
 pub mod push;
 pub mod registry;
 pub mod split;
+pub mod stream;
 pub mod unpack;
 pub mod usage;
 pub mod user;

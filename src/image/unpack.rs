@@ -63,6 +63,34 @@ pub fn unpack(src: &Path, dest: &Path, limit: u64) -> Result<u64, ImageError> {
     unpack_reader(reader, dest, limit)
 }
 
+/// Unpacks a tar stream (plain, gzip or zstd: detected from its first bytes) into `dest`,
+/// as [`unpack`] does a file.
+pub fn unpack_stream(mut reader: impl Read, dest: &Path, limit: u64) -> Result<u64, ImageError> {
+    let mut head = Vec::with_capacity(4);
+    while head.len() < 4 {
+        let mut byte = [0u8; 4];
+        let n = reader
+            .read(&mut byte[..4 - head.len()])
+            .map_err(|e| bad_archive(0, None, &e))?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&byte[..n]);
+    }
+    let whole = io::Cursor::new(head.clone()).chain(reader);
+    let zstd_error = |source| ImageError::Io {
+        what: "zstd",
+        path: dest.to_path_buf(),
+        source,
+    };
+    let decoded: Box<dyn Read> = match detect(&head) {
+        Compression::None => Box::new(whole),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(whole)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(whole).map_err(zstd_error)?),
+    };
+    unpack_reader(decoded, dest, limit)
+}
+
 /// Unpacks a tar stream into `dest`; see the module header for the checks and the cap.
 pub fn unpack_reader(reader: impl Read, dest: &Path, limit: u64) -> Result<u64, ImageError> {
     unpack_entries(reader, dest, limit, false, None)

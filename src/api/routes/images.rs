@@ -23,7 +23,8 @@ use crate::daemon::messages::{
     CommitImage, FindImage, ImageFiles, ListImages, RemoveImage, TagImage,
 };
 use crate::daemon::supervisor::Supervisor;
-use crate::image::{changes, image_id, HashingFile, ImageDirs, TmpDir};
+use crate::image::stream::Pieces;
+use crate::image::{changes, image_id, ImageDirs, Unpacked};
 
 pub mod prune;
 pub mod pull;
@@ -92,6 +93,46 @@ fn reference(q: &Query) -> Result<Option<String>, ReferenceError> {
 /// Every query parameter in order, repeats kept (`changes` comes once per line).
 type AllQuery = web::Query<Vec<(String, String)>>;
 
+/// Unpacks an import's upload as it arrives, on the blocking pool (`image::stream`); the
+/// work directory is removed on every way out, a broken upload or a dropped request
+/// included. Returns it with the upload's sha256 and size.
+async fn unpack_upload(
+    body: &mut web::Payload,
+    dirs: ImageDirs,
+    limit: u64,
+) -> Result<(Unpacked, String, u64), ApiError> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let unpacking = web::block(move || dirs.unpack_stream(Pieces::new(rx), limit));
+    let mut bytes = 0u64;
+    let mut broken = None;
+    while let Some(chunk) = body.next().await {
+        let Ok(piece) = chunk else {
+            broken = Some(ApiError::Query {
+                name: "body",
+                value: format!("upload broken after {bytes} bytes"),
+            });
+            let gone = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "upload broken");
+            let _ = tx.send(Err(gone)).await;
+            break;
+        };
+        bytes += piece.len() as u64;
+        // The unpack refused the archive and stopped reading: its error is the answer.
+        if tx.send(Ok(piece)).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let unpacked = unpacking.await.map_err(|_| ApiError::Unsupported {
+        option: "an import interrupted by shutdown",
+    })?;
+    match broken {
+        Some(broken) => Err(broken),
+        None => unpacked
+            .map(|(unpacked, sha)| (unpacked, sha, bytes))
+            .map_err(Into::into),
+    }
+}
+
 async fn create(
     state: Data,
     q: Query,
@@ -118,35 +159,9 @@ async fn create(
     let name = reference(&q)?;
     let config = changes::apply(&StoredConfig::default(), &lines)?;
     let dirs = ImageDirs::new(&state.shared.layout.root);
-    // Removed on every way out, a broken upload or a dropped request included.
-    let upload = TmpDir(
-        dirs.tmp()
-            .join(format!("upload-{:016x}", rand::random::<u64>())),
-    );
-    let mut file = HashingFile::create(&upload.0)?;
-    let mut bytes = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| ApiError::Query {
-            name: "body",
-            value: format!("upload broken after {bytes} bytes"),
-        })?;
-        bytes += chunk.len() as u64;
-        file.write(&chunk)?;
-    }
-    let id = image_id(&file.finish(), &config);
     let limit = state.shared.config.get().image_unpack_limit();
-    let work_id = id.clone();
-    // The unpack runs on the blocking pool; the upload moves into its task and is removed
-    // when the unpack is done with it. Only the commit goes through the images' owner.
-    let unpacked = web::block(move || {
-        let unpacked = dirs.unpack(&work_id, &upload.0, limit);
-        drop(upload);
-        unpacked
-    })
-    .await;
-    let unpacked = unpacked.map_err(|_| ApiError::Unsupported {
-        option: "an import interrupted by shutdown",
-    })??;
+    let (unpacked, sha, bytes) = unpack_upload(&mut body, dirs, limit).await?;
+    let id = image_id(&sha, &config);
     let fresh = ImageRecord {
         version: IMAGE_RECORD_VERSION,
         id: id.clone(),
