@@ -189,6 +189,13 @@ impl ImageDirs {
     /// import, run on a blocking pool), refusing an archive that unpacks to more than `limit`
     /// bytes. Nothing is visible under the image's id until [`ImageDirs::commit`].
     pub fn unpack(&self, id: &str, tar: &Path, limit: u64) -> Result<Unpacked, ImageError> {
+        let (work, rootfs) = self.new_work(id)?;
+        let size = unpack::unpack(tar, &rootfs, limit)?;
+        Ok(Unpacked { work, size })
+    }
+
+    /// A new work directory for an import of `id` and the `rootfs/` made in it.
+    fn new_work(&self, id: &str) -> Result<(TmpDir, PathBuf), ImageError> {
         let work = TmpDir(self.work_dir(id));
         let rootfs = work.0.join("rootfs");
         std::fs::create_dir_all(&rootfs).map_err(|source| ImageError::Io {
@@ -196,8 +203,7 @@ impl ImageDirs {
             path: rootfs.clone(),
             source,
         })?;
-        let size = unpack::unpack(tar, &rootfs, limit)?;
-        Ok(Unpacked { work, size })
+        Ok((work, rootfs))
     }
 
     /// Moves an unpacked import into place as image `id` (renames only: the images' owner

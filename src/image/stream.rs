@@ -10,7 +10,7 @@ use hyper::body::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{unpack, ImageDirs, ImageError, TmpDir, Unpacked};
+use super::{unpack, ImageDirs, ImageError, Unpacked};
 
 /// The reading end: pieces from the channel, hashed as they are read. A piece that is an
 /// error (the upload broke) is the reader's error; the channel closed is the end.
@@ -68,13 +68,7 @@ impl ImageDirs {
         mut pieces: Pieces,
         limit: u64,
     ) -> Result<(Unpacked, String), ImageError> {
-        let work = TmpDir(self.work_dir("upload"));
-        let rootfs = work.0.join("rootfs");
-        std::fs::create_dir_all(&rootfs).map_err(|source| ImageError::Io {
-            what: "create",
-            path: rootfs.clone(),
-            source,
-        })?;
+        let (work, rootfs) = self.new_work("upload")?;
         let size = unpack::unpack_stream(&mut pieces, &rootfs, limit)?;
         let sha = pieces.finish().map_err(|source| ImageError::Io {
             what: "read the upload past the tar's end into",
