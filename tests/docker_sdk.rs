@@ -41,3 +41,33 @@ fn python_sdk_drives_moor() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("stop, wait, remove ok"), "{stdout}");
 }
+
+#[test]
+fn python_sdk_stats_update_healthcheck_and_kill_then_remove() {
+    if let Some(reason) = runc::skip_reason() {
+        println!("skipped: {reason}");
+        return;
+    }
+    let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
+    d.import_busybox("bb");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/api_letter_test.py");
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "180"])
+        .arg(python())
+        .arg(&script)
+        .env("DOCKER_HOST", d.docker_host())
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the SDK script");
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for said in [
+        "stats and update ok",
+        "healthcheck ok",
+        "kill then remove ok",
+    ] {
+        assert!(stdout.contains(said), "{stdout}");
+    }
+}
