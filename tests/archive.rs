@@ -9,7 +9,6 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::runc::{self, skip_reason};
 use common::*;
@@ -395,35 +394,11 @@ fn a_corrupt_tar_is_refused_whole_and_bad_parameters_are_named() {
     d.docker_ok(&["rm", "-f", "box", "hosted"]);
 }
 
-/// The interpreter with the Docker SDK (as tests/docker_sdk.rs finds it).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("MOOR_TEST_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
-    assert!(
-        venv.is_file(),
-        "{} is missing: create it with `python3 -m venv target/pyvenv && target/pyvenv/bin/pip install docker` (see .ci/run)",
-        venv.display()
-    );
-    venv
-}
-
 #[test]
 fn docker_py_put_and_get_archive_export_and_diff() {
     let Some(d) = daemon_with(&[]) else { return };
     d.docker_ok(&["run", "-d", "--name", "box", "bb", "sleep", "1000"]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/archive_test.py");
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "120"])
-        .arg(python())
-        .arg(&script)
-        .env("DOCKER_HOST", d.docker_host())
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the SDK script");
+    let out = d.docker_py("archive_test.py", &[], 120);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("archive ok"));
     d.docker_ok(&["rm", "-f", "box"]);

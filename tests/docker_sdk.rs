@@ -4,39 +4,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use common::*;
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("MOOR_TEST_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
-    assert!(
-        venv.is_file(),
-        "{} is missing: create it with `python3 -m venv target/pyvenv && target/pyvenv/bin/pip install docker` (see .ci/run)",
-        venv.display()
-    );
-    venv
-}
 
 #[test]
 fn python_sdk_drives_moor() {
     let d = Daemon::start(LIVE_RESTORE_ON);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_test.py");
-    // A hung SDK call must fail the test, not hang it.
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "120"])
-        .arg(python())
-        .arg(&script)
-        .env("DOCKER_HOST", d.docker_host())
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the SDK script");
+    let out = d.docker_py("sdk_test.py", &[], 120);
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("stop, wait, remove ok"), "{stdout}");
@@ -50,17 +23,7 @@ fn python_sdk_stats_update_healthcheck_and_kill_then_remove() {
     }
     let d = Daemon::start_with_runtime(LIVE_RESTORE_ON, "runc");
     d.import_busybox("bb");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/api_letter_test.py");
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "180"])
-        .arg(python())
-        .arg(&script)
-        .env("DOCKER_HOST", d.docker_host())
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the SDK script");
+    let out = d.docker_py("api_letter_test.py", &[], 180);
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for said in [

@@ -507,28 +507,9 @@ fn a_pulled_image_saves_and_loads_with_its_registry_id() {
 #[test]
 fn docker_py_commits_saves_loads_and_reads_history() {
     let Some(d) = daemon() else { return };
-    let python = std::env::var_os("MOOR_TEST_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python"));
-    assert!(
-        python.is_file(),
-        "{} is missing: `python3 -m venv target/pyvenv && target/pyvenv/bin/pip install docker`",
-        python.display()
-    );
     let tar = d.root().with_file_name("py-base.tar");
     std::fs::write(&tar, common::runc::busybox_tar()).expect("write tar");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/image_io_test.py");
-    let out = std::process::Command::new("timeout")
-        .args(["-s", "KILL", "120"])
-        .arg(&python)
-        .arg(&script)
-        .arg(&tar)
-        .env("DOCKER_HOST", d.docker_host())
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run the SDK script");
+    let out = d.docker_py("image_io_test.py", &[tar.as_os_str()], 120);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("image io ok"));
 }

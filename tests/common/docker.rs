@@ -48,3 +48,39 @@ impl Daemon {
         String::from_utf8(output.stderr).expect("docker stderr is UTF-8")
     }
 }
+
+/// The interpreter with the Docker SDK for Python: `MOOR_TEST_PYTHON`, else the venv
+/// `.ci/run` makes (`target/pyvenv`); a missing one fails the test, naming how to make it.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOOR_TEST_PYTHON") {
+        return p.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
+    assert!(
+        venv.is_file(),
+        "{} is missing: create it with `python3 -m venv target/pyvenv && target/pyvenv/bin/pip install docker` (see .ci/run)",
+        venv.display()
+    );
+    venv
+}
+
+impl Daemon {
+    /// Runs `tests/python/SCRIPT ARGS` with the Docker SDK against this daemon
+    /// (`DOCKER_HOST`), killed after `deadline_secs` so a hung SDK call fails the test.
+    pub fn docker_py(&self, script: &str, args: &[&std::ffi::OsStr], deadline_secs: u32) -> Output {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/python")
+            .join(script);
+        Command::new("timeout")
+            .args(["-s", "KILL", &deadline_secs.to_string()])
+            .arg(python())
+            .arg(&script)
+            .args(args)
+            .env("DOCKER_HOST", self.docker_host())
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the SDK script")
+    }
+}
