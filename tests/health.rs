@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::{json, Value};
 
@@ -38,6 +36,29 @@ fn wait_health(d: &Daemon, name: &str, status: &str) {
         "{name} never {status}: {}",
         d.inspect_json(name)["State"]
     );
+}
+
+/// Waits until container `name`'s probes have run `n` more times (the start time of its last
+/// logged result moved on `n` times): a clock made of probes, for checks that another
+/// container saw no probe meanwhile.
+fn probes_pass(d: &Daemon, name: &str, n: usize) {
+    let last = |d: &Daemon| {
+        let log = d.inspect_json(name)["State"]["Health"]["Log"].clone();
+        log.as_array()
+            .and_then(|l| l.last())
+            .map(|r| r["Start"].to_string())
+            .unwrap_or_default()
+    };
+    let mut seen = last(d);
+    for round in 0..n {
+        let moved = wait_for(EXIT_DEADLINE, || {
+            let now = last(d);
+            let moved = now != seen;
+            seen = now;
+            moved
+        });
+        assert!(moved, "{name}: no probe ran (round {round})");
+    }
 }
 
 /// The `health_status` actions of container `id` so far, through `docker events`.
@@ -150,10 +171,26 @@ fn a_shell_check_on_a_file_goes_unhealthy_then_healthy() {
 
     // Paused: no probe runs (one would time out and be logged), then they go on.
     let log_now = |d: &Daemon| d.inspect_json("hc")["State"]["Health"]["Log"].clone();
+    let witness = [
+        "run",
+        "-d",
+        "--name",
+        "witness",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        "bb",
+        "sleep",
+        "300",
+    ];
+    d.docker_ok(&witness);
     d.docker_ok(&["pause", "hc"]);
     let before = log_now(&d);
-    std::thread::sleep(Duration::from_secs(3));
+    // Two probe intervals of the witness (the same 1 s interval) pass.
+    probes_pass(&d, "witness", 2);
     assert_eq!(log_now(&d), before, "a paused container is probed");
+    d.docker_ok(&["rm", "-f", "witness"]);
     d.docker_ok(&["unpause", "hc"]);
     assert!(wait_for(EXIT_DEADLINE, || log_now(&d) != before));
 
@@ -219,7 +256,8 @@ fn an_imported_healthcheck_is_probed_and_none_disables_it() {
         "sleep",
         "300",
     ]);
-    std::thread::sleep(Duration::from_secs(3));
+    // Two probes of `img` (interval 1 s, as `off`'s would be) pass.
+    probes_pass(&d, "img", 2);
     let inspect = d.inspect_json("off");
     assert_eq!(inspect["Config"]["Healthcheck"]["Test"], json!(["NONE"]));
     assert!(
