@@ -14,15 +14,14 @@ use serde_json::json;
 
 use super::{flag, resolve, Query};
 use crate::api::error::ApiError;
+use crate::api::routes::ask;
 use crate::api::server::ApiState;
 use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
-use crate::daemon::image::ImageOwnerError;
 use crate::daemon::messages::{
     CommitImage, FindImage, ImageFiles, InspectContainer, PauseContainer, TagImage,
     UnpauseContainer,
 };
-use crate::daemon::supervisor::Supervisor;
 use crate::image::archive::{self, ArchiveError};
 use crate::image::commit::{self, CommitInput};
 use crate::image::{changes, load, HashingFile, ImageDirs, TmpDir};
@@ -45,19 +44,6 @@ fn only(all: &AllQuery, known: &[&str]) -> Result<(), ApiError> {
         Some((k, _)) => Err(ArchiveError::Parameter(k.clone()).into()),
         None => Ok(()),
     }
-}
-
-/// Sends an image message to the images' owner (the Supervisor) and waits for its answer.
-async fn ask<M, T>(state: &Data, msg: M) -> Result<T, ApiError>
-where
-    M: actix::Message<Result = Result<T, ImageOwnerError>> + Send + 'static,
-    T: Send + 'static,
-    Supervisor: actix::Handler<M>,
-{
-    let answer = state.supervisor.send(msg).await;
-    Ok(answer
-        .map_err(ContainerError::from)?
-        .map_err(ContainerError::from)?)
 }
 
 fn cancelled() -> ApiError {

@@ -14,15 +14,14 @@ use serde::Deserialize;
 use crate::api::convert::go_time;
 use crate::api::error::ApiError;
 use crate::api::image_types::{DeleteItem, ImageConfig, ImageInspect, ImageSummary, ImportStatus};
+use crate::api::routes::ask;
 use crate::api::routes::Query;
 use crate::api::server::ApiState;
-use crate::daemon::error::ContainerError;
 use crate::daemon::events::DockerEvent;
-use crate::daemon::image::{ImageOwnerError, ImageRemoved};
+use crate::daemon::image::ImageRemoved;
 use crate::daemon::messages::{
     CommitImage, FindImage, ImageFiles, ListImages, RemoveImage, TagImage,
 };
-use crate::daemon::supervisor::Supervisor;
 use crate::image::stream::Pieces;
 use crate::image::{changes, image_id, ImageDirs, Unpacked};
 
@@ -56,19 +55,6 @@ impl From<StoredConfig> for ImageConfig {
             healthcheck: c.healthcheck,
         }
     }
-}
-
-/// Sends an image message to the images' owner (the Supervisor) and waits for its answer.
-async fn ask<M, T>(state: &Data, msg: M) -> Result<T, ApiError>
-where
-    M: actix::Message<Result = Result<T, ImageOwnerError>> + Send + 'static,
-    T: Send + 'static,
-    Supervisor: actix::Handler<M>,
-{
-    let answer = state.supervisor.send(msg).await;
-    Ok(answer
-        .map_err(ContainerError::from)?
-        .map_err(ContainerError::from)?)
 }
 
 async fn resolve(state: &Data, name: &str) -> Result<ImageRecord, ApiError> {

@@ -108,6 +108,19 @@ pub async fn resolve(state: &Data, key: &str) -> Result<(String, Addr<ContainerA
         .map_err(ContainerError::from)??)
 }
 
+/// Sends an image message to the images' owner (the Supervisor) and waits for its answer.
+pub async fn ask<M, T>(state: &Data, msg: M) -> Result<T, ApiError>
+where
+    M: actix::Message<Result = Result<T, crate::daemon::image::ImageOwnerError>> + Send + 'static,
+    T: Send + 'static,
+    crate::daemon::supervisor::Supervisor: actix::Handler<M>,
+{
+    let answer = state.supervisor.send(msg).await;
+    Ok(answer
+        .map_err(ContainerError::from)?
+        .map_err(ContainerError::from)?)
+}
+
 /// Docker's list filters, in either JSON shape: `{"name":["x"]}` or `{"name":{"x":true}}`.
 pub fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
