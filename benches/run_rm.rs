@@ -2,6 +2,9 @@
 //! busybox image), against a bare `runc run` of an equivalent bundle, interleaved in the same
 //! run. Target: within 1.25x of runc (docker: 5-8x). Root only.
 //! `cargo bench --bench run_rm [-- N]` (default 30). Figures go into BENCHMARKS.md.
+//! `RUN_RM_BEFORE=DIR` (a directory holding another build's `moor` and `moor-shim`) times
+//! that build too, its CLI against its own daemon, interleaved round by round with this
+//! build and runc: before and after in one run.
 
 mod common;
 
@@ -24,6 +27,8 @@ use common::MOOR;
 struct DaemonGuard {
     /// The daemon process.
     child: Child,
+    /// The build's `moor` (the CLI talking to this daemon; the daemon's binary too).
+    moor: PathBuf,
     /// The bench's temp dir.
     base: PathBuf,
     /// The daemon's run directory (tmpfs when there is one).
@@ -31,10 +36,24 @@ struct DaemonGuard {
 }
 
 impl DaemonGuard {
+    /// This build's daemon.
     fn start(base: &Path, run_dir: &Path) -> DaemonGuard {
         let child = common::spawn_daemon(base, run_dir, "{}", &["--runtime", "runc"]);
+        DaemonGuard::ready(child, MOOR.into(), base, run_dir)
+    }
+
+    /// The daemon of the build in `dir` (its `moor` and `moor-shim`).
+    fn start_build(dir: &Path, base: &Path, run_dir: &Path) -> DaemonGuard {
+        let (moor, shim) = (dir.join("moor"), dir.join("moor-shim"));
+        let bins = (moor.as_os_str(), shim.as_os_str());
+        let child = common::spawn_daemon_of(bins, base, run_dir, "{}", &["--runtime", "runc"]);
+        DaemonGuard::ready(child, moor, base, run_dir)
+    }
+
+    fn ready(child: Child, moor: PathBuf, base: &Path, run_dir: &Path) -> DaemonGuard {
         let guard = DaemonGuard {
             child,
+            moor,
             base: base.into(),
             run_dir: run_dir.into(),
         };
@@ -47,13 +66,19 @@ impl DaemonGuard {
         guard
     }
 
+    /// Times one `moor run --rm bb true` of this build.
+    fn run_rm(&self) -> Duration {
+        let host = self.host();
+        time(Command::new(&self.moor).args(["--host", &host, "run", "--rm", "bb", "true"]))
+    }
+
     fn host(&self) -> String {
         format!("unix://{}", self.base.join("s.sock").display())
     }
 
     /// Runs the CLI; panics unless it succeeds. Returns its stdout.
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(MOOR)
+        let out = Command::new(&self.moor)
             .arg("--host")
             .arg(self.host())
             .args(args)
@@ -133,6 +158,44 @@ fn summary(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
     (at(50), at(10), at(90))
 }
 
+/// A daemon of one build with the busybox image imported, its run directory on tmpfs (as
+/// /run/moor is in production; state stays on disk).
+fn daemon(
+    base: &Path,
+    tar: &[u8],
+    build: Option<&Path>,
+) -> (DaemonGuard, Option<tempfile::TempDir>) {
+    std::fs::create_dir_all(base).expect("mkdir base");
+    std::fs::write(base.join("bb.tar"), tar).expect("write bb.tar");
+    let run_tmp = tempfile::Builder::new()
+        .prefix("moor-bench-run-")
+        .tempdir_in("/dev/shm")
+        .ok();
+    let run_dir = run_tmp
+        .as_ref()
+        .map_or_else(|| base.join("run"), |t| t.path().to_path_buf());
+    println!("run dir: {}", run_dir.display());
+    let d = match build {
+        Some(dir) => DaemonGuard::start_build(dir, base, &run_dir),
+        None => DaemonGuard::start(base, &run_dir),
+    };
+    let tar_path = base.join("bb.tar").to_string_lossy().into_owned();
+    d.cli(&["image", "import", &tar_path, "bb"]);
+    (d, run_tmp)
+}
+
+fn report(name: &str, v: Vec<Duration>, baseline: Duration) -> Duration {
+    let (median, p10, p90) = summary(v);
+    println!(
+        "{name}: median {:.1} ms (p10 {:.1}, p90 {:.1}), {:.2}x runc (target 1.25x)",
+        ms(median),
+        ms(p10),
+        ms(p90),
+        median.as_secs_f64() / baseline.as_secs_f64()
+    );
+    median
+}
+
 fn main() {
     let Some(n) = common::count("run_rm", 30) else {
         return;
@@ -144,28 +207,14 @@ fn main() {
     let tmp = common::temp_dir();
     let base = tmp.path();
     let tar = runc::busybox_tar();
-    std::fs::write(base.join("bb.tar"), &tar).expect("write bb.tar");
-    // The run directory on tmpfs, as /run/moor is in production (state stays on disk).
-    let run_tmp = tempfile::Builder::new()
-        .prefix("moor-bench-run-")
-        .tempdir_in("/dev/shm")
-        .ok();
-    let run_dir = run_tmp
-        .as_ref()
-        .map_or_else(|| base.join("run"), |t| t.path().to_path_buf());
-    println!("run dir: {}", run_dir.display());
-    let d = DaemonGuard::start(base, &run_dir);
-    d.cli(&[
-        "image",
-        "import",
-        &base.join("bb.tar").to_string_lossy(),
-        "bb",
-    ]);
+    let (d, _run_tmp) = daemon(base, &tar, None);
+    let before_dir = std::env::var_os("RUN_RM_BEFORE").map(PathBuf::from);
+    let before = before_dir
+        .as_deref()
+        .map(|dir| daemon(&base.join("before"), &tar, Some(dir)));
     let bundle = base.join("bundle");
     runc_bundle(&d, &tar, &bundle);
 
-    let host = d.host();
-    let moor_run = || time(Command::new(MOOR).args(["--host", &host, "run", "--rm", "bb", "true"]));
     let runc_root = base.join("runc-root");
     let mut count = 0;
     let mut runc_run = || {
@@ -179,34 +228,37 @@ fn main() {
         )
     };
     // Warm-up (page cache, first cgroup creation), then interleaved so that load from
-    // elsewhere on the machine hits both alike.
-    for _ in 0..3 {
-        moor_run();
-        runc_run();
+    // elsewhere on the machine hits every contender alike.
+    let (mut m, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    // The order turns each round: whoever follows a moor run shares the machine with its
+    // background clean-up (`runc delete`, unmount), and that cost rotates too.
+    for round in 0..n + 3 {
+        let (mut tm, mut tr, mut tb) = (None, None, None);
+        for k in 0..3 {
+            match (round + k) % 3 {
+                0 => tm = Some(d.run_rm()),
+                1 => tr = Some(runc_run()),
+                _ => tb = before.as_ref().map(|(d, _)| d.run_rm()),
+            }
+        }
+        if round >= 3 {
+            m.extend(tm);
+            r.extend(tr);
+            b.extend(tb);
+        }
     }
-    let (mut m, mut r) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        m.push(moor_run());
-        r.push(runc_run());
-    }
-    let (mm, m10, m90) = summary(m);
-    let (rm, r10, r90) = summary(r);
     println!("runs: {n} each, interleaved");
+    let (rm, r10, r90) = summary(r);
     println!(
         "runc run (baseline): median {:.1} ms (p10 {:.1}, p90 {:.1})",
         ms(rm),
         ms(r10),
         ms(r90)
     );
-    println!(
-        "moor run --rm bb true: median {:.1} ms (p10 {:.1}, p90 {:.1})",
-        ms(mm),
-        ms(m10),
-        ms(m90)
-    );
-    println!(
-        "ratio: {:.2}x (target 1.25x)",
-        mm.as_secs_f64() / rm.as_secs_f64()
-    );
+    report("moor run --rm bb true", m, rm);
+    if let Some(dir) = &before_dir {
+        report(&format!("before ({})", dir.display()), b, rm);
+    }
+    drop(before);
     drop(d);
 }

@@ -88,6 +88,39 @@ pub fn spawn_daemon_logged(
 }
 
 fn daemon_command(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> Command {
+    daemon_command_of(
+        (&daemon_binary(), &shim_binary()),
+        base,
+        run_dir,
+        config,
+        args,
+    )
+}
+
+/// [`spawn_daemon`] of another build: `bins` are its daemon and shim binaries.
+#[allow(dead_code)]
+pub fn spawn_daemon_of(
+    bins: (&std::ffi::OsStr, &std::ffi::OsStr),
+    base: &Path,
+    run_dir: &Path,
+    config: &str,
+    args: &[&str],
+) -> Child {
+    daemon_command_of(bins, base, run_dir, config, args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moor daemon")
+}
+
+fn daemon_command_of(
+    (daemon, shim): (&std::ffi::OsStr, &std::ffi::OsStr),
+    base: &Path,
+    run_dir: &Path,
+    config: &str,
+    args: &[&str],
+) -> Command {
     // No bridge on the host unless the bench asks (and the floors were measured without).
     // `MOOR_BENCH_PRE_BRIDGE=1`: the daemon under `MOOR_BENCH_DAEMON` predates the bridge
     // (0.1.0 refuses the `bridge` key, and makes no bridge).
@@ -97,7 +130,7 @@ fn daemon_command(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> C
         json["bridge"] = "none".into();
     }
     std::fs::write(base.join("daemon.json"), json.to_string()).expect("write daemon.json");
-    let mut cmd = Command::new(daemon_binary());
+    let mut cmd = Command::new(daemon);
     cmd.arg("daemon")
         .arg("--root")
         .arg(base.join("root"))
@@ -108,7 +141,7 @@ fn daemon_command(base: &Path, run_dir: &Path, config: &str, args: &[&str]) -> C
         .arg("--config")
         .arg(base.join("daemon.json"))
         .args(args)
-        .env("MOOR_SHIM", shim_binary());
+        .env("MOOR_SHIM", shim);
     cmd
 }
 
