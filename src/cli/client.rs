@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::types::ErrorBody;
 
+#[cfg(test)]
+mod pending_tests;
 mod upload;
 
 /// A request's body: whole (JSON, a small tar) or streamed from a reader ([`upload`]).
@@ -172,8 +174,18 @@ fn is_raw_stream(response: &hyper::Response<Incoming>) -> bool {
 pub struct Pending {
     /// The path, for errors.
     path: String,
+    /// Its answer's headers had come (the daemon registered it) when the call returned.
+    registered: bool,
     /// The answer, or the task still collecting it.
     answer: PendingAnswer,
+}
+
+impl Pending {
+    /// Whether the request was registered (its answer's headers came) before the call that
+    /// sent it returned, rather than its grace period running out.
+    pub fn registered(&self) -> bool {
+        self.registered
+    }
 }
 
 /// Where a [`Pending`] answer is.
@@ -335,6 +347,17 @@ impl Client {
     /// daemon registered the request) or a short grace period passed. Collect the answer with
     /// [`Client::finish`]. `run --rm` registers its wait this way before starting.
     pub fn post_pending(&self, path: &str) -> Result<Pending, ClientError> {
+        self.post_pending_while(path, || ()).0
+    }
+
+    /// [`Client::post_pending`], with `during` run while the request is on its way (another
+    /// request of its own: `run --rm` opens the output stream meanwhile, one round trip
+    /// instead of two before the start). Returns once both are done.
+    pub fn post_pending_while<T>(
+        &self,
+        path: &str,
+        during: impl FnOnce() -> T,
+    ) -> (Result<Pending, ClientError>, T) {
         let (headers_tx, headers_rx) = tokio::sync::oneshot::channel::<()>();
         let request = self.send(Method::POST, path, None);
         let owned_path = path.to_string();
@@ -344,22 +367,28 @@ impl Client {
             let response = check_status(response, &owned_path).await?;
             collect(response.into_body(), &owned_path).await
         });
-        self.runtime.block_on(async {
-            let _ = tokio::time::timeout(PENDING_HEADERS_GRACE, headers_rx).await;
+        // The task runs whenever the runtime does: within `during`'s own calls too.
+        let other = during();
+        let registered = self.runtime.block_on(async {
+            let headers = tokio::time::timeout(PENDING_HEADERS_GRACE, headers_rx).await;
+            matches!(headers, Ok(Ok(())))
         });
         if !task.is_finished() {
-            return Ok(Pending {
+            let pending = Pending {
                 path: path.to_string(),
+                registered,
                 answer: PendingAnswer::Running(task),
-            });
+            };
+            return (Ok(pending), other);
         }
         // It ended already: an error (no daemon, no such container) is reported before the
         // caller goes on; an answer is kept for `finish`.
-        let body = self.join(path, task)?;
-        Ok(Pending {
+        let pending = self.join(path, task).map(|body| Pending {
             path: path.to_string(),
+            registered,
             answer: PendingAnswer::Done(body),
-        })
+        });
+        (pending, other)
     }
 
     /// The answer of a [`Pending`] request, decoded as JSON.

@@ -215,8 +215,9 @@ impl ContainerActor {
     }
 
     /// Starts the process once its spec file is on disk: the create's background fsync is
-    /// awaited, and a spec file that failed to sync or has gone since is written again from
-    /// the record, durably. A container never runs without the file a rebuilt store needs.
+    /// awaited alongside the flush of `starting` (both before the shim), and a spec file
+    /// that failed to sync or has gone since is written again from the record, durably. A
+    /// container never runs without the file a rebuilt store needs.
     fn start(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
         let pending = self.spec_sync.take();
         let path = self
@@ -231,29 +232,25 @@ impl ContainerActor {
             };
             synced && path.is_file()
         };
-        Box::pin(on_disk.into_actor(self).then(|on_disk, act, _| {
-            if !on_disk {
-                warn!(parent: &act.span, "spec file missing or not synced: writing it again");
-                let again = crate::daemon::supervisor::write_spec_file(&act.shared, &act.record);
-                if let Err(e) = again {
-                    return Box::pin(fut::ready(Err(e))) as ResponseActFuture<_, _>;
-                }
-            }
-            act.start_now()
-        }))
+        self.start_now(Box::pin(on_disk))
     }
 
-    /// Starts the process: the transition, then the shim, atomically for this actor.
-    fn start_now(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+    /// Starts the process: the transition, then (once it and the spec file are durable)
+    /// the shim, atomically for this actor. A start refused before its transition still
+    /// waits for `spec_on_disk`, so the create's fsync never outlives the answer.
+    fn start_now(
+        &mut self,
+        spec_on_disk: futures_util::future::BoxFuture<'static, bool>,
+    ) -> ResponseActFuture<Self, Result<(), ContainerError>> {
         let spec = match self.promote_before_start().and_then(|()| self.start_spec()) {
             Ok(spec) => spec.into_owned(),
-            Err(e) => return Box::pin(fut::ready(Err(e))),
+            Err(e) => return refused(e, spec_on_disk, self),
         };
         // The host ports of this run, resolved against the other running containers' and
         // the host's sockets, persisted with the transition.
         let published = match self.resolve_ports() {
             Ok(published) => published,
-            Err(e) => return Box::pin(fut::ready(Err(e))),
+            Err(e) => return refused(e, spec_on_disk, self),
         };
         let before = std::mem::replace(&mut self.record.published, published);
         // A start runs under the daemon's settings now (README "Changing daemon options").
@@ -261,7 +258,7 @@ impl ContainerActor {
         let recorded = std::mem::replace(&mut self.record.settings, settings);
         if let Err(e) = self.apply(Event::StartRequested) {
             (self.record.published, self.record.settings) = (before, recorded);
-            return Box::pin(fut::ready(Err(e)));
+            return refused(e, spec_on_disk, self);
         }
         self.runtime = self.shared.runtimes.for_record(&self.record);
         let id = &self.record.id;
@@ -271,24 +268,33 @@ impl ContainerActor {
             max_file: self.shared.log_max_file(&self.record.spec),
         };
         let started = self.runtime.start(id, &spec, log, &self.record.published);
-        // The shim only once `starting` is durable (a start that polls nothing does nothing).
-        let started = Box::pin(
+        // The shim only once `starting` and the spec file are durable (a start that polls
+        // nothing does nothing).
+        let flushed = self.shared.durable.flushed(self.written);
+        let ready = async move { futures_util::future::join(flushed, spec_on_disk).await };
+        let ready = ready.into_actor(self).then(|(flushed, on_disk), act, _| {
+            let spec_file = match (flushed, on_disk) {
+                (Err(e), _) => Err(ContainerError::from(e)),
+                (Ok(()), true) => Ok(()),
+                (Ok(()), false) => {
+                    warn!(parent: &act.span, "spec file missing or not synced: writing it again");
+                    crate::daemon::supervisor::write_spec_file(&act.shared, &act.record)
+                }
+            };
             async move {
+                spec_file?;
                 fault::point("start-persisted");
-                Ok(started.await)
+                Ok::<_, ContainerError>(started.await)
             }
-            .into_actor(self),
-        );
-        Box::pin(
-            self.after_durable(started)
-                .map(|outcome, act, ctx| match outcome {
-                    Ok(outcome) => act.after_start(outcome, ctx),
-                    Err(e) => {
-                        act.fail_start(128, e.to_string(), ctx)?;
-                        Err(e)
-                    }
-                }),
-        )
+            .into_actor(act)
+        });
+        Box::pin(ready.map(|outcome, act, ctx| match outcome {
+            Ok(outcome) => act.after_start(outcome, ctx),
+            Err(e) => {
+                act.fail_start(128, e.to_string(), ctx)?;
+                Err(e)
+            }
+        }))
     }
 
     /// Opens a handle on the container's process, verified by identity (a pidfd).
@@ -319,6 +325,15 @@ impl ContainerActor {
         self.waiters.push((WaitCondition::NextExit, tx));
         rx
     }
+}
+
+/// A start refused before its transition: `error`, once the spec file's fsync is over.
+fn refused(
+    error: ContainerError,
+    spec_on_disk: futures_util::future::BoxFuture<'static, bool>,
+    act: &ContainerActor,
+) -> ResponseActFuture<ContainerActor, Result<(), ContainerError>> {
+    Box::pin(spec_on_disk.into_actor(act).map(move |_, _, _| Err(error)))
 }
 
 /// The exit code Docker reports for a state: 0 until it exits, 255 when unknown.

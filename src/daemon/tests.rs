@@ -313,3 +313,57 @@ fn the_api_serves_ping_and_the_container_list_in_process() {
         let _ = task.await;
     });
 }
+
+#[test]
+fn a_start_records_its_transition_while_the_spec_file_syncs_and_spawns_after() {
+    System::new().block_on(async {
+        let d = daemon();
+        let id = format!("{:064}", 7);
+        let rec = moor_state::ContainerRecord::new(
+            id.clone(),
+            "box-s".into(),
+            spec(),
+            chrono::Utc::now(),
+        );
+        d.shared.store.create(&rec).expect("store the record");
+        super::supervisor::write_spec_file(&d.shared, &rec).expect("spec file");
+        // The create's fsync of the spec file, held until the test lets it end.
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let sync = tokio::spawn(async move {
+            let _ = held.await;
+            Ok(())
+        });
+        let addr = ContainerActor::new(rec, d.shared.clone(), d.supervisor.clone().recipient())
+            .with_spec_sync(sync)
+            .start();
+        let starting = actix_rt::spawn(addr.send(StartContainer));
+        // `starting` is committed (and its flush under way) while the fsync runs...
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stored = || {
+            d.shared
+                .store
+                .get(&id)
+                .expect("store")
+                .expect("record")
+                .state
+        };
+        while !matches!(stored(), State::Starting) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(matches!(stored(), State::Starting), "{:?}", stored());
+        // ...and the start goes no further until the spec file is durable.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !starting.is_finished(),
+            "started before the spec file was synced"
+        );
+        assert!(matches!(stored(), State::Starting), "{:?}", stored());
+        release.send(()).expect("the sync waits");
+        starting
+            .await
+            .expect("join")
+            .expect("mailbox")
+            .expect("start");
+        assert!(matches!(state(&addr).await, State::Running(_)));
+    });
+}

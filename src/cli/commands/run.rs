@@ -18,14 +18,23 @@ pub fn execute(client: &Client, args: &RunArgs) -> anyhow::Result<i32> {
     }
     // With --rm the daemon removes the container itself: register the wait before starting,
     // as docker does, so that neither the exit nor the removal can be missed.
-    let removal = match args.opts.rm {
-        true => Some(client.post_pending(&container_path(&id, "/wait?condition=removed"))?),
-        false => None,
-    };
+    let removed_path = container_path(&id, "/wait?condition=removed");
     if args.opts.interactive || args.opts.tty {
+        let removal = match args.opts.rm {
+            true => Some(client.post_pending(&removed_path)?),
+            false => None,
+        };
         return run_attached(client, args, &id, removal);
     }
-    let output = super::logs::open_output(client, &id)?;
+    // The output stream opens while the wait is on its way: both before the start.
+    let (removal, output) = match args.opts.rm {
+        true => {
+            let (removal, output) =
+                client.post_pending_while(&removed_path, || super::logs::open_output(client, &id));
+            (Some(removal?), output?)
+        }
+        false => (None, super::logs::open_output(client, &id)?),
+    };
     if let Err(e) = client.post_empty(&start_path) {
         let e = anyhow::Error::from(e);
         let code = start_failure_code(&format!("{e:#}"));
