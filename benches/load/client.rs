@@ -1,7 +1,9 @@
 //! A raw HTTP/1.1 client on the daemon's unix socket (one per bench thread), and latency
-//! figures. The daemon closes each connection after its answer (`Connection: close`): the
-//! client connects again for the next request, and that connect is part of the latency. The client reads each answer whole (Content-Length or chunked) but does
-//! not parse its body: on 2 cores, the bench's own JSON parsing would steal the daemon's CPU.
+//! figures. The connection is kept alive; when an answer says `Connection: close` (a daemon
+//! of one request per connection, before keep-alive came back) the client connects again for
+//! the next request, and that connect is part of the latency. The client reads each answer
+//! whole (Content-Length or chunked) but does not parse its body: on 2 cores, the bench's own
+//! JSON parsing would steal the daemon's CPU.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
