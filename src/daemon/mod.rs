@@ -243,6 +243,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     // image this process was before an upgrade.
     let inherited = upgrade::take_inherited();
     let invocation = upgrade::Invocation::current();
+    raise_open_file_limit();
     let (layout, config) = resolve(&opts)?;
     crate::logging::apply_config(&config);
     let asked = opts
@@ -315,6 +316,18 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     }
     info!("stopped");
     result.map(|_| ())
+}
+
+/// A descriptor per watched container: the soft open-file limit goes up to the hard one
+/// (the processes the daemon starts get the one it was started with: `host::limits`).
+fn raise_open_file_limit() {
+    match crate::host::limits::raise_nofile() {
+        Ok(r) if r.after > r.before => {
+            info!(before = r.before, after = r.after, "open-file limit raised")
+        }
+        Ok(r) => info!(limit = r.after, "open-file limit already at the hard limit"),
+        Err(e) => warn!(error = %e, "open-file limit not raised"),
+    }
 }
 
 /// moor's NAT table as the store says it should be: the masquerade of the bridge network and
