@@ -311,6 +311,8 @@ pub struct Store {
     flusher: Flusher,
     /// Bumped once a write has committed (see [`Store::generation`]).
     generation: AtomicU64,
+    /// How many times every record was read (see [`Store::lists`]).
+    lists: AtomicU64,
 }
 
 impl Store {
@@ -352,6 +354,7 @@ impl Store {
             path: path.to_path_buf(),
             flusher: Flusher::new(db.clone(), path.to_path_buf(), found),
             generation: AtomicU64::new(0),
+            lists: AtomicU64::new(0),
         })
     }
 
@@ -416,6 +419,13 @@ impl Store {
     /// G, so a copy of it can be reused while the generation is still G.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// How many times this handle read every record ([`Store::list`],
+    /// [`Store::list_with_errors`]): what a step that must not read the whole store once
+    /// per container (it grows as N² with N containers) is tested with.
+    pub fn lists(&self) -> u64 {
+        self.lists.load(Ordering::Relaxed)
     }
 
     /// The store directory.
@@ -535,6 +545,7 @@ impl Store {
     pub fn list_with_errors(
         &self,
     ) -> Result<(Vec<ContainerRecord>, Vec<(String, StoreError)>), StoreError> {
+        self.lists.fetch_add(1, Ordering::Relaxed);
         let mut records = Vec::new();
         let mut errors = Vec::new();
         for item in self.containers.iter() {

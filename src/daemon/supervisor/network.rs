@@ -5,16 +5,14 @@
 //! released when its record is removed. The bridges are made and deleted by the API's
 //! blocking tasks, around these steps.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 use moor_state::network::{allocate_in, held, Endpoint, NetworkRecord};
-use moor_state::{ContainerRecord, ContainerSpec, State};
+use moor_state::{ContainerRecord, ContainerSpec};
 use tracing::{info, warn};
 
+use super::hosts::rewrite_all;
 use super::Supervisor;
 use crate::daemon::error::ContainerError;
-use crate::daemon::Shared;
 
 /// Plan and store a user network (Supervisor): its name and subnet are checked against the
 /// stored ones, and a subnet chosen when none is asked, in one step with the store's write.
@@ -465,46 +463,4 @@ pub async fn prune_networks(
     let removed = supervisor.send(PruneNetworks).await??;
     delete_bridges(&removed).await;
     Ok(removed)
-}
-
-fn running(rec: &ContainerRecord) -> bool {
-    matches!(
-        rec.state,
-        State::Running(_) | State::Paused(_) | State::Stopping(_)
-    )
-}
-
-/// Rewrites the `/etc/hosts` of the containers on user networks (blocking).
-fn rewrite_all(shared: &Shared) {
-    match shared.store.list() {
-        Ok(records) => {
-            let n = crate::network::user::rewrite_hosts(&records, running, |id| {
-                shared.layout.container_dir(id)
-            });
-            tracing::debug!(written = n, "hosts files rewritten");
-        }
-        Err(e) => warn!(error = %e, "hosts files not rewritten: the store"),
-    }
-}
-
-/// Keeps the `/etc/hosts` of the containers on user networks current: once at start (what
-/// changed while the daemon was away), then after every container start and end the event
-/// bus reports (each recorded before its event). Runs until the bus closes.
-pub fn watch_hosts(shared: Arc<Shared>) {
-    let (_, mut events) = shared.events.subscribe();
-    actix_rt::spawn(async move {
-        let first = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || rewrite_all(&first)).await;
-        loop {
-            let changed = match events.recv().await {
-                Ok(e) => matches!(e.action.as_ref(), "start" | "die" | "destroy" | "restore"),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            if changed {
-                let s = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || rewrite_all(&s)).await;
-            }
-        }
-    });
 }
