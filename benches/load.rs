@@ -13,7 +13,8 @@
 //! The daemon's RSS is read before and after each phase.
 //!
 //! `cargo bench --bench load [-- N]` (env: `LOAD_SECS`, seconds per read phase, default 10;
-//! `LOAD_CLIENTS`, default 50; `LOAD_CHURN`, default 500). Under `cargo test --all-targets`
+//! `LOAD_CLIENTS`, default 50; `LOAD_CHURN`, default 500; `LOAD_CHURN_ROUNDS`, default 1, the
+//! RSS read after each: growth from round to round is a leak). Under `cargo test --all-targets`
 //! (no `--bench`) it does a smoke run: 5 containers, 4 clients, 0.3 s. Figures go into
 //! BENCHMARKS.md.
 
@@ -41,8 +42,10 @@ struct Plan {
     secs: f64,
     /// Concurrent clients in the churn phase.
     churn_clients: usize,
-    /// Containers created and removed by the churn clients, in all.
+    /// Containers created and removed by the churn clients, in all, per round.
     churn_total: usize,
+    /// Rounds of churn (RSS is read after each: growth from round to round is a leak).
+    churn_rounds: usize,
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -62,6 +65,7 @@ impl Plan {
                 secs: 0.3,
                 churn_clients: 2,
                 churn_total: 4,
+                churn_rounds: 2,
             };
         };
         Plan {
@@ -70,6 +74,7 @@ impl Plan {
             secs: env_number("LOAD_SECS", 10) as f64,
             churn_clients: 20,
             churn_total: env_number("LOAD_CHURN", 500),
+            churn_rounds: env_number("LOAD_CHURN_ROUNDS", 1).max(1),
         }
     }
 }
@@ -103,15 +108,22 @@ impl DaemonGuard {
         common::socket(&self.base)
     }
 
-    /// The daemon's VmRSS in KiB.
-    fn rss_kib(&self) -> u64 {
+    /// The daemon's memory now.
+    fn mem(&self) -> Mem {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        Mem {
+            rss: field("VmRSS"),
+            anon: field("RssAnon"),
+            threads: field("Threads"),
+        }
     }
 
     /// The (shim, process) pids of every container the run dir records.
@@ -256,8 +268,28 @@ fn read_client(sock: &Path, route: Route, ids: &[String], deadline: Instant) -> 
     (route, stats)
 }
 
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
+/// The daemon's memory at one point of the run.
+#[derive(Clone, Copy)]
+struct Mem {
+    /// VmRSS, KiB.
+    rss: u64,
+    /// RssAnon (the heap and thread stacks; the rest is the binary's pages), KiB.
+    anon: u64,
+    /// Threads.
+    threads: u64,
+}
+
+impl std::fmt::Display for Mem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        write!(
+            f,
+            "{:.1} MiB (anon {:.1}, {} threads)",
+            mib(self.rss),
+            mib(self.anon),
+            self.threads
+        )
+    }
 }
 
 fn main() {
@@ -265,21 +297,28 @@ fn main() {
     let tmp = common::temp_dir();
     let daemon = DaemonGuard::start(tmp.path());
     let sock = daemon.socket();
-    let rss_idle = daemon.rss_kib();
+    let rss_idle = daemon.mem();
 
     let t0 = Instant::now();
     let ids = populate(&sock, plan.containers, 8.min(plan.containers));
     let populate_took = t0.elapsed();
-    let rss_full = daemon.rss_kib();
+    let rss_full = daemon.mem();
 
     let half = plan.clients / 2;
     let [mut list_only, _] = read_phase(&sock, &ids, plan.clients, 0, plan.secs);
     let [mut mixed_list, mut mixed_inspect] =
         read_phase(&sock, &ids, half, plan.clients - half, plan.secs);
-    let rss_read = daemon.rss_kib();
+    let rss_read = daemon.mem();
 
-    let (mut ops, removed) = churn::run(&sock, plan.churn_clients, plan.churn_total);
-    let rss_churn = daemon.rss_kib();
+    let mut ops = churn::Ops::default();
+    let mut removed = Vec::new();
+    let mut rss_churn = Vec::new();
+    for round in 0..plan.churn_rounds {
+        let (o, r) = churn::run(&sock, round, plan.churn_clients, plan.churn_total);
+        ops.merge(o);
+        removed.extend(r);
+        rss_churn.push(daemon.mem());
+    }
     let mut broken = churn::check_invariants(&sock, &removed);
     let listed = Conn::open(&sock)
         .and_then(|mut c| c.call("GET", "/containers/json", ""))
@@ -320,20 +359,19 @@ fn main() {
         )
     );
     let churn_label = format!(
-        "churn, {} clients, {} containers:",
-        plan.churn_clients, plan.churn_total
+        "churn, {} clients, {} x {} containers:",
+        plan.churn_clients, plan.churn_rounds, plan.churn_total
     );
     println!("{}", ops.create.row(&format!("{churn_label} create"), None));
     println!("{}", ops.start.row(&format!("{churn_label} start"), None));
     println!("{}", ops.stop.row(&format!("{churn_label} stop t=1"), None));
     println!("{}", ops.remove.row(&format!("{churn_label} remove"), None));
-    println!(
-        "daemon RSS: idle {}, {n} running {}, after the read phases {}, after the churn {}",
-        mib(rss_idle),
-        mib(rss_full),
-        mib(rss_read),
-        mib(rss_churn)
-    );
+    println!("daemon RSS: idle {rss_idle}");
+    println!("daemon RSS: {n} running {rss_full}");
+    println!("daemon RSS: after the read phases {rss_read}");
+    for (round, mem) in rss_churn.iter().enumerate() {
+        println!("daemon RSS: after churn round {} {mem}", round + 1);
+    }
     println!(
         "invariants after the churn: {}",
         if broken.is_empty() {
@@ -358,7 +396,7 @@ fn main() {
     assert!(broken.is_empty(), "invariants broken: {broken:?}");
     assert_eq!(
         removed.len(),
-        plan.churn_total,
+        plan.churn_total * plan.churn_rounds,
         "every churn container removed"
     );
 }
