@@ -396,7 +396,7 @@ async fn serve(
     inherited: Option<std::os::fd::OwnedFd>,
 ) -> Result<Option<HandOver>, DaemonError> {
     let supervisor = Supervisor::new(shared.clone(), recovered).start();
-    supervisor::network::watch_hosts(shared.clone());
+    supervisor::hosts::watch_hosts(shared.clone());
     let socket = &shared.layout.socket;
     let listener = match inherited.and_then(|fd| upgrade::listener_at(fd, socket)) {
         Some(listener) => {

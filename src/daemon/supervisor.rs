@@ -1,5 +1,6 @@
 //! The Supervisor actor: owns ids, names and volumes, creates containers and finds them.
 
+pub mod hosts;
 pub mod network;
 pub mod volumes;
 

@@ -5,8 +5,6 @@
 //! released when its record is removed. The bridges are made and deleted by the API's
 //! blocking tasks, around these steps.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 use moor_state::network::{allocate_in, held, Endpoint, NetworkRecord};
 use moor_state::{ContainerRecord, ContainerSpec, State};
@@ -475,7 +473,7 @@ fn running(rec: &ContainerRecord) -> bool {
 }
 
 /// Rewrites the `/etc/hosts` of the containers on user networks (blocking).
-fn rewrite_all(shared: &Shared) {
+pub(super) fn rewrite_all(shared: &Shared) {
     match shared.store.list() {
         Ok(records) => {
             let n = crate::network::user::rewrite_hosts(&records, running, |id| {
@@ -485,26 +483,4 @@ fn rewrite_all(shared: &Shared) {
         }
         Err(e) => warn!(error = %e, "hosts files not rewritten: the store"),
     }
-}
-
-/// Keeps the `/etc/hosts` of the containers on user networks current: once at start (what
-/// changed while the daemon was away), then after every container start and end the event
-/// bus reports (each recorded before its event). Runs until the bus closes.
-pub fn watch_hosts(shared: Arc<Shared>) {
-    let (_, mut events) = shared.events.subscribe();
-    actix_rt::spawn(async move {
-        let first = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || rewrite_all(&first)).await;
-        loop {
-            let changed = match events.recv().await {
-                Ok(e) => matches!(e.action.as_ref(), "start" | "die" | "destroy" | "restore"),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            if changed {
-                let s = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || rewrite_all(&s)).await;
-            }
-        }
-    });
 }
