@@ -12,6 +12,9 @@ pub mod events;
 pub mod exec;
 pub mod fault;
 pub mod image;
+// Two unsafe blocks: mallopt and, in its test, malloc_info.
+#[allow(unsafe_code)]
+pub mod memory;
 pub mod messages;
 pub mod notify;
 pub mod reconciler;
@@ -242,6 +245,8 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     // First, before any other thread reads the environment: a socket handed over by the
     // image this process was before an upgrade.
     let inherited = upgrade::take_inherited();
+    // Before the daemon's first thread (see `memory`).
+    let capped = memory::limit_arenas();
     let invocation = upgrade::Invocation::current();
     let (layout, config) = resolve(&opts)?;
     crate::logging::apply_config(&config);
@@ -289,7 +294,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         upgrade: upgrade::Trigger::default(),
         network,
     });
-    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
+    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, malloc_arena_max = ?capped.then_some(memory::ARENAS), "starting");
     let recovered = reconciler::reconcile(&shared);
     restore_nat(&shared, &recovered);
     let _failpoints = fault::setup();
