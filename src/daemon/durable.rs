@@ -154,7 +154,6 @@ fn run(flusher: &Flusher, shared: &Shared, tx: &watch::Sender<Flushed>) {
             }
             requests.pending = false;
         }
-        crate::host::fault::delay("store-flush");
         let target = flusher.committed();
         match flusher.flush() {
             Ok(seq) => tx.send_modify(|f| {

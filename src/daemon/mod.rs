@@ -293,6 +293,9 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let recovered = reconciler::reconcile(&shared);
     restore_nat(&shared, &recovered);
     let _failpoints = fault::setup();
+    // A test's slow disk holds every flush of the store, wherever it runs.
+    #[cfg(feature = "failpoints")]
+    moor_state::store::before_every_flush(|| crate::host::fault::delay("store-flush"));
     let signals = signal_channel()?;
     let system = System::new();
     let result = system.block_on(serve(shared.clone(), recovered, signals, inherited));

@@ -106,12 +106,23 @@ impl TestNetns {
 
     /// A daemon of `runtime` on `config_json` (which must name `bridge`) in this namespace.
     pub fn daemon(&self, config_json: &str, runtime: &'static str) -> Daemon {
+        self.daemon_with_env(config_json, runtime, &[])
+    }
+
+    /// [`TestNetns::daemon`] with `env` added to the daemon's environment (every start).
+    pub fn daemon_with_env(
+        &self,
+        config_json: &str,
+        runtime: &'static str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         assert!(
             config_json.contains("\"bridge\""),
             "a bridge test names its bridge"
         );
         let mut d = Daemon::unstarted(config_json, runtime, Binaries::current());
         d.netns_holder = Some(self.pid());
+        d.set_env(env);
         d.spawn();
         d
     }
