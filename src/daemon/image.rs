@@ -161,7 +161,11 @@ fn records(shared: &Shared) -> Result<ImageStore, ImageOwnerError> {
 
 /// Rewrites each image's own copy of its record (for a store rebuild) on a blocking pool;
 /// a failure is logged only (the store has the record).
-fn save_metadata(shared: &Shared, images: ImageStore) {
+fn save_metadata(shared: &Shared) {
+    let images = match records(shared) {
+        Ok(images) => images,
+        Err(e) => return warn!(error = %e, "cannot open the images to write their metadata"),
+    };
     let dirs = ImageDirs::new(&shared.layout.root);
     tokio::task::spawn_blocking(move || {
         let _order = METADATA.lock().unwrap_or_else(|p| p.into_inner());
@@ -218,7 +222,7 @@ impl Handler<CommitImage> for Supervisor {
         Box::pin(async move {
             let committed = answer.await?;
             crate::daemon::fault::point("image-recorded");
-            save_metadata(&shared, records(&shared)?);
+            save_metadata(&shared);
             Ok(committed)
         })
     }
@@ -269,7 +273,7 @@ fn names_changed(
     let (shared, answer) = (shared.clone(), once_durable(shared, written));
     Box::pin(async move {
         let rec = answer.await?;
-        save_metadata(&shared, records(&shared)?);
+        save_metadata(&shared);
         Ok(rec)
     })
 }
@@ -314,7 +318,7 @@ impl Handler<RemoveImage> for Supervisor {
         Box::pin(async move {
             let removed = answer.await?;
             if untagged {
-                save_metadata(&shared, records(&shared)?);
+                save_metadata(&shared);
             }
             Ok(removed)
         })
@@ -371,7 +375,7 @@ impl Handler<PruneImages> for Supervisor {
         Box::pin(async move {
             let pruned = answer.await?;
             if !pruned.images.is_empty() {
-                save_metadata(&shared, records(&shared)?);
+                save_metadata(&shared);
             }
             Ok(pruned)
         })
