@@ -224,6 +224,7 @@ impl Lab {
             name: BRIDGE.into(),
             subnet: Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], 0),
             prefix_len: 24,
+            internal: false,
         }
     }
 }
