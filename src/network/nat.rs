@@ -200,7 +200,8 @@ pub fn ensure(bridge: &BridgeNat) -> Result<(), NatError> {
 }
 
 /// Takes `bridge` out of the table (a removed network): its name and subnet leave the
-/// masquerade and the isolation sets in one transaction; elements already gone are no error. Without a table, nothing
+/// masquerade and the isolation sets in one transaction (the table's missing pieces made
+/// first); elements already gone are no error. Without a table, nothing
 /// is done.
 #[tracing::instrument(skip_all, fields(bridge = %bridge.name))]
 pub fn forget(bridge: &BridgeNat) -> Result<(), NatError> {
@@ -208,10 +209,10 @@ pub fn forget(bridge: &BridgeNat) -> Result<(), NatError> {
     if !listing::has_table(&query("listing moor's tables", &["list", "tables", "ip"])?) {
         return Ok(());
     }
-    apply(
-        "taking a bridge out of moor's nat table",
-        ruleset::remove_bridge_elements(bridge),
-    )
+    // The skeleton first: a table an older moor made lacks the isolation sets.
+    let mut cmds = ruleset::skeleton();
+    cmds.extend(ruleset::remove_bridge_elements(bridge));
+    apply("taking a bridge out of moor's nat table", cmds)
 }
 
 /// Publishes a container's ports (one transaction: all or none).
