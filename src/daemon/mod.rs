@@ -321,8 +321,8 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
 /// the isolation of every bridge (internal ones included) from the others and the published
 /// ports of every running container, in one transaction (what a daemon that was away finds
 /// missing is put back; established connections keep going). Without a bridge nothing is
-/// touched. A failure is logged: the containers run on, and a start that
-/// publishes ports fails with the reason.
+/// touched. A failure is logged: the containers run on, and a start that publishes ports
+/// fails with the reason.
 fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
     let listed = shared.store.networks().map_err(|e| e.to_string());
     let user = listed.and_then(|tree| tree.list().map_err(|e| e.to_string()));

@@ -201,8 +201,7 @@ pub fn ensure(bridge: &BridgeNat) -> Result<(), NatError> {
 
 /// Takes `bridge` out of the table (a removed network): its name and subnet leave the
 /// masquerade and the isolation sets in one transaction (the table's missing pieces made
-/// first); elements already gone are no error. Without a table, nothing
-/// is done.
+/// first); elements already gone are no error. Without a table, nothing is done.
 #[tracing::instrument(skip_all, fields(bridge = %bridge.name))]
 pub fn forget(bridge: &BridgeNat) -> Result<(), NatError> {
     check_bridge(bridge)?;
@@ -268,8 +267,8 @@ pub fn unpublish_owned(id: &str) -> Result<(), NatError> {
 
 /// The daemon-start repair: one transaction that rebuilds the chains (the isolation's
 /// `forward` chain among them), empties every map and set and fills them again from the
-/// store (`bridges`: every bridge of moor, internal ones included). Established connections keep going (conntrack
-/// holds their translation).
+/// store (`bridges`: every bridge of moor, internal ones included). Established
+/// connections keep going (conntrack holds their translation).
 #[tracing::instrument(skip_all, fields(bridges = bridges.len(), containers = published.len()))]
 pub fn replace_all(bridges: &[BridgeNat], published: &[Published]) -> Result<(), NatError> {
     for bridge in bridges {

@@ -1,5 +1,6 @@
 //! Reading moor's table back from `nft -j list table ip moor`: which bridges, subnets,
-//! isolated and internal bridges and published ports it holds (for `moor admin`, and for the tests).
+//! isolated and internal bridges and published ports it holds (for `moor admin`, and for
+//! the tests).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

@@ -246,8 +246,8 @@ fn rules() -> Vec<NfObject<'static>> {
 }
 
 /// Creates whatever is missing of the table, its maps, sets and chains (the NAT ones and
-/// [`isolation`]'s), and rewrites the chains' rules (flush and add in the same transaction: no packet sees a chain half-made).
-/// Map and set elements already there are kept.
+/// [`isolation`]'s), and rewrites the chains' rules (flush and add in the same transaction:
+/// no packet sees a chain half-made). Map and set elements already there are kept.
 pub fn skeleton() -> Vec<NfObject<'static>> {
     let mut cmds = vec![add(NfListObject::Table(table()))];
     for (name, per_address, value) in MAPS {
