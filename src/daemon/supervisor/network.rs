@@ -435,13 +435,10 @@ pub async fn create_network(
     let made = rec.clone();
     let bridged = blocking(move || {
         crate::network::user::ensure(&made)?;
-        // Its subnet is masqueraded going out, and its containers' ports can be published;
-        // an internal network stays out of the NAT table.
-        if made.internal {
-            return Ok(());
-        }
+        // Its bridge is isolated from moor's other bridges; its subnet is masqueraded going
+        // out and its containers' ports can be published, an internal network's excepted.
         if let Err(e) = crate::network::nat::ensure(&crate::network::nat::BridgeNat::of(&made)) {
-            warn!(network = %made.name, error = %e, "no NAT for the network: its containers reach only each other");
+            warn!(network = %made.name, error = %e, "the network is not in moor's nft table: no NAT, no isolation from the other networks");
         }
         Ok(())
     })
@@ -463,13 +460,14 @@ pub async fn create_network(
 async fn delete_bridges(nets: &[NetworkRecord]) {
     for net in nets.iter() {
         let n = net.clone();
-        // Its masquerade goes with it (a network made since may take the subnet).
+        // Its masquerade and isolation go with it (a network made since may take the
+        // subnet, or the bridge's name).
         let nat = crate::network::nat::BridgeNat::of(net);
         let forgot = tokio::task::spawn_blocking(move || crate::network::nat::forget(&nat)).await;
         if let Some(e) =
             forgot.map_or_else(|e| Some(e.to_string()), |r| r.err().map(|e| e.to_string()))
         {
-            warn!(network = %net.name, error = %e, "masquerade not removed");
+            warn!(network = %net.name, error = %e, "masquerade and isolation not removed");
         }
         if let Err(e) = blocking(move || crate::network::user::remove(&n)).await {
             warn!(network = %net.name, bridge = %net.bridge, error = %e, "bridge not deleted");
