@@ -6,10 +6,11 @@
 //! `#[allow(dead_code)] #[path = "common/dockerd.rs"] mod dockerd;` (it depends on nothing
 //! else under `common`). Benches run it only when [`wanted`].
 //!
-//! containerd 1.6 puts each shim's ttrpc socket under `/run/containerd/s/` whatever its
-//! root (a hash of the address and the container id, so no clash with another containerd);
-//! the shims remove them as they exit, and a stop removes those directories again when this
-//! process made them and they are empty.
+//! Two paths outside it cannot be moved: containerd 1.6 puts each shim's ttrpc socket under
+//! `/run/containerd/s/` whatever its root (a hash of the address and the container id, so no
+//! clash with another containerd; the shims remove them as they exit), and dockerd 20.10
+//! makes an empty `/run/docker/plugins` (where it looks for plugin sockets). A stop removes
+//! those directories again when they were not there before and are empty.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -23,8 +24,14 @@ use nix::unistd::Pid;
 /// Debian's dockerd (package docker.io).
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
 
-/// Where containerd 1.6 puts the shims' sockets whatever its own root.
-const SHIM_SOCKETS: &str = "/run/containerd/s";
+/// Directories made outside the bench's own, parents first: containerd 1.6 puts the shims'
+/// sockets in `/run/containerd/s` whatever its root; dockerd makes `/run/docker/plugins`.
+const OUTSIDE_DIRS: [&str; 4] = [
+    "/run/containerd",
+    "/run/containerd/s",
+    "/run/docker",
+    "/run/docker/plugins",
+];
 
 /// Whether a bench runs its Docker column: `MOOR_BENCH_DOCKER=0` never, any other value
 /// always, unset only under `cargo bench` (`--bench` among the arguments), so that the
@@ -85,8 +92,8 @@ pub struct Dockerd {
     child: Option<Child>,
     /// Its containerd (pid, start time in /proc/PID/stat), to wait until it is reaped.
     containerd: Option<(i32, u64)>,
-    /// Whether /run/containerd, /run/containerd/s were absent at start (removed if empty).
-    made_shim_dirs: [bool; 2],
+    /// Which of [`OUTSIDE_DIRS`] were absent at start (removed at the end if empty).
+    made_outside: [bool; 4],
     /// Set by the first stop: a drop after [`Dockerd::stop`] has nothing left to do.
     stopped: bool,
 }
@@ -103,16 +110,13 @@ impl Dockerd {
         // otherwise, and only daemon.json can (`deprecated-key-path`, no flag).
         let config = serde_json::json!({"deprecated-key-path": dir.join("key.json")});
         std::fs::write(dir.join("daemon.json"), config.to_string()).expect("write daemon.json");
-        let made_shim_dirs = [
-            !Path::new("/run/containerd").exists(),
-            !Path::new(SHIM_SOCKETS).exists(),
-        ];
+        let made_outside = OUTSIDE_DIRS.map(|d| !Path::new(d).exists());
         let mut d = Dockerd {
             dir: dir.into(),
             live_restore,
             child: None,
             containerd: None,
-            made_shim_dirs,
+            made_outside,
             stopped: false,
         };
         d.spawn();
@@ -339,7 +343,7 @@ impl Dockerd {
 
     /// What a killed dockerd may leave: runc containers in its root (deleted with
     /// `--force`, which kills them), its shims (SIGKILL by pid), mounts under its directory
-    /// (deepest first), and the shim socket directories this process made, when empty.
+    /// (deepest first), and the [`OUTSIDE_DIRS`] this process made, when empty.
     fn clean_leftovers(&mut self) {
         let root = self.runc_root();
         for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
@@ -360,11 +364,11 @@ impl Dockerd {
         for m in mounts {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
-        if self.made_shim_dirs[1] {
-            let _ = std::fs::remove_dir(SHIM_SOCKETS);
-        }
-        if self.made_shim_dirs[0] {
-            let _ = std::fs::remove_dir("/run/containerd");
+        for (dir, made) in OUTSIDE_DIRS.iter().zip(self.made_outside).rev() {
+            if made {
+                // Only when empty: another dockerd's shims may have sockets there.
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 }
