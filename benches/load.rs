@@ -23,14 +23,15 @@ mod churn;
 #[path = "load/client.rs"]
 mod client;
 mod common;
+#[path = "load/read.rs"]
+mod read;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-
-use client::{Conn, Stats};
+use client::Conn;
+use read::{populate, read_phase};
 
 /// What one run does.
 struct Plan {
@@ -160,114 +161,6 @@ impl Drop for DaemonGuard {
     }
 }
 
-/// Creates and starts `n` containers with `clients` concurrent clients; their ids.
-fn populate(sock: &Path, n: usize, clients: usize) -> Vec<String> {
-    let threads: Vec<_> = (0..clients)
-        .map(|c| {
-            let sock = sock.to_path_buf();
-            let share = n / clients + usize::from(c < n % clients);
-            std::thread::spawn(move || {
-                let mut conn = Conn::open(&sock).expect("connect");
-                let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
-                (0..share)
-                    .map(|_| {
-                        let a = conn
-                            .call("POST", "/containers/create", body)
-                            .expect("create");
-                        assert_eq!(
-                            a.status,
-                            201,
-                            "create: {}",
-                            String::from_utf8_lossy(&a.body)
-                        );
-                        let id = a.json()["Id"].as_str().expect("Id").to_string();
-                        let a = conn
-                            .call("POST", &format!("/containers/{id}/start"), "")
-                            .expect("start");
-                        assert_eq!(a.status, 204, "start: {}", String::from_utf8_lossy(&a.body));
-                        id
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("populate client panicked"))
-        .collect()
-}
-
-/// Which route a read client hammers.
-#[derive(Clone, Copy)]
-enum Route {
-    List,
-    Inspect,
-}
-
-/// `lists` clients on the list and `inspects` on inspect of random `ids`, for `secs`;
-/// the figures of each route.
-fn read_phase(sock: &Path, ids: &[String], lists: usize, inspects: usize, secs: f64) -> [Stats; 2] {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let routes = std::iter::repeat(Route::List)
-        .take(lists)
-        .chain(std::iter::repeat(Route::Inspect).take(inspects));
-    let threads: Vec<_> = routes
-        .map(|route| {
-            let sock = sock.to_path_buf();
-            let ids = ids.to_vec();
-            std::thread::spawn(move || read_client(&sock, route, &ids, deadline))
-        })
-        .collect();
-    let mut out = [Stats::default(), Stats::default()];
-    for t in threads {
-        let (route, stats) = t.join().expect("read client panicked");
-        out[route as usize].merge(stats);
-    }
-    out
-}
-
-fn read_client(sock: &Path, route: Route, ids: &[String], deadline: Instant) -> (Route, Stats) {
-    let mut stats = Stats::default();
-    let mut rng = rand::thread_rng();
-    let mut conn = Conn::open(sock).ok();
-    while Instant::now() < deadline {
-        let path = match route {
-            Route::List => "/containers/json".to_string(),
-            Route::Inspect => format!("/containers/{}/json", ids[rng.gen_range(0..ids.len())]),
-        };
-        let t0 = Instant::now();
-        let answer = match conn.as_mut() {
-            Some(c) => c.call("GET", &path, ""),
-            None => Conn::open(sock).and_then(|mut c| {
-                let a = c.call("GET", &path, "");
-                conn = Some(c);
-                a
-            }),
-        };
-        let took = t0.elapsed();
-        let outcome = match answer {
-            Ok(a)
-                if a.status == 200
-                    && a.body.first()
-                        == Some(&b"{["[usize::from(matches!(route, Route::List))]) =>
-            {
-                Ok(())
-            }
-            Ok(a) => Err(format!(
-                "{path}: {} {}",
-                a.status,
-                String::from_utf8_lossy(&a.body)
-            )),
-            Err(e) => {
-                conn = None;
-                Err(format!("{path}: {e}"))
-            }
-        };
-        stats.record(took, outcome);
-    }
-    (route, stats)
-}
-
 /// The daemon's memory at one point of the run.
 #[derive(Clone, Copy)]
 struct Mem {
@@ -300,7 +193,8 @@ fn main() {
     let rss_idle = daemon.mem();
 
     let t0 = Instant::now();
-    let ids = populate(&sock, plan.containers, 8.min(plan.containers));
+    let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
+    let ids = populate(&sock, plan.containers, 8, body);
     let populate_took = t0.elapsed();
     let rss_full = daemon.mem();
 

@@ -298,6 +298,9 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let recovered = reconciler::reconcile(&shared);
     restore_nat(&shared, &recovered);
     let _failpoints = fault::setup();
+    // A test's slow disk holds every flush of the store, wherever it runs.
+    #[cfg(feature = "failpoints")]
+    moor_state::store::before_every_flush(|| crate::host::fault::delay("store-flush"));
     let signals = signal_channel()?;
     let system = System::new();
     let result = system.block_on(serve(shared.clone(), recovered, signals, inherited));
@@ -322,11 +325,12 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     result.map(|_| ())
 }
 
-/// moor's NAT table as the store says it should be: the masquerade of the bridge network and
-/// the published ports of every running container, in one transaction (what a daemon that
-/// was away finds missing is put back; established connections keep going). Without a
-/// bridge nothing is touched. A failure is logged: the containers run on, and a start that
-/// publishes ports fails with the reason.
+/// moor's NAT table as the store says it should be: the masquerade of the bridge networks,
+/// the isolation of every bridge (internal ones included) from the others and the published
+/// ports of every running container, in one transaction (what a daemon that was away finds
+/// missing is put back; established connections keep going). Without a bridge nothing is
+/// touched. A failure is logged: the containers run on, and a start that publishes ports
+/// fails with the reason.
 fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
     let listed = shared.store.networks().map_err(|e| e.to_string());
     let user = listed.and_then(|tree| tree.list().map_err(|e| e.to_string()));
@@ -337,7 +341,7 @@ fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
     let bridges: Vec<_> = shared
         .network
         .iter()
-        .chain(user.iter().filter(|n| n.is_user() && !n.internal))
+        .chain(user.iter().filter(|n| n.is_user()))
         .map(crate::network::nat::BridgeNat::of)
         .collect();
     if bridges.is_empty() {
@@ -362,7 +366,7 @@ fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
             "nat table restored"
         ),
         Err(e) => {
-            error!(error = %crate::api::error::chain(&e), "nat table not restored: no masquerade, no published port")
+            error!(error = %crate::api::error::chain(&e), "nat table not restored: no masquerade, no published port, no isolation between networks")
         }
     }
 }
