@@ -1,9 +1,15 @@
 //! `moor run --rm IMAGE true` end to end (the CLI process, with the daemon on runc and a
 //! busybox image), against a bare `runc run` of an equivalent bundle, interleaved in the same
-//! run. Target: within 1.25x of runc (docker: 5-8x). Root only.
+//! run. Target: within 1.25x of runc. Beside them, in the same rounds, `docker run --rm
+//! --network none IMAGE true` (the docker CLI) against a private dockerd with the same image
+//! (see `common/dockerd.rs`; `MOOR_BENCH_DOCKER=0` leaves it out). Root only.
 //! `cargo bench --bench run_rm [-- N]` (default 30). Figures go into BENCHMARKS.md.
 
 mod common;
+
+#[allow(dead_code)]
+#[path = "common/dockerd.rs"]
+mod dockerd;
 
 #[allow(dead_code)]
 #[path = "../tests/common/prereq.rs"]
@@ -126,11 +132,53 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Median, 10th and 90th percentile.
-fn summary(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+/// Median, 10th and 90th percentile, min and max.
+fn summary(mut v: Vec<Duration>) -> [Duration; 5] {
     v.sort();
     let at = |p: usize| v[(v.len() - 1) * p / 100];
-    (at(50), at(10), at(90))
+    [at(50), at(10), at(90), at(0), at(100)]
+}
+
+/// One line of figures for `what`; returns its median.
+fn report(what: &str, v: Vec<Duration>) -> Duration {
+    let [m, p10, p90, min, max] = summary(v);
+    println!(
+        "{what}: median {:.1} ms (p10 {:.1}, p90 {:.1}; min {:.1}, max {:.1})",
+        ms(m),
+        ms(p10),
+        ms(p90),
+        ms(min),
+        ms(max)
+    );
+    m
+}
+
+/// The figures of moor (`m`), bare runc (`r`) and Docker (`k`, empty when not run) and
+/// their ratios.
+fn print_results(m: Vec<Duration>, r: Vec<Duration>, k: Vec<Duration>) {
+    let rm = report("runc run (baseline)", r);
+    let mm = report("moor run --rm bb true", m);
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!("moor vs runc: {:.2}x (target 1.25x)", ratio(mm, rm));
+    if !k.is_empty() {
+        let km = report("docker run --rm --network none bb true", k);
+        println!(
+            "Docker vs runc: {:.2}x; moor {:.1}x faster than Docker",
+            ratio(km, rm),
+            ratio(km, mm)
+        );
+    }
+}
+
+/// A private dockerd with the busybox image as `bb`, when Docker is wanted.
+fn start_docker(base: &Path) -> Option<dockerd::Dockerd> {
+    if !dockerd::wanted() {
+        println!("Docker: not run (MOOR_BENCH_DOCKER=0)");
+        return None;
+    }
+    let d = dockerd::Dockerd::start(&base.join("docker"), false);
+    d.import_image(&base.join("bb.tar"), "bb");
+    Some(d)
 }
 
 fn main() {
@@ -163,6 +211,7 @@ fn main() {
     ]);
     let bundle = base.join("bundle");
     runc_bundle(&d, &tar, &bundle);
+    let docker = start_docker(base);
 
     let host = d.host();
     let moor_run = || time(Command::new(MOOR).args(["--host", &host, "run", "--rm", "bb", "true"]));
@@ -178,35 +227,31 @@ fn main() {
                 .current_dir(&bundle),
         )
     };
+    let docker_run = || {
+        docker.as_ref().map(|dk| {
+            time(
+                dk.cli_command()
+                    .args(["run", "--rm", "--network", "none", "bb", "true"]),
+            )
+        })
+    };
     // Warm-up (page cache, first cgroup creation), then interleaved so that load from
-    // elsewhere on the machine hits both alike.
+    // elsewhere on the machine hits all alike.
     for _ in 0..3 {
         moor_run();
         runc_run();
+        docker_run();
     }
-    let (mut m, mut r) = (Vec::new(), Vec::new());
+    let (mut m, mut r, mut k) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         m.push(moor_run());
         r.push(runc_run());
+        k.extend(docker_run());
     }
-    let (mm, m10, m90) = summary(m);
-    let (rm, r10, r90) = summary(r);
     println!("runs: {n} each, interleaved");
-    println!(
-        "runc run (baseline): median {:.1} ms (p10 {:.1}, p90 {:.1})",
-        ms(rm),
-        ms(r10),
-        ms(r90)
-    );
-    println!(
-        "moor run --rm bb true: median {:.1} ms (p10 {:.1}, p90 {:.1})",
-        ms(mm),
-        ms(m10),
-        ms(m90)
-    );
-    println!(
-        "ratio: {:.2}x (target 1.25x)",
-        mm.as_secs_f64() / rm.as_secs_f64()
-    );
+    print_results(m, r, k);
+    if let Some(dk) = docker {
+        dk.stop();
+    }
     drop(d);
 }

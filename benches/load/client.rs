@@ -10,6 +10,10 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long an answer may take before it counts as an I/O error: dockerd's start of a
+/// container took over 60 s here at a load average of 60–140 (other builds on 2 cores).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A client's connection, opened again when the daemon closed the last one.
 pub struct Conn {
     /// The daemon's socket.
@@ -47,7 +51,7 @@ impl Conn {
 
     fn connect(sock: &Path) -> std::io::Result<BufReader<UnixStream>> {
         let s = UnixStream::connect(sock)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         Ok(BufReader::with_capacity(256 * 1024, s))
     }
 

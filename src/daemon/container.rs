@@ -234,18 +234,26 @@ impl ContainerActor {
         Box::pin(on_disk.into_actor(self).then(|on_disk, act, _| {
             if !on_disk {
                 warn!(parent: &act.span, "spec file missing or not synced: writing it again");
-                let again = crate::daemon::supervisor::write_spec_file(&act.shared, &act.record);
-                if let Err(e) = again {
-                    return Box::pin(fut::ready(Err(e))) as ResponseActFuture<_, _>;
-                }
             }
-            act.start_now()
+            let promoted = match act.promote_before_start() {
+                Ok(promoted) => promoted,
+                Err(e) => return Box::pin(fut::ready(Err(e))) as ResponseActFuture<_, _>,
+            };
+            if on_disk && !promoted {
+                return act.start_now();
+            }
+            // Rewritten on the blocking pool, before this start goes on.
+            let again = crate::daemon::supervisor::write_spec_file(&act.shared, &act.record);
+            Box::pin(again.into_actor(act).then(|res, act, _| match res {
+                Ok(()) => act.start_now(),
+                Err(e) => Box::pin(fut::ready(Err(e))),
+            }))
         }))
     }
 
     /// Starts the process: the transition, then the shim, atomically for this actor.
     fn start_now(&mut self) -> ResponseActFuture<Self, Result<(), ContainerError>> {
-        let spec = match self.promote_before_start().and_then(|()| self.start_spec()) {
+        let spec = match self.start_spec() {
             Ok(spec) => spec.into_owned(),
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
@@ -533,17 +541,35 @@ impl Handler<InspectContainer> for ContainerActor {
 }
 
 impl Handler<RenameContainer> for ContainerActor {
-    type Result = Result<(), ContainerError>;
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
+    /// The new name is committed at once (a later create finds it taken); the answer waits
+    /// for its flush and the spec file's rewrite, neither on the actors' thread.
     fn handle(&mut self, msg: RenameContainer, _: &mut Context<Self>) -> Self::Result {
-        crate::daemon::supervisor::validate_name(&msg.new_name)?;
-        self.shared
+        let old = match self.rename(msg.new_name) {
+            Ok(old) => old,
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
+        let done = self.after_durable_spec(Box::pin(fut::ready(Ok(()))));
+        AtomicResponse::new(Box::pin(done.map(move |res, act, _| {
+            res?;
+            info!(parent: &act.span, from = %old, to = %act.record.name, "renamed");
+            act.emit("rename", &[("oldName", format!("/{old}"))]);
+            Ok(())
+        })))
+    }
+}
+
+impl ContainerActor {
+    /// Commits the name `new_name` (store and record); returns the old one.
+    fn rename(&mut self, new_name: String) -> Result<String, ContainerError> {
+        crate::daemon::supervisor::validate_name(&new_name)?;
+        self.written = self
+            .shared
             .store
-            .rename(&self.record.id, &msg.new_name)
+            .rename_unflushed(&self.record.id, &new_name)
             .map_err(crate::daemon::supervisor::name_conflict)?;
-        info!(parent: &self.span, from = %self.record.name, to = %msg.new_name, "renamed");
-        let old = std::mem::replace(&mut self.record.name, msg.new_name);
-        self.emit("rename", &[("oldName", format!("/{old}"))]);
-        crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
+        self.shared.durable.request();
+        Ok(std::mem::replace(&mut self.record.name, new_name))
     }
 }
