@@ -13,7 +13,8 @@
 //! The daemon's RSS is read before and after each phase.
 //!
 //! `cargo bench --bench load [-- N]` (env: `LOAD_SECS`, seconds per read phase, default 10;
-//! `LOAD_CLIENTS`, default 50; `LOAD_CHURN`, default 500). Under `cargo test --all-targets`
+//! `LOAD_CLIENTS`, default 50; `LOAD_CHURN`, default 500; `LOAD_CHURN_ROUNDS`, default 1, the
+//! RSS read after each: growth from round to round is a leak). Under `cargo test --all-targets`
 //! (no `--bench`) it does a smoke run: 5 containers, 4 clients, 0.3 s. Figures go into
 //! BENCHMARKS.md.
 
@@ -22,14 +23,15 @@ mod churn;
 #[path = "load/client.rs"]
 mod client;
 mod common;
+#[path = "load/read.rs"]
+mod read;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-
-use client::{Conn, Stats};
+use client::Conn;
+use read::{populate, read_phase};
 
 /// What one run does.
 struct Plan {
@@ -41,8 +43,10 @@ struct Plan {
     secs: f64,
     /// Concurrent clients in the churn phase.
     churn_clients: usize,
-    /// Containers created and removed by the churn clients, in all.
+    /// Containers created and removed by the churn clients, in all, per round.
     churn_total: usize,
+    /// Rounds of churn (RSS is read after each: growth from round to round is a leak).
+    churn_rounds: usize,
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -62,6 +66,7 @@ impl Plan {
                 secs: 0.3,
                 churn_clients: 2,
                 churn_total: 4,
+                churn_rounds: 2,
             };
         };
         Plan {
@@ -70,6 +75,7 @@ impl Plan {
             secs: env_number("LOAD_SECS", 10) as f64,
             churn_clients: 20,
             churn_total: env_number("LOAD_CHURN", 500),
+            churn_rounds: env_number("LOAD_CHURN_ROUNDS", 1).max(1),
         }
     }
 }
@@ -103,15 +109,22 @@ impl DaemonGuard {
         common::socket(&self.base)
     }
 
-    /// The daemon's VmRSS in KiB.
-    fn rss_kib(&self) -> u64 {
+    /// The daemon's memory now.
+    fn mem(&self) -> Mem {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        Mem {
+            rss: field("VmRSS"),
+            anon: field("RssAnon"),
+            threads: field("Threads"),
+        }
     }
 
     /// The (shim, process) pids of every container the run dir records.
@@ -148,116 +161,28 @@ impl Drop for DaemonGuard {
     }
 }
 
-/// Creates and starts `n` containers with `clients` concurrent clients; their ids.
-fn populate(sock: &Path, n: usize, clients: usize) -> Vec<String> {
-    let threads: Vec<_> = (0..clients)
-        .map(|c| {
-            let sock = sock.to_path_buf();
-            let share = n / clients + usize::from(c < n % clients);
-            std::thread::spawn(move || {
-                let mut conn = Conn::open(&sock).expect("connect");
-                let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
-                (0..share)
-                    .map(|_| {
-                        let a = conn
-                            .call("POST", "/containers/create", body)
-                            .expect("create");
-                        assert_eq!(
-                            a.status,
-                            201,
-                            "create: {}",
-                            String::from_utf8_lossy(&a.body)
-                        );
-                        let id = a.json()["Id"].as_str().expect("Id").to_string();
-                        let a = conn
-                            .call("POST", &format!("/containers/{id}/start"), "")
-                            .expect("start");
-                        assert_eq!(a.status, 204, "start: {}", String::from_utf8_lossy(&a.body));
-                        id
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("populate client panicked"))
-        .collect()
-}
-
-/// Which route a read client hammers.
+/// The daemon's memory at one point of the run.
 #[derive(Clone, Copy)]
-enum Route {
-    List,
-    Inspect,
+struct Mem {
+    /// VmRSS, KiB.
+    rss: u64,
+    /// RssAnon (the heap and thread stacks; the rest is the binary's pages), KiB.
+    anon: u64,
+    /// Threads.
+    threads: u64,
 }
 
-/// `lists` clients on the list and `inspects` on inspect of random `ids`, for `secs`;
-/// the figures of each route.
-fn read_phase(sock: &Path, ids: &[String], lists: usize, inspects: usize, secs: f64) -> [Stats; 2] {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let routes = std::iter::repeat(Route::List)
-        .take(lists)
-        .chain(std::iter::repeat(Route::Inspect).take(inspects));
-    let threads: Vec<_> = routes
-        .map(|route| {
-            let sock = sock.to_path_buf();
-            let ids = ids.to_vec();
-            std::thread::spawn(move || read_client(&sock, route, &ids, deadline))
-        })
-        .collect();
-    let mut out = [Stats::default(), Stats::default()];
-    for t in threads {
-        let (route, stats) = t.join().expect("read client panicked");
-        out[route as usize].merge(stats);
+impl std::fmt::Display for Mem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        write!(
+            f,
+            "{:.1} MiB (anon {:.1}, {} threads)",
+            mib(self.rss),
+            mib(self.anon),
+            self.threads
+        )
     }
-    out
-}
-
-fn read_client(sock: &Path, route: Route, ids: &[String], deadline: Instant) -> (Route, Stats) {
-    let mut stats = Stats::default();
-    let mut rng = rand::thread_rng();
-    let mut conn = Conn::open(sock).ok();
-    while Instant::now() < deadline {
-        let path = match route {
-            Route::List => "/containers/json".to_string(),
-            Route::Inspect => format!("/containers/{}/json", ids[rng.gen_range(0..ids.len())]),
-        };
-        let t0 = Instant::now();
-        let answer = match conn.as_mut() {
-            Some(c) => c.call("GET", &path, ""),
-            None => Conn::open(sock).and_then(|mut c| {
-                let a = c.call("GET", &path, "");
-                conn = Some(c);
-                a
-            }),
-        };
-        let took = t0.elapsed();
-        let outcome = match answer {
-            Ok(a)
-                if a.status == 200
-                    && a.body.first()
-                        == Some(&b"{["[usize::from(matches!(route, Route::List))]) =>
-            {
-                Ok(())
-            }
-            Ok(a) => Err(format!(
-                "{path}: {} {}",
-                a.status,
-                String::from_utf8_lossy(&a.body)
-            )),
-            Err(e) => {
-                conn = None;
-                Err(format!("{path}: {e}"))
-            }
-        };
-        stats.record(took, outcome);
-    }
-    (route, stats)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 fn main() {
@@ -265,21 +190,29 @@ fn main() {
     let tmp = common::temp_dir();
     let daemon = DaemonGuard::start(tmp.path());
     let sock = daemon.socket();
-    let rss_idle = daemon.rss_kib();
+    let rss_idle = daemon.mem();
 
     let t0 = Instant::now();
-    let ids = populate(&sock, plan.containers, 8.min(plan.containers));
+    let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
+    let ids = populate(&sock, plan.containers, 8, body);
     let populate_took = t0.elapsed();
-    let rss_full = daemon.rss_kib();
+    let rss_full = daemon.mem();
 
     let half = plan.clients / 2;
     let [mut list_only, _] = read_phase(&sock, &ids, plan.clients, 0, plan.secs);
     let [mut mixed_list, mut mixed_inspect] =
         read_phase(&sock, &ids, half, plan.clients - half, plan.secs);
-    let rss_read = daemon.rss_kib();
+    let rss_read = daemon.mem();
 
-    let (mut ops, removed) = churn::run(&sock, plan.churn_clients, plan.churn_total);
-    let rss_churn = daemon.rss_kib();
+    let mut ops = churn::Ops::default();
+    let mut removed = Vec::new();
+    let mut rss_churn = Vec::new();
+    for round in 0..plan.churn_rounds {
+        let (o, r) = churn::run(&sock, round, plan.churn_clients, plan.churn_total);
+        ops.merge(o);
+        removed.extend(r);
+        rss_churn.push(daemon.mem());
+    }
     let mut broken = churn::check_invariants(&sock, &removed);
     let listed = Conn::open(&sock)
         .and_then(|mut c| c.call("GET", "/containers/json", ""))
@@ -320,20 +253,19 @@ fn main() {
         )
     );
     let churn_label = format!(
-        "churn, {} clients, {} containers:",
-        plan.churn_clients, plan.churn_total
+        "churn, {} clients, {} x {} containers:",
+        plan.churn_clients, plan.churn_rounds, plan.churn_total
     );
     println!("{}", ops.create.row(&format!("{churn_label} create"), None));
     println!("{}", ops.start.row(&format!("{churn_label} start"), None));
     println!("{}", ops.stop.row(&format!("{churn_label} stop t=1"), None));
     println!("{}", ops.remove.row(&format!("{churn_label} remove"), None));
-    println!(
-        "daemon RSS: idle {}, {n} running {}, after the read phases {}, after the churn {}",
-        mib(rss_idle),
-        mib(rss_full),
-        mib(rss_read),
-        mib(rss_churn)
-    );
+    println!("daemon RSS: idle {rss_idle}");
+    println!("daemon RSS: {n} running {rss_full}");
+    println!("daemon RSS: after the read phases {rss_read}");
+    for (round, mem) in rss_churn.iter().enumerate() {
+        println!("daemon RSS: after churn round {} {mem}", round + 1);
+    }
     println!(
         "invariants after the churn: {}",
         if broken.is_empty() {
@@ -358,7 +290,7 @@ fn main() {
     assert!(broken.is_empty(), "invariants broken: {broken:?}");
     assert_eq!(
         removed.len(),
-        plan.churn_total,
+        plan.churn_total * plan.churn_rounds,
         "every churn container removed"
     );
 }

@@ -2,11 +2,19 @@
 //! with SIGKILL and started again; time from its spawn until `GET /containers/json` lists
 //! the N containers running. Prints the reconciler's own time (its `reconciler finished`
 //! log line) and the gap between its end and the first answer of the API.
-//! `cargo bench --bench restore_runc [-- N]` (default 100; env `RESTORE_ROUNDS`, default 3;
+//! Beside it, round by round, a private dockerd (live-restore) with N containers of the same
+//! image, killed with SIGKILL and started again the same way (its containerd's reap is
+//! waited for and not counted): see `common/dockerd.rs`; `MOOR_BENCH_DOCKER=0` leaves it out.
+//! `cargo bench --bench restore_runc [-- N...]` (default 100; several N, e.g. `100 300 1000`,
+//! grow the same daemons from one to the next; env `RESTORE_ROUNDS`, default 3;
 //! `MOOR_BENCH_DAEMON=PATH` runs another build of the daemon, to compare two builds back to
 //! back). Root, runc and /bin/busybox needed. Figures go into BENCHMARKS.md.
 
 mod common;
+
+#[allow(dead_code)]
+#[path = "common/dockerd.rs"]
+mod dockerd;
 
 #[allow(dead_code)]
 #[path = "../tests/common/prereq.rs"]
@@ -98,14 +106,20 @@ fn id_of(answer: &str) -> String {
     }
 }
 
-/// Creates and starts `n` busybox `sleep` containers, `CREATORS` clients at once.
-fn start_containers(sock: &Path, n: usize) -> Duration {
+/// moor's container: busybox `sleep`.
+const MOOR_BODY: &str = r#"{"Image":"bb","Cmd":["sleep","100000"]}"#;
+/// Docker's: the same image and command, `--network none`.
+const DOCKER_BODY: &str =
+    r#"{"Image":"bb","Cmd":["sleep","100000"],"HostConfig":{"NetworkMode":"none"}}"#;
+
+/// Creates and starts `n` containers of `body` on the API at `sock`, `CREATORS` clients at
+/// once.
+fn start_containers(sock: &Path, body: &str, n: usize) -> Duration {
     let t0 = Instant::now();
     std::thread::scope(|s| {
         for k in 0..CREATORS {
             let count = n / CREATORS + usize::from(k < n % CREATORS);
             s.spawn(move || {
-                let body = r#"{"Image":"bb","Cmd":["sleep","100000"]}"#;
                 for _ in 0..count {
                     let id = id_of(&request(sock, "POST", "/containers/create", body).unwrap());
                     let answer = request(sock, "POST", &format!("/containers/{id}/start"), "")
@@ -129,32 +143,59 @@ fn running_listed(sock: &Path) -> Option<usize> {
     status_is(&answer, "200").then(|| answer.matches(r#""State":"running""#).count())
 }
 
-/// One restart: (spawn to the first answer, spawn to N listed running, wall time of the
-/// first answer).
-fn restart(b: &mut Bench, n: usize) -> (Duration, Duration, SystemTime) {
-    let sock = b.socket();
-    let t0 = Instant::now();
-    b.spawn();
+/// Polls `GET /containers/json` on `sock` every 1 ms from `t0` until it lists `n` running:
+/// (`t0` to the first answer, `t0` to `n` listed, wall time of the first answer). Panics
+/// after `limit`, with `what` and the list.
+fn poll_listed(
+    sock: &Path,
+    n: usize,
+    t0: Instant,
+    limit: Duration,
+    what: &str,
+) -> (Duration, Duration, SystemTime) {
     let mut first = None;
     loop {
-        if let Some(listed) = running_listed(&sock) {
+        if let Some(listed) = running_listed(sock) {
             let at = (t0.elapsed(), SystemTime::now());
             let first = *first.get_or_insert(at);
             if listed == n {
                 return (first.0, t0.elapsed(), first.1);
             }
         }
-        if t0.elapsed() > Duration::from_secs(120) {
-            let kept = std::env::temp_dir().join("restore_runc-failed.log");
-            let _ = std::fs::copy(&b.log, &kept);
-            let states = request(&sock, "GET", "/containers/json?all=1", "").unwrap_or_default();
-            panic!(
-                "never listed {n} running: {states}\n(daemon log: {})",
-                kept.display()
-            );
+        if t0.elapsed() > limit {
+            let states = request(sock, "GET", "/containers/json?all=1", "").unwrap_or_default();
+            panic!("{what}: never listed {n} running: {states}");
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// One restart of moor: (spawn to the first answer, spawn to N listed running, wall time of
+/// the first answer). On a failure its log is kept beside the temp dir.
+fn restart(b: &mut Bench, n: usize) -> (Duration, Duration, SystemTime) {
+    b.kill9();
+    let kept = std::env::temp_dir().join("restore_runc-failed.log");
+    let t0 = Instant::now();
+    b.spawn();
+    let sock = b.socket();
+    let result =
+        std::panic::catch_unwind(|| poll_listed(&sock, n, t0, Duration::from_secs(120), "moor"));
+    result.unwrap_or_else(|e| {
+        let _ = std::fs::copy(&b.log, &kept);
+        eprintln!("(moor's log: {})", kept.display());
+        std::panic::resume_unwind(e)
+    })
+}
+
+/// One restart of Docker: SIGKILL to dockerd, its containerd's reap waited for (returned,
+/// not counted), then spawn to the first answer and to N listed running.
+fn restart_docker(d: &mut dockerd::Dockerd, n: usize) -> (Duration, Duration, Duration) {
+    let reap = d.kill9();
+    let t0 = Instant::now();
+    d.spawn();
+    let what = format!("dockerd (log: {})", d.log().display());
+    let (first, listed, _) = poll_listed(&d.socket(), n, t0, Duration::from_secs(300), &what);
+    (first, listed, reap)
 }
 
 /// The last `reconciler finished` line of the log: its time stamp and `elapsed_ms`.
@@ -184,9 +225,185 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// "median (min–max)" in ms.
+fn spread(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(0.0, f64::max);
+    format!("{:.1} ms ({min:.1}–{max:.1})", median(v))
+}
+
+/// Figures of one N, each a list over the rounds (ms).
+#[derive(Default)]
+struct Figures {
+    /// Containers running in each daemon.
+    n: usize,
+    /// moor: spawn to N listed running.
+    listed: Vec<f64>,
+    /// moor: spawn to the first answer.
+    first: Vec<f64>,
+    /// moor: the reconciler's `elapsed_ms`.
+    reconciler: Vec<f64>,
+    /// moor: the reconciler's end to the first answer.
+    gap: Vec<f64>,
+    /// Docker: spawn of dockerd to N listed running.
+    docker_listed: Vec<f64>,
+    /// Docker: spawn to the first answer.
+    docker_first: Vec<f64>,
+    /// Docker: the wait for containerd's reap before the spawn (not counted).
+    docker_reap: Vec<f64>,
+}
+
+/// `rounds` restarts of moor and (when there) Docker, alternating which goes first.
+fn measure(
+    b: &mut Bench,
+    mut docker: Option<&mut dockerd::Dockerd>,
+    n: usize,
+    rounds: usize,
+) -> Figures {
+    let mut f = Figures {
+        n,
+        ..Figures::default()
+    };
+    for round in 0..rounds {
+        let docker_first = round % 2 == 1;
+        if docker_first {
+            if let Some(d) = docker.as_deref_mut() {
+                measure_docker(d, &mut f);
+            }
+        }
+        let (first, listed, first_at) = restart(b, n);
+        let (finished_at, elapsed) = reconciler_finished(&b.log);
+        let first_at: DateTime<Utc> = first_at.into();
+        let gap = (first_at - finished_at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+        f.first.push(ms(first));
+        f.listed.push(ms(listed));
+        f.reconciler.push(elapsed);
+        f.gap.push(gap);
+        println!(
+            "N = {n}, moor: first answer {:.1} ms, {n} listed running {:.1} ms, reconciler {elapsed:.1} ms, its end to the first answer {gap:.1} ms",
+            ms(first),
+            ms(listed),
+        );
+        if !docker_first {
+            if let Some(d) = docker.as_deref_mut() {
+                measure_docker(d, &mut f);
+            }
+        }
+    }
+    f
+}
+
+fn measure_docker(d: &mut dockerd::Dockerd, f: &mut Figures) {
+    let n = f.n;
+    let (first, listed, reap) = restart_docker(d, n);
+    f.docker_first.push(ms(first));
+    f.docker_listed.push(ms(listed));
+    f.docker_reap.push(ms(reap));
+    println!(
+        "N = {n}, Docker: first answer {:.1} ms, {n} listed running {:.1} ms (containerd reaped {:.1} ms after the kill, not counted)",
+        ms(first),
+        ms(listed),
+        ms(reap)
+    );
+}
+
+/// The table of every N: medians with min–max, per container, and the factor.
+fn print_table(all: &[Figures]) {
+    println!();
+    println!("| N | moor: restart to N listed running | per container | Docker: restart to N listed running | per container | moor vs Docker |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for f in all {
+        let m = median(&f.listed);
+        let (docker, per, factor) = if f.docker_listed.is_empty() {
+            ("not run".to_string(), String::new(), String::new())
+        } else {
+            let d = median(&f.docker_listed);
+            (
+                spread(&f.docker_listed),
+                format!("{:.2} ms", d / f.n as f64),
+                format!("{:.1}× faster", d / m),
+            )
+        };
+        println!(
+            "| {} | {} | {:.2} ms | {docker} | {per} | {factor} |",
+            f.n,
+            spread(&f.listed),
+            m / f.n as f64,
+        );
+    }
+    println!();
+    for f in all {
+        print!(
+            "N = {}: moor first answer {}, reconciler {}, its end to the first answer {}",
+            f.n,
+            spread(&f.first),
+            spread(&f.reconciler),
+            spread(&f.gap)
+        );
+        if !f.docker_listed.is_empty() {
+            print!(
+                "; Docker first answer {}, containerd's reap (not counted) {}",
+                spread(&f.docker_first),
+                spread(&f.docker_reap)
+            );
+        }
+        println!();
+    }
+}
+
+/// Every N among the arguments, ascending (`first` when there is only the default).
+fn counts(first: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if v.is_empty() {
+        v.push(first);
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// MemAvailable from /proc/meminfo, in MiB.
+fn mem_available_mib() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// The moor daemon with the busybox image imported as `bb`, and the image's tar.
+fn start_moor(tmp: &Path, run_dir: PathBuf) -> Bench {
+    let mut b = Bench {
+        base: tmp.to_path_buf(),
+        run_dir,
+        child: None,
+        log: tmp.join("daemon.log"),
+    };
+    std::fs::write(b.base.join("bb.tar"), runc::busybox_tar()).expect("write bb.tar");
+    b.spawn();
+    let up = common::wait_ready(
+        &b.socket(),
+        Duration::from_secs(30),
+        Duration::from_millis(2),
+    );
+    assert!(up, "daemon never ready");
+    b.cli(&[
+        "image",
+        "import",
+        &b.base.join("bb.tar").to_string_lossy(),
+        "bb",
+    ]);
+    b
 }
 
 fn main() {
@@ -209,60 +426,32 @@ fn main() {
     let run_dir = run_tmp
         .as_ref()
         .map_or_else(|| tmp.path().join("run"), |t| t.path().to_path_buf());
-    let mut b = Bench {
-        base: tmp.path().to_path_buf(),
-        run_dir,
-        child: None,
-        log: tmp.path().join("daemon.log"),
-    };
-    std::fs::write(b.base.join("bb.tar"), runc::busybox_tar()).expect("write bb.tar");
-    b.spawn();
-    let up = common::wait_ready(
-        &b.socket(),
-        Duration::from_secs(30),
-        Duration::from_millis(2),
-    );
-    assert!(up, "daemon never ready");
-    b.cli(&[
-        "image",
-        "import",
-        &b.base.join("bb.tar").to_string_lossy(),
-        "bb",
-    ]);
-    let create_start = start_containers(&b.socket(), n);
-    assert_eq!(running_listed(&b.socket()), Some(n), "{n} running");
-
-    let (mut first, mut listed, mut reconciler, mut gap) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..rounds {
-        b.kill9();
-        let (f, l, first_at) = restart(&mut b, n);
-        let (finished_at, elapsed) = reconciler_finished(&b.log);
-        let first_at: DateTime<Utc> = first_at.into();
-        first.push(ms(f));
-        listed.push(ms(l));
-        reconciler.push(elapsed);
-        gap.push((first_at - finished_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
-        println!(
-            "round: first answer {:.1} ms, {n} listed running {:.1} ms, reconciler {elapsed:.1} ms, its end to the first answer {:.1} ms",
-            ms(f),
-            ms(l),
-            gap.last().copied().unwrap_or_default()
+    let mut b = start_moor(tmp.path(), run_dir);
+    let mut docker = dockerd::wanted().then(|| {
+        let d = dockerd::Dockerd::start(&tmp.path().join("docker"), true);
+        d.import_image(&tmp.path().join("bb.tar"), "bb");
+        d
+    });
+    let mut all = Vec::new();
+    let mut have = 0;
+    for n in counts(n) {
+        let each = ms(start_containers(&b.socket(), MOOR_BODY, n - have)) / (n - have) as f64;
+        assert_eq!(running_listed(&b.socket()), Some(n), "moor: {n} running");
+        print!(
+            "N = {n}: create+start through the API ({CREATORS} clients): moor {each:.1} ms each"
         );
+        if let Some(d) = &docker {
+            let each = ms(start_containers(&d.socket(), DOCKER_BODY, n - have));
+            assert_eq!(running_listed(&d.socket()), Some(n), "Docker: {n} running");
+            print!(", Docker {:.1} ms each", each / (n - have) as f64);
+        }
+        println!("; MemAvailable {} MiB", mem_available_mib());
+        have = n;
+        all.push(measure(&mut b, docker.as_mut(), n, rounds));
     }
-    println!("runc containers: {n}, rounds: {rounds} (medians below)");
-    println!(
-        "create+start through the API ({CREATORS} clients): {:.1} ms each",
-        ms(create_start) / n as f64
-    );
-    let listed = median(listed);
-    println!(
-        "restart to {n} listed running: {listed:.1} ms ({:.2} ms per container)",
-        listed / n as f64
-    );
-    println!("restart to the first answer: {:.1} ms", median(first));
-    println!("reconciler (its elapsed_ms): {:.1} ms", median(reconciler));
-    println!(
-        "reconciler's end to the first answer: {:.1} ms",
-        median(gap)
-    );
+    println!("rounds: {rounds} (medians, min–max)");
+    print_table(&all);
+    if let Some(d) = docker {
+        d.stop();
+    }
 }

@@ -1,12 +1,18 @@
 //! `moor run --rm IMAGE true` end to end (the CLI process, with the daemon on runc and a
 //! busybox image), against a bare `runc run` of an equivalent bundle, interleaved in the same
-//! run. Target: within 1.25x of runc (docker: 5-8x). Root only.
+//! run. Target: within 1.25x of runc. Beside them, in the same rounds, `docker run --rm
+//! --network none IMAGE true` (the docker CLI) against a private dockerd with the same image
+//! (see `common/dockerd.rs`; `MOOR_BENCH_DOCKER=0` leaves it out). Root only.
 //! `cargo bench --bench run_rm [-- N]` (default 30). Figures go into BENCHMARKS.md.
 //! `RUN_RM_BEFORE=DIR` (a directory holding another build's `moor` and `moor-shim`) times
 //! that build too, its CLI against its own daemon, interleaved round by round with this
 //! build and runc: before and after in one run.
 
 mod common;
+
+#[allow(dead_code)]
+#[path = "common/dockerd.rs"]
+mod dockerd;
 
 #[allow(dead_code)]
 #[path = "../tests/common/prereq.rs"]
@@ -151,11 +157,54 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Median, 10th and 90th percentile.
-fn summary(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+/// Median, 10th and 90th percentile, min and max.
+fn summary(mut v: Vec<Duration>) -> [Duration; 5] {
     v.sort();
     let at = |p: usize| v[(v.len() - 1) * p / 100];
-    (at(50), at(10), at(90))
+    [at(50), at(10), at(90), at(0), at(100)]
+}
+
+/// One line of figures for `what`; returns its median.
+fn report(what: &str, v: Vec<Duration>) -> Duration {
+    let [m, p10, p90, min, max] = summary(v);
+    println!(
+        "{what}: median {:.1} ms (p10 {:.1}, p90 {:.1}; min {:.1}, max {:.1})",
+        ms(m),
+        ms(p10),
+        ms(p90),
+        ms(min),
+        ms(max)
+    );
+    m
+}
+
+/// The figures of moor (`m`), bare runc (`r`) and Docker (`k`, empty when not run) and
+/// their ratios; the median of runc.
+fn print_results(m: Vec<Duration>, r: Vec<Duration>, k: Vec<Duration>) -> Duration {
+    let rm = report("runc run (baseline)", r);
+    let mm = report("moor run --rm bb true", m);
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!("moor vs runc: {:.2}x (target 1.25x)", ratio(mm, rm));
+    if !k.is_empty() {
+        let km = report("docker run --rm --network none bb true", k);
+        println!(
+            "Docker vs runc: {:.2}x; moor {:.1}x faster than Docker",
+            ratio(km, rm),
+            ratio(km, mm)
+        );
+    }
+    rm
+}
+
+/// A private dockerd with the busybox image as `bb`, when Docker is wanted.
+fn start_docker(base: &Path) -> Option<dockerd::Dockerd> {
+    if !dockerd::wanted() {
+        println!("Docker: not run (MOOR_BENCH_DOCKER=0)");
+        return None;
+    }
+    let d = dockerd::Dockerd::start(&base.join("docker"), false);
+    d.import_image(&base.join("bb.tar"), "bb");
+    Some(d)
 }
 
 /// A daemon of one build with the busybox image imported, its run directory on tmpfs (as
@@ -184,18 +233,6 @@ fn daemon(
     (d, run_tmp)
 }
 
-fn report(name: &str, v: Vec<Duration>, baseline: Duration) -> Duration {
-    let (median, p10, p90) = summary(v);
-    println!(
-        "{name}: median {:.1} ms (p10 {:.1}, p90 {:.1}), {:.2}x runc (target 1.25x)",
-        ms(median),
-        ms(p10),
-        ms(p90),
-        median.as_secs_f64() / baseline.as_secs_f64()
-    );
-    median
-}
-
 fn main() {
     let Some(n) = common::count("run_rm", 30) else {
         return;
@@ -214,6 +251,7 @@ fn main() {
         .map(|dir| daemon(&base.join("before"), &tar, Some(dir)));
     let bundle = base.join("bundle");
     runc_bundle(&d, &tar, &bundle);
+    let docker = start_docker(base);
 
     let runc_root = base.join("runc-root");
     let mut count = 0;
@@ -227,38 +265,48 @@ fn main() {
                 .current_dir(&bundle),
         )
     };
+    let docker_run = || {
+        docker.as_ref().map(|dk| {
+            time(
+                dk.cli_command()
+                    .args(["run", "--rm", "--network", "none", "bb", "true"]),
+            )
+        })
+    };
     // Warm-up (page cache, first cgroup creation), then interleaved so that load from
     // elsewhere on the machine hits every contender alike.
-    let (mut m, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut m, mut r, mut b, mut k) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // The order turns each round: whoever follows a moor run shares the machine with its
     // background clean-up (`runc delete`, unmount), and that cost rotates too.
     for round in 0..n + 3 {
-        let (mut tm, mut tr, mut tb) = (None, None, None);
-        for k in 0..3 {
-            match (round + k) % 3 {
+        let (mut tm, mut tr, mut tb, mut tk) = (None, None, None, None);
+        for i in 0..4 {
+            match (round + i) % 4 {
                 0 => tm = Some(d.run_rm()),
                 1 => tr = Some(runc_run()),
-                _ => tb = before.as_ref().map(|(d, _)| d.run_rm()),
+                2 => tb = before.as_ref().map(|(d, _)| d.run_rm()),
+                _ => tk = docker_run(),
             }
         }
         if round >= 3 {
             m.extend(tm);
             r.extend(tr);
             b.extend(tb);
+            k.extend(tk);
         }
     }
     println!("runs: {n} each, interleaved");
-    let (rm, r10, r90) = summary(r);
-    println!(
-        "runc run (baseline): median {:.1} ms (p10 {:.1}, p90 {:.1})",
-        ms(rm),
-        ms(r10),
-        ms(r90)
-    );
-    report("moor run --rm bb true", m, rm);
+    let rm = print_results(m, r, k);
     if let Some(dir) = &before_dir {
-        report(&format!("before ({})", dir.display()), b, rm);
+        let bm = report(&format!("before ({})", dir.display()), b);
+        println!(
+            "before vs runc: {:.2}x",
+            bm.as_secs_f64() / rm.as_secs_f64()
+        );
     }
     drop(before);
+    if let Some(dk) = docker {
+        dk.stop();
+    }
     drop(d);
 }

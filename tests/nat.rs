@@ -224,6 +224,7 @@ impl Lab {
             name: BRIDGE.into(),
             subnet: Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], 0),
             prefix_len: 24,
+            internal: false,
         }
     }
 }
@@ -369,4 +370,24 @@ fn a_key_held_by_another_container_is_neither_taken_nor_removed() {
         lab.fetch("http://127.0.0.1:18082/").is_err(),
         "removed with the table"
     );
+}
+
+#[test]
+fn a_bridge_leaves_a_table_an_older_moor_made_without_the_isolation_sets() {
+    let lab = Lab::new();
+    let old = "add table ip moor\n\
+        add set ip moor bridges { type ifname; }\n\
+        add set ip moor subnets { type ipv4_addr; flags interval; }\n\
+        add element ip moor bridges { moortest0 }\n\
+        add element ip moor subnets { 10.231.7.0/24 }\n";
+    let script = format!("printf '{old}' | nft -f -");
+    ns_ok(&lab.host, &["sh", "-c", &script]);
+    let forgot = lab.nat(|| nat::forget(&Lab::bridge()).map_err(|e| e.to_string()));
+    assert_eq!(forgot, Ok(()));
+    let listing = lab.nat(nat::list).expect("list").expect("table present");
+    assert!(
+        listing.bridges.is_empty() && listing.subnets.is_empty(),
+        "{listing:?}"
+    );
+    assert!(listing.isolated.is_empty(), "{listing:?}");
 }

@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::netns::{host_network, TestNetns};
+use common::netns::{host_network, Outside, TestNetns};
 use common::runc::skip_reason;
 use common::{wait_for, Daemon};
 use serde_json::Value;
@@ -191,67 +191,6 @@ fn a_running_container_is_connected_and_disconnected_and_keeps_both_across_a_kil
     drop(d);
     drop(ns);
     assert_eq!(host_network(), before, "the host's network is unchanged");
-}
-
-/// A second namespace of the test's, joined to the daemon's by a veth (`10.93.0.1` on the
-/// daemon's side, `10.93.0.2` in it), serving a page on port 80: "outside" for containers.
-struct Outside {
-    ns: TestNetns,
-    httpd: Child,
-    _www: tempfile::TempDir,
-}
-
-impl Outside {
-    fn new(daemon_ns: &TestNetns) -> Outside {
-        let ns = TestNetns::new();
-        daemon_ns.ok(&[
-            "ip", "link", "add", "mtout0", "type", "veth", "peer", "name", "mtout1", "netns",
-            &ns.name,
-        ]);
-        daemon_ns.ok(&["ip", "addr", "add", "10.93.0.1/24", "dev", "mtout0"]);
-        daemon_ns.ok(&["ip", "link", "set", "mtout0", "up"]);
-        ns.ok(&["ip", "addr", "add", "10.93.0.2/24", "dev", "mtout1"]);
-        ns.ok(&["ip", "link", "set", "mtout1", "up"]);
-        let www = tempfile::tempdir().expect("tempdir");
-        std::fs::write(www.path().join("index.html"), "outside-page\n").expect("page");
-        let httpd = Command::new("nsenter")
-            .args([
-                "-t",
-                &ns.pid().to_string(),
-                "-n",
-                "--",
-                "busybox",
-                "httpd",
-                "-f",
-            ])
-            .args(["-p", "80", "-h"])
-            .arg(www.path())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("busybox httpd");
-        let listening = wait_for(Duration::from_secs(10), || {
-            !ns.ok(&["ss", "-Hltn", "sport = :80"]).trim().is_empty()
-        });
-        assert!(listening, "the outside server listens");
-        let up = daemon_ns.http_get("10.93.0.2", 80);
-        assert!(
-            up.is_some_and(|p| p.contains("outside-page")),
-            "the outside page"
-        );
-        Outside {
-            ns,
-            httpd,
-            _www: www,
-        }
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        let _ = self.httpd.kill();
-        let _ = self.httpd.wait();
-        let _ = &self.ns;
-    }
 }
 
 fn create(d: &Daemon, body: Value) -> common::HttpResponse {

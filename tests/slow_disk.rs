@@ -3,12 +3,19 @@
 //! waits while that file exists, see `src/host/fault.rs`) stands for a disk whose fsync
 //! hangs. While a removal waits for its flush, the list, inspect of other containers and
 //! `/_ping` answer within 1 s, the removal's own answer waits for the flush (flushed before
-//! acknowledged), and once the disk is back every write completes.
+//! acknowledged), and once the disk is back every write completes. The same holds for the
+//! writes of the Supervisor (a rename, an image tag, a volume's create, a network's create)
+//! and for the spec
+//! file's rewrite (fail point `spec-fsync`): each waits alone, and survives a kill -9 once
+//! answered.
 
 mod common;
 
+use std::path::Path;
+use std::process::Child;
 use std::time::Duration;
 
+use common::netns::TestNetns;
 use common::{wait_for, Daemon, HttpResponse, LIVE_RESTORE_ON};
 
 /// How long another request may take while the disk is slow.
@@ -67,4 +74,119 @@ fn a_slow_disk_holds_up_only_the_requests_that_wrote() {
     assert_eq!(listed_state(&list, "gone"), None, "{}", list.body);
     d.cli_ok(&["stop", "-t", "1", "other"]);
     assert_eq!(d.inspect_field("other", "{{.State.Status}}"), "exited");
+}
+
+/// While `switch` exists, `cli` (a write started in the background) is not answered, and
+/// the list, inspect of the running container `other` and `/_ping` answer within 1 s; once
+/// `switch` is gone, `cli` succeeds.
+fn waits_alone(d: &Daemon, switch: &Path, cli: &[&str]) {
+    eprintln!(
+        "held: {}, in the background: moor {cli:?}",
+        switch.display()
+    );
+    std::fs::write(switch, b"").expect("make the disk slow");
+    let mut write = d.cli_in_background(cli);
+    std::thread::sleep(Duration::from_millis(300));
+    let list = d.within_deadline("GET", "/v1.44/containers/json?all=1", DEADLINE);
+    assert_eq!(list.status, 200, "{cli:?}: {}", list.body);
+    let other = d.within_deadline("GET", "/v1.44/containers/other/json", DEADLINE);
+    assert_eq!(other.status, 200, "{cli:?}: {}", other.body);
+    assert_eq!(other.json()["State"]["Status"], "running");
+    let ping = d.within_deadline("GET", "/_ping", DEADLINE);
+    assert_eq!(ping.status, 200, "{cli:?}: {}", ping.body);
+    assert!(
+        write.try_wait().expect("try_wait").is_none(),
+        "{cli:?} was answered before its write was durable"
+    );
+    std::fs::remove_file(switch).expect("the disk is back");
+    answered(write, cli);
+}
+
+fn answered(write: Child, cli: &[&str]) {
+    let out = write.wait_with_output().expect("wait for moor");
+    assert!(
+        out.status.success(),
+        "{cli:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn supervisor_writes_and_spec_files_wait_alone_for_a_slow_disk_and_survive_a_kill9() {
+    let slow = tempfile::tempdir().expect("tempdir");
+    let (store, spec) = (slow.path().join("store"), slow.path().join("spec"));
+    let points = format!(
+        "store-flush=return({});spec-fsync=return({})",
+        store.display(),
+        spec.display()
+    );
+    let mut d = Daemon::start_with_env(LIVE_RESTORE_ON, &[("FAILPOINTS", &points)]);
+    d.run_detached(&["--name", "other", "host", "sleep", "1000"]);
+    d.cli_ok(&["create", "--name", "first", "host", "true"]);
+    d.import_busybox("one:1");
+
+    // The store's flush held: the Supervisor's writes.
+    waits_alone(&d, &store, &["rename", "first", "second"]);
+    waits_alone(&d, &store, &["image", "tag", "one:1", "two:1"]);
+    waits_alone(&d, &store, &["volume", "create", "kept"]);
+    // The spec file's fsync held: its rewrite by a rename and an update.
+    waits_alone(&d, &spec, &["rename", "second", "third"]);
+    waits_alone(&d, &spec, &["update", "--restart", "always", "third"]);
+
+    d.kill9();
+    d.restart();
+    assert_eq!(d.inspect_field("third", "{{.Name}}"), "/third");
+    assert_eq!(
+        d.inspect_field("third", "{{.HostConfig.RestartPolicy.Name}}"),
+        "always"
+    );
+    let spec_file = d
+        .container_dir(&d.inspect_field("third", "{{.Id}}"))
+        .join("config.v2.json");
+    let written = std::fs::read_to_string(&spec_file).expect("the spec file");
+    assert!(written.contains("\"third\""), "{written}");
+    let tagged = d.http("GET", "/images/two:1/json", None);
+    assert_eq!(tagged.status, 200, "{}", tagged.body);
+    let kept = d.http("GET", "/volumes/kept", None);
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    d.cli_ok(&["stop", "-t", "1", "other"]);
+}
+
+#[test]
+fn a_network_create_waits_alone_for_a_slow_disk_and_survives_a_kill9() {
+    let slow = tempfile::tempdir().expect("tempdir");
+    let store = slow.path().join("store");
+    let points = format!("store-flush=return({})", store.display());
+    let ns = TestNetns::new();
+    let config = r#"{"live-restore": true, "bridge": "moor0"}"#;
+    let mut d = ns.daemon_with_env(config, "process", &[("FAILPOINTS", &points)]);
+    d.run_detached(&[
+        "--name",
+        "other",
+        "--network",
+        "none",
+        "host",
+        "sleep",
+        "1000",
+    ]);
+
+    waits_alone(
+        &d,
+        &store,
+        &["network", "create", "--subnet", "10.71.0.0/24", "front"],
+    );
+    let id = d.http("GET", "/networks/front", None).json()["Id"]
+        .as_str()
+        .expect("the network's id")
+        .to_string();
+    let bridge = format!("moor-{}", &id[..10]);
+    assert!(ns.links().contains(&bridge), "{:?}", ns.links());
+
+    d.kill9();
+    d.restart();
+    let front = d.http("GET", "/networks/front", None);
+    assert_eq!(front.status, 200, "{}", front.body);
+    assert_eq!(front.json()["Id"], id.as_str());
+    d.cli_ok(&["stop", "-t", "1", "other"]);
+    d.cli_ok(&["network", "rm", "front"]);
 }

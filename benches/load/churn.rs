@@ -32,26 +32,33 @@ pub struct Removed {
 }
 
 /// Runs `clients` threads sharing `total` containers; returns the figures and what each
-/// removed. Container `i` of client `c` is named `churn-c-i`.
-pub fn run(sock: &Path, clients: usize, total: usize) -> (Ops, Vec<Removed>) {
+/// removed. Container `i` of client `c` in round `round` is named `churn-round-c-i`.
+pub fn run(sock: &Path, round: usize, clients: usize, total: usize) -> (Ops, Vec<Removed>) {
     let threads: Vec<_> = (0..clients)
         .map(|c| {
             let sock = sock.to_path_buf();
             let share = total / clients + usize::from(c < total % clients);
-            std::thread::spawn(move || client(&sock, c, share))
+            std::thread::spawn(move || client(&sock, round, c, share))
         })
         .collect();
     let mut ops = Ops::default();
     let mut removed = Vec::new();
     for t in threads {
         let (o, r) = t.join().expect("churn client panicked");
-        ops.create.merge(o.create);
-        ops.start.merge(o.start);
-        ops.stop.merge(o.stop);
-        ops.remove.merge(o.remove);
+        ops.merge(o);
         removed.extend(r);
     }
     (ops, removed)
+}
+
+impl Ops {
+    /// Adds the figures of `other` (another client, another round).
+    pub fn merge(&mut self, other: Ops) {
+        self.create.merge(other.create);
+        self.start.merge(other.start);
+        self.stop.merge(other.stop);
+        self.remove.merge(other.remove);
+    }
 }
 
 /// Times one call; a non-2xx status (or an I/O error) is an error.
@@ -82,13 +89,13 @@ fn timed(
     }
 }
 
-fn client(sock: &Path, c: usize, count: usize) -> (Ops, Vec<Removed>) {
+fn client(sock: &Path, round: usize, c: usize, count: usize) -> (Ops, Vec<Removed>) {
     let mut conn = Conn::open(sock).expect("connect");
     let mut ops = Ops::default();
     let mut removed = Vec::new();
     let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
     for i in 0..count {
-        let path = format!("/containers/create?name=churn-{c}-{i}");
+        let path = format!("/containers/create?name=churn-{round}-{c}-{i}");
         let Some(created) = timed(&mut conn, &mut ops.create, "POST", &path, body) else {
             continue;
         };

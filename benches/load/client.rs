@@ -1,12 +1,18 @@
 //! A raw HTTP/1.1 client on the daemon's unix socket (one per bench thread), and latency
-//! figures. The daemon closes each connection after its answer (`Connection: close`): the
-//! client connects again for the next request, and that connect is part of the latency. The client reads each answer whole (Content-Length or chunked) but does
-//! not parse its body: on 2 cores, the bench's own JSON parsing would steal the daemon's CPU.
+//! figures. The connection is kept alive; when an answer says `Connection: close` (a daemon
+//! of one request per connection, before keep-alive came back) the client connects again for
+//! the next request, and that connect is part of the latency. The client reads each answer
+//! whole (Content-Length or chunked) but does not parse its body: on 2 cores, the bench's own
+//! JSON parsing would steal the daemon's CPU.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
+
+/// How long an answer may take before it counts as an I/O error: dockerd's start of a
+/// container took over 60 s here at a load average of 60–140 (other builds on 2 cores).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A client's connection, opened again when the daemon closed the last one.
 pub struct Conn {
@@ -45,7 +51,7 @@ impl Conn {
 
     fn connect(sock: &Path) -> std::io::Result<BufReader<UnixStream>> {
         let s = UnixStream::connect(sock)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         Ok(BufReader::with_capacity(256 * 1024, s))
     }
 

@@ -368,7 +368,8 @@ fn image_status(e: &crate::daemon::image::ImageOwnerError) -> StatusCode {
         ImageOwnerError::Store(_)
         | ImageOwnerError::Containers(_)
         | ImageOwnerError::Records(_)
-        | ImageOwnerError::Files(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        | ImageOwnerError::Files(_)
+        | ImageOwnerError::Flush(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

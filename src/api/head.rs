@@ -1,5 +1,5 @@
-//! The checks of a connection's first request head, made where it is peeked at
-//! ([`crate::api::hijack::peek`]): what actix-http would refuse with a plain-text or empty
+//! The checks of every request head, made where it is peeked at
+//! ([`crate::api::peek`]): what actix-http would refuse with a plain-text or empty
 //! 400 is refused here with Docker's JSON `{"message": ...}` naming the problem, and the
 //! numbers a hijacked route reads (its `Content-Length`) are parsed with checks. The rules
 //! are actix-http 3's (`h1/decoder.rs`), so nothing it would serve is refused.
@@ -66,6 +66,27 @@ pub fn check(req: &httparse::Request<'_, '_>) -> Result<BodyFacts, ApiError> {
             Err(bad("both Content-Length and Transfer-Encoding"))
         }
         _ => Ok(facts),
+    }
+}
+
+/// Whether the connection may carry another request after this one (RFC 9112 §9.3, as
+/// actix-http decides it): HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+/// `Connection: keep-alive`.
+pub fn keeps_alive(req: &httparse::Request<'_, '_>) -> bool {
+    let tokens = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|b| *b == b','))
+        .map(|t| t.trim_ascii());
+    let (mut close, mut keep) = (false, false);
+    for t in tokens {
+        close |= t.eq_ignore_ascii_case(b"close");
+        keep |= t.eq_ignore_ascii_case(b"keep-alive");
+    }
+    match req.version {
+        Some(1) => !close,
+        _ => keep && !close,
     }
 }
 
@@ -157,5 +178,25 @@ mod tests {
             Err(ApiError::LengthRequired { .. })
         ));
         assert!(checked("GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn keep_alive_is_decided_as_http_says() {
+        let keeps = |head: &str| {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            assert!(req.parse(head.as_bytes()).expect("parses").is_complete());
+            keeps_alive(&req)
+        };
+        assert!(keeps("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(keeps(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n\r\n"
+        ));
+        assert!(!keeps(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n"
+        ));
+        assert!(!keeps("GET / HTTP/1.1\r\nConnection: te, close\r\n\r\n"));
+        assert!(!keeps("GET / HTTP/1.0\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
     }
 }

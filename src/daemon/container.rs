@@ -242,7 +242,12 @@ impl ContainerActor {
         &mut self,
         spec_on_disk: futures_util::future::BoxFuture<'static, bool>,
     ) -> ResponseActFuture<Self, Result<(), ContainerError>> {
-        let spec = match self.promote_before_start().and_then(|()| self.start_spec()) {
+        // A spec promoted now (its network) has its file rewritten before the shim.
+        let promoted = match self.promote_before_start() {
+            Ok(promoted) => promoted,
+            Err(e) => return refused(e, spec_on_disk, self),
+        };
+        let spec = match self.start_spec() {
             Ok(spec) => spec.into_owned(),
             Err(e) => return refused(e, spec_on_disk, self),
         };
@@ -272,22 +277,25 @@ impl ContainerActor {
         // nothing does nothing).
         let flushed = self.shared.durable.flushed(self.written);
         let ready = async move { futures_util::future::join(flushed, spec_on_disk).await };
-        let ready = ready.into_actor(self).then(|(flushed, on_disk), act, _| {
-            let spec_file = match (flushed, on_disk) {
-                (Err(e), _) => Err(ContainerError::from(e)),
-                (Ok(()), true) => Ok(()),
-                (Ok(()), false) => {
+        let ready = ready
+            .into_actor(self)
+            .then(move |(flushed, on_disk), act, _| {
+                if !on_disk {
                     warn!(parent: &act.span, "spec file missing or not synced: writing it again");
-                    crate::daemon::supervisor::write_spec_file(&act.shared, &act.record)
                 }
-            };
-            async move {
-                spec_file?;
-                fault::point("start-persisted");
-                Ok::<_, ContainerError>(started.await)
-            }
-            .into_actor(act)
-        });
+                // Rewritten on the blocking pool, before this start goes on.
+                let rewrite = (flushed.is_ok() && (promoted || !on_disk))
+                    .then(|| crate::daemon::supervisor::write_spec_file(&act.shared, &act.record));
+                async move {
+                    flushed?;
+                    if let Some(rewrite) = rewrite {
+                        rewrite.await?;
+                    }
+                    fault::point("start-persisted");
+                    Ok::<_, ContainerError>(started.await)
+                }
+                .into_actor(act)
+            });
         Box::pin(ready.map(|outcome, act, ctx| match outcome {
             Ok(outcome) => act.after_start(outcome, ctx),
             Err(e) => {
@@ -548,17 +556,35 @@ impl Handler<InspectContainer> for ContainerActor {
 }
 
 impl Handler<RenameContainer> for ContainerActor {
-    type Result = Result<(), ContainerError>;
+    type Result = AtomicResponse<Self, Result<(), ContainerError>>;
 
+    /// The new name is committed at once (a later create finds it taken); the answer waits
+    /// for its flush and the spec file's rewrite, neither on the actors' thread.
     fn handle(&mut self, msg: RenameContainer, _: &mut Context<Self>) -> Self::Result {
-        crate::daemon::supervisor::validate_name(&msg.new_name)?;
-        self.shared
+        let old = match self.rename(msg.new_name) {
+            Ok(old) => old,
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
+        let done = self.after_durable_spec(Box::pin(fut::ready(Ok(()))));
+        AtomicResponse::new(Box::pin(done.map(move |res, act, _| {
+            res?;
+            info!(parent: &act.span, from = %old, to = %act.record.name, "renamed");
+            act.emit("rename", &[("oldName", format!("/{old}"))]);
+            Ok(())
+        })))
+    }
+}
+
+impl ContainerActor {
+    /// Commits the name `new_name` (store and record); returns the old one.
+    fn rename(&mut self, new_name: String) -> Result<String, ContainerError> {
+        crate::daemon::supervisor::validate_name(&new_name)?;
+        self.written = self
+            .shared
             .store
-            .rename(&self.record.id, &msg.new_name)
+            .rename_unflushed(&self.record.id, &new_name)
             .map_err(crate::daemon::supervisor::name_conflict)?;
-        info!(parent: &self.span, from = %self.record.name, to = %msg.new_name, "renamed");
-        let old = std::mem::replace(&mut self.record.name, msg.new_name);
-        self.emit("rename", &[("oldName", format!("/{old}"))]);
-        crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
+        self.shared.durable.request();
+        Ok(std::mem::replace(&mut self.record.name, new_name))
     }
 }

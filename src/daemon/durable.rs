@@ -1,12 +1,14 @@
-//! Group commit for the store, off the actors' thread. An actor commits a transition in
-//! memory (sled, a few microseconds) on its own thread; the flush that makes it durable (an
-//! fsync, milliseconds on a good disk and seconds on a bad one) runs on the `moor-flush`
-//! thread, one flush for every write that waited for it. The actor waits for its write's
-//! flush without blocking the thread every actor shares ([`Durability::flushed`]), before
-//! the step the write announces (a shim spawned, a signal sent, files removed); the API
-//! waits for it before answering ([`Durability::barrier`]). So "every transition is flushed
-//! to disk before the daemon acknowledges it" still holds, and a slow disk holds up only the
-//! operations that wrote, never the others.
+//! Group commit for the store, off the actors' thread. An actor commits a write in memory
+//! (sled, a few microseconds) on its own thread: a container's transition or rename, or the
+//! Supervisor's record of a create, an image, a volume or a network. The flush that makes
+//! it durable (an fsync, milliseconds on a good disk and seconds on a bad one) runs on the
+//! `moor-flush` thread, one flush for every write that waited for it. The actor waits for
+//! its write's flush without blocking the thread every actor shares
+//! ([`Durability::flushed`]), before the step the write announces (a shim spawned, a signal
+//! sent, files removed, a bridge made) or its answer; the API waits for it before answering
+//! ([`Durability::barrier`]). So "every transition is flushed to disk before the daemon
+//! acknowledges it" still holds, and a slow disk holds up only the operations that wrote,
+//! never the others.
 
 use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex};
@@ -154,7 +156,6 @@ fn run(flusher: &Flusher, shared: &Shared, tx: &watch::Sender<Flushed>) {
             }
             requests.pending = false;
         }
-        crate::host::fault::delay("store-flush");
         let target = flusher.committed();
         match flusher.flush() {
             Ok(seq) => tx.send_modify(|f| {

@@ -16,8 +16,9 @@
 //! yet); for a start on the bridge network, in the runtime: `network-attached` (the
 //! container's netns, veth and /etc files made, no bundle yet) and `ports-published` (its
 //! ports in the NAT table, the shim not started). One point slows instead of killing:
-//! `store-flush=return(PATH)` makes the store's flush thread wait while PATH exists (a disk
-//! whose fsync hangs: `tests/slow_disk.rs`). The points themselves live in `host::fault`,
+//! `store-flush=return(PATH)` makes every flush of the store wait while PATH exists (a disk
+//! whose fsync hangs: `tests/slow_disk.rs`), and `spec-fsync=return(PATH)` likewise every
+//! durable write or fsync of a container's spec file. The points themselves live in `host::fault`,
 //! so the runtime below the daemon can place them.
 
 /// Holds the armed points for the daemon's life (see [`setup`]).

@@ -3,9 +3,11 @@
 //! the image check of a container create, so a `rmi` racing a `create` cannot leave a
 //! container whose image is gone. What is slow stays off its thread: an import is unpacked
 //! (and a pull downloaded) on a blocking pool before [`CommitImage`], whose step is renames
-//! and the record's write (a sled write and flush, as a container create's); a deleted
-//! image's tree is moved aside at once and removed on a blocking pool; each image's
-//! metadata file (`image.json`) is rewritten there too.
+//! and the record's write, committed on its thread and flushed by the store's flush thread
+//! (`daemon::durable`), as a container create's: every answer waits for its write's flush
+//! without holding the thread. A deleted image's tree is moved aside at once and removed on
+//! a blocking pool once its record's removal is durable; each image's metadata file
+//! (`image.json`) is rewritten there too.
 
 use std::sync::Mutex;
 
@@ -51,6 +53,9 @@ pub enum ImageOwnerError {
     /// The image's files could not be put in place or moved aside.
     #[error(transparent)]
     Files(#[from] ImageError),
+    /// The record's write was committed but its flush failed.
+    #[error(transparent)]
+    Flush(#[from] crate::daemon::durable::FlushError),
     /// A pulled layer was removed (no image listed it yet) before the pull's commit: the
     /// pull fetches it again.
     #[error("layer {0} was removed while the pull ran")]
@@ -156,7 +161,11 @@ fn records(shared: &Shared) -> Result<ImageStore, ImageOwnerError> {
 
 /// Rewrites each image's own copy of its record (for a store rebuild) on a blocking pool;
 /// a failure is logged only (the store has the record).
-fn save_metadata(shared: &Shared, images: ImageStore) {
+fn save_metadata(shared: &Shared) {
+    let images = match records(shared) {
+        Ok(images) => images,
+        Err(e) => return warn!(error = %e, "cannot open the images to write their metadata"),
+    };
     let dirs = ImageDirs::new(&shared.layout.root);
     tokio::task::spawn_blocking(move || {
         let _order = METADATA.lock().unwrap_or_else(|p| p.into_inner());
@@ -180,10 +189,48 @@ pub fn check_create(shared: &Shared, spec: &ContainerSpec) -> Result<(), ImageOw
     }
 }
 
-impl Handler<CommitImage> for Supervisor {
-    type Result = Result<Committed, ImageOwnerError>;
+/// The answer to an image write: `out` once the write of counter `seq` is durable.
+fn once_durable<T: Send + 'static>(
+    shared: &Shared,
+    written: Result<(T, u64), ImageOwnerError>,
+) -> ResponseFuture<Result<T, ImageOwnerError>> {
+    let flushed = written
+        .as_ref()
+        .ok()
+        .map(|(_, seq)| shared.durable.flushed(*seq));
+    Box::pin(async move {
+        let (out, _) = written?;
+        if let Some(flushed) = flushed {
+            if let Err(e) = flushed.await {
+                // What `out` holds on disk (a work directory, files moved aside) is
+                // removed off the actors' thread.
+                tokio::task::spawn_blocking(move || drop(out));
+                return Err(e.into());
+            }
+        }
+        Ok(out)
+    })
+}
 
+impl Handler<CommitImage> for Supervisor {
+    type Result = ResponseFuture<Result<Committed, ImageOwnerError>>;
+
+    /// Committed here (a create or removal after it sees it), answered once durable.
     fn handle(&mut self, msg: CommitImage, _: &mut Context<Self>) -> Self::Result {
+        let shared = self.shared.clone();
+        let answer = once_durable(&self.shared, self.commit_image(msg));
+        Box::pin(async move {
+            let committed = answer.await?;
+            crate::daemon::fault::point("image-recorded");
+            save_metadata(&shared);
+            Ok(committed)
+        })
+    }
+}
+
+impl Supervisor {
+    /// An import's or pull's commit up to its record's committed write.
+    fn commit_image(&self, msg: CommitImage) -> Result<(Committed, u64), ImageOwnerError> {
         let dirs = ImageDirs::new(&self.shared.layout.root);
         let id = msg.record.id.clone();
         crate::daemon::fault::point("image-unpacked");
@@ -206,47 +253,81 @@ impl Handler<CommitImage> for Supervisor {
             }
         };
         crate::daemon::fault::point("image-committed");
-        let images = records(&self.shared)?;
-        let record = images.add(&msg.record, msg.name.as_deref())?;
-        crate::daemon::fault::point("image-recorded");
-        save_metadata(&self.shared, images);
-        Ok(Committed { record, leftover })
+        let added = records(&self.shared)?.add_unflushed(&msg.record, msg.name.as_deref());
+        let (record, seq) = match added {
+            Ok(added) => added,
+            Err(e) => {
+                tokio::task::spawn_blocking(move || drop(leftover));
+                return Err(e.into());
+            }
+        };
+        Ok((Committed { record, leftover }, seq))
     }
 }
 
+/// The answer to a change of names: the record once durable, then the metadata files.
+fn names_changed(
+    shared: &std::sync::Arc<Shared>,
+    written: Result<(ImageRecord, u64), ImageOwnerError>,
+) -> ResponseFuture<Result<ImageRecord, ImageOwnerError>> {
+    let (shared, answer) = (shared.clone(), once_durable(shared, written));
+    Box::pin(async move {
+        let rec = answer.await?;
+        save_metadata(&shared);
+        Ok(rec)
+    })
+}
+
 impl Handler<TagImage> for Supervisor {
-    type Result = Result<ImageRecord, ImageOwnerError>;
+    type Result = ResponseFuture<Result<ImageRecord, ImageOwnerError>>;
 
     fn handle(&mut self, msg: TagImage, _: &mut Context<Self>) -> Self::Result {
-        let images = records(&self.shared)?;
-        let img = images
-            .resolve(&msg.image)?
-            .ok_or(ImageOwnerError::NoSuchImage(msg.image))?;
-        let rec = images.add(&img, Some(&msg.name))?;
-        save_metadata(&self.shared, images);
-        Ok(rec)
+        let tagged = records(&self.shared).and_then(|images| {
+            let img = images
+                .resolve(&msg.image)?
+                .ok_or(ImageOwnerError::NoSuchImage(msg.image))?;
+            Ok(images.add_unflushed(&img, Some(&msg.name))?)
+        });
+        names_changed(&self.shared, tagged)
     }
 }
 
 impl Handler<AddRepoDigest> for Supervisor {
-    type Result = Result<ImageRecord, ImageOwnerError>;
+    type Result = ResponseFuture<Result<ImageRecord, ImageOwnerError>>;
 
     fn handle(&mut self, msg: AddRepoDigest, _: &mut Context<Self>) -> Self::Result {
-        let images = records(&self.shared)?;
-        let mut img = images
-            .get(&msg.id)?
-            .ok_or(ImageOwnerError::NoSuchImage(msg.id))?;
-        img.repo_digests = vec![msg.digest];
-        let rec = images.add(&img, None)?;
-        save_metadata(&self.shared, images);
-        Ok(rec)
+        let added = records(&self.shared).and_then(|images| {
+            let mut img = images
+                .get(&msg.id)?
+                .ok_or(ImageOwnerError::NoSuchImage(msg.id))?;
+            img.repo_digests = vec![msg.digest];
+            Ok(images.add_unflushed(&img, None)?)
+        });
+        names_changed(&self.shared, added)
     }
 }
 
 impl Handler<RemoveImage> for Supervisor {
-    type Result = Result<ImageRemoved, ImageOwnerError>;
+    type Result = ResponseFuture<Result<ImageRemoved, ImageOwnerError>>;
 
+    /// Committed here; answered (and so the files removed by the caller) once durable.
     fn handle(&mut self, msg: RemoveImage, _: &mut Context<Self>) -> Self::Result {
+        let removed = self.remove_image(msg);
+        let untagged = matches!(removed, Ok((ImageRemoved::Untagged { .. }, _)));
+        let (shared, answer) = (self.shared.clone(), once_durable(&self.shared, removed));
+        Box::pin(async move {
+            let removed = answer.await?;
+            if untagged {
+                save_metadata(&shared);
+            }
+            Ok(removed)
+        })
+    }
+}
+
+impl Supervisor {
+    /// A removal up to its committed write.
+    fn remove_image(&mut self, msg: RemoveImage) -> Result<(ImageRemoved, u64), ImageOwnerError> {
         let images = records(&self.shared)?;
         let img = images
             .resolve(&msg.0)?
@@ -254,12 +335,12 @@ impl Handler<RemoveImage> for Supervisor {
         let by_name = normalize_name(&msg.0);
         // A name of an image that has others: only the name goes, as in Docker.
         if img.repo_tags.contains(&by_name) && img.repo_tags.len() > 1 {
-            images.untag(&img.id, &by_name)?;
-            save_metadata(&self.shared, images);
-            return Ok(ImageRemoved::Untagged {
+            let (_, seq) = images.untag_unflushed(&img.id, &by_name)?;
+            let untagged = ImageRemoved::Untagged {
                 name: by_name,
                 record: img,
-            });
+            };
+            return Ok((untagged, seq));
         }
         // Every container record made so far: a create checks the image in its own step
         // of this actor, so none can be on its way.
@@ -274,20 +355,38 @@ impl Handler<RemoveImage> for Supervisor {
         }
         let dirs = ImageDirs::new(&self.shared.layout.root);
         let files = dirs.take_aside(&img.id)?;
-        images.remove(&img.id)?;
+        let seq = images.remove_unflushed(&img.id)?;
         let layers = collect_layers(&dirs, &images, img.layers.clone())?;
-        Ok(ImageRemoved::Deleted {
+        let deleted = ImageRemoved::Deleted {
             record: img,
             files,
             layers,
-        })
+        };
+        Ok((deleted, seq))
     }
 }
 
 impl Handler<PruneImages> for Supervisor {
-    type Result = Result<Pruned, ImageOwnerError>;
+    type Result = ResponseFuture<Result<Pruned, ImageOwnerError>>;
 
     fn handle(&mut self, msg: PruneImages, _: &mut Context<Self>) -> Self::Result {
+        let pruned = self.prune_images(msg);
+        let (shared, answer) = (self.shared.clone(), once_durable(&self.shared, pruned));
+        Box::pin(async move {
+            let pruned = answer.await?;
+            if !pruned.images.is_empty() {
+                save_metadata(&shared);
+            }
+            Ok(pruned)
+        })
+    }
+}
+
+impl Supervisor {
+    /// A prune up to its last committed write (the counter of the last write before it when
+    /// it removed nothing).
+    fn prune_images(&mut self, msg: PruneImages) -> Result<(Pruned, u64), ImageOwnerError> {
+        let mut seq = self.shared.store.flusher().committed();
         let images = records(&self.shared)?;
         let containers = self
             .list()
@@ -306,15 +405,12 @@ impl Handler<PruneImages> for Supervisor {
             if let Some(files) = dirs.take_aside(&img.id)? {
                 pruned.files.push(files);
             }
-            images.remove(&img.id)?;
+            seq = images.remove_unflushed(&img.id)?;
             pruned.images.push(img);
         }
         // Every layer no image lists: the pruned images' and any a crash left unlisted.
         pruned.layers = collect_layers(&dirs, &images, dirs.layers_on_disk())?;
-        if !pruned.images.is_empty() {
-            save_metadata(&self.shared, images);
-        }
-        Ok(pruned)
+        Ok((pruned, seq))
     }
 }
 

@@ -12,6 +12,9 @@ pub mod events;
 pub mod exec;
 pub mod fault;
 pub mod image;
+// Two unsafe blocks: mallopt and, in its test, malloc_info.
+#[allow(unsafe_code)]
+pub mod memory;
 pub mod messages;
 pub mod notify;
 pub mod reconciler;
@@ -242,7 +245,10 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     // First, before any other thread reads the environment: a socket handed over by the
     // image this process was before an upgrade.
     let inherited = upgrade::take_inherited();
+    // Before the daemon's first thread (see `memory`).
+    let capped = memory::limit_arenas();
     let invocation = upgrade::Invocation::current();
+    raise_open_file_limit();
     let (layout, config) = resolve(&opts)?;
     crate::logging::apply_config(&config);
     let asked = opts
@@ -289,10 +295,13 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         upgrade: upgrade::Trigger::default(),
         network,
     });
-    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, "starting");
+    info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, malloc_arena_max = ?capped.then_some(memory::ARENAS), "starting");
     let recovered = reconciler::reconcile(&shared);
     restore_nat(&shared, &recovered);
     let _failpoints = fault::setup();
+    // A test's slow disk holds every flush of the store, wherever it runs.
+    #[cfg(feature = "failpoints")]
+    moor_state::store::before_every_flush(|| crate::host::fault::delay("store-flush"));
     let signals = signal_channel()?;
     let system = System::new();
     let result = system.block_on(serve(shared.clone(), recovered, signals, inherited));
@@ -317,11 +326,24 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     result.map(|_| ())
 }
 
-/// moor's NAT table as the store says it should be: the masquerade of the bridge network and
-/// the published ports of every running container, in one transaction (what a daemon that
-/// was away finds missing is put back; established connections keep going). Without a
-/// bridge nothing is touched. A failure is logged: the containers run on, and a start that
-/// publishes ports fails with the reason.
+/// A descriptor per watched container: the soft open-file limit goes up to the hard one
+/// (the processes the daemon starts get the one it was started with: `host::limits`).
+fn raise_open_file_limit() {
+    match crate::host::limits::raise_nofile() {
+        Ok(r) if r.after > r.before => {
+            info!(before = r.before, after = r.after, "open-file limit raised")
+        }
+        Ok(r) => info!(limit = r.after, "open-file limit already at the hard limit"),
+        Err(e) => warn!(error = %e, "open-file limit not raised"),
+    }
+}
+
+/// moor's NAT table as the store says it should be: the masquerade of the bridge networks,
+/// the isolation of every bridge (internal ones included) from the others and the published
+/// ports of every running container, in one transaction (what a daemon that was away finds
+/// missing is put back; established connections keep going). Without a bridge nothing is
+/// touched. A failure is logged: the containers run on, and a start that publishes ports
+/// fails with the reason.
 fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
     let listed = shared.store.networks().map_err(|e| e.to_string());
     let user = listed.and_then(|tree| tree.list().map_err(|e| e.to_string()));
@@ -332,7 +354,7 @@ fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
     let bridges: Vec<_> = shared
         .network
         .iter()
-        .chain(user.iter().filter(|n| n.is_user() && !n.internal))
+        .chain(user.iter().filter(|n| n.is_user()))
         .map(crate::network::nat::BridgeNat::of)
         .collect();
     if bridges.is_empty() {
@@ -357,7 +379,7 @@ fn restore_nat(shared: &Shared, recovered: &[moor_state::ContainerRecord]) {
             "nat table restored"
         ),
         Err(e) => {
-            error!(error = %crate::api::error::chain(&e), "nat table not restored: no masquerade, no published port")
+            error!(error = %crate::api::error::chain(&e), "nat table not restored: no masquerade, no published port, no isolation between networks")
         }
     }
 }
@@ -396,7 +418,7 @@ async fn serve(
     inherited: Option<std::os::fd::OwnedFd>,
 ) -> Result<Option<HandOver>, DaemonError> {
     let supervisor = Supervisor::new(shared.clone(), recovered).start();
-    supervisor::network::watch_hosts(shared.clone());
+    supervisor::hosts::watch_hosts(shared.clone());
     let socket = &shared.layout.socket;
     let listener = match inherited.and_then(|fd| upgrade::listener_at(fd, socket)) {
         Some(listener) => {

@@ -1,5 +1,6 @@
 //! The Supervisor actor: owns ids, names and volumes, creates containers and finds them.
 
+pub mod hosts;
 pub mod network;
 pub mod volumes;
 
@@ -108,6 +109,27 @@ pub fn name_conflict(e: StoreError) -> ContainerError {
     }
 }
 
+/// The answer of a Supervisor write: its output once the write of counter `seq` (if any)
+/// is durable. The write committed on this thread; the store's flush thread flushes it
+/// (`daemon::durable`), so what a caller does after the answer (a bridge made or deleted)
+/// follows a durable record.
+pub(super) fn once_durable<T: 'static>(
+    shared: &Shared,
+    written: Result<(T, Option<u64>), ContainerError>,
+) -> ResponseFuture<Result<T, ContainerError>> {
+    let flushed = match &written {
+        Ok((_, Some(seq))) => Some(shared.durable.flushed(*seq)),
+        _ => None,
+    };
+    Box::pin(async move {
+        let (out, _) = written?;
+        if let Some(flushed) = flushed {
+            flushed.await?;
+        }
+        Ok(out)
+    })
+}
+
 /// A background fsync of a spec file.
 pub type SpecSync = tokio::task::JoinHandle<Result<(), crate::host::atomic::ExitFileError>>;
 
@@ -115,13 +137,31 @@ pub type SpecSync = tokio::task::JoinHandle<Result<(), crate::host::atomic::Exit
 pub fn sync_spec_in_background(shared: &Shared, id: &str) -> SpecSync {
     let dir = shared.layout.container_dir(id);
     tokio::task::spawn_blocking(move || {
+        crate::host::fault::delay("spec-fsync");
         crate::host::atomic::sync_file(&dir, crate::host::layout::SPEC_FILE)
     })
 }
 
-/// Writes the container's spec file (its record at create) atomically and durably.
-pub fn write_spec_file(shared: &Shared, rec: &ContainerRecord) -> Result<(), ContainerError> {
-    spec_file(shared, rec, true)
+/// Writes the container's spec file (its record at create) atomically and durably, on the
+/// blocking pool (its fsyncs never hold the actors' thread). Nothing starts before the
+/// future is polled: its actor awaits it in its own order, so one write of a container's
+/// file runs at a time.
+pub fn write_spec_file(
+    shared: &Arc<Shared>,
+    rec: &ContainerRecord,
+) -> impl std::future::Future<Output = Result<(), ContainerError>> + 'static {
+    let (shared, rec) = (shared.clone(), rec.clone());
+    async move {
+        let path = shared.layout.spec_file(&rec.id);
+        let written = tokio::task::spawn_blocking(move || spec_file(&shared, &rec, true)).await;
+        written.unwrap_or_else(|_| {
+            Err(ContainerError::Io {
+                what: "write",
+                path,
+                source: std::io::Error::other("the thread writing it ended"),
+            })
+        })
+    }
 }
 
 /// Writes the spec file atomically; with `durable` false it is on disk only once
@@ -137,7 +177,10 @@ fn spec_file(shared: &Shared, rec: &ContainerRecord, durable: bool) -> Result<()
     at_create.state = State::Created;
     let name = crate::host::layout::SPEC_FILE;
     match durable {
-        true => crate::host::atomic::write_json(&dir, name, &at_create),
+        true => {
+            crate::host::fault::delay("spec-fsync");
+            crate::host::atomic::write_json(&dir, name, &at_create)
+        }
         false => crate::host::atomic::write_json_unsynced(&dir, name, &at_create),
     }
     .map_err(ContainerError::SpecFile)

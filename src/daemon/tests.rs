@@ -326,7 +326,9 @@ fn a_start_records_its_transition_while_the_spec_file_syncs_and_spawns_after() {
             chrono::Utc::now(),
         );
         d.shared.store.create(&rec).expect("store the record");
-        super::supervisor::write_spec_file(&d.shared, &rec).expect("spec file");
+        super::supervisor::write_spec_file(&d.shared, &rec)
+            .await
+            .expect("spec file");
         // The create's fsync of the spec file, held until the test lets it end.
         let (release, held) = tokio::sync::oneshot::channel::<()>();
         let sync = tokio::spawn(async move {

@@ -10,6 +10,9 @@ pub mod atomic;
 pub mod child;
 pub mod fault;
 pub mod layout;
+// One unsafe block: the limit a child process starts with, set between fork and exec.
+#[allow(unsafe_code)]
+pub mod limits;
 pub mod paths;
 pub mod runfiles;
 pub mod signal;

@@ -20,7 +20,7 @@ use nftables::schema::{NfObject, Nftables};
 
 pub use listing::{NatListing, PublishedElement};
 
-/// A bridge moor masquerades for.
+/// A bridge in moor's table: masqueraded for (unless internal) and isolated from the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeNat {
     /// The bridge's interface name (`moor0`).
@@ -29,6 +29,9 @@ pub struct BridgeNat {
     pub subnet: Ipv4Addr,
     /// Its subnet's prefix length.
     pub prefix_len: u8,
+    /// An internal network's: no masquerade, no published port, and the forward chain drops
+    /// whatever would enter or leave it by another interface.
+    pub internal: bool,
 }
 
 impl BridgeNat {
@@ -38,6 +41,7 @@ impl BridgeNat {
             name: net.bridge.clone(),
             subnet: net.subnet.address,
             prefix_len: net.subnet.prefix_len,
+            internal: net.internal,
         }
     }
 }
@@ -172,15 +176,20 @@ fn sysctl(path: PathBuf) -> Result<(), NatError> {
 }
 
 /// Forwarding on, and `route_localnet` on the bridge so 127.0.0.1:HOSTPORT reaches a
-/// container (the kernel otherwise drops a loopback source routed out of the bridge).
+/// container (the kernel otherwise drops a loopback source routed out of the bridge). An
+/// internal bridge needs neither: nothing is forwarded to or from it, nothing published.
 fn sysctls(bridge: &BridgeNat) -> Result<(), NatError> {
+    if bridge.internal {
+        return Ok(());
+    }
     let base = PathBuf::from("/proc/sys/net/ipv4");
     sysctl(base.join("ip_forward"))?;
     sysctl(base.join("conf").join(&bridge.name).join("route_localnet"))
 }
 
-/// Creates or repairs the table, its chains and rules, and the masquerade for `bridge`
-/// (which must exist); idempotent, published elements kept.
+/// Creates or repairs the table, its chains and rules, and puts `bridge` (which must exist)
+/// in it: isolated from moor's other bridges, masqueraded for unless internal; idempotent,
+/// published elements kept.
 #[tracing::instrument(skip_all, fields(bridge = %bridge.name))]
 pub fn ensure(bridge: &BridgeNat) -> Result<(), NatError> {
     check_bridge(bridge)?;
@@ -190,19 +199,19 @@ pub fn ensure(bridge: &BridgeNat) -> Result<(), NatError> {
     apply("setting up moor's nat table", cmds)
 }
 
-/// Takes `bridge` out of the masquerade (a removed network): its name and subnet leave the
-/// sets in one transaction; elements already gone are no error. Without a table, nothing
-/// is done.
+/// Takes `bridge` out of the table (a removed network): its name and subnet leave the
+/// masquerade and the isolation sets in one transaction (the table's missing pieces made
+/// first); elements already gone are no error. Without a table, nothing is done.
 #[tracing::instrument(skip_all, fields(bridge = %bridge.name))]
 pub fn forget(bridge: &BridgeNat) -> Result<(), NatError> {
     check_bridge(bridge)?;
     if !listing::has_table(&query("listing moor's tables", &["list", "tables", "ip"])?) {
         return Ok(());
     }
-    apply(
-        "taking a bridge out of moor's nat table",
-        ruleset::remove_bridge_elements(bridge),
-    )
+    // The skeleton first: a table an older moor made lacks the isolation sets.
+    let mut cmds = ruleset::skeleton();
+    cmds.extend(ruleset::remove_bridge_elements(bridge));
+    apply("taking a bridge out of moor's nat table", cmds)
 }
 
 /// Publishes a container's ports (one transaction: all or none).
@@ -256,9 +265,10 @@ pub fn unpublish_owned(id: &str) -> Result<(), NatError> {
     Ok(())
 }
 
-/// The daemon-start repair: one transaction that rebuilds the chains, empties every map and
-/// set and fills them again from the store. Established connections keep going (conntrack
-/// holds their translation).
+/// The daemon-start repair: one transaction that rebuilds the chains (the isolation's
+/// `forward` chain among them), empties every map and set and fills them again from the
+/// store (`bridges`: every bridge of moor, internal ones included). Established
+/// connections keep going (conntrack holds their translation).
 #[tracing::instrument(skip_all, fields(bridges = bridges.len(), containers = published.len()))]
 pub fn replace_all(bridges: &[BridgeNat], published: &[Published]) -> Result<(), NatError> {
     for bridge in bridges {
@@ -302,6 +312,7 @@ mod tests {
             name: name.into(),
             subnet: Ipv4Addr::new(172, 30, 0, 0),
             prefix_len,
+            internal: false,
         }
     }
 

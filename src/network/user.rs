@@ -123,6 +123,14 @@ pub fn hosts_text(rec: &ContainerRecord, peers: &[(Ipv4Addr, Vec<String>)]) -> O
     Some(text)
 }
 
+/// Whether a container has an endpoint on a user network (only those get peers in their
+/// `/etc/hosts`, and only they appear in others').
+pub fn on_user_network(rec: &ContainerRecord) -> bool {
+    moor_state::network::endpoints(rec)
+        .iter()
+        .any(|(e, _, _)| e.network != moor_state::network::DEFAULT_NETWORK)
+}
+
 /// Rewrites, in place, the `/etc/hosts` of every running container on a user network
 /// (`running` says which run; `dir_of` gives a container's directory). A container whose
 /// file is missing (not started yet) is skipped. Returns how many were written.
@@ -132,12 +140,7 @@ pub fn rewrite_hosts(
     dir_of: impl Fn(&str) -> std::path::PathBuf,
 ) -> usize {
     let mut written = 0;
-    let on_user = |r: &ContainerRecord| {
-        moor_state::network::endpoints(r)
-            .iter()
-            .any(|(e, _, _)| e.network != moor_state::network::DEFAULT_NETWORK)
-    };
-    for rec in records.iter().filter(|r| running(r) && on_user(r)) {
+    for rec in records.iter().filter(|r| running(r) && on_user_network(r)) {
         let peers = peer_hosts(records, &rec.id, running);
         let Some(text) = hosts_text(rec, &peers) else {
             continue;

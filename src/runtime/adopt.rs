@@ -33,6 +33,7 @@ fn start_adopting_shim(layout: &Layout, id: &str) -> Result<Run, String> {
     for var in crate::host::MANAGER_ENV {
         command.env_remove(var);
     }
+    crate::host::limits::inherit_nofile(&mut command);
     // The spawned process exits as soon as the shim detached; stdout reaches EOF once the
     // detached shim has reported.
     let out = command

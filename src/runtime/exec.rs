@@ -78,7 +78,7 @@ pub fn process_env(
 
 /// The command on the host, with the exec's environment only, in its working directory.
 pub fn process_command(exec: &ExecSpec<'_>) -> ExecCommand {
-    let mut cmd = Command::new(&exec.argv[0]);
+    let mut cmd = std::process::Command::new(&exec.argv[0]);
     cmd.args(&exec.argv[1..]).env_clear();
     for (k, v) in exec.env.iter().filter_map(|e| e.split_once('=')) {
         cmd.env(k, v);
@@ -88,8 +88,9 @@ pub fn process_command(exec: &ExecSpec<'_>) -> ExecCommand {
         dir => dir,
     };
     cmd.current_dir(cwd);
+    crate::host::limits::inherit_nofile(&mut cmd);
     ExecCommand {
-        command: cmd,
+        command: Command::from(cmd),
         through_runtime: false,
     }
 }

@@ -138,10 +138,12 @@ pub async fn start_shim(
     let owned = dir.to_path_buf();
     blocking(move || prepare_run_dir(&owned, &spec)).await?;
 
-    let mut command = tokio::process::Command::new(shim_bin);
+    let mut command = std::process::Command::new(shim_bin);
     for var in crate::host::MANAGER_ENV {
         command.env_remove(var);
     }
+    crate::host::limits::inherit_nofile(&mut command);
+    let mut command = tokio::process::Command::from(command);
     let mut child = command
         .arg(dir)
         .stdin(std::process::Stdio::null())

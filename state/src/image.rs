@@ -1,12 +1,16 @@
 //! The `images` tree: image id (64 hex, without `sha256:`) -> [`ImageRecord`]. The record
 //! carries the image's names (`repo:tag`); a name belongs to one image at a time, so an
 //! import that takes a name from another image leaves that one untagged, as Docker does.
-//! Every write runs in one sled transaction and is flushed before it returns.
+//! Every write runs in one sled transaction that also bumps the store's write counter (see
+//! `store::counted`); its `_unflushed` form returns that counter for the daemon's flush
+//! thread to make durable, the plain form flushes before it returns.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{abort, TransactionError};
+use sled::transaction::{
+    abort, ConflictableTransactionResult, TransactionError, TransactionalTree,
+};
 use sled::Tree;
 use thiserror::Error;
 
@@ -116,8 +120,8 @@ pub enum ImageStoreError {
 /// The images tree of the store.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
-    /// For flushes.
-    pub(crate) db: sled::Db,
+    /// The store's write counter and flusher.
+    pub(crate) counted: crate::store::Counted,
     /// id -> serde_json of [`ImageRecord`].
     pub(crate) tree: Tree,
 }
@@ -289,7 +293,18 @@ pub fn normalize_name(name: &str) -> String {
 
 impl ImageStore {
     fn flush(&self) -> Result<(), ImageStoreError> {
-        self.db.flush().map(drop).map_err(ImageStoreError::Write)
+        self.counted.flush().map_err(ImageStoreError::Write)
+    }
+
+    /// One counted write of the tree (see `store::counted`).
+    fn write<T>(
+        &self,
+        f: impl Fn(&TransactionalTree) -> ConflictableTransactionResult<T, ImageStoreError>,
+    ) -> Result<(T, u64), ImageStoreError> {
+        self.counted.write(&self.tree, f).map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => ImageStoreError::Write(e),
+        })
     }
 
     /// Every readable image, newest first.
@@ -345,9 +360,20 @@ impl ImageStore {
         fresh: &ImageRecord,
         name: Option<&str>,
     ) -> Result<ImageRecord, ImageStoreError> {
+        let (rec, _) = self.add_unflushed(fresh, name)?;
+        self.flush()?;
+        Ok(rec)
+    }
+
+    /// [`ImageStore::add`] without the flush: also returns the write's counter.
+    pub fn add_unflushed(
+        &self,
+        fresh: &ImageRecord,
+        name: Option<&str>,
+    ) -> Result<(ImageRecord, u64), ImageStoreError> {
         let name = name.map(normalize_name);
         let others = self.list()?;
-        let result = self.tree.transaction(|t| {
+        self.write(|t| {
             for other in others.iter().filter(|o| o.id != fresh.id) {
                 if let Some(n) = &name {
                     if other.repo_tags.contains(n) {
@@ -376,33 +402,47 @@ impl ImageStore {
             }
             t.insert(rec.id.as_bytes(), encode(&rec))?;
             Ok(rec)
-        });
-        let rec = result.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => ImageStoreError::Write(e),
-        })?;
-        self.flush()?;
-        Ok(rec)
+        })
     }
 
     /// Removes one name from an image; returns the record left (possibly untagged).
     pub fn untag(&self, id: &str, name: &str) -> Result<ImageRecord, ImageStoreError> {
-        let mut rec = self
-            .get(id)?
-            .ok_or_else(|| ImageStoreError::NoSuchImage { id: id.to_string() })?;
-        let name = normalize_name(name);
-        rec.repo_tags.retain(|t| *t != name);
-        self.tree
-            .insert(id, encode(&rec))
-            .map_err(ImageStoreError::Write)?;
+        let (rec, _) = self.untag_unflushed(id, name)?;
         self.flush()?;
         Ok(rec)
     }
 
+    /// [`ImageStore::untag`] without the flush: also returns the write's counter.
+    pub fn untag_unflushed(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<(ImageRecord, u64), ImageStoreError> {
+        let name = normalize_name(name);
+        self.write(|t| {
+            let Some(raw) = t.get(id.as_bytes())? else {
+                return abort(ImageStoreError::NoSuchImage { id: id.to_string() });
+            };
+            let mut rec = decode(id.as_bytes(), &raw).or_else(abort)?;
+            rec.repo_tags.retain(|t| *t != name);
+            t.insert(id.as_bytes(), encode(&rec))?;
+            Ok(rec)
+        })
+    }
+
     /// Removes an image's record.
     pub fn remove(&self, id: &str) -> Result<(), ImageStoreError> {
-        self.tree.remove(id).map_err(ImageStoreError::Write)?;
+        self.remove_unflushed(id)?;
         self.flush()
+    }
+
+    /// [`ImageStore::remove`] without the flush: returns the write's counter.
+    pub fn remove_unflushed(&self, id: &str) -> Result<u64, ImageStoreError> {
+        let ((), seq) = self.write(|t| {
+            t.remove(id.as_bytes())?;
+            Ok(())
+        })?;
+        Ok(seq)
     }
 }
 
@@ -472,9 +512,8 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, ImageStore) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::open(dir.path().join("db")).expect("open");
-        let tree = db.open_tree(IMAGES_TREE).expect("tree");
-        (dir, ImageStore { db, tree })
+        let store = crate::store::Store::open(&dir.path().join("db")).expect("open");
+        (dir, store.images().expect("images"))
     }
 
     fn image(id: &str) -> ImageRecord {

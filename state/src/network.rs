@@ -420,8 +420,8 @@ pub enum NetworkStoreError {
 /// The `networks` tree.
 #[derive(Debug, Clone)]
 pub struct NetworkStore {
-    /// For flushes.
-    pub(crate) db: sled::Db,
+    /// The store's write counter and flusher.
+    pub(crate) counted: crate::store::Counted,
     /// name -> JSON of [`NetworkRecord`].
     pub(crate) tree: Tree,
 }
@@ -454,18 +454,33 @@ impl NetworkStore {
 
     /// Removes the network named `name`, then flushes.
     pub fn remove(&self, name: &str) -> Result<(), NetworkStoreError> {
-        self.tree.remove(name).map_err(NetworkStoreError::Write)?;
-        self.db.flush().map(drop).map_err(NetworkStoreError::Write)
+        self.remove_unflushed(name)?;
+        self.counted.flush().map_err(NetworkStoreError::Write)
+    }
+
+    /// [`NetworkStore::remove`] without the flush: returns the write's counter (see
+    /// `store::counted`).
+    pub fn remove_unflushed(&self, name: &str) -> Result<u64, NetworkStoreError> {
+        self.counted
+            .write_plain(&self.tree, |t| t.remove(name.as_bytes()).map(drop))
+            .map_err(NetworkStoreError::Write)
     }
 
     /// Writes a record, then flushes.
     pub fn put(&self, rec: &NetworkRecord) -> Result<(), NetworkStoreError> {
+        self.put_unflushed(rec)?;
+        self.counted.flush().map_err(NetworkStoreError::Write)
+    }
+
+    /// [`NetworkStore::put`] without the flush: returns the write's counter.
+    pub fn put_unflushed(&self, rec: &NetworkRecord) -> Result<u64, NetworkStoreError> {
         // Strings and addresses always serialize.
         let bytes = serde_json::to_vec(rec).unwrap_or_default();
-        self.tree
-            .insert(rec.name.as_bytes(), bytes)
-            .map_err(NetworkStoreError::Write)?;
-        self.db.flush().map(drop).map_err(NetworkStoreError::Write)
+        self.counted
+            .write_plain(&self.tree, |t| {
+                t.insert(rec.name.as_bytes(), bytes.as_slice()).map(drop)
+            })
+            .map_err(NetworkStoreError::Write)
     }
 }
 

@@ -1,6 +1,9 @@
 //! The sled store: typed trees `containers` (id -> record), `names` (name -> id),
-//! `meta` (schema version), and beside them `images` and `volumes`. Every write is flushed before it returns: "every transition
-//! is flushed to disk before the daemon acknowledges it".
+//! `meta` (schema version and write counter), and beside them `images`, `volumes` and
+//! `networks`, whose writes bump the same counter (`counted`). A plain write is flushed before
+//! it returns; an `_unflushed` one returns its counter, durable once a [`Flusher`] flush has
+//! reached it (the daemon's flush thread): either way "every transition is flushed to disk
+//! before the daemon acknowledges it".
 //!
 //! A store sled cannot read is moved aside, never deleted ([`Store::open_or_move_aside`]),
 //! so the daemon can rebuild it from the per-container spec files.
@@ -23,8 +26,10 @@ use crate::schema;
 
 use crate::witness;
 
+mod counted;
 mod flush;
-pub use self::flush::Flusher;
+pub(crate) use self::counted::Counted;
+pub use self::flush::{before_every_flush, Flusher};
 
 /// Name of the tree of records, keyed by container id.
 const CONTAINERS_TREE: &str = "containers";
@@ -288,7 +293,7 @@ fn decode_seq(raw: Option<&[u8]>) -> u64 {
 }
 
 /// Bumps the write counter inside a transaction and returns the new value.
-fn bump_seq(meta: &TransactionalTree) -> ConflictableTransactionResult<u64, StoreError> {
+fn bump_seq<E>(meta: &TransactionalTree) -> ConflictableTransactionResult<u64, E> {
     let seq = decode_seq(meta.get(WRITE_SEQ_KEY)?.as_deref()) + 1;
     meta.insert(WRITE_SEQ_KEY, &seq.to_be_bytes())?;
     Ok(seq)
@@ -311,6 +316,8 @@ pub struct Store {
     flusher: Flusher,
     /// Bumped once a write has committed (see [`Store::generation`]).
     generation: AtomicU64,
+    /// How many times every record was read (see [`Store::lists`]).
+    lists: AtomicU64,
 }
 
 impl Store {
@@ -352,6 +359,7 @@ impl Store {
             path: path.to_path_buf(),
             flusher: Flusher::new(db.clone(), path.to_path_buf(), found),
             generation: AtomicU64::new(0),
+            lists: AtomicU64::new(0),
         })
     }
 
@@ -377,45 +385,18 @@ impl Store {
         }
     }
 
-    /// The images tree (see [`crate::image`]), sharing this store's database.
-    pub fn images(&self) -> Result<crate::image::ImageStore, StoreError> {
-        let tree = self
-            .db
-            .open_tree(crate::image::IMAGES_TREE)
-            .map_err(|source| StoreError::Read { source })?;
-        Ok(crate::image::ImageStore {
-            db: self.db.clone(),
-            tree,
-        })
-    }
-
-    /// The networks tree (see [`crate::network`]), sharing this store's database.
-    pub fn networks(&self) -> Result<crate::network::NetworkStore, StoreError> {
-        let tree = self.db.open_tree(crate::network::NETWORKS_TREE);
-        let tree = tree.map_err(|source| StoreError::Read { source })?;
-        Ok(crate::network::NetworkStore {
-            db: self.db.clone(),
-            tree,
-        })
-    }
-
-    /// The volumes tree (see [`crate::volume`]), sharing this store's database.
-    pub fn volumes(&self) -> Result<crate::volume::VolumeStore, StoreError> {
-        let tree = self
-            .db
-            .open_tree(crate::volume::VOLUMES_TREE)
-            .map_err(|source| StoreError::Read { source })?;
-        Ok(crate::volume::VolumeStore {
-            db: self.db.clone(),
-            tree,
-        })
-    }
-
     /// A number that changes after every committed write of this handle (create, put,
     /// rename, remove). A list read after seeing generation G holds every write counted in
     /// G, so a copy of it can be reused while the generation is still G.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// How many times this handle read every record ([`Store::list`],
+    /// [`Store::list_with_errors`]): what a step that must not read the whole store once
+    /// per container (it grows as N² with N containers) is tested with.
+    pub fn lists(&self) -> u64 {
+        self.lists.load(Ordering::Relaxed)
     }
 
     /// The store directory.
@@ -426,19 +407,6 @@ impl Store {
     /// A handle that flushes this store from any thread (group commit: see [`flush`]).
     pub fn flusher(&self) -> Flusher {
         self.flusher.clone()
-    }
-
-    /// Runs a write transaction over the three trees (bumping the write counter), then
-    /// flushes and copies the counter beside the store.
-    fn write<F>(&self, f: F) -> Result<(), StoreError>
-    where
-        F: Fn(
-            &TransactionalTree,
-            &TransactionalTree,
-        ) -> ConflictableTransactionResult<(), StoreError>,
-    {
-        self.commit(f)?;
-        self.flusher.flush().map(drop)
     }
 
     /// Runs a write transaction over the three trees (bumping the write counter) and
@@ -535,6 +503,7 @@ impl Store {
     pub fn list_with_errors(
         &self,
     ) -> Result<(Vec<ContainerRecord>, Vec<(String, StoreError)>), StoreError> {
+        self.lists.fetch_add(1, Ordering::Relaxed);
         let mut records = Vec::new();
         let mut errors = Vec::new();
         for item in self.containers.iter() {
@@ -585,7 +554,14 @@ impl Store {
 
     /// Gives container `id` the name `new_name`, atomically (index and record), then flushes.
     pub fn rename(&self, id: &str, new_name: &str) -> Result<(), StoreError> {
-        self.write(|c, n| {
+        self.rename_unflushed(id, new_name)?;
+        self.flusher.flush().map(drop)
+    }
+
+    /// [`Store::rename`] without the flush: returns the write's counter (see
+    /// [`Store::put_unflushed`]).
+    pub fn rename_unflushed(&self, id: &str, new_name: &str) -> Result<u64, StoreError> {
+        self.commit(|c, n| {
             let Some(bytes) = c.get(id.as_bytes())? else {
                 return abort(StoreError::NoSuchContainer { id: id.to_string() });
             };

@@ -1,5 +1,5 @@
 //! Volumes of the `local` driver: records in the `volumes` tree (name -> JSON of
-//! [`VolumeRecord`]), sharing the store's database and flushed on every write. Their data
+//! [`VolumeRecord`]), sharing the store's database and its write counter (`store::counted`). Their data
 //! lives under `<root>/volumes/<name>/_data`, as Docker's; whether one is in use is read
 //! from the container records (their mounts), by the Supervisor that serialises both.
 
@@ -60,8 +60,8 @@ pub enum VolumeStoreError {
 /// The `volumes` tree.
 #[derive(Debug, Clone)]
 pub struct VolumeStore {
-    /// For flushes.
-    pub(crate) db: sled::Db,
+    /// The store's write counter and flusher.
+    pub(crate) counted: crate::store::Counted,
     /// name -> JSON of [`VolumeRecord`].
     pub(crate) tree: Tree,
 }
@@ -92,18 +92,33 @@ impl VolumeStore {
 
     /// Writes a record, then flushes.
     pub fn put(&self, rec: &VolumeRecord) -> Result<(), VolumeStoreError> {
+        self.put_unflushed(rec)?;
+        self.counted.flush().map_err(VolumeStoreError::Write)
+    }
+
+    /// [`VolumeStore::put`] without the flush: returns the write's counter (see
+    /// `store::counted`).
+    pub fn put_unflushed(&self, rec: &VolumeRecord) -> Result<u64, VolumeStoreError> {
         // Strings, a map and a timestamp always serialize.
         let bytes = serde_json::to_vec(rec).unwrap_or_default();
-        self.tree
-            .insert(rec.name.as_bytes(), bytes)
-            .map_err(VolumeStoreError::Write)?;
-        self.db.flush().map(drop).map_err(VolumeStoreError::Write)
+        self.counted
+            .write_plain(&self.tree, |t| {
+                t.insert(rec.name.as_bytes(), bytes.as_slice()).map(drop)
+            })
+            .map_err(VolumeStoreError::Write)
     }
 
     /// Removes a record (none: nothing to do), then flushes.
     pub fn remove(&self, name: &str) -> Result<(), VolumeStoreError> {
-        self.tree.remove(name).map_err(VolumeStoreError::Write)?;
-        self.db.flush().map(drop).map_err(VolumeStoreError::Write)
+        self.remove_unflushed(name)?;
+        self.counted.flush().map_err(VolumeStoreError::Write)
+    }
+
+    /// [`VolumeStore::remove`] without the flush: returns the write's counter.
+    pub fn remove_unflushed(&self, name: &str) -> Result<u64, VolumeStoreError> {
+        self.counted
+            .write_plain(&self.tree, |t| t.remove(name.as_bytes()).map(drop))
+            .map_err(VolumeStoreError::Write)
     }
 }
 

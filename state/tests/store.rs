@@ -332,3 +332,66 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn writes_beside_the_containers_are_counted_and_one_flush_makes_them_durable() {
+    use moor_state::image::{ImageRecord, IMAGE_RECORD_VERSION};
+    use moor_state::network::{NetworkRecord, Subnet, NETWORK_RECORD_VERSION};
+    use moor_state::volume::{VolumeRecord, VOLUME_RECORD_VERSION};
+
+    let (dir, store) = temp_store();
+    let flusher = store.flusher();
+    store.create(&record(1, "box")).unwrap();
+    let mut seqs = vec![flusher.committed()];
+    let image = ImageRecord {
+        version: IMAGE_RECORD_VERSION,
+        id: "a".repeat(64),
+        repo_tags: Vec::new(),
+        created_at: chrono::Utc::now(),
+        size: 1,
+        config: Default::default(),
+        layers: Vec::new(),
+        repo_digests: Vec::new(),
+        manifest_type: None,
+    };
+    let images = store.images().unwrap();
+    let (tagged, seq) = images.add_unflushed(&image, Some("one:1")).unwrap();
+    assert_eq!(tagged.repo_tags, vec!["one:1".to_string()]);
+    seqs.push(seq);
+    seqs.push(images.untag_unflushed(&image.id, "one:1").unwrap().1);
+    let volume = VolumeRecord {
+        version: VOLUME_RECORD_VERSION,
+        name: "data".into(),
+        created_at: chrono::Utc::now(),
+        labels: Default::default(),
+        anonymous: false,
+    };
+    seqs.push(store.volumes().unwrap().put_unflushed(&volume).unwrap());
+    let subnet = Subnet::parse("10.77.0.0/24").unwrap();
+    let network = NetworkRecord {
+        version: NETWORK_RECORD_VERSION,
+        name: "net".into(),
+        id: "b".repeat(64),
+        bridge: "moor-test".into(),
+        subnet,
+        gateway: "10.77.0.1".parse().unwrap(),
+        labels: Default::default(),
+        created: None,
+        internal: false,
+        ip_range: None,
+    };
+    seqs.push(store.networks().unwrap().put_unflushed(&network).unwrap());
+    seqs.push(store.rename_unflushed(&id(1), "renamed").unwrap());
+    // Each write counts itself, one above the last, and is what a flush must reach.
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert_eq!(flusher.committed(), *seqs.last().unwrap());
+    assert_eq!(flusher.flush().unwrap(), *seqs.last().unwrap());
+    drop((images, flusher, store));
+    // The witness beside the store agrees with sled (or the open would refuse it).
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let stored = store.images().unwrap().get(&image.id).unwrap().unwrap();
+    assert!(stored.repo_tags.is_empty());
+    assert_eq!(store.volumes().unwrap().get("data").unwrap(), Some(volume));
+    assert_eq!(store.networks().unwrap().get("net").unwrap(), Some(network));
+    assert_eq!(store.id_by_name("renamed").unwrap(), Some(id(1)));
+}

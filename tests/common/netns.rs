@@ -106,12 +106,23 @@ impl TestNetns {
 
     /// A daemon of `runtime` on `config_json` (which must name `bridge`) in this namespace.
     pub fn daemon(&self, config_json: &str, runtime: &'static str) -> Daemon {
+        self.daemon_with_env(config_json, runtime, &[])
+    }
+
+    /// [`TestNetns::daemon`] with `env` added to the daemon's environment (every start).
+    pub fn daemon_with_env(
+        &self,
+        config_json: &str,
+        runtime: &'static str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         assert!(
             config_json.contains("\"bridge\""),
             "a bridge test names its bridge"
         );
         let mut d = Daemon::unstarted(config_json, runtime, Binaries::current());
         d.netns_holder = Some(self.pid());
+        d.set_env(env);
         d.spawn();
         d
     }
@@ -124,6 +135,69 @@ impl Drop for TestNetns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();
+    }
+}
+
+/// A second namespace of the test's, joined to the daemon's by a veth (`10.93.0.1` on the
+/// daemon's side, `10.93.0.2` in it), serving a page on port 80: "outside" for containers.
+pub struct Outside {
+    /// The namespace (`10.93.0.2` on `mtout1`).
+    pub ns: TestNetns,
+    httpd: Child,
+    _www: tempfile::TempDir,
+}
+
+impl Outside {
+    /// Makes the namespace, its veth and its server, and checks the page from `daemon_ns`.
+    pub fn new(daemon_ns: &TestNetns) -> Outside {
+        let ns = TestNetns::new();
+        daemon_ns.ok(&[
+            "ip", "link", "add", "mtout0", "type", "veth", "peer", "name", "mtout1", "netns",
+            &ns.name,
+        ]);
+        daemon_ns.ok(&["ip", "addr", "add", "10.93.0.1/24", "dev", "mtout0"]);
+        daemon_ns.ok(&["ip", "link", "set", "mtout0", "up"]);
+        ns.ok(&["ip", "addr", "add", "10.93.0.2/24", "dev", "mtout1"]);
+        ns.ok(&["ip", "link", "set", "mtout1", "up"]);
+        let www = tempfile::tempdir().expect("tempdir");
+        std::fs::write(www.path().join("index.html"), "outside-page\n").expect("page");
+        let httpd = Command::new("nsenter")
+            .args([
+                "-t",
+                &ns.pid().to_string(),
+                "-n",
+                "--",
+                "busybox",
+                "httpd",
+                "-f",
+            ])
+            .args(["-p", "80", "-h"])
+            .arg(www.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("busybox httpd");
+        let listening = wait_for(Duration::from_secs(10), || {
+            !ns.ok(&["ss", "-Hltn", "sport = :80"]).trim().is_empty()
+        });
+        assert!(listening, "the outside server listens");
+        let up = daemon_ns.http_get("10.93.0.2", 80);
+        assert!(
+            up.is_some_and(|p| p.contains("outside-page")),
+            "the outside page"
+        );
+        Outside {
+            ns,
+            httpd,
+            _www: www,
+        }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.httpd.kill();
+        let _ = self.httpd.wait();
+        let _ = &self.ns;
     }
 }
 

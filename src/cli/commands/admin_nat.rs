@@ -1,5 +1,6 @@
 //! `moor admin nat [--remove]`: what moor's nftables table (`ip moor`) holds in this network
-//! namespace (bridges, subnets, published ports with their containers), or its removal.
+//! namespace (bridges, subnets, isolated and internal bridges, published ports with their
+//! containers), or its removal (the whole table: its isolation chain and sets included).
 //! It reads the kernel, not the store, so it works with the daemon down.
 
 use anyhow::Context;
@@ -29,9 +30,11 @@ pub fn execute(remove: bool, format: ReportFormat) -> anyhow::Result<i32> {
 /// The listing as aligned text.
 fn table(listing: &NatListing) -> String {
     let mut out = format!(
-        "bridges: {}\nsubnets: {}\n",
+        "bridges: {}\nsubnets: {}\nisolated: {}\ninternal: {}\n",
         listing.bridges.join(" "),
-        listing.subnets.join(" ")
+        listing.subnets.join(" "),
+        listing.isolated.join(" "),
+        listing.internal.join(" ")
     );
     out.push_str(&format!(
         "{:<6} {:<22} {:<22} {}\n",
@@ -67,6 +70,8 @@ mod tests {
         let listing = NatListing {
             bridges: vec!["moor0".into()],
             subnets: vec!["172.30.0.0/16".into()],
+            isolated: vec!["moor0".into(), "moor-ab".into()],
+            internal: vec!["moor-ab".into()],
             published: vec![PublishedElement {
                 owner: Some("abc".into()),
                 host_ip: None,
@@ -78,7 +83,9 @@ mod tests {
         };
         let text = table(&listing);
         assert!(
-            text.starts_with("bridges: moor0\nsubnets: 172.30.0.0/16\nPROTO"),
+            text.starts_with(
+                "bridges: moor0\nsubnets: 172.30.0.0/16\nisolated: moor0 moor-ab\ninternal: moor-ab\nPROTO"
+            ),
             "{text}"
         );
         assert!(

@@ -38,7 +38,19 @@ pub struct Disconnect {
 type Reply = AtomicResponse<ContainerActor, Result<(), ContainerError>>;
 
 fn ready(out: Result<(), ContainerError>) -> Reply {
-    AtomicResponse::new(Box::pin(fut::ready(out)))
+    AtomicResponse::new(ready_fut(out))
+}
+
+fn ready_fut(
+    out: Result<(), ContainerError>,
+) -> ResponseActFuture<ContainerActor, Result<(), ContainerError>> {
+    Box::pin(fut::ready(out))
+}
+
+/// The answer of a change to a container that does not run: once its record and spec file
+/// are durable.
+fn stored(act: &ContainerActor) -> Reply {
+    AtomicResponse::new(act.after_durable_spec(ready_fut(Ok(()))))
 }
 
 fn net_error(what: &'static str, name: &str, e: crate::network::NetworkError) -> ContainerError {
@@ -78,20 +90,22 @@ impl ContainerActor {
     }
 
     /// Before a start: a container that lost its first network while it ran starts on the
-    /// first of the others (stored before the start is).
-    pub(super) fn promote_before_start(&mut self) -> Result<(), ContainerError> {
+    /// first of the others (committed before the start is; the caller rewrites the spec
+    /// file when this says it changed the record).
+    pub(super) fn promote_before_start(&mut self) -> Result<bool, ContainerError> {
         let mut rec = self.record.clone();
         match promote_first(&mut rec.spec) {
-            true => self.store_record(rec),
-            false => Ok(()),
+            true => self.store_record(rec).map(|()| true),
+            false => Ok(false),
         }
     }
 
-    /// Stores `rec` (record and spec file) as this container's record.
+    /// Commits `rec` as this container's record; its spec file is rewritten by the step
+    /// that waits for it ([`ContainerActor::after_durable_spec`]).
     fn store_record(&mut self, rec: ContainerRecord) -> Result<(), ContainerError> {
         self.commit(&rec)?;
         self.record = rec;
-        crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
+        Ok(())
     }
 
     /// Runs a network step on the blocking pool; on failure the record goes back to `before`.
@@ -102,26 +116,32 @@ impl ContainerActor {
         network: String,
         step: impl FnOnce() -> Result<(), crate::network::NetworkError> + Send + 'static,
     ) -> Reply {
-        // On the blocking pool once the record saying so is durable (spawned only then).
+        // On the blocking pool once the record and spec file saying so are durable (spawned
+        // only then).
         let job = async move { Ok(tokio::task::spawn_blocking(step).await) };
-        let job = self.after_durable(Box::pin(job.into_actor(self)));
-        AtomicResponse::new(Box::pin(job.map(
-            move |joined, act, _| {
-                let done = match joined {
-                    Ok(joined) => joined.unwrap_or(Err(crate::network::NetworkError::Thread)),
-                    Err(e) => return Err(e),
-                };
-                match done {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        if let Err(undo) = act.store_record(before) {
-                            tracing::warn!(parent: &act.span, error = %undo, "the record was not put back");
-                        }
-                        Err(net_error(what, &network, e))
-                    }
+        let job = self.after_durable_spec(Box::pin(job.into_actor(self)));
+        AtomicResponse::new(Box::pin(job.then(move |joined, act, _| {
+            let done = match joined {
+                Ok(joined) => joined.unwrap_or(Err(crate::network::NetworkError::Thread)),
+                Err(e) => return ready_fut(Err(e)),
+            };
+            let Err(e) = done else {
+                return ready_fut(Ok(()));
+            };
+            let failed = net_error(what, &network, e);
+            if let Err(undo) = act.store_record(before) {
+                tracing::warn!(parent: &act.span, error = %undo, "the record was not put back");
+                return ready_fut(Err(failed));
+            }
+            // The step's error, once the record put back is durable.
+            let undone = act.after_durable_spec(ready_fut(Ok(())));
+            Box::pin(undone.map(move |undone, act, _| {
+                if let Err(undo) = undone {
+                    tracing::warn!(parent: &act.span, error = %undo, "the record put back is not durable");
                 }
-            },
-        )))
+                Err(failed)
+            }))
+        })))
     }
 }
 
@@ -164,7 +184,7 @@ impl Handler<Connect> for ContainerActor {
         }
         info!(parent: &self.span, network = %network, slot, running, "network connected");
         if !running {
-            return ready(Ok(()));
+            return stored(self);
         }
         let run_dir = self.shared.layout_of(&self.record).run_dir;
         let netns = crate::network::netns::path(&run_dir, &self.record.id);
@@ -224,7 +244,7 @@ impl Handler<Disconnect> for ContainerActor {
         }
         info!(parent: &self.span, network = %msg.network, slot, running, "network disconnected");
         if !running {
-            return ready(Ok(()));
+            return stored(self);
         }
         let id = self.record.id.clone();
         self.network_step(before, "disconnect a container from", msg.network, move || {

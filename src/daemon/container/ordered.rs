@@ -5,7 +5,9 @@
 //!
 //! Writes of the record commit at once ([`ContainerActor::commit`]) and are flushed by the
 //! store's flush thread; a step that acts on a write (spawns the shim, signals, thaws,
-//! releases, removes files) first waits for that flush ([`ContainerActor::after_durable`]).
+//! releases, removes files) first waits for that flush ([`ContainerActor::after_durable`]);
+//! a change of the spec file also waits for its rewrite, done on the blocking pool
+//! ([`ContainerActor::after_durable_spec`]).
 
 use actix::prelude::*;
 use moor_state::ContainerRecord;
@@ -35,6 +37,22 @@ impl ContainerActor {
         Box::pin(flushed.into_actor(self).then(move |res, _, _| match res {
             Ok(()) => step,
             Err(e) => Box::pin(fut::ready(Err(ContainerError::from(e)))),
+        }))
+    }
+
+    /// `step`, once this container's spec file is rewritten from its record (durably, on
+    /// the blocking pool: see [`crate::daemon::supervisor::write_spec_file`]) and every
+    /// write this actor has made so far is flushed. For a change of what the spec file holds
+    /// (name, resources, networks): answered, or acted on, once both copies are durable.
+    pub(super) fn after_durable_spec<T: 'static>(
+        &self,
+        step: ResponseActFuture<Self, Result<T, ContainerError>>,
+    ) -> ResponseActFuture<Self, Result<T, ContainerError>> {
+        let written = crate::daemon::supervisor::write_spec_file(&self.shared, &self.record);
+        let then = self.after_durable(step);
+        Box::pin(written.into_actor(self).then(move |res, _, _| match res {
+            Ok(()) => then,
+            Err(e) => Box::pin(fut::ready(Err(e))),
         }))
     }
 

@@ -13,13 +13,14 @@ use crate::daemon::error::ContainerError;
 use crate::daemon::messages::UpdateContainer;
 
 impl ContainerActor {
-    /// Records `spec` as the container's: the store, then its spec file.
+    /// Commits `spec` as the container's (its spec file is rewritten by the step that
+    /// waits for it: [`ContainerActor::after_durable_spec`]).
     fn record_spec(&mut self, spec: ContainerSpec) -> Result<(), ContainerError> {
         let mut rec = self.record.clone();
         rec.spec = spec;
         self.commit(&rec)?;
         self.record = rec;
-        crate::daemon::supervisor::write_spec_file(&self.shared, &self.record)
+        Ok(())
     }
 }
 
@@ -46,27 +47,52 @@ impl Handler<UpdateContainer> for ContainerActor {
         }
         let live = self.record.state.run().is_some() && msg.0.touches_cgroup();
         if !live {
-            info!(parent: &self.span, "updated");
-            self.emit("update", &[]);
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            let stored = self.after_durable_spec(Box::pin(fut::ready(Ok(()))));
+            return AtomicResponse::new(Box::pin(stored.map(|res, act, _| {
+                res?;
+                info!(parent: &act.span, "updated");
+                act.emit("update", &[]);
+                Ok(())
+            })));
         }
         let applied = self.runtime.update(&self.record.id, &after, &msg.0);
         // `runc update` once the new limits are durable (a runtime future does nothing
         // until polled).
         let applied = Box::pin(async move { Ok(applied.await) }.into_actor(self));
-        AtomicResponse::new(Box::pin(self.after_durable(applied).map(
+        AtomicResponse::new(Box::pin(self.after_durable_spec(applied).then(
             move |res, act, _| {
                 let res = res.and_then(|applied| applied.map_err(ContainerError::Runtime));
-                if let Err(e) = res {
-                    if let Err(undo) = act.record_spec(before) {
-                        warn!(parent: &act.span, error = %undo, "update not rolled back");
+                match res {
+                    Ok(()) => {
+                        info!(parent: &act.span, "updated");
+                        act.emit("update", &[]);
+                        Box::pin(fut::ready(Ok(())))
                     }
-                    return Err(e);
+                    Err(e) => act.roll_back(before, e),
                 }
-                info!(parent: &act.span, "updated");
-                act.emit("update", &[]);
-                Ok(())
             },
         )))
+    }
+}
+
+impl ContainerActor {
+    /// After an update the runtime refused: the spec as it was, committed and rewritten,
+    /// then the refusal.
+    fn roll_back(
+        &mut self,
+        before: ContainerSpec,
+        refused: ContainerError,
+    ) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        if let Err(undo) = self.record_spec(before) {
+            warn!(parent: &self.span, error = %undo, "update not rolled back");
+            return Box::pin(fut::ready(Err(refused)));
+        }
+        let undone = self.after_durable_spec(Box::pin(fut::ready(Ok(()))));
+        Box::pin(undone.map(move |undone, act, _| {
+            if let Err(undo) = undone {
+                warn!(parent: &act.span, error = %undo, "update rolled back, not durably");
+            }
+            Err(refused)
+        }))
     }
 }

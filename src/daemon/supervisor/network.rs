@@ -5,16 +5,14 @@
 //! released when its record is removed. The bridges are made and deleted by the API's
 //! blocking tasks, around these steps.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 use moor_state::network::{allocate_in, held, Endpoint, NetworkRecord};
-use moor_state::{ContainerRecord, ContainerSpec, State};
+use moor_state::{ContainerRecord, ContainerSpec};
 use tracing::{info, warn};
 
-use super::Supervisor;
+use super::hosts::rewrite_all;
+use super::{once_durable, Supervisor};
 use crate::daemon::error::ContainerError;
-use crate::daemon::Shared;
 
 /// Plan and store a user network (Supervisor): its name and subnet are checked against the
 /// stored ones, and a subnet chosen when none is asked, in one step with the store's write.
@@ -314,9 +312,20 @@ impl Handler<DisconnectContainer> for Supervisor {
 }
 
 impl Handler<CreateNetwork> for Supervisor {
-    type Result = Result<NetworkRecord, ContainerError>;
+    type Result = ResponseFuture<Result<NetworkRecord, ContainerError>>;
 
     fn handle(&mut self, msg: CreateNetwork, _: &mut Context<Self>) -> Self::Result {
+        let created = self.create_network(msg);
+        once_durable(&self.shared, created.map(|(rec, seq)| (rec, Some(seq))))
+    }
+}
+
+impl Supervisor {
+    /// A network's record, committed.
+    fn create_network(
+        &mut self,
+        msg: CreateNetwork,
+    ) -> Result<(NetworkRecord, u64), ContainerError> {
         let tree = self.shared.store.networks()?;
         let all = tree.list()?;
         if all.iter().any(|n| n.name == msg.request.name) {
@@ -324,16 +333,27 @@ impl Handler<CreateNetwork> for Supervisor {
         }
         let rec = crate::network::user::plan(&msg.request, &all, &msg.routes)
             .map_err(ContainerError::BadRequest)?;
-        tree.put(&rec)?;
+        let seq = tree.put_unflushed(&rec)?;
         info!(network = %rec.name, subnet = %rec.subnet, bridge = %rec.bridge, "network created");
-        Ok(rec)
+        Ok((rec, seq))
     }
 }
 
 impl Handler<RemoveNetwork> for Supervisor {
-    type Result = Result<NetworkRecord, ContainerError>;
+    type Result = ResponseFuture<Result<NetworkRecord, ContainerError>>;
 
     fn handle(&mut self, msg: RemoveNetwork, _: &mut Context<Self>) -> Self::Result {
+        let removed = self.remove_network(msg);
+        once_durable(&self.shared, removed.map(|(net, seq)| (net, Some(seq))))
+    }
+}
+
+impl Supervisor {
+    /// A network's removal, committed.
+    fn remove_network(
+        &mut self,
+        msg: RemoveNetwork,
+    ) -> Result<(NetworkRecord, u64), ContainerError> {
         if matches!(msg.0.as_str(), "bridge" | "host" | "none") {
             return Err(ContainerError::BadRequest(format!(
                 "{} is a pre-defined network and cannot be removed",
@@ -348,9 +368,9 @@ impl Handler<RemoveNetwork> for Supervisor {
                 containers: users,
             });
         }
-        self.shared.store.networks()?.remove(&net.name)?;
+        let seq = self.shared.store.networks()?.remove_unflushed(&net.name)?;
         info!(network = %net.name, "network removed");
-        Ok(net)
+        Ok((net, seq))
     }
 }
 
@@ -363,18 +383,26 @@ impl Handler<ListNetworks> for Supervisor {
 }
 
 impl Handler<PruneNetworks> for Supervisor {
-    type Result = Result<Vec<NetworkRecord>, ContainerError>;
+    type Result = ResponseFuture<Result<Vec<NetworkRecord>, ContainerError>>;
 
     fn handle(&mut self, _: PruneNetworks, _: &mut Context<Self>) -> Self::Result {
-        let mut removed = Vec::new();
+        let pruned = self.prune_networks();
+        once_durable(&self.shared, pruned.map(|(nets, seq)| (nets, Some(seq))))
+    }
+}
+
+impl Supervisor {
+    /// The unused networks' removals, committed (with the counter of the last write).
+    fn prune_networks(&mut self) -> Result<(Vec<NetworkRecord>, u64), ContainerError> {
+        let (mut removed, mut seq) = (Vec::new(), self.shared.store.flusher().committed());
         for net in self.user_networks()? {
             if self.users_of(&net)?.is_empty() {
-                self.shared.store.networks()?.remove(&net.name)?;
+                seq = self.shared.store.networks()?.remove_unflushed(&net.name)?;
                 info!(network = %net.name, "network pruned");
                 removed.push(net);
             }
         }
-        Ok(removed)
+        Ok((removed, seq))
     }
 }
 
@@ -405,13 +433,10 @@ pub async fn create_network(
     let made = rec.clone();
     let bridged = blocking(move || {
         crate::network::user::ensure(&made)?;
-        // Its subnet is masqueraded going out, and its containers' ports can be published;
-        // an internal network stays out of the NAT table.
-        if made.internal {
-            return Ok(());
-        }
+        // Its bridge is isolated from moor's other bridges; its subnet is masqueraded going
+        // out and its containers' ports can be published, an internal network's excepted.
         if let Err(e) = crate::network::nat::ensure(&crate::network::nat::BridgeNat::of(&made)) {
-            warn!(network = %made.name, error = %e, "no NAT for the network: its containers reach only each other");
+            warn!(network = %made.name, error = %e, "the network is not in moor's nft table: no NAT, no isolation from the other networks");
         }
         Ok(())
     })
@@ -433,13 +458,14 @@ pub async fn create_network(
 async fn delete_bridges(nets: &[NetworkRecord]) {
     for net in nets.iter() {
         let n = net.clone();
-        // Its masquerade goes with it (a network made since may take the subnet).
+        // Its masquerade and isolation go with it (a network made since may take the
+        // subnet, or the bridge's name).
         let nat = crate::network::nat::BridgeNat::of(net);
         let forgot = tokio::task::spawn_blocking(move || crate::network::nat::forget(&nat)).await;
         if let Some(e) =
             forgot.map_or_else(|e| Some(e.to_string()), |r| r.err().map(|e| e.to_string()))
         {
-            warn!(network = %net.name, error = %e, "masquerade not removed");
+            warn!(network = %net.name, error = %e, "masquerade and isolation not removed");
         }
         if let Err(e) = blocking(move || crate::network::user::remove(&n)).await {
             warn!(network = %net.name, bridge = %net.bridge, error = %e, "bridge not deleted");
@@ -465,46 +491,4 @@ pub async fn prune_networks(
     let removed = supervisor.send(PruneNetworks).await??;
     delete_bridges(&removed).await;
     Ok(removed)
-}
-
-fn running(rec: &ContainerRecord) -> bool {
-    matches!(
-        rec.state,
-        State::Running(_) | State::Paused(_) | State::Stopping(_)
-    )
-}
-
-/// Rewrites the `/etc/hosts` of the containers on user networks (blocking).
-fn rewrite_all(shared: &Shared) {
-    match shared.store.list() {
-        Ok(records) => {
-            let n = crate::network::user::rewrite_hosts(&records, running, |id| {
-                shared.layout.container_dir(id)
-            });
-            tracing::debug!(written = n, "hosts files rewritten");
-        }
-        Err(e) => warn!(error = %e, "hosts files not rewritten: the store"),
-    }
-}
-
-/// Keeps the `/etc/hosts` of the containers on user networks current: once at start (what
-/// changed while the daemon was away), then after every container start and end the event
-/// bus reports (each recorded before its event). Runs until the bus closes.
-pub fn watch_hosts(shared: Arc<Shared>) {
-    let (_, mut events) = shared.events.subscribe();
-    actix_rt::spawn(async move {
-        let first = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || rewrite_all(&first)).await;
-        loop {
-            let changed = match events.recv().await {
-                Ok(e) => matches!(e.action.as_ref(), "start" | "die" | "destroy" | "restore"),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            if changed {
-                let s = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || rewrite_all(&s)).await;
-            }
-        }
-    });
 }

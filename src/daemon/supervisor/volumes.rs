@@ -1,5 +1,8 @@
 //! The Supervisor's volumes: it owns them as it owns names, so creating one, the in-use
-//! check of a removal and a container's create or removal never interleave.
+//! check of a removal and a container's create or removal never interleave. A record's write
+//! commits on the Supervisor's thread and is flushed by the store's flush thread
+//! (`daemon::durable`): an answer, and a removed volume's data removal, wait for that flush
+//! without holding the thread.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +13,7 @@ use moor_state::volume::{self, VolumeRecord, ANONYMOUS_LABEL, VOLUME_RECORD_VERS
 use moor_state::ContainerSpec;
 use tracing::{info, warn};
 
-use super::{new_id, Supervisor};
+use super::{new_id, once_durable, Supervisor};
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
 
@@ -77,12 +80,12 @@ fn valid_name(name: &str) -> bool {
 
 impl Supervisor {
     /// The volume `name` (None: a new anonymous one), created with its data directory when
-    /// missing.
+    /// missing; with the counter of its record's write when it is new.
     fn volume(
         &self,
         name: Option<String>,
         labels: std::collections::BTreeMap<String, String>,
-    ) -> Result<VolumeRecord, ContainerError> {
+    ) -> Result<(VolumeRecord, Option<u64>), ContainerError> {
         let store = self.shared.store.volumes()?;
         let anonymous = name.is_none();
         let name = name.unwrap_or_else(new_id);
@@ -92,7 +95,7 @@ impl Supervisor {
             )));
         }
         if let Some(existing) = store.get(&name)? {
-            return Ok(existing);
+            return Ok((existing, None));
         }
         let data = volume_dir(&self.shared.layout.root, &name).join("_data");
         std::fs::create_dir_all(&data).map_err(|source| ContainerError::Io {
@@ -112,9 +115,9 @@ impl Supervisor {
             labels,
             anonymous,
         };
-        store.put(&rec)?;
+        let seq = store.put_unflushed(&rec)?;
         info!(volume = %rec.name, "volume created");
-        Ok(rec)
+        Ok((rec, Some(seq)))
     }
 
     /// Gives every volume mount of `spec` its volume (created when missing) and host path.
@@ -126,7 +129,8 @@ impl Supervisor {
             .filter(|m| m.kind == MountKind::Volume)
         {
             let name = (!m.name.is_empty()).then(|| m.name.clone());
-            let rec = self.volume(name, Default::default())?;
+            // Durable with the container's record, whose write comes after.
+            let (rec, _) = self.volume(name, Default::default())?;
             m.source = volume_dir(&root, &rec.name)
                 .join("_data")
                 .display()
@@ -136,9 +140,10 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Removes the volume `name`'s record, then its directory off this thread. Refused
-    /// while a container uses it.
-    fn remove_volume(&mut self, name: &str) -> Result<u64, ContainerError> {
+    /// Removes the volume `name`'s record, then, once that is durable, its directory off
+    /// this thread. Refused while a container uses it. Returns the bytes its data held and
+    /// the counter of the record's removal.
+    fn remove_volume(&mut self, name: &str) -> Result<(u64, u64), ContainerError> {
         let store = self.shared.store.volumes()?;
         if store.get(name)?.is_none() {
             return Err(ContainerError::NoSuchVolume(name.into()));
@@ -151,18 +156,23 @@ impl Supervisor {
                 ids,
             });
         }
-        store.remove(name)?;
-        crate::daemon::fault::point("volume-record-removed");
+        let seq = store.remove_unflushed(name)?;
         let dir = volume_dir(&self.shared.layout.root, name);
         let size = dir_size(&dir);
         let volume = name.to_string();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
+        let flushed = self.shared.durable.flushed(seq);
+        actix::spawn(async move {
+            if let Err(e) = flushed.await {
+                return warn!(volume = %volume, error = %e, "volume data kept: its removal is not durable");
+            }
+            crate::daemon::fault::point("volume-record-removed");
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
+            if let Ok(Err(e)) = removed {
                 warn!(volume = %volume, error = %e, "volume data not removed");
             }
         });
         info!(volume = %name, "volume removed");
-        Ok(size)
+        Ok((size, seq))
     }
 }
 
@@ -183,10 +193,11 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 impl Handler<CreateVolume> for Supervisor {
-    type Result = Result<VolumeRecord, ContainerError>;
+    type Result = ResponseFuture<Result<VolumeRecord, ContainerError>>;
 
     fn handle(&mut self, msg: CreateVolume, _: &mut Context<Self>) -> Self::Result {
-        self.volume(msg.name, msg.labels)
+        let made = self.volume(msg.name, msg.labels);
+        once_durable(&self.shared, made)
     }
 }
 
@@ -208,21 +219,36 @@ impl Handler<InspectVolume> for Supervisor {
 }
 
 impl Handler<RemoveVolume> for Supervisor {
-    type Result = Result<(), ContainerError>;
+    type Result = ResponseFuture<Result<(), ContainerError>>;
 
     fn handle(&mut self, msg: RemoveVolume, _: &mut Context<Self>) -> Self::Result {
-        match self.remove_volume(&msg.name) {
+        let removed = match self.remove_volume(&msg.name) {
             // Docker's force: a missing volume is no error.
-            Err(ContainerError::NoSuchVolume(_)) if msg.force => Ok(()),
-            other => other.map(drop),
-        }
+            Err(ContainerError::NoSuchVolume(_)) if msg.force => Ok(((), None)),
+            other => other.map(|(_, seq)| ((), Some(seq))),
+        };
+        once_durable(&self.shared, removed)
     }
 }
 
+/// The volumes a prune removed and the bytes their data held.
+type Pruned = (Vec<String>, u64);
+
 impl Handler<PruneVolumes> for Supervisor {
-    type Result = Result<(Vec<String>, u64), ContainerError>;
+    type Result = ResponseFuture<Result<Pruned, ContainerError>>;
 
     fn handle(&mut self, msg: PruneVolumes, _: &mut Context<Self>) -> Self::Result {
+        let pruned = self.prune_volumes(msg);
+        once_durable(&self.shared, pruned)
+    }
+}
+
+impl Supervisor {
+    /// A prune up to its last committed write.
+    fn prune_volumes(
+        &mut self,
+        msg: PruneVolumes,
+    ) -> Result<(Pruned, Option<u64>), ContainerError> {
         let records = self.list()?;
         let candidates: Vec<String> = self
             .shared
@@ -234,13 +260,13 @@ impl Handler<PruneVolumes> for Supervisor {
             .filter(|v| volume::users(&records, &v.name).next().is_none())
             .map(|v| v.name)
             .collect();
-        let mut removed = Vec::new();
-        let mut space = 0;
+        let (mut removed, mut space, mut last) = (Vec::new(), 0, None);
         for name in candidates {
-            space += self.remove_volume(&name)?;
+            let (size, seq) = self.remove_volume(&name)?;
+            (space, last) = (space + size, Some(seq));
             removed.push(name);
         }
-        Ok((removed, space))
+        Ok(((removed, space), last))
     }
 }
 

@@ -1,5 +1,6 @@
-//! Reading moor's table back from `nft -j list table ip moor`: which bridges, subnets and
-//! published ports it holds (for `moor admin`, and for the tests).
+//! Reading moor's table back from `nft -j list table ip moor`: which bridges, subnets,
+//! isolated and internal bridges and published ports it holds (for `moor admin`, and for
+//! the tests).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -10,6 +11,7 @@ use nftables::schema::{NfListObject, NfObject, Nftables};
 use serde::Serialize;
 
 use super::ruleset::{ANY_ADDR, ANY_PORT, BRIDGES, IP_ADDR, IP_PORT, SUBNETS, TABLE};
+use super::ruleset::{INTERNAL, ISOLATED};
 
 /// The contents of moor's table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -18,6 +20,10 @@ pub struct NatListing {
     pub bridges: Vec<String>,
     /// Their subnets, `ADDR/LEN`.
     pub subnets: Vec<String>,
+    /// Bridges isolated from one another (internal ones included).
+    pub isolated: Vec<String>,
+    /// Bridges of internal networks.
+    pub internal: Vec<String>,
     /// Published ports, by host side.
     pub published: Vec<PublishedElement>,
 }
@@ -150,6 +156,8 @@ pub fn parse(doc: &Nftables) -> Result<NatListing, String> {
                 let into = match set.name.as_ref() {
                     BRIDGES => &mut out.bridges,
                     SUBNETS => &mut out.subnets,
+                    ISOLATED => &mut out.isolated,
+                    INTERNAL => &mut out.internal,
                     _ => continue,
                 };
                 for e in set.elem.as_deref().unwrap_or_default() {

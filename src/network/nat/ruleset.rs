@@ -20,6 +20,10 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use super::BridgeNat;
 
+mod isolation;
+
+pub use isolation::{INTERNAL, ISOLATED};
+
 /// moor's table (`ip moor`): nothing of moor lives in any other table.
 pub const TABLE: &str = "moor";
 /// Container address per `host ip . proto . host port` (ports published on one address).
@@ -188,7 +192,7 @@ fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfObject<'static>
     }))
 }
 
-/// The rules of the three base chains, in order.
+/// The rules of the three NAT chains, in order.
 fn rules() -> Vec<NfObject<'static>> {
     let oifname = || meta(MetaKey::Oifname);
     vec![
@@ -241,9 +245,9 @@ fn rules() -> Vec<NfObject<'static>> {
     ]
 }
 
-/// Creates whatever is missing of the table, its maps, sets and chains, and rewrites the
-/// chains' rules (flush and add in the same transaction: no packet sees a chain half-made).
-/// Map and set elements already there are kept.
+/// Creates whatever is missing of the table, its maps, sets and chains (the NAT ones and
+/// [`isolation`]'s), and rewrites the chains' rules (flush and add in the same transaction:
+/// no packet sees a chain half-made). Map and set elements already there are kept.
 pub fn skeleton() -> Vec<NfObject<'static>> {
     let mut cmds = vec![add(NfListObject::Table(table()))];
     for (name, per_address, value) in MAPS {
@@ -273,6 +277,7 @@ pub fn skeleton() -> Vec<NfObject<'static>> {
         cmds.push(NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(chain))));
     }
     cmds.extend(rules());
+    cmds.extend(isolation::skeleton());
     cmds
 }
 
@@ -285,8 +290,8 @@ fn element(name: &'static str, elem: Vec<Expression<'static>>) -> NfListObject<'
     })
 }
 
-/// A bridge's two elements: its name and its subnet.
-pub fn bridge_elements(bridge: &BridgeNat) -> Vec<NfObject<'static>> {
+/// A bridge's masquerade elements: its name and its subnet.
+fn nat_elements(bridge: &BridgeNat) -> Vec<NfObject<'static>> {
     let prefix = Expression::Named(NamedExpression::Prefix(Prefix {
         addr: Box::new(s(&bridge.subnet.to_string())),
         len: u32::from(bridge.prefix_len),
@@ -297,15 +302,34 @@ pub fn bridge_elements(bridge: &BridgeNat) -> Vec<NfObject<'static>> {
     ]
 }
 
-/// Removes a bridge's two elements; missing ones are not an error (each is added, a no-op
-/// when present, then deleted, in one transaction).
+/// A bridge's elements: its name and subnet for the masquerade (an internal one has none),
+/// then its isolation from the other bridges.
+pub fn bridge_elements(bridge: &BridgeNat) -> Vec<NfObject<'static>> {
+    let mut cmds = if bridge.internal {
+        Vec::new()
+    } else {
+        nat_elements(bridge)
+    };
+    cmds.extend(isolation::bridge_elements(bridge));
+    cmds
+}
+
+/// Removes every element of a bridge's, masquerade and isolation, internal or not; missing
+/// ones are not an error (each is added, a no-op when present, then deleted, in one
+/// transaction).
 pub fn remove_bridge_elements(bridge: &BridgeNat) -> Vec<NfObject<'static>> {
-    let mut cmds = bridge_elements(bridge);
-    for cmd in bridge_elements(bridge) {
-        if let NfObject::CmdObject(NfCmd::Add(obj)) = cmd {
-            cmds.push(NfObject::CmdObject(NfCmd::Delete(obj)));
-        }
-    }
+    let mut cmds = nat_elements(bridge);
+    cmds.extend(isolation::all_bridge_elements(bridge));
+    let deletes: Vec<_> = cmds
+        .iter()
+        .filter_map(|cmd| match cmd {
+            NfObject::CmdObject(NfCmd::Add(obj)) => {
+                Some(NfObject::CmdObject(NfCmd::Delete(obj.clone())))
+            }
+            _ => None,
+        })
+        .collect();
+    cmds.extend(deletes);
     cmds
 }
 
@@ -386,6 +410,7 @@ pub fn flush_elements() -> Vec<NfObject<'static>> {
         let flush = FlushObject::Set(Box::new(set(name, kind, interval)));
         cmds.push(NfObject::CmdObject(NfCmd::Flush(flush)));
     }
+    cmds.extend(isolation::flush_elements());
     cmds
 }
 

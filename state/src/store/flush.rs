@@ -6,10 +6,21 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::StoreError;
 use crate::witness;
+
+/// Called before every flush of every store of this process, wherever it runs (see
+/// [`before_every_flush`]).
+static BEFORE_FLUSH: OnceLock<fn()> = OnceLock::new();
+
+/// Sets the function every flush calls first (once per process; later calls are ignored):
+/// the daemon's fail point for a slow disk, so that a test holding it holds every flush, on
+/// the flush thread or wherever else one would run.
+pub fn before_every_flush(hook: fn()) {
+    let _ = BEFORE_FLUSH.set(hook);
+}
 
 /// A cheap, cloneable handle that flushes the store (see the module doc).
 #[derive(Debug, Clone)]
@@ -54,10 +65,17 @@ impl Flusher {
     /// Flushes every write committed before this call, then copies the counter beside the
     /// store; returns the counter now durable.
     pub fn flush(&self) -> Result<u64, StoreError> {
+        self.flush_sled()
+            .map_err(|source| StoreError::Write { source })
+    }
+
+    /// [`Flusher::flush`] with sled's own error.
+    pub(crate) fn flush_sled(&self) -> Result<u64, sled::Error> {
+        if let Some(hook) = BEFORE_FLUSH.get() {
+            hook();
+        }
         let target = self.committed();
-        self.db
-            .flush()
-            .map_err(|source| StoreError::Write { source })?;
+        self.db.flush()?;
         let mut witnessed = self
             .marks
             .witnessed

@@ -119,12 +119,37 @@ fn bridge_elements_are_name_and_prefix() {
         name: "moor0".into(),
         subnet: Ipv4Addr::new(172, 30, 0, 0),
         prefix_len: 16,
+        internal: false,
     };
     let cmds = to_json(bridge_elements(&bridge));
     assert_eq!(cmds[0]["add"]["element"]["elem"], json!(["moor0"]));
     assert_eq!(
         cmds[1]["add"]["element"]["elem"],
         json!([{"prefix": {"addr": "172.30.0.0", "len": 16}}])
+    );
+}
+
+#[test]
+fn an_internal_bridge_is_isolated_not_masqueraded_and_removal_takes_every_element() {
+    let bridge = BridgeNat {
+        name: "moor-int".into(),
+        subnet: Ipv4Addr::new(10, 91, 0, 0),
+        prefix_len: 24,
+        internal: true,
+    };
+    let cmds = to_json(bridge_elements(&bridge));
+    let names: Vec<&Value> = cmds.iter().map(|c| &c["add"]["element"]["name"]).collect();
+    assert_eq!(names, [ISOLATED, isolation::SAME, INTERNAL]);
+    // Removal: masquerade and isolation elements alike, added then deleted.
+    let cmds = to_json(remove_bridge_elements(&bridge));
+    assert_eq!(cmds.len(), 10, "{cmds:#?}");
+    let deleted: Vec<&Value> = cmds[5..]
+        .iter()
+        .map(|c| &c["delete"]["element"]["name"])
+        .collect();
+    assert_eq!(
+        deleted,
+        [BRIDGES, SUBNETS, ISOLATED, isolation::SAME, INTERNAL]
     );
 }
 

@@ -1,0 +1,116 @@
+//! json-file log throughput: one container writing `bytes` of 100-byte lines to stdout, then
+//! an end marker; timed from the start request until the marker is in the log file (read
+//! from the file's tail, so the time covers the engine's whole log path, not only the
+//! container's run).
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::client::Conn;
+
+/// The line the container repeats: 99 printable bytes and a newline.
+const LINE: &str = "the quick brown fox jumps over the lazy dog 0123456789 \
+                    the quick brown fox jumps over the lazy dog.";
+const _: () = assert!(LINE.len() == 99);
+
+/// The container's last line, looked for in the log file's tail.
+const END: &str = "moor-bench-log-end";
+
+/// The create body of a container writing `bytes` bytes to stdout, then [`END`].
+pub fn body(image: &str, bytes: u64) -> String {
+    let script = format!("/bin/busybox yes '{LINE}' | /bin/busybox head -c {bytes}; echo {END}");
+    serde_json::json!({
+        "Image": image,
+        "Cmd": ["/bin/sh", "-c", script],
+        "HostConfig": {"NetworkMode": "none"},
+    })
+    .to_string()
+}
+
+/// One run's figures.
+pub struct LogRun {
+    /// From the start request to the end marker in the log file.
+    pub took: Duration,
+    /// The log file's size then.
+    pub log_bytes: u64,
+}
+
+impl LogRun {
+    /// Throughput of the container's output, MB/s (10^6 bytes).
+    pub fn mb_per_s(&self, bytes: u64) -> f64 {
+        bytes as f64 / 1e6 / self.took.as_secs_f64()
+    }
+}
+
+/// Creates, starts and times one writer on the API at `sock`, then removes it.
+pub fn run(sock: &Path, image: &str, bytes: u64) -> LogRun {
+    let mut conn = Conn::open(sock).expect("connect");
+    let a = conn
+        .call("POST", "/containers/create", &body(image, bytes))
+        .expect("create");
+    assert_eq!(
+        a.status,
+        201,
+        "create: {}",
+        String::from_utf8_lossy(&a.body)
+    );
+    let id = a.json()["Id"].as_str().expect("Id").to_string();
+    let t0 = Instant::now();
+    let a = conn
+        .call("POST", &format!("/containers/{id}/start"), "")
+        .expect("start");
+    assert_eq!(a.status, 204, "start: {}", String::from_utf8_lossy(&a.body));
+    let log = log_path(&mut conn, &id);
+    let log_bytes = loop {
+        if let Some(len) = ends_with_marker(&log) {
+            break len;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "no {END} in {} after 600 s",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let took = t0.elapsed();
+    let a = conn
+        .call("DELETE", &format!("/containers/{id}?force=1"), "")
+        .expect("remove");
+    assert_eq!(
+        a.status,
+        204,
+        "remove: {}",
+        String::from_utf8_lossy(&a.body)
+    );
+    LogRun { took, log_bytes }
+}
+
+/// The container's `LogPath` (Docker sets it when the container starts).
+fn log_path(conn: &mut Conn, id: &str) -> std::path::PathBuf {
+    let a = conn
+        .call("GET", &format!("/containers/{id}/json"), "")
+        .expect("inspect");
+    assert_eq!(
+        a.status,
+        200,
+        "inspect: {}",
+        String::from_utf8_lossy(&a.body)
+    );
+    let path = a.json()["LogPath"].as_str().unwrap_or_default().to_string();
+    assert!(!path.is_empty(), "no LogPath in the inspect of {id}");
+    path.into()
+}
+
+/// The file's size when its last 256 bytes hold [`END`].
+fn ends_with_marker(log: &Path) -> Option<u64> {
+    let mut f = std::fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(256))).ok()?;
+    let mut tail = Vec::with_capacity(256);
+    f.read_to_end(&mut tail).ok()?;
+    let needle = END.as_bytes();
+    tail.windows(needle.len())
+        .any(|w| w == needle)
+        .then_some(len)
+}
