@@ -124,7 +124,7 @@ pub fn runc_command(
     }
     let cmd = runc.args.exec(exec.container_id, &opts, exec.argv);
     Ok(ExecCommand {
-        command: Command::from(cmd.to_std()),
+        command: Command::from(super::runc::client::daemon_command(&cmd)),
         through_runtime: true,
     })
 }

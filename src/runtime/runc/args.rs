@@ -62,12 +62,12 @@ pub struct RuncCommand {
 }
 
 impl RuncCommand {
-    /// A `std::process::Command` with this argv (stdio left to the caller), started with
-    /// the open-file limit the daemon was started with (`host::limits`).
+    /// A `std::process::Command` with this argv (stdio left to the caller). The daemon's
+    /// own runc calls go through `client::daemon_command`, which restores the open-file
+    /// limit the daemon was started with; the shim's inherits it from the shim.
     pub fn to_std(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.program);
         cmd.args(&self.args);
-        crate::host::limits::inherit_nofile(&mut cmd);
         cmd
     }
 

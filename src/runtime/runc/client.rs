@@ -96,9 +96,17 @@ fn checked(command: &RuncCommand, out: io::Result<Output>) -> Result<Output, Run
     })
 }
 
+/// `command` as the daemon starts it: with the open-file limit the daemon was started with
+/// (`host::limits`), not the one it raised for itself.
+pub fn daemon_command(command: &RuncCommand) -> std::process::Command {
+    let mut cmd = command.to_std();
+    crate::host::limits::inherit_nofile(&mut cmd);
+    cmd
+}
+
 /// Runs `command` as an async child (stdin /dev/null, output captured).
 pub async fn output(command: &RuncCommand) -> Result<Output, RuncError> {
-    let out = tokio::process::Command::from(command.to_std())
+    let out = tokio::process::Command::from(daemon_command(command))
         .stdin(Stdio::null())
         .kill_on_drop(false)
         .output()
@@ -108,7 +116,10 @@ pub async fn output(command: &RuncCommand) -> Result<Output, RuncError> {
 
 /// Runs `command` on this thread: only where no actor waits on it.
 pub fn output_blocking(command: &RuncCommand) -> Result<Output, RuncError> {
-    checked(command, command.to_std().stdin(Stdio::null()).output())
+    checked(
+        command,
+        daemon_command(command).stdin(Stdio::null()).output(),
+    )
 }
 
 fn parse_state(out: &Output) -> Result<ContainerState, RuncError> {
