@@ -23,7 +23,7 @@ use crate::api::detach::{self, Escape};
 use crate::api::error::ApiError;
 use crate::api::guard::unwinding;
 use crate::api::peek::AttachHead;
-use crate::api::routes::logs::{pump, LogOptions};
+use crate::api::routes::logs::{follow, forward, LogOptions};
 use crate::api::routes::{flag, Query};
 use crate::api::server::{ApiState, MAX_BODY};
 use crate::daemon::error::ContainerError;
@@ -191,7 +191,9 @@ async fn prepare(head: &AttachHead, state: &web::Data<ApiState>) -> Result<Prepa
     let file = tokio::fs::File::open(&path).await.ok();
     opts.log.raw = rec.spec.tty;
     let (tx, rx) = mpsc::channel::<web::Bytes>(32);
-    actix_rt::spawn(pump(path, file, opts.log.clone(), done, tx));
+    // Following from now, before the client is answered and can write to stdin.
+    let frames = follow(&path, file, opts.log.clone(), done);
+    actix_rt::spawn(forward(frames, tx));
     let fifo = rec
         .spec
         .open_stdin

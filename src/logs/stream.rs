@@ -34,6 +34,13 @@ pub fn spawn(
     capacity: usize,
 ) -> Result<mpsc::Receiver<Vec<u8>>, LogsError> {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    // "From now on" (`tail` 0, a seek to the end) is fixed here, before this returns: an
+    // attach answered after it sees everything written from then on, however late the
+    // thread runs. A longer tail reads back through the files on the thread.
+    let mut reader = reader;
+    if opts.tail == Some(0) {
+        reader.tail(0)?;
+    }
     std::thread::Builder::new()
         .name("moor-logs".into())
         .spawn(move || {
@@ -59,7 +66,7 @@ fn pump(
     mut done: Option<Done>,
     tx: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), LogsError> {
-    if let Some(n) = opts.tail {
+    if let Some(n) = opts.tail.filter(|&n| n > 0) {
         reader.tail(n)?;
     }
     let mut out = Vec::with_capacity(CHUNK + 1024);

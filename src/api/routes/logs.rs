@@ -125,33 +125,31 @@ fn stopped(rx: oneshot::Receiver<WaitOutcome>) -> logs::stream::Done {
     Box::new(move |wait| !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout)))
 }
 
-/// Sends the frames of the log at `path` to `tx` until the end (or, with `done`, until the
-/// container stopped): the attach route's output half. `file` tells whether the log existed
-/// when the request came; the reader opens its own descriptors.
-pub async fn pump(
-    path: std::path::PathBuf,
+/// Starts following the log at `path` until the end (or, with `done`, until the container
+/// stopped): the attach route's output half. Where it starts (`opts.tail`) is fixed before
+/// this returns, so an attach answered afterwards loses nothing written meanwhile. `file`
+/// tells whether the log existed when the request came; the reader opens its own
+/// descriptors. `None` when there is nothing to follow.
+pub fn follow(
+    path: &std::path::Path,
     file: Option<tokio::fs::File>,
     opts: LogOptions,
     done: Option<oneshot::Receiver<WaitOutcome>>,
-    tx: mpsc::Sender<web::Bytes>,
-) {
+) -> Option<mpsc::Receiver<Vec<u8>>> {
     if file.is_none() && done.is_none() {
-        return;
+        return None;
     }
-    let reader = match LogReader::open(&path) {
-        Ok(reader) => reader,
-        Err(e) => {
-            tracing::warn!(error = %e, "open log");
-            return;
-        }
-    };
-    let mut rx = match logs::stream::spawn(reader, opts, done.map(stopped), BUFFERED_CHUNKS) {
-        Ok(rx) => rx,
-        Err(e) => {
-            tracing::warn!(error = %e, "read log");
-            return;
-        }
-    };
+    let reader = LogReader::open(path)
+        .map_err(|e| tracing::warn!(error = %e, "open log"))
+        .ok()?;
+    logs::stream::spawn(reader, opts, done.map(stopped), BUFFERED_CHUNKS)
+        .map_err(|e| tracing::warn!(error = %e, "read log"))
+        .ok()
+}
+
+/// Sends the frames [`follow`] reads to `tx`, until they end or `tx` is dropped.
+pub async fn forward(rx: Option<mpsc::Receiver<Vec<u8>>>, tx: mpsc::Sender<web::Bytes>) {
+    let Some(mut rx) = rx else { return };
     while let Some(chunk) = rx.recv().await {
         if tx.send(web::Bytes::from(chunk)).await.is_err() {
             return;
