@@ -1,10 +1,11 @@
 //! A private dockerd for the benches that measure Docker beside moor: its own data root, exec
 //! root (which holds its managed containerd's state: `exec/containerd`, `data/containerd`),
 //! pid file, unix socket and a `daemon.json` whose one key moves the daemon's identity key
-//! off `/etc/docker/key.json`, no bridge and no iptables. Never the system service, never
-//! /var/lib/docker, /run/docker, /var/lib/containerd or /etc/docker. Include it in a bench with
-//! `#[allow(dead_code)] #[path = "common/dockerd.rs"] mod dockerd;` (it depends on nothing
-//! else under `common`). Benches run it only when [`wanted`].
+//! off `/etc/docker/key.json`; no bridge, no iptables and no `net.ipv4.ip_forward` change
+//! (dockerd turns forwarding on by default, even without a bridge). Never the system service,
+//! never /var/lib/docker, /run/docker, /var/lib/containerd or /etc/docker. Include it in a
+//! bench with `#[allow(dead_code)] #[path = "common/dockerd.rs"] mod dockerd;` (it depends on
+//! nothing else under `common`). Benches run it only when [`wanted`].
 //!
 //! Two paths outside it cannot be moved: containerd 1.6 puts each shim's ttrpc socket under
 //! `/run/containerd/s/` whatever its root (a hash of the address and the container id, so no
@@ -168,7 +169,12 @@ impl Dockerd {
             .arg(format!("unix://{}", self.socket().display()))
             .arg("--config-file")
             .arg(self.dir.join("daemon.json"))
-            .args(["--bridge=none", "--iptables=false", "--ip-masq=false"]);
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ]);
         if self.live_restore {
             cmd.arg("--live-restore");
         }
