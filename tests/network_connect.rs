@@ -10,27 +10,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::netns::{host_network, Outside, TestNetns};
-use common::runc::skip_reason;
+use common::netns::{bridged_runc as setup, host_network, httpd, Outside};
 use common::{wait_for, Daemon};
 use serde_json::Value;
-
-const BRIDGE: &str = r#"{"bridge": "moor0"}"#;
-
-fn setup() -> Option<(TestNetns, Daemon)> {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
-        return None;
-    }
-    let ns = TestNetns::new();
-    let d = ns.daemon(BRIDGE, "runc");
-    d.import_busybox("bb");
-    Some((ns, d))
-}
-
-fn httpd(page: &str) -> String {
-    format!("mkdir -p /www && echo {page} > /www/index.html && exec httpd -f -p 80 -h /www")
-}
 
 fn hosts(d: &Daemon, name: &str) -> String {
     d.cli_ok(&["exec", name, "cat", "/etc/hosts"])

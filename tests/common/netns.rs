@@ -249,3 +249,21 @@ impl Daemon {
         std::fs::write(self.config_path(), no_bridge(config_json)).expect("write daemon.json");
     }
 }
+
+/// A test netns with a runc daemon on the default bridge `moor0` and busybox imported as
+/// `bb`; `None` (after saying why) only when `MOOR_TEST_SKIP` asks to skip runc tests.
+pub fn bridged_runc() -> Option<(TestNetns, Daemon)> {
+    if let Some(reason) = super::runc::skip_reason() {
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let ns = TestNetns::new();
+    let d = ns.daemon(r#"{"bridge": "moor0"}"#, "runc");
+    d.import_busybox("bb");
+    Some((ns, d))
+}
+
+/// A busybox shell command serving `page` at `/` on port 80.
+pub fn httpd(page: &str) -> String {
+    format!("mkdir -p /www && echo {page} > /www/index.html && exec httpd -f -p 80 -h /www")
+}
