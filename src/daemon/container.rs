@@ -460,7 +460,10 @@ impl Handler<StopContainer> for ContainerActor {
             (Ok(_), Some(run)) => self.thaw(run),
             _ => Box::pin(fut::ready(Ok(()))),
         };
-        // The signal only once `stopping` (and its deadline) is durable.
+        // The signal only once `stopping` (and its deadline) is durable. The exit waited
+        // for is taken now: the end may be recorded before the signal step runs (see
+        // `RemoveContainer`).
+        let exit = self.next_exit();
         let thawed = self.after_durable(thawed);
         let signalled = thawed.map(move |thawed, act, _| {
             let pidfd = prepared?;
@@ -479,7 +482,7 @@ impl Handler<StopContainer> for ContainerActor {
             // Docker's order for a stop: kill (the stop signal), die, stop.
             act.emit("kill", &[("signal", signal.to_string())]);
             fault::point("stop-signalled");
-            Ok::<_, ContainerError>((pidfd, act.next_exit()))
+            Ok::<_, ContainerError>((pidfd, exit))
         });
         let prepared = self.in_order(ctx, Box::pin(signalled));
         let span = self.span.clone();

@@ -369,3 +369,67 @@ fn a_start_records_its_transition_while_the_spec_file_syncs_and_spawns_after() {
         assert!(matches!(state(&addr).await, State::Running(_)));
     });
 }
+
+/// Sends `msg` to a started container in the very turn its process's end reaches the actor
+/// (the fake's hook runs inside the watched end: the actor hears of the end, then of the
+/// message, before either is handled); returns the answer, or fails after 5 s.
+async fn answer_racing_the_exit<M>(d: &Daemon, name: &str, msg: M) -> (String, Addr<ContainerActor>)
+where
+    M: Message<Result = Result<(), ContainerError>> + Send + 'static,
+    ContainerActor: Handler<M>,
+{
+    let (id, addr) = d.started(name).await;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let target = addr.clone();
+    d.fake.on_exit_seen(move || {
+        let _ = tx.send(target.send(msg));
+    });
+    d.fake.exit(&id, Exit::Code(0));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let asked = loop {
+        if let Ok(asked) = rx.try_recv() {
+            break asked;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the end of {name} was never seen"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    tokio::time::timeout(Duration::from_secs(5), asked)
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no answer within 5 s"))
+        .expect("mailbox")
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (id, addr)
+}
+
+/// `rm -f` and `stop` wait for the container's exit. One that arrives in the instant the
+/// process ends is answered: the exit it waits for is the one being recorded (its waiter is
+/// taken when the message is handled), not a later one that never comes. (actix runs the
+/// last `wait` first: the recording of the end ran before the kill step that used to take
+/// the waiter, and the answer hung until some other exit or removal came.)
+#[test]
+fn a_forced_removal_or_a_stop_racing_the_exit_is_answered() {
+    System::new().block_on(async {
+        let d = daemon();
+        let (id, _) = answer_racing_the_exit(&d, "box-rm", RemoveContainer { force: true }).await;
+        assert!(d.shared.store.get(&id).expect("store").is_none());
+        let stop = StopContainer {
+            timeout_secs: Some(1),
+            by: StopBy::User,
+        };
+        let (_, addr) = answer_racing_the_exit(&d, "box-stop", stop).await;
+        let s = state(&addr).await;
+        assert!(
+            matches!(
+                s,
+                State::Exited {
+                    exit: Some(Exit::Code(0)),
+                    ..
+                }
+            ),
+            "state {s:?}"
+        );
+    });
+}

@@ -40,6 +40,18 @@ struct Table {
     exits: HashMap<String, ObservedExit>,
     /// The last pid handed out.
     last_pid: i32,
+    /// Runs once, inside the next end of a watched process that the actor sees (before
+    /// the actor hears of it): what arrives "in the same instant" as an exit.
+    on_exit_seen: Option<Hook>,
+}
+
+/// A test's hook (see [`FakeRuntime::on_exit_seen`]).
+struct Hook(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 /// The fake runtime; clones share one table.
@@ -71,6 +83,12 @@ impl FakeRuntime {
     /// Every pause takes `delay`.
     pub fn slow_pause(&self, delay: Duration) {
         self.lock().pause_delay = delay;
+    }
+
+    /// `hook` runs once, inside the next watched end the actor sees, before the actor
+    /// handles it: a message it sends lands in the actor's mailbox at that very moment.
+    pub fn on_exit_seen(&self, hook: impl FnOnce() + Send + 'static) {
+        self.lock().on_exit_seen = Some(Hook(Box::new(hook)));
     }
 
     /// Opening process handles (pidfds) fails while `on`.
@@ -169,13 +187,17 @@ impl ProcessHandle for FakeHandle {
     }
 
     fn exited(self: Box<Self>) -> RuntimeFuture<io::Result<()>> {
-        let mut alive = self.alive;
+        let (mut alive, runtime) = (self.alive, self.runtime);
         Box::pin(async move {
             alive
                 .wait_for(|a| !*a)
                 .await
-                .map(|_| ())
-                .map_err(|_| io::Error::other("fake process table gone"))
+                .map_err(|_| io::Error::other("fake process table gone"))?;
+            let hook = runtime.lock().on_exit_seen.take();
+            if let Some(Hook(hook)) = hook {
+                hook();
+            }
+            Ok(())
         })
     }
 }

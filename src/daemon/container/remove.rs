@@ -112,12 +112,15 @@ impl Handler<RemoveContainer> for ContainerActor {
             return self.remove_now(false);
         }
         let pidfd = self.live_process();
+        // Taken now, not in the kill step: the end of the process may be recorded before
+        // that step runs (actix runs the most recent `wait` first), and it is that exit the
+        // removal waits for.
+        let exit = self.next_exit();
         let thawed = match pidfd {
             Ok(Some(_)) => self.unpause_for_signal(libc::SIGKILL),
             _ => Box::pin(fut::ready(())),
         };
         let killed = thawed.map(move |(), act, _| {
-            let exit = act.next_exit();
             match pidfd?.map(|p| p.signal(libc::SIGKILL)) {
                 // Ended on its own: its exit is what the removal waits for.
                 None | Some(Err(IdentityError::Gone { .. })) => {}
