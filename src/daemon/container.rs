@@ -451,22 +451,21 @@ impl Handler<StopContainer> for ContainerActor {
             .timeout_secs
             .or(self.record.spec.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        // The exit waited for is taken now, not in the signal step: the end may be recorded
+        // before that step runs (see `RemoveContainer`).
         let prepared: Result<_, ContainerError> = self.live_process().and_then(|pidfd| {
             self.apply_stop(Utc::now() + chrono::Duration::seconds(timeout.into()))
-                .map(|()| pidfd)
+                .map(|()| (pidfd, self.next_exit()))
         });
         // A paused container is thawed (an async runc call) before the signal, in order.
         let thawed = match (&prepared, &paused) {
             (Ok(_), Some(run)) => self.thaw(run),
             _ => Box::pin(fut::ready(Ok(()))),
         };
-        // The signal only once `stopping` (and its deadline) is durable. The exit waited
-        // for is taken now: the end may be recorded before the signal step runs (see
-        // `RemoveContainer`).
-        let exit = self.next_exit();
+        // The signal only once `stopping` (and its deadline) is durable.
         let thawed = self.after_durable(thawed);
         let signalled = thawed.map(move |thawed, act, _| {
-            let pidfd = prepared?;
+            let (pidfd, exit) = prepared?;
             thawed?;
             let signal = act.stop_signal();
             match pidfd.as_ref().map(|p| p.signal(signal)) {

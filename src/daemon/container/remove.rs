@@ -111,17 +111,17 @@ impl Handler<RemoveContainer> for ContainerActor {
         if !(running && msg.force) {
             return self.remove_now(false);
         }
-        let pidfd = self.live_process();
-        // Taken now, not in the kill step: the end of the process may be recorded before
-        // that step runs (actix runs the most recent `wait` first), and it is that exit the
-        // removal waits for.
-        let exit = self.next_exit();
-        let thawed = match pidfd {
-            Ok(Some(_)) => self.unpause_for_signal(libc::SIGKILL),
+        // The exit is taken now, not in the kill step: the end of the process may be
+        // recorded before that step runs (actix runs the most recent `wait` first), and it
+        // is that exit the removal waits for.
+        let prepared = self.live_process().map(|p| (p, self.next_exit()));
+        let thawed = match prepared {
+            Ok((Some(_), _)) => self.unpause_for_signal(libc::SIGKILL),
             _ => Box::pin(fut::ready(())),
         };
         let killed = thawed.map(move |(), act, _| {
-            match pidfd?.map(|p| p.signal(libc::SIGKILL)) {
+            let (pidfd, exit) = prepared?;
+            match pidfd.map(|p| p.signal(libc::SIGKILL)) {
                 // Ended on its own: its exit is what the removal waits for.
                 None | Some(Err(IdentityError::Gone { .. })) => {}
                 Some(other) => other.map_err(|source| ContainerError::Signal {
