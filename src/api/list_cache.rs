@@ -15,11 +15,15 @@ use chrono::{DateTime, Utc};
 use moor_state::ContainerRecord;
 
 use crate::api::convert;
+use crate::daemon::settings::DriftBase;
 
 /// Where an entry serialized with an empty status is cut. Inside a JSON string every `"` is
 /// escaped, so these bytes, quotes unescaped and after a `,`, can only be the entry's own
 /// `Status` key: the fields before it are strings, a number and an array of strings.
 const STATUS_FIELD: &[u8] = br#","Status":"""#;
+
+/// Each entry's rendered drift, in the entries' order.
+type Rendered = Arc<Vec<Vec<u8>>>;
 
 /// One container's entry, cut around its status.
 struct Entry {
@@ -40,6 +44,10 @@ pub struct Listing {
     entries: Vec<Entry>,
     /// The size of the last answer, for the next one's buffer.
     size_hint: AtomicUsize,
+    /// Each entry's rendered `,"Drift":[...]` (empty without drift), for the drift base it
+    /// was measured against: computed once per listing while daemon.json is unchanged,
+    /// not once per entry and request (it was most of a list's CPU at 1,000 containers).
+    drift: Mutex<Option<(DriftBase, Rendered)>>,
 }
 
 impl Listing {
@@ -69,30 +77,64 @@ impl Listing {
             records,
             entries,
             size_hint: AtomicUsize::new(0),
+            drift: Mutex::new(None),
         })
     }
 
+    /// Each entry's rendered drift against `base` (see [`Listing::drift`]).
+    fn drift_of(&self, base: &DriftBase) -> Rendered {
+        let lock = || self.drift.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, rendered)) = lock().as_ref() {
+            if at == base {
+                return rendered.clone();
+            }
+        }
+        let rendered: Vec<Vec<u8>> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let settings: Vec<String> = base
+                    .drift(&self.records[e.record])
+                    .into_iter()
+                    .map(|d| d.setting)
+                    .collect();
+                let mut out = Vec::new();
+                if !settings.is_empty() {
+                    out.extend_from_slice(br#","Drift":"#);
+                    // Serializing strings into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut out, &settings);
+                }
+                out
+            })
+            .collect();
+        let rendered = Arc::new(rendered);
+        *lock() = Some((base.clone(), rendered.clone()));
+        rendered
+    }
+
     /// The JSON array of the entries whose record `keep` accepts, at most `limit` of them,
-    /// each with its status at `now` and, when `drift` names settings, its `Drift` (which
-    /// follows `Status`, and is absent from the kept parts: it moves with daemon.json).
+    /// each with its status at `now` and its `Drift` against `base` (which follows
+    /// `Status`, and is kept apart from the other parts: it moves with daemon.json).
     pub fn render(
         &self,
         now: DateTime<Utc>,
         keep: impl Fn(&ContainerRecord) -> bool,
         limit: Option<usize>,
-        mut drift: impl FnMut(&ContainerRecord) -> Vec<String>,
+        base: &DriftBase,
     ) -> Vec<u8> {
+        let drift = self.drift_of(base);
         let mut out = Vec::with_capacity(self.size_hint.load(Ordering::Relaxed));
         out.push(b'[');
         let kept = self
             .entries
             .iter()
-            .map(|e| (e, &self.records[e.record]))
-            .filter(|(_, rec)| keep(rec))
+            .zip(drift.iter())
+            .map(|(e, drift)| (e, drift, &self.records[e.record]))
+            .filter(|(_, _, rec)| keep(rec))
             .take(limit.unwrap_or(usize::MAX));
         // One buffer for every status: no allocation per container.
         let mut status = String::new();
-        for (n, (entry, rec)) in kept.enumerate() {
+        for (n, (entry, drift, rec)) in kept.enumerate() {
             if n > 0 {
                 out.push(b',');
             }
@@ -101,11 +143,7 @@ impl Listing {
             // Neither writing to a String nor serializing a str can fail.
             let _ = convert::write_status(&mut status, rec, now);
             let _ = serde_json::to_writer(&mut out, status.as_str());
-            let settings = drift(rec);
-            if !settings.is_empty() {
-                out.extend_from_slice(br#","Drift":"#);
-                let _ = serde_json::to_writer(&mut out, &settings);
-            }
+            out.extend_from_slice(drift);
             out.extend_from_slice(&entry.tail);
         }
         out.push(b']');
@@ -142,6 +180,7 @@ impl ListCache {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use moor_state::settings::DaemonSettings;
     use moor_state::{ContainerSpec, Exit, ProcessIdentity, Run, State};
 
     fn record(n: u64, name: &str, state: State) -> ContainerRecord {
@@ -161,7 +200,28 @@ mod tests {
             .unwrap();
         let mut rec = ContainerRecord::new(format!("{n:064x}"), name.into(), spec, created);
         rec.state = state;
+        // "c" runs under another run directory and log options than the daemon's now.
+        let mut settings = settings();
+        if name == "c" {
+            settings.run_dir = "/run/old".into();
+            settings.log_opts.insert("max-size".into(), "1m".into());
+        }
+        rec.settings = Some(settings);
         rec
+    }
+
+    /// The daemon's settings in these tests.
+    fn settings() -> DaemonSettings {
+        DaemonSettings {
+            runtime: "process".into(),
+            run_dir: "/run/moor".into(),
+            data_root: "/var/lib/moor".into(),
+            ..DaemonSettings::default()
+        }
+    }
+
+    fn base() -> DriftBase {
+        DriftBase::uniform(settings())
     }
 
     fn run(secs: i64) -> Run {
@@ -193,12 +253,9 @@ mod tests {
         serde_json::to_vec(&out).unwrap()
     }
 
-    /// A drift for one record: the list shows it after the status.
+    /// The drift the list shows after a record's status.
     fn drifted(r: &ContainerRecord) -> Vec<String> {
-        match r.name.as_str() {
-            "c" => vec!["exec-root".into(), "log-opts".into()],
-            _ => Vec::new(),
-        }
+        base().drift(r).into_iter().map(|d| d.setting).collect()
     }
 
     #[test]
@@ -222,7 +279,7 @@ mod tests {
             let now = Utc.timestamp_opt(1_700_000_200 + secs, 0).unwrap();
             for all in [true, false] {
                 let keep = |r: &ContainerRecord| all || r.state.docker_status() == "running";
-                let fast = listing.render(now, keep, None, drifted);
+                let fast = listing.render(now, keep, None, &base());
                 let slow = whole(&records, now, all);
                 assert_eq!(
                     String::from_utf8_lossy(&fast),
@@ -230,7 +287,7 @@ mod tests {
                 );
             }
         }
-        let two = listing.render(Utc::now(), |_| true, Some(2), drifted);
+        let two = listing.render(Utc::now(), |_| true, Some(2), &base());
         let parsed: serde_json::Value = serde_json::from_slice(&two).unwrap();
         assert_eq!(parsed.as_array().map(Vec::len), Some(2));
     }
@@ -247,8 +304,28 @@ mod tests {
         let b = cache.listing(second).unwrap();
         assert!(!Arc::ptr_eq(&a, &b));
         assert!(
-            String::from_utf8_lossy(&b.render(Utc::now(), |_| true, None, |_| Vec::new()))
-                .contains("/b")
+            String::from_utf8_lossy(&b.render(Utc::now(), |_| true, None, &base())).contains("/b")
         );
+    }
+
+    #[test]
+    fn the_drift_follows_a_changed_base_on_the_same_listing() {
+        let cache = ListCache::default();
+        let records = Arc::new(vec![record(1, "a", State::Created)]);
+        let listing = cache.listing(records).unwrap();
+        let text = |base: &DriftBase| {
+            String::from_utf8(listing.render(Utc::now(), |_| true, None, base)).unwrap()
+        };
+        assert!(!text(&base()).contains("Drift"));
+        // daemon.json changed (a reload): the same listing shows the new drift at once.
+        let mut now = settings();
+        now.data_root = "/srv/moor".into();
+        let moved = DriftBase::uniform(now);
+        assert!(
+            text(&moved).contains(r#""Drift":["data-root"]"#),
+            "{}",
+            text(&moved)
+        );
+        assert!(!text(&base()).contains("Drift"));
     }
 }

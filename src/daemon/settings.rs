@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use moor_state::network::{NetworkRecord, DEFAULT_NETWORK};
+use moor_state::record::RuntimeKind;
 use moor_state::settings::{BridgeSettings, DaemonSettings, Drift};
 use moor_state::{ContainerRecord, ContainerSpec};
 
@@ -59,52 +60,68 @@ impl Shared {
     /// Every setting `rec` runs under that differs from what a container started now
     /// would get (empty: no drift). A container off the default bridge compares no bridge.
     pub fn drift(&self, rec: &ContainerRecord) -> Vec<Drift> {
-        self.drift_check().drift(rec)
+        self.drift_base().drift(rec)
     }
 
-    /// A drift check for many records (a list): the current settings are made once per
-    /// runtime kind, not once per record.
-    pub fn drift_check(&self) -> DriftCheck<'_> {
-        DriftCheck {
-            shared: self,
-            current: Vec::new(),
-            bridge: self.network.as_ref().map(bridge_of),
+    /// What the drift of every record is measured against now (made once for a list).
+    pub fn drift_base(&self) -> DriftBase {
+        let bridge = self.network.as_ref().map(bridge_of);
+        let current = KINDS.map(|kind| {
+            let spec = ContainerSpec {
+                runtime: kind,
+                ..ContainerSpec::default()
+            };
+            let off_bridge = self.current_settings(&spec);
+            let on_bridge = DaemonSettings {
+                network: bridge.clone(),
+                ..off_bridge.clone()
+            };
+            (off_bridge, on_bridge)
+        });
+        DriftBase { current }
+    }
+}
+
+/// Every runtime kind, each at its [`slot`].
+const KINDS: [RuntimeKind; 2] = [RuntimeKind::Process, RuntimeKind::Runc];
+
+/// Where `kind` is in [`KINDS`] (a new kind fails to compile here until it has one).
+fn slot(kind: RuntimeKind) -> usize {
+    match kind {
+        RuntimeKind::Process => 0,
+        RuntimeKind::Runc => 1,
+    }
+}
+
+/// The daemon's current settings for each runtime kind, off and on the default bridge:
+/// what [`Shared::drift`] compares a record with. Equal bases give every record the same
+/// drift, so a list answer keeps the drift it rendered while the base is unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftBase {
+    /// Per runtime kind (at its [`slot`]): the settings off the default bridge, and on it.
+    current: [(DaemonSettings, DaemonSettings); 2],
+}
+
+impl DriftBase {
+    /// A base with the same settings for every runtime kind, on the bridge or not (tests).
+    #[cfg(test)]
+    pub fn uniform(settings: DaemonSettings) -> DriftBase {
+        let both = (settings.clone(), settings);
+        DriftBase {
+            current: [both.clone(), both],
         }
     }
-}
 
-/// [`Shared::drift`] for many records.
-pub struct DriftCheck<'a> {
-    /// The daemon.
-    shared: &'a Shared,
-    /// The current settings of each runtime kind met so far (no network).
-    current: Vec<(moor_state::record::RuntimeKind, DaemonSettings)>,
-    /// The default bridge now.
-    bridge: Option<BridgeSettings>,
-}
-
-impl DriftCheck<'_> {
     /// The drift of `rec` ([`Shared::drift`]).
-    pub fn drift(&mut self, rec: &ContainerRecord) -> Vec<Drift> {
+    pub fn drift(&self, rec: &ContainerRecord) -> Vec<Drift> {
         let Some(recorded) = &rec.settings else {
             return Vec::new();
         };
-        let kind = rec.spec.runtime;
-        let at = match self.current.iter().position(|(k, _)| *k == kind) {
-            Some(at) => at,
-            None => {
-                let spec = ContainerSpec {
-                    runtime: kind,
-                    ..ContainerSpec::default()
-                };
-                self.current
-                    .push((kind, self.shared.current_settings(&spec)));
-                self.current.len() - 1
-            }
-        };
-        let mut current = self.current[at].1.clone();
-        current.network = recorded.network.as_ref().and(self.bridge.clone());
-        recorded.drift(&current)
+        let (off, on) = &self.current[slot(rec.spec.runtime)];
+        match recorded.network {
+            Some(_) => recorded.drift(on),
+            None => recorded.drift(off),
+        }
     }
 }
 

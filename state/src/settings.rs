@@ -57,53 +57,44 @@ impl DaemonSettings {
     /// Every setting whose value differs between `self` (recorded) and `current`, in a fixed
     /// order; empty when the container runs under the daemon's current settings.
     pub fn drift(&self, current: &DaemonSettings) -> Vec<Drift> {
+        // Compared by reference, allocating only for a difference: a list of N containers
+        // asks this N times per request.
         let mut out = Vec::new();
-        let mut check = |setting: &str, recorded: String, now: String| {
+        let mut check = |setting: &str, recorded: &str, now: &str| {
             if recorded != now {
                 out.push(Drift {
                     setting: setting.into(),
-                    recorded,
-                    current: now,
+                    recorded: recorded.into(),
+                    current: now.into(),
                 });
             }
         };
-        let path = |p: &Option<String>| p.clone().unwrap_or_default();
-        check("runtime", self.runtime.clone(), current.runtime.clone());
+        check("runtime", &self.runtime, &current.runtime);
         check(
             "runtimes.runc.path",
-            path(&self.runtime_path),
-            path(&current.runtime_path),
+            self.runtime_path.as_deref().unwrap_or_default(),
+            current.runtime_path.as_deref().unwrap_or_default(),
         );
-        check("exec-root", self.run_dir.clone(), current.run_dir.clone());
-        check(
-            "data-root",
-            self.data_root.clone(),
-            current.data_root.clone(),
-        );
-        check("log-opts", opts(&self.log_opts), opts(&current.log_opts));
-        check(
-            "cgroup-parent",
-            self.cgroup_parent.clone(),
-            current.cgroup_parent.clone(),
-        );
-        let net = |n: &Option<BridgeSettings>, f: fn(&BridgeSettings) -> &String| {
-            n.as_ref().map(|b| f(b).clone()).unwrap_or_default()
-        };
-        check(
-            "bridge",
-            net(&self.network, |b| &b.bridge),
-            net(&current.network, |b| &b.bridge),
-        );
-        check(
-            "bip",
-            net(&self.network, |b| &b.bip),
-            net(&current.network, |b| &b.bip),
-        );
+        check("exec-root", &self.run_dir, &current.run_dir);
+        check("data-root", &self.data_root, &current.data_root);
+        if self.log_opts != current.log_opts {
+            check("log-opts", &opts(&self.log_opts), &opts(&current.log_opts));
+        }
+        check("cgroup-parent", &self.cgroup_parent, &current.cgroup_parent);
+        if self.network != current.network {
+            let parts = |n: &Option<BridgeSettings>| -> (String, String) {
+                n.as_ref()
+                    .map(|b| (b.bridge.clone(), b.bip.clone()))
+                    .unwrap_or_default()
+            };
+            let (recorded, now) = (parts(&self.network), parts(&current.network));
+            check("bridge", &recorded.0, &now.0);
+            check("bip", &recorded.1, &now.1);
+        }
         out
     }
 }
 
-/// Log options as `key=value` pairs, comma-separated, in key order (empty: none).
 fn opts(map: &BTreeMap<String, String>) -> String {
     map.iter()
         .map(|(k, v)| format!("{k}={v}"))

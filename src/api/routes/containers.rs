@@ -99,9 +99,10 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
             && matches_filters(r, &filters)
     };
     let now = Utc::now();
-    let mut check = state.shared.drift_check();
-    let mut drift =
-        |r: &moor_state::ContainerRecord| check.drift(r).into_iter().map(|d| d.setting).collect();
+    let base = state.shared.drift_base();
+    let drift = |r: &moor_state::ContainerRecord| -> Vec<String> {
+        base.drift(r).into_iter().map(|d| d.setting).collect()
+    };
     // The common answer from parts kept while the store is unchanged (api::list_cache).
     if let Some(listing) = (!size)
         .then(|| state.list_cache.listing(records.clone()))
@@ -109,7 +110,7 @@ async fn list(state: Data, q: Query) -> Result<HttpResponse, ApiError> {
     {
         return Ok(HttpResponse::Ok()
             .content_type(actix_web::http::header::ContentType::json())
-            .body(listing.render(now, keep, limit, drift)));
+            .body(listing.render(now, keep, limit, &base)));
     }
     let mut records: Vec<_> = records.iter().collect();
     records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
