@@ -488,7 +488,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             let fake = Arc::new(FakeRuntime::default());
             let shared = Arc::new(Shared::for_tests(dir.path(), fake));
-            let owner = Supervisor::new(shared.clone(), Vec::new()).start();
+            let owner = Supervisor::new(shared.clone(), Default::default()).start();
             let dirs = ImageDirs::new(&shared.layout.root);
             let base = layer(&dirs, dir.path());
             let a = commit('a', std::slice::from_ref(&base));

@@ -297,7 +297,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, malloc_arena_max = ?capped.then_some(memory::ARENAS), "starting");
     let recovered = reconciler::reconcile(&shared);
-    restore_nat(&shared, &recovered);
+    restore_nat(&shared, &recovered.records);
     let _failpoints = fault::setup();
     // A test's slow disk holds every flush of the store, wherever it runs.
     #[cfg(feature = "failpoints")]
@@ -413,7 +413,7 @@ type HandOver = (PathBuf, std::os::fd::OwnedFd);
 /// an upgrade (containers untouched: the new image resumes them).
 async fn serve(
     shared: Arc<Shared>,
-    recovered: Vec<moor_state::ContainerRecord>,
+    recovered: reconciler::Recovered,
     mut signals: tokio::sync::mpsc::UnboundedReceiver<i32>,
     inherited: Option<std::os::fd::OwnedFd>,
 ) -> Result<Option<HandOver>, DaemonError> {

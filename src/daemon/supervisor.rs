@@ -20,6 +20,7 @@ use tracing::info;
 use crate::daemon::container::ContainerActor;
 use crate::daemon::error::ContainerError;
 use crate::daemon::messages::*;
+use crate::daemon::reconciler::Recovered;
 use crate::daemon::Shared;
 
 /// Owns the registry of container actors.
@@ -37,13 +38,18 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor that starts one actor per recovered record.
-    pub fn new(shared: Arc<Shared>, recovered: Vec<ContainerRecord>) -> Self {
+    /// A supervisor that starts one actor per recovered record. When they are the whole
+    /// store, they are its first list too: a restart's first `GET /containers/json` does
+    /// not decode every record again (~100 ms at 10,000 containers).
+    pub fn new(shared: Arc<Shared>, recovered: Recovered) -> Self {
+        let listed = recovered
+            .generation
+            .map(|at| (at, Arc::new(recovered.records.clone())));
         Supervisor {
             shared,
             containers: HashMap::new(),
-            recovered,
-            listed: None,
+            recovered: recovered.records,
+            listed,
         }
     }
 

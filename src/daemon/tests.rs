@@ -27,7 +27,7 @@ fn daemon() -> Daemon {
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = FakeRuntime::default();
     let shared = Arc::new(Shared::for_tests(dir.path(), Arc::new(fake.clone())));
-    let supervisor = Supervisor::new(shared.clone(), Vec::new()).start();
+    let supervisor = Supervisor::new(shared.clone(), Default::default()).start();
     Daemon {
         fake,
         shared,
