@@ -444,6 +444,8 @@ async fn serve(
     let summary = supervisor.send(Summarize).await.unwrap_or_default();
     info!(socket = %shared.layout.socket.display(), running = summary.running, stopped = summary.stopped, orphaned = summary.orphaned, "API serving");
     notify::ready(&notify::current_status(&shared, &supervisor).await);
+    // Off the actors' thread: a few milliseconds at 10,000 containers.
+    drop(tokio::task::spawn_blocking(memory::release_freed));
     notify::spawn_keeper(shared.clone(), supervisor.clone());
     loop {
         let signal = tokio::select! {
