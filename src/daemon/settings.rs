@@ -6,13 +6,12 @@
 use std::path::PathBuf;
 
 use moor_state::network::{NetworkRecord, DEFAULT_NETWORK};
-use moor_state::record::RuntimeKind;
 use moor_state::settings::{BridgeSettings, DaemonSettings, Drift};
 use moor_state::{ContainerRecord, ContainerSpec};
 
 use crate::daemon::Shared;
 use crate::host::layout::Layout;
-use crate::runtime::interface::{profile, Runtimes};
+use crate::runtime::interface::{kind_slot, profile, Runtimes, KINDS};
 
 fn text(path: &std::path::Path) -> String {
     path.display().to_string()
@@ -82,23 +81,12 @@ impl Shared {
     }
 }
 
-/// Every runtime kind, each at its [`slot`].
-const KINDS: [RuntimeKind; 2] = [RuntimeKind::Process, RuntimeKind::Runc];
-
-/// Where `kind` is in [`KINDS`] (a new kind fails to compile here until it has one).
-fn slot(kind: RuntimeKind) -> usize {
-    match kind {
-        RuntimeKind::Process => 0,
-        RuntimeKind::Runc => 1,
-    }
-}
-
 /// The daemon's current settings for each runtime kind, off and on the default bridge:
 /// what [`Shared::drift`] compares a record with. Equal bases give every record the same
 /// drift, so a list answer keeps the drift it rendered while the base is unchanged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriftBase {
-    /// Per runtime kind (at its [`slot`]): the settings off the default bridge, and on it.
+    /// Per runtime kind (at its [`kind_slot`]): the settings off the default bridge, and on it.
     current: [(DaemonSettings, DaemonSettings); 2],
 }
 
@@ -117,7 +105,7 @@ impl DriftBase {
         let Some(recorded) = &rec.settings else {
             return Vec::new();
         };
-        let (off, on) = &self.current[slot(rec.spec.runtime)];
+        let (off, on) = &self.current[kind_slot(rec.spec.runtime)];
         match recorded.network {
             Some(_) => recorded.drift(on),
             None => recorded.drift(off),

@@ -217,6 +217,17 @@ impl Profile {
     }
 }
 
+/// Every runtime kind, each at its [`kind_slot`]: for what is kept per kind.
+pub const KINDS: [RuntimeKind; 2] = [RuntimeKind::Process, RuntimeKind::Runc];
+
+/// Where `kind` is in [`KINDS`] (a new kind fails to compile here until it has a slot).
+pub fn kind_slot(kind: RuntimeKind) -> usize {
+    match kind {
+        RuntimeKind::Process => 0,
+        RuntimeKind::Runc => 1,
+    }
+}
+
 /// The profile of a kind.
 pub fn profile(kind: RuntimeKind) -> Profile {
     match kind {
