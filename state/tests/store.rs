@@ -387,8 +387,9 @@ fn writes_beside_the_containers_are_counted_and_one_flush_makes_them_durable() {
     assert_eq!(flusher.committed(), *seqs.last().unwrap());
     assert_eq!(flusher.flush().unwrap(), *seqs.last().unwrap());
     drop((images, flusher, store));
-    // The witness beside the store agrees with sled (or the open would refuse it).
-    let store = Store::open(&dir.path().join("store")).unwrap();
+    // The witness beside the store agrees with sled (or the open would refuse it). sled
+    // lets go of its lock from a background thread after the drop: `reopen` waits for it.
+    let store = common::reopen(&dir.path().join("store"));
     let stored = store.images().unwrap().get(&image.id).unwrap().unwrap();
     assert!(stored.repo_tags.is_empty());
     assert_eq!(store.volumes().unwrap().get("data").unwrap(), Some(volume));
