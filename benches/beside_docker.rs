@@ -207,21 +207,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The log rows: every engine's MB/s per round, then the medians.
 fn log_rows(engines: &[Engine], plan: &Plan) {
     let mb = plan.log_bytes / 1_000_000;
     println!(
         "\njson-file logs, {mb} MB of 100-byte lines to stdout (load average {})",
-        load_average()
+        common::load_average()
     );
     println!("| engine | round | time | MB/s | log file |\n| --- | --- | --- | --- | --- |");
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); engines.len()];
@@ -282,7 +273,10 @@ fn memory_rows(engines: &[Engine], ids: &mut [Vec<String>], plan: &Plan) {
             s.push(e.sample(n));
         }
     }
-    println!("\nmemory (PSS, KiB; load average {})", load_average());
+    println!(
+        "\nmemory (PSS, KiB; load average {})",
+        common::load_average()
+    );
     println!("| engine | containers | daemons VmRSS | daemons PSS | monitors PSS | total PSS |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for (e, s) in engines.iter().zip(&samples) {
@@ -345,7 +339,11 @@ fn load_rows(engines: &[Engine], ids: &[Vec<String>], plan: &Plan) -> Vec<Stats>
                 }
             }
         }
-        println!("(round {} done, load average {})", r + 1, load_average());
+        println!(
+            "(round {} done, load average {})",
+            r + 1,
+            common::load_average()
+        );
     }
     println!("\nload, all {} rounds together", plan.rounds);
     println!("{}", client::HEADER);
@@ -378,7 +376,7 @@ fn main() {
     println!(
         "beside_docker: {} CPUs, load average {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_average()
+        common::load_average()
     );
     log_rows(&engines, &plan);
     let mut ids = vec![Vec::new(); engines.len()];

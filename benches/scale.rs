@@ -243,15 +243,6 @@ fn reconciler_ms(log: &Path) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// A phase's wall time and the daemon's CPU time in it, in all and per container.
 fn per(d: Duration, cpu: f64, n: usize) -> String {
     format!(
@@ -279,7 +270,7 @@ fn run(n: usize, rounds: usize, tmp: &Path, shm: &Path) {
     let mut full = Daemon::new(base, run_dir);
     let (base, run_dir) = dirs("empty");
     let mut empty = Daemon::new(base, run_dir);
-    println!("== N = {n} (load average {})", load_average());
+    println!("== N = {n} (load average {})", common::load_average());
     full.spawn();
     assert!(common::wait_ready(
         &full.socket(),

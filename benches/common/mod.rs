@@ -176,3 +176,14 @@ pub fn wait_ready(sock: &Path, limit: Duration, poll: Duration) -> bool {
     }
     true
 }
+
+/// The machine's load averages (1, 5 and 15 minutes), as /proc/loadavg has them.
+#[allow(dead_code)]
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
