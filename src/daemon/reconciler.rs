@@ -147,7 +147,8 @@ pub fn reconcile(shared: &Shared) -> Recovered {
     }
 }
 
-/// Most observations a thread takes: fewer and the threads cost more than they save.
+/// The fewest observations worth a thread of their own: with fewer, starting the thread
+/// costs more than it saves.
 const OBSERVED_PER_THREAD: usize = 256;
 
 /// Observes every record's run (its run files, /proc, the runtime's state file: reads only,

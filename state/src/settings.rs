@@ -81,20 +81,21 @@ impl DaemonSettings {
             check("log-opts", &opts(&self.log_opts), &opts(&current.log_opts));
         }
         check("cgroup-parent", &self.cgroup_parent, &current.cgroup_parent);
-        if self.network != current.network {
-            let parts = |n: &Option<BridgeSettings>| -> (String, String) {
-                n.as_ref()
-                    .map(|b| (b.bridge.clone(), b.bip.clone()))
-                    .unwrap_or_default()
-            };
-            let (recorded, now) = (parts(&self.network), parts(&current.network));
-            check("bridge", &recorded.0, &now.0);
-            check("bip", &recorded.1, &now.1);
-        }
+        let (recorded, now) = (bridge_parts(&self.network), bridge_parts(&current.network));
+        check("bridge", recorded.0, now.0);
+        check("bip", recorded.1, now.1);
         out
     }
 }
 
+/// A default bridge's name and address (empty: none).
+fn bridge_parts(network: &Option<BridgeSettings>) -> (&str, &str) {
+    network
+        .as_ref()
+        .map_or(("", ""), |b| (b.bridge.as_str(), b.bip.as_str()))
+}
+
+/// Log options as `key=value` pairs, comma-separated, in key order (empty: none).
 fn opts(map: &BTreeMap<String, String>) -> String {
     map.iter()
         .map(|(k, v)| format!("{k}={v}"))
