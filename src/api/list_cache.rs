@@ -206,7 +206,7 @@ mod tests {
             settings.run_dir = "/run/old".into();
             settings.log_opts.insert("max-size".into(), "1m".into());
         }
-        rec.settings = Some(settings);
+        rec.settings = Some(Arc::new(settings));
         rec
     }
 

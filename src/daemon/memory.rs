@@ -8,6 +8,8 @@
 //! thread; the other threads allocate little and briefly, and glibc's per-thread cache
 //! serves their small allocations without the arena's lock.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// Arenas the daemon allows (`MALLOC_ARENA_MAX` in the environment overrides it).
 pub const ARENAS: i32 = 2;
 
@@ -38,6 +40,7 @@ pub fn limit_arenas() -> bool {
 /// that had just resumed 10,000 containers).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn release_freed() {
+    RELEASES.fetch_add(1, Ordering::Relaxed);
     // SAFETY: malloc_trim only returns free pages of glibc's heaps to the kernel, under
     // each arena's lock; no live allocation moves (malloc_trim(3)).
     unsafe {
@@ -47,7 +50,17 @@ pub fn release_freed() {
 
 /// Other allocators: nothing to do.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn release_freed() {}
+pub fn release_freed() {
+    RELEASES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many times [`release_freed`] ran.
+static RELEASES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times [`release_freed`] ran in this process (tests: when it is called).
+pub fn releases() -> u64 {
+    RELEASES.load(Ordering::Relaxed)
+}
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {

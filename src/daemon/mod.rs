@@ -110,6 +110,8 @@ pub struct Shared {
     pub upgrade: upgrade::Trigger,
     /// The default bridge network (None: daemon.json's `bridge` is `"none"`).
     pub network: Option<moor_state::network::NetworkRecord>,
+    /// One copy of each distinct settings the records hold ([`settings::SettingsPool`]).
+    pub settings_pool: settings::SettingsPool,
 }
 
 impl Shared {
@@ -170,6 +172,7 @@ impl Shared {
             invocation: upgrade::Invocation::current(),
             upgrade: upgrade::Trigger::default(),
             network: None,
+            settings_pool: settings::SettingsPool::default(),
         }
     }
 }
@@ -294,6 +297,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         invocation,
         upgrade: upgrade::Trigger::default(),
         network,
+        settings_pool: settings::SettingsPool::default(),
     });
     info!(root = %shared.layout.root.display(), run_dir = %shared.layout.run_dir.display(), live_restore = shared.config.get().live_restore, malloc_arena_max = ?capped.then_some(memory::ARENAS), "starting");
     let recovered = reconciler::reconcile(&shared);

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use moor_state::reconcile::{classify, Class, Observation};
-use moor_state::store::Store;
+use moor_state::store::{Store, Stored};
 use moor_state::{transition, ContainerRecord};
 use tracing::{debug, error, info, warn};
 
@@ -39,6 +39,10 @@ pub struct Tally {
 pub struct Recovered {
     /// The records that stay, in the store's list order.
     pub records: Vec<ContainerRecord>,
+    /// The bytes each record was read from, while it is still what they hold (the next
+    /// list after a write decodes only the records that changed: see
+    /// [`moor_state::store::Store::list_reusing`]).
+    pub stored: Vec<Stored>,
     /// The store's generation after the reconciler's last write (None: not a whole
     /// store, e.g. an image owner's empty list).
     pub generation: Option<u64>,
@@ -47,23 +51,26 @@ pub struct Recovered {
 /// Reconciles every record in the store; returns the records that stay, updated.
 pub fn reconcile(shared: &Shared) -> Recovered {
     let began = std::time::Instant::now();
-    let (records, bad) = match shared.store.list_with_errors() {
+    let ((mut records, stored), bad) = match shared.store.list_stored() {
         Ok(r) => r,
         Err(e) => {
             error!(error = %e, "cannot list the store");
-            (Vec::new(), Vec::new())
+            Default::default()
         }
     };
+    for rec in records.iter_mut() {
+        shared.settings_pool.share_in(rec);
+    }
     let mut keep: HashSet<String> = HashSet::new();
     for (id, e) in bad {
         error!(container_id = %short(&id), error = %e, "record unreadable: left as it is");
         keep.insert(id);
     }
     let mut tally = Tally::default();
-    let mut kept = Vec::new();
+    let (mut kept, mut kept_stored) = (Vec::new(), Vec::new());
     let observed = observe_all(shared, &records);
     let base = shared.drift_base();
-    for (mut record, obs) in records.into_iter().zip(observed) {
+    for ((mut record, obs), mut stored) in records.into_iter().zip(observed).zip(stored) {
         let runtime = shared.runtimes.for_record(&record);
         let class = classify(&record.state, &obs);
         count(&mut tally, &class);
@@ -85,6 +92,7 @@ pub fn reconcile(shared: &Shared) -> Recovered {
                 {
                     error!(container_id = %short(&record.id), error = %e, "removal not finished");
                     kept.push(record);
+                    kept_stored.push(stored);
                 }
                 continue;
             }
@@ -97,6 +105,7 @@ pub fn reconcile(shared: &Shared) -> Recovered {
             // Written by a build that recorded no settings: it ran under those of this
             // start, as far as anyone can tell (README "Changing daemon options").
             record.settings = Some(shared.current_settings(&record.spec));
+            stored.changed();
             if let Err(e) = shared.store.put(&record) {
                 error!(container_id = %short(&record.id), error = %e, "cannot record the container's settings");
             }
@@ -107,6 +116,7 @@ pub fn reconcile(shared: &Shared) -> Recovered {
                 Ok(next) if next == record.state => {}
                 Ok(next) => {
                     record = record.with_state(next);
+                    stored.changed();
                     if let Err(e) = shared.store.put(&record) {
                         error!(container_id = %short(&record.id), error = %e, "cannot persist the reconciled state");
                     }
@@ -127,6 +137,7 @@ pub fn reconcile(shared: &Shared) -> Recovered {
             info!(container_id = %short(&record.id), settings = %settings.join(","), "managed under the daemon settings it was started with");
         }
         kept.push(record);
+        kept_stored.push(stored);
     }
     let generation = shared.store.generation();
     keep.extend(kept.iter().map(|r| r.id.clone()));
@@ -143,6 +154,7 @@ pub fn reconcile(shared: &Shared) -> Recovered {
     );
     Recovered {
         records: kept,
+        stored: kept_stored,
         generation: Some(generation),
     }
 }

@@ -4,6 +4,7 @@
 //! shown by inspect and `ps`.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use moor_state::network::{NetworkRecord, DEFAULT_NETWORK};
 use moor_state::settings::{BridgeSettings, DaemonSettings, Drift};
@@ -28,7 +29,12 @@ impl Shared {
     /// The settings a container of `spec` started now runs under: the daemon's current
     /// runtime binary, run directory, state root, default log options and cgroup parent,
     /// and the default bridge it is attached to (from its endpoint).
-    pub fn current_settings(&self, spec: &ContainerSpec) -> DaemonSettings {
+    pub fn current_settings(&self, spec: &ContainerSpec) -> Arc<DaemonSettings> {
+        self.settings_pool.share(Arc::new(self.settings_now(spec)))
+    }
+
+    /// [`Shared::current_settings`], a copy of its own.
+    fn settings_now(&self, spec: &ContainerSpec) -> DaemonSettings {
         let kind = spec.runtime;
         let network = spec
             .endpoint
@@ -51,9 +57,10 @@ impl Shared {
 
     /// The settings recorded for `rec`, or the current ones for a record without them.
     pub fn recorded_settings(&self, rec: &ContainerRecord) -> DaemonSettings {
-        rec.settings
-            .clone()
-            .unwrap_or_else(|| self.current_settings(&rec.spec))
+        match &rec.settings {
+            Some(recorded) => DaemonSettings::clone(recorded),
+            None => self.settings_now(&rec.spec),
+        }
     }
 
     /// Every setting `rec` runs under that differs from what a container started now
@@ -70,7 +77,7 @@ impl Shared {
                 runtime: kind,
                 ..ContainerSpec::default()
             };
-            let off_bridge = self.current_settings(&spec);
+            let off_bridge = self.settings_now(&spec);
             let on_bridge = DaemonSettings {
                 network: bridge.clone(),
                 ..off_bridge.clone()
@@ -78,6 +85,38 @@ impl Shared {
             (off_bridge, on_bridge)
         });
         DriftBase { current }
+    }
+}
+
+/// Most upper bound of distinct settings [`SettingsPool`] keeps: one per runtime kind, on
+/// the default bridge or not, for each daemon.json in force since the start is a handful.
+const POOL_MAX: usize = 64;
+
+/// The distinct daemon settings the records hold, one allocation each: every container of
+/// a runtime kind started under the same daemon.json records equal settings (~350 bytes
+/// with their paths), and a restart decodes 10,000 copies of the same few.
+#[derive(Debug, Default)]
+pub struct SettingsPool(Mutex<Vec<Arc<DaemonSettings>>>);
+
+impl SettingsPool {
+    /// The pool's copy of `settings` when it has an equal one, else `settings` (kept for the
+    /// next while the pool has room).
+    pub fn share(&self, settings: Arc<DaemonSettings>) -> Arc<DaemonSettings> {
+        let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = pool.iter().find(|held| **held == settings) {
+            return Arc::clone(held);
+        }
+        if pool.len() < POOL_MAX {
+            pool.push(Arc::clone(&settings));
+        }
+        settings
+    }
+
+    /// `rec` with the pool's copy of its settings ([`SettingsPool::share`]).
+    pub fn share_in(&self, rec: &mut ContainerRecord) {
+        if let Some(settings) = rec.settings.take() {
+            rec.settings = Some(self.share(settings));
+        }
     }
 }
 

@@ -8,12 +8,13 @@ pub use volumes::volume_dir;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
 use futures_util::future::join_all;
-use moor_state::store::StoreError;
-use moor_state::{ContainerRecord, State};
+use moor_state::store::{StoreError, Stored};
+use moor_state::{ContainerRecord, ContainerSpec, State};
 use rand::Rng;
 use tracing::info;
 
@@ -33,23 +34,63 @@ pub struct Supervisor {
     recovered: Vec<ContainerRecord>,
     /// The last list of records and the store generation read before it: lists answer
     /// from it while no write has committed since (decoding 1,000 records costs
-    /// milliseconds of this actor's thread, which every container actor shares).
-    listed: Option<(u64, Arc<Vec<ContainerRecord>>)>,
+    /// milliseconds of this actor's thread, which every container actor shares); and the
+    /// bytes they were read from, so that the next list decodes only what changed.
+    listed: Option<(u64, Arc<Vec<ContainerRecord>>, Vec<Stored>)>,
+    /// The specs of the containers created since the last list, as their actors hold them:
+    /// the next list shares them (see [`Supervisor::share_parts`]).
+    created: Vec<(String, Arc<ContainerSpec>)>,
+    /// When the heap's freed pages go back to the kernel after lists were rebuilt.
+    trim: TrimAfterLists,
+}
+
+/// A list rebuilt over many records frees the last one's copies, and its listing's, inside
+/// the heap, where glibc's own trimming of the heap's top does not reach: 10,000 records
+/// left ~13 MB of RSS freed but kept after one write and one list (BENCHMARKS.md, "Daemon
+/// memory at 10,000"). Once lists have been rebuilt, the freed pages are returned a few
+/// seconds later (once for a burst of them: a trim walks the whole heap).
+struct TrimAfterLists {
+    /// Lists of at least this many records count.
+    at: usize,
+    /// How long after the first such rebuild the trim runs.
+    delay: Duration,
+    /// A trim is scheduled.
+    pending: bool,
+}
+
+impl Default for TrimAfterLists {
+    fn default() -> Self {
+        TrimAfterLists {
+            at: 1_000,
+            delay: Duration::from_secs(5),
+            pending: false,
+        }
+    }
 }
 
 impl Supervisor {
+    /// The same, with its trims after rebuilt lists at `at` records and `delay` (tests).
+    #[cfg(test)]
+    pub fn with_trim_after_lists(mut self, at: usize, delay: Duration) -> Self {
+        self.trim.at = at;
+        self.trim.delay = delay;
+        self
+    }
+
     /// A supervisor that starts one actor per recovered record. When they are the whole
     /// store, they are its first list too: a restart's first `GET /containers/json` does
     /// not decode every record again (~100 ms at 10,000 containers).
     pub fn new(shared: Arc<Shared>, recovered: Recovered) -> Self {
         let listed = recovered
             .generation
-            .map(|at| (at, Arc::new(recovered.records.clone())));
+            .map(|at| (at, Arc::new(recovered.records.clone()), recovered.stored));
         Supervisor {
             shared,
             containers: HashMap::new(),
             recovered: recovered.records,
             listed,
+            created: Vec::new(),
+            trim: TrimAfterLists::default(),
         }
     }
 
@@ -292,6 +333,7 @@ impl Supervisor {
                 source,
             });
         }
+        self.created.push((id.clone(), record.spec.clone()));
         let seq = match self.shared.store.create_unflushed(&record) {
             Ok(seq) => seq,
             Err(e) => {
@@ -324,22 +366,57 @@ impl Supervisor {
         // Read before the list: a write committing meanwhile moves it on, so the next
         // call lists again rather than reuse a list that may have missed that write.
         let generation = self.shared.store.generation();
-        if let Some((at, records)) = &self.listed {
-            if *at == generation {
-                return Ok(records.clone());
+        let (mut records, stored) = match &self.listed {
+            Some((at, records, _)) if *at == generation => return Ok(records.clone()),
+            Some((_, records, stored)) => self.shared.store.list_reusing(records, stored)?,
+            None => self.shared.store.list_stored()?.0,
+        };
+        self.share_parts(&mut records);
+        let records = Arc::new(records);
+        self.listed = Some((generation, records.clone(), stored));
+        Ok(records)
+    }
+
+    /// Points each freshly decoded record's spec at the one the container's actor holds
+    /// (the last list's, which a restart's list shares with the actors, or a create's
+    /// since), where the two are equal: a spec is 1,168 bytes inline and a list holds every
+    /// record, so at 10,000 containers a list of its own would be ~15 MB more. Their
+    /// settings go to the pool's copies ([`crate::daemon::settings::SettingsPool`]).
+    fn share_parts(&mut self, records: &mut [ContainerRecord]) {
+        let mut held: HashMap<&str, &Arc<ContainerSpec>> = HashMap::new();
+        if let Some((_, last, _)) = &self.listed {
+            held.extend(last.iter().map(|r| (r.id.as_str(), &r.spec)));
+        }
+        held.extend(self.created.iter().map(|(id, spec)| (id.as_str(), spec)));
+        for rec in records.iter_mut() {
+            self.shared.settings_pool.share_in(rec);
+            if let Some(spec) = held.get(rec.id.as_str()) {
+                if **spec == rec.spec {
+                    rec.spec = Arc::clone(spec);
+                }
             }
         }
-        let records = Arc::new(self.shared.store.list()?);
-        self.listed = Some((generation, records.clone()));
-        Ok(records)
+        self.created.clear();
     }
 }
 
 impl Handler<ListContainers> for Supervisor {
     type Result = Result<Arc<Vec<ContainerRecord>>, ContainerError>;
 
-    fn handle(&mut self, _: ListContainers, _: &mut Context<Self>) -> Self::Result {
-        self.list()
+    fn handle(&mut self, _: ListContainers, ctx: &mut Context<Self>) -> Self::Result {
+        let before = self.listed.as_ref().map(|(_, records, _)| records.clone());
+        let records = self.list()?;
+        let rebuilt = !before.is_some_and(|b| Arc::ptr_eq(&b, &records));
+        if rebuilt && records.len() >= self.trim.at && !self.trim.pending {
+            self.trim.pending = true;
+            ctx.run_later(self.trim.delay, |act, _| {
+                act.trim.pending = false;
+                drop(tokio::task::spawn_blocking(
+                    crate::daemon::memory::release_freed,
+                ));
+            });
+        }
+        Ok(records)
     }
 }
 

@@ -64,6 +64,14 @@ impl Daemon {
         (id, addr)
     }
 
+    async fn list(&self) -> Arc<Vec<moor_state::ContainerRecord>> {
+        self.supervisor
+            .send(ListContainers)
+            .await
+            .expect("mailbox")
+            .expect("list")
+    }
+
     async fn started(&self, name: &str) -> (String, Addr<ContainerActor>) {
         let (id, addr) = self.create(name).await;
         addr.send(StartContainer)
@@ -430,6 +438,99 @@ fn a_forced_removal_or_a_stop_racing_the_exit_is_answered() {
                 }
             ),
             "state {s:?}"
+        );
+    });
+}
+
+/// The list's records and the actors' records hold one spec each, not two, while the spec is
+/// the same; a spec that changed is listed as it is now; equal settings are held once.
+#[test]
+fn the_list_shares_each_spec_with_its_actor() {
+    System::new().block_on(async {
+        let d = daemon();
+        let (_, a) = d.create("box-a").await;
+        let (_, b) = d.started("box-b").await;
+        // Listed once before a write, and again after it (the start's commits, an update).
+        let before = d.list().await;
+        let update = moor_state::resources::ResourceUpdate {
+            memory: Some(64 << 20),
+            ..Default::default()
+        };
+        a.send(UpdateContainer(update))
+            .await
+            .expect("mailbox")
+            .expect("update");
+        let after = d.list().await;
+        assert!(!Arc::ptr_eq(&before, &after), "the update was a write");
+        for (records, addr) in [(&before, &b), (&after, &b)] {
+            let actor = addr.send(InspectContainer).await.expect("mailbox");
+            let listed = records.iter().find(|r| r.id == actor.id).expect("listed");
+            assert!(
+                Arc::ptr_eq(&listed.spec, &actor.spec),
+                "{} has its own copy of the spec in the list",
+                actor.name
+            );
+        }
+        let actor = a.send(InspectContainer).await.expect("mailbox");
+        let listed = after.iter().find(|r| r.id == actor.id).expect("listed");
+        assert_eq!(
+            (listed.spec.memory, actor.spec.memory),
+            (64 << 20, 64 << 20)
+        );
+        // Equal settings are one copy, the actors' and the list's, whichever was decoded.
+        let settings: Vec<_> = after
+            .iter()
+            .map(|r| r.settings.clone().expect("settings"))
+            .collect();
+        assert!(Arc::ptr_eq(&settings[0], &settings[1]), "{settings:?}");
+        assert!(Arc::ptr_eq(
+            &settings[0],
+            actor.settings.as_ref().expect("settings")
+        ));
+    });
+}
+
+/// A list rebuilt over many records returns the heap's freed pages once, a while after:
+/// not for a list answered from the last one, and once for a burst of rebuilds.
+#[test]
+fn rebuilt_lists_release_the_freed_heap_once_after_a_burst() {
+    System::new().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = FakeRuntime::default();
+        let shared = Arc::new(Shared::for_tests(dir.path(), Arc::new(fake.clone())));
+        let delay = Duration::from_millis(300);
+        let supervisor = Supervisor::new(shared.clone(), Default::default())
+            .with_trim_after_lists(2, delay)
+            .start();
+        let d = Daemon {
+            fake,
+            shared,
+            supervisor,
+            _dir: dir,
+        };
+        d.create("box-a").await;
+        let before = crate::daemon::memory::releases();
+        d.list().await;
+        actix_rt::time::sleep(delay * 2).await;
+        assert_eq!(
+            crate::daemon::memory::releases(),
+            before,
+            "one record: below the threshold"
+        );
+        d.create("box-b").await;
+        d.list().await;
+        d.create("box-c").await;
+        d.list().await;
+        d.list().await;
+        assert_eq!(crate::daemon::memory::releases(), before, "not yet");
+        actix_rt::time::sleep(delay * 2).await;
+        assert_eq!(crate::daemon::memory::releases(), before + 1, "once");
+        d.list().await;
+        actix_rt::time::sleep(delay * 2).await;
+        assert_eq!(
+            crate::daemon::memory::releases(),
+            before + 1,
+            "answered from the last list"
         );
     });
 }

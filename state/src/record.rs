@@ -1,6 +1,7 @@
 //! The persisted container record and the value types it is made of.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -307,8 +308,11 @@ pub struct ContainerRecord {
     pub id: String,
     /// Unique name, without Docker's leading `/`.
     pub name: String,
-    /// What the user asked for.
-    pub spec: ContainerSpec,
+    /// What the user asked for. Shared: it rarely changes after the create (a network
+    /// connect, an update: [`Arc::make_mut`]), and it is most of a record's size (1,168 of
+    /// 1,624 bytes inline), so a state change's new record, the container actor's copy and
+    /// the list's copy hold one spec (a restart with 10,000 containers: 23 MB less).
+    pub spec: Arc<ContainerSpec>,
     /// Where the container is in its life; changed only through [`crate::transition`].
     pub state: State,
     /// When it was created.
@@ -341,7 +345,7 @@ pub struct ContainerRecord {
     /// next start-up (they are what that record's container ran under, unless the options
     /// changed in the same upgrade).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<crate::settings::DaemonSettings>,
+    pub settings: Option<Arc<crate::settings::DaemonSettings>>,
 }
 
 impl ContainerRecord {
@@ -351,7 +355,7 @@ impl ContainerRecord {
             version: RECORD_VERSION,
             id,
             name,
-            spec,
+            spec: Arc::new(spec),
             state: State::Created,
             created_at,
             restart_count: 0,

@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn auto_remove_and_running_never_restart() {
         let mut r = exited(RestartPolicy::Always, 1, 0, false);
-        r.spec.auto_remove = true;
+        std::sync::Arc::make_mut(&mut r.spec).auto_remove = true;
         assert!(!should_restart(&r, Occasion::Exited));
         let mut r = exited(RestartPolicy::Always, 1, 0, false);
         r.state = State::Created;

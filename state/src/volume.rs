@@ -162,11 +162,13 @@ mod tests {
             Default::default(),
             chrono::Utc::now(),
         );
-        c.spec.mounts.push(MountSpec {
-            kind: MountKind::Volume,
-            name: "data".into(),
-            ..MountSpec::default()
-        });
+        std::sync::Arc::make_mut(&mut c.spec)
+            .mounts
+            .push(MountSpec {
+                kind: MountKind::Volume,
+                name: "data".into(),
+                ..MountSpec::default()
+            });
         let all = [c];
         assert_eq!(users(&all, "data").count(), 1);
         assert_eq!(users(&all, "other").count(), 0);

@@ -174,6 +174,48 @@ fn list_is_sorted_and_skips_unreadable_records() {
     assert_eq!(store.list_with_errors().unwrap().1.len(), 1);
 }
 
+/// A list after writes decodes only the records whose bytes changed: an unchanged record is
+/// the last list's (shown here by a marker the store does not hold), a changed, new or
+/// removed one is as the store has it, and a record marked changed is decoded again.
+#[test]
+fn a_list_reuses_the_records_whose_bytes_did_not_change() {
+    let (_dir, store) = temp_store();
+    for (n, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        store.create(&record(n, name)).unwrap();
+    }
+    let ((mut records, mut stored), bad) = store.list_stored().unwrap();
+    assert!(bad.is_empty());
+    // Markers only a reused record can carry: the store holds restart_count 0 for each.
+    for rec in records.iter_mut() {
+        rec.restart_count = 99;
+    }
+    stored[2].changed();
+    let mut changed = record(2, "b");
+    changed.manually_stopped = true;
+    store.put(&changed).unwrap();
+    store.remove(&id(1)).unwrap();
+    store.create(&record(4, "d")).unwrap();
+    let (again, bytes) = store.list_reusing(&records, &stored).unwrap();
+    let seen: Vec<(String, u32, bool)> = again
+        .iter()
+        .map(|r| (r.id.clone(), r.restart_count, r.manually_stopped))
+        .collect();
+    assert_eq!(
+        seen,
+        [(id(2), 0, true), (id(3), 0, false), (id(4), 0, false)]
+    );
+    assert_eq!(bytes.len(), again.len());
+    // What that list read is reused by the next one: nothing was written since.
+    let mut marked = again.clone();
+    marked[1].restart_count = 7;
+    let (third, _) = store.list_reusing(&marked, &bytes).unwrap();
+    assert_eq!(
+        third[1].restart_count, 7,
+        "the unchanged record was not decoded again"
+    );
+    assert_eq!(store.list().unwrap(), again);
+}
+
 /// Fills a store with a few records, each created then updated.
 fn fill(path: &Path) {
     let store = Store::open(path).unwrap();

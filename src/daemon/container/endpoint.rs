@@ -6,6 +6,8 @@
 //! deleted in its namespace on the blocking pool: a daemon that dies in between finds the
 //! record right and the reconciler's repair makes the kernel match it.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use moor_state::network::{free_slot, promote_first, Endpoint, ExtraEndpoint, MAX_SLOT};
 use moor_state::ContainerRecord;
@@ -94,7 +96,7 @@ impl ContainerActor {
     /// file when this says it changed the record).
     pub(super) fn promote_before_start(&mut self) -> Result<bool, ContainerError> {
         let mut rec = self.record.clone();
-        match promote_first(&mut rec.spec) {
+        match promote_first(Arc::make_mut(&mut rec.spec)) {
             true => self.store_record(rec).map(|()| true),
             false => Ok(false),
         }
@@ -168,12 +170,13 @@ impl Handler<Connect> for ContainerActor {
             }
         };
         let endpoint = msg.endpoint.clone();
+        let spec = Arc::make_mut(&mut rec.spec);
         if slot == 0 {
-            rec.spec.network_mode = network.clone();
-            rec.spec.endpoint = Some(msg.endpoint);
-            rec.spec.network_aliases = msg.aliases;
+            spec.network_mode = network.clone();
+            spec.endpoint = Some(msg.endpoint);
+            spec.network_aliases = msg.aliases;
         } else {
-            rec.spec.extra_endpoints.push(ExtraEndpoint {
+            spec.extra_endpoints.push(ExtraEndpoint {
                 endpoint: msg.endpoint,
                 aliases: msg.aliases,
                 slot,
@@ -219,14 +222,15 @@ impl Handler<Disconnect> for ContainerActor {
             .position(|x| x.endpoint.network_id == msg.network_id);
         let slot = match (on_first, extra) {
             (true, _) => {
-                rec.spec.endpoint = None;
-                rec.spec.network_aliases.clear();
+                let spec = Arc::make_mut(&mut rec.spec);
+                spec.endpoint = None;
+                spec.network_aliases.clear();
                 if running {
                     rec.published.clear();
                 }
                 0
             }
-            (false, Some(i)) => rec.spec.extra_endpoints.remove(i).slot,
+            (false, Some(i)) => Arc::make_mut(&mut rec.spec).extra_endpoints.remove(i).slot,
             (false, None) => {
                 return ready(Err(ContainerError::BadRequest(format!(
                     "container {} is not connected to network {}",
@@ -237,7 +241,7 @@ impl Handler<Disconnect> for ContainerActor {
         // A container that does not run starts on its next network; a running one keeps its
         // interfaces as they are until it ends.
         if !running {
-            promote_first(&mut rec.spec);
+            promote_first(Arc::make_mut(&mut rec.spec));
         }
         if let Err(e) = self.store_record(rec) {
             return ready(Err(e));

@@ -62,7 +62,7 @@ impl ContainerActor {
             "" => other.id[..12.min(other.id.len())].to_string(),
             name => name.to_string(),
         };
-        let mut joined = spec.clone();
+        let mut joined = ContainerSpec::clone(spec);
         joined.hostname = hostname.clone();
         joined.joined_network = Some(JoinedNetwork {
             netns,

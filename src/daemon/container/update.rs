@@ -4,6 +4,8 @@
 //! never claims limits the container does not have. A container that does not run takes
 //! them at its next start (its bundle is built from the recorded spec).
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use moor_state::{ContainerSpec, State};
 use tracing::{info, warn};
@@ -17,7 +19,7 @@ impl ContainerActor {
     /// waits for it: [`ContainerActor::after_durable_spec`]).
     fn record_spec(&mut self, spec: ContainerSpec) -> Result<(), ContainerError> {
         let mut rec = self.record.clone();
-        rec.spec = spec;
+        rec.spec = Arc::new(spec);
         self.commit(&rec)?;
         self.record = rec;
         Ok(())
@@ -40,7 +42,7 @@ impl Handler<UpdateContainer> for ContainerActor {
         if let Some(e) = refused {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        let before = self.record.spec.clone();
+        let before = ContainerSpec::clone(&self.record.spec);
         let after = msg.0.apply(&before);
         if let Err(e) = self.record_spec(after.clone()) {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
