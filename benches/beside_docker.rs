@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use client::Stats;
 use docker_side::Docker;
+use logs::Sink;
 use memory::Sample;
 use moor_side::Moor;
 
@@ -216,9 +217,28 @@ fn log_rows(engines: &[Engine], plan: &Plan) {
     );
     println!("| engine | round | time | MB/s | log file |\n| --- | --- | --- | --- | --- |");
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); engines.len()];
+    let mut alone = Vec::new();
     for r in 0..plan.log_rounds {
+        // The writer alone, on moor (the engine's start and its log of one line are in its
+        // time as in the others'): the pace no log path can beat.
+        let first = &engines[0];
+        let run = logs::run(
+            &first.socket(),
+            first.image(),
+            plan.log_bytes,
+            Sink::Discard,
+        );
+        let rate = run.mb_per_s(plan.log_bytes);
+        alone.push(rate);
+        println!(
+            "| the writer alone ({} to /dev/null in the container) | {} | {:.2} s | {rate:.1} | {:.1} MB |",
+            first.name(),
+            r + 1,
+            run.took.as_secs_f64(),
+            run.log_bytes as f64 / 1e6
+        );
         for e in order(engines, r) {
-            let run = logs::run(&e.socket(), e.image(), plan.log_bytes);
+            let run = logs::run(&e.socket(), e.image(), plan.log_bytes, Sink::Log);
             let rate = run.mb_per_s(plan.log_bytes);
             let i = engines.iter().position(|x| std::ptr::eq(x, e)).unwrap();
             rates[i].push(rate);
@@ -231,17 +251,26 @@ fn log_rows(engines: &[Engine], plan: &Plan) {
             );
         }
     }
+    let (lo, hi) = spread(&alone);
+    let ceiling = median(alone);
+    println!("logs, the writer alone: median {ceiling:.1} MB/s ({lo:.1}–{hi:.1})");
     for (e, r) in engines.iter().zip(rates) {
-        let (lo, hi) = (
-            r.iter().copied().fold(f64::MAX, f64::min),
-            r.iter().copied().fold(0.0, f64::max),
-        );
+        let (lo, hi) = spread(&r);
+        let rate = median(r);
         println!(
-            "logs, {}: median {:.1} MB/s ({lo:.1}–{hi:.1})",
+            "logs, {}: median {rate:.1} MB/s ({lo:.1}–{hi:.1}), {:.0} % of the writer alone",
             e.name(),
-            median(r)
+            100.0 * rate / ceiling
         );
     }
+}
+
+/// The smallest and the largest of `v`.
+fn spread(v: &[f64]) -> (f64, f64) {
+    (
+        v.iter().copied().fold(f64::MAX, f64::min),
+        v.iter().copied().fold(0.0, f64::max),
+    )
 }
 
 /// Brings every engine to `n` running containers (`ids` holds those it has).

@@ -1,7 +1,9 @@
 //! json-file log throughput: one container writing `bytes` of 100-byte lines to stdout, then
 //! an end marker; timed from the start request until the marker is in the log file (read
 //! from the file's tail, so the time covers the engine's whole log path, not only the
-//! container's run).
+//! container's run). The baseline is the same container with the lines sent to `/dev/null`
+//! inside it (only the marker reaches the log): the pace of the writer itself, the most
+//! any engine's log path can reach.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -17,9 +19,23 @@ const _: () = assert!(LINE.len() == 99);
 /// The container's last line, looked for in the log file's tail.
 const END: &str = "moor-bench-log-end";
 
-/// The create body of a container writing `bytes` bytes to stdout, then [`END`].
-pub fn body(image: &str, bytes: u64) -> String {
-    let script = format!("/bin/busybox yes '{LINE}' | /bin/busybox head -c {bytes}; echo {END}");
+/// Where the writer's lines go.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Sink {
+    /// To stdout: the engine's log path.
+    Log,
+    /// To `/dev/null` inside the container: the writer's own pace (the baseline).
+    Discard,
+}
+
+/// The create body of a container writing `bytes` bytes to `sink`, then [`END`] to stdout.
+pub fn body(image: &str, bytes: u64, sink: Sink) -> String {
+    let to = match sink {
+        Sink::Log => "",
+        Sink::Discard => " > /dev/null",
+    };
+    let script =
+        format!("/bin/busybox yes '{LINE}' | /bin/busybox head -c {bytes}{to}; echo {END}");
     serde_json::json!({
         "Image": image,
         "Cmd": ["/bin/sh", "-c", script],
@@ -44,10 +60,10 @@ impl LogRun {
 }
 
 /// Creates, starts and times one writer on the API at `sock`, then removes it.
-pub fn run(sock: &Path, image: &str, bytes: u64) -> LogRun {
+pub fn run(sock: &Path, image: &str, bytes: u64, sink: Sink) -> LogRun {
     let mut conn = Conn::open(sock).expect("connect");
     let a = conn
-        .call("POST", "/containers/create", &body(image, bytes))
+        .call("POST", "/containers/create", &body(image, bytes, sink))
         .expect("create");
     assert_eq!(
         a.status,
