@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use client::Stats;
 use docker_side::Docker;
-use logs::Sink;
+use logs::{Sink, Writer};
 use memory::Sample;
 use moor_side::Moor;
 
@@ -208,57 +208,68 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The log rows: every engine's MB/s per round, then the medians.
-fn log_rows(engines: &[Engine], plan: &Plan) {
+/// The log rows, for each writer: its pace alone and every engine's MB/s per round, then
+/// the medians.
+fn log_rows(engines: &[Engine], plan: &Plan, tmp: &std::path::Path) {
     let mb = plan.log_bytes / 1_000_000;
-    println!(
-        "\njson-file logs, {mb} MB of 100-byte lines to stdout (load average {})",
-        common::load_average()
-    );
+    let file = tmp.join("lines");
+    logs::lines_file(&file, plan.log_bytes);
+    for writer in [Writer::Yes, Writer::Cat(file.clone())] {
+        println!(
+            "\njson-file logs, {mb} MB of 100-byte lines to stdout, written by `{}` (load average {})",
+            writer.name(),
+            common::load_average()
+        );
+        log_rows_of(engines, plan, &writer);
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+fn log_rows_of(engines: &[Engine], plan: &Plan, writer: &Writer) {
     println!("| engine | round | time | MB/s | log file |\n| --- | --- | --- | --- | --- |");
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); engines.len()];
     let mut alone = Vec::new();
+    let row = |what: &str, r: usize, run: &logs::LogRun, rate: f64| {
+        println!(
+            "| {what} | {} | {:.2} s | {rate:.1} | {:.1} MB |",
+            r + 1,
+            run.took.as_secs_f64(),
+            run.log_bytes as f64 / 1e6
+        )
+    };
     for r in 0..plan.log_rounds {
         // The writer alone, on moor (the engine's start and its log of one line are in its
         // time as in the others'): the pace no log path can beat.
         let first = &engines[0];
-        let run = logs::run(
-            &first.socket(),
-            first.image(),
-            plan.log_bytes,
-            Sink::Discard,
-        );
+        let sock = first.socket();
+        let run = logs::run(&sock, first.image(), plan.log_bytes, writer, Sink::Discard);
         let rate = run.mb_per_s(plan.log_bytes);
         alone.push(rate);
-        println!(
-            "| the writer alone ({} to /dev/null in the container) | {} | {:.2} s | {rate:.1} | {:.1} MB |",
-            first.name(),
-            r + 1,
-            run.took.as_secs_f64(),
-            run.log_bytes as f64 / 1e6
+        let what = format!(
+            "the writer alone (to /dev/null in a {} container)",
+            first.name()
         );
+        row(&what, r, &run, rate);
         for e in order(engines, r) {
-            let run = logs::run(&e.socket(), e.image(), plan.log_bytes, Sink::Log);
+            let run = logs::run(&e.socket(), e.image(), plan.log_bytes, writer, Sink::Log);
             let rate = run.mb_per_s(plan.log_bytes);
             let i = engines.iter().position(|x| std::ptr::eq(x, e)).unwrap();
             rates[i].push(rate);
-            println!(
-                "| {} | {} | {:.2} s | {rate:.1} | {:.1} MB |",
-                e.name(),
-                r + 1,
-                run.took.as_secs_f64(),
-                run.log_bytes as f64 / 1e6
-            );
+            row(e.name(), r, &run, rate);
         }
     }
     let (lo, hi) = spread(&alone);
     let ceiling = median(alone);
-    println!("logs, the writer alone: median {ceiling:.1} MB/s ({lo:.1}–{hi:.1})");
+    println!(
+        "logs, {}, the writer alone: median {ceiling:.1} MB/s ({lo:.1}–{hi:.1})",
+        writer.name()
+    );
     for (e, r) in engines.iter().zip(rates) {
         let (lo, hi) = spread(&r);
         let rate = median(r);
         println!(
-            "logs, {}: median {rate:.1} MB/s ({lo:.1}–{hi:.1}), {:.0} % of the writer alone",
+            "logs, {}, {}: median {rate:.1} MB/s ({lo:.1}–{hi:.1}), {:.0} % of the writer alone",
+            writer.name(),
             e.name(),
             100.0 * rate / ceiling
         );
@@ -407,7 +418,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         common::load_average()
     );
-    log_rows(&engines, &plan);
+    log_rows(&engines, &plan, tmp.path());
     let mut ids = vec![Vec::new(); engines.len()];
     memory_rows(&engines, &mut ids, &plan);
     grow(&engines, &mut ids, plan.containers);

@@ -210,6 +210,20 @@ fn cpu_secs(pid: u32) -> f64 {
     (field(14) + field(15)) / 100.0
 }
 
+/// The daemon's usage `SETTLE` after a list, labelled `what`: a daemon returns the heap
+/// its rebuilt lists freed a few seconds after them (`TrimAfterLists`, 5 s).
+fn settled(pid: u32, what: &str) -> String {
+    std::thread::sleep(SETTLE);
+    let (rss, fds, threads) = usage(pid);
+    format!(
+        "{what}, {} s after a list: RSS {rss:.1} MiB, {fds} fds, {threads} threads",
+        SETTLE.as_secs()
+    )
+}
+
+/// See [`settled`].
+const SETTLE: Duration = Duration::from_secs(6);
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -288,6 +302,7 @@ fn run(n: usize, rounds: usize, tmp: &Path, shm: &Path) {
     assert_eq!(running_listed(&sock), Some(n), "{n} running");
     let (rss, fds, threads) = usage(full.pid());
     println!("daemon, {n} running: RSS {rss:.1} MiB (idle {rss0:.1}), {fds} fds (idle {fds0}), {threads} threads");
+    println!("{}", settled(full.pid(), &format!("daemon, {n} running")));
 
     let (mut base_ping, mut ping, mut listed, mut rec) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
@@ -316,6 +331,10 @@ fn run(n: usize, rounds: usize, tmp: &Path, shm: &Path) {
         "daemon CPU in the 5 s after the last restart's list: {:.2} s",
         cpu_secs(full.pid()) - cpu0
     );
+    let (rss, fds, threads) = usage(full.pid());
+    println!(
+        "daemon 5 s after the last restart's list: RSS {rss:.1} MiB, {fds} fds, {threads} threads"
+    );
     let list = latencies(&sock, 20, |_| "/containers/json".into());
     let inspect = latencies(&sock, 500, |i| {
         format!("/containers/{}/json", ids[(i * 7919) % n])
@@ -335,6 +354,7 @@ fn run(n: usize, rounds: usize, tmp: &Path, shm: &Path) {
     let (rss, fds, threads) = usage(full.pid());
     println!("daemon after removing all: RSS {rss:.1} MiB, {fds} fds, {threads} threads");
     assert_eq!(running_listed(&sock), Some(0), "none left");
+    println!("{}", settled(full.pid(), "daemon after removing all"));
 }
 
 fn main() {

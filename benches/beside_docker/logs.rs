@@ -1,12 +1,14 @@
 //! json-file log throughput: one container writing `bytes` of 100-byte lines to stdout, then
 //! an end marker; timed from the start request until the marker is in the log file (read
 //! from the file's tail, so the time covers the engine's whole log path, not only the
-//! container's run). The baseline is the same container with the lines sent to `/dev/null`
-//! inside it (only the marker reaches the log): the pace of the writer itself, the most
-//! any engine's log path can reach.
+//! container's run). Two writers: `yes | head -c` (a pipeline of small writes, as programs
+//! log) and `cat` of a file of those lines bind-mounted from the host (64 KiB writes: the log
+//! path's own capacity). The baseline of each is the same container with the lines sent to
+//! `/dev/null` inside it (only the marker reaches the log): the pace of the writer itself,
+//! the most any engine's log path can reach.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::client::Conn;
@@ -28,18 +30,66 @@ pub enum Sink {
     Discard,
 }
 
-/// The create body of a container writing `bytes` bytes to `sink`, then [`END`] to stdout.
-pub fn body(image: &str, bytes: u64, sink: Sink) -> String {
+/// What writes the lines.
+#[derive(Clone)]
+pub enum Writer {
+    /// `busybox yes LINE | busybox head -c BYTES`.
+    Yes,
+    /// `busybox cat` of this host file (made by [`lines_file`]), bind-mounted read-only.
+    Cat(PathBuf),
+}
+
+/// Where [`Writer::Cat`]'s file is in the container.
+const LINES_IN_CONTAINER: &str = "/moor-bench-lines";
+
+impl Writer {
+    /// What the table calls it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Writer::Yes => "yes | head -c",
+            Writer::Cat(_) => "cat FILE",
+        }
+    }
+}
+
+/// Writes `bytes` bytes of [`LINE`]s to `path` (for [`Writer::Cat`]).
+pub fn lines_file(path: &Path, bytes: u64) {
+    let line = format!("{LINE}\n");
+    let block = line.repeat(64 * 1024 / line.len());
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(path).expect("create the lines file"));
+    let mut left = bytes as usize;
+    while left > 0 {
+        let n = left.min(block.len());
+        f.write_all(&block.as_bytes()[..n])
+            .expect("write the lines file");
+        left -= n;
+    }
+    f.flush().expect("write the lines file");
+}
+
+/// The create body of a container whose `writer` writes `bytes` bytes to `sink`, then
+/// [`END`] to stdout.
+pub fn body(image: &str, bytes: u64, writer: &Writer, sink: Sink) -> String {
     let to = match sink {
         Sink::Log => "",
         Sink::Discard => " > /dev/null",
     };
-    let script =
-        format!("/bin/busybox yes '{LINE}' | /bin/busybox head -c {bytes}{to}; echo {END}");
+    let (write, binds) = match writer {
+        Writer::Yes => (
+            format!("/bin/busybox yes '{LINE}' | /bin/busybox head -c {bytes}"),
+            vec![],
+        ),
+        Writer::Cat(file) => (
+            format!("/bin/busybox cat {LINES_IN_CONTAINER}"),
+            vec![format!("{}:{LINES_IN_CONTAINER}:ro", file.display())],
+        ),
+    };
+    let script = format!("{write}{to}; echo {END}");
     serde_json::json!({
         "Image": image,
         "Cmd": ["/bin/sh", "-c", script],
-        "HostConfig": {"NetworkMode": "none"},
+        "HostConfig": {"NetworkMode": "none", "Binds": binds},
     })
     .to_string()
 }
@@ -60,10 +110,14 @@ impl LogRun {
 }
 
 /// Creates, starts and times one writer on the API at `sock`, then removes it.
-pub fn run(sock: &Path, image: &str, bytes: u64, sink: Sink) -> LogRun {
+pub fn run(sock: &Path, image: &str, bytes: u64, writer: &Writer, sink: Sink) -> LogRun {
     let mut conn = Conn::open(sock).expect("connect");
     let a = conn
-        .call("POST", "/containers/create", &body(image, bytes, sink))
+        .call(
+            "POST",
+            "/containers/create",
+            &body(image, bytes, writer, sink),
+        )
         .expect("create");
     assert_eq!(
         a.status,

@@ -406,8 +406,14 @@ impl Handler<ListContainers> for Supervisor {
     fn handle(&mut self, _: ListContainers, ctx: &mut Context<Self>) -> Self::Result {
         let before = self.listed.as_ref().map(|(_, records, _)| records.clone());
         let records = self.list()?;
-        let rebuilt = !before.is_some_and(|b| Arc::ptr_eq(&b, &records));
-        if rebuilt && records.len() >= self.trim.at && !self.trim.pending {
+        // The last list's size counts too: removing every container frees its list.
+        let freed = match &before {
+            Some(b) if Arc::ptr_eq(b, &records) => None,
+            Some(b) => Some(b.len().max(records.len())),
+            None => Some(records.len()),
+        };
+        drop(before);
+        if freed.is_some_and(|n| n >= self.trim.at) && !self.trim.pending {
             self.trim.pending = true;
             ctx.run_later(self.trim.delay, |act, _| {
                 act.trim.pending = false;

@@ -532,5 +532,25 @@ fn rebuilt_lists_release_the_freed_heap_once_after_a_burst() {
             before + 1,
             "answered from the last list"
         );
+        // Removing them all frees the last list: its size counts, not the new one's.
+        for name in ["box-a", "box-b", "box-c"] {
+            let (_, addr) = d
+                .supervisor
+                .send(ResolveContainer(name.into()))
+                .await
+                .expect("mailbox")
+                .expect("resolve");
+            addr.send(RemoveContainer { force: true })
+                .await
+                .expect("mailbox")
+                .expect("remove");
+        }
+        assert!(d.list().await.is_empty());
+        actix_rt::time::sleep(delay * 2).await;
+        assert_eq!(
+            crate::daemon::memory::releases(),
+            before + 2,
+            "after the removals"
+        );
     });
 }
