@@ -75,13 +75,6 @@ struct Plan {
     docker: bool,
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 impl Plan {
     fn from_args() -> Plan {
         let docker = dockerd::wanted();
@@ -116,11 +109,11 @@ impl Plan {
         );
         Plan {
             containers,
-            clients: env_number("LOAD_CLIENTS", 50).max(2),
-            secs: env_number("LOAD_SECS", 10) as f64,
-            rounds: env_number("BESIDE_ROUNDS", 2).max(1),
-            log_bytes: env_number("LOG_MB", 200) as u64 * 1_000_000,
-            log_rounds: env_number("LOG_ROUNDS", 2).max(1),
+            clients: common::env_number("LOAD_CLIENTS", 50).max(2),
+            secs: common::env_number("LOAD_SECS", 10) as f64,
+            rounds: common::env_number("BESIDE_ROUNDS", 2).max(1),
+            log_bytes: common::env_number("LOG_MB", 200) as u64 * 1_000_000,
+            log_rounds: common::env_number("LOG_ROUNDS", 2).max(1),
             mem_at: [lo, hi],
             docker,
         }

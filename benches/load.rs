@@ -26,11 +26,10 @@ mod common;
 #[path = "load/read.rs"]
 mod read;
 
-use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use client::Conn;
+use common::DaemonGuard;
 use read::{populate, read_phase};
 
 /// What one run does.
@@ -49,13 +48,6 @@ struct Plan {
     churn_rounds: usize,
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 impl Plan {
     fn from_args() -> Plan {
         let Some(containers) = common::count("load", 1000) else {
@@ -71,93 +63,30 @@ impl Plan {
         };
         Plan {
             containers,
-            clients: env_number("LOAD_CLIENTS", 50).max(2),
-            secs: env_number("LOAD_SECS", 10) as f64,
+            clients: common::env_number("LOAD_CLIENTS", 50).max(2),
+            secs: common::env_number("LOAD_SECS", 10) as f64,
             churn_clients: 20,
-            churn_total: env_number("LOAD_CHURN", 500),
-            churn_rounds: env_number("LOAD_CHURN_ROUNDS", 1).max(1),
+            churn_total: common::env_number("LOAD_CHURN", 500),
+            churn_rounds: common::env_number("LOAD_CHURN_ROUNDS", 1).max(1),
         }
     }
 }
 
-/// The daemon; on every path out (panics included) it is killed and reaped, and the
-/// containers and shims its run dir records are killed by pid.
-struct DaemonGuard {
-    /// The daemon process.
-    child: Child,
-    /// The bench's temp dir.
-    base: PathBuf,
-}
-
-impl DaemonGuard {
-    fn start(base: &Path) -> DaemonGuard {
-        let child = common::spawn_daemon(base, &base.join("run"), "{}", &[]);
-        let guard = DaemonGuard {
-            child,
-            base: base.into(),
-        };
-        let up = common::wait_ready(
-            &guard.socket(),
-            Duration::from_secs(30),
-            Duration::from_millis(2),
-        );
-        assert!(up, "daemon never ready");
-        guard
-    }
-
-    fn socket(&self) -> PathBuf {
-        common::socket(&self.base)
-    }
-
-    /// The daemon's memory now.
-    fn mem(&self) -> Mem {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        };
-        Mem {
-            rss: field("VmRSS"),
-            anon: field("RssAnon"),
-            threads: field("Threads"),
-        }
-    }
-
-    /// The (shim, process) pids of every container the run dir records.
-    fn pids(&self) -> Vec<i32> {
-        let Ok(entries) = std::fs::read_dir(self.base.join("run/containers")) else {
-            return Vec::new();
-        };
-        let mut pids = Vec::new();
-        for e in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path().join("started.json")) else {
-                continue;
-            };
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            for who in ["process", "shim"] {
-                if let Some(pid) = v[who]["pid"].as_i64() {
-                    pids.push(pid as i32);
-                }
-            }
-        }
-        pids
-    }
-}
-
-impl Drop for DaemonGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for pid in self.pids() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+/// The daemon's memory now.
+fn mem(daemon: &DaemonGuard) -> Mem {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", daemon.child.id())).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    Mem {
+        rss: field("VmRSS"),
+        anon: field("RssAnon"),
+        threads: field("Threads"),
     }
 }
 
@@ -190,19 +119,19 @@ fn main() {
     let tmp = common::temp_dir();
     let daemon = DaemonGuard::start(tmp.path());
     let sock = daemon.socket();
-    let rss_idle = daemon.mem();
+    let rss_idle = mem(&daemon);
 
     let t0 = Instant::now();
     let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
     let ids = populate(&sock, plan.containers, 8, body);
     let populate_took = t0.elapsed();
-    let rss_full = daemon.mem();
+    let rss_full = mem(&daemon);
 
     let half = plan.clients / 2;
     let [mut list_only, _] = read_phase(&sock, &ids, plan.clients, 0, plan.secs);
     let [mut mixed_list, mut mixed_inspect] =
         read_phase(&sock, &ids, half, plan.clients - half, plan.secs);
-    let rss_read = daemon.mem();
+    let rss_read = mem(&daemon);
 
     let mut ops = churn::Ops::default();
     let mut removed = Vec::new();
@@ -211,7 +140,7 @@ fn main() {
         let (o, r) = churn::run(&sock, round, plan.churn_clients, plan.churn_total);
         ops.merge(o);
         removed.extend(r);
-        rss_churn.push(daemon.mem());
+        rss_churn.push(mem(&daemon));
     }
     let mut broken = churn::check_invariants(&sock, &removed);
     let listed = Conn::open(&sock)

@@ -50,36 +50,6 @@ fn kill9(mut c: Child) {
     let _ = c.wait();
 }
 
-fn id_of(answer: &str) -> String {
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(body).expect("create answer");
-    match v["Id"].as_str() {
-        Some(id) => id.to_string(),
-        None => panic!("create failed: {answer}"),
-    }
-}
-
-/// Kills every container and shim the run dir records, by pid (bench clean-up).
-fn kill_all(d: &Dirs) {
-    let Ok(entries) = std::fs::read_dir(d.base.join("run/containers")) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(e.path().join("started.json")) else {
-            continue;
-        };
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        for who in ["process", "shim"] {
-            if let Some(pid) = v[who]["pid"].as_i64() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -111,7 +81,8 @@ fn main() {
     let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
     let t0 = Instant::now();
     for _ in 0..n {
-        let id = id_of(&request(&full.socket(), "POST", "/containers/create", body).unwrap());
+        let id =
+            common::id_of(&request(&full.socket(), "POST", "/containers/create", body).unwrap());
         request(
             &full.socket(),
             "POST",
@@ -131,7 +102,7 @@ fn main() {
         assert_eq!(listed, n, "every container is running again");
         kill9(c);
     }
-    kill_all(&full);
+    common::kill_recorded(&full.base.join("run"));
 
     let b = median(base);
     let r = median(restore);

@@ -97,15 +97,6 @@ impl Drop for Bench {
     }
 }
 
-fn id_of(answer: &str) -> String {
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(body).expect("create answer");
-    match v["Id"].as_str() {
-        Some(id) => id.to_string(),
-        None => panic!("create failed: {answer}"),
-    }
-}
-
 /// moor's container: busybox `sleep`.
 const MOOR_BODY: &str = r#"{"Image":"bb","Cmd":["sleep","100000"]}"#;
 /// Docker's: the same image and command, `--network none`.
@@ -121,7 +112,8 @@ fn start_containers(sock: &Path, body: &str, n: usize) -> Duration {
             let count = n / CREATORS + usize::from(k < n % CREATORS);
             s.spawn(move || {
                 for _ in 0..count {
-                    let id = id_of(&request(sock, "POST", "/containers/create", body).unwrap());
+                    let id =
+                        common::id_of(&request(sock, "POST", "/containers/create", body).unwrap());
                     let answer = request(sock, "POST", &format!("/containers/{id}/start"), "")
                         .expect("start answer");
                     assert!(status_is(&answer, "204"), "start: {answer}");
@@ -414,10 +406,7 @@ fn main() {
         println!("restore_runc: skipped: {reason}");
         return;
     }
-    let rounds: usize = std::env::var("RESTORE_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = common::env_number("RESTORE_ROUNDS", 3);
     let tmp = common::temp_dir();
     let run_tmp = tempfile::Builder::new()
         .prefix("moor-bench-run-")

@@ -71,27 +71,6 @@ impl Daemon {
         }
     }
 
-    /// Kills every container and shim the run dir records, by pid.
-    fn kill_containers(&self) {
-        let Ok(entries) = std::fs::read_dir(self.run_dir.join("containers")) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path().join("started.json")) else {
-                continue;
-            };
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            for who in ["process", "shim"] {
-                if let Some(pid) = v[who]["pid"].as_i64() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
-    }
-
     /// Spawn to `/_ping` answering, and spawn to `n` listed running.
     fn restart(&mut self, n: usize) -> (Duration, Duration) {
         let sock = self.socket();
@@ -117,7 +96,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
-        self.kill_containers();
+        common::kill_recorded(&self.run_dir);
     }
 }
 
@@ -130,15 +109,6 @@ fn status_is(answer: &str, code: &str) -> bool {
 fn running_listed(sock: &Path) -> Option<usize> {
     let answer = request(sock, "GET", "/containers/json", "")?;
     status_is(&answer, "200").then(|| answer.matches(r#""State":"running""#).count())
-}
-
-fn id_of(answer: &str) -> String {
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(body).expect("create answer");
-    match v["Id"].as_str() {
-        Some(id) => id.to_string(),
-        None => panic!("create failed: {answer}"),
-    }
 }
 
 /// Runs `op` on every item, `CLIENTS` threads at once; the wall time.
@@ -162,7 +132,7 @@ fn create_all(sock: &Path, n: usize) -> (Vec<String>, Duration) {
     fan_out(&slots, |_| {
         let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
         let answer = request(sock, "POST", "/containers/create", body).expect("create answer");
-        ids.lock().unwrap().push(id_of(&answer));
+        ids.lock().unwrap().push(common::id_of(&answer));
     });
     (ids.into_inner().unwrap(), t0.elapsed())
 }
@@ -369,10 +339,7 @@ fn main() {
     if counts.is_empty() {
         counts = vec![first, 3000, 10000];
     }
-    let rounds = std::env::var("SCALE_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = common::env_number("SCALE_ROUNDS", 3);
     let tmp = common::temp_dir();
     let shm = tempfile::Builder::new()
         .prefix("moor-bench-scale-")

@@ -5,74 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Duration;
-
-/// The daemon; on every path out (panics included) it is killed and reaped, and the
-/// containers and shims its run dir records are killed by pid.
-struct DaemonGuard {
-    /// The daemon process.
-    child: Child,
-    /// The bench's temp dir.
-    base: PathBuf,
-}
-
-impl DaemonGuard {
-    fn start(base: &Path) -> DaemonGuard {
-        let child = common::spawn_daemon(base, &base.join("run"), "{}", &[]);
-        let guard = DaemonGuard {
-            child,
-            base: base.into(),
-        };
-        let up = common::wait_ready(
-            &common::socket(base),
-            Duration::from_secs(30),
-            Duration::from_millis(2),
-        );
-        assert!(up, "daemon never ready");
-        guard
-    }
-
-    fn request(&self, method: &str, path: &str, body: &str) -> Option<String> {
-        common::request(&common::socket(&self.base), method, path, body)
-    }
-
-    /// The (shim, process) pids of every container the run dir records.
-    fn pids(&self) -> Vec<(i32, i32)> {
-        let Ok(entries) = std::fs::read_dir(self.base.join("run/containers")) else {
-            return Vec::new();
-        };
-        let mut pids = Vec::new();
-        for e in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path().join("started.json")) else {
-                continue;
-            };
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            if let (Some(shim), Some(process)) =
-                (v["shim"]["pid"].as_i64(), v["process"]["pid"].as_i64())
-            {
-                pids.push((shim as i32, process as i32));
-            }
-        }
-        pids
-    }
-}
-
-impl Drop for DaemonGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for (shim, process) in self.pids() {
-            for pid in [process, shim] {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-}
 
 /// A `Key:   N kB` field of a /proc file, in KiB.
 fn kib(path: &str, key: &str) -> u64 {
@@ -102,7 +35,7 @@ fn main() {
         return;
     };
     let tmp = common::temp_dir();
-    let d = DaemonGuard::start(tmp.path());
+    let d = common::DaemonGuard::start(tmp.path());
     let body = r#"{"Image":"host","Cmd":["sleep","100000"]}"#;
     for _ in 0..n {
         let answer = d
@@ -123,7 +56,7 @@ fn main() {
     }
     // Idle: let the shims settle in their main loop.
     std::thread::sleep(Duration::from_millis(500));
-    let pids = d.pids();
+    let pids = d.runs();
     assert_eq!(pids.len(), n, "every shim recorded");
     let (mut rss, mut pss) = (0, 0);
     for (shim, _) in &pids {

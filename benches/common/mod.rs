@@ -187,3 +187,114 @@ pub fn load_average() -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Each container a run dir records (`containers/*/started.json`): its (shim, process) pids.
+#[allow(dead_code)]
+pub fn recorded_runs(run_dir: &Path) -> Vec<(i32, i32)> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("containers")) else {
+        return Vec::new();
+    };
+    let mut runs = Vec::new();
+    for e in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("started.json")) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if let (Some(shim), Some(process)) =
+            (v["shim"]["pid"].as_i64(), v["process"]["pid"].as_i64())
+        {
+            runs.push((shim as i32, process as i32));
+        }
+    }
+    runs
+}
+
+/// SIGKILLs every container process, then its shim, that `run_dir` records: a bench's
+/// clean-up, by pid (never by name).
+#[allow(dead_code)]
+pub fn kill_recorded(run_dir: &Path) {
+    for (shim, process) in recorded_runs(run_dir) {
+        for pid in [process, shim] {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// A daemon on `base` (run dir `base/run`, an empty daemon.json); on every path out
+/// (panics included) it is killed and reaped, and the containers and shims its run dir
+/// records are killed by pid.
+#[allow(dead_code)]
+pub struct DaemonGuard {
+    /// The daemon process.
+    pub child: Child,
+    /// The bench's temp dir.
+    pub base: std::path::PathBuf,
+}
+
+#[allow(dead_code)]
+impl DaemonGuard {
+    /// Starts it and waits (up to 30 s) for its `/_ping`.
+    pub fn start(base: &Path) -> DaemonGuard {
+        let child = spawn_daemon(base, &base.join("run"), "{}", &[]);
+        let guard = DaemonGuard {
+            child,
+            base: base.into(),
+        };
+        let up = wait_ready(
+            &guard.socket(),
+            Duration::from_secs(30),
+            Duration::from_millis(2),
+        );
+        assert!(up, "daemon never ready");
+        guard
+    }
+
+    /// Its API socket.
+    pub fn socket(&self) -> std::path::PathBuf {
+        socket(&self.base)
+    }
+
+    /// One HTTP/1.0 request on its socket ([`request`]).
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Option<String> {
+        request(&self.socket(), method, path, body)
+    }
+
+    /// The (shim, process) pids of every container its run dir records.
+    pub fn runs(&self) -> Vec<(i32, i32)> {
+        recorded_runs(&self.base.join("run"))
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        // Our own child, not reaped yet: its pid names no other process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        kill_recorded(&self.base.join("run"));
+    }
+}
+
+/// The number in the environment variable `name`, or `default` when it is unset or not a
+/// number.
+#[allow(dead_code)]
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `Id` of a create's whole HTTP answer ([`request`]); panics with the answer when it
+/// has none.
+#[allow(dead_code)]
+pub fn id_of(answer: &str) -> String {
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).expect("create answer");
+    match v["Id"].as_str() {
+        Some(id) => id.to_string(),
+        None => panic!("create failed: {answer}"),
+    }
+}
