@@ -38,8 +38,9 @@ pub struct Supervisor {
     /// bytes they were read from, so that the next list decodes only what changed.
     listed: Option<(u64, Arc<Vec<ContainerRecord>>, Vec<Stored>)>,
     /// The specs of the containers created since the last list, as their actors hold them:
-    /// the next list shares them (see [`Supervisor::share_parts`]).
-    created: Vec<(String, Arc<ContainerSpec>)>,
+    /// the next list shares them (see [`Supervisor::share_parts`]). A removal drops its
+    /// own, so a daemon that is never asked for a list holds none of the removed.
+    created: HashMap<String, Arc<ContainerSpec>>,
     /// When the heap's freed pages go back to the kernel after lists were rebuilt.
     trim: TrimAfterLists,
 }
@@ -89,7 +90,7 @@ impl Supervisor {
             containers: HashMap::new(),
             recovered: recovered.records,
             listed,
-            created: Vec::new(),
+            created: HashMap::new(),
             trim: TrimAfterLists::default(),
         }
     }
@@ -333,7 +334,7 @@ impl Supervisor {
                 source,
             });
         }
-        self.created.push((id.clone(), record.spec.clone()));
+        self.created.insert(id.clone(), record.spec.clone());
         let seq = match self.shared.store.create_unflushed(&record) {
             Ok(seq) => seq,
             Err(e) => {
@@ -443,7 +444,23 @@ impl Handler<ContainerRemoved> for Supervisor {
 
     fn handle(&mut self, msg: ContainerRemoved, _: &mut Context<Self>) {
         self.containers.remove(&msg.id);
+        self.created.remove(&msg.id);
         self.remove_anonymous(msg.volumes);
+    }
+}
+
+/// How many created containers' specs the Supervisor holds for its next list (tests).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct HeldSpecs;
+
+#[cfg(test)]
+impl Handler<HeldSpecs> for Supervisor {
+    type Result = usize;
+
+    fn handle(&mut self, _: HeldSpecs, _: &mut Context<Self>) -> usize {
+        self.created.len()
     }
 }
 

@@ -490,6 +490,40 @@ fn the_list_shares_each_spec_with_its_actor() {
     });
 }
 
+/// The specs kept for the next list go with their containers: a daemon never asked for a
+/// list does not keep one per container it ever created.
+#[test]
+fn a_removed_container_leaves_no_spec_held_for_the_next_list() {
+    System::new().block_on(async {
+        let d = daemon();
+        let held = || async {
+            d.supervisor
+                .send(super::supervisor::HeldSpecs)
+                .await
+                .expect("mailbox")
+        };
+        let (_, a) = d.create("box-a").await;
+        d.create("box-b").await;
+        assert_eq!(held().await, 2);
+        a.send(RemoveContainer { force: true })
+            .await
+            .expect("mailbox")
+            .expect("remove");
+        // The removal's notice reaches the Supervisor after the answer.
+        let t0 = Instant::now();
+        while held().await != 1 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "still held: {}",
+                held().await
+            );
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        d.list().await;
+        assert_eq!(held().await, 0, "the list took the rest");
+    });
+}
+
 /// A list rebuilt over many records returns the heap's freed pages once, a while after:
 /// not for a list answered from the last one, and once for a burst of rebuilds.
 #[test]
