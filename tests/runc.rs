@@ -309,8 +309,29 @@ fn reconciler_weighs_runc_state() {
     d.cli_ok(&["stop", "-t", "1", &ids[0]]);
     assert_eq!(d.inspect_field(&ids[0], "{{.State.Status}}"), "exited");
     d.cli_ok(&["rm", &ids[0], &ids[1], &ids[2]]);
+    // runc's state of b and c was gone, so `runc delete` could not remove their cgroups:
+    // the daemon's release does (the removal's clean-up runs after the answer).
+    let clean = || ids[..3].iter().all(|id| cgroups_of(id).is_empty());
+    assert!(
+        wait_for(Duration::from_secs(10), clean),
+        "cgroups left: {:?}",
+        ids[..3].iter().map(|id| cgroups_of(id)).collect::<Vec<_>>()
+    );
     assert!(kill_if_same(orphan.0, orphan.1, Signal::SIGKILL) && gone(orphan));
     remove_cgroups(&ids[3]);
+}
+
+/// The container's cgroup directories that exist (every v1 hierarchy and the unified one).
+fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup")])
+        .map(|h| h.join("moor").join(id))
+        .filter(|d| d.is_dir())
+        .collect()
 }
 
 /// Removes a container's cgroups that runc can no longer delete (its state is gone).

@@ -88,7 +88,7 @@ impl Shared {
     }
 }
 
-/// Most upper bound of distinct settings [`SettingsPool`] keeps: one per runtime kind, on
+/// At most this many distinct settings are kept by [`SettingsPool`]: one per runtime kind, on
 /// the default bridge or not, for each daemon.json in force since the start is a handful.
 const POOL_MAX: usize = 64;
 

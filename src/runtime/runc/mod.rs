@@ -102,6 +102,36 @@ pub fn cgroups_path(id: &str) -> String {
     format!("{CGROUP_PARENT}/{id}")
 }
 
+/// Where the cgroup file systems are mounted.
+const CGROUPFS: &str = "/sys/fs/cgroup";
+
+/// Removes the container's cgroups that are left empty: those of every cgroup v1 hierarchy
+/// under `root` and the unified one. `runc delete` removes them, unless runc's state of the
+/// container is gone (deleted by hand, or a tmpfs run directory lost): then nothing else
+/// would. A cgroup with a process in it is never removed (the kernel refuses: EBUSY), so an
+/// orphan's stays.
+pub fn remove_empty_cgroups(root: &Path, id: &str) {
+    let rel = cgroups_path(id);
+    let rel = rel.trim_start_matches('/');
+    let hierarchies = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .chain([root.to_path_buf()]);
+    for dir in hierarchies.map(|h| h.join(rel)) {
+        match std::fs::remove_dir(&dir) {
+            Err(e)
+                if e.kind() != io::ErrorKind::NotFound
+                    && e.raw_os_error() != Some(libc::ENOTDIR) =>
+            {
+                tracing::debug!(container_id = %&id[..12.min(id.len())], path = %dir.display(), error = %e, "cgroup left")
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The container's memory cgroup directory: cgroup v1's memory controller if mounted,
 /// else the unified hierarchy.
 pub fn memory_cgroup(id: &str) -> PathBuf {
@@ -272,6 +302,7 @@ pub fn release(runc: Option<&Runc>, layout: &Layout, id: &str) {
             tracing::warn!(container_id = %short, error = %e, "runc delete failed");
         }
     }
+    remove_empty_cgroups(Path::new(CGROUPFS), id);
     if let Err(e) = overlay::unmount(&bundle_dir(layout, id).join("rootfs")) {
         tracing::warn!(container_id = %short, error = %e, "unmount failed");
     }
@@ -315,6 +346,25 @@ pub fn remove(runc: Option<&Runc>, layout: &Layout, id: &str) -> Result<(), Setu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_containers_empty_cgroups_are_removed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let id = "c".repeat(64);
+        let at = |h: &str| root.path().join(h).join("moor").join(&id);
+        let (empty, busy, other) = (at("pids"), at("memory"), root.path().join("cpu/moor/other"));
+        for dir in [&empty, &busy, &other, &at("")] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        // A cgroup with a process in it cannot be removed; a directory that is not empty
+        // stands for it here.
+        std::fs::write(busy.join("tasks"), "1").expect("write");
+        std::fs::write(root.path().join("a-file"), "").expect("write");
+        remove_empty_cgroups(root.path(), &id);
+        assert!(!empty.exists() && !at("").exists(), "the empty ones go");
+        assert!(busy.exists(), "one in use stays");
+        assert!(other.exists(), "another container's stays");
+    }
 
     #[test]
     fn paths_are_under_moor() {
