@@ -384,13 +384,20 @@ impl Supervisor {
     /// record, so at 10,000 containers a list of its own would be ~15 MB more. Their
     /// settings go to the pool's copies ([`crate::daemon::settings::SettingsPool`]).
     fn share_parts(&mut self, records: &mut [ContainerRecord]) {
-        let mut held: HashMap<&str, &Arc<ContainerSpec>> = HashMap::new();
-        if let Some((_, last, _)) = &self.listed {
-            held.extend(last.iter().map(|r| (r.id.as_str(), &r.spec)));
-        }
-        held.extend(self.created.iter().map(|(id, spec)| (id.as_str(), spec)));
+        let mut held: Option<HashMap<&str, &Arc<ContainerSpec>>> = None;
         for rec in records.iter_mut() {
+            // A record reused from the last list shares its spec with that list already:
+            // only a freshly decoded one holds the sole reference.
+            if Arc::strong_count(&rec.spec) > 1 {
+                continue;
+            }
             self.shared.settings_pool.share_in(rec);
+            let held = held.get_or_insert_with(|| {
+                let last = self.listed.iter().flat_map(|(_, last, _)| last.iter());
+                last.map(|r| (r.id.as_str(), &r.spec))
+                    .chain(self.created.iter().map(|(id, spec)| (id.as_str(), spec)))
+                    .collect()
+            });
             if let Some(spec) = held.get(rec.id.as_str()) {
                 if **spec == rec.spec {
                     rec.spec = Arc::clone(spec);
