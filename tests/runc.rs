@@ -336,17 +336,9 @@ fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
 
 /// Removes a container's cgroups that runc can no longer delete (its state is gone).
 fn remove_cgroups(id: &str) {
-    for entry in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let dir = entry.path().join("moor").join(id);
-        if dir.is_dir() {
-            let _ = std::fs::remove_dir(&dir);
-        }
+    for dir in cgroups_of(id) {
+        let _ = std::fs::remove_dir(&dir);
     }
-    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup/moor").join(id));
 }
 
 #[test]
